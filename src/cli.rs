@@ -1,0 +1,62 @@
+//! Command-line arguments, parsed into plain data. The work is done in
+//! [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::finding::Severity;
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "groupwarden", version, about = "Governance rules over the Microsoft 365 groups activity report")]
+pub struct Cli {
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, global = true, env = "GROUPWARDEN_LOG", default_value = "info")]
+    pub log_level: String,
+    /// Log lines for people (`text`) or for log shippers (`json`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the rules over a groups activity report and print the findings.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The report CSV, or `-` for standard input.
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Folder of `*.rhai` rules [default: `rules.dir` from the config, else ./rules].
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Configuration file [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format [default: table on a terminal, else by --output's extension, else jsonl].
+    #[arg(long, short, value_enum)]
+    pub format: Option<Format>,
+    /// Write findings to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Exit with status 1 when a finding of this severity or higher exists.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<Severity>,
+    /// Stop at the first row that cannot be read.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads for rule evaluation [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}

@@ -1,0 +1,105 @@
+//! One module per command: turn parsed arguments into the objects that do
+//! the work, run them, and say how it went.
+
+pub mod scan;
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rhai::Engine;
+
+use crate::cli::{Cli, Command};
+use crate::config::{ConfigError, LoadedConfig};
+use crate::engine::rule::{RuleError, RuleSet};
+use crate::engine::sandbox::build_engine;
+use crate::output::Format;
+use crate::scan::ScanError;
+
+/// How a successful command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Clean,
+    /// Exit 1: findings at or above `--fail-on`, or failed rule tests.
+    Failing,
+}
+
+/// A command that could not do its job (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("{path}: {error}")]
+    File { path: PathBuf, error: io::Error },
+    #[error("writing output: {0}")]
+    Output(#[from] io::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Output to a closed pipe (`groupwarden scan … | head`) is not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Output(e) => e.kind() == io::ErrorKind::BrokenPipe,
+            Error::Scan(ScanError::Sink(message)) => message.contains("Broken pipe"),
+            _ => false,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    match cli.command {
+        Command::Scan(args) => scan::run(args),
+    }
+}
+
+/// The sandboxed engine and the rules of `dir_flag`, else the config's
+/// `rules.dir`, else `./rules`.
+pub fn load_rules(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(Engine, RuleSet), Error> {
+    let config = &loaded.config.rules;
+    let dir = match (dir_flag, &config.dir) {
+        (Some(dir), _) => dir.to_owned(),
+        (None, Some(dir)) => loaded.resolve(dir),
+        (None, None) => PathBuf::from("rules"),
+    };
+    let engine = build_engine(&config.limits());
+    let rules = RuleSet::load(&engine, &dir, config)?;
+    Ok((engine, rules))
+}
+
+/// A report from a path, or standard input for `-`.
+pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> {
+    if path == Path::new("-") {
+        return Ok((Box::new(io::stdin()), "<stdin>".to_owned()));
+    }
+    let file = File::open(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+    Ok((Box::new(file), path.display().to_string()))
+}
+
+/// The output stream and its format: the flag, else by the file's
+/// extension, else `table` on a terminal and `jsonl` elsewhere.
+pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<dyn Write>, Format), Error> {
+    match path {
+        Some(path) => {
+            let file = File::create(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+            let by_extension = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => Format::Json,
+                Some("csv") => Format::Csv,
+                Some("txt") => Format::Table,
+                _ => Format::Jsonl,
+            };
+            Ok((Box::new(file), format.unwrap_or(by_extension)))
+        }
+        None => {
+            let stdout = io::stdout();
+            let default = if stdout.is_terminal() { Format::Table } else { Format::Jsonl };
+            Ok((Box::new(stdout), format.unwrap_or(default)))
+        }
+    }
+}

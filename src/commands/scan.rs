@@ -1,0 +1,116 @@
+//! `groupwarden scan`: report in, findings out, summary on stderr.
+
+use std::io::Write;
+
+use crate::cli::ScanArgs;
+use crate::config::LoadedConfig;
+use crate::engine::finding::Severity;
+use crate::report::reader::ReportReader;
+use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
+
+use super::{Error, Outcome, load_rules, open_input, open_output};
+
+/// Row errors and rule failures shown before the rest are only counted.
+const ROW_ERRORS_SHOWN: u64 = 100;
+const RULE_ERRORS_SHOWN_PER_RULE: u64 = 10;
+
+pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
+    let loaded = LoadedConfig::load(args.config.as_deref())?;
+    let (engine, rules) = load_rules(args.rules.as_deref(), &loaded)?;
+    let (input, source_name) = open_input(&args.input)?;
+    let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
+    let (out, format) = open_output(args.output.as_deref(), args.format)?;
+    let mut writer = crate::output::writer(format, out);
+    let options = ScanOptions { threads: args.threads.unwrap_or_else(default_threads).max(1), strict: args.strict };
+
+    let mut worst: Option<Severity> = None;
+    let mut shown = ErrorDisplay::default();
+    let summary = scan(reader, &engine, &rules, &options, &mut |event| {
+        match event {
+            ScanEvent::Row(outcome) => {
+                for finding in &outcome.findings {
+                    worst = worst.max(Some(finding.severity));
+                    writer.write(finding).map_err(|e| e.to_string())?;
+                }
+                for failure in &outcome.failures {
+                    shown.rule_failure(failure);
+                }
+            }
+            ScanEvent::RowError(error) => shown.row_error(&source_name, error),
+        }
+        Ok(())
+    })?;
+    writer.finish(&summary)?;
+    print_summary(&summary, &mut std::io::stderr().lock())?;
+
+    let failing = args.fail_on.is_some_and(|threshold| worst.is_some_and(|w| w >= threshold));
+    Ok(if failing { Outcome::Failing } else { Outcome::Clean })
+}
+
+/// Shows the first errors in full and counts the rest, so a broken
+/// report cannot flood the terminal.
+#[derive(Default)]
+struct ErrorDisplay {
+    row_errors: u64,
+    rule_errors: std::collections::HashMap<std::sync::Arc<str>, u64>,
+}
+
+impl ErrorDisplay {
+    fn row_error(&mut self, source: &str, error: &crate::report::row::RowError) {
+        self.row_errors += 1;
+        if self.row_errors <= ROW_ERRORS_SHOWN {
+            tracing::warn!("{source}, {error}; row skipped");
+        } else if self.row_errors == ROW_ERRORS_SHOWN + 1 {
+            tracing::warn!("{source}: more row errors; only their count is shown in the summary");
+        }
+    }
+
+    fn rule_failure(&mut self, failure: &crate::engine::eval::RuleFailure) {
+        let count = self.rule_errors.entry(failure.rule.clone()).or_default();
+        *count += 1;
+        if *count <= RULE_ERRORS_SHOWN_PER_RULE {
+            tracing::warn!("{failure}");
+        } else if *count == RULE_ERRORS_SHOWN_PER_RULE + 1 {
+            tracing::warn!("rule `{}` failed on more rows; only the count is shown in the summary", failure.rule);
+        }
+    }
+}
+
+/// Advice for a report whose names are concealed.
+pub const CONCEALED_ADVICE: &str = "the report conceals user, group and site names (names are 32-character hashes, group ids all zeros): \
+findings are keyed by the hashed names and cannot name the groups. To see real names, a Global Administrator turns off \
+\"Display concealed user, group, and site names in all reports\" in the Microsoft 365 admin center under \
+Settings > Org settings > Services > Reports.";
+
+/// The human summary on stderr.
+pub fn print_summary(summary: &ScanSummary, out: &mut dyn Write) -> std::io::Result<()> {
+    if summary.stats.concealed > 0 {
+        tracing::warn!(rows = summary.stats.concealed, "{CONCEALED_ADVICE}");
+    }
+    let refresh = summary.stats.refresh_date().map(|d| format!(", refreshed {d}")).unwrap_or_default();
+    let period = summary.stats.period.map(|p| format!(", period {p} days")).unwrap_or_default();
+    writeln!(
+        out,
+        "scanned {}{refresh}{period}: {} rows read, {} row errors, {} findings, {} rule errors in {:.2}s",
+        summary.source,
+        summary.rows_read(),
+        summary.row_errors,
+        summary.findings,
+        summary.rule_errors,
+        summary.elapsed.as_secs_f64()
+    )?;
+    let width = summary.per_rule.iter().map(|(id, _)| id.len()).max().unwrap_or(4).max(4);
+    writeln!(out, "  {:width$}  {:>8}  {:>6}", "rule", "findings", "errors")?;
+    for (id, counts) in &summary.per_rule {
+        writeln!(out, "  {:width$}  {:>8}  {:>6}", id, counts.findings, counts.errors)?;
+    }
+    tracing::debug!(
+        rows = summary.rows_read(),
+        row_errors = summary.row_errors,
+        findings = summary.findings,
+        rule_errors = summary.rule_errors,
+        elapsed_ms = summary.elapsed.as_millis() as u64,
+        "scan finished"
+    );
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The configuration file (`groupwarden.toml`): TOML in, validated
+//! settings out.
+//!
+//! Each section's type lives with the component it configures (the
+//! `[rules]` section in `engine::config`, …); this module only assembles
+//! them and reports errors with the file, line and column. Unknown keys are
+//! errors, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::engine::config::RulesConfig;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Which rules run and their parameters.
+    #[serde(default)]
+    pub rules: RulesConfig,
+}
+
+/// The configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Clone, Debug, Default)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The file, if one was read; relative paths in it are relative to
+    /// its folder.
+    pub path: Option<PathBuf>,
+}
+
+/// The file read when `--config` is not given and it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "groupwarden.toml";
+
+impl LoadedConfig {
+    /// Reads `path`, or `./groupwarden.toml` if it exists, or defaults.
+    pub fn load(path: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+        let path = match path {
+            Some(path) => path.to_owned(),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
+            None => return Ok(LoadedConfig::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Io { path: path.clone(), error })?;
+        let config = parse(&text).map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
+        Ok(LoadedConfig { config, path: Some(path) })
+    }
+
+    /// A path from the config, made relative to the config file's folder.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        match self.path.as_deref().and_then(Path::parent) {
+            Some(folder) if relative.is_relative() => folder.join(relative),
+            _ => relative.to_owned(),
+        }
+    }
+}
+
+/// Parses configuration text; the error names line and column.
+pub fn parse(text: &str) -> Result<Config, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_with_line_and_column() {
+        let err = parse("[rules]\ndir = \"r\"\ndisabeld = [\"x\"]\n").unwrap_err();
+        assert!(err.contains("line 3, column 1"), "{err}");
+        assert!(err.contains("unknown field `disabeld`"), "{err}");
+    }
+
+    #[test]
+    fn rule_parameters_parse() {
+        let config = parse("[rules.params.inactive-groups]\ndays = 60\n").unwrap();
+        assert_eq!(config.rules.params["inactive-groups"]["days"].as_integer(), Some(60));
+    }
+}

@@ -1,0 +1,55 @@
+//! The `[rules]` section of the configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Which rules run and with which parameters.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Folder of `*.rhai` rules. Default: `./rules`. `--rules` overrides it.
+    pub dir: Option<PathBuf>,
+    /// Rule ids that do not run.
+    #[serde(default)]
+    pub disabled: Vec<String>,
+    /// Parameter overrides per rule id: `[rules.params.inactive-groups] days = 60`.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Table>,
+    /// Rhai operations one rule may spend on one row before it is stopped
+    /// (default 100000, a few milliseconds).
+    pub max_operations: Option<u64>,
+}
+
+/// The limits of the rule sandbox.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_operations: 100_000,
+            max_call_levels: 32,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+        }
+    }
+}
+
+impl RulesConfig {
+    pub fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(max) = self.max_operations {
+            limits.max_operations = max;
+        }
+        limits
+    }
+}

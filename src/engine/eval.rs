@@ -1,0 +1,235 @@
+//! Running the rules over rows.
+//!
+//! One [`Evaluator`] per worker thread: it owns a reused scope and a
+//! reused row buffer, so evaluating a row allocates only for what the
+//! rules return.
+
+use std::sync::Arc;
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
+
+use super::diagnostics::Diagnostic;
+use super::finding::{Evidence, EvidenceMap, Finding, Severity, finding_key};
+use super::rule::{Rule, kind_name};
+use super::sandbox::column_value;
+use crate::report::header::Col;
+use crate::report::row::{Row, RowData};
+
+/// A rule that failed on one row. The scan goes on.
+#[derive(Clone, Debug)]
+pub struct RuleFailure {
+    pub rule: Arc<str>,
+    /// The report line of the row; `None` for a tenant-level failure.
+    pub line: Option<u64>,
+    pub group: Option<String>,
+    pub diagnostic: Diagnostic,
+}
+
+impl std::fmt::Display for RuleFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rule `{}` failed", self.rule)?;
+        if let Some(line) = self.line {
+            write!(f, " on report line {line}")?;
+        }
+        if let Some(group) = &self.group {
+            write!(f, " (group \"{group}\")")?;
+        }
+        write!(f, ": {}", self.diagnostic.short())
+    }
+}
+
+/// What the rules made of one row.
+#[derive(Clone, Debug, Default)]
+pub struct RowOutcome {
+    pub line: u64,
+    /// The group's key part (`id` or `name:…`), for the state store.
+    pub group_key: String,
+    pub findings: Vec<Finding>,
+    /// Rules that errored on this row: they neither fired nor cleared.
+    pub failures: Vec<RuleFailure>,
+}
+
+/// Evaluates the enabled rules against rows.
+pub struct Evaluator<'a> {
+    engine: &'a Engine,
+    rules: Vec<&'a Rule>,
+    scope: Scope<'static>,
+    row: Arc<RowData>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(engine: &'a Engine, rules: impl IntoIterator<Item = &'a Rule>, empty_row: RowData) -> Evaluator<'a> {
+        let rules = rules.into_iter().filter(|r| r.check_arity.is_some()).collect();
+        Evaluator { engine, rules, scope: Scope::new(), row: Arc::new(empty_row) }
+    }
+
+    /// The row buffer to fill before [`Evaluator::evaluate`]. Scripts may
+    /// still hold the previous row (a finding's evidence can); then a new
+    /// buffer is made.
+    pub fn row_mut(&mut self) -> &mut RowData {
+        if Arc::get_mut(&mut self.row).is_none() {
+            self.row = Arc::new((*self.row).clone());
+        }
+        Arc::get_mut(&mut self.row).expect("row buffer was just made unique")
+    }
+
+    /// Runs every rule on the row in the buffer.
+    pub fn evaluate(&mut self, outcome: &mut RowOutcome) {
+        let data = Arc::clone(&self.row);
+        outcome.line = data.line;
+        outcome.group_key = data.group_key();
+        outcome.findings.clear();
+        outcome.failures.clear();
+        let row = Dynamic::from(Row(Arc::clone(&data)));
+        for rule in &self.rules {
+            let result = match rule.check_arity {
+                Some(1) => self.engine.call_fn_with_options::<Dynamic>(call_options(), &mut self.scope, &rule.ast, "check", (row.clone(),)),
+                _ => self.engine.call_fn_with_options::<Dynamic>(
+                    call_options(),
+                    &mut self.scope,
+                    &rule.ast,
+                    "check",
+                    (row.clone(), Dynamic::from(rule.params.clone())),
+                ),
+            };
+            let converted = result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e)).and_then(|value| {
+                let start = outcome.findings.len();
+                collect_findings(rule, &data, value, &mut outcome.findings)
+                    .inspect_err(|_| outcome.findings.truncate(start))
+                    .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
+            });
+            if let Err(diagnostic) = converted {
+                outcome.failures.push(RuleFailure {
+                    rule: rule.id.clone(),
+                    line: Some(data.line),
+                    group: data.text(Col::GroupDisplayName).map(|n| n.into_owned()),
+                    diagnostic,
+                });
+            }
+        }
+    }
+}
+
+/// Calls run the function only, not the script's top level again.
+fn call_options() -> CallFnOptions<'static> {
+    CallFnOptions::new().eval_ast(false).rewind_scope(true)
+}
+
+/// Turns what `check` returned into findings.
+///
+/// - `()` or `false`: nothing found;
+/// - `true`: one finding with the rule's title as message;
+/// - a string: one finding with that message;
+/// - a map `#{ message, severity?, evidence?, id? }`: one finding;
+/// - an array of the above: several findings (each needs its own `id`,
+///   or they are numbered).
+fn collect_findings(rule: &Rule, row: &RowData, value: Dynamic, out: &mut Vec<Finding>) -> Result<(), String> {
+    if value.is_array() {
+        let items = value.into_array().unwrap_or_default();
+        for (index, item) in items.into_iter().enumerate() {
+            if let Some(finding) = one_finding(rule, row, item, index)? {
+                out.push(finding);
+            }
+        }
+        return Ok(());
+    }
+    if let Some(finding) = one_finding(rule, row, value, 0)? {
+        out.push(finding);
+    }
+    Ok(())
+}
+
+fn one_finding(rule: &Rule, row: &RowData, value: Dynamic, index: usize) -> Result<Option<Finding>, String> {
+    let mut severity = rule.severity;
+    let mut evidence = EvidenceMap::default();
+    let mut id_suffix = (index > 0).then(|| format!("#{}", index + 1));
+    let message = if value.is_unit() || value.as_bool() == Ok(false) {
+        return Ok(None);
+    } else if value.as_bool() == Ok(true) {
+        rule.title.clone()
+    } else if value.is_string() {
+        value.into_string().unwrap_or_default()
+    } else if value.is_map() {
+        let map = value.cast::<Map>();
+        let mut message = None;
+        for (name, field) in map {
+            match name.as_str() {
+                "message" => message = Some(field.into_string().map_err(|t| format!("a finding's `message` must be a string, found {t}"))?),
+                "severity" => {
+                    let text = field.into_string().map_err(|t| format!("a finding's `severity` must be a string, found {t}"))?;
+                    severity = text.parse::<Severity>()?;
+                }
+                "id" => id_suffix = Some(field.to_string()),
+                "evidence" => {
+                    let map = field.try_cast::<Map>().ok_or("a finding's `evidence` must be a map")?;
+                    for (name, item) in map {
+                        evidence.set(name.as_str().into(), to_evidence(&item));
+                    }
+                }
+                other => return Err(format!("a finding has no field `{other}` (use message, severity, evidence, id)")),
+            }
+        }
+        message.ok_or("a finding map needs a `message`")?
+    } else {
+        return Err(format!("`check` returned {}; expected (), a bool, a string, a finding map or an array of them", kind_name(&value)));
+    };
+    let mut all_evidence = EvidenceMap::default();
+    for field in &rule.evidence_fields {
+        all_evidence.0.push(((*field).into(), row_evidence(row, field)));
+    }
+    for (name, value) in evidence.0 {
+        all_evidence.set(name, value);
+    }
+    let mut key = finding_key(&rule.id, &row.group_key());
+    if let Some(suffix) = id_suffix {
+        key.push('#');
+        key.push_str(suffix.trim_start_matches('#'));
+    }
+    Ok(Some(Finding {
+        rule: rule.id.clone(),
+        severity,
+        key,
+        group_id: row.real_group_id().map(|id| id.into_owned()),
+        group_name: row.text(Col::GroupDisplayName).map(|n| n.into_owned()),
+        owner: row.text(Col::OwnerPrincipalName).map(|o| o.into_owned()),
+        message,
+        line: Some(row.line),
+        evidence: all_evidence,
+    }))
+}
+
+/// A row property as evidence.
+fn row_evidence(row: &RowData, field: &str) -> Evidence {
+    match field {
+        "days_since_activity" => row.days_since_activity().map_or(Evidence::Null, Evidence::Int),
+        "total_storage_bytes" => row.total_storage_bytes().map_or(Evidence::Null, Evidence::Int),
+        "is_concealed" => Evidence::Bool(row.is_concealed()),
+        _ => match Col::ALL.iter().find(|c| c.spec().field == field) {
+            Some(&col) => to_evidence(&column_value(row, col)),
+            None => Evidence::Null,
+        },
+    }
+}
+
+/// A script value as evidence.
+pub fn to_evidence(value: &Dynamic) -> Evidence {
+    if value.is_unit() {
+        Evidence::Null
+    } else if let Ok(b) = value.as_bool() {
+        Evidence::Bool(b)
+    } else if let Ok(i) = value.as_int() {
+        Evidence::Int(i)
+    } else if let Ok(f) = value.as_float() {
+        Evidence::Float(f)
+    } else {
+        Evidence::Text(value.to_string())
+    }
+}
+
+/// Rhai's error for a runaway script, for callers that count limits.
+pub fn is_limit_error(error: &EvalAltResult) -> bool {
+    matches!(
+        error.unwrap_inner(),
+        EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorStackOverflow(_) | EvalAltResult::ErrorDataTooLarge(..)
+    )
+}

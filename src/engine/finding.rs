@@ -1,0 +1,151 @@
+//! What rules report.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+
+/// How much a finding matters, least first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| format!("unknown severity `{text}`; expected one of info, low, medium, high, critical"))
+    }
+}
+
+/// A value a finding carries as evidence.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Evidence {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Evidence::Null => f.write_str("unknown"),
+            Evidence::Bool(b) => write!(f, "{b}"),
+            Evidence::Int(i) => write!(f, "{i}"),
+            Evidence::Float(x) => write!(f, "{x}"),
+            Evidence::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// Named evidence values, in the order the rule gave them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EvidenceMap(pub Vec<(Arc<str>, Evidence)>);
+
+impl EvidenceMap {
+    /// Sets `name`, replacing an earlier value of the same name.
+    pub fn set(&mut self, name: Arc<str>, value: Evidence) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `name=value, …` for one-line displays.
+    pub fn to_line(&self) -> String {
+        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Serialize for EvidenceMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(&**name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// One thing a rule found about one group (or, for tenant rules, the
+/// whole tenant).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule: Arc<str>,
+    pub severity: Severity,
+    /// Stable across scans: `rule:group-id`, `rule:name:group-name` where
+    /// the id is missing or concealed, or the rule id alone for tenant
+    /// findings. Never contains the message.
+    pub key: String,
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+    pub owner: Option<String>,
+    pub message: String,
+    /// The report line of the group's row; `None` for tenant findings.
+    pub line: Option<u64>,
+    pub evidence: EvidenceMap,
+}
+
+/// The stable key of a finding.
+pub fn finding_key(rule: &str, group_key: &str) -> String {
+    format!("{rule}:{group_key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_order_and_parse() {
+        assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Info);
+        assert_eq!("HIGH".parse::<Severity>(), Ok(Severity::High));
+        assert!("urgent".parse::<Severity>().unwrap_err().contains("expected one of"));
+    }
+
+    #[test]
+    fn evidence_serialises_as_an_ordered_object() {
+        let mut evidence = EvidenceMap::default();
+        evidence.set("b".into(), Evidence::Int(2));
+        evidence.set("a".into(), Evidence::Null);
+        evidence.set("b".into(), Evidence::Text("x".into()));
+        assert_eq!(serde_json::to_string(&evidence).unwrap(), r#"{"b":"x","a":null}"#);
+    }
+}

@@ -1,0 +1,22 @@
+//! Rules: loading, the sandbox, what scripts see, evaluation.
+//!
+//! A rule is one `*.rhai` file. Its top level declares metadata as
+//! constants (`ID`, `TITLE`, `SEVERITY`, `DESCRIPTION`, `PARAMS`) and runs
+//! once, at load time; its `check(row, params)` function runs for every row
+//! and returns what it found ([`finding`] says what a return value may be).
+//! A rule may also define `tenant(summary, params)`, run once after the last
+//! row over a summary of the whole report ([`tenant`]).
+//!
+//! [`sandbox`] builds the one [`rhai::Engine`] every rule runs in: no file
+//! or network access, no `eval`, no `import`, bounded operations, depth and
+//! sizes. [`rule`] compiles each file once into a [`rule::Rule`];
+//! [`eval::Evaluator`] runs all rules over one row with a reused scope, one
+//! evaluator per worker thread. [`diagnostics`] turns Rhai's errors into
+//! messages with the file, line, column and a caret.
+
+pub mod config;
+pub mod diagnostics;
+pub mod eval;
+pub mod finding;
+pub mod rule;
+pub mod sandbox;

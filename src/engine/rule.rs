@@ -1,0 +1,489 @@
+//! Loading rule files: compile once, read metadata, merge parameters.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{AST, Dynamic, Engine, ImmutableString, Map, Scope};
+
+use super::config::RulesConfig;
+use super::diagnostics::{Diagnostic, did_you_mean};
+use super::finding::Severity;
+use super::sandbox::row_property_names;
+
+/// A rule's parameters as scripts see them: read-only (`params.days`).
+#[derive(Clone, Debug)]
+pub struct Params(pub Arc<Map>);
+
+/// One compiled rule.
+#[derive(Clone)]
+pub struct Rule {
+    pub id: Arc<str>,
+    pub title: String,
+    pub severity: Severity,
+    pub description: String,
+    pub path: PathBuf,
+    pub source: Arc<str>,
+    /// `PARAMS` as the rule declares them.
+    pub defaults: Map,
+    /// The parameters in force: defaults with the config's overrides.
+    pub params: Params,
+    /// Names of parameters the config overrode.
+    pub overridden: Vec<String>,
+    pub ast: Arc<AST>,
+    /// Arity of `check` (1: `check(row)`, 2: `check(row, params)`), if defined.
+    pub check_arity: Option<usize>,
+    /// Arity of `tenant`, if defined.
+    pub tenant_arity: Option<usize>,
+    /// Row properties the rule reads, shown as evidence with its findings.
+    pub evidence_fields: Vec<&'static str>,
+    pub enabled: bool,
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule").field("id", &self.id).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Loading the rules failed; nothing was scanned.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("cannot read rules from {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("no rules (*.rhai) in {0}")]
+    NoRules(PathBuf),
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n\n"))]
+    Compile(Vec<Diagnostic>),
+    #[error("config key `{key}`: {message}")]
+    Config { key: String, message: String },
+}
+
+/// The rules of one folder.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    /// All rules, sorted by id; disabled ones have `enabled == false`.
+    pub rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Compiles every `*.rhai` file in `dir`. All compile errors are
+    /// collected before failing, so one run shows them all.
+    pub fn load(engine: &Engine, dir: &Path, config: &RulesConfig) -> Result<RuleSet, RuleError> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|error| RuleError::Io { path: dir.to_owned(), error })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(RuleError::NoRules(dir.to_owned()));
+        }
+        let mut rules = Vec::new();
+        let mut diagnostics = Vec::new();
+        for path in paths {
+            let source = std::fs::read_to_string(&path).map_err(|error| RuleError::Io { path: path.clone(), error })?;
+            match compile_rule(engine, &path, &source) {
+                Ok(rule) => rules.push(rule),
+                Err(mut errors) => diagnostics.append(&mut errors),
+            }
+        }
+        if !diagnostics.is_empty() {
+            return Err(RuleError::Compile(diagnostics));
+        }
+        Self::from_rules(rules, config)
+    }
+
+    /// Applies the config (disabled rules, parameter overrides) to
+    /// compiled rules.
+    pub fn from_rules(mut rules: Vec<Rule>, config: &RulesConfig) -> Result<RuleSet, RuleError> {
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        if let Some(pair) = rules.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(RuleError::Compile(vec![Diagnostic::at(
+                &pair[1].path,
+                "",
+                0,
+                0,
+                format!("rule id `{}` is also used by {}", pair[1].id, pair[0].path.display()),
+            )]));
+        }
+        let ids: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
+        let unknown_rule = |key: String, id: &str| RuleError::Config {
+            message: format!(
+                "no rule `{id}` in the rules folder{}",
+                did_you_mean(id, ids.iter().map(String::as_str)).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default()
+            ),
+            key,
+        };
+        for (index, id) in config.disabled.iter().enumerate() {
+            let rule = rules.iter_mut().find(|r| &*r.id == id).ok_or_else(|| unknown_rule(format!("rules.disabled[{index}]"), id))?;
+            rule.enabled = false;
+        }
+        for (id, overrides) in &config.params {
+            let rule = rules.iter_mut().find(|r| &*r.id == id).ok_or_else(|| unknown_rule(format!("rules.params.{id}"), id))?;
+            rule.apply_overrides(overrides)?;
+        }
+        Ok(RuleSet { rules })
+    }
+
+    /// The rules that run.
+    pub fn enabled(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.enabled)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| &*r.id == id)
+    }
+}
+
+impl Rule {
+    /// Replaces defaults with config values, checking names and types.
+    pub fn apply_overrides(&mut self, overrides: &toml::Table) -> Result<(), RuleError> {
+        let mut params = (*self.params.0).clone();
+        for (name, value) in overrides {
+            let key = format!("rules.params.{}.{name}", self.id);
+            let Some(default) = self.defaults.get(name.as_str()) else {
+                let known: Vec<&str> = self.defaults.keys().map(|k| k.as_str()).collect();
+                let hint = did_you_mean(name, known.iter().copied()).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+                let list = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+                return Err(RuleError::Config { key, message: format!("rule `{}` has no parameter `{name}` (it has: {list}){hint}", self.id) });
+            };
+            let value = toml_to_dynamic(value);
+            if !same_kind(default, &value) {
+                return Err(RuleError::Config {
+                    key,
+                    message: format!("expected {} like the default `{default}`, found {}", kind_name(default), kind_name(&value)),
+                });
+            }
+            params.insert(name.as_str().into(), value);
+            self.overridden.push(name.clone());
+        }
+        self.params = Params(Arc::new(params));
+        Ok(())
+    }
+}
+
+/// The type of a value in the words of the docs.
+pub fn kind_name(value: &Dynamic) -> &'static str {
+    if value.is_unit() {
+        "()"
+    } else if value.is_int() {
+        "int"
+    } else if value.is_float() {
+        "float"
+    } else if value.is_bool() {
+        "bool"
+    } else if value.is_string() {
+        "string"
+    } else if value.is_array() {
+        "array"
+    } else if value.is_map() {
+        "map"
+    } else {
+        "value"
+    }
+}
+
+fn same_kind(default: &Dynamic, value: &Dynamic) -> bool {
+    default.is_unit() || default.type_id() == value.type_id() || (default.is_float() && value.is_int())
+}
+
+/// Converts a TOML value to what a script sees.
+pub fn toml_to_dynamic(value: &toml::Value) -> Dynamic {
+    match value {
+        toml::Value::String(s) => s.clone().into(),
+        toml::Value::Integer(i) => Dynamic::from_int(*i),
+        toml::Value::Float(f) => Dynamic::from_float(*f),
+        toml::Value::Boolean(b) => Dynamic::from_bool(*b),
+        toml::Value::Datetime(d) => d.to_string().into(),
+        toml::Value::Array(items) => Dynamic::from_array(items.iter().map(toml_to_dynamic).collect()),
+        toml::Value::Table(table) => {
+            Dynamic::from_map(table.iter().map(|(k, v)| (k.as_str().into(), toml_to_dynamic(v))).collect())
+        }
+    }
+}
+
+/// Compiles one rule file and reads its metadata by running its top level
+/// once in the sandbox.
+pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, Vec<Diagnostic>> {
+    let mut ast = engine.compile(source).map_err(|e| vec![Diagnostic::from_parse(path, source, &e)])?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    ast.set_source(path.display().to_string());
+
+    let mut scope = Scope::new();
+    engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| vec![Diagnostic::from_eval(path, source, &e)])?;
+
+    let mut errors = Vec::new();
+    let meta_error = |name: &str, message: String| {
+        let (line, column) = find_declaration(source, name);
+        Diagnostic::at(path, source, line, column, message)
+    };
+    let text = |name: &str, errors: &mut Vec<Diagnostic>| -> Option<String> {
+        let value = scope.get(name)?;
+        match value.clone().into_immutable_string() {
+            Ok(s) => Some(s.to_string()),
+            Err(found) => {
+                errors.push(meta_error(name, format!("`{name}` must be a string, found {found}")));
+                None
+            }
+        }
+    };
+    let id = text("ID", &mut errors).unwrap_or(stem);
+    let title = text("TITLE", &mut errors).unwrap_or_else(|| id.clone());
+    let description = text("DESCRIPTION", &mut errors).unwrap_or_default();
+    let severity = match text("SEVERITY", &mut errors) {
+        Some(s) => s.parse().unwrap_or_else(|message| {
+            errors.push(meta_error("SEVERITY", message));
+            Severity::Medium
+        }),
+        None => Severity::Medium,
+    };
+    let defaults = match scope.get("PARAMS") {
+        None => Map::new(),
+        Some(value) => value.clone().try_cast::<Map>().unwrap_or_else(|| {
+            errors.push(meta_error("PARAMS", format!("`PARAMS` must be a map like #{{ days: 90 }}, found {}", value.type_name())));
+            Map::new()
+        }),
+    };
+    if !valid_id(&id) {
+        errors.push(meta_error("ID", format!("rule id `{id}` may use only letters, digits, `-` and `_`")));
+    }
+
+    let arity = |name: &str| ast.iter_functions().find(|f| f.name == name).map(|f| f.params.len());
+    let check_arity = arity("check");
+    let tenant_arity = arity("tenant");
+    if check_arity.is_none() && tenant_arity.is_none() {
+        errors.push(Diagnostic::at(path, source, 0, 0, "the rule defines neither `fn check(row, params)` nor `fn tenant(summary, params)`"));
+    }
+    for (name, arity) in [("check", check_arity), ("tenant", tenant_arity)] {
+        if arity.is_some_and(|n| n == 0 || n > 2) {
+            let (line, column) = find_declaration(source, name);
+            errors.push(Diagnostic::at(path, source, line, column, format!("`{name}` takes one or two parameters: ({}, params)", if name == "check" { "row" } else { "summary" })));
+        }
+    }
+
+    let row_param = ast
+        .iter_functions()
+        .find(|f| f.name == "check")
+        .and_then(|f| f.params.first().map(|p| p.to_string()));
+    let mut evidence_fields = Vec::new();
+    if let Some(row_param) = row_param {
+        for access in property_accesses(source, &row_param) {
+            match row_property_names().find(|n| *n == access.name) {
+                Some(name) => {
+                    if !evidence_fields.contains(&name) && !matches!(name, "group_display_name" | "group_id" | "owner_principal_name" | "line") {
+                        evidence_fields.push(name);
+                    }
+                }
+                None => {
+                    let hint = did_you_mean(&access.name, row_property_names()).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+                    errors.push(Diagnostic::at(path, source, access.line, access.column, format!("unknown field `{}`{hint}", access.name)));
+                }
+            }
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // The top level already ran; keep only what calls need.
+    let ast = Arc::new(ast);
+    let params = Params(Arc::new(defaults.clone()));
+    Ok(Rule {
+        id: id.into(),
+        title,
+        severity,
+        description,
+        path: path.to_owned(),
+        source: source.into(),
+        defaults,
+        params,
+        overridden: Vec::new(),
+        ast,
+        check_arity,
+        tenant_arity,
+        evidence_fields,
+        enabled: true,
+    })
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Where `const NAME` (or `let NAME`, `fn NAME`) is declared: (line, column).
+fn find_declaration(source: &str, name: &str) -> (usize, usize) {
+    for (index, line) in source.lines().enumerate() {
+        for keyword in ["const", "let", "fn"] {
+            let needle = format!("{keyword} {name}");
+            if let Some(column) = line.find(&needle) {
+                let after = line[column + needle.len()..].chars().next();
+                if !after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    return (index + 1, column + keyword.len() + 2);
+                }
+            }
+        }
+    }
+    (0, 0)
+}
+
+/// A `row.name` in the source (not a method call).
+#[derive(Debug, PartialEq)]
+pub struct PropertyAccess {
+    pub name: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Finds `<variable>.<name>` property reads, skipping comments and
+/// quoted strings. Method calls (`row.has("x")`) are not properties.
+/// Backtick strings are scanned as code, since their `${…}` parts are.
+pub fn property_accesses(source: &str, variable: &str) -> Vec<PropertyAccess> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut found = Vec::new();
+    let (mut i, mut line, mut line_start) = (0, 1, 0);
+    let ident_char = |c: char| c.is_alphanumeric() || c == '_';
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\n' => {
+                line += 1;
+                line_start = i + 1;
+                i += 1;
+            }
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    if chars[i] == '\n' {
+                        line += 1;
+                        line_start = i + 1;
+                    }
+                    i += 1;
+                }
+                i += 2;
+            }
+            '"' | '\'' => {
+                i += 1;
+                while i < chars.len() && chars[i] != c && chars[i] != '\n' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ if ident_char(c) => {
+                let start = i;
+                while i < chars.len() && ident_char(chars[i]) {
+                    i += 1;
+                }
+                let preceded_by_dot = start > 0 && chars[start - 1] == '.';
+                let word: String = chars[start..i].iter().collect();
+                if word != variable || preceded_by_dot {
+                    continue;
+                }
+                let mut j = i;
+                while j < chars.len() && chars[j] == ' ' {
+                    j += 1;
+                }
+                if chars.get(j) == Some(&'?') {
+                    j += 1;
+                }
+                if chars.get(j) != Some(&'.') {
+                    continue;
+                }
+                j += 1;
+                while j < chars.len() && chars[j] == ' ' {
+                    j += 1;
+                }
+                let name_start = j;
+                while j < chars.len() && ident_char(chars[j]) {
+                    j += 1;
+                }
+                let mut k = j;
+                while k < chars.len() && chars[k] == ' ' {
+                    k += 1;
+                }
+                if j > name_start && chars.get(k) != Some(&'(') {
+                    found.push(PropertyAccess {
+                        name: chars[name_start..j].iter().collect(),
+                        line,
+                        column: name_start - line_start + 1,
+                    });
+                }
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    found
+}
+
+/// Text of an immutable string (helper for rule metadata in other modules).
+pub fn text_of(value: &Dynamic) -> Option<ImmutableString> {
+    value.clone().into_immutable_string().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::Limits;
+    use crate::engine::sandbox::build_engine;
+
+    fn compile(source: &str) -> Result<Rule, Vec<Diagnostic>> {
+        compile_rule(&build_engine(&Limits::default()), Path::new("rules/demo.rhai"), source)
+    }
+
+    #[test]
+    fn reads_metadata_and_defaults() {
+        let rule = compile(
+            r#"
+            const TITLE = "Demo";
+            const SEVERITY = "high";
+            const PARAMS = #{ days: 90, label: "x" };
+            fn check(row, params) { row.days_since_activity >= params.days }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(&*rule.id, "demo");
+        assert_eq!(rule.title, "Demo");
+        assert_eq!(rule.severity, Severity::High);
+        assert_eq!(rule.defaults.get("days").unwrap().as_int().unwrap(), 90);
+        assert_eq!(rule.check_arity, Some(2));
+        assert_eq!(rule.evidence_fields, vec!["days_since_activity"]);
+    }
+
+    #[test]
+    fn a_misspelt_field_is_a_compile_error_with_a_hint() {
+        let errors = compile("fn check(r) {\n  if r.days_since_activty > 3 { true }\n}").unwrap_err();
+        assert_eq!(errors[0].short(), "rules/demo.rhai:2:8: unknown field `days_since_activty`; did you mean `days_since_activity`?");
+    }
+
+    #[test]
+    fn property_scan_skips_strings_comments_and_methods() {
+        let src = "// row.nope\nlet a = \"row.nope\"; row.has(\"x\"); row . member_count; `${row.group_type}`";
+        let names: Vec<String> = property_accesses(src, "row").into_iter().map(|a| a.name).collect();
+        assert_eq!(names, vec!["member_count", "group_type"]);
+    }
+
+    #[test]
+    fn bad_metadata_points_at_the_declaration() {
+        let errors = compile("const SEVERITY = \"urgent\";\nfn check(row) { false }").unwrap_err();
+        assert_eq!(errors[0].line, 1);
+        assert!(errors[0].message.contains("unknown severity `urgent`"));
+    }
+
+    #[test]
+    fn overrides_are_checked_against_the_defaults() {
+        let rule = compile("const PARAMS = #{ days: 90 };\nfn check(row, p) { false }").unwrap();
+        let config = |text: &str| RulesConfig { params: [("demo".to_owned(), toml::from_str(text).unwrap())].into(), ..Default::default() };
+        let set = RuleSet::from_rules(vec![rule.clone()], &config("days = 30")).unwrap();
+        assert_eq!(set.rules[0].params.0.get("days").unwrap().as_int().unwrap(), 30);
+        let err = RuleSet::from_rules(vec![rule.clone()], &config("dayz = 30")).unwrap_err();
+        assert_eq!(err.to_string(), "config key `rules.params.demo.dayz`: rule `demo` has no parameter `dayz` (it has: days); did you mean `days`?");
+        let err = RuleSet::from_rules(vec![rule], &config("days = \"30\"")).unwrap_err();
+        assert!(err.to_string().ends_with("expected int like the default `90`, found string"), "{err}");
+    }
+}

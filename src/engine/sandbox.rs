@@ -1,0 +1,192 @@
+//! The Rhai engine rules run in, and the row API scripts see.
+//!
+//! The engine starts raw (`Engine::new_raw`) and gets only the standard
+//! language packages: no module resolver, so `import` cannot read files; no
+//! `eval`; `print` and `debug` go to tracing; every call is bounded in
+//! operations, call depth, expression depth and string, array and map size.
+
+use rhai::module_resolvers::DummyModuleResolver;
+use rhai::packages::{Package, StandardPackage};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
+
+use super::config::Limits;
+use super::rule::Params;
+use crate::report::header::{COLUMNS, Col, Kind};
+use crate::report::row::{Cell, Row, RowData};
+
+/// Properties of a row besides its columns: (name, type, doc, example).
+pub const DERIVED_PROPERTIES: &[(&str, &str, &str, &str)] = &[
+    (
+        "days_since_activity",
+        "int or ()",
+        "Days from `last_activity_date` to `report_refresh_date`; `()` when the group was never active in the period.",
+        "90",
+    ),
+    (
+        "total_storage_bytes",
+        "int or ()",
+        "Mailbox plus site storage in bytes (the known part when one is blank); `()` when both are blank.",
+        "6208260",
+    ),
+    (
+        "is_concealed",
+        "bool",
+        "The tenant conceals names: the group id is all zeros or the name is a 32-character hash.",
+        "false",
+    ),
+    ("line", "int", "The line of the report file this row starts on (the header is line 1).", "42"),
+];
+
+/// Every property name `row.<name>` accepts.
+pub fn row_property_names() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().map(|c| c.field).chain(DERIVED_PROPERTIES.iter().map(|d| d.0))
+}
+
+/// Builds the sandboxed engine with the row API and helper functions.
+pub fn build_engine(limits: &Limits) -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(StandardPackage::new().as_shared_module());
+    engine.set_module_resolver(DummyModuleResolver::new());
+    engine.disable_symbol("eval");
+    engine.disable_symbol("import");
+
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_expr_depths(64, 32);
+    engine.set_max_string_size(limits.max_string_size);
+    engine.set_max_array_size(limits.max_array_size);
+    engine.set_max_map_size(limits.max_map_size);
+
+    engine.on_print(|text| tracing::info!(target: "groupwarden::rule", "{text}"));
+    engine.on_debug(|text, source, position| {
+        tracing::debug!(target: "groupwarden::rule", rule = source.unwrap_or(""), line = position.line().unwrap_or(0), "{text}")
+    });
+
+    register_row(&mut engine);
+    register_helpers(&mut engine);
+    engine
+}
+
+fn register_row(engine: &mut Engine) {
+    engine.register_type_with_name::<Row>("Row");
+    for &col in Col::ALL {
+        engine.register_get(col.spec().field, move |row: &mut Row| column_value(&row.0, col));
+    }
+    engine.register_get("days_since_activity", |row: &mut Row| optional_int(row.0.days_since_activity()));
+    engine.register_get("total_storage_bytes", |row: &mut Row| optional_int(row.0.total_storage_bytes()));
+    engine.register_get("is_concealed", |row: &mut Row| row.0.is_concealed());
+    engine.register_get("line", |row: &mut Row| row.0.line as i64);
+    engine.register_indexer_get(index_row);
+    engine.register_fn("has", |row: &mut Row, name: &str| row.0.layout.find(name).is_some());
+    engine.register_fn("to_string", |row: &mut Row| format!("Row(line {})", row.0.line));
+    engine.register_fn("to_debug", |row: &mut Row| format!("Row(line {})", row.0.line));
+
+    // Parameters are read-only; `params.days` falls back to this indexer.
+    engine.register_type_with_name::<Params>("Params");
+    engine.register_indexer_get(|params: &mut Params, name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+        params.0.get(name).cloned().ok_or_else(|| {
+            let hint = super::diagnostics::did_you_mean(name, params.0.keys().map(|k| k.as_str()))
+                .map(|h| format!("; did you mean `{h}`?"))
+                .unwrap_or_default();
+            runtime_error(format!("unknown parameter `{name}`{hint} (declare it in PARAMS)"))
+        })
+    });
+    engine.register_fn("contains", |params: &mut Params, name: &str| params.0.contains_key(name));
+}
+
+/// The value of a known column as a script sees it.
+pub fn column_value(row: &RowData, col: Col) -> Dynamic {
+    match row.cells[col as usize] {
+        Cell::Blank => Dynamic::UNIT,
+        Cell::Int(value) => Dynamic::from_int(value),
+        Cell::Bool(value) => Dynamic::from_bool(value),
+        // A parsed date is valid, so its text is the canonical form.
+        Cell::Day(_) | Cell::Text => match row.text(col) {
+            Some(text) => Dynamic::from(ImmutableString::from(text.as_ref())),
+            None => Dynamic::UNIT,
+        },
+    }
+}
+
+fn optional_int(value: Option<i64>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, Dynamic::from_int)
+}
+
+/// `row["Header Name"]` or `row["field_name"]`: any column, including
+/// ones this version does not know (their text, or `()` when blank).
+fn index_row(row: &mut Row, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    let data = &row.0;
+    let Some(position) = data.layout.find(name) else {
+        let candidates: Vec<String> = data.layout.headers.iter().cloned().chain(row_property_names().map(String::from)).collect();
+        let hint = super::diagnostics::did_you_mean(name, candidates.iter().map(String::as_str))
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default();
+        return Err(runtime_error(format!(
+            "unknown field `{name}`: the report has no such column{hint} (row.has(\"{name}\") tests for optional columns)"
+        )));
+    };
+    if let Some(&col) = Col::ALL.iter().find(|c| data.layout.position(**c) == Some(position)) {
+        return Ok(column_value(data, col));
+    }
+    Ok(data.text_at(position).map_or(Dynamic::UNIT, |t| Dynamic::from(ImmutableString::from(t.as_ref()))))
+}
+
+fn register_helpers(engine: &mut Engine) {
+    engine.register_fn("format_bytes", |bytes: i64| format_bytes(bytes));
+    engine.register_fn("format_bytes", |_: ()| "unknown".to_string());
+    engine.register_fn("finding", |message: ImmutableString| {
+        let mut map = Map::new();
+        map.insert("message".into(), message.into());
+        map
+    });
+    engine.register_fn("finding", |message: ImmutableString, evidence: Map| {
+        let mut map = Map::new();
+        map.insert("message".into(), message.into());
+        map.insert("evidence".into(), evidence.into());
+        map
+    });
+    engine.register_fn("is_unknown", |value: Dynamic| value.is_unit());
+}
+
+/// `1536` → `1.5 KB`: decimal units, as the Microsoft 365 admin center shows.
+pub fn format_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value.abs() >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Kind of a column, as documented for rule writers.
+pub fn rhai_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "string or ()",
+        Kind::Bool => "bool or ()",
+        Kind::Int => "int or ()",
+        Kind::Date => "string (YYYY-MM-DD) or ()",
+    }
+}
+
+/// A position-free runtime error, for helpers.
+pub fn runtime_error(message: String) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(message.into(), Position::NONE).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_bytes_in_decimal_units() {
+        assert_eq!(format_bytes(999), "999 bytes");
+        assert_eq!(format_bytes(1_500), "1.5 KB");
+        assert_eq!(format_bytes(5_000_000_000), "5.0 GB");
+    }
+}

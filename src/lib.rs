@@ -1,0 +1,10 @@
+//! groupwarden: governance rules over the Microsoft 365 groups activity
+//! report. See `docs/architecture.md` for how the stages fit.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod output;
+pub mod report;
+pub mod scan;

@@ -1,0 +1,318 @@
+//! One group's row: raw record plus parsed numbers, booleans and dates.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use csv::ByteRecord;
+
+use super::date::parse_day;
+use super::header::{COLUMN_COUNT, COLUMNS, Col, Kind, Layout};
+
+/// The all-zero id a concealed report gives every group.
+pub const NIL_GROUP_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A parsed cell. Text stays in the record until a rule reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Cell {
+    /// Blank, or the column is not in this report: unknown.
+    #[default]
+    Blank,
+    Int(i64),
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Day(i32),
+    Text,
+}
+
+/// A row that could not be read. The scan reports it and goes on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowError {
+    /// 1-based line in the file where the record starts (the header is 1).
+    pub line: u64,
+    /// The header of the offending column, if one is to blame.
+    pub column: Option<String>,
+    /// 1-based field number of the offending column.
+    pub field: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}", self.line)?;
+        if let (Some(column), Some(field)) = (&self.column, self.field) {
+            write!(f, ", column {field} \"{column}\"")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The data of one row. Shared with rule scripts through [`Row`].
+#[derive(Clone, Debug)]
+pub struct RowData {
+    pub line: u64,
+    pub record: ByteRecord,
+    pub cells: [Cell; COLUMN_COUNT],
+    pub layout: Arc<Layout>,
+}
+
+/// A cheap handle on a row, as rules see it.
+#[derive(Clone, Debug)]
+pub struct Row(pub Arc<RowData>);
+
+impl RowData {
+    /// An empty row for `layout`, to be filled by [`RowData::parse`].
+    pub fn empty(layout: Arc<Layout>) -> RowData {
+        RowData { line: 0, record: ByteRecord::new(), cells: [Cell::Blank; COLUMN_COUNT], layout }
+    }
+
+    /// Parses `self.record` (read from `line`) into typed cells.
+    pub fn parse(&mut self, line: u64) -> Result<(), RowError> {
+        self.line = line;
+        let expected = self.layout.headers.len();
+        if self.record.len() != expected {
+            return Err(RowError {
+                line,
+                column: None,
+                field: None,
+                message: format!("expected {expected} fields as in the header, found {}", self.record.len()),
+            });
+        }
+        for (index, spec) in COLUMNS.iter().enumerate() {
+            let Some(position) = self.layout.position(Col::ALL[index]) else {
+                self.cells[index] = Cell::Blank;
+                continue;
+            };
+            let raw = trim(&self.record[position]);
+            self.cells[index] = if raw.is_empty() {
+                Cell::Blank
+            } else {
+                parse_cell(spec.kind, raw).ok_or_else(|| RowError {
+                    line,
+                    column: Some(self.layout.header_at(position).to_owned()),
+                    field: Some(position + 1),
+                    message: format!("expected {}, found \"{}\"", expectation(spec.kind), String::from_utf8_lossy(raw)),
+                })?
+            };
+        }
+        Ok(())
+    }
+
+    pub fn int(&self, col: Col) -> Option<i64> {
+        match self.cells[col as usize] {
+            Cell::Int(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn bool(&self, col: Col) -> Option<bool> {
+        match self.cells[col as usize] {
+            Cell::Bool(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn day(&self, col: Col) -> Option<i32> {
+        match self.cells[col as usize] {
+            Cell::Day(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// A text cell, trimmed; `None` when blank or absent. `#QUOT#` (how the
+    /// report writes a `"` in names) is decoded.
+    pub fn text(&self, col: Col) -> Option<Cow<'_, str>> {
+        let position = self.layout.position(col)?;
+        self.text_at(position)
+    }
+
+    /// The trimmed text at a record position; `None` when blank.
+    pub fn text_at(&self, position: usize) -> Option<Cow<'_, str>> {
+        let raw = trim(self.record.get(position)?);
+        if raw.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(raw);
+        if text.contains("#QUOT#") {
+            return Some(Cow::Owned(text.replace("#QUOT#", "\"")));
+        }
+        Some(text)
+    }
+
+    /// Deleted groups: `Is Deleted` true. Blank counts as not deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.bool(Col::IsDeleted).unwrap_or(false)
+    }
+
+    /// Days from the last activity to the report's refresh date; `None`
+    /// when the group was never active in the period.
+    pub fn days_since_activity(&self) -> Option<i64> {
+        let last = self.day(Col::LastActivityDate)?;
+        let refresh = self.day(Col::ReportRefreshDate)?;
+        Some(i64::from(refresh) - i64::from(last))
+    }
+
+    /// Mailbox plus site storage; the known part when one is blank, `None`
+    /// when both are.
+    pub fn total_storage_bytes(&self) -> Option<i64> {
+        let mailbox = self.int(Col::ExchangeMailboxStorageUsedByte);
+        let site = self.int(Col::SharePointSiteStorageUsedByte);
+        match (mailbox, site) {
+            (None, None) => None,
+            (m, s) => Some(m.unwrap_or(0).saturating_add(s.unwrap_or(0))),
+        }
+    }
+
+    /// The group id, unless missing or the all-zero id of a concealed report.
+    pub fn real_group_id(&self) -> Option<Cow<'_, str>> {
+        self.text(Col::GroupId).filter(|id| id != NIL_GROUP_ID)
+    }
+
+    /// Names and ids are hidden by the tenant's privacy setting.
+    pub fn is_concealed(&self) -> bool {
+        let nil_id = self.text(Col::GroupId).is_some_and(|id| id == NIL_GROUP_ID);
+        nil_id || self.text(Col::GroupDisplayName).is_some_and(|name| is_hash_shaped(&name))
+    }
+
+    /// What identifies the group in a finding key: its id, or its name
+    /// where the id is missing or concealed.
+    pub fn group_key(&self) -> String {
+        match self.real_group_id() {
+            Some(id) => id.into_owned(),
+            None => format!("name:{}", self.text(Col::GroupDisplayName).unwrap_or_default()),
+        }
+    }
+}
+
+/// A 32-character upper-case hex hash, as concealed reports write names.
+pub fn is_hash_shaped(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+fn trim(raw: &[u8]) -> &[u8] {
+    raw.trim_ascii()
+}
+
+fn expectation(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "text",
+        Kind::Bool => "True or False",
+        Kind::Int => "a whole number",
+        Kind::Date => "a date as YYYY-MM-DD",
+    }
+}
+
+fn parse_cell(kind: Kind, raw: &[u8]) -> Option<Cell> {
+    match kind {
+        Kind::Text => Some(Cell::Text),
+        Kind::Bool => {
+            if raw.eq_ignore_ascii_case(b"true") {
+                Some(Cell::Bool(true))
+            } else if raw.eq_ignore_ascii_case(b"false") {
+                Some(Cell::Bool(false))
+            } else {
+                None
+            }
+        }
+        Kind::Int => parse_int(raw).map(Cell::Int),
+        Kind::Date => parse_day(raw).map(Cell::Day),
+    }
+}
+
+fn parse_int(raw: &[u8]) -> Option<i64> {
+    let (negative, digits) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, raw),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(i64::from(byte - b'0'))?;
+    }
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &[&str] = &[
+        "Report Refresh Date",
+        "Group Display Name",
+        "Is Deleted",
+        "Owner Principal Name",
+        "Last Activity Date",
+        "Member Count",
+        "Exchange Mailbox Storage Used (Byte)",
+        "SharePoint Site Storage Used (Byte)",
+        "Group Id",
+    ];
+
+    fn row(fields: &[&str]) -> Result<RowData, RowError> {
+        let layout = Arc::new(Layout::from_headers(HEADER).unwrap());
+        let mut data = RowData::empty(layout);
+        data.record = ByteRecord::from(fields.to_vec());
+        data.parse(7).map(|_| data)
+    }
+
+    #[test]
+    fn blank_cells_are_unknown_not_zero() {
+        let r = row(&["2026-11-25", "Sales", "False", "", "", "", "", "", ""]).unwrap();
+        assert_eq!(r.int(Col::MemberCount), None);
+        assert_eq!(r.days_since_activity(), None);
+        assert_eq!(r.total_storage_bytes(), None);
+        assert_eq!(r.text(Col::OwnerPrincipalName), None);
+        assert_eq!(r.group_key(), "name:Sales");
+        // Columns the file does not have are unknown too.
+        assert_eq!(r.int(Col::ExternalMemberCount), None);
+    }
+
+    #[test]
+    fn parses_numbers_beyond_32_bits_dates_and_booleans() {
+        let r = row(&["2026-11-25", "A", "TRUE", "x@y", "2026-08-27", "7", "5000000000", "1", "g1"]).unwrap();
+        assert!(r.is_deleted());
+        assert_eq!(r.days_since_activity(), Some(90));
+        assert_eq!(r.total_storage_bytes(), Some(5_000_000_001));
+        assert_eq!(r.int(Col::MemberCount), Some(7));
+        assert_eq!(r.group_key(), "g1");
+    }
+
+    #[test]
+    fn decodes_quot_in_names() {
+        let r = row(&["2026-11-25", "The #QUOT#Archive#QUOT#", "false", "", "", "", "", "", ""]).unwrap();
+        assert_eq!(r.text(Col::GroupDisplayName).unwrap(), "The \"Archive\"");
+    }
+
+    #[test]
+    fn bad_values_are_row_errors_naming_line_and_column() {
+        let err = row(&["2026-11-25", "A", "False", "", "", "N/A", "", "", ""]).unwrap_err();
+        assert_eq!(err.to_string(), "line 7, column 6 \"Member Count\": expected a whole number, found \"N/A\"");
+        let err = row(&["2026-11-25", "A", "maybe", "", "", "", "", "", ""]).unwrap_err();
+        assert!(err.to_string().contains("expected True or False"));
+        let err = row(&["2026-11-25", "A", "False", "", "2026-02-30", "", "", "", ""]).unwrap_err();
+        assert!(err.to_string().contains("\"Last Activity Date\": expected a date"));
+        let err = row(&["2026-11-25", "A"]).unwrap_err();
+        assert_eq!(err.to_string(), "line 7: expected 9 fields as in the header, found 2");
+    }
+
+    #[test]
+    fn concealed_rows_are_recognised_and_keyed_by_name() {
+        let r = row(&["2023-05-31", "7D3654B07E126BBD0D18174368FC243F", "False", "", "", "1", "", "", NIL_GROUP_ID]).unwrap();
+        assert!(r.is_concealed());
+        assert_eq!(r.group_key(), "name:7D3654B07E126BBD0D18174368FC243F");
+    }
+
+    #[test]
+    fn integers_overflowing_64_bits_are_errors() {
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_int(b"-3"), Some(-3));
+        assert_eq!(parse_int(b"1.5"), None);
+    }
+}

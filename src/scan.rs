@@ -1,0 +1,328 @@
+//! The scan pipeline: report rows in, ordered findings out.
+//!
+//! ```text
+//!  reader thread ──chunks──▶ N workers (Evaluator each) ──results──▶ caller's thread
+//!  (csv → ByteRecord)         (parse row, run rules)                 (reorder by chunk
+//!                                                                     number, sink)
+//! ```
+//!
+//! Rows travel in chunks so channel traffic stays small next to the rule
+//! work; channels are bounded, so memory does not grow with the report;
+//! results are delivered in input order, so output is the same whatever
+//! the thread count. With one thread the same chunk code runs inline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use csv::ByteRecord;
+use rhai::Engine;
+
+use crate::engine::eval::{Evaluator, RowOutcome};
+use crate::engine::rule::RuleSet;
+use crate::report::header::Layout;
+use crate::report::reader::{ReportError, ReportReader};
+use crate::report::row::{RowData, RowError};
+use crate::report::stats::ReportStats;
+
+/// Rows per chunk handed to a worker.
+const CHUNK_ROWS: usize = 512;
+
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Worker threads; 1 evaluates on the caller's thread.
+    pub threads: usize,
+    /// The first row error stops the scan.
+    pub strict: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions { threads: default_threads(), strict: false }
+    }
+}
+
+/// All cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What the sink is handed, in report order.
+#[derive(Debug)]
+pub enum ScanEvent<'a> {
+    Row(&'a RowOutcome),
+    RowError(&'a RowError),
+}
+
+/// Per-rule counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleCounts {
+    pub findings: u64,
+    pub errors: u64,
+}
+
+/// What a scan did.
+#[derive(Clone, Debug, Default)]
+pub struct ScanSummary {
+    pub source: String,
+    pub stats: ReportStats,
+    pub row_errors: u64,
+    pub findings: u64,
+    pub rule_errors: u64,
+    /// Every enabled rule, in id order.
+    pub per_rule: Vec<(Arc<str>, RuleCounts)>,
+    pub elapsed: Duration,
+}
+
+impl ScanSummary {
+    pub fn rows_read(&self) -> u64 {
+        self.stats.rows + self.row_errors
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("{source_name}: {error} (--strict stops at the first bad row)")]
+    Strict { source_name: String, error: RowError },
+    #[error("{0}")]
+    Sink(String),
+}
+
+/// Streams the report through the enabled rules. `sink` sees each row's
+/// outcome and each row error in report order; an error from the sink
+/// stops the scan.
+pub fn scan<R: Read + Send>(
+    mut reader: ReportReader<R>,
+    engine: &Engine,
+    rules: &RuleSet,
+    options: &ScanOptions,
+    sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
+) -> Result<ScanSummary, ScanError> {
+    let started = Instant::now();
+    let mut tally = Tally::new(rules, reader.source_name(), options.strict);
+    let layout = Arc::clone(reader.layout());
+    if options.threads <= 1 {
+        let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
+        let mut chunk = Chunk::default();
+        loop {
+            let more = chunk.fill(&mut reader)?;
+            let done = process_chunk(&mut evaluator, chunk);
+            let stop = tally.deliver(&done, sink)?;
+            chunk = done.recycle();
+            if stop || !more {
+                break;
+            }
+        }
+    } else {
+        run_parallel(reader, engine, rules, options.threads, layout, &mut tally, sink)?;
+    }
+    Ok(tally.finish(started.elapsed()))
+}
+
+/// Raw records to evaluate, numbered so results can be put back in order.
+#[derive(Default)]
+struct Chunk {
+    seq: u64,
+    records: Vec<(u64, ByteRecord)>,
+    len: usize,
+}
+
+impl Chunk {
+    /// Reads up to a chunk's worth of rows; false at the end of input.
+    fn fill<R: Read>(&mut self, reader: &mut ReportReader<R>) -> Result<bool, ReportError> {
+        self.len = 0;
+        while self.len < CHUNK_ROWS {
+            if self.records.len() == self.len {
+                self.records.push((0, ByteRecord::new()));
+            }
+            let slot = &mut self.records[self.len];
+            match reader.read_record(&mut slot.1)? {
+                Some(line) => slot.0 = line,
+                None => return Ok(false),
+            }
+            self.len += 1;
+        }
+        Ok(true)
+    }
+}
+
+enum Item {
+    Row(RowOutcome),
+    Error(RowError),
+}
+
+struct ChunkDone {
+    seq: u64,
+    items: Vec<Item>,
+    stats: ReportStats,
+    /// The chunk's buffers, to be filled again.
+    records: Vec<(u64, ByteRecord)>,
+}
+
+impl ChunkDone {
+    fn recycle(self) -> Chunk {
+        Chunk { seq: self.seq + 1, records: self.records, len: 0 }
+    }
+}
+
+fn process_chunk(evaluator: &mut Evaluator<'_>, mut chunk: Chunk) -> ChunkDone {
+    let mut items = Vec::with_capacity(chunk.len);
+    let mut stats = ReportStats::default();
+    for (line, record) in chunk.records.iter_mut().take(chunk.len) {
+        let row = evaluator.row_mut();
+        // Swap rather than copy: the chunk keeps the old buffer for reuse.
+        std::mem::swap(&mut row.record, record);
+        match row.parse(*line) {
+            Ok(()) => {
+                stats.add_row(row);
+                let mut outcome = RowOutcome::default();
+                evaluator.evaluate(&mut outcome);
+                items.push(Item::Row(outcome));
+            }
+            Err(error) => items.push(Item::Error(error)),
+        }
+    }
+    ChunkDone { seq: chunk.seq, items, stats, records: chunk.records }
+}
+
+fn run_parallel<R: Read + Send>(
+    mut reader: ReportReader<R>,
+    engine: &Engine,
+    rules: &RuleSet,
+    threads: usize,
+    layout: Arc<Layout>,
+    tally: &mut Tally,
+    sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
+) -> Result<(), ScanError> {
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Chunk>(threads * 2);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<ChunkDone>(threads * 2);
+    let (recycle_tx, recycle_rx) = crossbeam_channel::unbounded::<Chunk>();
+    let stop = AtomicBool::new(false);
+    let read_error: Mutex<Option<ReportError>> = Mutex::new(None);
+
+    std::thread::scope(|s| -> Result<(), ScanError> {
+        let stop = &stop;
+        let read_error = &read_error;
+        s.spawn(move || {
+            let mut seq = 0;
+            loop {
+                let mut chunk = recycle_rx.try_recv().unwrap_or_default();
+                chunk.seq = seq;
+                seq += 1;
+                let more = match chunk.fill(&mut reader) {
+                    Ok(more) => more,
+                    Err(error) => {
+                        *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                        return;
+                    }
+                };
+                if chunk.len > 0 && work_tx.send(chunk).is_err() {
+                    return;
+                }
+                if !more || stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        });
+        for _ in 0..threads {
+            let work_rx = work_rx.clone();
+            let done_tx = done_tx.clone();
+            let layout = Arc::clone(&layout);
+            s.spawn(move || {
+                let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
+                for chunk in work_rx {
+                    if done_tx.send(process_chunk(&mut evaluator, chunk)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        drop(work_rx);
+
+        let mut pending: BTreeMap<u64, ChunkDone> = BTreeMap::new();
+        let mut next = 0;
+        let mut result = Ok(());
+        'receive: for done in &done_rx {
+            pending.insert(done.seq, done);
+            while let Some(done) = pending.remove(&next) {
+                next += 1;
+                match tally.deliver(&done, sink) {
+                    Ok(false) => {
+                        let _ = recycle_tx.send(done.recycle());
+                    }
+                    Ok(true) => break 'receive,
+                    Err(error) => {
+                        result = Err(error);
+                        break 'receive;
+                    }
+                }
+            }
+        }
+        // Stopping early: tell the reader, and let blocked senders fail.
+        stop.store(true, Ordering::Relaxed);
+        drop(done_rx);
+        result
+    })?;
+    if let Some(error) = read_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+/// Counts what passes through, in order, and feeds the sink.
+struct Tally {
+    summary: ScanSummary,
+    rule_index: HashMap<Arc<str>, usize>,
+    strict: bool,
+}
+
+impl Tally {
+    fn new(rules: &RuleSet, source: &str, strict: bool) -> Tally {
+        let per_rule: Vec<_> = rules.enabled().map(|r| (r.id.clone(), RuleCounts::default())).collect();
+        let rule_index = per_rule.iter().enumerate().map(|(i, (id, _))| (id.clone(), i)).collect();
+        Tally { summary: ScanSummary { source: source.to_owned(), per_rule, ..Default::default() }, rule_index, strict }
+    }
+
+    /// Delivers one chunk; true when the scan should stop.
+    fn deliver(&mut self, done: &ChunkDone, sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>) -> Result<bool, ScanError> {
+        self.summary.stats.merge(&done.stats);
+        for item in &done.items {
+            match item {
+                Item::Row(outcome) => {
+                    for finding in &outcome.findings {
+                        self.summary.findings += 1;
+                        if let Some(&i) = self.rule_index.get(&finding.rule) {
+                            self.summary.per_rule[i].1.findings += 1;
+                        }
+                    }
+                    for failure in &outcome.failures {
+                        self.summary.rule_errors += 1;
+                        if let Some(&i) = self.rule_index.get(&failure.rule) {
+                            self.summary.per_rule[i].1.errors += 1;
+                        }
+                    }
+                    sink(ScanEvent::Row(outcome)).map_err(ScanError::Sink)?;
+                }
+                Item::Error(error) => {
+                    self.summary.row_errors += 1;
+                    if self.strict {
+                        return Err(ScanError::Strict { source_name: self.summary.source.clone(), error: error.clone() });
+                    }
+                    sink(ScanEvent::RowError(error)).map_err(ScanError::Sink)?;
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn finish(mut self, elapsed: Duration) -> ScanSummary {
+        self.summary.elapsed = elapsed;
+        self.summary
+    }
+}
