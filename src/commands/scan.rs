@@ -21,7 +21,7 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let (out, format) = open_output(args.output.as_deref(), args.format)?;
     let mut writer = crate::output::writer(format, out);
-    let options = ScanOptions { threads: args.threads.unwrap_or_else(default_threads).max(1), strict: args.strict };
+    let options = ScanOptions { threads: args.threads.unwrap_or_else(default_threads).max(1), strict: args.strict, track_groups: false };
 
     let mut worst: Option<Severity> = None;
     let mut shown = ErrorDisplay::default();

@@ -286,7 +286,6 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
     if !errors.is_empty() {
         return Err(errors);
     }
-    // The top level already ran; keep only what calls need.
     let ast = Arc::new(ast);
     let params = Params(Arc::new(defaults.clone()));
     Ok(Rule {

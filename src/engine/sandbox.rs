@@ -50,6 +50,7 @@ pub fn build_engine(limits: &Limits) -> Engine {
     engine.disable_symbol("eval");
     engine.disable_symbol("import");
 
+    engine.set_optimization_level(rhai::OptimizationLevel::Full);
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_levels);
     engine.set_max_expr_depths(64, 32);

@@ -170,8 +170,9 @@ impl RowData {
 
     /// Names and ids are hidden by the tenant's privacy setting.
     pub fn is_concealed(&self) -> bool {
-        let nil_id = self.text(Col::GroupId).is_some_and(|id| id == NIL_GROUP_ID);
-        nil_id || self.text(Col::GroupDisplayName).is_some_and(|name| is_hash_shaped(&name))
+        // Bytes, not text: this runs for every row of every scan.
+        let raw = |col| self.layout.position(col).and_then(|p| self.record.get(p)).map(trim).unwrap_or_default();
+        raw(Col::GroupId) == NIL_GROUP_ID.as_bytes() || is_hash_shaped_bytes(raw(Col::GroupDisplayName))
     }
 
     /// What identifies the group in a finding key: its id, or its name
@@ -186,7 +187,11 @@ impl RowData {
 
 /// A 32-character upper-case hex hash, as concealed reports write names.
 pub fn is_hash_shaped(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    is_hash_shaped_bytes(text.as_bytes())
+}
+
+fn is_hash_shaped_bytes(text: &[u8]) -> bool {
+    text.len() == 32 && text.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
 
 fn trim(raw: &[u8]) -> &[u8] {
