@@ -76,8 +76,15 @@ pub struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    pub fn new(engine: &'a Engine, rules: impl IntoIterator<Item = &'a Rule>, empty_row: RowData) -> Evaluator<'a> {
-        let rules: Vec<&Rule> = rules.into_iter().filter(|r| r.check_arity.is_some()).collect();
+    pub fn new(
+        engine: &'a Engine,
+        rules: impl IntoIterator<Item = &'a Rule>,
+        empty_row: RowData,
+    ) -> Evaluator<'a> {
+        let rules: Vec<&Rule> = rules
+            .into_iter()
+            .filter(|r| r.check_arity.is_some())
+            .collect();
         Evaluator {
             engine,
             rules,
@@ -111,7 +118,12 @@ impl<'a> Evaluator<'a> {
     /// Parses and evaluates a chunk of raw records; each record's buffer
     /// is swapped into a row buffer (the chunk keeps an old one in
     /// exchange, to be refilled).
-    pub fn evaluate_chunk(&mut self, records: &mut [(u64, ByteRecord)], stats: &mut ReportStats, out: &mut Vec<ChunkItem>) {
+    pub fn evaluate_chunk(
+        &mut self,
+        records: &mut [(u64, ByteRecord)],
+        stats: &mut ReportStats,
+        out: &mut Vec<ChunkItem>,
+    ) {
         for (line, record) in records.iter_mut() {
             let row = unique(&mut self.row);
             // Swap, not copy: the chunk keeps the old buffer for refilling.
@@ -123,7 +135,10 @@ impl<'a> Evaluator<'a> {
             stats.add_row(row);
             let row = Arc::clone(&self.row);
             let group_key = row.group_key();
-            let mut outcome = RowOutcome { line: row.line, ..RowOutcome::default() };
+            let mut outcome = RowOutcome {
+                line: row.line,
+                ..RowOutcome::default()
+            };
             for index in 0..self.rules.len() {
                 let result = self.call_one(index, &row);
                 self.absorb(index, &row, &group_key, result, &mut outcome);
@@ -139,7 +154,13 @@ impl<'a> Evaluator<'a> {
         let rule = self.rules[index];
         let row_value = Dynamic::from(Row(Arc::clone(row)));
         let result = match rule.check_arity {
-            Some(1) => self.engine.call_fn_with_options::<Dynamic>(call_options(), &mut self.scope, &rule.ast, "check", (row_value,)),
+            Some(1) => self.engine.call_fn_with_options::<Dynamic>(
+                call_options(),
+                &mut self.scope,
+                &rule.ast,
+                "check",
+                (row_value,),
+            ),
             _ => self.engine.call_fn_with_options::<Dynamic>(
                 call_options(),
                 &mut self.scope,
@@ -152,7 +173,14 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Adds what rule `index` made of `row` to the row's outcome.
-    fn absorb(&self, index: usize, row: &RowData, group_key: &str, result: CheckResult, outcome: &mut RowOutcome) {
+    fn absorb(
+        &self,
+        index: usize,
+        row: &RowData,
+        group_key: &str,
+        result: CheckResult,
+        outcome: &mut RowOutcome,
+    ) {
         let rule = self.rules[index];
         let converted = result.and_then(|value| {
             let start = outcome.findings.len();
@@ -194,7 +222,13 @@ fn call_options() -> CallFnOptions<'static> {
 /// - a map `#{ message, severity?, evidence?, id? }`: one finding;
 /// - an array of the above: several findings (each needs its own `id`,
 ///   or they are numbered).
-fn collect_findings(rule: &Rule, row: &RowData, group_key: &str, value: Dynamic, out: &mut Vec<Finding>) -> Result<(), String> {
+fn collect_findings(
+    rule: &Rule,
+    row: &RowData,
+    group_key: &str,
+    value: Dynamic,
+    out: &mut Vec<Finding>,
+) -> Result<(), String> {
     if value.is_array() {
         let items = value.into_array().unwrap_or_default();
         for (index, item) in items.into_iter().enumerate() {
@@ -210,7 +244,13 @@ fn collect_findings(rule: &Rule, row: &RowData, group_key: &str, value: Dynamic,
     Ok(())
 }
 
-fn one_finding(rule: &Rule, row: &RowData, group_key: &str, value: Dynamic, index: usize) -> Result<Option<Finding>, String> {
+fn one_finding(
+    rule: &Rule,
+    row: &RowData,
+    group_key: &str,
+    value: Dynamic,
+    index: usize,
+) -> Result<Option<Finding>, String> {
     let mut severity = rule.severity;
     let mut evidence = EvidenceMap::default();
     let mut id_suffix = (index > 0).then(|| format!("#{}", index + 1));
@@ -225,28 +265,45 @@ fn one_finding(rule: &Rule, row: &RowData, group_key: &str, value: Dynamic, inde
         let mut message = None;
         for (name, field) in map {
             match name.as_str() {
-                "message" => message = Some(field.into_string().map_err(|t| format!("a finding's `message` must be a string, found {t}"))?),
+                "message" => {
+                    message = Some(field.into_string().map_err(|t| {
+                        format!("a finding's `message` must be a string, found {t}")
+                    })?)
+                }
                 "severity" => {
-                    let text = field.into_string().map_err(|t| format!("a finding's `severity` must be a string, found {t}"))?;
+                    let text = field.into_string().map_err(|t| {
+                        format!("a finding's `severity` must be a string, found {t}")
+                    })?;
                     severity = text.parse::<Severity>()?;
                 }
                 "id" => id_suffix = Some(field.to_string()),
                 "evidence" => {
-                    let map = field.try_cast::<Map>().ok_or("a finding's `evidence` must be a map")?;
+                    let map = field
+                        .try_cast::<Map>()
+                        .ok_or("a finding's `evidence` must be a map")?;
                     for (name, item) in map {
                         evidence.set(name.as_str().into(), to_evidence(&item));
                     }
                 }
-                other => return Err(format!("a finding has no field `{other}` (use message, severity, evidence, id)")),
+                other => {
+                    return Err(format!(
+                        "a finding has no field `{other}` (use message, severity, evidence, id)"
+                    ));
+                }
             }
         }
         message.ok_or("a finding map needs a `message`")?
     } else {
-        return Err(format!("`check` returned {}; expected (), a bool, a string, a finding map or an array of them", kind_name(&value)));
+        return Err(format!(
+            "`check` returned {}; expected (), a bool, a string, a finding map or an array of them",
+            kind_name(&value)
+        ));
     };
     let mut all_evidence = EvidenceMap::default();
     for field in &rule.evidence_fields {
-        all_evidence.0.push(((*field).into(), row_evidence(row, field)));
+        all_evidence
+            .0
+            .push(((*field).into(), row_evidence(row, field)));
     }
     for (name, value) in evidence.0 {
         all_evidence.set(name, value);
@@ -272,8 +329,12 @@ fn one_finding(rule: &Rule, row: &RowData, group_key: &str, value: Dynamic, inde
 /// A row property as evidence.
 fn row_evidence(row: &RowData, field: &str) -> Evidence {
     match field {
-        "days_since_activity" => row.days_since_activity().map_or(Evidence::Null, Evidence::Int),
-        "total_storage_bytes" => row.total_storage_bytes().map_or(Evidence::Null, Evidence::Int),
+        "days_since_activity" => row
+            .days_since_activity()
+            .map_or(Evidence::Null, Evidence::Int),
+        "total_storage_bytes" => row
+            .total_storage_bytes()
+            .map_or(Evidence::Null, Evidence::Int),
         "is_concealed" => Evidence::Bool(row.is_concealed()),
         _ => match Col::ALL.iter().find(|c| c.spec().field == field) {
             Some(&col) => to_evidence(&column_value(row, col)),
