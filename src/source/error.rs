@@ -99,6 +99,21 @@ impl SourceError {
         }
     }
 
+    /// Advice once retrying is over, for errors whose retry warnings should
+    /// not carry it.
+    pub fn advice_when_given_up(&self) -> Option<&'static str> {
+        let throttled = match self {
+            SourceError::Graph(error) => error.status == 429,
+            SourceError::Token(error) => error.status == 429,
+            SourceError::Download { status, .. } => *status == 429,
+            _ => false,
+        };
+        throttled.then_some(
+            "Graph allows 14 requests for this report per 10 minutes per app (40 per tenant for all apps): \
+             wait a few minutes, or raise max_attempts and deadline",
+        )
+    }
+
     /// How long the server asked us to wait (`Retry-After`).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -161,7 +176,11 @@ impl fmt::Display for TokenError {
         if !self.description.is_empty() {
             write!(f, ": {}", self.description)?;
         }
-        if let Some(id) = &self.correlation_id {
+        if let Some(id) = self
+            .correlation_id
+            .as_ref()
+            .filter(|id| !self.description.contains(id.as_str()))
+        {
             write!(f, " (correlation id {id})")?;
         }
         if let Some(hint) = token_hint(&self.description, &self.code) {

@@ -42,15 +42,20 @@ pub struct GraphClient {
 }
 
 impl GraphClient {
-    /// A client that signs in with the client-credentials grant.
+    /// A client that signs in with the client-credentials grant. The token
+    /// endpoint and Graph share one HTTP client; the download has its own.
     pub fn new(settings: &GraphSettings) -> Result<GraphClient, SourceError> {
-        let tokens = ClientCredentials::new(http_client(settings)?, settings)?;
-        GraphClient::with_token_source(settings, Box::new(tokens))
+        let api = http_client(settings)?;
+        let tokens = ClientCredentials::new(api.clone(), settings)?;
+        GraphClient::with_token_source(settings, Box::new(tokens), api)
     }
 
+    /// A client that gets its tokens from `tokens` and talks to Graph
+    /// through `api`.
     pub fn with_token_source(
         settings: &GraphSettings,
         tokens: Box<dyn TokenSource>,
+        api: Client,
     ) -> Result<GraphClient, SourceError> {
         let report_url = format!(
             "{}/{}/reports/{}",
@@ -63,7 +68,7 @@ impl GraphClient {
             message: format!("makes a bad report URL: {e}"),
         })?;
         Ok(GraphClient {
-            api: http_client(settings)?,
+            api,
             download: http_client(settings)?,
             tokens,
             report_url,

@@ -46,11 +46,17 @@ pub fn with_retries<T>(
             .retry_after()
             .or_else(|| backoff.next())
             .unwrap_or(policy.max_delay);
-        let give_up = |reason: String, last: SourceError| SourceError::GaveUp {
-            attempts: number,
-            elapsed: started.elapsed(),
-            reason,
-            last: Box::new(last),
+        let give_up = |reason: String, last: SourceError| {
+            let reason = match last.advice_when_given_up() {
+                Some(advice) => format!("{reason}. {advice}"),
+                None => reason,
+            };
+            SourceError::GaveUp {
+                attempts: number,
+                elapsed: started.elapsed(),
+                reason,
+                last: Box::new(last),
+            }
         };
         if number >= policy.max_attempts {
             return Err(give_up(
@@ -174,6 +180,32 @@ mod tests {
         });
         assert_eq!(calls.get(), 1);
         assert!(result.unwrap_err().to_string().contains("deadline"));
+    }
+
+    #[test]
+    fn giving_up_on_throttling_explains_the_limits() {
+        let throttled = || {
+            SourceError::Graph(crate::source::error::GraphError {
+                status: 429,
+                code: String::new(),
+                message: String::new(),
+                request_id: None,
+                date: None,
+                retry_after: Some(Duration::ZERO),
+                for_date: false,
+            })
+        };
+        let message = with_retries::<()>(&policy(2, Duration::from_secs(60)), |_| Err(throttled()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("14 requests for this report per 10 minutes"),
+            "{message}"
+        );
+        assert!(
+            !throttled().to_string().contains("14 requests"),
+            "retry warnings stay short"
+        );
     }
 
     #[test]
