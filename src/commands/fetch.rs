@@ -44,14 +44,11 @@ pub fn open_report(
     save_dir: Option<&Path>,
     loaded: &LoadedConfig,
 ) -> Result<(Box<dyn Read + Send>, String), Error> {
-    let configured = match (input, &loaded.config.source) {
-        (Some(_), _) => None,
-        (None, Some(source)) => Some(source.clone()),
-        (None, None)
-            if ProcessEnvironment.var(ENV_TENANT_ID).is_some()
-                && ProcessEnvironment.var(ENV_CLIENT_ID).is_some() =>
-        {
-            Some(SourceConfig::default())
+    let resolved = match (input, &loaded.config.source) {
+        (Some(path), _) => ResolvedSource::File(path.to_owned()),
+        (None, Some(source)) => resolve(source, report, loaded)?,
+        (None, None) if azure_app_in_environment() => {
+            resolve(&SourceConfig::default(), report, loaded)?
         }
         (None, None) => {
             return Err(Error::Usage(
@@ -60,10 +57,6 @@ pub fn open_report(
                     .into(),
             ));
         }
-    };
-    let resolved = match configured {
-        Some(source) => resolve(&source, report, loaded)?,
-        None => ResolvedSource::File(input.map(Path::to_owned).unwrap_or_default()),
     };
     let (reader, name, period): (Box<dyn Read + Send>, String, &str) = match resolved {
         ResolvedSource::File(path) => {
@@ -88,6 +81,13 @@ pub fn open_report(
         }
         None => Ok((reader, name)),
     }
+}
+
+/// `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` name an app, as the Azure SDKs
+/// read them: enough to fetch without a `[source]` section.
+fn azure_app_in_environment() -> bool {
+    ProcessEnvironment.var(ENV_TENANT_ID).is_some()
+        && ProcessEnvironment.var(ENV_CLIENT_ID).is_some()
 }
 
 fn resolve(

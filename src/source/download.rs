@@ -133,11 +133,11 @@ fn progress_bar(total: Option<u64>) -> ProgressBar {
     let (bar, template) = match total {
         Some(total) => (
             ProgressBar::new(total),
-            "downloading the report {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            "downloading {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
         ),
         None => (
             ProgressBar::new_spinner(),
-            "downloading the report {spinner} {bytes} {bytes_per_sec}",
+            "downloading {spinner} {bytes} {bytes_per_sec}",
         ),
     };
     bar.set_draw_target(ProgressDrawTarget::stderr());
