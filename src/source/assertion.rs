@@ -112,7 +112,7 @@ impl CertificateCredential {
             "aud": audience,
             "iss": client_id,
             "sub": client_id,
-            "jti": random_uuid()?,
+            "jti": random_uuid().ok_or_else(|| certificate_error(&self.path, "the system random number generator failed".into()))?,
             "nbf": issued,
             "iat": issued,
             "exp": issued + ASSERTION_LIFETIME.as_secs(),
@@ -152,18 +152,13 @@ fn thumbprint(algorithm: &'static digest::Algorithm, certificate: &[u8]) -> Stri
 }
 
 /// A version 4 UUID for the assertion's `jti`, so each is used once.
-fn random_uuid() -> Result<String, SourceError> {
+fn random_uuid() -> Option<String> {
     let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| SourceError::Config {
-            key: "certificate_file",
-            message: "the system random number generator failed".into(),
-        })?;
+    SystemRandom::new().fill(&mut bytes).ok()?;
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
+    Some(format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
         &hex[8..12],
