@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::engine::config::RulesConfig;
+use crate::source::config::SourceConfig;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -19,6 +20,8 @@ pub struct Config {
     /// Which rules run and their parameters.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Where the report comes from (a file, or Microsoft Graph).
+    pub source: Option<SourceConfig>,
 }
 
 /// The configuration file cannot be used.

@@ -1,6 +1,7 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod fetch;
 pub mod scan;
 
 use std::fs::File;
@@ -15,6 +16,7 @@ use crate::engine::rule::{RuleError, RuleSet};
 use crate::engine::sandbox::build_engine;
 use crate::output::Format;
 use crate::scan::ScanError;
+use crate::source::error::SourceError;
 
 /// How a successful command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub enum Error {
     Output(#[from] io::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 impl Error {
@@ -56,6 +60,7 @@ impl Error {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Fetch(args) => fetch::run(args),
     }
 }
 

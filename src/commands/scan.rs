@@ -8,7 +8,7 @@ use crate::engine::finding::Severity;
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
 
-use super::{Error, Outcome, load_rules, open_input, open_output};
+use super::{Error, Outcome, load_rules, open_output};
 
 /// Row errors and rule failures shown before the rest are only counted.
 const ROW_ERRORS_SHOWN: u64 = 100;
@@ -17,7 +17,12 @@ const RULE_ERRORS_SHOWN_PER_RULE: u64 = 10;
 pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
     let (engine, rules) = load_rules(args.rules.as_deref(), &loaded)?;
-    let (input, source_name) = open_input(&args.input)?;
+    let (input, source_name) = super::fetch::open_report(
+        args.input.as_deref(),
+        &args.report,
+        args.save_report.as_deref(),
+        &loaded,
+    )?;
     let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let (out, format) = open_output(args.output.as_deref(), args.format)?;
     let mut writer = crate::output::writer(format, out);
