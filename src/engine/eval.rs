@@ -166,7 +166,7 @@ impl<'a> Evaluator<'a> {
                 &mut self.scope,
                 &rule.ast,
                 "check",
-                (row_value, Dynamic::from(rule.params.clone())),
+                (row_value, rule.params.script_value()),
             ),
         };
         result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
