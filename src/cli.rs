@@ -9,7 +9,11 @@ use crate::engine::finding::Severity;
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
-#[command(name = "groupwarden", version, about = "Governance rules over the Microsoft 365 groups activity report")]
+#[command(
+    name = "groupwarden",
+    version,
+    about = "Governance rules over the Microsoft 365 groups activity report"
+)]
 pub struct Cli {
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, global = true, env = "GROUPWARDEN_LOG", default_value = "info")]

@@ -61,7 +61,10 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
 
 /// The sandboxed engine and the rules of `dir_flag`, else the config's
 /// `rules.dir`, else `./rules`.
-pub fn load_rules(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(Engine, RuleSet), Error> {
+pub fn load_rules(
+    dir_flag: Option<&Path>,
+    loaded: &LoadedConfig,
+) -> Result<(Engine, RuleSet), Error> {
     let config = &loaded.config.rules;
     let dir = match (dir_flag, &config.dir) {
         (Some(dir), _) => dir.to_owned(),
@@ -78,16 +81,25 @@ pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> 
     if path == Path::new("-") {
         return Ok((Box::new(io::stdin()), "<stdin>".to_owned()));
     }
-    let file = File::open(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+    let file = File::open(path).map_err(|error| Error::File {
+        path: path.to_owned(),
+        error,
+    })?;
     Ok((Box::new(file), path.display().to_string()))
 }
 
 /// The output stream and its format: the flag, else by the file's
 /// extension, else `table` on a terminal and `jsonl` elsewhere.
-pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<dyn Write>, Format), Error> {
+pub fn open_output(
+    path: Option<&Path>,
+    format: Option<Format>,
+) -> Result<(Box<dyn Write>, Format), Error> {
     match path {
         Some(path) => {
-            let file = File::create(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+            let file = File::create(path).map_err(|error| Error::File {
+                path: path.to_owned(),
+                error,
+            })?;
             let by_extension = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => Format::Json,
                 Some("csv") => Format::Csv,
@@ -98,7 +110,11 @@ pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<d
         }
         None => {
             let stdout = io::stdout();
-            let default = if stdout.is_terminal() { Format::Table } else { Format::Jsonl };
+            let default = if stdout.is_terminal() {
+                Format::Table
+            } else {
+                Format::Jsonl
+            };
             Ok((Box::new(stdout), format.unwrap_or(default)))
         }
     }
