@@ -9,11 +9,7 @@ use crate::engine::finding::Severity;
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "groupwarden",
-    version,
-    about = "Governance rules over the Microsoft 365 groups activity report"
-)]
+#[command(name = "groupwarden", version, about = "Governance rules over the Microsoft 365 groups activity report")]
 pub struct Cli {
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, global = true, env = "GROUPWARDEN_LOG", default_value = "info")]
@@ -35,6 +31,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the rules over a groups activity report and print the findings.
     Scan(ScanArgs),
+    /// Send a test message, or route and send (or render) a digest.
+    Notify(NotifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,4 +61,33 @@ pub struct ScanArgs {
     /// Worker threads for rule evaluation [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["test", "digest", "input"])))]
+pub struct NotifyArgs {
+    /// Configuration file with the `[[notify]]` channels [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Send a test message through this channel (its `name`, or its type when unnamed).
+    #[arg(long, value_name = "CHANNEL")]
+    pub test: Option<String>,
+    /// Route and send this digest (JSON, as the state store's outbox keeps it).
+    #[arg(long, value_name = "FILE")]
+    pub digest: Option<PathBuf>,
+    /// Scan this report and announce every finding as new: what a first run sends.
+    #[arg(long, short, value_name = "REPORT")]
+    pub input: Option<PathBuf>,
+    /// With --input: folder of `*.rhai` rules [default: `rules.dir` from the config, else ./rules].
+    #[arg(long, requires = "input")]
+    pub rules: Option<PathBuf>,
+    /// Only these channels (repeatable) [default: all].
+    #[arg(long = "channel", value_name = "NAME")]
+    pub channels: Vec<String>,
+    /// Render every message that would be sent and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: write each message into this folder instead of standard output.
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub out: Option<PathBuf>,
 }

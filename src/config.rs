@@ -28,10 +28,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Io { path: PathBuf, error: std::io::Error },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -56,18 +53,9 @@ impl LoadedConfig {
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
             None => return Ok(LoadedConfig::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Io {
-            path: path.clone(),
-            error,
-        })?;
-        let config = parse(&text).map_err(|message| ConfigError::Invalid {
-            path: path.clone(),
-            message,
-        })?;
-        Ok(LoadedConfig {
-            config,
-            path: Some(path),
-        })
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Io { path: path.clone(), error })?;
+        let config = parse(&text).map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
+        Ok(LoadedConfig { config, path: Some(path) })
     }
 
     /// A path from the config, made relative to the config file's folder.
@@ -98,9 +86,6 @@ mod tests {
     #[test]
     fn rule_parameters_parse() {
         let config = parse("[rules.params.inactive-groups]\ndays = 60\n").unwrap();
-        assert_eq!(
-            config.rules.params["inactive-groups"]["days"].as_integer(),
-            Some(60)
-        );
+        assert_eq!(config.rules.params["inactive-groups"]["days"].as_integer(), Some(60));
     }
 }

@@ -41,10 +41,7 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions {
-            threads: default_threads(),
-            strict: false,
-        }
+        ScanOptions { threads: default_threads(), strict: false }
     }
 }
 
@@ -91,10 +88,7 @@ pub enum ScanError {
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error("{source_name}: {error} (--strict stops at the first bad row)")]
-    Strict {
-        source_name: String,
-        error: RowError,
-    },
+    Strict { source_name: String, error: RowError },
     #[error("{0}")]
     Sink(String),
 }
@@ -125,15 +119,7 @@ pub fn scan<R: Read + Send>(
             }
         }
     } else {
-        run_parallel(
-            reader,
-            engine,
-            rules,
-            options.threads,
-            layout,
-            &mut tally,
-            sink,
-        )?;
+        run_parallel(reader, engine, rules, options.threads, layout, &mut tally, sink)?;
     }
     Ok(tally.finish(started.elapsed()))
 }
@@ -180,11 +166,7 @@ struct ChunkDone {
 
 impl ChunkDone {
     fn recycle(self) -> Chunk {
-        Chunk {
-            seq: self.seq + 1,
-            records: self.records,
-            len: 0,
-        }
+        Chunk { seq: self.seq + 1, records: self.records, len: 0 }
     }
 }
 
@@ -205,12 +187,7 @@ fn process_chunk(evaluator: &mut Evaluator<'_>, mut chunk: Chunk) -> ChunkDone {
             Err(error) => items.push(Item::Error(error)),
         }
     }
-    ChunkDone {
-        seq: chunk.seq,
-        items,
-        stats,
-        records: chunk.records,
-    }
+    ChunkDone { seq: chunk.seq, items, stats, records: chunk.records }
 }
 
 fn run_parallel<R: Read + Send>(
@@ -307,32 +284,13 @@ struct Tally {
 
 impl Tally {
     fn new(rules: &RuleSet, source: &str, strict: bool) -> Tally {
-        let per_rule: Vec<_> = rules
-            .enabled()
-            .map(|r| (r.id.clone(), RuleCounts::default()))
-            .collect();
-        let rule_index = per_rule
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (id.clone(), i))
-            .collect();
-        Tally {
-            summary: ScanSummary {
-                source: source.to_owned(),
-                per_rule,
-                ..Default::default()
-            },
-            rule_index,
-            strict,
-        }
+        let per_rule: Vec<_> = rules.enabled().map(|r| (r.id.clone(), RuleCounts::default())).collect();
+        let rule_index = per_rule.iter().enumerate().map(|(i, (id, _))| (id.clone(), i)).collect();
+        Tally { summary: ScanSummary { source: source.to_owned(), per_rule, ..Default::default() }, rule_index, strict }
     }
 
     /// Delivers one chunk; true when the scan should stop.
-    fn deliver(
-        &mut self,
-        done: &ChunkDone,
-        sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
-    ) -> Result<bool, ScanError> {
+    fn deliver(&mut self, done: &ChunkDone, sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>) -> Result<bool, ScanError> {
         self.summary.stats.merge(&done.stats);
         for item in &done.items {
             match item {
@@ -354,10 +312,7 @@ impl Tally {
                 Item::Error(error) => {
                     self.summary.row_errors += 1;
                     if self.strict {
-                        return Err(ScanError::Strict {
-                            source_name: self.summary.source.clone(),
-                            error: error.clone(),
-                        });
+                        return Err(ScanError::Strict { source_name: self.summary.source.clone(), error: error.clone() });
                     }
                     sink(ScanEvent::RowError(error)).map_err(ScanError::Sink)?;
                 }

@@ -1,6 +1,7 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod notify;
 pub mod scan;
 
 use std::fs::File;
@@ -40,6 +41,8 @@ pub enum Error {
     Output(#[from] io::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
 }
 
 impl Error {
@@ -56,15 +59,13 @@ impl Error {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Notify(args) => notify::run(args),
     }
 }
 
 /// The sandboxed engine and the rules of `dir_flag`, else the config's
 /// `rules.dir`, else `./rules`.
-pub fn load_rules(
-    dir_flag: Option<&Path>,
-    loaded: &LoadedConfig,
-) -> Result<(Engine, RuleSet), Error> {
+pub fn load_rules(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(Engine, RuleSet), Error> {
     let config = &loaded.config.rules;
     let dir = match (dir_flag, &config.dir) {
         (Some(dir), _) => dir.to_owned(),
@@ -81,25 +82,16 @@ pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> 
     if path == Path::new("-") {
         return Ok((Box::new(io::stdin()), "<stdin>".to_owned()));
     }
-    let file = File::open(path).map_err(|error| Error::File {
-        path: path.to_owned(),
-        error,
-    })?;
+    let file = File::open(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
     Ok((Box::new(file), path.display().to_string()))
 }
 
 /// The output stream and its format: the flag, else by the file's
 /// extension, else `table` on a terminal and `jsonl` elsewhere.
-pub fn open_output(
-    path: Option<&Path>,
-    format: Option<Format>,
-) -> Result<(Box<dyn Write>, Format), Error> {
+pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<dyn Write>, Format), Error> {
     match path {
         Some(path) => {
-            let file = File::create(path).map_err(|error| Error::File {
-                path: path.to_owned(),
-                error,
-            })?;
+            let file = File::create(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
             let by_extension = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => Format::Json,
                 Some("csv") => Format::Csv,
@@ -110,11 +102,7 @@ pub fn open_output(
         }
         None => {
             let stdout = io::stdout();
-            let default = if stdout.is_terminal() {
-                Format::Table
-            } else {
-                Format::Jsonl
-            };
+            let default = if stdout.is_terminal() { Format::Table } else { Format::Jsonl };
             Ok((Box::new(stdout), format.unwrap_or(default)))
         }
     }

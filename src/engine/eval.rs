@@ -58,21 +58,9 @@ pub struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    pub fn new(
-        engine: &'a Engine,
-        rules: impl IntoIterator<Item = &'a Rule>,
-        empty_row: RowData,
-    ) -> Evaluator<'a> {
-        let rules = rules
-            .into_iter()
-            .filter(|r| r.check_arity.is_some())
-            .collect();
-        Evaluator {
-            engine,
-            rules,
-            scope: Scope::new(),
-            row: Arc::new(empty_row),
-        }
+    pub fn new(engine: &'a Engine, rules: impl IntoIterator<Item = &'a Rule>, empty_row: RowData) -> Evaluator<'a> {
+        let rules = rules.into_iter().filter(|r| r.check_arity.is_some()).collect();
+        Evaluator { engine, rules, scope: Scope::new(), row: Arc::new(empty_row) }
     }
 
     /// The row buffer to fill before [`Evaluator::evaluate`]. Scripts may
@@ -95,13 +83,7 @@ impl<'a> Evaluator<'a> {
         let row = Dynamic::from(Row(Arc::clone(&data)));
         for rule in &self.rules {
             let result = match rule.check_arity {
-                Some(1) => self.engine.call_fn_with_options::<Dynamic>(
-                    call_options(),
-                    &mut self.scope,
-                    &rule.ast,
-                    "check",
-                    (row.clone(),),
-                ),
+                Some(1) => self.engine.call_fn_with_options::<Dynamic>(call_options(), &mut self.scope, &rule.ast, "check", (row.clone(),)),
                 _ => self.engine.call_fn_with_options::<Dynamic>(
                     call_options(),
                     &mut self.scope,
@@ -110,14 +92,12 @@ impl<'a> Evaluator<'a> {
                     (row.clone(), Dynamic::from(rule.params.clone())),
                 ),
             };
-            let converted = result
-                .map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
-                .and_then(|value| {
-                    let start = outcome.findings.len();
-                    collect_findings(rule, &data, value, &mut outcome.findings)
-                        .inspect_err(|_| outcome.findings.truncate(start))
-                        .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
-                });
+            let converted = result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e)).and_then(|value| {
+                let start = outcome.findings.len();
+                collect_findings(rule, &data, value, &mut outcome.findings)
+                    .inspect_err(|_| outcome.findings.truncate(start))
+                    .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
+            });
             if let Err(diagnostic) = converted {
                 outcome.failures.push(RuleFailure {
                     rule: rule.id.clone(),
@@ -143,12 +123,7 @@ fn call_options() -> CallFnOptions<'static> {
 /// - a map `#{ message, severity?, evidence?, id? }`: one finding;
 /// - an array of the above: several findings (each needs its own `id`,
 ///   or they are numbered).
-fn collect_findings(
-    rule: &Rule,
-    row: &RowData,
-    value: Dynamic,
-    out: &mut Vec<Finding>,
-) -> Result<(), String> {
+fn collect_findings(rule: &Rule, row: &RowData, value: Dynamic, out: &mut Vec<Finding>) -> Result<(), String> {
     if value.is_array() {
         let items = value.into_array().unwrap_or_default();
         for (index, item) in items.into_iter().enumerate() {
@@ -164,12 +139,7 @@ fn collect_findings(
     Ok(())
 }
 
-fn one_finding(
-    rule: &Rule,
-    row: &RowData,
-    value: Dynamic,
-    index: usize,
-) -> Result<Option<Finding>, String> {
+fn one_finding(rule: &Rule, row: &RowData, value: Dynamic, index: usize) -> Result<Option<Finding>, String> {
     let mut severity = rule.severity;
     let mut evidence = EvidenceMap::default();
     let mut id_suffix = (index > 0).then(|| format!("#{}", index + 1));
@@ -184,45 +154,28 @@ fn one_finding(
         let mut message = None;
         for (name, field) in map {
             match name.as_str() {
-                "message" => {
-                    message = Some(field.into_string().map_err(|t| {
-                        format!("a finding's `message` must be a string, found {t}")
-                    })?)
-                }
+                "message" => message = Some(field.into_string().map_err(|t| format!("a finding's `message` must be a string, found {t}"))?),
                 "severity" => {
-                    let text = field.into_string().map_err(|t| {
-                        format!("a finding's `severity` must be a string, found {t}")
-                    })?;
+                    let text = field.into_string().map_err(|t| format!("a finding's `severity` must be a string, found {t}"))?;
                     severity = text.parse::<Severity>()?;
                 }
                 "id" => id_suffix = Some(field.to_string()),
                 "evidence" => {
-                    let map = field
-                        .try_cast::<Map>()
-                        .ok_or("a finding's `evidence` must be a map")?;
+                    let map = field.try_cast::<Map>().ok_or("a finding's `evidence` must be a map")?;
                     for (name, item) in map {
                         evidence.set(name.as_str().into(), to_evidence(&item));
                     }
                 }
-                other => {
-                    return Err(format!(
-                        "a finding has no field `{other}` (use message, severity, evidence, id)"
-                    ));
-                }
+                other => return Err(format!("a finding has no field `{other}` (use message, severity, evidence, id)")),
             }
         }
         message.ok_or("a finding map needs a `message`")?
     } else {
-        return Err(format!(
-            "`check` returned {}; expected (), a bool, a string, a finding map or an array of them",
-            kind_name(&value)
-        ));
+        return Err(format!("`check` returned {}; expected (), a bool, a string, a finding map or an array of them", kind_name(&value)));
     };
     let mut all_evidence = EvidenceMap::default();
     for field in &rule.evidence_fields {
-        all_evidence
-            .0
-            .push(((*field).into(), row_evidence(row, field)));
+        all_evidence.0.push(((*field).into(), row_evidence(row, field)));
     }
     for (name, value) in evidence.0 {
         all_evidence.set(name, value);
@@ -248,12 +201,8 @@ fn one_finding(
 /// A row property as evidence.
 fn row_evidence(row: &RowData, field: &str) -> Evidence {
     match field {
-        "days_since_activity" => row
-            .days_since_activity()
-            .map_or(Evidence::Null, Evidence::Int),
-        "total_storage_bytes" => row
-            .total_storage_bytes()
-            .map_or(Evidence::Null, Evidence::Int),
+        "days_since_activity" => row.days_since_activity().map_or(Evidence::Null, Evidence::Int),
+        "total_storage_bytes" => row.total_storage_bytes().map_or(Evidence::Null, Evidence::Int),
         "is_concealed" => Evidence::Bool(row.is_concealed()),
         _ => match Col::ALL.iter().find(|c| c.spec().field == field) {
             Some(&col) => to_evidence(&column_value(row, col)),
@@ -281,8 +230,6 @@ pub fn to_evidence(value: &Dynamic) -> Evidence {
 pub fn is_limit_error(error: &EvalAltResult) -> bool {
     matches!(
         error.unwrap_inner(),
-        EvalAltResult::ErrorTooManyOperations(_)
-            | EvalAltResult::ErrorStackOverflow(_)
-            | EvalAltResult::ErrorDataTooLarge(..)
+        EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorStackOverflow(_) | EvalAltResult::ErrorDataTooLarge(..)
     )
 }

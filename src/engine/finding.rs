@@ -8,19 +8,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// How much a finding matters, least first.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -31,13 +19,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Severity::Info,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
+    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,11 +45,7 @@ impl FromStr for Severity {
         Severity::ALL
             .into_iter()
             .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| {
-                format!(
-                    "unknown severity `{text}`; expected one of info, low, medium, high, critical"
-                )
-            })
+            .ok_or_else(|| format!("unknown severity `{text}`; expected one of info, low, medium, high, critical"))
     }
 }
 
@@ -113,11 +91,7 @@ impl EvidenceMap {
 
     /// `name=value, …` for one-line displays.
     pub fn to_line(&self) -> String {
-        self.0
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -163,12 +137,7 @@ mod tests {
     fn severities_order_and_parse() {
         assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Info);
         assert_eq!("HIGH".parse::<Severity>(), Ok(Severity::High));
-        assert!(
-            "urgent"
-                .parse::<Severity>()
-                .unwrap_err()
-                .contains("expected one of")
-        );
+        assert!("urgent".parse::<Severity>().unwrap_err().contains("expected one of"));
     }
 
     #[test]
@@ -177,9 +146,6 @@ mod tests {
         evidence.set("b".into(), Evidence::Int(2));
         evidence.set("a".into(), Evidence::Null);
         evidence.set("b".into(), Evidence::Text("x".into()));
-        assert_eq!(
-            serde_json::to_string(&evidence).unwrap(),
-            r#"{"b":"x","a":null}"#
-        );
+        assert_eq!(serde_json::to_string(&evidence).unwrap(), r#"{"b":"x","a":null}"#);
     }
 }

@@ -114,12 +114,14 @@ fn render_chat(
         let body = channel
             .templates()
             .render(template, &MessageView::new(planned, shown))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&body).map_err(|error| RenderError::NotJson {
+        // Sent as rendered (the template's layout and key order) once it is known to be JSON.
+        serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|error| {
+            RenderError::NotJson {
                 template: template.to_owned(),
                 error,
-            })?;
-        Ok(serde_json::to_string(&value).expect("a JSON value serialises"))
+            }
+        })?;
+        Ok(body)
     };
     largest_fitting(planned.digest.items.len(), render, fits)
 }
