@@ -6,7 +6,7 @@
 //! other channel was tried.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::channel::{Channel, GRAPH_URL, check_http_url};
@@ -87,13 +87,16 @@ impl DeliveryReport {
     }
 }
 
-/// Sends planned messages; keeps one HTTP client and one SMTP connection
-/// pool per channel for a whole run.
+/// Sends planned messages with one HTTP client; [`Courier::deliver_all`]
+/// keeps one SMTP connection pool per channel for the run.
 pub struct Courier {
     http: reqwest::Client,
     graph_token: Option<Arc<dyn AccessToken>>,
-    smtp: Mutex<HashMap<String, SmtpTransport>>,
 }
+
+/// SMTP pools by channel name. Lives inside one async call: lettre's pool
+/// spawns a task when dropped, which needs the runtime.
+type SmtpPools = HashMap<String, SmtpTransport>;
 
 impl Courier {
     pub fn new() -> Result<Courier, String> {
@@ -107,7 +110,6 @@ impl Courier {
         Ok(Courier {
             http,
             graph_token: None,
-            smtp: Mutex::new(HashMap::new()),
         })
     }
 
@@ -122,6 +124,7 @@ impl Courier {
     /// tried again in this run (its messages fail as `Skipped`).
     pub async fn deliver_all(&self, channels: &[Channel], planned: &[Planned]) -> DeliveryReport {
         let mut down: BTreeSet<&str> = BTreeSet::new();
+        let mut pools = SmtpPools::new();
         let mut report = DeliveryReport::default();
         for message in planned {
             if down.contains(message.channel.as_str()) {
@@ -133,7 +136,7 @@ impl Courier {
                 continue;
             }
             let result = match channels.iter().find(|c| c.name() == message.channel) {
-                Some(channel) => self.deliver(channel, message).await,
+                Some(channel) => self.deliver_with(&mut pools, channel, message).await,
                 None => Err(DeliveryError::UnknownChannel {
                     channel: message.channel.clone(),
                 }),
@@ -156,6 +159,16 @@ impl Courier {
 
     /// Renders and sends one planned message through `channel`.
     pub async fn deliver(&self, channel: &Channel, planned: &Planned) -> Result<(), DeliveryError> {
+        self.deliver_with(&mut SmtpPools::new(), channel, planned)
+            .await
+    }
+
+    async fn deliver_with(
+        &self,
+        pools: &mut SmtpPools,
+        channel: &Channel,
+        planned: &Planned,
+    ) -> Result<(), DeliveryError> {
         let name = channel.name();
         let setup = |message: String| DeliveryError::Setup {
             channel: name.to_owned(),
@@ -172,7 +185,7 @@ impl Courier {
                 let message =
                     email::message(channel, &planned.recipient, &content).map_err(setup)?;
                 let notifier = EmailNotifier {
-                    transport: self.smtp_transport(channel).map_err(setup)?,
+                    transport: smtp_transport(pools, channel).map_err(setup)?,
                 };
                 send_with_retries(&notifier, &message, policy, name).await
             }
@@ -195,19 +208,6 @@ impl Courier {
                 recipient: planned.recipient.clone(),
                 failure,
             })
-    }
-
-    fn smtp_transport(&self, channel: &Channel) -> Result<SmtpTransport, String> {
-        let mut pools = self
-            .smtp
-            .lock()
-            .expect("the SMTP pool map is never poisoned");
-        if let Some(transport) = pools.get(channel.name()) {
-            return Ok(transport.clone());
-        }
-        let transport = email::transport(channel)?;
-        pools.insert(channel.name().to_owned(), transport.clone());
-        Ok(transport)
     }
 
     fn graph_mail<'a>(
@@ -265,6 +265,15 @@ impl Courier {
             timeout,
         })
     }
+}
+
+fn smtp_transport(pools: &mut SmtpPools, channel: &Channel) -> Result<SmtpTransport, String> {
+    if let Some(transport) = pools.get(channel.name()) {
+        return Ok(transport.clone());
+    }
+    let transport = email::transport(channel)?;
+    pools.insert(channel.name().to_owned(), transport.clone());
+    Ok(transport)
 }
 
 /// Delivers one planned message with a fresh [`Courier`] (no Graph
