@@ -48,7 +48,15 @@ fn digest() -> Value {
     })
 }
 
-fn item(status: &str, severity: &str, rule: &str, id: &str, name: &str, owner: Option<&str>, message: &str) -> Value {
+fn item(
+    status: &str,
+    severity: &str,
+    rule: &str,
+    id: &str,
+    name: &str,
+    owner: Option<&str>,
+    message: &str,
+) -> Value {
     json!({
         "status": status, "key": format!("{rule}:{id}"), "rule": rule, "severity": severity,
         "group_id": id, "group_name": name, "owner": owner, "message": message,
@@ -75,15 +83,25 @@ impl Setup {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_groupwarden"));
-        command.current_dir(self.dir.path()).arg("notify").arg("--config").arg(self.path("groupwarden.toml")).args(args);
-        command.env_remove("GROUPWARDEN_GRAPH_TOKEN").env("GROUPWARDEN_LOG", "warn");
+        command
+            .current_dir(self.dir.path())
+            .arg("notify")
+            .arg("--config")
+            .arg(self.path("groupwarden.toml"))
+            .args(args);
+        command
+            .env_remove("GROUPWARDEN_GRAPH_TOKEN")
+            .env("GROUPWARDEN_LOG", "warn");
         command
     }
 
     /// The channels, as the library loads them.
     fn channels(&self) -> Vec<Channel> {
         let text = std::fs::read_to_string(self.path("groupwarden.toml")).unwrap();
-        let loaded = LoadedConfig { config: parse(&text).unwrap(), path: Some(self.path("groupwarden.toml")) };
+        let loaded = LoadedConfig {
+            config: parse(&text).unwrap(),
+            path: Some(self.path("groupwarden.toml")),
+        };
         notify::validate(&loaded).unwrap()
     }
 }
@@ -91,7 +109,9 @@ impl Setup {
 /// Runs a command without blocking the test's async runtime (the
 /// wiremock servers live on it).
 async fn run(mut command: Command) -> Output {
-    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -100,7 +120,11 @@ fn text(bytes: &[u8]) -> String {
 
 /// A port nothing listens on.
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// aiosmtpd, run by this test, writing what it receives to a folder.
@@ -125,11 +149,17 @@ impl SmtpSink {
             .spawn()
             .expect("python3 runs the SMTP sink (pip install aiosmtpd)");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let port = line.trim().strip_prefix("READY ").unwrap_or_else(|| {
             panic!("the SMTP sink did not start (is aiosmtpd installed? pip install aiosmtpd): {line:?}")
         });
-        SmtpSink { port: port.parse().unwrap(), child, inbox }
+        SmtpSink {
+            port: port.parse().unwrap(),
+            child,
+            inbox,
+        }
     }
 
     /// Every message received, oldest first.
@@ -140,7 +170,10 @@ impl SmtpSink {
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         files.sort();
-        files.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect()
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
     }
 }
 
@@ -170,7 +203,9 @@ retry_backoff_ms = 10
 
 /// The decoded body of the MIME part of `content_type` in a raw message.
 fn mime_part(raw: &str, content_type: &str) -> String {
-    let message = mail_parser::MessageParser::default().parse(raw.as_bytes()).expect("a MIME message");
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a MIME message");
     let part = message
         .parts
         .iter()
@@ -183,12 +218,23 @@ fn mime_part(raw: &str, content_type: &str) -> String {
 }
 
 fn header_value(raw: &str, name: &str) -> String {
-    let message = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
-    message.header_raw(name).unwrap_or_else(|| panic!("no {name} header")).trim().to_owned()
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    message
+        .header_raw(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .trim()
+        .to_owned()
 }
 
 fn subject(raw: &str) -> String {
-    mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap().subject().unwrap().to_owned()
+    mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap()
+        .subject()
+        .unwrap()
+        .to_owned()
 }
 
 // ------------------------------------------------------------------ email
@@ -202,18 +248,34 @@ password_env = "TEST_SMTP_PASSWORD"
 include_resolved = true"#;
     let setup = Setup::new(&email_channel("admins", sink.port, extra));
 
-    let output = setup.command(&["--digest", "digest.json"]).env("TEST_SMTP_PASSWORD", "smtp-pa55word").output().unwrap();
+    let output = setup
+        .command(&["--digest", "digest.json"])
+        .env("TEST_SMTP_PASSWORD", "smtp-pa55word")
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(!text(&output.stderr).contains("pa55word") && !text(&output.stdout).contains("pa55word"));
+    assert!(
+        !text(&output.stderr).contains("pa55word") && !text(&output.stdout).contains("pa55word")
+    );
 
     let messages = sink.messages();
-    assert_eq!(messages.len(), 1, "one digest per channel, not one message per finding");
+    assert_eq!(
+        messages.len(),
+        1,
+        "one digest per channel, not one message per finding"
+    );
     let message = &messages[0];
     assert_eq!(message["mail_from"], "alerts@contoso.com");
-    assert_eq!(message["rcpt_tos"], json!(["m365-admins@contoso.com", "security@contoso.com"]));
+    assert_eq!(
+        message["rcpt_tos"],
+        json!(["m365-admins@contoso.com", "security@contoso.com"])
+    );
     assert_eq!(message["login"], "alerts@contoso.com");
     let raw = message["data"].as_str().unwrap();
-    assert_eq!(subject(raw), "[groupwarden] Contoso: 3 new, 1 reopened, 1 reminder, 1 resolved, 1 expiring exemption");
+    assert_eq!(
+        subject(raw),
+        "[groupwarden] Contoso: 3 new, 1 reopened, 1 reminder, 1 resolved, 1 expiring exemption"
+    );
     assert_eq!(header_value(raw, "Auto-Submitted"), "auto-generated");
 
     let plain = mime_part(raw, "text/plain");
@@ -223,12 +285,21 @@ include_resolved = true"#;
     let high = plain.find("== ownerless-groups (high)").unwrap();
     let low = plain.find("== external-members (low)").unwrap();
     assert!(critical < high && high < low, "{plain}");
-    assert!(plain.contains("* [resolved] Retired Team"), "include_resolved lists resolved findings: {plain}");
+    assert!(
+        plain.contains("* [resolved] Retired Team"),
+        "include_resolved lists resolved findings: {plain}"
+    );
 
     let html = mime_part(raw, "text/html");
     assert!(html.contains("<table"), "{html}");
-    assert!(html.contains("Board &lt;Confidential&gt; &amp; Co"), "group names are HTML-escaped: {html}");
-    assert!(html.contains("Legal hold"), "expiring exemptions are listed: {html}");
+    assert!(
+        html.contains("Board &lt;Confidential&gt; &amp; Co"),
+        "group names are HTML-escaped: {html}"
+    );
+    assert!(
+        html.contains("Legal hold"),
+        "expiring exemptions are listed: {html}"
+    );
 }
 
 #[test]
@@ -239,10 +310,17 @@ username = "alerts@contoso.com"
 password_env = "TEST_SMTP_PASSWORD""#;
     let setup = Setup::new(&email_channel("admins", sink.port, extra));
 
-    let output = setup.command(&["--digest", "digest.json"]).env("TEST_SMTP_PASSWORD", "wrong-password").output().unwrap();
+    let output = setup
+        .command(&["--digest", "digest.json"])
+        .env("TEST_SMTP_PASSWORD", "wrong-password")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("channel `admins` to m365-admins@contoso.com: refused"), "{stderr}");
+    assert!(
+        stderr.contains("channel `admins` to m365-admins@contoso.com: refused"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("wrong-password"), "{stderr}");
     assert!(sink.messages().is_empty());
 }
@@ -253,9 +331,17 @@ fn a_missing_password_variable_is_named() {
 username = "alerts@contoso.com"
 password_env = "TEST_SMTP_PASSWORD_UNSET""#;
     let setup = Setup::new(&email_channel("admins", closed_port(), extra));
-    let output = setup.command(&["--digest", "digest.json"]).env_remove("TEST_SMTP_PASSWORD_UNSET").output().unwrap();
+    let output = setup
+        .command(&["--digest", "digest.json"])
+        .env_remove("TEST_SMTP_PASSWORD_UNSET")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("environment variable TEST_SMTP_PASSWORD_UNSET is not set"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("environment variable TEST_SMTP_PASSWORD_UNSET is not set"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[test]
@@ -266,38 +352,89 @@ fallback_to = ["m365-admins@contoso.com"]
 rules = ["inactive-*", "external-*", "public-*", "ownerless-*"]"#;
     let setup = Setup::new(&email_channel("owners", sink.port, extra));
 
-    let output = setup.command(&["--digest", "digest.json"]).output().unwrap();
+    let output = setup
+        .command(&["--digest", "digest.json"])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
 
     let mut by_recipient = std::collections::BTreeMap::new();
     for message in sink.messages() {
-        let to = message["rcpt_tos"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(",");
-        by_recipient.insert(to, mime_part(message["data"].as_str().unwrap(), "text/plain"));
+        let to = message["rcpt_tos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        by_recipient.insert(
+            to,
+            mime_part(message["data"].as_str().unwrap(), "text/plain"),
+        );
     }
     assert_eq!(
         by_recipient.keys().collect::<Vec<_>>(),
-        ["adele.vance@contoso.com", "m365-admins@contoso.com", "megan.bowen@contoso.com"]
+        [
+            "adele.vance@contoso.com",
+            "m365-admins@contoso.com",
+            "megan.bowen@contoso.com"
+        ]
     );
     let adele = &by_recipient["adele.vance@contoso.com"];
-    assert!(adele.contains("Sales EMEA") && adele.contains("Vendors"), "{adele}");
-    assert!(!adele.contains("Old Wiki") && !adele.contains("Project Phoenix"), "{adele}");
-    assert!(!adele.contains("Retired Team"), "resolved findings stay out without include_resolved: {adele}");
-    assert!(!adele.contains("Board Archive"), "exemptions are for administrators: {adele}");
+    assert!(
+        adele.contains("Sales EMEA") && adele.contains("Vendors"),
+        "{adele}"
+    );
+    assert!(
+        !adele.contains("Old Wiki") && !adele.contains("Project Phoenix"),
+        "{adele}"
+    );
+    assert!(
+        !adele.contains("Retired Team"),
+        "resolved findings stay out without include_resolved: {adele}"
+    );
+    assert!(
+        !adele.contains("Board Archive"),
+        "exemptions are for administrators: {adele}"
+    );
     let megan = &by_recipient["megan.bowen@contoso.com"];
-    assert!(megan.contains("Old Wiki") && megan.contains("Board <Confidential> & Co"), "owner addresses are matched case-blind: {megan}");
+    assert!(
+        megan.contains("Old Wiki") && megan.contains("Board <Confidential> & Co"),
+        "owner addresses are matched case-blind: {megan}"
+    );
     assert!(!megan.contains("Sales EMEA"), "{megan}");
     let admins = &by_recipient["m365-admins@contoso.com"];
-    assert!(admins.contains("Project Phoenix") && !admins.contains("Sales EMEA"), "{admins}");
+    assert!(
+        admins.contains("Project Phoenix") && !admins.contains("Sales EMEA"),
+        "{admins}"
+    );
 }
 
 #[test]
 fn the_per_owner_cap_lists_the_most_severe_and_counts_the_rest() {
-    let setup = Setup::new(&email_channel("owners", closed_port(), "to = \"group-owners\"\nmax_findings_per_owner = 1"));
-    let planned = notify::plan(&setup.channels(), &serde_json::from_value(digest()).unwrap());
-    let megan = planned.iter().find(|p| p.recipient == "megan.bowen@contoso.com").unwrap();
+    let setup = Setup::new(&email_channel(
+        "owners",
+        closed_port(),
+        "to = \"group-owners\"\nmax_findings_per_owner = 1",
+    ));
+    let planned = notify::plan(
+        &setup.channels(),
+        &serde_json::from_value(digest()).unwrap(),
+    );
+    let megan = planned
+        .iter()
+        .find(|p| p.recipient == "megan.bowen@contoso.com")
+        .unwrap();
     assert_eq!(megan.digest.items.len(), 1);
-    assert_eq!(megan.digest.items[0].rule, "public-with-guests", "the critical finding is kept");
-    assert_eq!(megan.digest.counts.new + megan.digest.counts.reminders, 2, "counts cover everything");
+    assert_eq!(
+        megan.digest.items[0].rule, "public-with-guests",
+        "the critical finding is kept"
+    );
+    assert_eq!(
+        megan.digest.counts.new + megan.digest.counts.reminders,
+        2,
+        "counts cover everything"
+    );
     let capped = megan.digest.capped.as_ref().unwrap();
     assert_eq!((capped.shown, capped.total), (1, 2));
 }
@@ -306,11 +443,22 @@ fn the_per_owner_cap_lists_the_most_severe_and_counts_the_rest() {
 fn more_owners_than_the_safety_cap_mails_the_fallback_instead() {
     let extra = "to = \"group-owners\"\nfallback_to = [\"m365-admins@contoso.com\"]\nmax_owner_messages = 1";
     let setup = Setup::new(&email_channel("owners", closed_port(), extra));
-    let planned = notify::plan(&setup.channels(), &serde_json::from_value(digest()).unwrap());
+    let planned = notify::plan(
+        &setup.channels(),
+        &serde_json::from_value(digest()).unwrap(),
+    );
     assert_eq!(planned.len(), 1);
     assert_eq!(planned[0].recipient, "m365-admins@contoso.com");
     assert_eq!(planned[0].digest.items.len(), 5);
-    assert!(planned[0].digest.capped.as_ref().unwrap().reason.contains("max_owner_messages = 1"));
+    assert!(
+        planned[0]
+            .digest
+            .capped
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("max_owner_messages = 1")
+    );
 }
 
 #[test]
@@ -322,53 +470,122 @@ fn min_severity_and_rule_globs_route_findings() {
     ]
     .concat();
     let setup = Setup::new(&config);
-    let planned = notify::plan(&setup.channels(), &serde_json::from_value(digest()).unwrap());
+    let planned = notify::plan(
+        &setup.channels(),
+        &serde_json::from_value(digest()).unwrap(),
+    );
 
     let channels: Vec<&str> = planned.iter().map(|p| p.channel.as_str()).collect();
-    assert_eq!(channels, ["urgent", "hygiene"], "a channel with nothing to say sends nothing");
-    let rules = |p: &Planned| p.digest.items.iter().map(|i| format!("{}:{}", i.severity, i.rule)).collect::<Vec<_>>();
-    assert_eq!(rules(&planned[0]), ["critical:public-with-guests", "high:ownerless-groups"]);
+    assert_eq!(
+        channels,
+        ["urgent", "hygiene"],
+        "a channel with nothing to say sends nothing"
+    );
+    let rules = |p: &Planned| {
+        p.digest
+            .items
+            .iter()
+            .map(|i| format!("{}:{}", i.severity, i.rule))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        rules(&planned[0]),
+        ["critical:public-with-guests", "high:ownerless-groups"]
+    );
     assert_eq!(planned[0].digest.counts.new, 2);
-    assert_eq!(rules(&planned[1]), ["medium:inactive-groups", "medium:inactive-groups"]);
-    assert_eq!((planned[1].digest.counts.new, planned[1].digest.counts.reminders, planned[1].digest.counts.resolved), (1, 1, 0));
+    assert_eq!(
+        rules(&planned[1]),
+        ["medium:inactive-groups", "medium:inactive-groups"]
+    );
+    assert_eq!(
+        (
+            planned[1].digest.counts.new,
+            planned[1].digest.counts.reminders,
+            planned[1].digest.counts.resolved
+        ),
+        (1, 1, 0)
+    );
 }
 
 #[test]
 fn a_channel_down_for_a_whole_run_fails_every_message_then_delivers_on_the_next() {
     let port = closed_port();
-    let setup = Setup::new(&email_channel("owners", port, "to = \"group-owners\"\nfallback_to = [\"m365-admins@contoso.com\"]"));
+    let setup = Setup::new(&email_channel(
+        "owners",
+        port,
+        "to = \"group-owners\"\nfallback_to = [\"m365-admins@contoso.com\"]",
+    ));
     let channels = setup.channels();
     let planned = notify::plan(&channels, &serde_json::from_value(digest()).unwrap());
     assert_eq!(planned.len(), 3);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let courier = Courier::new().unwrap();
 
     let first = runtime.block_on(courier.deliver_all(&channels, &planned));
     assert_eq!(first.delivered(), 0);
-    assert_eq!(first.results.len(), 3, "every planned message has an outcome: nothing is dropped");
+    assert_eq!(
+        first.results.len(),
+        3,
+        "every planned message has an outcome: nothing is dropped"
+    );
     let errors: Vec<String> = first.failures().map(ToString::to_string).collect();
     assert!(errors[0].contains("gave up after 2 attempts"), "{errors:?}");
-    assert!(errors[1].contains("not tried, the channel failed earlier in this run"), "{errors:?}");
+    assert!(
+        errors[1].contains("not tried, the channel failed earlier in this run"),
+        "{errors:?}"
+    );
 
     // The next run: the server is back, the undelivered messages go out.
     let sink = SmtpSink::start(port, None);
-    let retry: Vec<Planned> = planned.iter().zip(&first.results).filter(|(_, r)| r.is_err()).map(|(p, _)| p.clone()).collect();
+    let retry: Vec<Planned> = planned
+        .iter()
+        .zip(&first.results)
+        .filter(|(_, r)| r.is_err())
+        .map(|(p, _)| p.clone())
+        .collect();
     let second = runtime.block_on(Courier::new().unwrap().deliver_all(&channels, &retry));
-    assert_eq!(second.delivered(), 3, "{:?}", second.failures().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(
+        second.delivered(),
+        3,
+        "{:?}",
+        second
+            .failures()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
     assert_eq!(sink.messages().len(), 3);
 }
 
 #[tokio::test]
 async fn a_failing_channel_makes_the_command_exit_2_after_the_others_were_tried() {
     let receiver = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&receiver).await;
-    let webhook = format!("[[notify]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}/hook\"\n", receiver.uri());
-    let setup = Setup::new(&[email_channel("mail", closed_port(), "to = [\"a@contoso.com\"]"), webhook].concat());
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&receiver)
+        .await;
+    let webhook = format!(
+        "[[notify]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}/hook\"\n",
+        receiver.uri()
+    );
+    let setup = Setup::new(
+        &[
+            email_channel("mail", closed_port(), "to = [\"a@contoso.com\"]"),
+            webhook,
+        ]
+        .concat(),
+    );
 
     let output = run(setup.command(&["--digest", "digest.json"])).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("channel `mail` to a@contoso.com: gave up after 2 attempts"), "{stderr}");
+    assert!(
+        stderr.contains("channel `mail` to a@contoso.com: gave up after 2 attempts"),
+        "{stderr}"
+    );
     assert!(stderr.contains("1 of 2 messages delivered"), "{stderr}");
     receiver.verify().await;
 }
@@ -376,20 +593,42 @@ async fn a_failing_channel_makes_the_command_exit_2_after_the_others_were_tried(
 // --------------------------------------------------------------- webhooks
 
 fn verify_signature(request: &wiremock::Request) {
-    let timestamp = request.headers.get("x-groupwarden-timestamp").expect("a timestamp header").to_str().unwrap();
-    let signature = request.headers.get("x-groupwarden-signature").expect("a signature header").to_str().unwrap();
+    let timestamp = request
+        .headers
+        .get("x-groupwarden-timestamp")
+        .expect("a timestamp header")
+        .to_str()
+        .unwrap();
+    let signature = request
+        .headers
+        .get("x-groupwarden-signature")
+        .expect("a signature header")
+        .to_str()
+        .unwrap();
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_KEY.as_bytes()).unwrap();
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(&request.body);
     let hex = signature.strip_prefix("sha256=").expect("sha256= prefix");
-    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, expected, "the signature is HMAC-SHA256 over \"<timestamp>.<body>\"");
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        hex, expected,
+        "the signature is HMAC-SHA256 over \"<timestamp>.<body>\""
+    );
 }
 
 #[tokio::test]
 async fn webhooks_are_signed_and_retried_after_503_and_429_with_retry_after() {
     let receiver = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).up_to_n_times(1).mount(&receiver).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&receiver)
+        .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
         .up_to_n_times(1)
@@ -435,23 +674,43 @@ retry_backoff_ms = 10
     assert_eq!(first["key"], "public-with-guests:g-board");
     assert_eq!(first["status"], "new");
     assert_eq!(first["severity"], "critical");
-    assert_eq!(first["group"], json!({"id": "g-board", "name": "Board <Confidential> & Co", "owner": "megan.bowen@contoso.com"}));
-    assert_eq!(first["evidence"], json!({"days_since_activity": 212, "last_activity": null}));
+    assert_eq!(
+        first["group"],
+        json!({"id": "g-board", "name": "Board <Confidential> & Co", "owner": "megan.bowen@contoso.com"})
+    );
+    assert_eq!(
+        first["evidence"],
+        json!({"days_since_activity": 212, "last_activity": null})
+    );
 }
 
 #[tokio::test]
 async fn a_webhook_url_is_never_shown_in_errors() {
     let receiver = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(404).set_body_string("no such hook")).mount(&receiver).await;
-    let setup = Setup::new("[[notify]]\ntype = \"webhook\"\nformat = \"slack\"\nurl_env = \"TEST_HOOK_URL\"\n");
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no such hook"))
+        .mount(&receiver)
+        .await;
+    let setup = Setup::new(
+        "[[notify]]\ntype = \"webhook\"\nformat = \"slack\"\nurl_env = \"TEST_HOOK_URL\"\n",
+    );
     let mut command = setup.command(&["--digest", "digest.json"]);
-    command.env("TEST_HOOK_URL", format!("{}/services/T000/B000/XXXXSECRETXXXX", receiver.uri()));
+    command.env(
+        "TEST_HOOK_URL",
+        format!("{}/services/T000/B000/XXXXSECRETXXXX", receiver.uri()),
+    );
 
     let output = run(command).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("refused: HTTP 404 Not Found: no such hook"), "a 404 is not retried: {stderr}");
-    assert!(!stderr.contains("XXXXSECRETXXXX") && !text(&output.stdout).contains("XXXXSECRETXXXX"), "{stderr}");
+    assert!(
+        stderr.contains("refused: HTTP 404 Not Found: no such hook"),
+        "a 404 is not retried: {stderr}"
+    );
+    assert!(
+        !stderr.contains("XXXXSECRETXXXX") && !text(&output.stdout).contains("XXXXSECRETXXXX"),
+        "{stderr}"
+    );
     assert_eq!(receiver.received_requests().await.unwrap().len(), 1);
 }
 
@@ -477,9 +736,20 @@ url_env = "X"
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("groupwarden.toml"), "{stderr}");
-    assert!(stderr.contains("[[notify]] #1 `webhook`: `url` (http://hooks.example.com/…): must use https"), "{stderr}");
-    assert!(stderr.contains("[[notify]] #2 `email`: `url_env` does not apply to email channels"), "{stderr}");
-    assert!(stderr.contains("`tls = \"none\"` is only allowed for an SMTP server on this machine"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "[[notify]] #1 `webhook`: `url` (http://hooks.example.com/…): must use https"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[[notify]] #2 `email`: `url_env` does not apply to email channels"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`tls = \"none\"` is only allowed for an SMTP server on this machine"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -500,17 +770,29 @@ fn chat_messages_stay_within_the_services_limits() {
     let setup = Setup::new(config);
     let channels = setup.channels();
     for planned in notify::plan(&channels, &digest) {
-        let channel = channels.iter().find(|c| c.name() == planned.channel).unwrap();
-        let Rendered::Webhook(webhook) = notify::render(channel, &planned).unwrap() else { panic!("a webhook body") };
+        let channel = channels
+            .iter()
+            .find(|c| c.name() == planned.channel)
+            .unwrap();
+        let Rendered::Webhook(webhook) = notify::render(channel, &planned).unwrap() else {
+            panic!("a webhook body")
+        };
         let body: Value = serde_json::from_str(&webhook.body).unwrap();
         let more = and_n_more(&webhook.body);
-        assert!(more > 0 && more < 400, "{}: an \"and N more\" line: {more}", planned.channel);
+        assert!(
+            more > 0 && more < 400,
+            "{}: an \"and N more\" line: {more}",
+            planned.channel
+        );
         if planned.channel == "slack" {
             assert!(body["blocks"].as_array().unwrap().len() <= 50);
             assert!(webhook.body.len() <= 40_000);
         } else {
             assert!(webhook.body.len() <= 27_000, "{}", webhook.body.len());
-            assert_eq!(body["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+            assert_eq!(
+                body["attachments"][0]["contentType"],
+                "application/vnd.microsoft.card.adaptive"
+            );
         }
     }
 }
@@ -541,7 +823,11 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
 
     let without_token = run(setup.command(&["--digest", "digest.json"])).await;
     assert_eq!(without_token.status.code(), Some(2));
-    assert!(text(&without_token.stderr).contains("graph-mail needs Microsoft Graph credentials"), "{}", text(&without_token.stderr));
+    assert!(
+        text(&without_token.stderr).contains("graph-mail needs Microsoft Graph credentials"),
+        "{}",
+        text(&without_token.stderr)
+    );
 
     let mut command = setup.command(&["--digest", "digest.json"]);
     command.env("GROUPWARDEN_GRAPH_TOKEN", "test-graph-token");
@@ -550,10 +836,21 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
     graph.verify().await;
     let request = &graph.received_requests().await.unwrap()[0];
     let body: Value = serde_json::from_slice(&request.body).unwrap();
-    assert_eq!(body["message"]["subject"], "[groupwarden] Contoso: 3 new, 1 reopened, 1 reminder, 1 expiring exemption");
-    assert_eq!(body["message"]["toRecipients"], json!([{"emailAddress": {"address": "m365-admins@contoso.com"}}]));
+    assert_eq!(
+        body["message"]["subject"],
+        "[groupwarden] Contoso: 3 new, 1 reopened, 1 reminder, 1 expiring exemption"
+    );
+    assert_eq!(
+        body["message"]["toRecipients"],
+        json!([{"emailAddress": {"address": "m365-admins@contoso.com"}}])
+    );
     assert_eq!(body["message"]["body"]["contentType"], "HTML");
-    assert!(body["message"]["body"]["content"].as_str().unwrap().contains("<table"));
+    assert!(
+        body["message"]["body"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<table")
+    );
     assert_eq!(body["saveToSentItems"], false);
 }
 
@@ -561,58 +858,106 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
 
 #[test]
 fn a_template_override_replaces_the_built_in_one() {
-    let setup = Setup::new(&email_channel("admins", closed_port(), "to = [\"a@contoso.com\"]\ntemplate_dir = \"mail\""));
+    let setup = Setup::new(&email_channel(
+        "admins",
+        closed_port(),
+        "to = [\"a@contoso.com\"]\ntemplate_dir = \"mail\"",
+    ));
     std::fs::create_dir(setup.path("mail")).unwrap();
-    std::fs::write(setup.path("mail/email-subject.txt"), "Governance: {{ counts.new }} new in {{ title }}").unwrap();
+    std::fs::write(
+        setup.path("mail/email-subject.txt"),
+        "Governance: {{ counts.new }} new in {{ title }}",
+    )
+    .unwrap();
 
-    let output = setup.command(&["--digest", "digest.json", "--dry-run"]).output().unwrap();
+    let output = setup
+        .command(&["--digest", "digest.json", "--dry-run"])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("Subject: Governance: 3 new in Contoso\n"), "{stdout}");
-    assert!(stdout.contains("== ownerless-groups (high)"), "the other templates stay built in: {stdout}");
+    assert!(
+        stdout.contains("Subject: Governance: 3 new in Contoso\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("== ownerless-groups (high)"),
+        "the other templates stay built in: {stdout}"
+    );
 }
 
 #[test]
 fn a_broken_template_is_a_config_error_before_anything_is_sent() {
-    let setup = Setup::new(&email_channel("admins", closed_port(), "to = [\"a@contoso.com\"]\ntemplate_dir = \"mail\""));
+    let setup = Setup::new(&email_channel(
+        "admins",
+        closed_port(),
+        "to = [\"a@contoso.com\"]\ntemplate_dir = \"mail\"",
+    ));
     std::fs::create_dir(setup.path("mail")).unwrap();
-    std::fs::write(setup.path("mail/email.html"), "<p>\n{% for item in items %}\n{{ item.group }}\n").unwrap();
-    let output = setup.command(&["--digest", "digest.json", "--dry-run"]).output().unwrap();
+    std::fs::write(
+        setup.path("mail/email.html"),
+        "<p>\n{% for item in items %}\n{{ item.group }}\n",
+    )
+    .unwrap();
+    let output = setup
+        .command(&["--digest", "digest.json", "--dry-run"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("email.html, line 3: syntax error"), "{stderr}");
+    assert!(
+        stderr.contains("email.html, line 3: syntax error"),
+        "{stderr}"
+    );
 
     // A misspelt name only shows when rendering: validation renders a sample.
     std::fs::write(setup.path("mail/email.html"), "<p>{{ conuts.new }}</p>").unwrap();
     let output = setup.command(&["--test", "admins"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("email.html, line 1: undefined value"), "{stderr}");
+    assert!(
+        stderr.contains("email.html, line 1: undefined value"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_test_message_goes_to_the_channel_even_when_its_filters_match_nothing() {
     let sink = SmtpSink::start(0, None);
-    let setup = Setup::new(&email_channel("admins", sink.port, "to = [\"a@contoso.com\"]\nrules = [\"nothing\"]"));
+    let setup = Setup::new(&email_channel(
+        "admins",
+        sink.port,
+        "to = [\"a@contoso.com\"]\nrules = [\"nothing\"]",
+    ));
     let output = setup.command(&["--test", "admins"]).output().unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let messages = sink.messages();
     assert_eq!(messages.len(), 1);
-    assert_eq!(subject(messages[0]["data"].as_str().unwrap()), "[groupwarden] Test message for Contoso");
+    assert_eq!(
+        subject(messages[0]["data"].as_str().unwrap()),
+        "[groupwarden] Test message for Contoso"
+    );
 
     let output = setup.command(&["--test", "admin"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("no [[notify]] channel named `admin` (channels: admins)"));
+    assert!(
+        text(&output.stderr).contains("no [[notify]] channel named `admin` (channels: admins)")
+    );
 }
 
 #[test]
 fn dry_run_writes_every_message_to_a_folder_and_sends_nothing() {
     let extra = "to = \"group-owners\"\nfallback_to = [\"m365-admins@contoso.com\"]";
     let setup = Setup::new(&email_channel("owners", closed_port(), extra));
-    let output = setup.command(&["--digest", "digest.json", "--dry-run", "--out", "preview"]).output().unwrap();
+    let output = setup
+        .command(&["--digest", "digest.json", "--dry-run", "--out", "preview"])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let mut files: Vec<String> =
-        std::fs::read_dir(setup.path("preview")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(setup.path("preview"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     files.sort();
     assert_eq!(
         files,
@@ -625,8 +970,15 @@ fn dry_run_writes_every_message_to_a_folder_and_sends_nothing() {
             "003-owners-m365-admins@contoso.com.txt",
         ]
     );
-    let adele = std::fs::read_to_string(setup.path("preview/001-owners-adele.vance@contoso.com.txt")).unwrap();
-    assert!(adele.starts_with("To: adele.vance@contoso.com\nSubject: [groupwarden] Contoso: 1 new, 1 reopened\n"), "{adele}");
+    let adele =
+        std::fs::read_to_string(setup.path("preview/001-owners-adele.vance@contoso.com.txt"))
+            .unwrap();
+    assert!(
+        adele.starts_with(
+            "To: adele.vance@contoso.com\nSubject: [groupwarden] Contoso: 1 new, 1 reopened\n"
+        ),
+        "{adele}"
+    );
 }
 
 // -------------------------------------------------------------- snapshots
@@ -644,7 +996,10 @@ fn rendered_messages_match_their_snapshots() {
     let planned = notify::plan(&channels, &serde_json::from_value(digest()).unwrap());
     assert_eq!(planned.len(), 4);
     for message in &planned {
-        let channel = channels.iter().find(|c| c.name() == message.channel).unwrap();
+        let channel = channels
+            .iter()
+            .find(|c| c.name() == message.channel)
+            .unwrap();
         match notify::render(channel, message).unwrap() {
             Rendered::Email(email) => {
                 insta::assert_snapshot!("email_subject", email.subject);
@@ -652,7 +1007,10 @@ fn rendered_messages_match_their_snapshots() {
                 insta::assert_snapshot!("email_html", email.html);
             }
             Rendered::Webhook(webhook) => {
-                let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&webhook.body).unwrap()).unwrap();
+                let pretty = serde_json::to_string_pretty(
+                    &serde_json::from_str::<Value>(&webhook.body).unwrap(),
+                )
+                .unwrap();
                 insta::assert_snapshot!(format!("webhook_{}", message.channel), pretty);
             }
         }
@@ -662,7 +1020,11 @@ fn rendered_messages_match_their_snapshots() {
 #[test]
 fn digests_round_trip_through_json_as_the_outbox_keeps_them() {
     let digest: Digest = serde_json::from_value(digest()).unwrap();
-    let setup = Setup::new(&email_channel("owners", closed_port(), "to = \"group-owners\""));
+    let setup = Setup::new(&email_channel(
+        "owners",
+        closed_port(),
+        "to = \"group-owners\"",
+    ));
     for planned in notify::plan(&setup.channels(), &digest) {
         let stored = serde_json::to_string(&planned).unwrap();
         assert_eq!(serde_json::from_str::<Planned>(&stored).unwrap(), planned);

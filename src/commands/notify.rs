@@ -138,7 +138,7 @@ fn test_message(channels: &[Channel], name: &str) -> Result<Planned, NotifyError
         .test_recipient()
         .ok_or_else(|| NotifyError::NoTestRecipient(name.to_owned()))?;
     let mut digest = crate::notify::sample::sample_digest(true);
-    digest.scan.scanned_at = jiff::Timestamp::now();
+    digest.scan.scanned_at = now();
     Ok(Planned {
         channel: name.to_owned(),
         recipient,
@@ -193,10 +193,12 @@ fn digest_of_scan(
     let mut digest = Digest {
         scan: ScanInfo {
             tenant: None,
-            source: source_name.clone(),
+            source: report
+                .file_name()
+                .map_or(source_name.clone(), |n| n.to_string_lossy().into_owned()),
             report_refresh_date: refresh,
             report_period: summary.stats.period,
-            scanned_at: jiff::Timestamp::now(),
+            scanned_at: now(),
             rows: summary.rows_read(),
         },
         counts: Counts::of_items(&items),
@@ -315,4 +317,10 @@ fn slug(text: &str) -> String {
         .take(60)
         .collect();
     slug.trim_matches('_').to_owned()
+}
+
+/// Now, to the second: messages need no nanoseconds.
+fn now() -> jiff::Timestamp {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now)
 }
