@@ -1030,3 +1030,64 @@ fn digests_round_trip_through_json_as_the_outbox_keeps_them() {
         assert_eq!(serde_json::from_str::<Planned>(&stored).unwrap(), planned);
     }
 }
+
+// ------------------------------------------------------------------- docs
+
+/// The code block of `language` in docs/notifications.md that contains `marker`.
+fn documented_code(language: &str, marker: &str) -> String {
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/notifications.md"),
+    )
+    .unwrap();
+    let fence = format!("```{language}\n");
+    docs.split(&fence)
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap().to_owned())
+        .find(|code| code.contains(marker))
+        .unwrap_or_else(|| panic!("no {language} block with {marker:?} in docs/notifications.md"))
+}
+
+#[test]
+fn the_documented_signature_checks_accept_groupwarden_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"{"version":1,"event":"test"}"#;
+    std::fs::write(dir.path().join("body.json"), body).unwrap();
+    let timestamp = jiff::Timestamp::now().as_second();
+    let signature = notify::webhook::signature(WEBHOOK_KEY.as_bytes(), timestamp, body.as_bytes());
+
+    let python = documented_code("python", "def verify");
+    let check = format!(
+        "{python}\nimport sys\nbody = open(sys.argv[3], 'rb').read()\nprint(verify(b'{WEBHOOK_KEY}', sys.argv[1], sys.argv[2], body), verify(b'{WEBHOOK_KEY}', sys.argv[1], sys.argv[2], body + b' '))"
+    );
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            &check,
+            &timestamp.to_string(),
+            &signature,
+            dir.path().join("body.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "True False",
+        "{}",
+        text(&output.stderr)
+    );
+
+    let shell = documented_code("sh", "openssl dgst");
+    let run_shell = |sig: &str| {
+        let output = Command::new("sh")
+            .args(["-c", &shell])
+            .current_dir(dir.path())
+            .env("TS", timestamp.to_string())
+            .env("SIG", sig)
+            .env("GROUPWARDEN_WEBHOOK_SECRET", WEBHOOK_KEY)
+            .output()
+            .unwrap();
+        text(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(run_shell(&signature), "valid");
+    assert_eq!(run_shell("sha256=0000"), "INVALID");
+}
