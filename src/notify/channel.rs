@@ -11,7 +11,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use crate::config::LoadedConfig;
 
 use super::config::{
-    ChannelConfig, ChannelKind, GROUP_OWNERS, Recipients, SmtpTls, WebhookFormat, is_loopback_host,
+    ChannelConfig, ChannelKind, GROUP_OWNERS, Recipients, SmtpTls, is_loopback_host,
 };
 use super::render::{RenderError, render};
 use super::route::Planned;
@@ -218,7 +218,7 @@ fn check_keys(config: &ChannelConfig) -> Vec<String> {
 fn check_email(config: &ChannelConfig, problems: &mut Vec<String>) {
     match config.smtp_host.as_deref() {
         None => problems.push("`smtp_host` is required for email channels".into()),
-        Some(host) if config.tls == SmtpTls::None && !is_loopback_host(host) => problems.push(format!(
+        Some(host) if config.smtp_tls() == SmtpTls::None && !is_loopback_host(host) => problems.push(format!(
             "`tls = \"none\"` is only allowed for an SMTP server on this machine, not `{host}`: use starttls or tls"
         )),
         Some(_) => {}
@@ -294,14 +294,6 @@ fn check_webhook(config: &ChannelConfig, problems: &mut Vec<String>) {
                 "`headers`: the value of `{name}` is not a valid header value"
             ));
         }
-    }
-    if config.format != WebhookFormat::Json
-        && (config.secret_env.is_some() || config.secret_file.is_some())
-    {
-        tracing::debug!(
-            channel = config.name(),
-            "chat services ignore the signature headers; they are sent anyway"
-        );
     }
 }
 

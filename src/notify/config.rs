@@ -71,7 +71,7 @@ pub struct ChannelConfig {
     /// Email: `starttls` (upgrade on the submission port), `tls` (implicit
     /// TLS) or `none` (only for an SMTP server on this machine) [default: starttls].
     #[serde(default)]
-    pub tls: SmtpTls,
+    pub tls: Option<SmtpTls>,
     /// Email: the SMTP login; needs `password_env` or `password_file`.
     #[serde(default)]
     pub username: Option<String>,
@@ -102,7 +102,7 @@ pub struct ChannelConfig {
     /// Kit) or `teams` (an Adaptive Card for a Teams Workflows webhook)
     /// [default: json].
     #[serde(default)]
-    pub format: WebhookFormat,
+    pub format: Option<WebhookFormat>,
     /// Webhook: the environment variable holding the HMAC-SHA256 signing
     /// key; when set, requests carry `X-Groupwarden-Timestamp` and
     /// `X-Groupwarden-Signature`.
@@ -167,6 +167,16 @@ impl ChannelConfig {
         self.name.as_deref().unwrap_or(self.kind.as_str())
     }
 
+    /// `tls`, or its default.
+    pub fn smtp_tls(&self) -> SmtpTls {
+        self.tls.unwrap_or_default()
+    }
+
+    /// `format`, or its default.
+    pub fn webhook_format(&self) -> WebhookFormat {
+        self.format.unwrap_or_default()
+    }
+
     /// Whether each owner gets their own message.
     pub fn routes_to_owners(&self) -> bool {
         matches!(self.to, Some(Recipients::GroupOwners))
@@ -180,7 +190,7 @@ impl ChannelConfig {
             ("fallback_to", !self.fallback_to.is_empty()),
             ("smtp_host", self.smtp_host.is_some()),
             ("smtp_port", self.smtp_port.is_some()),
-            ("tls", self.tls != SmtpTls::default()),
+            ("tls", self.tls.is_some()),
             ("username", self.username.is_some()),
             ("password_env", self.password_env.is_some()),
             ("password_file", self.password_file.is_some()),
@@ -188,7 +198,7 @@ impl ChannelConfig {
             ("graph_url", self.graph_url.is_some()),
             ("url", self.url.is_some()),
             ("url_env", self.url_env.is_some()),
-            ("format", self.format != WebhookFormat::default()),
+            ("format", self.format.is_some()),
             ("secret_env", self.secret_env.is_some()),
             ("secret_file", self.secret_file.is_some()),
             ("headers", !self.headers.is_empty()),

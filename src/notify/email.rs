@@ -43,13 +43,13 @@ pub fn transport(channel: &Channel) -> Result<SmtpTransport, String> {
         .smtp_host
         .as_deref()
         .ok_or("`smtp_host` is not set")?;
-    let builder = match config.tls {
+    let builder = match config.smtp_tls() {
         SmtpTls::Starttls => SmtpTransport::starttls_relay(host).map_err(|e| e.to_string())?,
         SmtpTls::Tls => SmtpTransport::relay(host).map_err(|e| e.to_string())?,
         SmtpTls::None => SmtpTransport::builder_dangerous(host),
     };
     let mut builder = builder
-        .port(config.smtp_port.unwrap_or(config.tls.default_port()))
+        .port(config.smtp_port.unwrap_or(config.smtp_tls().default_port()))
         .timeout(Some(Duration::from_secs(config.timeout_seconds)));
     if let Some(username) = &config.username {
         let password = read_secret(config.password_env.as_deref(), channel.password_file())?

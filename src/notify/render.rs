@@ -68,7 +68,7 @@ pub fn render(channel: &Channel, planned: &Planned) -> Result<Rendered, RenderEr
             render_email(channel, planned).map(Rendered::Email)
         }
         ChannelKind::Webhook => {
-            let body = match config.format {
+            let body = match config.webhook_format() {
                 WebhookFormat::Json => json_payload(planned)?,
                 WebhookFormat::Slack => {
                     render_chat(channel, planned, templates::SLACK, slack_fits)?
@@ -78,7 +78,7 @@ pub fn render(channel: &Channel, planned: &Planned) -> Result<Rendered, RenderEr
                 })?,
             };
             Ok(Rendered::Webhook(WebhookBody {
-                format: config.format,
+                format: config.webhook_format(),
                 body,
             }))
         }
