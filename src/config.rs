@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::engine::config::RulesConfig;
+use crate::source::config::SourceConfig;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -19,6 +20,8 @@ pub struct Config {
     /// Which rules run and their parameters.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Where the report comes from (a file, or Microsoft Graph).
+    pub source: Option<SourceConfig>,
     /// Notification channels, one `[[notify]]` table each.
     #[serde(default, rename = "notify")]
     pub notify: Vec<crate::notify::ChannelConfig>,
@@ -28,7 +31,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -53,9 +59,18 @@ impl LoadedConfig {
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
             None => return Ok(LoadedConfig::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Io { path: path.clone(), error })?;
-        let config = parse(&text).map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
-        Ok(LoadedConfig { config, path: Some(path) })
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Io {
+            path: path.clone(),
+            error,
+        })?;
+        let config = parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        })?;
+        Ok(LoadedConfig {
+            config,
+            path: Some(path),
+        })
     }
 
     /// A path from the config, made relative to the config file's folder.
@@ -86,6 +101,9 @@ mod tests {
     #[test]
     fn rule_parameters_parse() {
         let config = parse("[rules.params.inactive-groups]\ndays = 60\n").unwrap();
-        assert_eq!(config.rules.params["inactive-groups"]["days"].as_integer(), Some(60));
+        assert_eq!(
+            config.rules.params["inactive-groups"]["days"].as_integer(),
+            Some(60)
+        );
     }
 }

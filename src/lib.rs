@@ -9,3 +9,4 @@ pub mod notify;
 pub mod output;
 pub mod report;
 pub mod scan;
+pub mod source;

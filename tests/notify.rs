@@ -824,7 +824,9 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
     let without_token = run(setup.command(&["--digest", "digest.json"])).await;
     assert_eq!(without_token.status.code(), Some(2));
     assert!(
-        text(&without_token.stderr).contains("graph-mail needs Microsoft Graph credentials"),
+        text(&without_token.stderr).contains(
+            "graph-mail sends with the app registration of [source], which is not usable"
+        ),
         "{}",
         text(&without_token.stderr)
     );
@@ -852,6 +854,43 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
             .contains("<table")
     );
     assert_eq!(body["saveToSentItems"], false);
+}
+
+#[tokio::test]
+async fn graph_mail_gets_its_token_from_the_sources_app_registration() {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/contoso-tenant/oauth2/v2.0/token"))
+        .and(wiremock::matchers::body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "token-from-client-credentials", "token_type": "Bearer", "expires_in": 3600}),
+        ))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/users/alerts@contoso.com/sendMail"))
+        .and(header(
+            "authorization",
+            "Bearer token-from-client-credentials",
+        ))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let uri = graph.uri();
+    let config = format!(
+        "[source]\ntype = \"graph\"\ntenant_id = \"contoso-tenant\"\nclient_id = \"app-id\"\n\
+         client_secret_env = \"TEST_CLIENT_SECRET\"\nauthority_url = \"{uri}\"\ngraph_url = \"{uri}\"\n\
+         [[notify]]\ntype = \"graph-mail\"\nfrom = \"alerts@contoso.com\"\nto = [\"a@contoso.com\"]\ngraph_url = \"{uri}\"\n"
+    );
+    let setup = Setup::new(&config);
+    let mut command = setup.command(&["--test", "graph-mail"]);
+    command.env("TEST_CLIENT_SECRET", "client-secret-value");
+    let output = run(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("client-secret-value"));
+    graph.verify().await;
 }
 
 // ------------------------------------------------------ templates, commands

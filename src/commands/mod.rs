@@ -1,6 +1,7 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod fetch;
 pub mod notify;
 pub mod scan;
 
@@ -16,6 +17,7 @@ use crate::engine::rule::{RuleError, RuleSet};
 use crate::engine::sandbox::build_engine;
 use crate::output::Format;
 use crate::scan::ScanError;
+use crate::source::error::SourceError;
 
 /// How a successful command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
     Notify(#[from] notify::NotifyError),
 }
 
@@ -59,13 +63,17 @@ impl Error {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Fetch(args) => fetch::run(args),
         Command::Notify(args) => notify::run(args),
     }
 }
 
 /// The sandboxed engine and the rules of `dir_flag`, else the config's
 /// `rules.dir`, else `./rules`.
-pub fn load_rules(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(Engine, RuleSet), Error> {
+pub fn load_rules(
+    dir_flag: Option<&Path>,
+    loaded: &LoadedConfig,
+) -> Result<(Engine, RuleSet), Error> {
     let config = &loaded.config.rules;
     let dir = match (dir_flag, &config.dir) {
         (Some(dir), _) => dir.to_owned(),
@@ -82,16 +90,25 @@ pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> 
     if path == Path::new("-") {
         return Ok((Box::new(io::stdin()), "<stdin>".to_owned()));
     }
-    let file = File::open(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+    let file = File::open(path).map_err(|error| Error::File {
+        path: path.to_owned(),
+        error,
+    })?;
     Ok((Box::new(file), path.display().to_string()))
 }
 
 /// The output stream and its format: the flag, else by the file's
 /// extension, else `table` on a terminal and `jsonl` elsewhere.
-pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<dyn Write>, Format), Error> {
+pub fn open_output(
+    path: Option<&Path>,
+    format: Option<Format>,
+) -> Result<(Box<dyn Write>, Format), Error> {
     match path {
         Some(path) => {
-            let file = File::create(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+            let file = File::create(path).map_err(|error| Error::File {
+                path: path.to_owned(),
+                error,
+            })?;
             let by_extension = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => Format::Json,
                 Some("csv") => Format::Csv,
@@ -102,7 +119,11 @@ pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<d
         }
         None => {
             let stdout = io::stdout();
-            let default = if stdout.is_terminal() { Format::Table } else { Format::Jsonl };
+            let default = if stdout.is_terminal() {
+                Format::Table
+            } else {
+                Format::Jsonl
+            };
             Ok((Box::new(stdout), format.unwrap_or(default)))
         }
     }

@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 use crate::cli::NotifyArgs;
 use crate::config::LoadedConfig;
+use crate::notify::AccessToken;
+use crate::notify::config::ChannelKind;
+use crate::notify::graph_mail::TokenFuture;
 use crate::notify::render::{EmailContent, Rendered};
 use crate::notify::{
     Channel, Counts, Courier, Digest, DigestItem, InvalidChannels, ItemStatus, Planned, ScanInfo,
@@ -20,11 +23,14 @@ use crate::notify::{
 };
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, default_threads, scan};
+use crate::source::config::{ProcessEnvironment, ResolvedSource};
+use crate::source::graph::http_client;
+use crate::source::token::{ClientCredentials, TokenSource};
 
 use super::{Error, Outcome, load_rules, open_input};
 
-/// A bearer token for graph-mail channels, until the source's
-/// credentials are wired in (see docs/notifications.md).
+/// A bearer token for graph-mail channels, taking precedence over the
+/// source's app registration (see docs/notifications.md).
 pub const GRAPH_TOKEN_ENV: &str = "GROUPWARDEN_GRAPH_TOKEN";
 
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +74,14 @@ pub fn run(args: NotifyArgs) -> Result<Outcome, Error> {
         show(&channels, &planned, args.out.as_deref())?;
         return Ok(Outcome::Clean);
     }
-    send(&channels, &planned)
+    send(&channels, &planned, &loaded)
 }
 
-fn send(channels: &[Channel], planned: &[Planned]) -> Result<Outcome, Error> {
+fn send(
+    channels: &[Channel],
+    planned: &[Planned],
+    loaded: &LoadedConfig,
+) -> Result<Outcome, Error> {
     if planned.is_empty() {
         eprintln!("nothing to send");
         return Ok(Outcome::Clean);
@@ -81,8 +91,8 @@ fn send(channels: &[Channel], planned: &[Planned]) -> Result<Outcome, Error> {
         .build()
         .map_err(|e| NotifyError::Setup(format!("cannot start the async runtime: {e}")))?;
     let mut courier = Courier::new().map_err(NotifyError::Setup)?;
-    if let Ok(token) = std::env::var(GRAPH_TOKEN_ENV) {
-        courier = courier.with_graph_token(Arc::new(StaticToken(token.into())));
+    if let Some(token) = graph_token(channels, loaded)? {
+        courier = courier.with_graph_token(token);
     }
     let report = runtime.block_on(courier.deliver_all(channels, planned));
     eprintln!(
@@ -99,6 +109,56 @@ fn send(channels: &[Channel], planned: &[Planned]) -> Result<Outcome, Error> {
         .into());
     }
     Ok(Outcome::Clean)
+}
+
+/// Where graph-mail channels get their token: `GROUPWARDEN_GRAPH_TOKEN`
+/// if set, else the app registration of the `[source]` (or of the Azure
+/// environment variables) that fetches the report.
+fn graph_token(
+    channels: &[Channel],
+    loaded: &LoadedConfig,
+) -> Result<Option<Arc<dyn AccessToken>>, Error> {
+    if let Ok(token) = std::env::var(GRAPH_TOKEN_ENV) {
+        return Ok(Some(Arc::new(StaticToken(token.into()))));
+    }
+    if !channels
+        .iter()
+        .any(|c| c.config().kind == ChannelKind::GraphMail)
+    {
+        return Ok(None);
+    }
+    let source = loaded.config.source.clone().unwrap_or_default();
+    let needs = |e: crate::source::error::SourceError| {
+        NotifyError::Setup(format!(
+            "graph-mail sends with the app registration of [source], which is not usable: {e}"
+        ))
+    };
+    let settings = match source
+        .resolve(None, &ProcessEnvironment, &|path| loaded.resolve(path))
+        .map_err(needs)?
+    {
+        ResolvedSource::Graph(settings) => settings,
+        ResolvedSource::File(_) => return Ok(None),
+    };
+    let credentials =
+        ClientCredentials::new(http_client(&settings).map_err(needs)?, &settings).map_err(needs)?;
+    Ok(Some(Arc::new(SourceToken(Arc::new(credentials)))))
+}
+
+/// The source's (blocking) token source as graph-mail's [`AccessToken`].
+struct SourceToken(Arc<dyn TokenSource>);
+
+impl AccessToken for SourceToken {
+    fn graph_token(&self) -> TokenFuture<'_> {
+        let source = Arc::clone(&self.0);
+        Box::pin(async move {
+            // The source's HTTP client blocks: keep it off the async thread.
+            match tokio::task::spawn_blocking(move || source.token()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(join_error) => Err(format!("the token request did not finish: {join_error}")),
+            }
+        })
+    }
 }
 
 /// The channels named by `--channel`, or all.
@@ -173,6 +233,7 @@ fn digest_of_scan(
     let options = ScanOptions {
         threads: default_threads(),
         strict: false,
+        track_groups: false,
     };
     let mut findings = Vec::new();
     let summary = scan(reader, &engine, &rules, &options, &mut |event| {

@@ -19,15 +19,34 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(path: &Path, source: &str, position: Position, message: impl Into<String>) -> Diagnostic {
+    pub fn new(
+        path: &Path,
+        source: &str,
+        position: Position,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let line = position.line().unwrap_or(0);
         let column = position.position().unwrap_or(0);
         Diagnostic::at(path, source, line, column, message)
     }
 
-    pub fn at(path: &Path, source: &str, line: usize, column: usize, message: impl Into<String>) -> Diagnostic {
-        let source_line = (line > 0).then(|| source.lines().nth(line - 1).map(str::to_owned)).flatten();
-        Diagnostic { path: path.to_owned(), line, column, message: message.into(), source_line }
+    pub fn at(
+        path: &Path,
+        source: &str,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let source_line = (line > 0)
+            .then(|| source.lines().nth(line - 1).map(str::to_owned))
+            .flatten();
+        Diagnostic {
+            path: path.to_owned(),
+            line,
+            column,
+            message: message.into(),
+            source_line,
+        }
     }
 
     pub fn from_parse(path: &Path, source: &str, error: &ParseError) -> Diagnostic {
@@ -51,7 +70,13 @@ impl Diagnostic {
         if self.line == 0 {
             return format!("{}: {}", self.path.display(), self.message);
         }
-        format!("{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+        format!(
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
@@ -62,7 +87,11 @@ impl fmt::Display for Diagnostic {
             let gutter = self.line.to_string().len();
             write!(f, "\n {} |", " ".repeat(gutter))?;
             write!(f, "\n {} | {}", self.line, text)?;
-            let pad: String = text.chars().take(self.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let pad: String = text
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             write!(f, "\n {} | {}^", " ".repeat(gutter), pad)?;
         }
         Ok(())
@@ -73,7 +102,10 @@ impl fmt::Display for Diagnostic {
 /// the way a rule writer thinks of it.
 fn explain(message: &str) -> String {
     if let Some(rest) = message.split("get$").nth(1) {
-        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if let Some(hint) = did_you_mean(&name, crate::engine::sandbox::row_property_names()) {
             return format!("unknown field `{name}`; did you mean `{hint}`?");
         }
@@ -83,7 +115,10 @@ fn explain(message: &str) -> String {
 }
 
 /// The closest candidate to `name`, if one is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -99,14 +134,26 @@ mod tests {
     #[test]
     fn shows_the_line_and_a_caret() {
         let source = "const X = 1;\nfn check(row, p) {\n    row.foo\n}\n";
-        let d = Diagnostic::at(Path::new("rules/x.rhai"), source, 3, 9, "unknown field `foo`");
-        assert_eq!(d.to_string(), "rules/x.rhai:3:9: unknown field `foo`\n   |\n 3 |     row.foo\n   |         ^");
+        let d = Diagnostic::at(
+            Path::new("rules/x.rhai"),
+            source,
+            3,
+            9,
+            "unknown field `foo`",
+        );
+        assert_eq!(
+            d.to_string(),
+            "rules/x.rhai:3:9: unknown field `foo`\n   |\n 3 |     row.foo\n   |         ^"
+        );
     }
 
     #[test]
     fn suggests_close_names_only() {
         let names = ["days_since_activity", "member_count"];
-        assert_eq!(did_you_mean("days_since_activty", names), Some("days_since_activity"));
+        assert_eq!(
+            did_you_mean("days_since_activty", names),
+            Some("days_since_activity")
+        );
         assert_eq!(did_you_mean("colour", names), None);
     }
 }
