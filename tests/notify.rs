@@ -136,6 +136,10 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(port: u16, login: Option<(&str, &str)>) -> SmtpSink {
+        SmtpSink::start_with(port, login, &[])
+    }
+
+    fn start_with(port: u16, login: Option<(&str, &str)>, env: &[(&str, &Path)]) -> SmtpSink {
         let inbox = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp_sink.py");
         let mut command = Command::new("python3");
@@ -143,6 +147,7 @@ impl SmtpSink {
         if let Some((user, password)) = login {
             command.args([user, password]);
         }
+        command.envs(env.iter().copied());
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -345,6 +350,52 @@ password_env = "TEST_SMTP_PASSWORD_UNSET""#;
 }
 
 #[test]
+fn starttls_verifies_the_servers_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let sink = SmtpSink::start_with(
+        0,
+        None,
+        &[("SMTP_SINK_CERT", &cert), ("SMTP_SINK_KEY", &key)],
+    );
+    let config = email_channel("admins", sink.port, "to = [\"a@contoso.com\"]")
+        .replace("tls = \"none\"", "tls = \"starttls\"");
+    let setup = Setup::new(&config);
+
+    let output = setup.command(&["--test", "admins"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("channel `admins` to a@contoso.com"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("invalid peer certificate"),
+        "a self-signed certificate is refused: {stderr}"
+    );
+    assert!(sink.messages().is_empty());
+}
+
+#[test]
 fn owners_get_only_their_own_groups_and_ownerless_findings_go_to_the_fallback() {
     let sink = SmtpSink::start(0, None);
     let extra = r#"to = "group-owners"
@@ -480,6 +531,13 @@ fn min_severity_and_rule_globs_route_findings() {
         channels,
         ["urgent", "hygiene"],
         "a channel with nothing to say sends nothing"
+    );
+    let mut quiet: Digest = serde_json::from_value(digest()).unwrap();
+    quiet.items.clear();
+    quiet.expiring_exemptions.clear();
+    assert!(
+        notify::plan(&setup.channels(), &quiet).is_empty(),
+        "a scan with no changes sends no message"
     );
     let rules = |p: &Planned| {
         p.digest

@@ -2,6 +2,9 @@
 
 Usage: smtp_sink.py OUT_DIR [PORT] [USER PASSWORD]
 
+With SMTP_SINK_CERT and SMTP_SINK_KEY set (PEM files), it offers STARTTLS
+with that certificate.
+
 Listens on 127.0.0.1 (PORT, or a free one), prints "READY <port>" once it
 accepts connections, and writes every message it receives to
 OUT_DIR/NNN.json as {"mail_from", "rcpt_tos", "login", "data"}. With USER
@@ -12,6 +15,7 @@ refuses other credentials. Runs until killed.
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 
@@ -56,6 +60,10 @@ def main():
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     options = {"auth_require_tls": False}
+    if os.environ.get("SMTP_SINK_CERT"):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(os.environ["SMTP_SINK_CERT"], os.environ["SMTP_SINK_KEY"])
+        options.update(tls_context=context, require_starttls=True)
     if user is not None:
         options.update(authenticator=authenticator, auth_required=True)
     controller = Controller(Sink(out_dir), hostname="127.0.0.1", port=port, server_kwargs=options)
