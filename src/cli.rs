@@ -38,6 +38,8 @@ pub enum Command {
     Scan(ScanArgs),
     /// Download the groups activity report from Microsoft Graph, as received.
     Fetch(FetchArgs),
+    /// Send a test message, or route and send (or render) a digest.
+    Notify(NotifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,4 +96,33 @@ pub struct FetchArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["test", "digest", "input"])))]
+pub struct NotifyArgs {
+    /// Configuration file with the `[[notify]]` channels [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Send a test message through this channel (its `name`, or its type when unnamed).
+    #[arg(long, value_name = "CHANNEL")]
+    pub test: Option<String>,
+    /// Route and send this digest (JSON, as the state store's outbox keeps it).
+    #[arg(long, value_name = "FILE")]
+    pub digest: Option<PathBuf>,
+    /// Scan this report and announce every finding as new: what a first run sends.
+    #[arg(long, short, value_name = "REPORT")]
+    pub input: Option<PathBuf>,
+    /// With --input: folder of `*.rhai` rules [default: `rules.dir` from the config, else ./rules].
+    #[arg(long, requires = "input")]
+    pub rules: Option<PathBuf>,
+    /// Only these channels (repeatable) [default: all].
+    #[arg(long = "channel", value_name = "NAME")]
+    pub channels: Vec<String>,
+    /// Render every message that would be sent and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: write each message into this folder instead of standard output.
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub out: Option<PathBuf>,
 }

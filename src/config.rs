@@ -22,6 +22,9 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Where the report comes from (a file, or Microsoft Graph).
     pub source: Option<SourceConfig>,
+    /// Notification channels, one `[[notify]]` table each.
+    #[serde(default, rename = "notify")]
+    pub notify: Vec<crate::notify::ChannelConfig>,
 }
 
 /// The configuration file cannot be used.

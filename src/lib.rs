@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod notify;
 pub mod output;
 pub mod report;
 pub mod scan;

@@ -2,6 +2,7 @@
 //! the work, run them, and say how it went.
 
 pub mod fetch;
+pub mod notify;
 pub mod scan;
 
 use std::fs::File;
@@ -44,6 +45,8 @@ pub enum Error {
     Usage(String),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
 }
 
 impl Error {
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
         Command::Fetch(args) => fetch::run(args),
+        Command::Notify(args) => notify::run(args),
     }
 }
 

@@ -1,0 +1,387 @@
+//! `groupwarden notify`: send a test message through a channel, or route
+//! and send a digest (from a file, or from a scan that treats every
+//! finding as new), or with `--dry-run` only show what would be sent.
+//!
+//! The scan-time path (state store → outbox → delivery) calls the same
+//! [`crate::notify`] functions; this command is how an admin tries a
+//! channel or previews the messages before trusting a schedule with them.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::NotifyArgs;
+use crate::config::LoadedConfig;
+use crate::notify::AccessToken;
+use crate::notify::config::ChannelKind;
+use crate::notify::graph_mail::TokenFuture;
+use crate::notify::render::{EmailContent, Rendered};
+use crate::notify::{
+    Channel, Counts, Courier, Digest, DigestItem, InvalidChannels, ItemStatus, Planned, ScanInfo,
+    StaticToken, plan, render, validate,
+};
+use crate::report::reader::ReportReader;
+use crate::scan::{ScanEvent, ScanOptions, default_threads, scan};
+use crate::source::config::{ProcessEnvironment, ResolvedSource};
+use crate::source::graph::http_client;
+use crate::source::token::{ClientCredentials, TokenSource};
+
+use super::{Error, Outcome, load_rules, open_input};
+
+/// A bearer token for graph-mail channels, taking precedence over the
+/// source's app registration (see docs/notifications.md).
+pub const GRAPH_TOKEN_ENV: &str = "GROUPWARDEN_GRAPH_TOKEN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Channels(#[from] InvalidChannels),
+    #[error("{path}: not a digest: {message}")]
+    Digest { path: PathBuf, message: String },
+    #[error("no [[notify]] channel named `{name}` (channels: {known})")]
+    UnknownChannel { name: String, known: String },
+    #[error(
+        "channel `{0}` sends to group owners; a test message goes to its `fallback_to`, which is not set"
+    )]
+    NoTestRecipient(String),
+    #[error("{failed} of {total} messages were not delivered (see the errors above)")]
+    Undelivered { failed: usize, total: usize },
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub fn run(args: NotifyArgs) -> Result<Outcome, Error> {
+    let loaded = LoadedConfig::load(args.config.as_deref())?;
+    let channels = selected(
+        validate(&loaded).map_err(NotifyError::from)?,
+        &args.channels,
+    )?;
+    let planned = match (&args.test, &args.digest, &args.input) {
+        (Some(name), _, _) => vec![test_message(&channels, name)?],
+        (None, Some(path), _) => plan(&channels, &read_digest(path)?),
+        (None, None, Some(report)) => plan(
+            &channels,
+            &digest_of_scan(report, args.rules.as_deref(), &loaded)?,
+        ),
+        (None, None, None) => {
+            return Err(Error::Usage(
+                "give --test CHANNEL, --digest FILE or --input REPORT".into(),
+            ));
+        }
+    };
+    if args.dry_run {
+        show(&channels, &planned, args.out.as_deref())?;
+        return Ok(Outcome::Clean);
+    }
+    send(&channels, &planned, &loaded)
+}
+
+fn send(
+    channels: &[Channel],
+    planned: &[Planned],
+    loaded: &LoadedConfig,
+) -> Result<Outcome, Error> {
+    if planned.is_empty() {
+        eprintln!("nothing to send");
+        return Ok(Outcome::Clean);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NotifyError::Setup(format!("cannot start the async runtime: {e}")))?;
+    let mut courier = Courier::new().map_err(NotifyError::Setup)?;
+    if let Some(token) = graph_token(channels, loaded)? {
+        courier = courier.with_graph_token(token);
+    }
+    let report = runtime.block_on(courier.deliver_all(channels, planned));
+    eprintln!(
+        "{} of {} messages delivered",
+        report.delivered(),
+        planned.len()
+    );
+    let failed = report.failures().count();
+    if failed > 0 {
+        return Err(NotifyError::Undelivered {
+            failed,
+            total: planned.len(),
+        }
+        .into());
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Where graph-mail channels get their token: `GROUPWARDEN_GRAPH_TOKEN`
+/// if set, else the app registration of the `[source]` (or of the Azure
+/// environment variables) that fetches the report.
+fn graph_token(
+    channels: &[Channel],
+    loaded: &LoadedConfig,
+) -> Result<Option<Arc<dyn AccessToken>>, Error> {
+    if let Ok(token) = std::env::var(GRAPH_TOKEN_ENV) {
+        return Ok(Some(Arc::new(StaticToken(token.into()))));
+    }
+    if !channels
+        .iter()
+        .any(|c| c.config().kind == ChannelKind::GraphMail)
+    {
+        return Ok(None);
+    }
+    let source = loaded.config.source.clone().unwrap_or_default();
+    let needs = |e: crate::source::error::SourceError| {
+        NotifyError::Setup(format!(
+            "graph-mail sends with the app registration of [source], which is not usable: {e}"
+        ))
+    };
+    let settings = match source
+        .resolve(None, &ProcessEnvironment, &|path| loaded.resolve(path))
+        .map_err(needs)?
+    {
+        ResolvedSource::Graph(settings) => settings,
+        ResolvedSource::File(_) => return Ok(None),
+    };
+    let credentials =
+        ClientCredentials::new(http_client(&settings).map_err(needs)?, &settings).map_err(needs)?;
+    Ok(Some(Arc::new(SourceToken(Arc::new(credentials)))))
+}
+
+/// The source's (blocking) token source as graph-mail's [`AccessToken`].
+struct SourceToken(Arc<dyn TokenSource>);
+
+impl AccessToken for SourceToken {
+    fn graph_token(&self) -> TokenFuture<'_> {
+        let source = Arc::clone(&self.0);
+        Box::pin(async move {
+            // The source's HTTP client blocks: keep it off the async thread.
+            match tokio::task::spawn_blocking(move || source.token()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(join_error) => Err(format!("the token request did not finish: {join_error}")),
+            }
+        })
+    }
+}
+
+/// The channels named by `--channel`, or all.
+fn selected(channels: Vec<Channel>, names: &[String]) -> Result<Vec<Channel>, NotifyError> {
+    for name in names {
+        find(&channels, name)?;
+    }
+    Ok(channels
+        .into_iter()
+        .filter(|c| names.is_empty() || names.iter().any(|n| n == c.name()))
+        .collect())
+}
+
+fn find<'a>(channels: &'a [Channel], name: &str) -> Result<&'a Channel, NotifyError> {
+    channels
+        .iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| NotifyError::UnknownChannel {
+            name: name.to_owned(),
+            known: if channels.is_empty() {
+                "none configured".to_owned()
+            } else {
+                channels
+                    .iter()
+                    .map(Channel::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+/// The sample digest, marked as a test, to the channel's own recipients;
+/// routing is bypassed so the test reaches them whatever the filters say.
+fn test_message(channels: &[Channel], name: &str) -> Result<Planned, NotifyError> {
+    let channel = find(channels, name)?;
+    let recipient = channel
+        .test_recipient()
+        .ok_or_else(|| NotifyError::NoTestRecipient(name.to_owned()))?;
+    let mut digest = crate::notify::sample::sample_digest(true);
+    digest.scan.scanned_at = now();
+    Ok(Planned {
+        channel: name.to_owned(),
+        recipient,
+        digest,
+    })
+}
+
+fn read_digest(path: &Path) -> Result<Digest, Error> {
+    let text = std::fs::read_to_string(path).map_err(|error| Error::File {
+        path: path.to_owned(),
+        error,
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        NotifyError::Digest {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }
+        .into()
+    })
+}
+
+/// Scans `report` and makes every finding new: the digest a first run,
+/// with an empty state, would announce.
+fn digest_of_scan(
+    report: &Path,
+    rules_dir: Option<&Path>,
+    loaded: &LoadedConfig,
+) -> Result<Digest, Error> {
+    let (engine, rules) = load_rules(rules_dir, loaded)?;
+    let (input, source_name) = open_input(report)?;
+    let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
+    let options = ScanOptions {
+        threads: default_threads(),
+        strict: false,
+        track_groups: false,
+    };
+    let mut findings = Vec::new();
+    let summary = scan(reader, &engine, &rules, &options, &mut |event| {
+        match event {
+            ScanEvent::Row(outcome) => findings.extend(outcome.findings.iter().cloned()),
+            ScanEvent::RowError(error) => tracing::warn!("{source_name}, {error}; row skipped"),
+        }
+        Ok(())
+    })?;
+    let refresh = summary
+        .stats
+        .refresh_date()
+        .and_then(|d| d.parse::<jiff::civil::Date>().ok());
+    let items: Vec<DigestItem> = findings
+        .iter()
+        .map(|f| DigestItem::from_finding(ItemStatus::New, f, refresh))
+        .collect();
+    let mut digest = Digest {
+        scan: ScanInfo {
+            tenant: None,
+            source: report
+                .file_name()
+                .map_or(source_name.clone(), |n| n.to_string_lossy().into_owned()),
+            report_refresh_date: refresh,
+            report_period: summary.stats.period,
+            scanned_at: now(),
+            rows: summary.rows_read(),
+        },
+        counts: Counts::of_items(&items),
+        items,
+        expiring_exemptions: Vec::new(),
+        capped: None,
+        test: false,
+    };
+    digest.sort();
+    Ok(digest)
+}
+
+/// `--dry-run`: every message as it would be sent, to standard output or
+/// one file per part in `out`.
+fn show(channels: &[Channel], planned: &[Planned], out: Option<&Path>) -> Result<(), Error> {
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|error| Error::File {
+            path: dir.to_owned(),
+            error,
+        })?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    for (index, message) in planned.iter().enumerate() {
+        let channel = find(channels, &message.channel)?;
+        let rendered = render(channel, message)
+            .map_err(|e| NotifyError::Setup(format!("channel `{}`: {e}", channel.name())))?;
+        match out {
+            Some(dir) => write_files(dir, index + 1, message, &rendered)?,
+            None => write!(
+                stdout,
+                "{}",
+                describe(index + 1, planned.len(), channel, message, &rendered)
+            )?,
+        }
+    }
+    eprintln!("{} messages rendered, none sent (dry run)", planned.len());
+    Ok(())
+}
+
+fn describe(
+    number: usize,
+    total: usize,
+    channel: &Channel,
+    message: &Planned,
+    rendered: &Rendered,
+) -> String {
+    let kind = channel.config().kind.as_str();
+    let mut text = format!(
+        "==> message {number} of {total}: channel `{}` ({kind}) to {}\n",
+        message.channel, message.recipient
+    );
+    match rendered {
+        Rendered::Email(EmailContent {
+            subject,
+            text: plain,
+            html,
+        }) => {
+            let _ = write!(
+                text,
+                "Subject: {subject}\n\n{plain}\n--- text/html ---\n{html}\n"
+            );
+        }
+        Rendered::Webhook(webhook) => {
+            let _ = writeln!(text, "{}", webhook.body.trim_end());
+        }
+    }
+    text
+}
+
+fn write_files(
+    dir: &Path,
+    number: usize,
+    message: &Planned,
+    rendered: &Rendered,
+) -> Result<(), Error> {
+    let stem = format!(
+        "{number:03}-{}-{}",
+        slug(&message.channel),
+        slug(&message.recipient)
+    );
+    let files = match rendered {
+        Rendered::Email(content) => vec![
+            (
+                format!("{stem}.txt"),
+                format!(
+                    "To: {}\nSubject: {}\n\n{}",
+                    message.recipient, content.subject, content.text
+                ),
+            ),
+            (format!("{stem}.html"), content.html.clone()),
+        ],
+        Rendered::Webhook(webhook) => vec![(format!("{stem}.json"), webhook.body.clone())],
+    };
+    for (name, contents) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).map_err(|error| Error::File {
+            path: path.clone(),
+            error,
+        })?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// A file-name-safe form of a channel name or recipient.
+fn slug(text: &str) -> String {
+    let slug: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    slug.trim_matches('_').to_owned()
+}
+
+/// Now, to the second: messages need no nanoseconds.
+fn now() -> jiff::Timestamp {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now)
+}

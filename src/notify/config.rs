@@ -1,0 +1,475 @@
+//! The `[[notify]]` sections: one per channel.
+//!
+//! A channel is a flat table whose `type` decides which keys apply; the
+//! serde type accepts every key any channel may use, and
+//! [`super::validate`] then rejects keys that do not fit the channel's
+//! type, so a misplaced key is an error rather than silently ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::finding::Severity;
+
+/// One `[[notify]]` channel.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The channel's name in logs, the outbox and `groupwarden notify
+    /// --test NAME` [default: the `type`]. Give one when two channels
+    /// share a type.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `email` (SMTP), `graph-mail` (Microsoft Graph sendMail, for tenants
+    /// where SMTP basic auth is off) or `webhook`.
+    #[serde(rename = "type")]
+    pub kind: ChannelKind,
+
+    /// Only findings of this severity or higher are announced [default: info].
+    #[serde(default = "lowest_severity")]
+    pub min_severity: Severity,
+    /// Rule ids (globs such as `inactive-*`) whose findings this channel
+    /// announces [default: `["*"]`].
+    #[serde(default = "every_rule")]
+    pub rules: Vec<String>,
+    /// Rule ids (globs) left out even when `rules` matches them.
+    #[serde(default)]
+    pub exclude_rules: Vec<String>,
+    /// Also announce findings that were resolved since the last scan.
+    #[serde(default)]
+    pub include_resolved: bool,
+    /// Email and graph-mail: a list of addresses, or `"group-owners"` to
+    /// send each group owner one message about their own groups only.
+    #[serde(default)]
+    pub to: Option<Recipients>,
+    /// With `to = "group-owners"`: addresses that receive the findings on
+    /// groups without a usable owner. Without it those findings are not
+    /// sent on this channel (an admin channel usually covers them).
+    #[serde(default)]
+    pub fallback_to: Vec<String>,
+    /// With `to = "group-owners"`: the most findings one owner's message
+    /// lists; the rest are counted as "and N more".
+    #[serde(default = "default_max_findings_per_owner")]
+    pub max_findings_per_owner: usize,
+    /// With `to = "group-owners"`: a safety cap on owner messages per scan.
+    /// Above it no owner is mailed and `fallback_to` receives the whole
+    /// list instead: a misfiring rule must not mail the whole company.
+    #[serde(default = "default_max_owner_messages")]
+    pub max_owner_messages: usize,
+
+    /// Email: the SMTP server.
+    #[serde(default)]
+    pub smtp_host: Option<String>,
+    /// Email: the SMTP port [default: 587 for starttls, 465 for tls, 25 for none].
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// Email: `starttls` (upgrade on the submission port), `tls` (implicit
+    /// TLS) or `none` (only for an SMTP server on this machine) [default: starttls].
+    #[serde(default)]
+    pub tls: Option<SmtpTls>,
+    /// Email: the SMTP login; needs `password_env` or `password_file`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Email: the environment variable holding the SMTP password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Email: a file holding the SMTP password (trailing newline ignored);
+    /// relative to the config file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Email: the sender, `Name <address>` or `address`. Graph-mail: the
+    /// mailbox that sends (its user principal name or address).
+    #[serde(default)]
+    pub from: Option<String>,
+
+    /// Graph-mail: the Microsoft Graph endpoint [default: https://graph.microsoft.com].
+    #[serde(default)]
+    pub graph_url: Option<String>,
+
+    /// Webhook: where digests are posted. https, except on this machine.
+    /// Chat webhook URLs carry their own key: prefer `url_env`.
+    #[serde(default)]
+    pub url: Option<SecretUrl>,
+    /// Webhook: the environment variable holding the URL.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// Webhook: `json` (groupwarden's versioned payload), `slack` (Block
+    /// Kit) or `teams` (an Adaptive Card for a Teams Workflows webhook)
+    /// [default: json].
+    #[serde(default)]
+    pub format: Option<WebhookFormat>,
+    /// Webhook: the environment variable holding the HMAC-SHA256 signing
+    /// key; when set, requests carry `X-Groupwarden-Timestamp` and
+    /// `X-Groupwarden-Signature`.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Webhook: a file holding the signing key; relative to the config file.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Webhook: extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+
+    /// A folder whose templates replace the built-in ones of the same
+    /// name (`email-subject.txt`, `email.txt`, `email.html`, `slack.json`,
+    /// `teams.json`); relative to the config file.
+    #[serde(default)]
+    pub template_dir: Option<PathBuf>,
+    /// Seconds one attempt may take.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Further attempts after a failed one (server errors, throttling,
+    /// network trouble; a refusal such as a bad address is not retried).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Milliseconds before the first retry; doubles with each retry.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+    /// The longest `Retry-After` honoured, in seconds; a server asking for
+    /// longer fails the delivery, which is then left for the next run.
+    #[serde(default = "default_max_retry_after_seconds")]
+    pub max_retry_after_seconds: u64,
+}
+
+fn lowest_severity() -> Severity {
+    Severity::Info
+}
+fn every_rule() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+fn default_max_findings_per_owner() -> usize {
+    50
+}
+fn default_max_owner_messages() -> usize {
+    100
+}
+fn default_timeout_seconds() -> u64 {
+    30
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_retry_backoff_ms() -> u64 {
+    1000
+}
+fn default_max_retry_after_seconds() -> u64 {
+    300
+}
+
+impl ChannelConfig {
+    /// The `name`, else the type.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.kind.as_str())
+    }
+
+    /// `tls`, or its default.
+    pub fn smtp_tls(&self) -> SmtpTls {
+        self.tls.unwrap_or_default()
+    }
+
+    /// `format`, or its default.
+    pub fn webhook_format(&self) -> WebhookFormat {
+        self.format.unwrap_or_default()
+    }
+
+    /// Whether each owner gets their own message.
+    pub fn routes_to_owners(&self) -> bool {
+        matches!(self.to, Some(Recipients::GroupOwners))
+    }
+
+    /// The keys given in the file, to reject those the channel's type
+    /// does not use.
+    pub(crate) fn keys_given(&self) -> Vec<&'static str> {
+        let given = [
+            ("to", self.to.is_some()),
+            ("fallback_to", !self.fallback_to.is_empty()),
+            ("smtp_host", self.smtp_host.is_some()),
+            ("smtp_port", self.smtp_port.is_some()),
+            ("tls", self.tls.is_some()),
+            ("username", self.username.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("from", self.from.is_some()),
+            ("graph_url", self.graph_url.is_some()),
+            ("url", self.url.is_some()),
+            ("url_env", self.url_env.is_some()),
+            ("format", self.format.is_some()),
+            ("secret_env", self.secret_env.is_some()),
+            ("secret_file", self.secret_file.is_some()),
+            ("headers", !self.headers.is_empty()),
+        ];
+        given
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(key, _)| key)
+            .collect()
+    }
+}
+
+/// How a channel delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelKind {
+    Email,
+    GraphMail,
+    Webhook,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Email => "email",
+            ChannelKind::GraphMail => "graph-mail",
+            ChannelKind::Webhook => "webhook",
+        }
+    }
+
+    /// The keys, beyond the common ones, this type of channel uses.
+    pub(crate) fn keys(self) -> &'static [&'static str] {
+        match self {
+            ChannelKind::Email => &[
+                "to",
+                "fallback_to",
+                "smtp_host",
+                "smtp_port",
+                "tls",
+                "username",
+                "password_env",
+                "password_file",
+                "from",
+            ],
+            ChannelKind::GraphMail => &["to", "fallback_to", "from", "graph_url"],
+            ChannelKind::Webhook => &[
+                "url",
+                "url_env",
+                "format",
+                "secret_env",
+                "secret_file",
+                "headers",
+            ],
+        }
+    }
+}
+
+/// How the SMTP connection is encrypted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS; refuses servers that cannot.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No encryption: only for an SMTP server on this machine.
+    None,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        }
+    }
+}
+
+/// What a webhook body looks like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// groupwarden's versioned JSON payload.
+    #[default]
+    Json,
+    /// A Slack message in Block Kit.
+    Slack,
+    /// An Adaptive Card as Microsoft Teams Workflows expect it.
+    Teams,
+}
+
+/// Who receives an email channel's messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipients {
+    Addresses(Vec<String>),
+    /// Each group owner receives their own groups' findings.
+    GroupOwners,
+}
+
+/// The word that selects owner routing in `to`.
+pub const GROUP_OWNERS: &str = "group-owners";
+
+impl<'de> Deserialize<'de> for Recipients {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Recipients, D::Error> {
+        struct RecipientsVisitor;
+
+        impl<'de> Visitor<'de> for RecipientsVisitor {
+            type Value = Recipients;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a list of addresses or \"{GROUP_OWNERS}\"")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Recipients, E> {
+                if text == GROUP_OWNERS {
+                    Ok(Recipients::GroupOwners)
+                } else {
+                    Err(E::custom(format!(
+                        "expected a list of addresses or \"{GROUP_OWNERS}\", found \"{text}\""
+                    )))
+                }
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Recipients, A::Error> {
+                let mut addresses = Vec::new();
+                while let Some(address) = seq.next_element::<String>()? {
+                    addresses.push(address);
+                }
+                Ok(Recipients::Addresses(addresses))
+            }
+        }
+
+        deserializer.deserialize_any(RecipientsVisitor)
+    }
+}
+
+/// A URL that may carry a key (Slack and Teams webhook URLs do): never
+/// shown whole in logs, errors or `Debug` output.
+#[derive(Clone)]
+pub struct SecretUrl(SecretString);
+
+impl SecretUrl {
+    pub fn new(url: String) -> SecretUrl {
+        SecretUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// `scheme://host[:port]/…`: enough to tell channels apart.
+    pub fn redacted(&self) -> String {
+        match reqwest::Url::parse(self.expose()) {
+            Ok(url) => {
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!(
+                    "{}://{}{port}/…",
+                    url.scheme(),
+                    url.host_str().unwrap_or("")
+                )
+            }
+            Err(_) => "<invalid url>".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({})", self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SecretUrl, D::Error> {
+        String::deserialize(deserializer).map(SecretUrl::new)
+    }
+}
+
+/// Whether `host` names this machine: the only place plain-text SMTP and
+/// http webhooks are allowed.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        notify: Vec<ChannelConfig>,
+    }
+
+    fn parse(text: &str) -> Result<Vec<ChannelConfig>, String> {
+        toml::from_str::<File>(text)
+            .map(|f| f.notify)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let channels = parse(
+            r#"
+[[notify]]
+name = "governance-team"
+type = "email"
+smtp_host = "smtp.office365.com"
+smtp_port = 587
+tls = "starttls"
+username = "alerts@contoso.com"
+password_env = "GROUPWARDEN_SMTP_PASSWORD"
+from = "groupwarden <alerts@contoso.com>"
+to = ["m365-admins@contoso.com"]
+min_severity = "medium"
+rules = ["*"]
+include_resolved = true
+
+[[notify]]
+name = "owners"
+type = "email"
+to = "group-owners"
+rules = ["inactive-groups"]
+
+[[notify]]
+type = "graph-mail"
+from = "alerts@contoso.com"
+to = ["m365-admins@contoso.com"]
+
+[[notify]]
+type = "webhook"
+url = "https://hooks.example.com/groupwarden"
+format = "json"
+secret_env = "GROUPWARDEN_WEBHOOK_SECRET"
+headers = { "X-Team" = "it" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(channels[0].min_severity, Severity::Medium);
+        assert_eq!(channels[1].to, Some(Recipients::GroupOwners));
+        assert_eq!(channels[2].name(), "graph-mail");
+        assert_eq!(channels[3].headers["X-Team"], "it");
+    }
+
+    #[test]
+    fn a_misspelt_recipient_keyword_is_an_error_with_its_place() {
+        let err = parse("[[notify]]\ntype = \"email\"\nto = \"group-owner\"\n").unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(
+            err.contains(r#"expected a list of addresses or "group-owners""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn webhook_urls_never_show_whole() {
+        let url = SecretUrl::new("https://hooks.slack.com:443/services/T0/B0/XXXXSECRET".into());
+        assert_eq!(url.redacted(), "https://hooks.slack.com/…");
+        assert!(!format!("{url:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["smtp.office365.com", "10.0.0.1", "localhost.example.com"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

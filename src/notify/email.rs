@@ -1,0 +1,113 @@
+//! Email over SMTP with lettre: one multipart message, plain text and
+//! HTML, per planned message.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, Mailboxes, MultiPart, header};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::channel::Channel;
+use super::config::SmtpTls;
+use super::notifier::{Notifier, SendError};
+use super::render::EmailContent;
+use super::secrets::read_secret;
+
+pub type SmtpTransport = AsyncSmtpTransport<Tokio1Executor>;
+
+pub struct EmailNotifier {
+    pub transport: SmtpTransport,
+}
+
+impl Notifier for EmailNotifier {
+    type Message = Message;
+
+    async fn send(&self, message: &Message) -> Result<(), SendError> {
+        match self.transport.send(message.clone()).await {
+            Ok(_) => Ok(()),
+            // 5xx replies (unknown mailbox, refused login) will not change on retry.
+            Err(error) if error.is_permanent() => Err(SendError::Permanent {
+                message: error.to_string(),
+            }),
+            Err(error) => Err(SendError::transient(error.to_string())),
+        }
+    }
+}
+
+/// The channel's SMTP connection settings. TLS certificates are always
+/// verified; plain text is only configurable for a server on this machine.
+/// Must run inside a Tokio runtime (lettre's pool spawns a task).
+pub fn transport(channel: &Channel) -> Result<SmtpTransport, String> {
+    let config = channel.config();
+    let host = config
+        .smtp_host
+        .as_deref()
+        .ok_or("`smtp_host` is not set")?;
+    let builder = match config.smtp_tls() {
+        SmtpTls::Starttls => SmtpTransport::starttls_relay(host).map_err(|e| e.to_string())?,
+        SmtpTls::Tls => SmtpTransport::relay(host).map_err(|e| e.to_string())?,
+        SmtpTls::None => SmtpTransport::builder_dangerous(host),
+    };
+    let mut builder = builder
+        .port(config.smtp_port.unwrap_or(config.smtp_tls().default_port()))
+        .timeout(Some(Duration::from_secs(config.timeout_seconds)));
+    if let Some(username) = &config.username {
+        let password = read_secret(config.password_env.as_deref(), channel.password_file())?
+            .ok_or("`username` is set but no password is configured")?;
+        builder = builder.credentials(Credentials::new(
+            username.clone(),
+            secrecy::ExposeSecret::expose_secret(&password).to_owned(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+/// The message for `recipients` (addresses separated by `,`).
+pub fn message(
+    channel: &Channel,
+    recipients: &str,
+    content: &EmailContent,
+) -> Result<Message, String> {
+    let from: Mailbox = channel
+        .config()
+        .from
+        .as_deref()
+        .ok_or("`from` is not set")?
+        .parse()
+        .map_err(|e| format!("`from`: {e}"))?;
+    let to: Mailboxes = recipients
+        .parse()
+        .map_err(|e| format!("recipients `{recipients}`: {e}"))?;
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(content.subject.clone());
+    for mailbox in to {
+        builder = builder.to(mailbox);
+    }
+    builder
+        .header(AutoSubmitted)
+        .multipart(MultiPart::alternative_plain_html(
+            content.text.clone(),
+            content.html.clone(),
+        ))
+        .map_err(|e| e.to_string())
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): out-of-office replies and
+/// other robots leave automatic messages alone.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl header::Header for AutoSubmitted {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}

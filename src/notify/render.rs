@@ -1,0 +1,420 @@
+//! Turning a planned message into what is sent: an email's subject, text
+//! and HTML, or a webhook body.
+//!
+//! Templates see a [`MessageView`]: the digest's scan, counts, exemptions
+//! and cap note as they are, the items both flat (`items`) and grouped by
+//! rule (`rules`, most severe first), a one-line `summary` of the counts,
+//! and `more`, the number of items left out to respect a chat service's
+//! size limit (templates then print "and N more").
+
+use serde::Serialize;
+
+use crate::engine::finding::{EvidenceMap, Severity};
+
+use super::channel::Channel;
+use super::config::{ChannelKind, WebhookFormat};
+use super::digest::{Capped, Counts, Digest, DigestItem, ExpiringExemption, ItemStatus, ScanInfo};
+use super::route::Planned;
+use super::templates::{self, TemplateError};
+
+/// Slack: at most 50 blocks per message; the whole message is kept well
+/// under its 40,000-character text limit.
+pub const SLACK_MAX_BLOCKS: usize = 50;
+pub const SLACK_MAX_BYTES: usize = 40_000;
+/// Teams: a message (card included) must stay under about 28 KB.
+pub const TEAMS_MAX_BYTES: usize = 27_000;
+/// The JSON payload: most receivers accept 1 MB bodies.
+pub const JSON_MAX_BYTES: usize = 1_000_000;
+
+/// What one planned message becomes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rendered {
+    Email(EmailContent),
+    Webhook(WebhookBody),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailContent {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookBody {
+    pub format: WebhookFormat,
+    pub body: String,
+}
+
+/// A template failed, or rendered something unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("template {template} did not render valid JSON: {error}")]
+    NotJson {
+        template: String,
+        error: serde_json::Error,
+    },
+    #[error("template {template} rendered a message Slack would refuse: {problem}")]
+    Slack { template: String, problem: String },
+}
+
+/// Renders `planned` the way `channel` sends it.
+pub fn render(channel: &Channel, planned: &Planned) -> Result<Rendered, RenderError> {
+    let config = channel.config();
+    match config.kind {
+        ChannelKind::Email | ChannelKind::GraphMail => {
+            render_email(channel, planned).map(Rendered::Email)
+        }
+        ChannelKind::Webhook => {
+            let body = match config.webhook_format() {
+                WebhookFormat::Json => json_payload(planned)?,
+                WebhookFormat::Slack => {
+                    render_chat(channel, planned, templates::SLACK, slack_fits)?
+                }
+                WebhookFormat::Teams => render_chat(channel, planned, templates::TEAMS, |b| {
+                    b.len() <= TEAMS_MAX_BYTES
+                })?,
+            };
+            Ok(Rendered::Webhook(WebhookBody {
+                format: config.webhook_format(),
+                body,
+            }))
+        }
+    }
+}
+
+fn render_email(channel: &Channel, planned: &Planned) -> Result<EmailContent, RenderError> {
+    let view = MessageView::new(planned, planned.digest.items.len());
+    let templates = channel.templates();
+    // A header cannot hold a line break, whatever a template produces.
+    let subject = templates
+        .render(templates::EMAIL_SUBJECT, &view)?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = templates.render(templates::EMAIL_TEXT, &view)?;
+    let html = templates.render(templates::EMAIL_HTML, &view)?;
+    Ok(EmailContent {
+        subject,
+        text,
+        html,
+    })
+}
+
+/// A chat message holding as many items as fit, found by bisection.
+fn render_chat(
+    channel: &Channel,
+    planned: &Planned,
+    template: &str,
+    fits: impl Fn(&str) -> bool,
+) -> Result<String, RenderError> {
+    let render = |shown: usize| -> Result<String, RenderError> {
+        let body = channel
+            .templates()
+            .render(template, &MessageView::new(planned, shown))?;
+        // Sent as rendered (the template's layout and key order) once it is known to be JSON.
+        serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|error| {
+            RenderError::NotJson {
+                template: template.to_owned(),
+                error,
+            }
+        })?;
+        Ok(body)
+    };
+    largest_fitting(planned.digest.items.len(), render, fits)
+}
+
+fn slack_fits(body: &str) -> bool {
+    let blocks = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("blocks").and_then(|b| b.as_array()).map(Vec::len))
+        .unwrap_or(0);
+    blocks <= SLACK_MAX_BLOCKS && body.len() <= SLACK_MAX_BYTES
+}
+
+/// The rendering with the most items (out of `total`) that `fits`; with
+/// none fitting, the one with no items at all.
+fn largest_fitting(
+    total: usize,
+    render: impl Fn(usize) -> Result<String, RenderError>,
+    fits: impl Fn(&str) -> bool,
+) -> Result<String, RenderError> {
+    let full = render(total)?;
+    if fits(&full) {
+        return Ok(full);
+    }
+    // Invariant: `low` items fit (or low is 0), `high` items do not.
+    let (mut low, mut high) = (0, total);
+    let mut best = render(0)?;
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        let body = render(middle)?;
+        if fits(&body) {
+            low = middle;
+            best = body;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(best)
+}
+
+/// What templates see.
+#[derive(Debug, Serialize)]
+pub struct MessageView<'a> {
+    pub channel: &'a str,
+    pub recipient: &'a str,
+    /// The tenant's name, else the report's source.
+    pub title: &'a str,
+    /// The counts in words: `2 new, 1 reopened, 1 expiring exemption`.
+    pub summary: String,
+    pub test: bool,
+    pub version: &'static str,
+    pub scan: &'a ScanInfo,
+    pub counts: &'a Counts,
+    /// The items shown, most severe first.
+    pub items: Vec<ItemView<'a>>,
+    /// The same items grouped by rule.
+    pub rules: Vec<RuleView<'a>>,
+    /// Items left out for size.
+    pub more: usize,
+    pub expiring_exemptions: &'a [ExpiringExemption],
+    pub capped: Option<&'a Capped>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleView<'a> {
+    pub rule: &'a str,
+    pub severity: Severity,
+    pub items: Vec<ItemView<'a>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemView<'a> {
+    pub status: ItemStatus,
+    pub key: &'a str,
+    pub rule: &'a str,
+    pub severity: Severity,
+    /// The group's name, else its id, else `tenant`.
+    pub group: &'a str,
+    pub group_id: Option<&'a str>,
+    pub group_name: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub message: &'a str,
+    pub evidence: &'a EvidenceMap,
+    /// `name=value, …`, or empty.
+    pub evidence_text: String,
+    pub first_seen: Option<String>,
+}
+
+impl<'a> MessageView<'a> {
+    /// The view of `planned` listing its first `shown` items.
+    pub fn new(planned: &'a Planned, shown: usize) -> MessageView<'a> {
+        let digest = &planned.digest;
+        let items: Vec<ItemView<'a>> = digest.items.iter().take(shown).map(ItemView::new).collect();
+        MessageView {
+            channel: &planned.channel,
+            recipient: &planned.recipient,
+            title: digest.scan.title(),
+            summary: summary(digest),
+            test: digest.test,
+            version: env!("CARGO_PKG_VERSION"),
+            scan: &digest.scan,
+            counts: &digest.counts,
+            rules: group_by_rule(&items),
+            more: digest.items.len() - items.len(),
+            items,
+            expiring_exemptions: &digest.expiring_exemptions,
+            capped: digest.capped.as_ref(),
+        }
+    }
+}
+
+impl<'a> ItemView<'a> {
+    fn new(item: &'a DigestItem) -> ItemView<'a> {
+        ItemView {
+            status: item.status,
+            key: &item.key,
+            rule: &item.rule,
+            severity: item.severity,
+            group: item.group_label(),
+            group_id: item.group_id.as_deref(),
+            group_name: item.group_name.as_deref(),
+            owner: item.owner.as_deref(),
+            message: &item.message,
+            evidence: &item.evidence,
+            evidence_text: item.evidence.to_line(),
+            first_seen: item.first_seen.map(|d| d.to_string()),
+        }
+    }
+}
+
+/// Consecutive runs of one rule: items arrive sorted most severe first,
+/// then by rule, so each rule forms one run.
+fn group_by_rule<'a>(items: &[ItemView<'a>]) -> Vec<RuleView<'a>> {
+    let mut groups: Vec<RuleView<'a>> = Vec::new();
+    for item in items {
+        match groups.last_mut() {
+            Some(group) if group.rule == item.rule => group.items.push(item.clone()),
+            _ => groups.push(RuleView {
+                rule: item.rule,
+                severity: item.severity,
+                items: vec![item.clone()],
+            }),
+        }
+    }
+    groups
+}
+
+/// `2 new, 1 reopened, 3 reminders`: the non-zero counts in words.
+pub fn summary(digest: &Digest) -> String {
+    let counts = &digest.counts;
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let parts: Vec<String> = [
+        (counts.new, plural(counts.new, "new", "new")),
+        (
+            counts.reopened,
+            plural(counts.reopened, "reopened", "reopened"),
+        ),
+        (
+            counts.reminders,
+            plural(counts.reminders, "reminder", "reminders"),
+        ),
+        (
+            counts.resolved,
+            plural(counts.resolved, "resolved", "resolved"),
+        ),
+        (
+            counts.expiring_exemptions,
+            plural(
+                counts.expiring_exemptions,
+                "expiring exemption",
+                "expiring exemptions",
+            ),
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(_, text)| text)
+    .collect();
+    if digest.test {
+        "test message".to_owned()
+    } else if parts.is_empty() {
+        "no changes".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The `json` webhook payload, version 1 (documented in
+/// docs/notifications.md; fields are only ever added within a version).
+#[derive(Serialize)]
+struct PayloadV1<'a> {
+    version: u32,
+    /// `digest`, or `test` for `groupwarden notify --test`.
+    event: &'static str,
+    channel: &'a str,
+    scan: &'a ScanInfo,
+    counts: &'a Counts,
+    findings: Vec<PayloadFinding<'a>>,
+    /// Findings left out to keep the body under 1 MB.
+    omitted: usize,
+    expiring_exemptions: &'a [ExpiringExemption],
+    capped: Option<&'a Capped>,
+}
+
+#[derive(Serialize)]
+struct PayloadFinding<'a> {
+    key: &'a str,
+    status: ItemStatus,
+    rule: &'a str,
+    severity: Severity,
+    group: PayloadGroup<'a>,
+    message: &'a str,
+    evidence: &'a EvidenceMap,
+    first_seen: Option<jiff::civil::Date>,
+}
+
+#[derive(Serialize)]
+struct PayloadGroup<'a> {
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    owner: Option<&'a str>,
+}
+
+fn json_payload(planned: &Planned) -> Result<String, RenderError> {
+    let digest = &planned.digest;
+    let render = |shown: usize| -> Result<String, RenderError> {
+        let findings: Vec<_> = digest
+            .items
+            .iter()
+            .take(shown)
+            .map(payload_finding)
+            .collect();
+        let payload = PayloadV1 {
+            version: 1,
+            event: if digest.test { "test" } else { "digest" },
+            channel: &planned.channel,
+            scan: &digest.scan,
+            counts: &digest.counts,
+            omitted: digest.items.len() - findings.len(),
+            findings,
+            expiring_exemptions: &digest.expiring_exemptions,
+            capped: digest.capped.as_ref(),
+        };
+        Ok(serde_json::to_string(&payload).expect("the payload serialises"))
+    };
+    largest_fitting(digest.items.len(), render, |body| {
+        body.len() <= JSON_MAX_BYTES
+    })
+}
+
+fn payload_finding(item: &DigestItem) -> PayloadFinding<'_> {
+    PayloadFinding {
+        key: &item.key,
+        status: item.status,
+        rule: &item.rule,
+        severity: item.severity,
+        group: PayloadGroup {
+            id: item.group_id.as_deref(),
+            name: item.group_name.as_deref(),
+            owner: item.owner.as_deref(),
+        },
+        message: &item.message,
+        evidence: &item.evidence,
+        first_seen: item.first_seen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bisection_finds_the_most_items_that_fit() {
+        let render = |shown: usize| Ok("x".repeat(shown * 10));
+        let body = largest_fitting(100, render, |b| b.len() <= 375).unwrap();
+        assert_eq!(body.len(), 370);
+        let nothing_fits = largest_fitting(3, |n: usize| Ok("y".repeat(n + 1)), |_| false).unwrap();
+        assert_eq!(nothing_fits, "y");
+    }
+
+    #[test]
+    fn summary_names_only_what_changed() {
+        let mut digest = super::super::sample::sample_digest(false);
+        assert_eq!(
+            summary(&digest),
+            "1 new, 1 reopened, 1 reminder, 1 resolved, 1 expiring exemption"
+        );
+        digest.counts = Counts {
+            new: 3,
+            reminders: 2,
+            ..Counts::default()
+        };
+        assert_eq!(summary(&digest), "3 new, 2 reminders");
+        digest.counts = Counts::default();
+        assert_eq!(summary(&digest), "no changes");
+    }
+}

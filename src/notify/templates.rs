@@ -1,0 +1,222 @@
+//! The texts of emails and chat messages: minijinja templates.
+//!
+//! The built-in templates are compiled into the binary; a channel's
+//! `template_dir` may replace any of them by a file of the same name, and
+//! may add partials (`_*.html`, …) for them to include. Templates are
+//! loaded and test-rendered when the configuration is validated, so a
+//! broken template is a config error, not a failed 6 a.m. delivery.
+//!
+//! Escaping follows the file name: `.html` escapes HTML, `.json` writes
+//! every `{{ value }}` as a JSON value (strings come out quoted), `.txt`
+//! writes text as is. Undefined names are errors, so a typo such as
+//! `{{ conts.new }}` fails validation instead of rendering as nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// The templates groupwarden ships, by name.
+pub const BUILT_IN: [(&str, &str); 5] = [
+    (EMAIL_SUBJECT, include_str!("templates/email-subject.txt")),
+    (EMAIL_TEXT, include_str!("templates/email.txt")),
+    (EMAIL_HTML, include_str!("templates/email.html")),
+    (SLACK, include_str!("templates/slack.json")),
+    (TEAMS, include_str!("templates/teams.json")),
+];
+
+pub const EMAIL_SUBJECT: &str = "email-subject.txt";
+pub const EMAIL_TEXT: &str = "email.txt";
+pub const EMAIL_HTML: &str = "email.html";
+pub const SLACK: &str = "slack.json";
+pub const TEAMS: &str = "teams.json";
+
+/// A template that cannot be loaded or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read template folder {path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "{path}: not a template groupwarden uses (expected one of email-subject.txt, email.txt, email.html, slack.json, teams.json, or a partial whose name starts with `_`)"
+    )]
+    Unknown { path: PathBuf },
+    #[error("template {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// One channel's templates: the built-ins with its overrides applied.
+#[derive(Clone, Debug)]
+pub struct Templates {
+    env: Arc<Environment<'static>>,
+    /// Where each overridden template came from, for error messages.
+    overrides: Vec<(String, PathBuf)>,
+}
+
+impl Templates {
+    /// The built-ins, then every file of `dir` on top.
+    pub fn load(dir: Option<&Path>) -> Result<Templates, TemplateError> {
+        let mut env = new_environment();
+        for (name, source) in BUILT_IN {
+            env.add_template(name, source)
+                .map_err(|e| invalid(format!("{name} (built-in)"), &e))?;
+        }
+        let mut overrides = Vec::new();
+        if let Some(dir) = dir {
+            for (name, path) in template_files(dir)? {
+                let source = std::fs::read_to_string(&path).map_err(|error| TemplateError::Io {
+                    path: path.clone(),
+                    error,
+                })?;
+                env.add_template_owned(name.clone(), source)
+                    .map_err(|e| invalid(path.display().to_string(), &e))?;
+                overrides.push((name, path));
+            }
+        }
+        Ok(Templates {
+            env: Arc::new(env),
+            overrides,
+        })
+    }
+
+    /// Renders template `name` with `context`.
+    pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| invalid(self.origin(name), &e))?;
+        template
+            .render(context)
+            .map_err(|e| invalid(self.origin(e.name().unwrap_or(name)), &e))
+    }
+
+    /// The file a template came from, or `NAME (built-in)`.
+    fn origin(&self, name: &str) -> String {
+        match self.overrides.iter().find(|(n, _)| n == name) {
+            Some((_, path)) => path.display().to_string(),
+            None => format!("{name} (built-in)"),
+        }
+    }
+}
+
+fn new_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else if name.ends_with(".json") {
+            AutoEscape::Json
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.add_filter("shorten", shorten);
+    env.add_filter("slack", slack_escape);
+    env
+}
+
+/// The known templates and partials in `dir`, by name; anything else is
+/// an error, so a misspelt override cannot be silently ignored.
+fn template_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, TemplateError> {
+    let io = |error| TemplateError::Io {
+        path: dir.to_owned(),
+        error,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') || path.is_dir() {
+            continue;
+        }
+        let known = BUILT_IN.iter().any(|(built_in, _)| *built_in == name) || name.starts_with('_');
+        if !known {
+            return Err(TemplateError::Unknown { path });
+        }
+        files.push((name, path));
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn invalid(origin: String, error: &minijinja::Error) -> TemplateError {
+    let place = error
+        .line()
+        .map(|line| format!(", line {line}"))
+        .unwrap_or_default();
+    let mut message = match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    TemplateError::Invalid {
+        origin: format!("{origin}{place}"),
+        message,
+    }
+}
+
+/// `text` cut to `max` characters, ending in `…` when cut.
+fn shorten(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup.
+fn slack_escape(text: String) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_counts_characters_not_bytes() {
+        assert_eq!(shorten("héllo wörld".into(), 5), "héll…");
+        assert_eq!(shorten("short".into(), 5), "short");
+    }
+
+    #[test]
+    fn an_unknown_file_in_the_template_folder_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("emial.html"), "x").unwrap();
+        let err = Templates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("emial.html: not a template groupwarden uses"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("email.txt"),
+            "line one\n{% for x in items %}\nno end\n",
+        )
+        .unwrap();
+        let err = Templates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("email.txt, line 3: syntax error: unexpected end of input"),
+            "{err}"
+        );
+    }
+}
