@@ -2,6 +2,7 @@
 //! the work, run them, and say how it went.
 
 pub mod fetch;
+pub mod report;
 pub mod scan;
 
 use std::fs::File;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
         Command::Fetch(args) => fetch::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 
@@ -109,6 +111,7 @@ pub fn open_output(
                 Some("json") => Format::Json,
                 Some("csv") => Format::Csv,
                 Some("txt") => Format::Table,
+                Some("html" | "htm") => Format::Html,
                 _ => Format::Jsonl,
             };
             Ok((Box::new(file), format.unwrap_or(by_extension)))

@@ -1,0 +1,56 @@
+//! The page template, with its stylesheet and script inlined.
+//!
+//! The template's name ends in `.html`, so minijinja escapes every value
+//! for HTML (text and quoted attributes alike); the embedded JSON goes
+//! through `tojson`, which also escapes `<`, `>`, `&` and `'`, so a
+//! `</script>` in a group name cannot end the script block. The style and
+//! script are ours, inserted as they are.
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+
+use super::view::ReportView;
+
+const TEMPLATE: &str = include_str!("report.html");
+const STYLE: &str = include_str!("report.css");
+const SCRIPT: &str = include_str!("report.js");
+
+/// The page may run only its own script and style and load nothing: a
+/// script or handler that slipped in anyway would not run, and nothing
+/// can reach the network.
+pub fn content_security_policy() -> String {
+    format!(
+        "default-src 'none'; img-src data:; script-src '{}'; style-src '{}'",
+        sha256_source(SCRIPT),
+        sha256_source(STYLE)
+    )
+}
+
+fn sha256_source(text: &str) -> String {
+    use base64::Engine as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    )
+}
+
+pub fn render(view: &ReportView) -> Result<String, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()?,
+    );
+    // A misspelt field in the template is a test failure, not a blank.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_template("report.html", TEMPLATE)?;
+    env.get_template("report.html")?.render(context! {
+        report => Value::from(Serde(view)),
+        csp => content_security_policy(),
+        style => Value::from_safe_string(STYLE.to_owned()),
+        script => Value::from_safe_string(SCRIPT.to_owned()),
+    })
+}
