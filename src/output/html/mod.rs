@@ -36,3 +36,6 @@ pub mod stats;
 pub mod tap;
 pub mod view;
 pub mod writer;
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
-use super::view::ReportView;
+use super::view::{ReportView, count_of};
 
 const TEMPLATE: &str = include_str!("report.html");
 const STYLE: &str = include_str!("report.css");
@@ -27,7 +27,7 @@ pub fn content_security_policy() -> String {
     )
 }
 
-fn sha256_source(text: &str) -> String {
+pub(super) fn sha256_source(text: &str) -> String {
     use base64::Engine as _;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
     format!(
@@ -46,6 +46,9 @@ pub fn render(view: &ReportView) -> Result<String, minijinja::Error> {
     );
     // A misspelt field in the template is a test failure, not a blank.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("count_of", |count: u64, word: String| {
+        count_of(count, &word)
+    });
     env.add_template("report.html", TEMPLATE)?;
     env.get_template("report.html")?.render(context! {
         report => Value::from(Serde(view)),

@@ -190,6 +190,15 @@ impl ReportView {
     }
 }
 
+/// `1 group`, `2 groups`.
+pub fn count_of(count: u64, word: &str) -> String {
+    if count == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{count} {word}s")
+    }
+}
+
 pub fn severity_label(severity: Severity) -> &'static str {
     match severity {
         Severity::Info => "Info",
@@ -295,14 +304,14 @@ fn storage_chart(stats: &HtmlStats) -> BarChart {
         .storage_by_type
         .iter()
         .map(|t| BarInput {
-            label: format!("{} ({} groups)", t.group_type, t.groups),
+            label: format!("{} ({})", t.group_type, count_of(t.groups, "group")),
             value: t.bytes,
             value_text: format_bytes(t.bytes.min(i64::MAX as u64) as i64),
         })
         .collect();
     if stats.deleted_groups > 0 {
         bars.push(BarInput {
-            label: format!("deleted ({} groups)", stats.deleted_groups),
+            label: format!("deleted ({})", count_of(stats.deleted_groups, "group")),
             value: stats.deleted_storage_bytes,
             value_text: format_bytes(stats.deleted_storage_bytes.min(i64::MAX as u64) as i64),
         });
