@@ -13,8 +13,8 @@ use super::stats::{ActivityHistogram, MAX_TRACKED_DAYS};
 
 /// Width of every chart's view box; the SVG scales to its container.
 pub const VIEW_WIDTH: u32 = 640;
-const LABEL_WIDTH: u32 = 220;
-const BAR_SPACE: f64 = 300.0;
+const LABEL_WIDTH: u32 = 200;
+const BAR_SPACE: f64 = 280.0;
 const ROW_HEIGHT: u32 = 28;
 const BAR_HEIGHT: u32 = 18;
 const TOP_PADDING: u32 = 6;

@@ -8,7 +8,7 @@
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
-use minijinja::{Environment, UndefinedBehavior, Value, context};
+use minijinja::{Environment, HtmlEscape, UndefinedBehavior, Value, context};
 
 use super::view::{ReportView, count_of};
 
@@ -49,6 +49,9 @@ pub fn render(view: &ReportView) -> Result<String, minijinja::Error> {
     env.add_filter("count_of", |count: u64, word: String| {
         count_of(count, &word)
     });
+    env.add_filter("code_spans", |text: String| {
+        Value::from_safe_string(code_spans(&text))
+    });
     env.add_template("report.html", TEMPLATE)?;
     env.get_template("report.html")?.render(context! {
         report => Value::from(Serde(view)),
@@ -56,4 +59,42 @@ pub fn render(view: &ReportView) -> Result<String, minijinja::Error> {
         style => Value::from_safe_string(STYLE.to_owned()),
         script => Value::from_safe_string(SCRIPT.to_owned()),
     })
+}
+
+/// Escapes `text` and sets its `backtick` spans (rule descriptions name
+/// parameters that way) in `<code>`; an unpaired backtick stays as it is.
+fn code_spans(text: &str) -> String {
+    let pieces: Vec<String> = text
+        .split('`')
+        .map(|piece| HtmlEscape(piece).to_string())
+        .collect();
+    if pieces.len() % 2 == 0 {
+        return HtmlEscape(text).to_string();
+    }
+    let mut html = String::with_capacity(text.len() + 16);
+    for (index, piece) in pieces.iter().enumerate() {
+        if index % 2 == 1 {
+            html.push_str("<code>");
+            html.push_str(piece);
+            html.push_str("</code>");
+        } else {
+            html.push_str(piece);
+        }
+    }
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_spans;
+
+    #[test]
+    fn backtick_spans_become_code_and_the_rest_is_escaped() {
+        assert_eq!(
+            code_spans("at least `min_bytes` <b>"),
+            "at least <code>min_bytes</code> &lt;b&gt;"
+        );
+        assert_eq!(code_spans("`<i>`"), "<code>&lt;i&gt;</code>");
+        assert_eq!(code_spans("one ` only"), "one ` only");
+    }
 }

@@ -101,7 +101,7 @@ fn context() -> HtmlContext {
     let rule = |id: &str, title: &str| RuleInfo {
         id: id.to_owned(),
         title: title.to_owned(),
-        description: format!("What {id} looks for."),
+        description: format!("What `{id}` looks for <in> rows."),
     };
     HtmlContext {
         generated_at: "2026-11-26T07:30:00Z".parse().unwrap(),
