@@ -1,6 +1,7 @@
-//! The page template, with its stylesheet and script inlined.
+//! The page templates (`templates/`), with the stylesheet and script
+//! inlined.
 //!
-//! The template's name ends in `.html`, so minijinja escapes every value
+//! The templates' names end in `.html`, so minijinja escapes every value
 //! for HTML (text and quoted attributes alike); the embedded JSON goes
 //! through `tojson`, which also escapes `<`, `>`, `&` and `'`, so a
 //! `</script>` in a group name cannot end the script block. The style and
@@ -10,11 +11,36 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{Environment, HtmlEscape, UndefinedBehavior, Value, context};
 
-use super::view::{ReportView, count_of};
+use std::io::{self, Write};
 
-const TEMPLATE: &str = include_str!("report.html");
-const STYLE: &str = include_str!("report.css");
-const SCRIPT: &str = include_str!("report.js");
+use super::lifecycle::Lifecycle;
+use super::view::{self, ReportView, Section, count_of};
+
+const PAGE_START: &str = include_str!("templates/page_start.html");
+const SECTION_START: &str = include_str!("templates/section_start.html");
+const FINDING_ROW: &str = include_str!("templates/finding_row.html");
+const SECTION_END: &str = include_str!("templates/section_end.html");
+const PAGE_END: &str = include_str!("templates/page_end.html");
+const STYLE: &str = include_str!("templates/report.css");
+const SCRIPT: &str = include_str!("templates/report.js");
+
+/// Rendering failed: a template bug, or the output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("HTML template: {0:#}")]
+    Template(#[from] minijinja::Error),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<RenderError> for io::Error {
+    fn from(error: RenderError) -> io::Error {
+        match error {
+            RenderError::Io(error) => error,
+            other => io::Error::other(other),
+        }
+    }
+}
 
 /// The page may run only its own script and style and load nothing: a
 /// script or handler that slipped in anyway would not run, and nothing
@@ -36,15 +62,61 @@ pub(super) fn sha256_source(text: &str) -> String {
     )
 }
 
-pub fn render(view: &ReportView) -> Result<String, minijinja::Error> {
+/// Writes the page: the part before the findings, then each rule's
+/// table row by row (a row's context lives only while it is written, so
+/// memory holds the findings once, not again as page text or template
+/// values), then the rest.
+pub fn write_page(
+    view: &ReportView,
+    sections: &[Section<'_>],
+    lifecycle: Option<&Lifecycle>,
+    out: &mut dyn Write,
+) -> Result<(), RenderError> {
+    let env = environment()?;
+    let columns = view.columns();
+    let report = Value::from(Serde(view));
+    let page_start = env.get_template("page_start.html")?.render(context! {
+        report => report.clone(),
+        csp => content_security_policy(),
+        style => Value::from_safe_string(STYLE.to_owned()),
+    })?;
+    out.write_all(page_start.as_bytes())?;
+    let section_start = env.get_template("section_start.html")?;
+    let finding_row = env.get_template("finding_row.html")?;
+    let section_end = env.get_template("section_end.html")?.render(())?;
+    for section in sections {
+        let header = section_start.render(context! {
+            section => Value::from(Serde(&section.header)),
+            columns => Value::from(Serde(columns)),
+        })?;
+        out.write_all(header.as_bytes())?;
+        for finding in &section.findings {
+            let row = finding_row.render(context! {
+                row => Value::from(Serde(view::finding_row(finding, lifecycle))),
+                columns => Value::from(Serde(columns)),
+            })?;
+            out.write_all(row.as_bytes())?;
+        }
+        out.write_all(section_end.as_bytes())?;
+    }
+    let page_end = env.get_template("page_end.html")?.render(context! {
+        report => report,
+        script => Value::from_safe_string(SCRIPT.to_owned()),
+    })?;
+    out.write_all(page_end.as_bytes())?;
+    Ok(())
+}
+
+fn environment() -> Result<Environment<'static>, minijinja::Error> {
     let mut env = Environment::new();
     env.set_syntax(
         SyntaxConfig::builder()
             .trim_blocks(true)
             .lstrip_blocks(true)
+            .keep_trailing_newline(true)
             .build()?,
     );
-    // A misspelt field in the template is a test failure, not a blank.
+    // A misspelt field in a template is a test failure, not a blank.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("count_of", |count: u64, word: String| {
         count_of(count, &word)
@@ -52,13 +124,16 @@ pub fn render(view: &ReportView) -> Result<String, minijinja::Error> {
     env.add_filter("code_spans", |text: String| {
         Value::from_safe_string(code_spans(&text))
     });
-    env.add_template("report.html", TEMPLATE)?;
-    env.get_template("report.html")?.render(context! {
-        report => Value::from(Serde(view)),
-        csp => content_security_policy(),
-        style => Value::from_safe_string(STYLE.to_owned()),
-        script => Value::from_safe_string(SCRIPT.to_owned()),
-    })
+    for (name, source) in [
+        ("page_start.html", PAGE_START),
+        ("section_start.html", SECTION_START),
+        ("finding_row.html", FINDING_ROW),
+        ("section_end.html", SECTION_END),
+        ("page_end.html", PAGE_END),
+    ] {
+        env.add_template(name, source)?;
+    }
+    Ok(env)
 }
 
 /// Escapes `text` and sets its `backtick` spans (rule descriptions name
@@ -68,7 +143,7 @@ fn code_spans(text: &str) -> String {
         .split('`')
         .map(|piece| HtmlEscape(piece).to_string())
         .collect();
-    if pieces.len() % 2 == 0 {
+    if pieces.len().is_multiple_of(2) {
         return HtmlEscape(text).to_string();
     }
     let mut html = String::with_capacity(text.len() + 16);

@@ -7,9 +7,9 @@ use std::time::Duration;
 use jiff::civil::date;
 
 use super::lifecycle::{Exemption, FindingLifecycle, Lifecycle, ResolvedFinding, Status};
-use super::render::{content_security_policy, render};
+use super::render::{content_security_policy, write_page};
 use super::stats::HtmlStats;
-use super::view::{HtmlContext, ReportView, RuleInfo};
+use super::view::{HtmlContext, ReportView, RuleInfo, sections};
 use crate::engine::finding::{Evidence, EvidenceMap, Finding, Severity};
 use crate::report::date::parse_day;
 use crate::report::stats::ReportStats;
@@ -179,14 +179,27 @@ fn lifecycle() -> Lifecycle {
 
 fn page(lifecycle: Option<&Lifecycle>) -> String {
     let findings = findings();
-    let view = ReportView::build(
+    render(
         &summary(&findings),
         &findings,
         &stats(),
         &context(),
         lifecycle,
-    );
-    render(&view).expect("the template renders")
+    )
+}
+
+fn render(
+    summary: &ScanSummary,
+    findings: &[Finding],
+    stats: &HtmlStats,
+    context: &HtmlContext,
+    lifecycle: Option<&Lifecycle>,
+) -> String {
+    let view = ReportView::build(summary, findings, stats, context, lifecycle);
+    let mut page = Vec::new();
+    write_page(&view, &sections(findings, context), lifecycle, &mut page)
+        .expect("the templates render");
+    String::from_utf8(page).unwrap()
 }
 
 /// The page without the bodies of our own style and script (they are
@@ -338,8 +351,7 @@ fn the_inactivity_threshold_is_marked_only_when_the_rule_runs() {
     let findings = findings();
     let mut context = context();
     context.inactivity_days = None;
-    let view = ReportView::build(&summary(&findings), &findings, &stats(), &context, None);
-    let html = render(&view).unwrap();
+    let html = render(&summary(&findings), &findings, &stats(), &context, None);
     assert!(!html.contains("id=\"threshold\""));
 }
 
@@ -347,8 +359,7 @@ fn the_inactivity_threshold_is_marked_only_when_the_rule_runs() {
 fn concealed_reports_and_empty_scans_say_so() {
     let mut summary = summary(&[]);
     summary.stats.concealed = 9;
-    let view = ReportView::build(&summary, &[], &HtmlStats::default(), &context(), None);
-    let html = render(&view).unwrap();
+    let html = render(&summary, &[], &HtmlStats::default(), &context(), None);
     assert!(html.contains("id=\"concealed-warning\""));
     assert!(html.contains("In 9 of 10 rows"));
     assert!(html.contains("id=\"no-findings\""));

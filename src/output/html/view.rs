@@ -85,7 +85,6 @@ pub struct ReportView {
     pub activity_chart: Histogram,
     pub storage_chart: BarChart,
     pub external_chart: BarChart,
-    pub sections: Vec<RuleSection>,
     pub show_status: bool,
     pub show_first_seen: bool,
     pub resolved: Option<Vec<ResolvedRow>>,
@@ -103,13 +102,26 @@ pub struct CountCard {
     pub count: u64,
 }
 
+/// One rule's table: its heading, and its findings in the order shown.
+pub struct Section<'a> {
+    pub header: SectionHeader,
+    pub findings: Vec<&'a Finding>,
+}
+
 #[derive(Serialize)]
-pub struct RuleSection {
+pub struct SectionHeader {
     pub id: String,
     pub title: String,
     pub description: String,
     pub worst: &'static str,
-    pub rows: Vec<FindingRow>,
+    pub count: usize,
+}
+
+/// Which optional columns the findings tables have.
+#[derive(Clone, Copy, Serialize)]
+pub struct Columns {
+    pub status: bool,
+    pub first_seen: bool,
 }
 
 #[derive(Serialize)]
@@ -178,7 +190,6 @@ impl ReportView {
             activity_chart: activity_histogram(&stats.activity, context.inactivity_days),
             storage_chart: storage_chart(stats),
             external_chart: external_chart(stats),
-            sections: sections(findings, context, lifecycle),
             show_status: lifecycle.is_some(),
             show_first_seen: lifecycle
                 .is_some_and(|l| l.findings.values().any(|f| f.first_seen.is_some())),
@@ -337,41 +348,51 @@ fn external_chart(stats: &HtmlStats) -> BarChart {
     )
 }
 
+impl ReportView {
+    pub fn columns(&self) -> Columns {
+        Columns {
+            status: self.show_status,
+            first_seen: self.show_first_seen,
+        }
+    }
+}
+
 /// One section per rule that found something, most severe first; rows
 /// most severe first, then in report order.
-fn sections(
-    findings: &[Finding],
-    context: &HtmlContext,
-    lifecycle: Option<&Lifecycle>,
-) -> Vec<RuleSection> {
+pub fn sections<'a>(findings: &'a [Finding], context: &HtmlContext) -> Vec<Section<'a>> {
     let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
     for finding in findings {
         by_rule.entry(&finding.rule).or_default().push(finding);
     }
-    let mut sections: Vec<(Severity, RuleSection)> = by_rule
+    let mut sections: Vec<(Severity, Section<'a>)> = by_rule
         .into_iter()
         .map(|(rule, mut list)| {
             list.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.line.cmp(&b.line)));
             let worst = list[0].severity;
             let info = context.rules.iter().find(|r| r.id == rule);
-            let section = RuleSection {
+            let header = SectionHeader {
                 id: rule.to_owned(),
                 title: info.map_or_else(|| rule.to_owned(), |r| r.title.clone()),
                 description: info.map(|r| r.description.clone()).unwrap_or_default(),
                 worst: worst.as_str(),
-                rows: list
-                    .into_iter()
-                    .map(|f| finding_row(f, lifecycle))
-                    .collect(),
+                count: list.len(),
+            };
+            let section = Section {
+                header,
+                findings: list,
             };
             (worst, section)
         })
         .collect();
-    sections.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    sections.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.header.id.cmp(&b.1.header.id))
+    });
     sections.into_iter().map(|(_, s)| s).collect()
 }
 
-fn finding_row(finding: &Finding, lifecycle: Option<&Lifecycle>) -> FindingRow {
+/// A finding as its table row shows it.
+pub fn finding_row(finding: &Finding, lifecycle: Option<&Lifecycle>) -> FindingRow {
     let state = lifecycle.map(|l| {
         let known = l.findings.get(&finding.key);
         (

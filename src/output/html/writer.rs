@@ -1,12 +1,12 @@
 //! The [`FindingWriter`] that collects findings and writes the page at
 //! the end.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
 use super::lifecycle::Lifecycle;
-use super::render::render;
+use super::render::write_page;
 use super::tap::Tap;
-use super::view::{HtmlContext, ReportView};
+use super::view::{HtmlContext, ReportView, sections};
 use crate::engine::finding::Finding;
 use crate::output::FindingWriter;
 use crate::scan::ScanSummary;
@@ -46,15 +46,11 @@ impl FindingWriter for HtmlWriter {
 
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {
         let stats = self.tap.take().map(Tap::finish).unwrap_or_default();
-        let view = ReportView::build(
-            summary,
-            &self.findings,
-            &stats,
-            &self.context,
-            self.lifecycle.as_ref(),
-        );
-        let page = render(&view).map_err(io::Error::other)?;
-        self.out.write_all(page.as_bytes())?;
-        self.out.flush()
+        let lifecycle = self.lifecycle.as_ref();
+        let view = ReportView::build(summary, &self.findings, &stats, &self.context, lifecycle);
+        let sections = sections(&self.findings, &self.context);
+        let mut out = BufWriter::with_capacity(256 * 1024, &mut self.out);
+        write_page(&view, &sections, lifecycle, &mut out)?;
+        out.flush()
     }
 }
