@@ -121,6 +121,41 @@ fn scan_format_html_by_flag_or_extension_and_the_report_command_write_the_same_p
 }
 
 #[test]
+fn report_needs_an_output_and_fails_on_like_scan() {
+    let dir = TempDir::new().unwrap();
+    let input = report_with_hostile_names(dir.path());
+    let missing_output = gw(dir.path())
+        .args(["report", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(missing_output.status.code(), Some(2));
+    assert!(common::stderr(&missing_output).contains("--output"));
+
+    let failing = gw(dir.path())
+        .args([
+            "report",
+            "--output",
+            "r.html",
+            "--fail-on",
+            "high",
+            "--rules",
+        ])
+        .arg(bundled_rules())
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(
+        failing.status.code(),
+        Some(1),
+        "{}",
+        common::stderr(&failing)
+    );
+    assert!(dir.path().join("r.html").exists());
+}
+
+#[test]
 fn the_page_counts_every_finding_of_the_scan_and_escapes_the_report() {
     let dir = TempDir::new().unwrap();
     let input = report_with_hostile_names(dir.path());
