@@ -19,7 +19,7 @@ const ROW_HEIGHT: u32 = 28;
 const BAR_HEIGHT: u32 = 18;
 const TOP_PADDING: u32 = 6;
 /// Labels longer than this are cut; the full text is the bar's tooltip.
-const LABEL_CHARS: usize = 30;
+const LABEL_CHARS: usize = 26;
 
 /// One bar of a horizontal bar chart.
 #[derive(Clone, Debug, Serialize)]
