@@ -40,9 +40,11 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Send a test message, or route and send (or render) a digest.
     Notify(NotifyArgs),
+    /// Scan a report and write one self-contained HTML page: summary, charts, findings.
+    Report(HtmlReportArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ScanArgs {
     /// The report CSV, or `-` for standard input [default: the config's `[source]`].
     #[arg(long, short)]
@@ -76,7 +78,7 @@ pub struct ScanArgs {
 }
 
 /// Which report to ask Microsoft Graph for; overrides `[source]`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ReportArgs {
     /// The report period.
     #[arg(long, value_enum, ignore_case = true, conflicts_with = "date")]
@@ -125,4 +127,34 @@ pub struct NotifyArgs {
     /// With --dry-run: write each message into this folder instead of standard output.
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HtmlReportArgs {
+    /// The report CSV, or `-` for standard input [default: the config's `[source]`].
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Keep the raw report CSV in this folder as `groups-activity-<refresh date>-<period>.csv`.
+    #[arg(long, value_name = "DIR")]
+    pub save_report: Option<PathBuf>,
+    /// Folder of `*.rhai` rules [default: `rules.dir` from the config, else ./rules].
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Configuration file [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where to write the HTML page (e.g. report.html).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Exit with status 1 when a finding of this severity or higher exists.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<Severity>,
+    /// Stop at the first row that cannot be read.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads for rule evaluation [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
 }

@@ -3,6 +3,7 @@
 
 pub mod fetch;
 pub mod notify;
+pub mod report;
 pub mod scan;
 
 use std::fs::File;
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Scan(args) => scan::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Notify(args) => notify::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 
@@ -113,6 +115,7 @@ pub fn open_output(
                 Some("json") => Format::Json,
                 Some("csv") => Format::Csv,
                 Some("txt") => Format::Table,
+                Some("html" | "htm") => Format::Html,
                 _ => Format::Jsonl,
             };
             Ok((Box::new(file), format.unwrap_or(by_extension)))

@@ -23,9 +23,9 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         args.save_report.as_deref(),
         &loaded,
     )?;
-    let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let (out, format) = open_output(args.output.as_deref(), args.format)?;
-    let mut writer = crate::output::writer(format, out);
+    let (input, mut writer) = crate::output::scan_writer(format, out, input, &rules);
+    let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let options = ScanOptions {
         threads: args.threads.unwrap_or_else(default_threads).max(1),
         strict: args.strict,

@@ -89,7 +89,7 @@ impl Templates {
             .get_template(name)
             .map_err(|e| invalid(self.origin(name), &e))?;
         template
-            .render(context)
+            .render(minijinja::Value::from(minijinja::value::Serde(context)))
             .map_err(|e| invalid(self.origin(e.name().unwrap_or(name)), &e))
     }
 
@@ -105,8 +105,13 @@ impl Templates {
 fn new_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .expect("the default delimiters are valid"),
+    );
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") {
             AutoEscape::Html

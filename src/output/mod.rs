@@ -3,18 +3,21 @@
 //! Findings arrive one at a time, in report order; the machine formats
 //! (`jsonl`, `json`, `csv`) stream them straight to the output, so memory
 //! does not grow with the number of findings. `table` is for a person at a
-//! terminal and lays out what it has at the end.
+//! terminal and lays out what it has at the end; so is `html`, which also
+//! taps the report for its charts (see [`html`]).
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod table;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::engine::finding::Finding;
+use crate::engine::rule::RuleSet;
 use crate::scan::ScanSummary;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -28,6 +31,8 @@ pub enum Format {
     Json,
     /// Comma-separated, one finding per row, evidence as JSON text.
     Csv,
+    /// One self-contained page with summary, charts and findings tables.
+    Html,
 }
 
 /// Where findings go.
@@ -35,6 +40,9 @@ pub trait FindingWriter {
     fn write(&mut self, finding: &Finding) -> io::Result<()>;
     /// Called once after the last finding.
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()>;
+    /// What the state store knows (statuses, exemptions), for writers that
+    /// show it; call before `finish`. Others ignore it.
+    fn set_lifecycle(&mut self, _lifecycle: html::lifecycle::Lifecycle) {}
 }
 
 pub fn writer(format: Format, out: Box<dyn Write>) -> Box<dyn FindingWriter> {
@@ -43,7 +51,30 @@ pub fn writer(format: Format, out: Box<dyn Write>) -> Box<dyn FindingWriter> {
         Format::Jsonl => Box::new(json::JsonLinesWriter::new(out)),
         Format::Json => Box::new(json::JsonWriter::new(out)),
         Format::Csv => Box::new(csv::CsvWriter::new(out)),
+        // Without the rules and the report stream: no charts of the rows.
+        Format::Html => Box::new(html::writer::HtmlWriter::new(
+            out,
+            html::view::HtmlContext::new(&RuleSet::default(), jiff::Timestamp::now()),
+            None,
+        )),
     }
+}
+
+/// The writer for a scan of `input` with `rules`, and the input to scan
+/// in its place: `html` taps it for the charts, the others take it as is.
+pub fn scan_writer(
+    format: Format,
+    out: Box<dyn Write>,
+    input: Box<dyn Read + Send>,
+    rules: &RuleSet,
+) -> (Box<dyn Read + Send>, Box<dyn FindingWriter>) {
+    if format != Format::Html {
+        return (input, writer(format, out));
+    }
+    let (input, tap) = html::tap::Tap::wrap(input);
+    let context = html::view::HtmlContext::new(rules, jiff::Timestamp::now());
+    let writer = html::writer::HtmlWriter::new(out, context, Some(tap));
+    (input, Box::new(writer))
 }
 
 /// The summary as machine formats write it.

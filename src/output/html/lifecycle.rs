@@ -1,0 +1,88 @@
+//! What the state store knows about findings, as the HTML report shows it.
+//!
+//! The report works without it (a plain `scan` has no memory); when the
+//! state store has run, the command hands a [`Lifecycle`] to the writer
+//! with [`crate::output::FindingWriter::set_lifecycle`] before `finish`.
+//! These are view types on purpose: plain data keyed by the finding's
+//! stable key, so the report does not depend on how state stores them.
+
+use std::collections::HashMap;
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+/// Where a finding is in its life, as of this scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// First seen in this scan.
+    New,
+    /// Seen before and still there.
+    Open,
+    /// Resolved earlier, back in this scan.
+    Reopened,
+    /// Gone in this scan.
+    Resolved,
+    /// Still there, but an exemption covers it.
+    Exempted,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::New,
+        Status::Open,
+        Status::Reopened,
+        Status::Resolved,
+        Status::Exempted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Reopened => "reopened",
+            Status::Resolved => "resolved",
+            Status::Exempted => "exempted",
+        }
+    }
+}
+
+/// One finding's history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FindingLifecycle {
+    pub status: Status,
+    /// The refresh date of the report the finding was first seen in.
+    pub first_seen: Option<Date>,
+}
+
+/// A finding that this scan resolved: it is not among the scan's findings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedFinding {
+    pub rule: String,
+    pub key: String,
+    pub group_name: Option<String>,
+    pub first_seen: Option<Date>,
+}
+
+/// An exemption in force.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemption {
+    /// The rule it covers; `None` for every rule.
+    pub rule: Option<String>,
+    /// The group, as the exemption names it (name, id or key).
+    pub group: String,
+    pub reason: Option<String>,
+    /// Who granted it.
+    pub granted_by: Option<String>,
+    /// `None` for an exemption without end.
+    pub expires: Option<Date>,
+}
+
+/// Everything the state store adds to a report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Lifecycle {
+    /// By finding key (`Finding::key`).
+    pub findings: HashMap<String, FindingLifecycle>,
+    pub resolved: Vec<ResolvedFinding>,
+    pub exemptions: Vec<Exemption>,
+}

@@ -1,0 +1,460 @@
+//! What the template sees: the scan's summary, findings, figures and
+//! (when the state store ran) statuses, shaped into plain serialisable
+//! data. All text from the report stays as text here; the template
+//! escapes it.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use super::charts::{BarChart, BarInput, Histogram, activity_histogram, bar_chart};
+use super::lifecycle::{Lifecycle, Status};
+use super::stats::HtmlStats;
+use crate::engine::finding::{Finding, Severity};
+use crate::engine::rule::RuleSet;
+use crate::engine::sandbox::format_bytes;
+use crate::output::SummaryView;
+use crate::scan::ScanSummary;
+
+/// The rule whose `days` parameter marks the activity histogram.
+pub const INACTIVITY_RULE: &str = "inactive-groups";
+/// Exemptions ending within this many days are flagged.
+pub const EXPIRING_SOON_DAYS: i32 = 14;
+
+/// What the report needs to know besides the findings.
+#[derive(Clone, Debug)]
+pub struct HtmlContext {
+    /// When the scan ran (shown, and the day exemption expiry counts from).
+    pub generated_at: Timestamp,
+    pub rules: Vec<RuleInfo>,
+    /// `days` of the enabled inactivity rule.
+    pub inactivity_days: Option<i64>,
+}
+
+/// A rule as the report describes it.
+#[derive(Clone, Debug)]
+pub struct RuleInfo {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+}
+
+impl HtmlContext {
+    /// The enabled rules of `rules`, as of `generated_at`.
+    pub fn new(rules: &RuleSet, generated_at: Timestamp) -> HtmlContext {
+        let inactivity_days = rules
+            .enabled()
+            .find(|r| &*r.id == INACTIVITY_RULE)
+            .and_then(|r| r.params.0.get("days"))
+            .and_then(|days| days.as_int().ok());
+        HtmlContext {
+            generated_at,
+            rules: rules
+                .enabled()
+                .map(|r| RuleInfo {
+                    id: r.id.to_string(),
+                    title: r.title.clone(),
+                    description: r.description.clone(),
+                })
+                .collect(),
+            inactivity_days,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ReportView {
+    pub source: String,
+    pub refresh_date: Option<String>,
+    pub period: Option<i64>,
+    pub generated_at: String,
+    pub rows: u64,
+    pub row_errors: u64,
+    pub rule_errors: u64,
+    pub findings: u64,
+    pub concealed_rows: u64,
+    pub severity_cards: Vec<CountCard>,
+    /// `None` without the state store.
+    pub status_cards: Option<Vec<CountCard>>,
+    pub deleted_groups: u64,
+    pub deleted_storage: String,
+    pub rules_chart: BarChart,
+    pub activity_chart: Histogram,
+    pub storage_chart: BarChart,
+    pub external_chart: BarChart,
+    pub show_status: bool,
+    pub show_first_seen: bool,
+    pub resolved: Option<Vec<ResolvedRow>>,
+    pub exemptions: Option<Vec<ExemptionRow>>,
+    pub expiring_soon_days: i32,
+    /// Machine-readable summary, embedded as JSON.
+    pub data: serde_json::Value,
+}
+
+#[derive(Serialize)]
+pub struct CountCard {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub icon: &'static str,
+    pub count: u64,
+}
+
+/// One rule's table: its heading, and its findings in the order shown.
+pub struct Section<'a> {
+    pub header: SectionHeader,
+    pub findings: Vec<&'a Finding>,
+}
+
+#[derive(Serialize)]
+pub struct SectionHeader {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub worst: &'static str,
+    pub count: usize,
+}
+
+/// Which optional columns the findings tables have.
+#[derive(Clone, Copy, Serialize)]
+pub struct Columns {
+    pub status: bool,
+    pub first_seen: bool,
+}
+
+#[derive(Serialize)]
+pub struct FindingRow {
+    pub severity: &'static str,
+    pub severity_label: &'static str,
+    pub severity_icon: &'static str,
+    pub severity_rank: u8,
+    pub group: String,
+    pub owner: Option<String>,
+    pub message: String,
+    pub evidence: Vec<(String, String)>,
+    pub status: Option<&'static str>,
+    pub status_label: Option<&'static str>,
+    pub status_icon: Option<&'static str>,
+    pub first_seen: Option<String>,
+    pub line: Option<u64>,
+    pub key: String,
+}
+
+#[derive(Serialize)]
+pub struct ResolvedRow {
+    pub rule: String,
+    pub group: String,
+    pub first_seen: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ExemptionRow {
+    pub rule: String,
+    pub group: String,
+    pub reason: Option<String>,
+    pub granted_by: Option<String>,
+    pub expires: Option<String>,
+    /// Days left, when the exemption ends within [`EXPIRING_SOON_DAYS`].
+    pub expires_in_days: Option<i32>,
+}
+
+impl ReportView {
+    pub fn build(
+        summary: &ScanSummary,
+        findings: &[Finding],
+        stats: &HtmlStats,
+        context: &HtmlContext,
+        lifecycle: Option<&Lifecycle>,
+    ) -> ReportView {
+        let today = context.generated_at.to_zoned(TimeZone::UTC).date();
+        ReportView {
+            source: summary.source.clone(),
+            refresh_date: summary.stats.refresh_date(),
+            period: summary.stats.period,
+            generated_at: context
+                .generated_at
+                .strftime("%Y-%m-%d %H:%M UTC")
+                .to_string(),
+            rows: summary.rows_read(),
+            row_errors: summary.row_errors,
+            rule_errors: summary.rule_errors,
+            findings: findings.len() as u64,
+            concealed_rows: summary.stats.concealed,
+            severity_cards: severity_cards(findings),
+            status_cards: lifecycle.map(|l| status_cards(findings, l)),
+            deleted_groups: stats.deleted_groups,
+            deleted_storage: format_bytes(stats.deleted_storage_bytes.min(i64::MAX as u64) as i64),
+            rules_chart: rules_chart(summary),
+            activity_chart: activity_histogram(&stats.activity, context.inactivity_days),
+            storage_chart: storage_chart(stats),
+            external_chart: external_chart(stats),
+            show_status: lifecycle.is_some(),
+            show_first_seen: lifecycle
+                .is_some_and(|l| l.findings.values().any(|f| f.first_seen.is_some())),
+            resolved: lifecycle.map(resolved_rows),
+            exemptions: lifecycle.map(|l| exemption_rows(l, today)),
+            expiring_soon_days: EXPIRING_SOON_DAYS,
+            data: serde_json::to_value(SummaryView::new(summary)).unwrap_or_default(),
+        }
+    }
+}
+
+/// `1 group`, `2 groups`.
+pub fn count_of(count: u64, word: &str) -> String {
+    if count == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{count} {word}s")
+    }
+}
+
+pub fn severity_label(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "Info",
+        Severity::Low => "Low",
+        Severity::Medium => "Medium",
+        Severity::High => "High",
+        Severity::Critical => "Critical",
+    }
+}
+
+/// A shape per severity, so severity never rests on colour alone.
+pub fn severity_icon(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "○",
+        Severity::Low => "▽",
+        Severity::Medium => "◆",
+        Severity::High => "▲",
+        Severity::Critical => "■",
+    }
+}
+
+fn status_label(status: Status) -> &'static str {
+    match status {
+        Status::New => "New",
+        Status::Open => "Open",
+        Status::Reopened => "Reopened",
+        Status::Resolved => "Resolved",
+        Status::Exempted => "Exempted",
+    }
+}
+
+fn status_icon(status: Status) -> &'static str {
+    match status {
+        Status::New => "✦",
+        Status::Open => "•",
+        Status::Reopened => "↻",
+        Status::Resolved => "✓",
+        Status::Exempted => "⊘",
+    }
+}
+
+fn severity_cards(findings: &[Finding]) -> Vec<CountCard> {
+    Severity::ALL
+        .iter()
+        .rev()
+        .map(|&severity| CountCard {
+            key: severity.as_str(),
+            label: severity_label(severity),
+            icon: severity_icon(severity),
+            count: findings.iter().filter(|f| f.severity == severity).count() as u64,
+        })
+        .collect()
+}
+
+/// Statuses of this scan's findings; resolved ones come from the state
+/// store's list. A finding state does not know counts as open.
+fn status_cards(findings: &[Finding], lifecycle: &Lifecycle) -> Vec<CountCard> {
+    let mut counts: BTreeMap<Status, u64> = BTreeMap::new();
+    for finding in findings {
+        *counts
+            .entry(finding_status(finding, lifecycle))
+            .or_default() += 1;
+    }
+    *counts.entry(Status::Resolved).or_default() += lifecycle.resolved.len() as u64;
+    Status::ALL
+        .iter()
+        .map(|&status| CountCard {
+            key: status.as_str(),
+            label: status_label(status),
+            icon: status_icon(status),
+            count: counts.get(&status).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+fn finding_status(finding: &Finding, lifecycle: &Lifecycle) -> Status {
+    lifecycle
+        .findings
+        .get(&finding.key)
+        .map_or(Status::Open, |f| f.status)
+}
+
+fn rules_chart(summary: &ScanSummary) -> BarChart {
+    bar_chart(
+        summary
+            .per_rule
+            .iter()
+            .map(|(id, counts)| BarInput {
+                label: id.to_string(),
+                value: counts.findings,
+                value_text: if counts.errors > 0 {
+                    format!("{} ({} errors)", counts.findings, counts.errors)
+                } else {
+                    counts.findings.to_string()
+                },
+            })
+            .collect(),
+    )
+}
+
+fn storage_chart(stats: &HtmlStats) -> BarChart {
+    let mut bars: Vec<BarInput> = stats
+        .storage_by_type
+        .iter()
+        .map(|t| BarInput {
+            label: format!("{} ({})", t.group_type, count_of(t.groups, "group")),
+            value: t.bytes,
+            value_text: format_bytes(t.bytes.min(i64::MAX as u64) as i64),
+        })
+        .collect();
+    if stats.deleted_groups > 0 {
+        bars.push(BarInput {
+            label: format!("deleted ({})", count_of(stats.deleted_groups, "group")),
+            value: stats.deleted_storage_bytes,
+            value_text: format_bytes(stats.deleted_storage_bytes.min(i64::MAX as u64) as i64),
+        });
+    }
+    bar_chart(bars)
+}
+
+fn external_chart(stats: &HtmlStats) -> BarChart {
+    bar_chart(
+        stats
+            .top_external
+            .sorted()
+            .into_iter()
+            .map(|g| BarInput {
+                value_text: match g.members {
+                    Some(members) => format!("{} of {members} members", g.external),
+                    None => g.external.to_string(),
+                },
+                label: g.name,
+                value: g.external,
+            })
+            .collect(),
+    )
+}
+
+impl ReportView {
+    pub fn columns(&self) -> Columns {
+        Columns {
+            status: self.show_status,
+            first_seen: self.show_first_seen,
+        }
+    }
+}
+
+/// One section per rule that found something, most severe first; rows
+/// most severe first, then in report order.
+pub fn sections<'a>(findings: &'a [Finding], context: &HtmlContext) -> Vec<Section<'a>> {
+    let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for finding in findings {
+        by_rule.entry(&finding.rule).or_default().push(finding);
+    }
+    let mut sections: Vec<(Severity, Section<'a>)> = by_rule
+        .into_iter()
+        .map(|(rule, mut list)| {
+            list.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.line.cmp(&b.line)));
+            let worst = list[0].severity;
+            let info = context.rules.iter().find(|r| r.id == rule);
+            let header = SectionHeader {
+                id: rule.to_owned(),
+                title: info.map_or_else(|| rule.to_owned(), |r| r.title.clone()),
+                description: info.map(|r| r.description.clone()).unwrap_or_default(),
+                worst: worst.as_str(),
+                count: list.len(),
+            };
+            let section = Section {
+                header,
+                findings: list,
+            };
+            (worst, section)
+        })
+        .collect();
+    sections.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.header.id.cmp(&b.1.header.id))
+    });
+    sections.into_iter().map(|(_, s)| s).collect()
+}
+
+/// A finding as its table row shows it.
+pub fn finding_row(finding: &Finding, lifecycle: Option<&Lifecycle>) -> FindingRow {
+    let state = lifecycle.map(|l| {
+        let known = l.findings.get(&finding.key);
+        (
+            known.map_or(Status::Open, |f| f.status),
+            known.and_then(|f| f.first_seen),
+        )
+    });
+    FindingRow {
+        severity: finding.severity.as_str(),
+        severity_label: severity_label(finding.severity),
+        severity_icon: severity_icon(finding.severity),
+        severity_rank: finding.severity as u8,
+        group: finding
+            .group_name
+            .clone()
+            .unwrap_or_else(|| "(tenant)".to_owned()),
+        owner: finding.owner.clone(),
+        message: finding.message.clone(),
+        evidence: finding
+            .evidence
+            .0
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect(),
+        status: state.map(|(s, _)| s.as_str()),
+        status_label: state.map(|(s, _)| status_label(s)),
+        status_icon: state.map(|(s, _)| status_icon(s)),
+        first_seen: state.and_then(|(_, d)| d).map(|d| d.to_string()),
+        line: finding.line,
+        key: finding.key.clone(),
+    }
+}
+
+fn resolved_rows(lifecycle: &Lifecycle) -> Vec<ResolvedRow> {
+    lifecycle
+        .resolved
+        .iter()
+        .map(|r| ResolvedRow {
+            rule: r.rule.clone(),
+            group: r.group_name.clone().unwrap_or_else(|| r.key.clone()),
+            first_seen: r.first_seen.map(|d| d.to_string()),
+        })
+        .collect()
+}
+
+/// Soonest to expire first; open-ended ones last.
+fn exemption_rows(lifecycle: &Lifecycle, today: Date) -> Vec<ExemptionRow> {
+    let mut exemptions: Vec<_> = lifecycle.exemptions.iter().collect();
+    exemptions.sort_by_key(|e| (e.expires.is_none(), e.expires));
+    exemptions
+        .into_iter()
+        .map(|e| ExemptionRow {
+            rule: e.rule.clone().unwrap_or_else(|| "all rules".to_owned()),
+            group: e.group.clone(),
+            reason: e.reason.clone(),
+            granted_by: e.granted_by.clone(),
+            expires: e.expires.map(|d| d.to_string()),
+            expires_in_days: e
+                .expires
+                .and_then(|d| today.until(d).ok())
+                .map(|span| span.get_days())
+                .filter(|&days| days <= EXPIRING_SOON_DAYS),
+        })
+        .collect()
+}

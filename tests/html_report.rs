@@ -1,0 +1,420 @@
+//! The HTML report from the real binary, and in a real headless Chromium.
+//!
+//! The browser tests need Debian's `chromium` (or `GROUPWARDEN_CHROMIUM`
+//! naming a Chromium binary). Without one they skip with a message, unless
+//! `CI` is set: then a missing browser fails them. Chromium runs offline
+//! (no background networking, no component updates, a fresh profile) and
+//! only ever opens `file://` pages.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Group, bundled_rules, gw, report, write};
+use tempfile::TempDir;
+
+const HOSTILE_SCRIPT: &str = "<script>document.title='pwned'</script>";
+const HOSTILE_IMAGE: &str = "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">";
+
+/// The sample report plus groups whose names and owners are markup.
+fn report_with_hostile_names(dir: &Path) -> PathBuf {
+    let sample =
+        std::fs::read_to_string(common::root().join("examples/sample-report.csv")).unwrap();
+    let hostile = report(&[
+        Group {
+            name: HOSTILE_SCRIPT,
+            owner: "",
+            id: "00000000-0000-0000-0000-0000000000a1",
+            ..Default::default()
+        }
+        .csv(),
+        Group {
+            name: HOSTILE_IMAGE,
+            external: "99",
+            members: "120",
+            last_activity: "",
+            id: "00000000-0000-0000-0000-0000000000a2",
+            ..Default::default()
+        }
+        .csv(),
+    ]);
+    // The sample's header and rows, then the hostile rows without their header.
+    let rows: String = hostile.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    write(
+        dir,
+        "report.csv",
+        &format!("{}\r\n{rows}", sample.trim_end()),
+    )
+}
+
+fn write_html(dir: &Path, input: &Path, args: &[&str]) -> String {
+    let output = gw(dir)
+        .args(args)
+        .arg("--rules")
+        .arg(bundled_rules())
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let html_path = args
+        .iter()
+        .skip_while(|a| **a != "--output")
+        .nth(1)
+        .expect("--output given");
+    std::fs::read_to_string(dir.join(html_path)).unwrap()
+}
+
+fn json_findings(dir: &Path, input: &Path) -> Vec<serde_json::Value> {
+    let output = gw(dir)
+        .args(["scan", "--format", "jsonl", "--rules"])
+        .arg(bundled_rules())
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    common::findings(&output)
+}
+
+/// Pages equal but for the scan's time and duration; on a difference,
+/// shows the first line that differs rather than two whole pages.
+fn assert_same_page(left: &str, right: &str) {
+    let varies =
+        |line: &&str| line.starts_with("<div><dt>Scanned</dt>") || line.contains("\"elapsed_ms\"");
+    let left: Vec<&str> = left.lines().filter(|l| !varies(l)).collect();
+    let right: Vec<&str> = right.lines().filter(|l| !varies(l)).collect();
+    if let Some((a, b)) = left.iter().zip(&right).find(|(a, b)| a != b) {
+        panic!("pages differ:\n{a}\n{b}");
+    }
+    assert_eq!(left.len(), right.len(), "pages differ in length");
+}
+
+fn count_after(html: &str, marker: &str) -> u64 {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} missing"))
+        + marker.len();
+    let digits: String = html[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap()
+}
+
+#[test]
+fn scan_format_html_by_flag_or_extension_and_the_report_command_write_the_same_page() {
+    let dir = TempDir::new().unwrap();
+    let input = report_with_hostile_names(dir.path());
+    let by_flag = write_html(
+        dir.path(),
+        &input,
+        &["scan", "--format", "html", "--output", "a.out"],
+    );
+    let by_extension = write_html(dir.path(), &input, &["scan", "--output", "b.html"]);
+    let by_command = write_html(dir.path(), &input, &["report", "--output", "c.html"]);
+    assert!(by_flag.starts_with("<!DOCTYPE html>"));
+    assert_same_page(&by_flag, &by_extension);
+    assert_same_page(&by_flag, &by_command);
+}
+
+#[test]
+fn report_needs_an_output_and_fails_on_like_scan() {
+    let dir = TempDir::new().unwrap();
+    let input = report_with_hostile_names(dir.path());
+    let missing_output = gw(dir.path())
+        .args(["report", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(missing_output.status.code(), Some(2));
+    assert!(common::stderr(&missing_output).contains("--output"));
+
+    let failing = gw(dir.path())
+        .args([
+            "report",
+            "--output",
+            "r.html",
+            "--fail-on",
+            "high",
+            "--rules",
+        ])
+        .arg(bundled_rules())
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(
+        failing.status.code(),
+        Some(1),
+        "{}",
+        common::stderr(&failing)
+    );
+    assert!(dir.path().join("r.html").exists());
+}
+
+#[test]
+fn the_page_counts_every_finding_of_the_scan_and_escapes_the_report() {
+    let dir = TempDir::new().unwrap();
+    let input = report_with_hostile_names(dir.path());
+    let findings = json_findings(dir.path(), &input);
+    let html = write_html(dir.path(), &input, &["report", "--output", "r.html"]);
+
+    assert_eq!(
+        count_after(&html, "id=\"findings-total\">"),
+        findings.len() as u64
+    );
+    assert_eq!(html.matches("<tr class=\"finding ").count(), findings.len());
+    for severity in ["high", "medium"] {
+        let expected = findings
+            .iter()
+            .filter(|f| f["severity"] == severity)
+            .count() as u64;
+        let marker = format!("data-severity=\"{severity}\"><span class=\"count\">");
+        assert_eq!(count_after(&html, &marker), expected, "{severity}");
+    }
+    assert!(!html.contains("<script>document"));
+    assert!(!html.contains("<img"));
+    assert!(html.contains("&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;&#x2f;script&gt;"));
+    assert_eq!(
+        html.matches("<script").count(),
+        2,
+        "only the page's own scripts"
+    );
+}
+
+#[test]
+fn the_charts_cover_every_good_row_whatever_the_thread_count() {
+    let dir = TempDir::new().unwrap();
+    let rows = 5000;
+    let input = write(dir.path(), "big.csv", &common::synthetic_report(rows));
+    let one = write_html(
+        dir.path(),
+        &input,
+        &["report", "--threads", "1", "--output", "1.html"],
+    );
+    let two = write_html(
+        dir.path(),
+        &input,
+        &["report", "--threads", "2", "--output", "2.html"],
+    );
+    assert_same_page(&one, &two);
+
+    // The synthetic report: a bad row where i % 997 == 500, deleted where i % 31 == 0.
+    let live = (0..rows).filter(|i| i % 997 != 500 && i % 31 != 0).count() as u64;
+    let deleted = (0..rows).filter(|i| i % 997 != 500 && i % 31 == 0).count() as u64;
+    assert_eq!(count_after(&one, "<span id=\"activity-groups\">"), live);
+    assert!(one.contains(&format!("held by {deleted} deleted groups")));
+    assert!(one.contains("inactive: 90+ days"));
+}
+
+// ---- in a real browser ----
+
+/// Chromium, or `None` to skip; with `CI` set, a missing browser fails.
+fn chromium() -> Option<PathBuf> {
+    let candidates = std::env::var_os("GROUPWARDEN_CHROMIUM")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["chromium", "chromium-browser", "google-chrome"].map(PathBuf::from));
+    for candidate in candidates {
+        let found = Command::new(&candidate)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if found {
+            return Some(candidate);
+        }
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!(
+            "CI is set but no Chromium was found: `apt-get install -y chromium` (or set GROUPWARDEN_CHROMIUM)"
+        );
+    }
+    eprintln!(
+        "SKIPPED: no Chromium on PATH (apt-get install -y chromium); the browser test did not run"
+    );
+    None
+}
+
+/// Runs headless Chromium offline with a fresh profile on `args`; stdout.
+fn run_chromium(browser: &Path, args: &[String]) -> String {
+    let profile = TempDir::new().unwrap();
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--hide-scrollbars",
+            // Lets the page's script run before the DOM is dumped.
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting Chromium");
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    // Not a timing assertion: a guard so a wedged browser cannot hang CI.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "Chromium exited with {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("Chromium did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap()
+}
+
+fn file_url(path: &Path, hash: &str) -> String {
+    format!("file://{}{hash}", path.canonicalize().unwrap().display())
+}
+
+/// The rendered DOM of `page` (after its script ran).
+fn dump_dom(browser: &Path, page: &Path, hash: &str) -> String {
+    let dom = run_chromium(browser, &["--dump-dom".to_owned(), file_url(page, hash)]);
+    assert!(dom.contains("</html>"), "no DOM dumped: {dom}");
+    dom
+}
+
+/// The finding rows of a dumped DOM: (hidden, text content).
+fn finding_rows(dom: &str) -> Vec<(bool, String)> {
+    dom.split("<tr class=\"finding ")
+        .skip(1)
+        .map(|part| {
+            let row = &part[..part.find("</tr>").unwrap()];
+            let open_tag = &row[..row.find('>').unwrap()];
+            (open_tag.contains(" hidden"), text_content(row))
+        })
+        .collect()
+}
+
+fn text_content(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn screenshot_path(name: &str) -> PathBuf {
+    // CARGO_TARGET_TMPDIR is target/tmp: keep the picture beside it, in target/.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    target.join(name)
+}
+
+#[test]
+fn in_a_real_browser_counts_match_names_stay_text_and_filters_narrow_the_table() {
+    let Some(browser) = chromium() else { return };
+    let dir = TempDir::new().unwrap();
+    let input = report_with_hostile_names(dir.path());
+    let findings = json_findings(dir.path(), &input);
+    write_html(dir.path(), &input, &["report", "--output", "report.html"]);
+    let page = dir.path().join("report.html");
+
+    let dom = dump_dom(&browser, &page, "");
+    // The script ran (the policy let it): the controls it reveals are shown.
+    assert!(dom.contains("id=\"controls\""));
+    assert!(
+        !dom.contains("id=\"controls\" hidden"),
+        "the page's script did not run"
+    );
+    let total = findings.len() as u64;
+    assert_eq!(count_after(&dom, "id=\"findings-total\">"), total);
+    assert_eq!(count_after(&dom, "<span id=\"shown-count\">"), total);
+    let rows = finding_rows(&dom);
+    assert_eq!(rows.len() as u64, total);
+    assert!(rows.iter().all(|(hidden, _)| !hidden));
+
+    // The hostile names are text: no element came of them, nothing ran.
+    assert!(rows.iter().any(|(_, text)| text.contains(HOSTILE_SCRIPT)));
+    assert!(dom.contains("&lt;script&gt;document.title='pwned'&lt;/script&gt;"));
+    assert_eq!(dom.matches("<script").count(), 2);
+    assert!(!dom.contains("<img"));
+    let body_tag = &dom[dom.find("<body").unwrap()..];
+    let body_tag = &body_tag[..body_tag.find('>').unwrap()];
+    assert!(
+        !body_tag.contains("data-pwned"),
+        "the image's handler ran: {body_tag}"
+    );
+    assert!(dom.contains("<title>Groups governance report"));
+
+    // A filter in the address narrows the table to matching rows.
+    let filtered = dump_dom(&browser, &page, "#filter=Sales");
+    let rows = finding_rows(&filtered);
+    let visible: Vec<&String> = rows.iter().filter(|(h, _)| !h).map(|(_, t)| t).collect();
+    assert!(
+        !visible.is_empty() && (visible.len() as u64) < total,
+        "{} of {total}",
+        visible.len()
+    );
+    assert!(visible.iter().all(|t| t.to_lowercase().contains("sales")));
+    let expected = findings
+        .iter()
+        .filter(|f| {
+            serde_json::to_string(f)
+                .unwrap()
+                .to_lowercase()
+                .contains("sales")
+        })
+        .count();
+    assert!(visible.len() <= expected);
+    assert_eq!(
+        count_after(&filtered, "<span id=\"shown-count\">"),
+        visible.len() as u64
+    );
+
+    // So does a minimum severity.
+    let high = dump_dom(&browser, &page, "#severity=high");
+    let expected = findings
+        .iter()
+        .filter(|f| f["severity"] == "high" || f["severity"] == "critical")
+        .count();
+    let shown = finding_rows(&high)
+        .iter()
+        .filter(|(hidden, _)| !hidden)
+        .count();
+    assert_eq!(shown, expected);
+
+    for (name, size) in [
+        ("html-report.png", "1280,2000"),
+        ("html-report-phone.png", "390,1600"),
+    ] {
+        let path = screenshot_path(name);
+        let _ = std::fs::remove_file(&path);
+        run_chromium(
+            &browser,
+            &[
+                format!("--screenshot={}", path.display()),
+                format!("--window-size={size}"),
+                file_url(&page, ""),
+            ],
+        );
+        let png = std::fs::read(&path).expect("a screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    }
+}
