@@ -20,3 +20,4 @@ pub mod eval;
 pub mod finding;
 pub mod rule;
 pub mod sandbox;
+pub mod tenant;

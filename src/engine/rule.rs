@@ -10,6 +10,7 @@ use super::config::RulesConfig;
 use super::diagnostics::{Diagnostic, did_you_mean};
 use super::finding::Severity;
 use super::sandbox::row_property_names;
+use super::tenant::summary_property_names;
 
 /// A rule's parameters as scripts see them: read-only (`params.days`).
 #[derive(Clone, Debug)]
@@ -267,8 +268,8 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         .find(|f| f.name == "check")
         .and_then(|f| f.params.first().map(|p| p.to_string()));
     let mut evidence_fields = Vec::new();
-    if let Some(row_param) = row_param {
-        for access in property_accesses(source, &row_param) {
+    if let Some(row_param) = &row_param {
+        for access in property_accesses(source, row_param) {
             match row_property_names().find(|n| *n == access.name) {
                 Some(name) => {
                     if !evidence_fields.contains(&name) && !matches!(name, "group_display_name" | "group_id" | "owner_principal_name" | "line") {
@@ -282,6 +283,8 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
             }
         }
     }
+
+    check_summary_accesses(&ast, path, source, row_param.as_deref(), &mut errors);
 
     if !errors.is_empty() {
         return Err(errors);
@@ -305,6 +308,22 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         evidence_fields,
         enabled: true,
     })
+}
+
+/// `summary.<name>` reads in a tenant rule are checked like row fields.
+/// Skipped when `check` and `tenant` name their parameter alike, since the
+/// scan cannot tell the two functions apart.
+fn check_summary_accesses(ast: &AST, path: &Path, source: &str, row_param: Option<&str>, errors: &mut Vec<Diagnostic>) {
+    let summary_param = ast.iter_functions().find(|f| f.name == "tenant").and_then(|f| f.params.first().map(|p| p.to_string()));
+    let Some(summary_param) = summary_param.filter(|p| Some(p.as_str()) != row_param) else {
+        return;
+    };
+    for access in property_accesses(source, &summary_param) {
+        if !summary_property_names().any(|n| n == access.name) {
+            let hint = did_you_mean(&access.name, summary_property_names()).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+            errors.push(Diagnostic::at(path, source, access.line, access.column, format!("unknown summary property `{}`{hint}", access.name)));
+        }
+    }
 }
 
 fn valid_id(id: &str) -> bool {
@@ -459,6 +478,12 @@ mod tests {
     fn a_misspelt_field_is_a_compile_error_with_a_hint() {
         let errors = compile("fn check(r) {\n  if r.days_since_activty > 3 { true }\n}").unwrap_err();
         assert_eq!(errors[0].short(), "rules/demo.rhai:2:8: unknown field `days_since_activty`; did you mean `days_since_activity`?");
+    }
+
+    #[test]
+    fn a_misspelt_summary_property_is_a_compile_error_with_a_hint() {
+        let errors = compile("fn tenant(summary) {\n  summary.never_activ > 3\n}").unwrap_err();
+        assert_eq!(errors[0].short(), "rules/demo.rhai:2:11: unknown summary property `never_activ`; did you mean `never_active`?");
     }
 
     #[test]
