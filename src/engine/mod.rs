@@ -19,5 +19,6 @@ pub mod diagnostics;
 pub mod eval;
 pub mod finding;
 pub mod rule;
+pub mod ruletest;
 pub mod sandbox;
 pub mod tenant;
