@@ -1,7 +1,10 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod explain;
+pub mod rules;
 pub mod scan;
+pub mod validate;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
@@ -56,6 +59,9 @@ impl Error {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Rules(command) => rules::run(command),
+        Command::Validate(args) => validate::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 
@@ -63,14 +69,19 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
 /// `rules.dir`, else `./rules`.
 pub fn load_rules(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(Engine, RuleSet), Error> {
     let config = &loaded.config.rules;
-    let dir = match (dir_flag, &config.dir) {
-        (Some(dir), _) => dir.to_owned(),
-        (None, Some(dir)) => loaded.resolve(dir),
-        (None, None) => PathBuf::from("rules"),
-    };
+    let dir = rules_dir(dir_flag, loaded);
     let engine = build_engine(&config.limits());
     let rules = RuleSet::load(&engine, &dir, config)?;
     Ok((engine, rules))
+}
+
+/// The rules folder: `dir_flag`, else the config's `rules.dir`, else `./rules`.
+pub fn rules_dir(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
+    match (dir_flag, &loaded.config.rules.dir) {
+        (Some(dir), _) => dir.to_owned(),
+        (None, Some(dir)) => loaded.resolve(dir),
+        (None, None) => PathBuf::from("rules"),
+    }
 }
 
 /// A report from a path, or standard input for `-`.

@@ -18,6 +18,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod eval;
 pub mod finding;
+pub mod reference;
 pub mod rule;
 pub mod ruletest;
 pub mod sandbox;

@@ -326,7 +326,8 @@ fn check_summary_accesses(ast: &AST, path: &Path, source: &str, row_param: Optio
     }
 }
 
-fn valid_id(id: &str) -> bool {
+/// A rule id: letters, digits, `-` and `_`.
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 

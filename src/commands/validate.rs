@@ -1,0 +1,106 @@
+//! `groupwarden validate`: everything that can be checked without
+//! contacting a server, as a list of steps.
+//!
+//! Each [`Step`] looks at one thing and says `Ok` (with a one-line
+//! summary), lists its problems, or is skipped because an earlier step
+//! failed (rules cannot be found without a readable config). Components
+//! with something to validate add a step to [`STEPS`]: a function from the
+//! [`Context`] (the loaded configuration, the `--rules` flag) to a
+//! [`Verdict`]. Expected next: `exemptions` (well-formed, from the state
+//! store), `templates` (they render against a sample finding) and
+//! `secrets` (the environment variables the config names are set), from
+//! the notifier. A step must never open a network connection.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crate::cli::ValidateArgs;
+use crate::config::{DEFAULT_CONFIG_FILE, LoadedConfig};
+use crate::engine::rule::RuleError;
+
+use super::{Error, Outcome, load_rules, rules_dir};
+
+/// What the steps share.
+pub struct Context {
+    pub config_flag: Option<PathBuf>,
+    pub rules_flag: Option<PathBuf>,
+    /// The configuration, once the `config` step has read it.
+    pub loaded: Option<LoadedConfig>,
+}
+
+/// The outcome of one step.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    Ok(String),
+    Problems(Vec<String>),
+    Skipped(String),
+}
+
+/// One thing `validate` checks.
+pub struct Step {
+    pub name: &'static str,
+    pub run: fn(&mut Context) -> Verdict,
+}
+
+/// The checks, in order.
+pub const STEPS: &[Step] = &[Step { name: "config", run: check_config }, Step { name: "rules", run: check_rules }];
+
+pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
+    let mut context = Context { config_flag: args.location.config, rules_flag: args.location.rules, loaded: None };
+    let problems = run_steps(STEPS, &mut context, &mut io::stdout().lock())?;
+    Ok(if problems == 0 { Outcome::Clean } else { Outcome::Failing })
+}
+
+/// Runs `steps`, prints each verdict and returns the number of problems.
+pub fn run_steps(steps: &[Step], context: &mut Context, out: &mut dyn Write) -> io::Result<usize> {
+    let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut problems = 0;
+    for step in steps {
+        match (step.run)(context) {
+            Verdict::Ok(summary) => writeln!(out, "ok    {:width$}  {summary}", step.name)?,
+            Verdict::Skipped(reason) => writeln!(out, "skip  {:width$}  {reason}", step.name)?,
+            Verdict::Problems(list) => {
+                problems += list.len();
+                writeln!(out, "FAIL  {:width$}  {} problem(s)", step.name, list.len())?;
+                for problem in list {
+                    let indented: Vec<String> = problem.lines().map(|l| format!("      {l}")).collect();
+                    writeln!(out, "{}", indented.join("\n"))?;
+                }
+            }
+        }
+    }
+    match problems {
+        0 => writeln!(out, "\nvalid")?,
+        n => writeln!(out, "\n{n} problem(s)")?,
+    }
+    Ok(problems)
+}
+
+fn check_config(context: &mut Context) -> Verdict {
+    match LoadedConfig::load(context.config_flag.as_deref()) {
+        Ok(loaded) => {
+            let summary = match &loaded.path {
+                Some(path) => path.display().to_string(),
+                None => format!("no config file (no --config, no ./{DEFAULT_CONFIG_FILE}): defaults"),
+            };
+            context.loaded = Some(loaded);
+            Verdict::Ok(summary)
+        }
+        Err(error) => Verdict::Problems(vec![error.to_string()]),
+    }
+}
+
+fn check_rules(context: &mut Context) -> Verdict {
+    let Some(loaded) = &context.loaded else {
+        return Verdict::Skipped("needs a readable config".into());
+    };
+    let dir = rules_dir(context.rules_flag.as_deref(), loaded);
+    match load_rules(context.rules_flag.as_deref(), loaded) {
+        Ok((_, rules)) => {
+            let disabled = rules.rules.iter().filter(|r| !r.enabled).count();
+            Verdict::Ok(format!("{} rules compiled in {} ({disabled} disabled)", rules.rules.len(), dir.display()))
+        }
+        Err(Error::Rules(RuleError::Compile(diagnostics))) => Verdict::Problems(diagnostics.iter().map(|d| d.to_string()).collect()),
+        Err(error) => Verdict::Problems(vec![error.to_string()]),
+    }
+}
