@@ -114,8 +114,16 @@ fn explain(message: &str) -> String {
         }
         return format!("unknown field `{name}`");
     }
+    if let Some(expected) = message.strip_prefix("Data type incorrect: () (expecting ").and_then(|m| m.strip_suffix(')')) {
+        return format!("found () where a {expected} is needed; {BLANK_ADVICE}");
+    }
+    if message.starts_with("Function not found: ") && (message.contains("((),") || message.contains(", ())") || message.contains("(())")) {
+        return format!("{message}; {BLANK_ADVICE}");
+    }
     message.to_owned()
 }
+
+const BLANK_ADVICE: &str = "() is a blank report cell (unknown, never 0 or false): test `value == ()` first, or compare with `== true`";
 
 /// The closest candidate to `name`, if one is close enough to be a typo.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -213,6 +221,16 @@ mod tests {
         let text = "[rule]\n";
         let message = toml_error(&toml::from_str::<File>(text).unwrap_err(), text);
         assert!(message.ends_with("unknown key `rule`; did you mean `rules`? (expected: `rules`)"), "{message}");
+    }
+
+    #[test]
+    fn blank_values_in_the_wrong_place_are_explained() {
+        assert_eq!(
+            explain("Data type incorrect: () (expecting bool)"),
+            format!("found () where a bool is needed; {BLANK_ADVICE}")
+        );
+        assert!(explain("Function not found: + ((), i64)").ends_with(BLANK_ADVICE));
+        assert_eq!(explain("Function not found: foo (i64)"), "Function not found: foo (i64)");
     }
 
     #[test]

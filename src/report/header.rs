@@ -254,15 +254,21 @@ impl Layout {
 }
 
 fn known_column(key: &str) -> Option<usize> {
-    COLUMNS.iter().position(|c| {
-        match_key(c.header) == key || c.aliases.iter().any(|a| match_key(a) == key) || camel_alias(c, key)
-    })
-}
-
-// The `/beta` JSON export names byte counts `...StorageUsedInBytes`.
-fn camel_alias(column: &Column, key: &str) -> bool {
-    key.strip_suffix("inbytes")
-        .is_some_and(|stem| match_key(column.header) == format!("{stem}byte"))
+    // Rules call `row.has(...)` per row: match against keys computed once.
+    static KEYS: std::sync::LazyLock<Vec<(String, usize)>> = std::sync::LazyLock::new(|| {
+        let mut keys = Vec::new();
+        for (index, column) in COLUMNS.iter().enumerate() {
+            let header = match_key(column.header);
+            // The `/beta` JSON export names byte counts `...StorageUsedInBytes`.
+            if let Some(stem) = header.strip_suffix("byte") {
+                keys.push((format!("{stem}inbytes"), index));
+            }
+            keys.push((header, index));
+            keys.extend(column.aliases.iter().map(|alias| (match_key(alias), index)));
+        }
+        keys
+    });
+    KEYS.iter().filter(|(k, _)| k == key).map(|(_, index)| *index).min()
 }
 
 #[cfg(test)]
