@@ -437,7 +437,7 @@ impl fmt::Display for Expectation {
             write!(f, "{} × ", self.count)?;
         }
         match self.severity {
-            Some(severity) => write!(f, "{severity:<8} ")?,
+            Some(severity) => write!(f, "{:<8} ", severity.as_str())?,
             None => write!(f, "{:<8} ", "any")?,
         }
         let mut parts = Vec::new();
