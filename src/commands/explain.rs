@@ -186,7 +186,11 @@ fn print_tenant_results(engine: &rhai::Engine, rules: &RuleSet, summary: Summary
     if tenant_rules.is_empty() {
         return Ok(());
     }
-    writeln!(out, "\nTenant rules (over the whole report: {} rows)", summary.0.stats.rows)?;
+    let unreadable = match summary.0.row_errors {
+        0 => String::new(),
+        n => format!("; {n} unreadable rows left out"),
+    };
+    writeln!(out, "\nTenant rules (over the whole report: {} rows{unreadable})", summary.0.stats.rows)?;
     let outcome = tenant::evaluate(engine, tenant_rules.iter().copied(), &summary);
     let width = tenant_rules.iter().map(|r| r.id.len()).max().unwrap_or(0) + 2;
     for rule in tenant_rules {

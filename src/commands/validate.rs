@@ -16,9 +16,11 @@ use std::path::PathBuf;
 
 use crate::cli::ValidateArgs;
 use crate::config::{DEFAULT_CONFIG_FILE, LoadedConfig};
-use crate::engine::rule::RuleError;
+use crate::engine::config::RulesConfig;
+use crate::engine::rule::{RuleError, RuleSet};
+use crate::engine::sandbox::build_engine;
 
-use super::{Error, Outcome, load_rules, rules_dir};
+use super::{Error, Outcome, rules_dir};
 
 /// What the steps share.
 pub struct Context {
@@ -95,12 +97,47 @@ fn check_rules(context: &mut Context) -> Verdict {
         return Verdict::Skipped("needs a readable config".into());
     };
     let dir = rules_dir(context.rules_flag.as_deref(), loaded);
-    match load_rules(context.rules_flag.as_deref(), loaded) {
-        Ok((_, rules)) => {
-            let disabled = rules.rules.iter().filter(|r| !r.enabled).count();
-            Verdict::Ok(format!("{} rules compiled in {} ({disabled} disabled)", rules.rules.len(), dir.display()))
-        }
-        Err(Error::Rules(RuleError::Compile(diagnostics))) => Verdict::Problems(diagnostics.iter().map(|d| d.to_string()).collect()),
-        Err(error) => Verdict::Problems(vec![error.to_string()]),
+    let config = &loaded.config.rules;
+    // Compile with no config first, then check each config entry on its
+    // own, so one run lists every problem rather than the first.
+    let compile_only = RulesConfig { max_operations: config.max_operations, ..Default::default() };
+    let engine = build_engine(&config.limits());
+    let rules = match RuleSet::load(&engine, &dir, &compile_only) {
+        Ok(rules) => rules,
+        Err(RuleError::Compile(diagnostics)) => return Verdict::Problems(diagnostics.iter().map(|d| d.to_string()).collect()),
+        Err(error) => return Verdict::Problems(vec![error.to_string()]),
+    };
+    let problems = config_problems(&rules, config);
+    if !problems.is_empty() {
+        return Verdict::Problems(problems);
     }
+    let disabled = config.disabled.len();
+    Verdict::Ok(format!("{} rules compiled in {} ({disabled} disabled)", rules.rules.len(), dir.display()))
+}
+
+/// Every `rules.disabled` entry and `rules.params` value that does not fit
+/// the rules.
+fn config_problems(rules: &RuleSet, config: &RulesConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |key: String, single: RulesConfig| {
+        if let Err(error) = RuleSet::from_rules(rules.rules.clone(), &single) {
+            problems.push(match error {
+                RuleError::Config { message, .. } => format!("config key `{key}`: {message}"),
+                other => other.to_string(),
+            });
+        }
+    };
+    for (index, id) in config.disabled.iter().enumerate() {
+        check(format!("rules.disabled[{index}]"), RulesConfig { disabled: vec![id.clone()], ..Default::default() });
+    }
+    for (id, table) in &config.params {
+        if table.is_empty() {
+            check(format!("rules.params.{id}"), RulesConfig { params: [(id.clone(), table.clone())].into(), ..Default::default() });
+        }
+        for (name, value) in table {
+            let single: toml::Table = [(name.clone(), value.clone())].into_iter().collect();
+            check(format!("rules.params.{id}.{name}"), RulesConfig { params: [(id.clone(), single)].into(), ..Default::default() });
+        }
+    }
+    problems
 }
