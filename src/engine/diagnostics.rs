@@ -120,6 +120,9 @@ fn explain(message: &str) -> String {
     if message.starts_with("Function not found: ") && (message.contains("((),") || message.contains(", ())") || message.contains("(())")) {
         return format!("{message}; {BLANK_ADVICE}");
     }
+    if message.starts_with("Variable not found: ") {
+        return format!("{message}; a function sees only its parameters, its own `let` variables and the rule's `const`s");
+    }
     message.to_owned()
 }
 

@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use super::config::Limits;
 use super::ruletest::test_default;
 use super::sandbox::{DERIVED_PROPERTIES, rhai_type};
 use super::tenant::{SUMMARY_METHODS, SUMMARY_PROPERTIES};
@@ -43,6 +44,23 @@ pub fn markdown() -> String {
     out.push_str("\n| method | returns | description | example |\n|---|---|---|---|\n");
     for (call, returns, doc, example) in SUMMARY_METHODS {
         let _ = writeln!(out, "| `{call}` | {returns} | {} | `{example}` |", cell(doc));
+    }
+    out.push_str(&limits_table());
+    out
+}
+
+fn limits_table() -> String {
+    let limits = Limits::default();
+    let rows = [
+        ("operations per rule per row (or per tenant call)", limits.max_operations.to_string(), "`[rules] max_operations`"),
+        ("nested function calls", limits.max_call_levels.to_string(), "no"),
+        ("string length (bytes)", limits.max_string_size.to_string(), "no"),
+        ("array length", limits.max_array_size.to_string(), "no"),
+        ("map size", limits.max_map_size.to_string(), "no"),
+    ];
+    let mut out = String::from("\n### Sandbox limits\n\n| limit | default | configurable |\n|---|---|---|\n");
+    for (what, value, configurable) in rows {
+        let _ = writeln!(out, "| {what} | {value} | {configurable} |");
     }
     out
 }

@@ -73,7 +73,7 @@ pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
     property!("never_active", "int", "Groups (not deleted) with no activity in the whole report period.", "140", |d| int(
         d.stats.never_active
     )),
-    property!("ownerless", "int", "Groups (not deleted) without an owner.", "31", |d| int(d.stats.ownerless)),
+    property!("ownerless", "int", "Groups (not deleted) without an owner (0 when the report has no owner column).", "31", |d| int(d.stats.ownerless)),
     property!("public", "int", "Groups (not deleted) of type `Public`.", "410", |d| int(d.stats.public)),
     property!("private", "int", "Groups (not deleted) of type `Private`.", "765", |d| int(d.stats.private)),
     property!("members", "int", "Sum of the member counts of groups (not deleted).", "15230", |d| int(d.stats.members)),
