@@ -42,14 +42,21 @@ pub fn run(args: ExplainArgs) -> Result<Outcome, Error> {
     let mut reader = ReportReader::new(input, &source_name).map_err(ScanError::from)?;
     let mut out = io::stdout().lock();
 
-    let mut evaluator = Evaluator::new(&engine, rules.rules.iter(), RowData::empty(Arc::clone(reader.layout())));
+    let mut evaluator = Evaluator::new(
+        &engine,
+        rules.rules.iter(),
+        RowData::empty(Arc::clone(reader.layout())),
+    );
     let mut stats = ReportStats::default();
     let mut row_errors = 0;
     let mut matches = 0;
     let mut nearest = Nearest::default();
     loop {
         let row = evaluator.row_mut();
-        let Some(line) = reader.read_record(&mut row.record).map_err(ScanError::from)? else {
+        let Some(line) = reader
+            .read_record(&mut row.record)
+            .map_err(ScanError::from)?
+        else {
             break;
         };
         let parsed = row.parse(line);
@@ -77,8 +84,13 @@ pub fn run(args: ExplainArgs) -> Result<Outcome, Error> {
         }
     }
     if matches == 0 {
-        let hint = nearest.best.map(|(_, name)| format!("; did you mean `{name}`?")).unwrap_or_default();
-        return Err(Error::Usage(format!("no group with id or name `{query}` in {source_name}{hint}")));
+        let hint = nearest
+            .best
+            .map(|(_, name)| format!("; did you mean `{name}`?"))
+            .unwrap_or_default();
+        return Err(Error::Usage(format!(
+            "no group with id or name `{query}` in {source_name}{hint}"
+        )));
     }
     print_tenant_results(&engine, &rules, Summary::new(stats, row_errors), &mut out)?;
     Ok(Outcome::Clean)
@@ -87,8 +99,12 @@ pub fn run(args: ExplainArgs) -> Result<Outcome, Error> {
 /// By id, or by name ignoring case (hashed names in concealed reports
 /// are upper-case hex; people paste them in any case).
 fn is_match(row: &RowData, query: &str) -> bool {
-    let id = row.text(Col::GroupId).is_some_and(|id| id.eq_ignore_ascii_case(query));
-    id || row.text(Col::GroupDisplayName).is_some_and(|name| name.trim().to_lowercase() == query.to_lowercase())
+    let id = row
+        .text(Col::GroupId)
+        .is_some_and(|id| id.eq_ignore_ascii_case(query));
+    id || row
+        .text(Col::GroupDisplayName)
+        .is_some_and(|name| name.trim().to_lowercase() == query.to_lowercase())
 }
 
 /// The closest group name seen, for a "did you mean" when nothing matches.
@@ -119,8 +135,17 @@ fn print_group(row: &RowData, source: &str, out: &mut dyn Write) -> io::Result<(
     let width = COLUMNS.iter().map(|c| c.field.len()).max().unwrap_or(0) + 2;
     writeln!(out, "\nFields (row.<field>)")?;
     for (column, &col) in COLUMNS.iter().zip(Col::ALL) {
-        let absent = if row.layout.position(col).is_none() { "   (not in this report)" } else { "" };
-        writeln!(out, "  {:width$}{}{absent}", column.field, literal(&column_value(row, col)))?;
+        let absent = if row.layout.position(col).is_none() {
+            "   (not in this report)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {:width$}{}{absent}",
+            column.field,
+            literal(&column_value(row, col))
+        )?;
     }
     writeln!(out, "\nDerived")?;
     for (name, ..) in DERIVED_PROPERTIES {
@@ -129,8 +154,15 @@ fn print_group(row: &RowData, source: &str, out: &mut dyn Write) -> io::Result<(
     if !row.layout.extra.is_empty() {
         writeln!(out, "\nOther columns (row[\"Header\"])")?;
         for extra in &row.layout.extra {
-            let value = row.text_at(extra.position).map_or(Dynamic::UNIT, |t| Dynamic::from(t.into_owned()));
-            writeln!(out, "  {:width$}{}", format!("{:?}", extra.header), literal(&value))?;
+            let value = row
+                .text_at(extra.position)
+                .map_or(Dynamic::UNIT, |t| Dynamic::from(t.into_owned()));
+            writeln!(
+                out,
+                "  {:width$}{}",
+                format!("{:?}", extra.header),
+                literal(&value)
+            )?;
         }
     }
     Ok(())
@@ -147,20 +179,36 @@ fn derived_value(row: &RowData, name: &str) -> Dynamic {
     }
 }
 
-fn print_rule_results(rules: &RuleSet, outcome: &RowOutcome, out: &mut dyn Write) -> io::Result<()> {
+fn print_rule_results(
+    rules: &RuleSet,
+    outcome: &RowOutcome,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     writeln!(out, "\nRules")?;
     let width = rules.rules.iter().map(|r| r.id.len()).max().unwrap_or(0) + 2;
     for rule in &rules.rules {
-        let disabled = if rule.enabled { "" } else { " (disabled in the config: a scan skips it)" };
+        let disabled = if rule.enabled {
+            ""
+        } else {
+            " (disabled in the config: a scan skips it)"
+        };
         if rule.check_arity.is_none() {
             writeln!(out, "  {:width$}tenant rule: see below{disabled}", rule.id)?;
             continue;
         }
-        let findings: Vec<&Finding> = outcome.findings.iter().filter(|f| f.rule == rule.id).collect();
+        let findings: Vec<&Finding> = outcome
+            .findings
+            .iter()
+            .filter(|f| f.rule == rule.id)
+            .collect();
         let failure = outcome.failures.iter().find(|f| f.rule == rule.id);
         if let Some(failure) = failure {
             writeln!(out, "  {:width$}ERROR{disabled}", rule.id)?;
-            writeln!(out, "{}", indent(&failure.diagnostic.to_string(), width + 4))?;
+            writeln!(
+                out,
+                "{}",
+                indent(&failure.diagnostic.to_string(), width + 4)
+            )?;
         } else if findings.is_empty() {
             writeln!(out, "  {:width$}not fired{disabled}", rule.id)?;
         } else {
@@ -173,16 +221,34 @@ fn print_rule_results(rules: &RuleSet, outcome: &RowOutcome, out: &mut dyn Write
 
 fn print_findings(findings: &[&Finding], margin: usize, out: &mut dyn Write) -> io::Result<()> {
     for finding in findings {
-        writeln!(out, "{:margin$}{}  {}", "", finding.severity, finding.message)?;
+        writeln!(
+            out,
+            "{:margin$}{}  {}",
+            "", finding.severity, finding.message
+        )?;
         if !finding.evidence.is_empty() {
-            writeln!(out, "{:margin$}  evidence: {}", "", finding.evidence.to_line())?;
+            writeln!(
+                out,
+                "{:margin$}  evidence: {}",
+                "",
+                finding.evidence.to_line()
+            )?;
         }
     }
     Ok(())
 }
 
-fn print_tenant_results(engine: &rhai::Engine, rules: &RuleSet, summary: Summary, out: &mut dyn Write) -> io::Result<()> {
-    let tenant_rules: Vec<&Rule> = rules.rules.iter().filter(|r| r.tenant_arity.is_some()).collect();
+fn print_tenant_results(
+    engine: &rhai::Engine,
+    rules: &RuleSet,
+    summary: Summary,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let tenant_rules: Vec<&Rule> = rules
+        .rules
+        .iter()
+        .filter(|r| r.tenant_arity.is_some())
+        .collect();
     if tenant_rules.is_empty() {
         return Ok(());
     }
@@ -190,14 +256,31 @@ fn print_tenant_results(engine: &rhai::Engine, rules: &RuleSet, summary: Summary
         0 => String::new(),
         n => format!("; {n} unreadable rows left out"),
     };
-    writeln!(out, "\nTenant rules (over the whole report: {} rows{unreadable})", summary.0.stats.rows)?;
+    writeln!(
+        out,
+        "\nTenant rules (over the whole report: {} rows{unreadable})",
+        summary.0.stats.rows
+    )?;
     let outcome = tenant::evaluate(engine, tenant_rules.iter().copied(), &summary);
     let width = tenant_rules.iter().map(|r| r.id.len()).max().unwrap_or(0) + 2;
     for rule in tenant_rules {
-        let disabled = if rule.enabled { "" } else { " (disabled in the config: a scan skips it)" };
-        let findings: Vec<&Finding> = outcome.findings.iter().filter(|f| f.rule == rule.id).collect();
+        let disabled = if rule.enabled {
+            ""
+        } else {
+            " (disabled in the config: a scan skips it)"
+        };
+        let findings: Vec<&Finding> = outcome
+            .findings
+            .iter()
+            .filter(|f| f.rule == rule.id)
+            .collect();
         if let Some(failure) = outcome.failures.iter().find(|f| f.rule == rule.id) {
-            writeln!(out, "  {:width$}ERROR{disabled}\n{}", rule.id, indent(&failure.diagnostic.to_string(), width + 4))?;
+            writeln!(
+                out,
+                "  {:width$}ERROR{disabled}\n{}",
+                rule.id,
+                indent(&failure.diagnostic.to_string(), width + 4)
+            )?;
         } else if findings.is_empty() {
             writeln!(out, "  {:width$}not fired{disabled}", rule.id)?;
         } else {
@@ -208,18 +291,33 @@ fn print_tenant_results(engine: &rhai::Engine, rules: &RuleSet, summary: Summary
     Ok(())
 }
 
-fn print_unreadable(row: &RowData, error: &RowError, source: &str, out: &mut dyn Write) -> io::Result<()> {
+fn print_unreadable(
+    row: &RowData,
+    error: &RowError,
+    source: &str,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let name = row.text(Col::GroupDisplayName).unwrap_or_default();
     writeln!(out, "Group \"{name}\" ({source}, line {})", row.line)?;
-    writeln!(out, "  this row cannot be read, so no rule ran on it: {error}")?;
+    writeln!(
+        out,
+        "  this row cannot be read, so no rule ran on it: {error}"
+    )?;
     writeln!(out, "\nCells as written")?;
     for (position, header) in row.layout.headers.iter().enumerate() {
-        let text = row.record.get(position).map(String::from_utf8_lossy).unwrap_or_default();
+        let text = row
+            .record
+            .get(position)
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
         writeln!(out, "  {:40}{text:?}", format!("{header:?}"))?;
     }
     Ok(())
 }
 
 fn indent(text: &str, by: usize) -> String {
-    text.lines().map(|line| format!("{:by$}{line}", "")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|line| format!("{:by$}{line}", ""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

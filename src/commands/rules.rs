@@ -29,13 +29,36 @@ pub fn run(command: RulesCommand) -> Result<Outcome, Error> {
 fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
     let (_, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
-    let width = rules.rules.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:width$}  {:8}  {:10}  {:7}  TITLE", "RULE", "SEVERITY", "RUNS ON", "ENABLED")?;
+    let width = rules
+        .rules
+        .iter()
+        .map(|r| r.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:width$}  {:8}  {:10}  {:7}  TITLE",
+        "RULE", "SEVERITY", "RUNS ON", "ENABLED"
+    )?;
     for rule in &rules.rules {
         let enabled = if rule.enabled { "yes" } else { "no" };
-        writeln!(out, "{:width$}  {:8}  {:10}  {:7}  {}", rule.id, rule.severity.as_str(), runs_on(rule), enabled, rule.title)?;
+        writeln!(
+            out,
+            "{:width$}  {:8}  {:10}  {:7}  {}",
+            rule.id,
+            rule.severity.as_str(),
+            runs_on(rule),
+            enabled,
+            rule.title
+        )?;
         for (name, default) in &rule.defaults {
-            let value = rule.params.0.get(name.as_str()).cloned().unwrap_or_else(|| default.clone());
+            let value = rule
+                .params
+                .0
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or_else(|| default.clone());
             let source = if rule.overridden.iter().any(|o| o == name.as_str()) {
                 format!("  (config; default {})", literal(default))
             } else {
@@ -45,8 +68,16 @@ fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
         }
     }
     let disabled = rules.rules.iter().filter(|r| !r.enabled).count();
-    let config = loaded.path.as_ref().map(|p| format!("; config {}", p.display())).unwrap_or_default();
-    writeln!(out, "\n{} rules, {disabled} disabled{config}", rules.rules.len())?;
+    let config = loaded
+        .path
+        .as_ref()
+        .map(|p| format!("; config {}", p.display()))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "\n{} rules, {disabled} disabled{config}",
+        rules.rules.len()
+    )?;
     Ok(Outcome::Clean)
 }
 
@@ -89,7 +120,10 @@ fn test(args: RulesTestArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     }
     let mut compiled = Vec::new();
     for path in &paths {
-        let source = std::fs::read_to_string(path).map_err(|error| Error::File { path: path.clone(), error })?;
+        let source = std::fs::read_to_string(path).map_err(|error| Error::File {
+            path: path.clone(),
+            error,
+        })?;
         compiled.push((path, compile_rule(&engine, path, &source)));
     }
     let selected = select(&compiled, &args.rule)?;
@@ -106,33 +140,61 @@ fn test(args: RulesTestArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
         0 => String::new(),
         n => format!("; {n} rule(s) without tests: {}", tally.untested.join(", ")),
     };
-    let broken = if tally.broken > 0 { format!("; {} rule or test file(s) broken", tally.broken) } else { String::new() };
+    let broken = if tally.broken > 0 {
+        format!("; {} rule or test file(s) broken", tally.broken)
+    } else {
+        String::new()
+    };
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    writeln!(out, "\ntest result: {verdict}. {} passed, {} failed{broken}{untested}", tally.passed, tally.failed)?;
-    Ok(if failed == 0 { Outcome::Clean } else { Outcome::Failing })
+    writeln!(
+        out,
+        "\ntest result: {verdict}. {} passed, {} failed{broken}{untested}",
+        tally.passed, tally.failed
+    )?;
+    Ok(if failed == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::Failing
+    })
 }
 
-type Compiled<'a> = (&'a PathBuf, Result<Rule, Vec<crate::engine::diagnostics::Diagnostic>>);
+type Compiled<'a> = (
+    &'a PathBuf,
+    Result<Rule, Vec<crate::engine::diagnostics::Diagnostic>>,
+);
 
 /// The rules named on the command line (by id, file stem or file name),
 /// or all of them.
-fn select<'a>(compiled: &'a [Compiled<'a>], names: &[String]) -> Result<Vec<&'a Compiled<'a>>, Error> {
+fn select<'a>(
+    compiled: &'a [Compiled<'a>],
+    names: &[String],
+) -> Result<Vec<&'a Compiled<'a>>, Error> {
     if names.is_empty() {
         return Ok(compiled.iter().collect());
     }
-    let stem = |path: &Path| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = |path: &Path| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let mut selected = Vec::new();
     for name in names {
         let wanted = name.trim_end_matches(".rhai");
         let found = compiled.iter().find(|(path, rule)| {
-            stem(path) == Path::new(wanted).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+            stem(path)
+                == Path::new(wanted)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
                 || rule.as_ref().is_ok_and(|r| &*r.id == wanted)
         });
         match found {
             Some(entry) => selected.push(entry),
             None => {
                 let known: Vec<String> = compiled.iter().map(|(path, _)| stem(path)).collect();
-                let hint = did_you_mean(wanted, known.iter().map(String::as_str)).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+                let hint = did_you_mean(wanted, known.iter().map(String::as_str))
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
                 return Err(Error::Usage(format!("no rule `{name}`{hint}")));
             }
         }
@@ -148,7 +210,10 @@ fn test_rule(
     tally: &mut TestTally,
 ) -> io::Result<()> {
     let test_path = test_file_for(path);
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let rule = match rule {
         Ok(rule) => rule,
         Err(diagnostics) => {
@@ -162,7 +227,12 @@ fn test_rule(
     };
     if !test_path.exists() {
         tally.untested.push(rule.id.to_string());
-        writeln!(out, "{}\n  no tests: write cases in {}", rule.id, test_path.display())?;
+        writeln!(
+            out,
+            "{}\n  no tests: write cases in {}",
+            rule.id,
+            test_path.display()
+        )?;
         return Ok(());
     }
     writeln!(out, "{} ({})", rule.id, test_path.display())?;
@@ -170,7 +240,11 @@ fn test_rule(
         Ok(file) => file,
         Err(error) => {
             tally.broken += 1;
-            writeln!(out, "  FAIL  the test file cannot be used\n{}", indent(&error.to_string(), 8))?;
+            writeln!(
+                out,
+                "  FAIL  the test file cannot be used\n{}",
+                indent(&error.to_string(), 8)
+            )?;
             return Ok(());
         }
     };
@@ -190,7 +264,13 @@ fn print_case(result: &CaseResult, test_path: &Path, out: &mut dyn Write) -> io:
     if result.passed() {
         return writeln!(out, "  ok    {}", result.name);
     }
-    writeln!(out, "  FAIL  {}  ({}:{})", result.name, test_path.display(), result.line)?;
+    writeln!(
+        out,
+        "  FAIL  {}  ({}:{})",
+        result.name,
+        test_path.display(),
+        result.line
+    )?;
     for line in &result.diff {
         writeln!(out, "{}", indent(line, 8))?;
     }
@@ -198,27 +278,49 @@ fn print_case(result: &CaseResult, test_path: &Path, out: &mut dyn Write) -> io:
 }
 
 /// A test file with no rule beside it is a mistake (a renamed rule).
-fn report_orphan_tests(dir: &Path, rules: &[PathBuf], out: &mut dyn Write, tally: &mut TestTally) -> Result<(), Error> {
+fn report_orphan_tests(
+    dir: &Path,
+    rules: &[PathBuf],
+    out: &mut dyn Write,
+    tally: &mut TestTally,
+) -> Result<(), Error> {
     for test_path in files_ending(dir, ".test.toml")? {
         if !rules.iter().any(|rule| test_file_for(rule) == test_path) {
             tally.broken += 1;
-            let rule = test_path.to_string_lossy().trim_end_matches(".test.toml").to_owned() + ".rhai";
-            writeln!(out, "{}\n  FAIL  no rule beside it ({rule})", test_path.display())?;
+            let rule = test_path
+                .to_string_lossy()
+                .trim_end_matches(".test.toml")
+                .to_owned()
+                + ".rhai";
+            writeln!(
+                out,
+                "{}\n  FAIL  no rule beside it ({rule})",
+                test_path.display()
+            )?;
         }
     }
     Ok(())
 }
 
 fn indent(text: &str, by: usize) -> String {
-    text.lines().map(|line| format!("{:by$}{line}", "")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|line| format!("{:by$}{line}", ""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Files of `dir` whose name ends with `suffix`, sorted.
 fn files_ending(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|error| Error::File { path: dir.to_owned(), error })?;
+    let entries = std::fs::read_dir(dir).map_err(|error| Error::File {
+        path: dir.to_owned(),
+        error,
+    })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(suffix)))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(suffix))
+        })
         .collect();
     paths.sort();
     Ok(paths)
@@ -227,30 +329,58 @@ fn files_ending(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, Error> {
 fn new(args: RulesNewArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     let name = args.name.trim();
     if !valid_id(name) {
-        return Err(Error::Usage(format!("`{name}` cannot be a rule id: use letters, digits, `-` and `_` (e.g. `stale-teams`)")));
+        return Err(Error::Usage(format!(
+            "`{name}` cannot be a rule id: use letters, digits, `-` and `_` (e.g. `stale-teams`)"
+        )));
     }
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
     let dir = rules_dir(args.location.rules.as_deref(), &loaded);
-    std::fs::create_dir_all(&dir).map_err(|error| Error::File { path: dir.clone(), error })?;
+    std::fs::create_dir_all(&dir).map_err(|error| Error::File {
+        path: dir.clone(),
+        error,
+    })?;
     let rule_path = dir.join(format!("{name}.rhai"));
     let test_path = test_file_for(&rule_path);
     for path in [&rule_path, &test_path] {
         if path.exists() {
-            return Err(Error::Usage(format!("{} already exists; not overwritten", path.display())));
+            return Err(Error::Usage(format!(
+                "{} already exists; not overwritten",
+                path.display()
+            )));
         }
     }
     write_new(&rule_path, &rule_skeleton(name))?;
     write_new(&test_path, &test_skeleton(name))?;
-    writeln!(out, "created {} and {}", rule_path.display(), test_path.display())?;
-    let dir_flag = args.location.rules.as_ref().map(|d| format!(" --rules {}", d.display())).unwrap_or_default();
-    writeln!(out, "run its tests with: groupwarden rules test{dir_flag} {name}")?;
+    writeln!(
+        out,
+        "created {} and {}",
+        rule_path.display(),
+        test_path.display()
+    )?;
+    let dir_flag = args
+        .location
+        .rules
+        .as_ref()
+        .map(|d| format!(" --rules {}", d.display()))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "run its tests with: groupwarden rules test{dir_flag} {name}"
+    )?;
     Ok(Outcome::Clean)
 }
 
 /// Creates a file that must not exist yet.
 fn write_new(path: &Path, text: &str) -> Result<(), Error> {
-    let file_error = |error| Error::File { path: path.to_owned(), error };
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path).map_err(file_error)?;
+    let file_error = |error| Error::File {
+        path: path.to_owned(),
+        error,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(file_error)?;
     file.write_all(text.as_bytes()).map_err(file_error)
 }
 
@@ -258,11 +388,16 @@ fn write_new(path: &Path, text: &str) -> Result<(), Error> {
 fn title_of(name: &str) -> String {
     let words = name.replace(['-', '_'], " ");
     let mut chars = words.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn rule_skeleton(name: &str) -> String {
-    RULE_SKELETON.replace("{name}", name).replace("{title}", &title_of(name))
+    RULE_SKELETON
+        .replace("{name}", name)
+        .replace("{title}", &title_of(name))
 }
 
 fn test_skeleton(name: &str) -> String {

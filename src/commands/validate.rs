@@ -45,12 +45,29 @@ pub struct Step {
 }
 
 /// The checks, in order.
-pub const STEPS: &[Step] = &[Step { name: "config", run: check_config }, Step { name: "rules", run: check_rules }];
+pub const STEPS: &[Step] = &[
+    Step {
+        name: "config",
+        run: check_config,
+    },
+    Step {
+        name: "rules",
+        run: check_rules,
+    },
+];
 
 pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
-    let mut context = Context { config_flag: args.location.config, rules_flag: args.location.rules, loaded: None };
+    let mut context = Context {
+        config_flag: args.location.config,
+        rules_flag: args.location.rules,
+        loaded: None,
+    };
     let problems = run_steps(STEPS, &mut context, &mut io::stdout().lock())?;
-    Ok(if problems == 0 { Outcome::Clean } else { Outcome::Failing })
+    Ok(if problems == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::Failing
+    })
 }
 
 /// Runs `steps`, prints each verdict and returns the number of problems.
@@ -65,7 +82,8 @@ pub fn run_steps(steps: &[Step], context: &mut Context, out: &mut dyn Write) -> 
                 problems += list.len();
                 writeln!(out, "FAIL  {:width$}  {} problem(s)", step.name, list.len())?;
                 for problem in list {
-                    let indented: Vec<String> = problem.lines().map(|l| format!("      {l}")).collect();
+                    let indented: Vec<String> =
+                        problem.lines().map(|l| format!("      {l}")).collect();
                     writeln!(out, "{}", indented.join("\n"))?;
                 }
             }
@@ -83,7 +101,9 @@ fn check_config(context: &mut Context) -> Verdict {
         Ok(loaded) => {
             let summary = match &loaded.path {
                 Some(path) => path.display().to_string(),
-                None => format!("no config file (no --config, no ./{DEFAULT_CONFIG_FILE}): defaults"),
+                None => {
+                    format!("no config file (no --config, no ./{DEFAULT_CONFIG_FILE}): defaults")
+                }
             };
             context.loaded = Some(loaded);
             Verdict::Ok(summary)
@@ -100,11 +120,16 @@ fn check_rules(context: &mut Context) -> Verdict {
     let config = &loaded.config.rules;
     // Compile with no config first, then check each config entry on its
     // own, so one run lists every problem rather than the first.
-    let compile_only = RulesConfig { max_operations: config.max_operations, ..Default::default() };
+    let compile_only = RulesConfig {
+        max_operations: config.max_operations,
+        ..Default::default()
+    };
     let engine = build_engine(&config.limits());
     let rules = match RuleSet::load(&engine, &dir, &compile_only) {
         Ok(rules) => rules,
-        Err(RuleError::Compile(diagnostics)) => return Verdict::Problems(diagnostics.iter().map(|d| d.to_string()).collect()),
+        Err(RuleError::Compile(diagnostics)) => {
+            return Verdict::Problems(diagnostics.iter().map(|d| d.to_string()).collect());
+        }
         Err(error) => return Verdict::Problems(vec![error.to_string()]),
     };
     let problems = config_problems(&rules, config);
@@ -112,7 +137,11 @@ fn check_rules(context: &mut Context) -> Verdict {
         return Verdict::Problems(problems);
     }
     let disabled = config.disabled.len();
-    Verdict::Ok(format!("{} rules compiled in {} ({disabled} disabled)", rules.rules.len(), dir.display()))
+    Verdict::Ok(format!(
+        "{} rules compiled in {} ({disabled} disabled)",
+        rules.rules.len(),
+        dir.display()
+    ))
 }
 
 /// Every `rules.disabled` entry and `rules.params` value that does not fit
@@ -128,15 +157,33 @@ fn config_problems(rules: &RuleSet, config: &RulesConfig) -> Vec<String> {
         }
     };
     for (index, id) in config.disabled.iter().enumerate() {
-        check(format!("rules.disabled[{index}]"), RulesConfig { disabled: vec![id.clone()], ..Default::default() });
+        check(
+            format!("rules.disabled[{index}]"),
+            RulesConfig {
+                disabled: vec![id.clone()],
+                ..Default::default()
+            },
+        );
     }
     for (id, table) in &config.params {
         if table.is_empty() {
-            check(format!("rules.params.{id}"), RulesConfig { params: [(id.clone(), table.clone())].into(), ..Default::default() });
+            check(
+                format!("rules.params.{id}"),
+                RulesConfig {
+                    params: [(id.clone(), table.clone())].into(),
+                    ..Default::default()
+                },
+            );
         }
         for (name, value) in table {
             let single: toml::Table = [(name.clone(), value.clone())].into_iter().collect();
-            check(format!("rules.params.{id}.{name}"), RulesConfig { params: [(id.clone(), single)].into(), ..Default::default() });
+            check(
+                format!("rules.params.{id}.{name}"),
+                RulesConfig {
+                    params: [(id.clone(), single)].into(),
+                    ..Default::default()
+                },
+            );
         }
     }
     problems

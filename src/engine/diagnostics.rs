@@ -167,7 +167,7 @@ fn unknown_name_hint(message: &str, text: &str, span: Option<std::ops::Range<usi
 fn enclosing_table(text: &str, offset: usize) -> Option<String> {
     // Only whole lines above the error's line: the key may be a header itself.
     let before = &text.get(..offset)?[..text[..offset].rfind('\n').unwrap_or(0)];
-    let header = before.lines().map(str::trim).filter(|l| l.starts_with('[')).last()?;
+    let header = before.lines().rev().map(str::trim).find(|l| l.starts_with('['))?;
     let name = header.trim_start_matches('[').split(']').next()?.trim();
     (!name.is_empty()).then(|| name.to_owned())
 }

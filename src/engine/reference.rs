@@ -16,7 +16,9 @@ use crate::report::header::{COLUMNS, Col, Kind};
 pub fn markdown() -> String {
     let mut out = String::new();
     out.push_str("### Row fields\n\n");
-    out.push_str("Columns of the report, as `row.<field>` (or `row[\"Header\"]`). A blank cell is `()`.\n\n");
+    out.push_str(
+        "Columns of the report, as `row.<field>` (or `row[\"Header\"]`). A blank cell is `()`.\n\n",
+    );
     out.push_str("| field | type | report header | description | example | test default |\n|---|---|---|---|---|---|\n");
     for (column, &col) in COLUMNS.iter().zip(Col::ALL) {
         let _ = writeln!(
@@ -39,11 +41,22 @@ pub fn markdown() -> String {
     out.push_str("What `fn tenant(summary, params)` reads as `summary.<property>`.\n\n");
     out.push_str("| property | type | description | example |\n|---|---|---|---|\n");
     for property in SUMMARY_PROPERTIES {
-        let _ = writeln!(out, "| `{}` | {} | {} | `{}` |", property.name, property.kind, cell(property.doc), property.example);
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | `{}` |",
+            property.name,
+            property.kind,
+            cell(property.doc),
+            property.example
+        );
     }
     out.push_str("\n| method | returns | description | example |\n|---|---|---|---|\n");
     for (call, returns, doc, example) in SUMMARY_METHODS {
-        let _ = writeln!(out, "| `{call}` | {returns} | {} | `{example}` |", cell(doc));
+        let _ = writeln!(
+            out,
+            "| `{call}` | {returns} | {} | `{example}` |",
+            cell(doc)
+        );
     }
     out.push_str(&limits_table());
     out
@@ -52,13 +65,26 @@ pub fn markdown() -> String {
 fn limits_table() -> String {
     let limits = Limits::default();
     let rows = [
-        ("operations per rule per row (or per tenant call)", limits.max_operations.to_string(), "`[rules] max_operations`"),
-        ("nested function calls", limits.max_call_levels.to_string(), "no"),
-        ("string length (bytes)", limits.max_string_size.to_string(), "no"),
+        (
+            "operations per rule per row (or per tenant call)",
+            limits.max_operations.to_string(),
+            "`[rules] max_operations`",
+        ),
+        (
+            "nested function calls",
+            limits.max_call_levels.to_string(),
+            "no",
+        ),
+        (
+            "string length (bytes)",
+            limits.max_string_size.to_string(),
+            "no",
+        ),
         ("array length", limits.max_array_size.to_string(), "no"),
         ("map size", limits.max_map_size.to_string(), "no"),
     ];
-    let mut out = String::from("\n### Sandbox limits\n\n| limit | default | configurable |\n|---|---|---|\n");
+    let mut out =
+        String::from("\n### Sandbox limits\n\n| limit | default | configurable |\n|---|---|---|\n");
     for (what, value, configurable) in rows {
         let _ = writeln!(out, "| {what} | {value} | {configurable} |");
     }
@@ -92,14 +118,32 @@ mod tests {
         let sections: Vec<&str> = text.split("### ").collect();
         let tables: [(&str, Vec<&str>); 3] = [
             ("Row fields", COLUMNS.iter().map(|c| c.field).collect()),
-            ("Derived row properties", DERIVED_PROPERTIES.iter().map(|d| d.0).collect()),
-            ("Tenant summary properties", SUMMARY_PROPERTIES.iter().map(|p| p.name).collect()),
+            (
+                "Derived row properties",
+                DERIVED_PROPERTIES.iter().map(|d| d.0).collect(),
+            ),
+            (
+                "Tenant summary properties",
+                SUMMARY_PROPERTIES.iter().map(|p| p.name).collect(),
+            ),
         ];
         for (title, names) in tables {
             let section = sections.iter().find(|s| s.starts_with(title)).unwrap();
-            assert_eq!(section.lines().filter(|l| l.starts_with("| `")).count(), names.len() + if title.starts_with("Tenant") { SUMMARY_METHODS.len() } else { 0 });
+            assert_eq!(
+                section.lines().filter(|l| l.starts_with("| `")).count(),
+                names.len()
+                    + if title.starts_with("Tenant") {
+                        SUMMARY_METHODS.len()
+                    } else {
+                        0
+                    }
+            );
             for name in names {
-                assert_eq!(section.matches(&format!("| `{name}` |")).count(), 1, "{title}: {name}");
+                assert_eq!(
+                    section.matches(&format!("| `{name}` |")).count(),
+                    1,
+                    "{title}: {name}"
+                );
             }
         }
         assert!(text.contains("| `group_display_name` | string or () | Group Display Name |"));

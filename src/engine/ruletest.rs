@@ -70,7 +70,9 @@ pub fn test_default(col: Col, index: usize) -> Option<String> {
         Col::ExternalMemberCount => "0",
         Col::ExchangeReceivedEmailCount => "10",
         Col::SharePointActiveFileCount => "3",
-        Col::YammerPostedMessageCount | Col::YammerReadMessageCount | Col::YammerLikedMessageCount => "0",
+        Col::YammerPostedMessageCount
+        | Col::YammerReadMessageCount
+        | Col::YammerLikedMessageCount => "0",
         Col::ExchangeMailboxTotalItemCount => "100",
         Col::ExchangeMailboxStorageUsedByte => "1000000",
         Col::SharePointTotalFileCount => "20",
@@ -86,11 +88,19 @@ pub fn test_default(col: Col, index: usize) -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum TestFileError {
     #[error("cannot read {path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
-    At { path: PathBuf, line: usize, column: usize, message: String },
+    At {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 }
 
 /// The cases of one test file.
@@ -166,28 +176,52 @@ struct SpanError {
 
 impl SpanError {
     fn new(offset: usize, message: impl Into<String>) -> SpanError {
-        SpanError { offset, message: message.into() }
+        SpanError {
+            offset,
+            message: message.into(),
+        }
     }
 }
 
 /// Reads and checks a test file.
 pub fn load(path: &Path) -> Result<TestFile, TestFileError> {
-    let text = std::fs::read_to_string(path).map_err(|error| TestFileError::Io { path: path.to_owned(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| TestFileError::Io {
+        path: path.to_owned(),
+        error,
+    })?;
     parse(path, &text)
 }
 
 /// Parses test-file text; errors name the line and column.
 pub fn parse(path: &Path, text: &str) -> Result<TestFile, TestFileError> {
-    let spec: FileSpec = toml::from_str(text).map_err(|e| TestFileError::Invalid { path: path.to_owned(), message: toml_error(&e, text) })?;
+    let spec: FileSpec = toml::from_str(text).map_err(|e| TestFileError::Invalid {
+        path: path.to_owned(),
+        message: toml_error(&e, text),
+    })?;
     let at = |error: SpanError| {
         let (line, column) = line_column(text, error.offset);
-        TestFileError::At { path: path.to_owned(), line, column, message: error.message }
+        TestFileError::At {
+            path: path.to_owned(),
+            line,
+            column,
+            message: error.message,
+        }
     };
     if spec.cases.is_empty() {
-        return Err(TestFileError::Invalid { path: path.to_owned(), message: "no test cases; add one with [[case]]".into() });
+        return Err(TestFileError::Invalid {
+            path: path.to_owned(),
+            message: "no test cases; add one with [[case]]".into(),
+        });
     }
-    let cases = spec.cases.into_iter().map(|case| build_case(case, text).map_err(at)).collect::<Result<_, _>>()?;
-    Ok(TestFile { path: path.to_owned(), cases })
+    let cases = spec
+        .cases
+        .into_iter()
+        .map(|case| build_case(case, text).map_err(at))
+        .collect::<Result<_, _>>()?;
+    Ok(TestFile {
+        path: path.to_owned(),
+        cases,
+    })
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -200,7 +234,8 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 fn build_case(spec: Spanned<CaseSpec>, text: &str) -> Result<Case, SpanError> {
     let start = spec.span().start;
     let spec = spec.into_inner();
-    let named = |message: String| SpanError::new(start, format!("case \"{}\": {message}", spec.name));
+    let named =
+        |message: String| SpanError::new(start, format!("case \"{}\": {message}", spec.name));
     let row_specs = match (&spec.row, &spec.rows) {
         (Some(_), Some(_)) => return Err(named("give `row` or `rows`, not both".into())),
         (Some(row), None) => std::slice::from_ref(row),
@@ -209,9 +244,16 @@ fn build_case(spec: Spanned<CaseSpec>, text: &str) -> Result<Case, SpanError> {
         (None, None) => &[][..],
     };
     let default_row = RowSpec::new();
-    let row_specs = if row_specs.is_empty() { std::slice::from_ref(&default_row) } else { row_specs };
+    let row_specs = if row_specs.is_empty() {
+        std::slice::from_ref(&default_row)
+    } else {
+        row_specs
+    };
     if spec.expect.is_none() && spec.expect_error.is_none() {
-        return Err(named("say what the rule should report: `expect = []` for nothing, or a list of findings".into()));
+        return Err(named(
+            "say what the rule should report: `expect = []` for nothing, or a list of findings"
+                .into(),
+        ));
     }
     let mut rows = Vec::new();
     for row_spec in row_specs {
@@ -221,11 +263,19 @@ fn build_case(spec: Spanned<CaseSpec>, text: &str) -> Result<Case, SpanError> {
         }
     }
     if rows.len() > MAX_ROWS_PER_CASE {
-        return Err(named(format!("{} rows; a case may have at most {MAX_ROWS_PER_CASE}", rows.len())));
+        return Err(named(format!(
+            "{} rows; a case may have at most {MAX_ROWS_PER_CASE}",
+            rows.len()
+        )));
     }
     let absent = absent_columns(&spec.absent, &rows)?;
     let (headers, records) = build_records(&rows, &absent);
-    let expect = spec.expect.unwrap_or_default().into_iter().map(|e| build_expectation(e, start)).collect::<Result<_, _>>()?;
+    let expect = spec
+        .expect
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| build_expectation(e, start))
+        .collect::<Result<_, _>>()?;
     Ok(Case {
         name: spec.name,
         line: line_column(text, start).0,
@@ -248,29 +298,51 @@ struct ResolvedRow {
 }
 
 fn resolve_row(spec: &RowSpec) -> Result<ResolvedRow, SpanError> {
-    let mut row = ResolvedRow { times: 1, ..Default::default() };
+    let mut row = ResolvedRow {
+        times: 1,
+        ..Default::default()
+    };
     for (key, value) in spec {
         let offset = key.span().start;
         match key.get_ref().as_str() {
             "times" => {
-                row.times = value.get_ref().as_integer().filter(|n| *n >= 1).map(|n| n as usize).ok_or_else(|| {
-                    SpanError::new(value.span().start, "`times` must be a whole number of at least 1")
-                })?;
+                row.times = value
+                    .get_ref()
+                    .as_integer()
+                    .filter(|n| *n >= 1)
+                    .map(|n| n as usize)
+                    .ok_or_else(|| {
+                        SpanError::new(
+                            value.span().start,
+                            "`times` must be a whole number of at least 1",
+                        )
+                    })?;
             }
             "extra" => {
                 let table = value.get_ref().as_table().ok_or_else(|| {
                     SpanError::new(value.span().start, "`extra` must be a table of column headers: extra = { \"Sensitivity Label\" = \"Confidential\" }")
                 })?;
                 for (header, cell) in table {
-                    row.extra.insert(header.trim().to_owned(), cell_text(cell).map_err(|m| SpanError::new(value.span().start, m))?);
+                    row.extra.insert(
+                        header.trim().to_owned(),
+                        cell_text(cell).map_err(|m| SpanError::new(value.span().start, m))?,
+                    );
                 }
             }
             "days_since_activity" => row.days_since_activity = Some(value.clone()),
             name => {
-                let col = known_column(name).ok_or_else(|| SpanError::new(offset, unknown_row_key(name)))?;
-                let text = cell_text(value.get_ref()).map_err(|m| SpanError::new(value.span().start, format!("`{name}`: {m}")))?;
+                let col = known_column(name)
+                    .ok_or_else(|| SpanError::new(offset, unknown_row_key(name)))?;
+                let text = cell_text(value.get_ref())
+                    .map_err(|m| SpanError::new(value.span().start, format!("`{name}`: {m}")))?;
                 if row.known.insert(col, text).is_some() {
-                    return Err(SpanError::new(offset, format!("`{name}` sets column \"{}\" a second time", COLUMNS[col].header)));
+                    return Err(SpanError::new(
+                        offset,
+                        format!(
+                            "`{name}` sets column \"{}\" a second time",
+                            COLUMNS[col].header
+                        ),
+                    ));
                 }
             }
         }
@@ -282,7 +354,9 @@ fn resolve_row(spec: &RowSpec) -> Result<ResolvedRow, SpanError> {
 /// A known column by field name, header or alias.
 fn known_column(name: &str) -> Option<usize> {
     let key = match_key(name);
-    COLUMNS.iter().position(|c| match_key(c.header) == key || c.aliases.iter().any(|a| match_key(a) == key))
+    COLUMNS
+        .iter()
+        .position(|c| match_key(c.header) == key || c.aliases.iter().any(|a| match_key(a) == key))
 }
 
 fn unknown_row_key(name: &str) -> String {
@@ -292,13 +366,17 @@ fn unknown_row_key(name: &str) -> String {
     let candidates = row_property_names().chain(["times", "extra"]);
     match did_you_mean(name, candidates) {
         Some(hint) => format!("unknown field `{name}`; did you mean `{hint}`?"),
-        None => format!("unknown field `{name}` (other columns go in `extra = {{ \"Header\" = \"value\" }}`)"),
+        None => format!(
+            "unknown field `{name}` (other columns go in `extra = {{ \"Header\" = \"value\" }}`)"
+        ),
     }
 }
 
 fn derived_hint(name: &str) -> Option<String> {
     let advice = match name {
-        "total_storage_bytes" => "set exchange_mailbox_storage_used_byte and sharepoint_site_storage_used_byte",
+        "total_storage_bytes" => {
+            "set exchange_mailbox_storage_used_byte and sharepoint_site_storage_used_byte"
+        }
         "is_concealed" => "set group_id to all zeros or group_display_name to a 32-character hash",
         "line" => "rows are numbered from line 2 in the order given",
         _ => return None,
@@ -315,7 +393,9 @@ fn cell_text(value: &toml::Value) -> Result<String, String> {
         toml::Value::Boolean(true) => "True".to_owned(),
         toml::Value::Boolean(false) => "False".to_owned(),
         toml::Value::Datetime(date) => date.to_string(),
-        toml::Value::Array(_) | toml::Value::Table(_) => return Err("a cell is a string, number, bool or date (\"\" for blank)".into()),
+        toml::Value::Array(_) | toml::Value::Table(_) => {
+            return Err("a cell is a string, number, bool or date (\"\" for blank)".into());
+        }
     })
 }
 
@@ -327,33 +407,61 @@ fn apply_days_since_activity(row: &mut ResolvedRow) -> Result<(), SpanError> {
     };
     let offset = value.span().start;
     if row.known.contains_key(&(Col::LastActivityDate as usize)) {
-        return Err(SpanError::new(offset, "set `days_since_activity` or `last_activity_date`, not both"));
+        return Err(SpanError::new(
+            offset,
+            "set `days_since_activity` or `last_activity_date`, not both",
+        ));
     }
     let last = match value.get_ref() {
         toml::Value::Integer(days) => {
-            let refresh_text = row.known.get(&(Col::ReportRefreshDate as usize)).map_or(TEST_REFRESH_DATE, String::as_str);
+            let refresh_text = row
+                .known
+                .get(&(Col::ReportRefreshDate as usize))
+                .map_or(TEST_REFRESH_DATE, String::as_str);
             let refresh = parse_day(refresh_text.as_bytes())
                 .ok_or_else(|| SpanError::new(offset, format!("`days_since_activity` needs a valid report_refresh_date, found \"{refresh_text}\"")))?;
-            let day = i32::try_from(*days).ok().and_then(|d| refresh.checked_sub(d));
-            format_day(day.ok_or_else(|| SpanError::new(offset, "`days_since_activity` is out of range"))?)
+            let day = i32::try_from(*days)
+                .ok()
+                .and_then(|d| refresh.checked_sub(d));
+            format_day(
+                day.ok_or_else(|| SpanError::new(offset, "`days_since_activity` is out of range"))?,
+            )
         }
         toml::Value::String(text) if text.is_empty() => String::new(),
-        _ => return Err(SpanError::new(offset, "`days_since_activity` must be a whole number of days, or \"\" for never active")),
+        _ => {
+            return Err(SpanError::new(
+                offset,
+                "`days_since_activity` must be a whole number of days, or \"\" for never active",
+            ));
+        }
     };
     row.known.insert(Col::LastActivityDate as usize, last);
     Ok(())
 }
 
-fn absent_columns(names: &[Spanned<String>], rows: &[ResolvedRow]) -> Result<Vec<usize>, SpanError> {
+fn absent_columns(
+    names: &[Spanned<String>],
+    rows: &[ResolvedRow],
+) -> Result<Vec<usize>, SpanError> {
     let mut absent = Vec::new();
     for name in names {
         let offset = name.span().start;
-        let col = known_column(name.get_ref()).ok_or_else(|| SpanError::new(offset, unknown_row_key(name.get_ref())))?;
+        let col = known_column(name.get_ref())
+            .ok_or_else(|| SpanError::new(offset, unknown_row_key(name.get_ref())))?;
         if COLUMNS[col].required {
-            return Err(SpanError::new(offset, format!("\"{}\" is required: a report without it cannot be read", COLUMNS[col].header)));
+            return Err(SpanError::new(
+                offset,
+                format!(
+                    "\"{}\" is required: a report without it cannot be read",
+                    COLUMNS[col].header
+                ),
+            ));
         }
         if rows.iter().any(|r| r.known.contains_key(&col)) {
-            return Err(SpanError::new(offset, format!("`{}` is absent but a row sets it", COLUMNS[col].field)));
+            return Err(SpanError::new(
+                offset,
+                format!("`{}` is absent but a row sets it", COLUMNS[col].field),
+            ));
         }
         absent.push(col);
     }
@@ -366,12 +474,18 @@ fn absent_columns(names: &[Spanned<String>], rows: &[ResolvedRow]) -> Result<Vec
 fn build_records(rows: &[ResolvedRow], absent: &[usize]) -> (Vec<String>, Vec<Vec<String>>) {
     let columns: Vec<usize> = (0..COLUMNS.len())
         .filter(|col| !absent.contains(col))
-        .filter(|&col| test_default(Col::ALL[col], 1).is_some() || rows.iter().any(|r| r.known.contains_key(&col)))
+        .filter(|&col| {
+            test_default(Col::ALL[col], 1).is_some()
+                || rows.iter().any(|r| r.known.contains_key(&col))
+        })
         .collect();
     let mut extra: Vec<&String> = rows.iter().flat_map(|r| r.extra.keys()).collect();
     extra.sort();
     extra.dedup();
-    let mut headers: Vec<String> = columns.iter().map(|&col| COLUMNS[col].header.to_owned()).collect();
+    let mut headers: Vec<String> = columns
+        .iter()
+        .map(|&col| COLUMNS[col].header.to_owned())
+        .collect();
     headers.extend(extra.iter().map(|h| (*h).clone()));
     let records = rows
         .iter()
@@ -381,7 +495,13 @@ fn build_records(rows: &[ResolvedRow], absent: &[usize]) -> (Vec<String>, Vec<Ve
                 Some(text) => text.clone(),
                 None => test_default(Col::ALL[col], index + 1).unwrap_or_default(),
             });
-            known.chain(extra.iter().map(|h| row.extra.get(*h).cloned().unwrap_or_default())).collect()
+            known
+                .chain(
+                    extra
+                        .iter()
+                        .map(|h| row.extra.get(*h).cloned().unwrap_or_default()),
+                )
+                .collect()
         })
         .collect();
     (headers, records)
@@ -391,12 +511,20 @@ fn build_expectation(spec: ExpectSpec, case_start: usize) -> Result<Expectation,
     let matches = match spec.matches {
         Some(pattern) => {
             let offset = pattern.span().start;
-            Some(Regex::new(pattern.get_ref()).map_err(|e| SpanError::new(offset, format!("`matches` is not a valid regular expression: {e}")))?)
+            Some(Regex::new(pattern.get_ref()).map_err(|e| {
+                SpanError::new(
+                    offset,
+                    format!("`matches` is not a valid regular expression: {e}"),
+                )
+            })?)
         }
         None => None,
     };
     if spec.count == Some(0) {
-        return Err(SpanError::new(case_start, "`count = 0` expects nothing: leave the expectation out instead"));
+        return Err(SpanError::new(
+            case_start,
+            "`count = 0` expects nothing: leave the expectation out instead",
+        ));
     }
     Ok(Expectation {
         severity: spec.severity,
@@ -410,10 +538,20 @@ fn build_expectation(spec: ExpectSpec, case_start: usize) -> Result<Expectation,
 impl Expectation {
     fn accepts(&self, finding: &Finding) -> bool {
         self.severity.is_none_or(|s| s == finding.severity)
-            && self.message.as_ref().is_none_or(|m| finding.message.contains(m.as_str()))
-            && self.matches.as_ref().is_none_or(|re| re.is_match(&finding.message))
+            && self
+                .message
+                .as_ref()
+                .is_none_or(|m| finding.message.contains(m.as_str()))
+            && self
+                .matches
+                .as_ref()
+                .is_none_or(|re| re.is_match(&finding.message))
             && self.evidence.iter().all(|(name, expected)| {
-                finding.evidence.0.iter().any(|(n, actual)| **n == *name && evidence_equals(expected, actual))
+                finding
+                    .evidence
+                    .0
+                    .iter()
+                    .any(|(n, actual)| **n == *name && evidence_equals(expected, actual))
             })
     }
 }
@@ -448,7 +586,11 @@ impl fmt::Display for Expectation {
             parts.push(format!("message matching /{}/", re.as_str()));
         }
         if !self.evidence.is_empty() {
-            let evidence: Vec<String> = self.evidence.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let evidence: Vec<String> = self
+                .evidence
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
             parts.push(format!("evidence {}", evidence.join(", ")));
         }
         if parts.is_empty() {
@@ -487,7 +629,12 @@ struct Actual {
 /// Runs one case against `rule` (with its declared defaults; the case's
 /// `params` override them).
 pub fn run_case(engine: &Engine, rule: &Rule, case: &Case) -> CaseResult {
-    let mut result = CaseResult { name: case.name.clone(), line: case.line, problems: Vec::new(), diff: Vec::new() };
+    let mut result = CaseResult {
+        name: case.name.clone(),
+        line: case.line,
+        problems: Vec::new(),
+        diff: Vec::new(),
+    };
     match evaluate_case(engine, rule, case) {
         Ok(actual) => compare(case, &actual, &mut result),
         Err(message) => {
@@ -502,19 +649,26 @@ fn evaluate_case(engine: &Engine, rule: &Rule, case: &Case) -> Result<Actual, St
     let mut rule = rule.clone();
     rule.enabled = true;
     rule.apply_overrides(&case.params).map_err(|e| match e {
-        RuleError::Config { key, message } => format!("params: {}: {message}", key.rsplit('.').next().unwrap_or(&key)),
+        RuleError::Config { key, message } => format!(
+            "params: {}: {message}",
+            key.rsplit('.').next().unwrap_or(&key)
+        ),
         other => other.to_string(),
     })?;
     let layout = Arc::new(Layout::from_headers(&case.headers).map_err(|e| e.to_string())?);
     let mut evaluator = Evaluator::new(engine, [&rule], RowData::empty(Arc::clone(&layout)));
-    let mut actual = Actual { multiple_rows: case.rows.len() > 1, ..Default::default() };
+    let mut actual = Actual {
+        multiple_rows: case.rows.len() > 1,
+        ..Default::default()
+    };
     let mut stats = ReportStats::default();
     let mut outcome = RowOutcome::default();
     for (index, cells) in case.rows.iter().enumerate() {
         let line = index as u64 + 2;
         let row = evaluator.row_mut();
         row.record = ByteRecord::from(cells.iter().map(String::as_str).collect::<Vec<_>>());
-        row.parse(line).map_err(|e| format!("the test row cannot be read: {e}"))?;
+        row.parse(line)
+            .map_err(|e| format!("the test row cannot be read: {e}"))?;
         stats.add_row(row);
         evaluator.evaluate(&mut outcome);
         actual.findings.append(&mut outcome.findings);
@@ -532,26 +686,49 @@ fn compare(case: &Case, actual: &Actual, result: &mut CaseResult) {
     check_errors(case, actual, result);
     let mut used = vec![false; actual.findings.len()];
     for expectation in &case.expect {
-        let matched: Vec<usize> =
-            (0..actual.findings.len()).filter(|&i| !used[i] && expectation.accepts(&actual.findings[i])).take(expectation.count).collect();
+        let matched: Vec<usize> = (0..actual.findings.len())
+            .filter(|&i| !used[i] && expectation.accepts(&actual.findings[i]))
+            .take(expectation.count)
+            .collect();
         for &i in &matched {
             used[i] = true;
-            result.diff.push(format!("  {}", describe_finding(&actual.findings[i], actual.multiple_rows)));
+            result.diff.push(format!(
+                "  {}",
+                describe_finding(&actual.findings[i], actual.multiple_rows)
+            ));
         }
         if matched.len() < expectation.count {
-            let found = if expectation.count > 1 { format!(" (found {})", matched.len()) } else { String::new() };
+            let found = if expectation.count > 1 {
+                format!(" (found {})", matched.len())
+            } else {
+                String::new()
+            };
             result.problems.push(format!("missing: {expectation}"));
             result.diff.push(format!("- {expectation}{found}"));
         }
     }
-    for (finding, _) in actual.findings.iter().zip(&used).filter(|(_, used)| !**used) {
-        result.problems.push(format!("unexpected: {}", finding.message));
-        result.diff.push(format!("+ {}", describe_finding(finding, actual.multiple_rows)));
+    for (finding, _) in actual
+        .findings
+        .iter()
+        .zip(&used)
+        .filter(|(_, used)| !**used)
+    {
+        result
+            .problems
+            .push(format!("unexpected: {}", finding.message));
+        result.diff.push(format!(
+            "+ {}",
+            describe_finding(finding, actual.multiple_rows)
+        ));
     }
     if !result.problems.is_empty() && actual.findings.is_empty() && actual.failures.is_empty() {
         result.diff.push("  (the rule reported nothing)".into());
     }
-    if !result.problems.is_empty() && case.expect.is_empty() && case.expect_error.is_none() && !actual.findings.is_empty() {
+    if !result.problems.is_empty()
+        && case.expect.is_empty()
+        && case.expect_error.is_none()
+        && !actual.findings.is_empty()
+    {
         result.diff.insert(0, "  expected no findings".into());
     }
 }
@@ -559,20 +736,32 @@ fn compare(case: &Case, actual: &Actual, result: &mut CaseResult) {
 fn check_errors(case: &Case, actual: &Actual, result: &mut CaseResult) {
     match &case.expect_error {
         Some(pattern) => {
-            if !actual.failures.iter().any(|f| f.diagnostic.message.contains(pattern.as_str())) {
-                result.problems.push(format!("expected the rule to fail with {pattern:?}"));
-                result.diff.push(format!("- rule error containing {pattern:?}"));
+            if !actual
+                .failures
+                .iter()
+                .any(|f| f.diagnostic.message.contains(pattern.as_str()))
+            {
+                result
+                    .problems
+                    .push(format!("expected the rule to fail with {pattern:?}"));
+                result
+                    .diff
+                    .push(format!("- rule error containing {pattern:?}"));
                 for failure in &actual.failures {
                     result.diff.push(format!("! {}", failure.diagnostic));
                 }
             } else {
-                result.diff.push(format!("  rule error containing {pattern:?}"));
+                result
+                    .diff
+                    .push(format!("  rule error containing {pattern:?}"));
             }
         }
         None => {
             for failure in &actual.failures {
                 result.problems.push(failure.diagnostic.short());
-                result.diff.push(format!("! rule error: {}", failure.diagnostic));
+                result
+                    .diff
+                    .push(format!("! rule error: {}", failure.diagnostic));
             }
         }
     }
@@ -584,7 +773,11 @@ fn describe_finding(finding: &Finding, multiple_rows: bool) -> String {
         Some(line) if multiple_rows => format!("  (row {})", line - 1),
         Some(_) => String::new(),
     };
-    format!("{:<8} {:?}{place}", finding.severity.as_str(), finding.message)
+    format!(
+        "{:<8} {:?}{place}",
+        finding.severity.as_str(),
+        finding.message
+    )
 }
 
 #[cfg(test)]
@@ -608,23 +801,36 @@ fn check(row, params) {
         let engine = build_engine(&Limits::default());
         let rule = compile_rule(&engine, Path::new("rules/demo.rhai"), rule_source).unwrap();
         let file = parse(Path::new("rules/demo.test.toml"), test_text).unwrap();
-        file.cases.iter().map(|case| run_case(&engine, &rule, case)).collect()
+        file.cases
+            .iter()
+            .map(|case| run_case(&engine, &rule, case))
+            .collect()
     }
 
     fn load_error(text: &str) -> String {
-        parse(Path::new("rules/demo.test.toml"), text).unwrap_err().to_string()
+        parse(Path::new("rules/demo.test.toml"), text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn every_known_column_but_the_beta_ones_has_a_default_that_parses() {
-        let layout = Arc::new(Layout::from_headers(&COLUMNS.iter().map(|c| c.header).collect::<Vec<_>>()).unwrap());
+        let layout = Arc::new(
+            Layout::from_headers(&COLUMNS.iter().map(|c| c.header).collect::<Vec<_>>()).unwrap(),
+        );
         let mut row = RowData::empty(layout);
-        let cells: Vec<String> = Col::ALL.iter().map(|&c| test_default(c, 1).unwrap_or_default()).collect();
+        let cells: Vec<String> = Col::ALL
+            .iter()
+            .map(|&c| test_default(c, 1).unwrap_or_default())
+            .collect();
         row.record = ByteRecord::from(cells.iter().map(String::as_str).collect::<Vec<_>>());
         row.parse(2).unwrap();
         assert_eq!(row.days_since_activity(), Some(0));
         assert!(!row.is_deleted() && !row.is_concealed());
-        assert_eq!(test_default(Col::GroupDisplayName, 3).as_deref(), Some("Test Group 3"));
+        assert_eq!(
+            test_default(Col::GroupDisplayName, 3).as_deref(),
+            Some("Test Group 3")
+        );
     }
 
     #[test]
@@ -651,7 +857,13 @@ expect = [{ matches = "^No activity for \\d+ days$" }]
         );
         assert!(results[0].passed(), "{:?}", results[0]);
         assert!(!results[1].passed());
-        assert_eq!(results[1].diff, ["- any      message containing \"89 days\"", "  (the rule reported nothing)"]);
+        assert_eq!(
+            results[1].diff,
+            [
+                "- any      message containing \"89 days\"",
+                "  (the rule reported nothing)"
+            ]
+        );
         assert!(results[2].passed(), "{:?}", results[2]);
     }
 
@@ -671,7 +883,10 @@ rows = [{ days_since_activity = 100, times = 2 }, { days_since_activity = 1 }]
 expect = [{ message = "100 days", count = 3 }]
 "#,
         );
-        assert_eq!(results[0].diff, ["  expected no findings", "+ medium   \"never active\""]);
+        assert_eq!(
+            results[0].diff,
+            ["  expected no findings", "+ medium   \"never active\""]
+        );
         assert_eq!(
             results[1].diff,
             [
@@ -684,7 +899,8 @@ expect = [{ message = "100 days", count = 3 }]
 
     #[test]
     fn rule_errors_fail_the_case_unless_expected() {
-        let source = "fn check(row) {\n  if row.member_count == () { throw \"member count unknown\"; }\n}";
+        let source =
+            "fn check(row) {\n  if row.member_count == () { throw \"member count unknown\"; }\n}";
         let results = run(
             source,
             r#"
@@ -699,22 +915,42 @@ row = { member_count = "" }
 expect_error = "member count unknown"
 "#,
         );
-        assert!(results[0].diff[0].starts_with("! rule error: rules/demo.rhai:2:31: member count unknown\n"), "{:?}", results[0].diff);
+        assert!(
+            results[0].diff[0]
+                .starts_with("! rule error: rules/demo.rhai:2:31: member count unknown\n"),
+            "{:?}",
+            results[0].diff
+        );
         assert!(results[1].passed(), "{:?}", results[1]);
     }
 
     #[test]
     fn rows_go_through_the_real_parser() {
-        let results = run(INACTIVE, "[[case]]\nname = \"bad\"\nrow = { member_count = \"N/A\" }\nexpect = []\n");
-        assert_eq!(results[0].problems, ["the test row cannot be read: line 2, column 7 \"Member Count\": expected a whole number, found \"N/A\""]);
+        let results = run(
+            INACTIVE,
+            "[[case]]\nname = \"bad\"\nrow = { member_count = \"N/A\" }\nexpect = []\n",
+        );
+        assert_eq!(
+            results[0].problems,
+            [
+                "the test row cannot be read: line 2, column 7 \"Member Count\": expected a whole number, found \"N/A\""
+            ]
+        );
     }
 
     #[test]
     fn a_misspelt_row_field_names_the_closest_one_with_its_position() {
-        let error = load_error("[[case]]\nname = \"x\"\nrow = { days_since_activty = 3 }\nexpect = []\n");
-        assert_eq!(error, "rules/demo.test.toml:3:9: unknown field `days_since_activty`; did you mean `days_since_activity`?");
+        let error =
+            load_error("[[case]]\nname = \"x\"\nrow = { days_since_activty = 3 }\nexpect = []\n");
+        assert_eq!(
+            error,
+            "rules/demo.test.toml:3:9: unknown field `days_since_activty`; did you mean `days_since_activity`?"
+        );
         let error = load_error("[[case]]\nname = \"x\"\nexpect = [{ mesage = \"a\" }]\n");
-        assert!(error.contains("unknown key `mesage` in [case]; did you mean `message`?"), "{error}");
+        assert!(
+            error.contains("unknown key `mesage` in [case]; did you mean `message`?"),
+            "{error}"
+        );
         let error = load_error("[[case]]\nname = \"x\"\nrow = { is_deleted = true }\n");
         assert!(error.ends_with("case \"x\": say what the rule should report: `expect = []` for nothing, or a list of findings"), "{error}");
     }

@@ -53,15 +53,35 @@ fn int(value: u64) -> Dynamic {
 
 macro_rules! property {
     ($name:literal, $kind:literal, $doc:literal, $example:literal, |$data:ident| $get:expr) => {
-        SummaryProperty { name: $name, kind: $kind, doc: $doc, example: $example, get: |$data: &SummaryData| $get }
+        SummaryProperty {
+            name: $name,
+            kind: $kind,
+            doc: $doc,
+            example: $example,
+            get: |$data: &SummaryData| $get,
+        }
     };
 }
 
 /// Every property `summary.<name>` accepts.
 pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
-    property!("rows", "int", "Rows read without error, deleted groups included.", "1200", |d| int(d.stats.rows)),
-    property!("row_errors", "int", "Rows that could not be read; they are in no other figure.", "0", |d| int(d.row_errors)),
-    property!("deleted", "int", "Deleted groups.", "25", |d| int(d.stats.deleted)),
+    property!(
+        "rows",
+        "int",
+        "Rows read without error, deleted groups included.",
+        "1200",
+        |d| int(d.stats.rows)
+    ),
+    property!(
+        "row_errors",
+        "int",
+        "Rows that could not be read; they are in no other figure.",
+        "0",
+        |d| int(d.row_errors)
+    ),
+    property!("deleted", "int", "Deleted groups.", "25", |d| int(d
+        .stats
+        .deleted)),
     property!(
         "not_deleted",
         "int",
@@ -69,18 +89,62 @@ pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
         "1175",
         |d| int(d.stats.not_deleted)
     ),
-    property!("concealed", "int", "Rows whose names and ids are concealed.", "0", |d| int(d.stats.concealed)),
-    property!("never_active", "int", "Groups (not deleted) with no activity in the whole report period.", "140", |d| int(
-        d.stats.never_active
-    )),
-    property!("ownerless", "int", "Groups (not deleted) without an owner (0 when the report has no owner column).", "31", |d| int(d.stats.ownerless)),
-    property!("public", "int", "Groups (not deleted) of type `Public`.", "410", |d| int(d.stats.public)),
-    property!("private", "int", "Groups (not deleted) of type `Private`.", "765", |d| int(d.stats.private)),
-    property!("members", "int", "Sum of the member counts of groups (not deleted).", "15230", |d| int(d.stats.members)),
-    property!("guests", "int", "Sum of the external member counts of groups (not deleted).", "860", |d| int(d.stats.guests)),
-    property!("groups_with_guests", "int", "Groups (not deleted) with at least one external member.", "212", |d| int(
-        d.stats.groups_with_guests
-    )),
+    property!(
+        "concealed",
+        "int",
+        "Rows whose names and ids are concealed.",
+        "0",
+        |d| int(d.stats.concealed)
+    ),
+    property!(
+        "never_active",
+        "int",
+        "Groups (not deleted) with no activity in the whole report period.",
+        "140",
+        |d| int(d.stats.never_active)
+    ),
+    property!(
+        "ownerless",
+        "int",
+        "Groups (not deleted) without an owner (0 when the report has no owner column).",
+        "31",
+        |d| int(d.stats.ownerless)
+    ),
+    property!(
+        "public",
+        "int",
+        "Groups (not deleted) of type `Public`.",
+        "410",
+        |d| int(d.stats.public)
+    ),
+    property!(
+        "private",
+        "int",
+        "Groups (not deleted) of type `Private`.",
+        "765",
+        |d| int(d.stats.private)
+    ),
+    property!(
+        "members",
+        "int",
+        "Sum of the member counts of groups (not deleted).",
+        "15230",
+        |d| int(d.stats.members)
+    ),
+    property!(
+        "guests",
+        "int",
+        "Sum of the external member counts of groups (not deleted).",
+        "860",
+        |d| int(d.stats.guests)
+    ),
+    property!(
+        "groups_with_guests",
+        "int",
+        "Groups (not deleted) with at least one external member.",
+        "212",
+        |d| int(d.stats.groups_with_guests)
+    ),
     property!(
         "total_storage_bytes",
         "int",
@@ -88,9 +152,13 @@ pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
         "5400000000000",
         |d| int(d.stats.total_storage_bytes)
     ),
-    property!("deleted_storage_bytes", "int", "Mailbox plus site storage still held by deleted groups.", "91000000000", |d| int(
-        d.stats.deleted_storage_bytes
-    )),
+    property!(
+        "deleted_storage_bytes",
+        "int",
+        "Mailbox plus site storage still held by deleted groups.",
+        "91000000000",
+        |d| int(d.stats.deleted_storage_bytes)
+    ),
     property!(
         "report_refresh_date",
         "string (YYYY-MM-DD) or ()",
@@ -98,10 +166,13 @@ pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
         "\"2026-11-25\"",
         |d| d.stats.refresh_date().map_or(Dynamic::UNIT, Dynamic::from)
     ),
-    property!("report_period", "int or ()", "The report period in days, from the first row that gives one.", "30", |d| d
-        .stats
-        .period
-        .map_or(Dynamic::UNIT, Dynamic::from_int)),
+    property!(
+        "report_period",
+        "int or ()",
+        "The report period in days, from the first row that gives one.",
+        "30",
+        |d| d.stats.period.map_or(Dynamic::UNIT, Dynamic::from_int)
+    ),
     property!(
         "top_by_guests",
         "array of maps",
@@ -156,9 +227,15 @@ pub fn register(engine: &mut Engine) {
         let get = property.get;
         engine.register_get(property.name, move |summary: &mut Summary| get(&summary.0));
     }
-    engine.register_fn("inactive_for", |summary: &mut Summary, days: i64| int(summary.0.stats.inactive_for(days)));
-    engine.register_fn("to_string", |summary: &mut Summary| format!("Summary({} rows)", summary.0.stats.rows));
-    engine.register_fn("to_debug", |summary: &mut Summary| format!("Summary({} rows)", summary.0.stats.rows));
+    engine.register_fn("inactive_for", |summary: &mut Summary, days: i64| {
+        int(summary.0.stats.inactive_for(days))
+    });
+    engine.register_fn("to_string", |summary: &mut Summary| {
+        format!("Summary({} rows)", summary.0.stats.rows)
+    });
+    engine.register_fn("to_debug", |summary: &mut Summary| {
+        format!("Summary({} rows)", summary.0.stats.rows)
+    });
 }
 
 /// What the tenant rules made of the whole report.
@@ -169,22 +246,46 @@ pub struct TenantOutcome {
 }
 
 /// Runs `tenant` of every rule that defines it.
-pub fn evaluate<'a>(engine: &Engine, rules: impl IntoIterator<Item = &'a Rule>, summary: &Summary) -> TenantOutcome {
+pub fn evaluate<'a>(
+    engine: &Engine,
+    rules: impl IntoIterator<Item = &'a Rule>,
+    summary: &Summary,
+) -> TenantOutcome {
     let mut outcome = TenantOutcome::default();
     let mut scope = Scope::new();
     for rule in rules.into_iter().filter(|r| r.tenant_arity.is_some()) {
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         let summary = Dynamic::from(summary.clone());
         let result = match rule.tenant_arity {
-            Some(1) => engine.call_fn_with_options::<Dynamic>(options, &mut scope, &rule.ast, "tenant", (summary,)),
-            _ => engine.call_fn_with_options::<Dynamic>(options, &mut scope, &rule.ast, "tenant", (summary, Dynamic::from(rule.params.clone()))),
+            Some(1) => engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut scope,
+                &rule.ast,
+                "tenant",
+                (summary,),
+            ),
+            _ => engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut scope,
+                &rule.ast,
+                "tenant",
+                (summary, Dynamic::from(rule.params.clone())),
+            ),
         };
         let converted = result
             .map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
-            .and_then(|value| tenant_findings(rule, value).map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message)));
+            .and_then(|value| {
+                tenant_findings(rule, value)
+                    .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
+            });
         match converted {
             Ok(mut findings) => outcome.findings.append(&mut findings),
-            Err(diagnostic) => outcome.failures.push(RuleFailure { rule: rule.id.clone(), line: None, group: None, diagnostic }),
+            Err(diagnostic) => outcome.failures.push(RuleFailure {
+                rule: rule.id.clone(),
+                line: None,
+                group: None,
+                diagnostic,
+            }),
         }
     }
     outcome
@@ -193,7 +294,11 @@ pub fn evaluate<'a>(engine: &Engine, rules: impl IntoIterator<Item = &'a Rule>, 
 /// Turns what `tenant` returned into findings: the same shapes `check`
 /// may return (`()`, a bool, a string, a finding map, an array of them).
 fn tenant_findings(rule: &Rule, value: Dynamic) -> Result<Vec<Finding>, String> {
-    let items = if value.is_array() { value.into_array().unwrap_or_default() } else { vec![value] };
+    let items = if value.is_array() {
+        value.into_array().unwrap_or_default()
+    } else {
+        vec![value]
+    };
     let mut findings = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         if let Some(finding) = tenant_finding(rule, item, index)? {
@@ -217,30 +322,55 @@ fn tenant_finding(rule: &Rule, value: Dynamic, index: usize) -> Result<Option<Fi
         let mut message = None;
         for (name, field) in value.cast::<Map>() {
             match name.as_str() {
-                "message" => message = Some(field.into_string().map_err(|t| format!("a finding's `message` must be a string, found {t}"))?),
+                "message" => {
+                    message = Some(field.into_string().map_err(|t| {
+                        format!("a finding's `message` must be a string, found {t}")
+                    })?)
+                }
                 "severity" => {
-                    let text = field.into_string().map_err(|t| format!("a finding's `severity` must be a string, found {t}"))?;
+                    let text = field.into_string().map_err(|t| {
+                        format!("a finding's `severity` must be a string, found {t}")
+                    })?;
                     severity = text.parse::<Severity>()?;
                 }
                 "id" => id_suffix = Some(field.to_string()),
                 "evidence" => {
-                    let map = field.try_cast::<Map>().ok_or("a finding's `evidence` must be a map")?;
+                    let map = field
+                        .try_cast::<Map>()
+                        .ok_or("a finding's `evidence` must be a map")?;
                     for (name, item) in map {
                         evidence.set(name.as_str().into(), to_evidence(&item));
                     }
                 }
-                other => return Err(format!("a finding has no field `{other}` (use message, severity, evidence, id)")),
+                other => {
+                    return Err(format!(
+                        "a finding has no field `{other}` (use message, severity, evidence, id)"
+                    ));
+                }
             }
         }
         message.ok_or("a finding map needs a `message`")?
     } else {
-        return Err(format!("`tenant` returned {}; expected (), a bool, a string, a finding map or an array of them", kind_name(&value)));
+        return Err(format!(
+            "`tenant` returned {}; expected (), a bool, a string, a finding map or an array of them",
+            kind_name(&value)
+        ));
     };
     let key = match id_suffix {
         Some(suffix) => format!("{}#{}", rule.id, suffix.trim_start_matches('#')),
         None => rule.id.to_string(),
     };
-    Ok(Some(Finding { rule: rule.id.clone(), severity, key, group_id: None, group_name: None, owner: None, message, line: None, evidence }))
+    Ok(Some(Finding {
+        rule: rule.id.clone(),
+        severity,
+        key,
+        group_id: None,
+        group_name: None,
+        owner: None,
+        message,
+        line: None,
+        evidence,
+    }))
 }
 
 #[cfg(test)]
@@ -260,7 +390,12 @@ mod tests {
 
     #[test]
     fn a_tenant_finding_is_keyed_by_the_rule_id() {
-        let stats = ReportStats { not_deleted: 10, never_active: 2, days_since_activity: [(5, 4), (120, 4)].into(), ..Default::default() };
+        let stats = ReportStats {
+            not_deleted: 10,
+            never_active: 2,
+            days_since_activity: [(5, 4), (120, 4)].into(),
+            ..Default::default()
+        };
         let outcome = run(
             "const PARAMS = #{ max_share: 0.3 };\n\
              fn tenant(summary, params) {\n\
@@ -300,7 +435,10 @@ mod tests {
 
     #[test]
     fn a_failing_tenant_function_is_a_failure_with_its_line() {
-        let outcome = run("fn tenant(summary) {\n  throw \"no\";\n}", ReportStats::default());
+        let outcome = run(
+            "fn tenant(summary) {\n  throw \"no\";\n}",
+            ReportStats::default(),
+        );
         assert_eq!(outcome.failures[0].diagnostic.line, 2);
         assert_eq!(outcome.failures[0].line, None);
     }

@@ -72,7 +72,12 @@ pub struct TopGroup {
 impl TopGroups {
     /// Whether a group with `value` on `line` would enter the list.
     fn admits(&self, value: u64, line: u64) -> bool {
-        value > 0 && (self.0.len() < TOP_N || self.0.last().is_some_and(|last| ranks_above((value, line), last)))
+        value > 0
+            && (self.0.len() < TOP_N
+                || self
+                    .0
+                    .last()
+                    .is_some_and(|last| ranks_above((value, line), last)))
     }
 
     fn offer(&mut self, value: u64, row: &RowData) {
@@ -89,7 +94,9 @@ impl TopGroups {
     }
 
     fn insert(&mut self, entry: TopGroup) {
-        let at = self.0.partition_point(|e| ranks_above((e.value, e.line), &entry));
+        let at = self
+            .0
+            .partition_point(|e| ranks_above((e.value, e.line), &entry));
         self.0.insert(at, entry);
         self.0.truncate(TOP_N);
     }
@@ -140,7 +147,9 @@ impl ReportStats {
             Some(days) => *self.days_since_activity.entry(days).or_default() += 1,
             None => self.never_active += 1,
         }
-        if row.layout.position(Col::OwnerPrincipalName).is_some() && row.text(Col::OwnerPrincipalName).is_none() {
+        if row.layout.position(Col::OwnerPrincipalName).is_some()
+            && row.text(Col::OwnerPrincipalName).is_none()
+        {
             self.ownerless += 1;
         }
         match row.text(Col::GroupType).as_deref() {
@@ -148,7 +157,9 @@ impl ReportStats {
             Some(kind) if kind.eq_ignore_ascii_case("private") => self.private += 1,
             _ => {}
         }
-        self.members = self.members.saturating_add(non_negative(row.int(Col::MemberCount)));
+        self.members = self
+            .members
+            .saturating_add(non_negative(row.int(Col::MemberCount)));
         let guests = non_negative(row.int(Col::ExternalMemberCount));
         self.guests = self.guests.saturating_add(guests);
         if guests > 0 {
@@ -177,8 +188,12 @@ impl ReportStats {
         self.members = self.members.saturating_add(other.members);
         self.guests = self.guests.saturating_add(other.guests);
         self.groups_with_guests += other.groups_with_guests;
-        self.total_storage_bytes = self.total_storage_bytes.saturating_add(other.total_storage_bytes);
-        self.deleted_storage_bytes = self.deleted_storage_bytes.saturating_add(other.deleted_storage_bytes);
+        self.total_storage_bytes = self
+            .total_storage_bytes
+            .saturating_add(other.total_storage_bytes);
+        self.deleted_storage_bytes = self
+            .deleted_storage_bytes
+            .saturating_add(other.deleted_storage_bytes);
         self.top_by_guests.merge(&other.top_by_guests);
         self.top_by_storage.merge(&other.top_by_storage);
     }
@@ -192,7 +207,10 @@ impl ReportStats {
     /// before the refresh date. Groups never active are not included:
     /// add [`ReportStats::never_active`] for "inactive or never active".
     pub fn inactive_for(&self, days: i64) -> u64 {
-        self.days_since_activity.range(days..).map(|(_, groups)| groups).sum()
+        self.days_since_activity
+            .range(days..)
+            .map(|(_, groups)| groups)
+            .sum()
     }
 }
 
@@ -228,7 +246,11 @@ mod tests {
                 let mut row = RowData::empty(Arc::clone(&layout));
                 let deleted = if line % 5 == 0 { "True" } else { "False" };
                 let owner = if line % 3 == 0 { "" } else { "o@x" };
-                let last = if line % 4 == 0 { String::new() } else { format!("2026-11-{:02}", 1 + line % 25) };
+                let last = if line % 4 == 0 {
+                    String::new()
+                } else {
+                    format!("2026-11-{:02}", 1 + line % 25)
+                };
                 let kind = if line % 2 == 0 { "Public" } else { "Private" };
                 let fields = [
                     "2026-11-25".to_owned(),
@@ -243,7 +265,8 @@ mod tests {
                     (line * 400).to_string(),
                     format!("id-{line}"),
                 ];
-                row.record = ByteRecord::from(fields.iter().map(String::as_str).collect::<Vec<_>>());
+                row.record =
+                    ByteRecord::from(fields.iter().map(String::as_str).collect::<Vec<_>>());
                 row.parse(line).unwrap();
                 row
             })
@@ -277,8 +300,14 @@ mod tests {
         assert_eq!(stats.not_deleted, 16);
         assert_eq!(stats.ownerless, 6); // 3, 6, 9, 12, 18, 21 (15 is deleted)
         assert_eq!(stats.never_active, 4); // 4, 8, 12, 16 (20 is deleted)
-        assert_eq!(stats.never_active + stats.inactive_for(i64::MIN), stats.not_deleted);
-        assert_eq!(stats.total_storage_bytes, (2..=21).map(|l| l * 1000).sum::<u64>());
+        assert_eq!(
+            stats.never_active + stats.inactive_for(i64::MIN),
+            stats.not_deleted
+        );
+        assert_eq!(
+            stats.total_storage_bytes,
+            (2..=21).map(|l| l * 1000).sum::<u64>()
+        );
         assert_eq!(stats.deleted_storage_bytes, 50_000);
         assert_eq!(stats.public + stats.private, stats.not_deleted);
         let guests: Vec<u64> = stats.top_by_guests.0.iter().map(|g| g.value).collect();
@@ -292,8 +321,10 @@ mod tests {
 
     #[test]
     fn inactive_for_counts_at_and_beyond_the_threshold() {
-        let mut stats = ReportStats::default();
-        stats.days_since_activity = [(10, 1), (89, 2), (90, 3), (400, 4)].into();
+        let stats = ReportStats {
+            days_since_activity: [(10, 1), (89, 2), (90, 3), (400, 4)].into(),
+            ..Default::default()
+        };
         assert_eq!(stats.inactive_for(90), 7);
         assert_eq!(stats.inactive_for(91), 4);
         assert_eq!(stats.inactive_for(0), 10);
