@@ -432,9 +432,10 @@ const PARAMS = #{
 //   "text"                   one finding with this message
 //   #{ message: "text", severity: "high", evidence: #{ ... } }
 //   [ ... ]                  several findings (give each an `id`)
-// A blank report cell is (), never 0: test for () before comparing.
+// A blank report cell is (), never 0 or false: test for () before
+// comparing, or give a default with `??`.
 fn check(row, params) {
-    if row.is_deleted {
+    if row.is_deleted ?? false {
         return ();
     }
     let members = row.member_count;

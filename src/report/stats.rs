@@ -114,6 +114,12 @@ fn ranks_above((value, line): (u64, u64), other: &TopGroup) -> bool {
     value > other.value || (value == other.value && line < other.line)
 }
 
+/// The trimmed bytes of a column; `None` when the report lacks it.
+fn raw_cell(row: &RowData, col: Col) -> Option<&[u8]> {
+    let position = row.layout.position(col)?;
+    Some(row.record.get(position).unwrap_or_default().trim_ascii())
+}
+
 fn non_negative(value: Option<i64>) -> u64 {
     value.map_or(0, |v| v.max(0) as u64)
 }
@@ -147,14 +153,14 @@ impl ReportStats {
             Some(days) => *self.days_since_activity.entry(days).or_default() += 1,
             None => self.never_active += 1,
         }
-        if row.layout.position(Col::OwnerPrincipalName).is_some()
-            && row.text(Col::OwnerPrincipalName).is_none()
-        {
+        // Raw bytes, not `RowData::text`: this runs for every row and
+        // needs no decoding.
+        if raw_cell(row, Col::OwnerPrincipalName).is_some_and(<[u8]>::is_empty) {
             self.ownerless += 1;
         }
-        match row.text(Col::GroupType).as_deref() {
-            Some(kind) if kind.eq_ignore_ascii_case("public") => self.public += 1,
-            Some(kind) if kind.eq_ignore_ascii_case("private") => self.private += 1,
+        match raw_cell(row, Col::GroupType) {
+            Some(kind) if kind.eq_ignore_ascii_case(b"public") => self.public += 1,
+            Some(kind) if kind.eq_ignore_ascii_case(b"private") => self.private += 1,
             _ => {}
         }
         self.members = self
