@@ -678,3 +678,40 @@ fn the_field_reference_in_the_docs_is_what_the_code_generates() {
         assert!(generated.contains(&format!("| `{field}` |")), "{field}");
     }
 }
+
+/// The code blocks of a Markdown file with the given language.
+fn code_blocks<'a>(markdown: &'a str, language: &str) -> Vec<&'a str> {
+    let fence = format!("```{language}\n");
+    markdown
+        .split(fence.as_str())
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").unwrap()])
+        .collect()
+}
+
+#[test]
+fn the_walk_through_in_the_docs_runs_as_shown() {
+    let doc = std::fs::read_to_string(repo("docs/writing-rules.md")).unwrap();
+    let rules = code_blocks(&doc, "rhai");
+    let tests = code_blocks(&doc, "toml");
+    let ws = Workspace::new();
+    ws.write("rules/silent-channels.rhai", rules[0]);
+    ws.write("rules/silent-channels.test.toml", tests[0]);
+    let out = stdout_of(&ws.run(&["rules", "test", "silent-channels"]).code(1));
+    let shown = code_blocks(&doc, "console")
+        .into_iter()
+        .find(|block| block.starts_with("$ groupwarden rules test silent-channels\n"))
+        .unwrap();
+    assert_eq!(out, shown.split_once('\n').unwrap().1);
+
+    // The other complete rules of the guide load.
+    let complete: Vec<&&str> = rules
+        .iter()
+        .filter(|r| r.contains("fn check(") || r.contains("fn tenant("))
+        .collect();
+    assert!(complete.len() >= 3);
+    for (index, rule) in complete.iter().enumerate() {
+        ws.write(&format!("guide/rule-{index}.rhai"), rule);
+    }
+    ws.run(&["validate", "--rules", "guide"]).success();
+}

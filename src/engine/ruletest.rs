@@ -236,18 +236,14 @@ fn build_case(spec: Spanned<CaseSpec>, text: &str) -> Result<Case, SpanError> {
     let spec = spec.into_inner();
     let named =
         |message: String| SpanError::new(start, format!("case \"{}\": {message}", spec.name));
+    let default_row = RowSpec::new();
     let row_specs = match (&spec.row, &spec.rows) {
         (Some(_), Some(_)) => return Err(named("give `row` or `rows`, not both".into())),
         (Some(row), None) => std::slice::from_ref(row),
+        // `rows = []` is an empty report (for tenant rules).
         (None, Some(rows)) => rows.as_slice(),
         // A case without rows tests the defaults: a fresh, active group.
-        (None, None) => &[][..],
-    };
-    let default_row = RowSpec::new();
-    let row_specs = if row_specs.is_empty() {
-        std::slice::from_ref(&default_row)
-    } else {
-        row_specs
+        (None, None) => std::slice::from_ref(&default_row),
     };
     if spec.expect.is_none() && spec.expect_error.is_none() {
         return Err(named(
@@ -258,15 +254,13 @@ fn build_case(spec: Spanned<CaseSpec>, text: &str) -> Result<Case, SpanError> {
     let mut rows = Vec::new();
     for row_spec in row_specs {
         let row = resolve_row(row_spec)?;
-        for _ in 0..row.times {
-            rows.push(row.clone());
+        if rows.len() + row.times > MAX_ROWS_PER_CASE {
+            return Err(named(format!(
+                "a case may have at most {MAX_ROWS_PER_CASE} rows"
+            )));
         }
-    }
-    if rows.len() > MAX_ROWS_PER_CASE {
-        return Err(named(format!(
-            "{} rows; a case may have at most {MAX_ROWS_PER_CASE}",
-            rows.len()
-        )));
+        let times = row.times;
+        rows.extend(std::iter::repeat_n(row, times));
     }
     let absent = absent_columns(&spec.absent, &rows)?;
     let (headers, records) = build_records(&rows, &absent);
@@ -969,6 +963,23 @@ expect = [{ message = "no id Secret 4" }]
 "#,
         );
         assert!(results[0].passed(), "{:?}", results[0]);
+    }
+
+    #[test]
+    fn an_empty_rows_list_is_an_empty_report_and_times_is_bounded() {
+        let source = "fn tenant(summary) {\n  if summary.rows == 0 { \"empty report\" }\n}";
+        let results = run(
+            source,
+            "[[case]]\nname = \"empty\"\nrows = []\nexpect = [{ message = \"empty report\" }]\n",
+        );
+        assert!(results[0].passed(), "{:?}", results[0]);
+        let error = load_error(
+            "[[case]]\nname = \"huge\"\nrows = [{ times = 1000000000000 }]\nexpect = []\n",
+        );
+        assert!(
+            error.ends_with("case \"huge\": a case may have at most 100000 rows"),
+            "{error}"
+        );
     }
 
     #[test]
