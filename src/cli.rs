@@ -7,9 +7,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::finding::Severity;
 use crate::output::Format;
+use crate::source::config::Period;
 
 #[derive(Debug, Parser)]
-#[command(name = "groupwarden", version, about = "Governance rules over the Microsoft 365 groups activity report")]
+#[command(
+    name = "groupwarden",
+    version,
+    about = "Governance rules over the Microsoft 365 groups activity report"
+)]
 pub struct Cli {
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, global = true, env = "GROUPWARDEN_LOG", default_value = "info")]
@@ -31,6 +36,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the rules over a groups activity report and print the findings.
     Scan(ScanArgs),
+    /// Download the groups activity report from Microsoft Graph, as received.
+    Fetch(FetchArgs),
     /// Write, test and inspect rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -42,9 +49,14 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// The report CSV, or `-` for standard input.
+    /// The report CSV, or `-` for standard input [default: the config's `[source]`].
     #[arg(long, short)]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Keep the raw report CSV in this folder as `groups-activity-<refresh date>-<period>.csv`.
+    #[arg(long, value_name = "DIR")]
+    pub save_report: Option<PathBuf>,
     /// Folder of `*.rhai` rules [default: `rules.dir` from the config, else ./rules].
     #[arg(long)]
     pub rules: Option<PathBuf>,
@@ -66,6 +78,29 @@ pub struct ScanArgs {
     /// Worker threads for rule evaluation [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// Which report to ask Microsoft Graph for; overrides `[source]`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report period.
+    #[arg(long, value_enum, ignore_case = true, conflicts_with = "date")]
+    pub period: Option<Period>,
+    /// One day's report (YYYY-MM-DD, within the past 28 days).
+    #[arg(long)]
+    pub date: Option<jiff::civil::Date>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Where to write the report CSV, or `-` for standard output.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Configuration file [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::engine::config::RulesConfig;
+use crate::source::config::SourceConfig;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -19,13 +20,18 @@ pub struct Config {
     /// Which rules run and their parameters.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Where the report comes from (a file, or Microsoft Graph).
+    pub source: Option<SourceConfig>,
 }
 
 /// The configuration file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -50,9 +56,18 @@ impl LoadedConfig {
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
             None => return Ok(LoadedConfig::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Io { path: path.clone(), error })?;
-        let config = parse(&text).map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
-        Ok(LoadedConfig { config, path: Some(path) })
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Io {
+            path: path.clone(),
+            error,
+        })?;
+        let config = parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        })?;
+        Ok(LoadedConfig {
+            config,
+            path: Some(path),
+        })
     }
 
     /// A path from the config, made relative to the config file's folder.
@@ -77,12 +92,18 @@ mod tests {
     fn unknown_keys_are_errors_with_line_and_column() {
         let err = parse("[rules]\ndir = \"r\"\ndisabeld = [\"x\"]\n").unwrap_err();
         assert!(err.contains("line 3, column 1"), "{err}");
-        assert!(err.contains("unknown key `disabeld` in [rules]; did you mean `disabled`?"), "{err}");
+        assert!(
+            err.contains("unknown key `disabeld` in [rules]; did you mean `disabled`?"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rule_parameters_parse() {
         let config = parse("[rules.params.inactive-groups]\ndays = 60\n").unwrap();
-        assert_eq!(config.rules.params["inactive-groups"]["days"].as_integer(), Some(60));
+        assert_eq!(
+            config.rules.params["inactive-groups"]["days"].as_integer(),
+            Some(60)
+        );
     }
 }

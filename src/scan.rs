@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use csv::ByteRecord;
 use rhai::Engine;
 
-use crate::engine::eval::{Evaluator, RowOutcome};
+use crate::engine::eval::{ChunkItem, Evaluator, RowOutcome};
 use crate::engine::rule::RuleSet;
 use crate::report::header::Layout;
 use crate::report::reader::{ReportError, ReportReader};
@@ -37,11 +37,18 @@ pub struct ScanOptions {
     pub threads: usize,
     /// The first row error stops the scan.
     pub strict: bool,
+    /// Hand the sink every row, also those without findings (the state
+    /// store needs to know which groups were evaluated cleanly).
+    pub track_groups: bool,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { threads: default_threads(), strict: false }
+        ScanOptions {
+            threads: default_threads(),
+            strict: false,
+            track_groups: true,
+        }
     }
 }
 
@@ -88,7 +95,10 @@ pub enum ScanError {
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error("{source_name}: {error} (--strict stops at the first bad row)")]
-    Strict { source_name: String, error: RowError },
+    Strict {
+        source_name: String,
+        error: RowError,
+    },
     #[error("{0}")]
     Sink(String),
 }
@@ -108,6 +118,7 @@ pub fn scan<R: Read + Send>(
     let layout = Arc::clone(reader.layout());
     if options.threads <= 1 {
         let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
+        evaluator.track_groups = options.track_groups;
         let mut chunk = Chunk::default();
         loop {
             let more = chunk.fill(&mut reader)?;
@@ -119,7 +130,7 @@ pub fn scan<R: Read + Send>(
             }
         }
     } else {
-        run_parallel(reader, engine, rules, options.threads, layout, &mut tally, sink)?;
+        run_parallel(reader, engine, rules, options, layout, &mut tally, sink)?;
     }
     Ok(tally.finish(started.elapsed()))
 }
@@ -151,14 +162,9 @@ impl Chunk {
     }
 }
 
-enum Item {
-    Row(RowOutcome),
-    Error(RowError),
-}
-
 struct ChunkDone {
     seq: u64,
-    items: Vec<Item>,
+    items: Vec<ChunkItem>,
     stats: ReportStats,
     /// The chunk's buffers, to be filled again.
     records: Vec<(u64, ByteRecord)>,
@@ -166,39 +172,36 @@ struct ChunkDone {
 
 impl ChunkDone {
     fn recycle(self) -> Chunk {
-        Chunk { seq: self.seq + 1, records: self.records, len: 0 }
+        Chunk {
+            seq: self.seq + 1,
+            records: self.records,
+            len: 0,
+        }
     }
 }
 
 fn process_chunk(evaluator: &mut Evaluator<'_>, mut chunk: Chunk) -> ChunkDone {
-    let mut items = Vec::with_capacity(chunk.len);
+    let mut items = Vec::new();
     let mut stats = ReportStats::default();
-    for (line, record) in chunk.records.iter_mut().take(chunk.len) {
-        let row = evaluator.row_mut();
-        // Swap rather than copy: the chunk keeps the old buffer for reuse.
-        std::mem::swap(&mut row.record, record);
-        match row.parse(*line) {
-            Ok(()) => {
-                stats.add_row(row);
-                let mut outcome = RowOutcome::default();
-                evaluator.evaluate(&mut outcome);
-                items.push(Item::Row(outcome));
-            }
-            Err(error) => items.push(Item::Error(error)),
-        }
+    evaluator.evaluate_chunk(&mut chunk.records[..chunk.len], &mut stats, &mut items);
+    ChunkDone {
+        seq: chunk.seq,
+        items,
+        stats,
+        records: chunk.records,
     }
-    ChunkDone { seq: chunk.seq, items, stats, records: chunk.records }
 }
 
 fn run_parallel<R: Read + Send>(
     mut reader: ReportReader<R>,
     engine: &Engine,
     rules: &RuleSet,
-    threads: usize,
+    options: &ScanOptions,
     layout: Arc<Layout>,
     tally: &mut Tally,
     sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
 ) -> Result<(), ScanError> {
+    let threads = options.threads;
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Chunk>(threads * 2);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<ChunkDone>(threads * 2);
     let (recycle_tx, recycle_rx) = crossbeam_channel::unbounded::<Chunk>();
@@ -235,6 +238,7 @@ fn run_parallel<R: Read + Send>(
             let layout = Arc::clone(&layout);
             s.spawn(move || {
                 let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
+                evaluator.track_groups = options.track_groups;
                 for chunk in work_rx {
                     if done_tx.send(process_chunk(&mut evaluator, chunk)).is_err() {
                         return;
@@ -284,17 +288,36 @@ struct Tally {
 
 impl Tally {
     fn new(rules: &RuleSet, source: &str, strict: bool) -> Tally {
-        let per_rule: Vec<_> = rules.enabled().map(|r| (r.id.clone(), RuleCounts::default())).collect();
-        let rule_index = per_rule.iter().enumerate().map(|(i, (id, _))| (id.clone(), i)).collect();
-        Tally { summary: ScanSummary { source: source.to_owned(), per_rule, ..Default::default() }, rule_index, strict }
+        let per_rule: Vec<_> = rules
+            .enabled()
+            .map(|r| (r.id.clone(), RuleCounts::default()))
+            .collect();
+        let rule_index = per_rule
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id.clone(), i))
+            .collect();
+        Tally {
+            summary: ScanSummary {
+                source: source.to_owned(),
+                per_rule,
+                ..Default::default()
+            },
+            rule_index,
+            strict,
+        }
     }
 
     /// Delivers one chunk; true when the scan should stop.
-    fn deliver(&mut self, done: &ChunkDone, sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>) -> Result<bool, ScanError> {
+    fn deliver(
+        &mut self,
+        done: &ChunkDone,
+        sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
+    ) -> Result<bool, ScanError> {
         self.summary.stats.merge(&done.stats);
         for item in &done.items {
             match item {
-                Item::Row(outcome) => {
+                ChunkItem::Row(outcome) => {
                     for finding in &outcome.findings {
                         self.summary.findings += 1;
                         if let Some(&i) = self.rule_index.get(&finding.rule) {
@@ -309,10 +332,13 @@ impl Tally {
                     }
                     sink(ScanEvent::Row(outcome)).map_err(ScanError::Sink)?;
                 }
-                Item::Error(error) => {
+                ChunkItem::Error(error) => {
                     self.summary.row_errors += 1;
                     if self.strict {
-                        return Err(ScanError::Strict { source_name: self.summary.source.clone(), error: error.clone() });
+                        return Err(ScanError::Strict {
+                            source_name: self.summary.source.clone(),
+                            error: error.clone(),
+                        });
                     }
                     sink(ScanEvent::RowError(error)).map_err(ScanError::Sink)?;
                 }

@@ -2,6 +2,7 @@
 //! the work, run them, and say how it went.
 
 pub mod explain;
+pub mod fetch;
 pub mod rules;
 pub mod scan;
 pub mod validate;
@@ -18,6 +19,7 @@ use crate::engine::rule::{RuleError, RuleSet};
 use crate::engine::sandbox::build_engine;
 use crate::output::Format;
 use crate::scan::ScanError;
+use crate::source::error::SourceError;
 
 /// How a successful command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub enum Error {
     Output(#[from] io::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 impl Error {
@@ -59,6 +63,7 @@ impl Error {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Fetch(args) => fetch::run(args),
         Command::Rules(command) => rules::run(command),
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
@@ -67,7 +72,10 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
 
 /// The sandboxed engine and the rules of `dir_flag`, else the config's
 /// `rules.dir`, else `./rules`.
-pub fn load_rules(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(Engine, RuleSet), Error> {
+pub fn load_rules(
+    dir_flag: Option<&Path>,
+    loaded: &LoadedConfig,
+) -> Result<(Engine, RuleSet), Error> {
     let config = &loaded.config.rules;
     let dir = rules_dir(dir_flag, loaded);
     let engine = build_engine(&config.limits());
@@ -89,16 +97,25 @@ pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> 
     if path == Path::new("-") {
         return Ok((Box::new(io::stdin()), "<stdin>".to_owned()));
     }
-    let file = File::open(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+    let file = File::open(path).map_err(|error| Error::File {
+        path: path.to_owned(),
+        error,
+    })?;
     Ok((Box::new(file), path.display().to_string()))
 }
 
 /// The output stream and its format: the flag, else by the file's
 /// extension, else `table` on a terminal and `jsonl` elsewhere.
-pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<dyn Write>, Format), Error> {
+pub fn open_output(
+    path: Option<&Path>,
+    format: Option<Format>,
+) -> Result<(Box<dyn Write>, Format), Error> {
     match path {
         Some(path) => {
-            let file = File::create(path).map_err(|error| Error::File { path: path.to_owned(), error })?;
+            let file = File::create(path).map_err(|error| Error::File {
+                path: path.to_owned(),
+                error,
+            })?;
             let by_extension = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => Format::Json,
                 Some("csv") => Format::Csv,
@@ -109,7 +126,11 @@ pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<(Box<d
         }
         None => {
             let stdout = io::stdout();
-            let default = if stdout.is_terminal() { Format::Table } else { Format::Jsonl };
+            let default = if stdout.is_terminal() {
+                Format::Table
+            } else {
+                Format::Jsonl
+            };
             Ok((Box::new(stdout), format.unwrap_or(default)))
         }
     }

@@ -8,7 +8,7 @@ use crate::engine::finding::Severity;
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
 
-use super::{Error, Outcome, load_rules, open_input, open_output};
+use super::{Error, Outcome, load_rules, open_output};
 
 /// Row errors and rule failures shown before the rest are only counted.
 const ROW_ERRORS_SHOWN: u64 = 100;
@@ -17,11 +17,20 @@ const RULE_ERRORS_SHOWN_PER_RULE: u64 = 10;
 pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
     let (engine, rules) = load_rules(args.rules.as_deref(), &loaded)?;
-    let (input, source_name) = open_input(&args.input)?;
+    let (input, source_name) = super::fetch::open_report(
+        args.input.as_deref(),
+        &args.report,
+        args.save_report.as_deref(),
+        &loaded,
+    )?;
     let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let (out, format) = open_output(args.output.as_deref(), args.format)?;
     let mut writer = crate::output::writer(format, out);
-    let options = ScanOptions { threads: args.threads.unwrap_or_else(default_threads).max(1), strict: args.strict };
+    let options = ScanOptions {
+        threads: args.threads.unwrap_or_else(default_threads).max(1),
+        strict: args.strict,
+        track_groups: false,
+    };
 
     let mut worst: Option<Severity> = None;
     let mut shown = ErrorDisplay::default();
@@ -40,15 +49,27 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         }
         Ok(())
     })?;
-    run_tenant_rules(&engine, &rules, &mut summary, &mut |finding| {
-        worst = worst.max(Some(finding.severity));
-        writer.write(finding)
-    }, &mut shown)?;
+    run_tenant_rules(
+        &engine,
+        &rules,
+        &mut summary,
+        &mut |finding| {
+            worst = worst.max(Some(finding.severity));
+            writer.write(finding)
+        },
+        &mut shown,
+    )?;
     writer.finish(&summary)?;
     print_summary(&summary, &mut std::io::stderr().lock())?;
 
-    let failing = args.fail_on.is_some_and(|threshold| worst.is_some_and(|w| w >= threshold));
-    Ok(if failing { Outcome::Failing } else { Outcome::Clean })
+    let failing = args
+        .fail_on
+        .is_some_and(|threshold| worst.is_some_and(|w| w >= threshold));
+    Ok(if failing {
+        Outcome::Failing
+    } else {
+        Outcome::Clean
+    })
 }
 
 /// Runs the tenant rules over the whole-report figures, after the last
@@ -60,19 +81,28 @@ fn run_tenant_rules(
     write: &mut dyn FnMut(&crate::engine::finding::Finding) -> std::io::Result<()>,
     shown: &mut ErrorDisplay,
 ) -> Result<(), Error> {
-    let tenant_summary = crate::engine::tenant::Summary::new(summary.stats.clone(), summary.row_errors);
+    let tenant_summary =
+        crate::engine::tenant::Summary::new(summary.stats.clone(), summary.row_errors);
     let outcome = crate::engine::tenant::evaluate(engine, rules.enabled(), &tenant_summary);
     for finding in &outcome.findings {
         write(finding)?;
         summary.findings += 1;
-        if let Some((_, counts)) = summary.per_rule.iter_mut().find(|(id, _)| *id == finding.rule) {
+        if let Some((_, counts)) = summary
+            .per_rule
+            .iter_mut()
+            .find(|(id, _)| *id == finding.rule)
+        {
             counts.findings += 1;
         }
     }
     for failure in &outcome.failures {
         shown.rule_failure(failure);
         summary.rule_errors += 1;
-        if let Some((_, counts)) = summary.per_rule.iter_mut().find(|(id, _)| *id == failure.rule) {
+        if let Some((_, counts)) = summary
+            .per_rule
+            .iter_mut()
+            .find(|(id, _)| *id == failure.rule)
+        {
             counts.errors += 1;
         }
     }
@@ -103,7 +133,10 @@ impl ErrorDisplay {
         if *count <= RULE_ERRORS_SHOWN_PER_RULE {
             tracing::warn!("{failure}");
         } else if *count == RULE_ERRORS_SHOWN_PER_RULE + 1 {
-            tracing::warn!("rule `{}` failed on more rows; only the count is shown in the summary", failure.rule);
+            tracing::warn!(
+                "rule `{}` failed on more rows; only the count is shown in the summary",
+                failure.rule
+            );
         }
     }
 }
@@ -119,8 +152,16 @@ pub fn print_summary(summary: &ScanSummary, out: &mut dyn Write) -> std::io::Res
     if summary.stats.concealed > 0 {
         tracing::warn!(rows = summary.stats.concealed, "{CONCEALED_ADVICE}");
     }
-    let refresh = summary.stats.refresh_date().map(|d| format!(", refreshed {d}")).unwrap_or_default();
-    let period = summary.stats.period.map(|p| format!(", period {p} days")).unwrap_or_default();
+    let refresh = summary
+        .stats
+        .refresh_date()
+        .map(|d| format!(", refreshed {d}"))
+        .unwrap_or_default();
+    let period = summary
+        .stats
+        .period
+        .map(|p| format!(", period {p} days"))
+        .unwrap_or_default();
     writeln!(
         out,
         "scanned {}{refresh}{period}: {} rows read, {} row errors, {} findings, {} rule errors in {:.2}s",
@@ -131,10 +172,24 @@ pub fn print_summary(summary: &ScanSummary, out: &mut dyn Write) -> std::io::Res
         summary.rule_errors,
         summary.elapsed.as_secs_f64()
     )?;
-    let width = summary.per_rule.iter().map(|(id, _)| id.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "  {:width$}  {:>8}  {:>6}", "rule", "findings", "errors")?;
+    let width = summary
+        .per_rule
+        .iter()
+        .map(|(id, _)| id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "  {:width$}  {:>8}  {:>6}",
+        "rule", "findings", "errors"
+    )?;
     for (id, counts) in &summary.per_rule {
-        writeln!(out, "  {:width$}  {:>8}  {:>6}", id, counts.findings, counts.errors)?;
+        writeln!(
+            out,
+            "  {:width$}  {:>8}  {:>6}",
+            id, counts.findings, counts.errors
+        )?;
     }
     tracing::debug!(
         rows = summary.rows_read(),

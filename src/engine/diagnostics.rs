@@ -22,15 +22,35 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(path: &Path, source: &str, position: Position, message: impl Into<String>) -> Diagnostic {
+    pub fn new(
+        path: &Path,
+        source: &str,
+        position: Position,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let line = position.line().unwrap_or(0);
         let column = position.position().unwrap_or(0);
         Diagnostic::at(path, source, line, column, message)
     }
 
-    pub fn at(path: &Path, source: &str, line: usize, column: usize, message: impl Into<String>) -> Diagnostic {
-        let source_line = (line > 0).then(|| source.lines().nth(line - 1).map(str::to_owned)).flatten();
-        Diagnostic { path: path.to_owned(), line, column, message: message.into(), source_line, notes: Vec::new() }
+    pub fn at(
+        path: &Path,
+        source: &str,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let source_line = (line > 0)
+            .then(|| source.lines().nth(line - 1).map(str::to_owned))
+            .flatten();
+        Diagnostic {
+            path: path.to_owned(),
+            line,
+            column,
+            message: message.into(),
+            source_line,
+            notes: Vec::new(),
+        }
     }
 
     pub fn from_parse(path: &Path, source: &str, error: &ParseError) -> Diagnostic {
@@ -44,7 +64,10 @@ impl Diagnostic {
         let mut calls = Vec::new();
         let mut inner = error;
         while let EvalAltResult::ErrorInFunctionCall(name, _, cause, call_site) = inner {
-            calls.push(format!("in `{name}`, called at {}", describe_position(*call_site)));
+            calls.push(format!(
+                "in `{name}`, called at {}",
+                describe_position(*call_site)
+            ));
             inner = cause;
         }
         let inner = inner.unwrap_inner();
@@ -70,7 +93,13 @@ impl Diagnostic {
         if self.line == 0 {
             return format!("{}: {}{notes}", self.path.display(), self.message);
         }
-        format!("{}:{}:{}: {}{notes}", self.path.display(), self.line, self.column, self.message)
+        format!(
+            "{}:{}:{}: {}{notes}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
@@ -82,12 +111,23 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {}", self.path.display(), self.message)?;
         } else {
-            write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.column,
+                self.message
+            )?;
         }
         let gutter = " ".repeat(self.line.to_string().len());
         write!(f, "\n {gutter} |")?;
         write!(f, "\n {} | {}", self.line, text)?;
-        let pad: String = text.chars().take(self.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let pad: String = text
+            .chars()
+            .take(self.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
         write!(f, "\n {gutter} | {pad}^")?;
         for note in &self.notes {
             write!(f, "\n {gutter} = note: {note}")?;
@@ -108,20 +148,30 @@ fn describe_position(position: Position) -> String {
 /// the way a rule writer thinks of it.
 fn explain(message: &str) -> String {
     if let Some(rest) = message.split("get$").nth(1) {
-        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if let Some(hint) = did_you_mean(&name, crate::engine::sandbox::row_property_names()) {
             return format!("unknown field `{name}`; did you mean `{hint}`?");
         }
         return format!("unknown field `{name}`");
     }
-    if let Some(expected) = message.strip_prefix("Data type incorrect: () (expecting ").and_then(|m| m.strip_suffix(')')) {
+    if let Some(expected) = message
+        .strip_prefix("Data type incorrect: () (expecting ")
+        .and_then(|m| m.strip_suffix(')'))
+    {
         return format!("found () where a {expected} is needed; {BLANK_ADVICE}");
     }
-    if message.starts_with("Function not found: ") && (message.contains("((),") || message.contains(", ())") || message.contains("(())")) {
+    if message.starts_with("Function not found: ")
+        && (message.contains("((),") || message.contains(", ())") || message.contains("(())"))
+    {
         return format!("{message}; {BLANK_ADVICE}");
     }
     if message.starts_with("Variable not found: ") {
-        return format!("{message}; a function sees only its parameters, its own `let` variables and the rule's `const`s");
+        return format!(
+            "{message}; a function sees only its parameters, its own `let` variables and the rule's `const`s"
+        );
     }
     message.to_owned()
 }
@@ -129,7 +179,10 @@ fn explain(message: &str) -> String {
 const BLANK_ADVICE: &str = "() is a blank report cell (unknown, never 0 or false): test `value == ()` first, or compare with `== true`";
 
 /// The closest candidate to `name`, if one is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -149,25 +202,46 @@ pub fn toml_error(error: &toml::de::Error, text: &str) -> String {
     }
 }
 
-fn unknown_name_hint(message: &str, text: &str, span: Option<std::ops::Range<usize>>) -> Option<String> {
-    let (what, rest) = ["field", "variant"].into_iter().find_map(|what| Some((what, message.strip_prefix(&format!("unknown {what} `"))?)))?;
+fn unknown_name_hint(
+    message: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> Option<String> {
+    let (what, rest) = ["field", "variant"]
+        .into_iter()
+        .find_map(|what| Some((what, message.strip_prefix(&format!("unknown {what} `"))?)))?;
     let (name, expected) = rest.split_once('`')?;
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     let what = if what == "field" { "key" } else { "value" };
-    let table = span.and_then(|span| enclosing_table(text, span.start)).map(|t| format!(" in [{t}]")).unwrap_or_default();
-    let hint = did_you_mean(name, candidates.iter().copied()).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+    let table = span
+        .and_then(|span| enclosing_table(text, span.start))
+        .map(|t| format!(" in [{t}]"))
+        .unwrap_or_default();
+    let hint = did_you_mean(name, candidates.iter().copied())
+        .map(|h| format!("; did you mean `{h}`?"))
+        .unwrap_or_default();
     let known = match candidates.as_slice() {
         [] => "none".to_owned(),
-        names => names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+        names => names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
     };
-    Some(format!("unknown {what} `{name}`{table}{hint} (expected: {known})"))
+    Some(format!(
+        "unknown {what} `{name}`{table}{hint} (expected: {known})"
+    ))
 }
 
 /// The `[table]` or `[[array]]` header above byte `offset`.
 fn enclosing_table(text: &str, offset: usize) -> Option<String> {
     // Only whole lines above the error's line: the key may be a header itself.
     let before = &text.get(..offset)?[..text[..offset].rfind('\n').unwrap_or(0)];
-    let header = before.lines().rev().map(str::trim).find(|l| l.starts_with('['))?;
+    let header = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))?;
     let name = header.trim_start_matches('[').split(']').next()?.trim();
     (!name.is_empty()).then(|| name.to_owned())
 }
@@ -179,23 +253,44 @@ mod tests {
     #[test]
     fn shows_the_line_and_a_caret() {
         let source = "const X = 1;\nfn check(row, p) {\n    row.foo\n}\n";
-        let d = Diagnostic::at(Path::new("rules/x.rhai"), source, 3, 9, "unknown field `foo`");
-        assert_eq!(d.to_string(), "rules/x.rhai:3:9: unknown field `foo`\n   |\n 3 |     row.foo\n   |         ^");
+        let d = Diagnostic::at(
+            Path::new("rules/x.rhai"),
+            source,
+            3,
+            9,
+            "unknown field `foo`",
+        );
+        assert_eq!(
+            d.to_string(),
+            "rules/x.rhai:3:9: unknown field `foo`\n   |\n 3 |     row.foo\n   |         ^"
+        );
     }
 
     #[test]
     fn a_throw_inside_a_helper_points_at_the_throw_and_names_the_call() {
-        let engine = crate::engine::sandbox::build_engine(&crate::engine::config::Limits::default());
+        let engine =
+            crate::engine::sandbox::build_engine(&crate::engine::config::Limits::default());
         let source = "fn helper(x) {\n  if x > 3 {\n    throw \"too many: \" + x;\n  }\n}\nfn check(row) {\n  helper(5);\n}";
         let ast = engine.compile(source).unwrap();
         let options = rhai::CallFnOptions::new().eval_ast(false);
-        let error = engine.call_fn_with_options::<rhai::Dynamic>(options, &mut rhai::Scope::new(), &ast, "check", (1_i64,)).unwrap_err();
+        let error = engine
+            .call_fn_with_options::<rhai::Dynamic>(
+                options,
+                &mut rhai::Scope::new(),
+                &ast,
+                "check",
+                (1_i64,),
+            )
+            .unwrap_err();
         let d = Diagnostic::from_eval(Path::new("rules/x.rhai"), source, &error);
         assert_eq!(
             d.to_string(),
             "rules/x.rhai:3:5: too many: 5\n   |\n 3 |     throw \"too many: \" + x;\n   |     ^\n   = note: in `helper`, called at line 7, column 3"
         );
-        assert_eq!(d.short(), "rules/x.rhai:3:5: too many: 5 (in `helper`, called at line 7, column 3)");
+        assert_eq!(
+            d.short(),
+            "rules/x.rhai:3:5: too many: 5 (in `helper`, called at line 7, column 3)"
+        );
     }
 
     #[test]
@@ -216,14 +311,20 @@ mod tests {
         let text = "[rules]\ndisabeld = [\"x\"]\n";
         let error = toml::from_str::<File>(text).unwrap_err();
         let message = toml_error(&error, text);
-        assert!(message.starts_with("TOML parse error at line 2, column 1"), "{message}");
+        assert!(
+            message.starts_with("TOML parse error at line 2, column 1"),
+            "{message}"
+        );
         assert!(
             message.ends_with("unknown key `disabeld` in [rules]; did you mean `disabled`? (expected: `disabled`, `max_operations`)"),
             "{message}"
         );
         let text = "[rule]\n";
         let message = toml_error(&toml::from_str::<File>(text).unwrap_err(), text);
-        assert!(message.ends_with("unknown key `rule`; did you mean `rules`? (expected: `rules`)"), "{message}");
+        assert!(
+            message.ends_with("unknown key `rule`; did you mean `rules`? (expected: `rules`)"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -233,13 +334,19 @@ mod tests {
             format!("found () where a bool is needed; {BLANK_ADVICE}")
         );
         assert!(explain("Function not found: + ((), i64)").ends_with(BLANK_ADVICE));
-        assert_eq!(explain("Function not found: foo (i64)"), "Function not found: foo (i64)");
+        assert_eq!(
+            explain("Function not found: foo (i64)"),
+            "Function not found: foo (i64)"
+        );
     }
 
     #[test]
     fn suggests_close_names_only() {
         let names = ["days_since_activity", "member_count"];
-        assert_eq!(did_you_mean("days_since_activty", names), Some("days_since_activity"));
+        assert_eq!(
+            did_you_mean("days_since_activty", names),
+            Some("days_since_activity")
+        );
         assert_eq!(did_you_mean("colour", names), None);
     }
 }

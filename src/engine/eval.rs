@@ -6,14 +6,17 @@
 
 use std::sync::Arc;
 
-use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
+use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope};
+
+use csv::ByteRecord;
 
 use super::diagnostics::Diagnostic;
 use super::finding::{Evidence, EvidenceMap, Finding, Severity, finding_key};
 use super::rule::{Rule, kind_name};
 use super::sandbox::column_value;
 use crate::report::header::Col;
-use crate::report::row::{Row, RowData};
+use crate::report::row::{Row, RowData, RowError};
+use crate::report::stats::ReportStats;
 
 /// A rule that failed on one row. The scan goes on.
 #[derive(Clone, Debug)]
@@ -49,65 +52,161 @@ pub struct RowOutcome {
     pub failures: Vec<RuleFailure>,
 }
 
+/// What a chunk of records became, in report order.
+#[derive(Debug)]
+pub enum ChunkItem {
+    Row(RowOutcome),
+    Error(RowError),
+}
+
 /// Evaluates the enabled rules against rows.
+///
+/// Each rule's `check` is called once per row from Rust. (Looping over a
+/// whole chunk inside one script call was measured: it costs about three
+/// times more instructions per row, because a script-to-script call and
+/// the loop clone their arguments where a call from Rust moves them.)
 pub struct Evaluator<'a> {
     engine: &'a Engine,
     rules: Vec<&'a Rule>,
     scope: Scope<'static>,
     row: Arc<RowData>,
+    /// Report every row (for the state store), not only rows with
+    /// findings or failures.
+    pub track_groups: bool,
 }
 
 impl<'a> Evaluator<'a> {
-    pub fn new(engine: &'a Engine, rules: impl IntoIterator<Item = &'a Rule>, empty_row: RowData) -> Evaluator<'a> {
-        let rules = rules.into_iter().filter(|r| r.check_arity.is_some()).collect();
-        Evaluator { engine, rules, scope: Scope::new(), row: Arc::new(empty_row) }
+    pub fn new(
+        engine: &'a Engine,
+        rules: impl IntoIterator<Item = &'a Rule>,
+        empty_row: RowData,
+    ) -> Evaluator<'a> {
+        let rules: Vec<&Rule> = rules
+            .into_iter()
+            .filter(|r| r.check_arity.is_some())
+            .collect();
+        Evaluator {
+            engine,
+            rules,
+            scope: Scope::new(),
+            row: Arc::new(empty_row),
+            track_groups: true,
+        }
     }
 
     /// The row buffer to fill before [`Evaluator::evaluate`]. Scripts may
     /// still hold the previous row (a finding's evidence can); then a new
     /// buffer is made.
     pub fn row_mut(&mut self) -> &mut RowData {
-        if Arc::get_mut(&mut self.row).is_none() {
-            self.row = Arc::new((*self.row).clone());
-        }
-        Arc::get_mut(&mut self.row).expect("row buffer was just made unique")
+        unique(&mut self.row)
     }
 
-    /// Runs every rule on the row in the buffer.
+    /// Runs every rule on the row in the buffer, one call per rule.
     pub fn evaluate(&mut self, outcome: &mut RowOutcome) {
         let data = Arc::clone(&self.row);
         outcome.line = data.line;
         outcome.group_key = data.group_key();
         outcome.findings.clear();
         outcome.failures.clear();
-        let row = Dynamic::from(Row(Arc::clone(&data)));
-        for rule in &self.rules {
-            let result = match rule.check_arity {
-                Some(1) => self.engine.call_fn_with_options::<Dynamic>(call_options(), &mut self.scope, &rule.ast, "check", (row.clone(),)),
-                _ => self.engine.call_fn_with_options::<Dynamic>(
-                    call_options(),
-                    &mut self.scope,
-                    &rule.ast,
-                    "check",
-                    (row.clone(), Dynamic::from(rule.params.clone())),
-                ),
+        let group_key = outcome.group_key.clone();
+        for index in 0..self.rules.len() {
+            let result = self.call_one(index, &data);
+            self.absorb(index, &data, &group_key, result, outcome);
+        }
+    }
+
+    /// Parses and evaluates a chunk of raw records; each record's buffer
+    /// is swapped into a row buffer (the chunk keeps an old one in
+    /// exchange, to be refilled).
+    pub fn evaluate_chunk(
+        &mut self,
+        records: &mut [(u64, ByteRecord)],
+        stats: &mut ReportStats,
+        out: &mut Vec<ChunkItem>,
+    ) {
+        for (line, record) in records.iter_mut() {
+            let row = unique(&mut self.row);
+            // Swap, not copy: the chunk keeps the old buffer for refilling.
+            std::mem::swap(&mut row.record, record);
+            if let Err(error) = row.parse(*line) {
+                out.push(ChunkItem::Error(error));
+                continue;
+            }
+            stats.add_row(row);
+            let row = Arc::clone(&self.row);
+            let group_key = row.group_key();
+            let mut outcome = RowOutcome {
+                line: row.line,
+                ..RowOutcome::default()
             };
-            let converted = result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e)).and_then(|value| {
-                let start = outcome.findings.len();
-                collect_findings(rule, &data, value, &mut outcome.findings)
-                    .inspect_err(|_| outcome.findings.truncate(start))
-                    .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
-            });
-            if let Err(diagnostic) = converted {
-                outcome.failures.push(RuleFailure {
-                    rule: rule.id.clone(),
-                    line: Some(data.line),
-                    group: data.text(Col::GroupDisplayName).map(|n| n.into_owned()),
-                    diagnostic,
-                });
+            for index in 0..self.rules.len() {
+                let result = self.call_one(index, &row);
+                self.absorb(index, &row, &group_key, result, &mut outcome);
+            }
+            outcome.group_key = group_key;
+            if self.track_groups || !outcome.findings.is_empty() || !outcome.failures.is_empty() {
+                out.push(ChunkItem::Row(outcome));
             }
         }
     }
+
+    fn call_one(&mut self, index: usize, row: &Arc<RowData>) -> CheckResult {
+        let rule = self.rules[index];
+        let row_value = Dynamic::from(Row(Arc::clone(row)));
+        let result = match rule.check_arity {
+            Some(1) => self.engine.call_fn_with_options::<Dynamic>(
+                call_options(),
+                &mut self.scope,
+                &rule.ast,
+                "check",
+                (row_value,),
+            ),
+            _ => self.engine.call_fn_with_options::<Dynamic>(
+                call_options(),
+                &mut self.scope,
+                &rule.ast,
+                "check",
+                (row_value, Dynamic::from(rule.params.clone())),
+            ),
+        };
+        result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
+    }
+
+    /// Adds what rule `index` made of `row` to the row's outcome.
+    fn absorb(
+        &self,
+        index: usize,
+        row: &RowData,
+        group_key: &str,
+        result: CheckResult,
+        outcome: &mut RowOutcome,
+    ) {
+        let rule = self.rules[index];
+        let converted = result.and_then(|value| {
+            let start = outcome.findings.len();
+            collect_findings(rule, row, group_key, value, &mut outcome.findings)
+                .inspect_err(|_| outcome.findings.truncate(start))
+                .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
+        });
+        if let Err(diagnostic) = converted {
+            outcome.failures.push(RuleFailure {
+                rule: rule.id.clone(),
+                line: Some(row.line),
+                group: row.text(Col::GroupDisplayName).map(|n| n.into_owned()),
+                diagnostic,
+            });
+        }
+    }
+}
+
+type CheckResult = Result<Dynamic, Diagnostic>;
+
+/// The row behind `slot`, made unique (a script may have kept the old one).
+fn unique(slot: &mut Arc<RowData>) -> &mut RowData {
+    if Arc::get_mut(slot).is_none() {
+        *slot = Arc::new((**slot).clone());
+    }
+    Arc::get_mut(slot).expect("row buffer was just made unique")
 }
 
 /// Calls run the function only, not the script's top level again.
@@ -123,23 +222,35 @@ fn call_options() -> CallFnOptions<'static> {
 /// - a map `#{ message, severity?, evidence?, id? }`: one finding;
 /// - an array of the above: several findings (each needs its own `id`,
 ///   or they are numbered).
-fn collect_findings(rule: &Rule, row: &RowData, value: Dynamic, out: &mut Vec<Finding>) -> Result<(), String> {
+fn collect_findings(
+    rule: &Rule,
+    row: &RowData,
+    group_key: &str,
+    value: Dynamic,
+    out: &mut Vec<Finding>,
+) -> Result<(), String> {
     if value.is_array() {
         let items = value.into_array().unwrap_or_default();
         for (index, item) in items.into_iter().enumerate() {
-            if let Some(finding) = one_finding(rule, row, item, index)? {
+            if let Some(finding) = one_finding(rule, row, group_key, item, index)? {
                 out.push(finding);
             }
         }
         return Ok(());
     }
-    if let Some(finding) = one_finding(rule, row, value, 0)? {
+    if let Some(finding) = one_finding(rule, row, group_key, value, 0)? {
         out.push(finding);
     }
     Ok(())
 }
 
-fn one_finding(rule: &Rule, row: &RowData, value: Dynamic, index: usize) -> Result<Option<Finding>, String> {
+fn one_finding(
+    rule: &Rule,
+    row: &RowData,
+    group_key: &str,
+    value: Dynamic,
+    index: usize,
+) -> Result<Option<Finding>, String> {
     let mut severity = rule.severity;
     let mut evidence = EvidenceMap::default();
     let mut id_suffix = (index > 0).then(|| format!("#{}", index + 1));
@@ -154,33 +265,50 @@ fn one_finding(rule: &Rule, row: &RowData, value: Dynamic, index: usize) -> Resu
         let mut message = None;
         for (name, field) in map {
             match name.as_str() {
-                "message" => message = Some(field.into_string().map_err(|t| format!("a finding's `message` must be a string, found {t}"))?),
+                "message" => {
+                    message = Some(field.into_string().map_err(|t| {
+                        format!("a finding's `message` must be a string, found {t}")
+                    })?)
+                }
                 "severity" => {
-                    let text = field.into_string().map_err(|t| format!("a finding's `severity` must be a string, found {t}"))?;
+                    let text = field.into_string().map_err(|t| {
+                        format!("a finding's `severity` must be a string, found {t}")
+                    })?;
                     severity = text.parse::<Severity>()?;
                 }
                 "id" => id_suffix = Some(field.to_string()),
                 "evidence" => {
-                    let map = field.try_cast::<Map>().ok_or("a finding's `evidence` must be a map")?;
+                    let map = field
+                        .try_cast::<Map>()
+                        .ok_or("a finding's `evidence` must be a map")?;
                     for (name, item) in map {
                         evidence.set(name.as_str().into(), to_evidence(&item));
                     }
                 }
-                other => return Err(format!("a finding has no field `{other}` (use message, severity, evidence, id)")),
+                other => {
+                    return Err(format!(
+                        "a finding has no field `{other}` (use message, severity, evidence, id)"
+                    ));
+                }
             }
         }
         message.ok_or("a finding map needs a `message`")?
     } else {
-        return Err(format!("`check` returned {}; expected (), a bool, a string, a finding map or an array of them", kind_name(&value)));
+        return Err(format!(
+            "`check` returned {}; expected (), a bool, a string, a finding map or an array of them",
+            kind_name(&value)
+        ));
     };
     let mut all_evidence = EvidenceMap::default();
     for field in &rule.evidence_fields {
-        all_evidence.0.push(((*field).into(), row_evidence(row, field)));
+        all_evidence
+            .0
+            .push(((*field).into(), row_evidence(row, field)));
     }
     for (name, value) in evidence.0 {
         all_evidence.set(name, value);
     }
-    let mut key = finding_key(&rule.id, &row.group_key());
+    let mut key = finding_key(&rule.id, group_key);
     if let Some(suffix) = id_suffix {
         key.push('#');
         key.push_str(suffix.trim_start_matches('#'));
@@ -201,8 +329,12 @@ fn one_finding(rule: &Rule, row: &RowData, value: Dynamic, index: usize) -> Resu
 /// A row property as evidence.
 fn row_evidence(row: &RowData, field: &str) -> Evidence {
     match field {
-        "days_since_activity" => row.days_since_activity().map_or(Evidence::Null, Evidence::Int),
-        "total_storage_bytes" => row.total_storage_bytes().map_or(Evidence::Null, Evidence::Int),
+        "days_since_activity" => row
+            .days_since_activity()
+            .map_or(Evidence::Null, Evidence::Int),
+        "total_storage_bytes" => row
+            .total_storage_bytes()
+            .map_or(Evidence::Null, Evidence::Int),
         "is_concealed" => Evidence::Bool(row.is_concealed()),
         _ => match Col::ALL.iter().find(|c| c.spec().field == field) {
             Some(&col) => to_evidence(&column_value(row, col)),
@@ -224,12 +356,4 @@ pub fn to_evidence(value: &Dynamic) -> Evidence {
     } else {
         Evidence::Text(value.to_string())
     }
-}
-
-/// Rhai's error for a runaway script, for callers that count limits.
-pub fn is_limit_error(error: &EvalAltResult) -> bool {
-    matches!(
-        error.unwrap_inner(),
-        EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorStackOverflow(_) | EvalAltResult::ErrorDataTooLarge(..)
-    )
 }

@@ -8,7 +8,19 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// How much a finding matters, least first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -19,7 +31,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,7 +63,11 @@ impl FromStr for Severity {
         Severity::ALL
             .into_iter()
             .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| format!("unknown severity `{text}`; expected one of info, low, medium, high, critical"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown severity `{text}`; expected one of info, low, medium, high, critical"
+                )
+            })
     }
 }
 
@@ -91,7 +113,11 @@ impl EvidenceMap {
 
     /// `name=value, …` for one-line displays.
     pub fn to_line(&self) -> String {
-        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(", ")
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -137,7 +163,12 @@ mod tests {
     fn severities_order_and_parse() {
         assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Info);
         assert_eq!("HIGH".parse::<Severity>(), Ok(Severity::High));
-        assert!("urgent".parse::<Severity>().unwrap_err().contains("expected one of"));
+        assert!(
+            "urgent"
+                .parse::<Severity>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
     }
 
     #[test]
@@ -146,6 +177,9 @@ mod tests {
         evidence.set("b".into(), Evidence::Int(2));
         evidence.set("a".into(), Evidence::Null);
         evidence.set("b".into(), Evidence::Text("x".into()));
-        assert_eq!(serde_json::to_string(&evidence).unwrap(), r#"{"b":"x","a":null}"#);
+        assert_eq!(
+            serde_json::to_string(&evidence).unwrap(),
+            r#"{"b":"x","a":null}"#
+        );
     }
 }

@@ -43,7 +43,10 @@ pub struct Rule {
 
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rule").field("id", &self.id).field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Rule")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,7 +54,10 @@ impl fmt::Debug for Rule {
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error("cannot read rules from {path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("no rules (*.rhai) in {0}")]
     NoRules(PathBuf),
     #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n\n"))]
@@ -72,7 +78,10 @@ impl RuleSet {
     /// collected before failing, so one run shows them all.
     pub fn load(engine: &Engine, dir: &Path, config: &RulesConfig) -> Result<RuleSet, RuleError> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|error| RuleError::Io { path: dir.to_owned(), error })?
+            .map_err(|error| RuleError::Io {
+                path: dir.to_owned(),
+                error,
+            })?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
             .collect();
@@ -83,7 +92,10 @@ impl RuleSet {
         let mut rules = Vec::new();
         let mut diagnostics = Vec::new();
         for path in paths {
-            let source = std::fs::read_to_string(&path).map_err(|error| RuleError::Io { path: path.clone(), error })?;
+            let source = std::fs::read_to_string(&path).map_err(|error| RuleError::Io {
+                path: path.clone(),
+                error,
+            })?;
             match compile_rule(engine, &path, &source) {
                 Ok(rule) => rules.push(rule),
                 Err(mut errors) => diagnostics.append(&mut errors),
@@ -105,23 +117,35 @@ impl RuleSet {
                 "",
                 0,
                 0,
-                format!("rule id `{}` is also used by {}", pair[1].id, pair[0].path.display()),
+                format!(
+                    "rule id `{}` is also used by {}",
+                    pair[1].id,
+                    pair[0].path.display()
+                ),
             )]));
         }
         let ids: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
         let unknown_rule = |key: String, id: &str| RuleError::Config {
             message: format!(
                 "no rule `{id}` in the rules folder{}",
-                did_you_mean(id, ids.iter().map(String::as_str)).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default()
+                did_you_mean(id, ids.iter().map(String::as_str))
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default()
             ),
             key,
         };
         for (index, id) in config.disabled.iter().enumerate() {
-            let rule = rules.iter_mut().find(|r| &*r.id == id).ok_or_else(|| unknown_rule(format!("rules.disabled[{index}]"), id))?;
+            let rule = rules
+                .iter_mut()
+                .find(|r| &*r.id == id)
+                .ok_or_else(|| unknown_rule(format!("rules.disabled[{index}]"), id))?;
             rule.enabled = false;
         }
         for (id, overrides) in &config.params {
-            let rule = rules.iter_mut().find(|r| &*r.id == id).ok_or_else(|| unknown_rule(format!("rules.params.{id}"), id))?;
+            let rule = rules
+                .iter_mut()
+                .find(|r| &*r.id == id)
+                .ok_or_else(|| unknown_rule(format!("rules.params.{id}"), id))?;
             rule.apply_overrides(overrides)?;
         }
         Ok(RuleSet { rules })
@@ -145,15 +169,31 @@ impl Rule {
             let key = format!("rules.params.{}.{name}", self.id);
             let Some(default) = self.defaults.get(name.as_str()) else {
                 let known: Vec<&str> = self.defaults.keys().map(|k| k.as_str()).collect();
-                let hint = did_you_mean(name, known.iter().copied()).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
-                let list = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-                return Err(RuleError::Config { key, message: format!("rule `{}` has no parameter `{name}` (it has: {list}){hint}", self.id) });
+                let hint = did_you_mean(name, known.iter().copied())
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
+                let list = if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                };
+                return Err(RuleError::Config {
+                    key,
+                    message: format!(
+                        "rule `{}` has no parameter `{name}` (it has: {list}){hint}",
+                        self.id
+                    ),
+                });
             };
             let value = toml_to_dynamic(value);
             if !same_kind(default, &value) {
                 return Err(RuleError::Config {
                     key,
-                    message: format!("expected {} like the default `{default}`, found {}", kind_name(default), kind_name(&value)),
+                    message: format!(
+                        "expected {} like the default `{default}`, found {}",
+                        kind_name(default),
+                        kind_name(&value)
+                    ),
                 });
             }
             params.insert(name.as_str().into(), value);
@@ -186,7 +226,9 @@ pub fn kind_name(value: &Dynamic) -> &'static str {
 }
 
 fn same_kind(default: &Dynamic, value: &Dynamic) -> bool {
-    default.is_unit() || default.type_id() == value.type_id() || (default.is_float() && value.is_int())
+    default.is_unit()
+        || default.type_id() == value.type_id()
+        || (default.is_float() && value.is_int())
 }
 
 /// Converts a TOML value to what a script sees.
@@ -197,22 +239,34 @@ pub fn toml_to_dynamic(value: &toml::Value) -> Dynamic {
         toml::Value::Float(f) => Dynamic::from_float(*f),
         toml::Value::Boolean(b) => Dynamic::from_bool(*b),
         toml::Value::Datetime(d) => d.to_string().into(),
-        toml::Value::Array(items) => Dynamic::from_array(items.iter().map(toml_to_dynamic).collect()),
-        toml::Value::Table(table) => {
-            Dynamic::from_map(table.iter().map(|(k, v)| (k.as_str().into(), toml_to_dynamic(v))).collect())
+        toml::Value::Array(items) => {
+            Dynamic::from_array(items.iter().map(toml_to_dynamic).collect())
         }
+        toml::Value::Table(table) => Dynamic::from_map(
+            table
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), toml_to_dynamic(v)))
+                .collect(),
+        ),
     }
 }
 
 /// Compiles one rule file and reads its metadata by running its top level
 /// once in the sandbox.
 pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, Vec<Diagnostic>> {
-    let mut ast = engine.compile(source).map_err(|e| vec![Diagnostic::from_parse(path, source, &e)])?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut ast = engine
+        .compile(source)
+        .map_err(|e| vec![Diagnostic::from_parse(path, source, &e)])?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     ast.set_source(path.display().to_string());
 
     let mut scope = Scope::new();
-    engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| vec![Diagnostic::from_eval(path, source, &e)])?;
+    engine
+        .run_ast_with_scope(&mut scope, &ast)
+        .map_err(|e| vec![Diagnostic::from_eval(path, source, &e)])?;
 
     let mut errors = Vec::new();
     let meta_error = |name: &str, message: String| {
@@ -224,7 +278,10 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         match value.clone().into_immutable_string() {
             Ok(s) => Some(s.to_string()),
             Err(found) => {
-                errors.push(meta_error(name, format!("`{name}` must be a string, found {found}")));
+                errors.push(meta_error(
+                    name,
+                    format!("`{name}` must be a string, found {found}"),
+                ));
                 None
             }
         }
@@ -242,24 +299,52 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
     let defaults = match scope.get("PARAMS") {
         None => Map::new(),
         Some(value) => value.clone().try_cast::<Map>().unwrap_or_else(|| {
-            errors.push(meta_error("PARAMS", format!("`PARAMS` must be a map like #{{ days: 90 }}, found {}", value.type_name())));
+            errors.push(meta_error(
+                "PARAMS",
+                format!(
+                    "`PARAMS` must be a map like #{{ days: 90 }}, found {}",
+                    value.type_name()
+                ),
+            ));
             Map::new()
         }),
     };
     if !valid_id(&id) {
-        errors.push(meta_error("ID", format!("rule id `{id}` may use only letters, digits, `-` and `_`")));
+        errors.push(meta_error(
+            "ID",
+            format!("rule id `{id}` may use only letters, digits, `-` and `_`"),
+        ));
     }
 
-    let arity = |name: &str| ast.iter_functions().find(|f| f.name == name).map(|f| f.params.len());
+    let arity = |name: &str| {
+        ast.iter_functions()
+            .find(|f| f.name == name)
+            .map(|f| f.params.len())
+    };
     let check_arity = arity("check");
     let tenant_arity = arity("tenant");
     if check_arity.is_none() && tenant_arity.is_none() {
-        errors.push(Diagnostic::at(path, source, 0, 0, "the rule defines neither `fn check(row, params)` nor `fn tenant(summary, params)`"));
+        errors.push(Diagnostic::at(
+            path,
+            source,
+            0,
+            0,
+            "the rule defines neither `fn check(row, params)` nor `fn tenant(summary, params)`",
+        ));
     }
     for (name, arity) in [("check", check_arity), ("tenant", tenant_arity)] {
         if arity.is_some_and(|n| n == 0 || n > 2) {
             let (line, column) = find_declaration(source, name);
-            errors.push(Diagnostic::at(path, source, line, column, format!("`{name}` takes one or two parameters: ({}, params)", if name == "check" { "row" } else { "summary" })));
+            errors.push(Diagnostic::at(
+                path,
+                source,
+                line,
+                column,
+                format!(
+                    "`{name}` takes one or two parameters: ({}, params)",
+                    if name == "check" { "row" } else { "summary" }
+                ),
+            ));
         }
     }
 
@@ -272,13 +357,26 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         for access in property_accesses(source, row_param) {
             match row_property_names().find(|n| *n == access.name) {
                 Some(name) => {
-                    if !evidence_fields.contains(&name) && !matches!(name, "group_display_name" | "group_id" | "owner_principal_name" | "line") {
+                    if !evidence_fields.contains(&name)
+                        && !matches!(
+                            name,
+                            "group_display_name" | "group_id" | "owner_principal_name" | "line"
+                        )
+                    {
                         evidence_fields.push(name);
                     }
                 }
                 None => {
-                    let hint = did_you_mean(&access.name, row_property_names()).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
-                    errors.push(Diagnostic::at(path, source, access.line, access.column, format!("unknown field `{}`{hint}", access.name)));
+                    let hint = did_you_mean(&access.name, row_property_names())
+                        .map(|h| format!("; did you mean `{h}`?"))
+                        .unwrap_or_default();
+                    errors.push(Diagnostic::at(
+                        path,
+                        source,
+                        access.line,
+                        access.column,
+                        format!("unknown field `{}`{hint}", access.name),
+                    ));
                 }
             }
         }
@@ -316,7 +414,13 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
 /// The optimiser replaces a constant by its value wherever it is read as
 /// a value, but not where it is the target of a method call or an index
 /// (`NAMES.len()`, `NAMES[0]`); those are reported as errors with advice.
-fn with_constants_inlined(engine: &Engine, path: &Path, source: &str, scope: &Scope, ast: AST) -> Result<AST, Vec<Diagnostic>> {
+fn with_constants_inlined(
+    engine: &Engine,
+    path: &Path,
+    source: &str,
+    scope: &Scope,
+    ast: AST,
+) -> Result<AST, Vec<Diagnostic>> {
     let mut constants = Scope::new();
     for (name, is_constant, value) in scope.iter() {
         if is_constant {
@@ -344,28 +448,52 @@ fn with_constants_inlined(engine: &Engine, path: &Path, source: &str, scope: &Sc
         }
         true
     });
-    if errors.is_empty() { Ok(ast) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(ast)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `summary.<name>` reads in a tenant rule are checked like row fields.
 /// Skipped when `check` and `tenant` name their parameter alike, since the
 /// scan cannot tell the two functions apart.
-fn check_summary_accesses(ast: &AST, path: &Path, source: &str, row_param: Option<&str>, errors: &mut Vec<Diagnostic>) {
-    let summary_param = ast.iter_functions().find(|f| f.name == "tenant").and_then(|f| f.params.first().map(|p| p.to_string()));
+fn check_summary_accesses(
+    ast: &AST,
+    path: &Path,
+    source: &str,
+    row_param: Option<&str>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let summary_param = ast
+        .iter_functions()
+        .find(|f| f.name == "tenant")
+        .and_then(|f| f.params.first().map(|p| p.to_string()));
     let Some(summary_param) = summary_param.filter(|p| Some(p.as_str()) != row_param) else {
         return;
     };
     for access in property_accesses(source, &summary_param) {
         if !summary_property_names().any(|n| n == access.name) {
-            let hint = did_you_mean(&access.name, summary_property_names()).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
-            errors.push(Diagnostic::at(path, source, access.line, access.column, format!("unknown summary property `{}`{hint}", access.name)));
+            let hint = did_you_mean(&access.name, summary_property_names())
+                .map(|h| format!("; did you mean `{h}`?"))
+                .unwrap_or_default();
+            errors.push(Diagnostic::at(
+                path,
+                source,
+                access.line,
+                access.column,
+                format!("unknown summary property `{}`{hint}", access.name),
+            ));
         }
     }
 }
 
 /// A rule id: letters, digits, `-` and `_`.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Where `const NAME` (or `let NAME`, `fn NAME`) is declared: (line, column).
@@ -490,7 +618,11 @@ mod tests {
     use crate::engine::sandbox::build_engine;
 
     fn compile(source: &str) -> Result<Rule, Vec<Diagnostic>> {
-        compile_rule(&build_engine(&Limits::default()), Path::new("rules/demo.rhai"), source)
+        compile_rule(
+            &build_engine(&Limits::default()),
+            Path::new("rules/demo.rhai"),
+            source,
+        )
     }
 
     #[test]
@@ -514,14 +646,21 @@ mod tests {
 
     #[test]
     fn a_misspelt_field_is_a_compile_error_with_a_hint() {
-        let errors = compile("fn check(r) {\n  if r.days_since_activty > 3 { true }\n}").unwrap_err();
-        assert_eq!(errors[0].short(), "rules/demo.rhai:2:8: unknown field `days_since_activty`; did you mean `days_since_activity`?");
+        let errors =
+            compile("fn check(r) {\n  if r.days_since_activty > 3 { true }\n}").unwrap_err();
+        assert_eq!(
+            errors[0].short(),
+            "rules/demo.rhai:2:8: unknown field `days_since_activty`; did you mean `days_since_activity`?"
+        );
     }
 
     #[test]
     fn a_misspelt_summary_property_is_a_compile_error_with_a_hint() {
         let errors = compile("fn tenant(summary) {\n  summary.never_activ > 3\n}").unwrap_err();
-        assert_eq!(errors[0].short(), "rules/demo.rhai:2:11: unknown summary property `never_activ`; did you mean `never_active`?");
+        assert_eq!(
+            errors[0].short(),
+            "rules/demo.rhai:2:11: unknown summary property `never_activ`; did you mean `never_active`?"
+        );
     }
 
     #[test]
@@ -530,14 +669,17 @@ mod tests {
         let source = "const LIMIT = 5;\nconst NAMES = [\"a\"];\nconst M = #{ days: 1 };\nfn check(row) { let names = NAMES; LIMIT + names.len() + M.days - (if \"a\" in NAMES { 1 } else { 0 }) }";
         let rule = compile_rule(&engine, Path::new("rules/demo.rhai"), source).unwrap();
         let options = rhai::CallFnOptions::new().eval_ast(false);
-        let value = engine.call_fn_with_options::<i64>(options, &mut Scope::new(), &rule.ast, "check", (1_i64,)).unwrap();
+        let value = engine
+            .call_fn_with_options::<i64>(options, &mut Scope::new(), &rule.ast, "check", (1_i64,))
+            .unwrap();
         assert_eq!(value, 6);
         assert_eq!(rule.ast.source(), Some("rules/demo.rhai"));
     }
 
     #[test]
     fn a_constant_that_cannot_be_inlined_is_an_error_with_advice() {
-        let errors = compile("const NAMES = [\"a\"];\nfn check(row) {\n  NAMES.len() > 0\n}").unwrap_err();
+        let errors =
+            compile("const NAMES = [\"a\"];\nfn check(row) {\n  NAMES.len() > 0\n}").unwrap_err();
         assert_eq!(
             errors[0].short(),
             "rules/demo.rhai:3:3: the constant `NAMES` cannot be used with a method or an index inside a function; copy it first: `let names = NAMES;`"
@@ -547,7 +689,10 @@ mod tests {
     #[test]
     fn property_scan_skips_strings_comments_and_methods() {
         let src = "// row.nope\nlet a = \"row.nope\"; row.has(\"x\"); row . member_count; `${row.group_type}`";
-        let names: Vec<String> = property_accesses(src, "row").into_iter().map(|a| a.name).collect();
+        let names: Vec<String> = property_accesses(src, "row")
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
         assert_eq!(names, vec!["member_count", "group_type"]);
     }
 
@@ -561,12 +706,25 @@ mod tests {
     #[test]
     fn overrides_are_checked_against_the_defaults() {
         let rule = compile("const PARAMS = #{ days: 90 };\nfn check(row, p) { false }").unwrap();
-        let config = |text: &str| RulesConfig { params: [("demo".to_owned(), toml::from_str(text).unwrap())].into(), ..Default::default() };
+        let config = |text: &str| RulesConfig {
+            params: [("demo".to_owned(), toml::from_str(text).unwrap())].into(),
+            ..Default::default()
+        };
         let set = RuleSet::from_rules(vec![rule.clone()], &config("days = 30")).unwrap();
-        assert_eq!(set.rules[0].params.0.get("days").unwrap().as_int().unwrap(), 30);
+        assert_eq!(
+            set.rules[0].params.0.get("days").unwrap().as_int().unwrap(),
+            30
+        );
         let err = RuleSet::from_rules(vec![rule.clone()], &config("dayz = 30")).unwrap_err();
-        assert_eq!(err.to_string(), "config key `rules.params.demo.dayz`: rule `demo` has no parameter `dayz` (it has: days); did you mean `days`?");
+        assert_eq!(
+            err.to_string(),
+            "config key `rules.params.demo.dayz`: rule `demo` has no parameter `dayz` (it has: days); did you mean `days`?"
+        );
         let err = RuleSet::from_rules(vec![rule], &config("days = \"30\"")).unwrap_err();
-        assert!(err.to_string().ends_with("expected int like the default `90`, found string"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("expected int like the default `90`, found string"),
+            "{err}"
+        );
     }
 }

@@ -34,12 +34,20 @@ pub const DERIVED_PROPERTIES: &[(&str, &str, &str, &str)] = &[
         "The tenant conceals names: the group id is all zeros or the name is a 32-character hash.",
         "false",
     ),
-    ("line", "int", "The line of the report file this row starts on (the header is line 1).", "42"),
+    (
+        "line",
+        "int",
+        "The line of the report file this row starts on (the header is line 1).",
+        "42",
+    ),
 ];
 
 /// Every property name `row.<name>` accepts.
 pub fn row_property_names() -> impl Iterator<Item = &'static str> {
-    COLUMNS.iter().map(|c| c.field).chain(DERIVED_PROPERTIES.iter().map(|d| d.0))
+    COLUMNS
+        .iter()
+        .map(|c| c.field)
+        .chain(DERIVED_PROPERTIES.iter().map(|d| d.0))
 }
 
 /// Builds the sandboxed engine with the row API and helper functions.
@@ -50,6 +58,7 @@ pub fn build_engine(limits: &Limits) -> Engine {
     engine.disable_symbol("eval");
     engine.disable_symbol("import");
 
+    engine.set_optimization_level(rhai::OptimizationLevel::Full);
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_levels);
     engine.set_max_expr_depths(64, 32);
@@ -71,28 +80,47 @@ pub fn build_engine(limits: &Limits) -> Engine {
 fn register_row(engine: &mut Engine) {
     engine.register_type_with_name::<Row>("Row");
     for &col in Col::ALL {
-        engine.register_get(col.spec().field, move |row: &mut Row| column_value(&row.0, col));
+        engine.register_get(col.spec().field, move |row: &mut Row| {
+            column_value(&row.0, col)
+        });
     }
-    engine.register_get("days_since_activity", |row: &mut Row| optional_int(row.0.days_since_activity()));
-    engine.register_get("total_storage_bytes", |row: &mut Row| optional_int(row.0.total_storage_bytes()));
+    engine.register_get("days_since_activity", |row: &mut Row| {
+        optional_int(row.0.days_since_activity())
+    });
+    engine.register_get("total_storage_bytes", |row: &mut Row| {
+        optional_int(row.0.total_storage_bytes())
+    });
     engine.register_get("is_concealed", |row: &mut Row| row.0.is_concealed());
     engine.register_get("line", |row: &mut Row| row.0.line as i64);
     engine.register_indexer_get(index_row);
-    engine.register_fn("has", |row: &mut Row, name: &str| row.0.layout.find(name).is_some());
-    engine.register_fn("to_string", |row: &mut Row| format!("Row(line {})", row.0.line));
-    engine.register_fn("to_debug", |row: &mut Row| format!("Row(line {})", row.0.line));
+    engine.register_fn("has", |row: &mut Row, name: &str| {
+        row.0.layout.find(name).is_some()
+    });
+    engine.register_fn("to_string", |row: &mut Row| {
+        format!("Row(line {})", row.0.line)
+    });
+    engine.register_fn("to_debug", |row: &mut Row| {
+        format!("Row(line {})", row.0.line)
+    });
 
     // Parameters are read-only; `params.days` falls back to this indexer.
     engine.register_type_with_name::<Params>("Params");
-    engine.register_indexer_get(|params: &mut Params, name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-        params.0.get(name).cloned().ok_or_else(|| {
-            let hint = super::diagnostics::did_you_mean(name, params.0.keys().map(|k| k.as_str()))
-                .map(|h| format!("; did you mean `{h}`?"))
-                .unwrap_or_default();
-            runtime_error(format!("unknown parameter `{name}`{hint} (declare it in PARAMS)"))
-        })
+    engine.register_indexer_get(
+        |params: &mut Params, name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            params.0.get(name).cloned().ok_or_else(|| {
+                let hint =
+                    super::diagnostics::did_you_mean(name, params.0.keys().map(|k| k.as_str()))
+                        .map(|h| format!("; did you mean `{h}`?"))
+                        .unwrap_or_default();
+                runtime_error(format!(
+                    "unknown parameter `{name}`{hint} (declare it in PARAMS)"
+                ))
+            })
+        },
+    );
+    engine.register_fn("contains", |params: &mut Params, name: &str| {
+        params.0.contains_key(name)
     });
-    engine.register_fn("contains", |params: &mut Params, name: &str| params.0.contains_key(name));
 }
 
 /// The value of a known column as a script sees it.
@@ -118,7 +146,13 @@ fn optional_int(value: Option<i64>) -> Dynamic {
 fn index_row(row: &mut Row, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
     let data = &row.0;
     let Some(position) = data.layout.find(name) else {
-        let candidates: Vec<String> = data.layout.headers.iter().cloned().chain(row_property_names().map(String::from)).collect();
+        let candidates: Vec<String> = data
+            .layout
+            .headers
+            .iter()
+            .cloned()
+            .chain(row_property_names().map(String::from))
+            .collect();
         let hint = super::diagnostics::did_you_mean(name, candidates.iter().map(String::as_str))
             .map(|h| format!("; did you mean `{h}`?"))
             .unwrap_or_default();
@@ -126,10 +160,15 @@ fn index_row(row: &mut Row, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
             "unknown field `{name}`: the report has no such column{hint} (row.has(\"{name}\") tests for optional columns)"
         )));
     };
-    if let Some(&col) = Col::ALL.iter().find(|c| data.layout.position(**c) == Some(position)) {
+    if let Some(&col) = Col::ALL
+        .iter()
+        .find(|c| data.layout.position(**c) == Some(position))
+    {
         return Ok(column_value(data, col));
     }
-    Ok(data.text_at(position).map_or(Dynamic::UNIT, |t| Dynamic::from(ImmutableString::from(t.as_ref()))))
+    Ok(data.text_at(position).map_or(Dynamic::UNIT, |t| {
+        Dynamic::from(ImmutableString::from(t.as_ref()))
+    }))
 }
 
 fn register_helpers(engine: &mut Engine) {

@@ -13,13 +13,26 @@ pub struct CsvWriter {
 
 impl CsvWriter {
     pub fn new(out: Box<dyn Write>) -> Self {
-        CsvWriter { out: csv::Writer::from_writer(out), header_written: false }
+        CsvWriter {
+            out: csv::Writer::from_writer(out),
+            header_written: false,
+        }
     }
 
     fn header(&mut self) -> io::Result<()> {
         if !self.header_written {
             self.header_written = true;
-            self.out.write_record(["rule", "severity", "key", "group_id", "group_name", "owner", "message", "line", "evidence"])?;
+            self.out.write_record([
+                "rule",
+                "severity",
+                "key",
+                "group_id",
+                "group_name",
+                "owner",
+                "message",
+                "line",
+                "evidence",
+            ])?;
         }
         Ok(())
     }

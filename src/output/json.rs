@@ -12,7 +12,9 @@ pub struct JsonLinesWriter {
 
 impl JsonLinesWriter {
     pub fn new(out: Box<dyn Write>) -> Self {
-        JsonLinesWriter { out: BufWriter::with_capacity(256 * 1024, out) }
+        JsonLinesWriter {
+            out: BufWriter::with_capacity(256 * 1024, out),
+        }
     }
 }
 
@@ -36,20 +38,31 @@ pub struct JsonWriter {
 
 impl JsonWriter {
     pub fn new(out: Box<dyn Write>) -> Self {
-        JsonWriter { out: BufWriter::new(out), count: 0 }
+        JsonWriter {
+            out: BufWriter::new(out),
+            count: 0,
+        }
     }
 }
 
 impl FindingWriter for JsonWriter {
     fn write(&mut self, finding: &Finding) -> io::Result<()> {
-        self.out.write_all(if self.count == 0 { b"{\"findings\":[\n" } else { b",\n" })?;
+        self.out.write_all(if self.count == 0 {
+            b"{\"findings\":[\n"
+        } else {
+            b",\n"
+        })?;
         self.count += 1;
         serde_json::to_writer(&mut self.out, finding)?;
         Ok(())
     }
 
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {
-        self.out.write_all(if self.count == 0 { b"{\"findings\":[" } else { b"\n" })?;
+        self.out.write_all(if self.count == 0 {
+            b"{\"findings\":["
+        } else {
+            b"\n"
+        })?;
         self.out.write_all(b"],\n\"summary\":")?;
         serde_json::to_writer(&mut self.out, &SummaryView::new(summary))?;
         self.out.write_all(b"}\n")?;

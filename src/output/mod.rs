@@ -66,7 +66,12 @@ impl<'a> SummaryView<'a> {
         let rules = summary
             .per_rule
             .iter()
-            .map(|(id, counts)| (id.to_string(), serde_json::json!({ "findings": counts.findings, "errors": counts.errors })))
+            .map(|(id, counts)| {
+                (
+                    id.to_string(),
+                    serde_json::json!({ "findings": counts.findings, "errors": counts.errors }),
+                )
+            })
             .collect();
         SummaryView {
             source: &summary.source,

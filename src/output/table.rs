@@ -15,7 +15,10 @@ pub struct TableWriter {
 
 impl TableWriter {
     pub fn new(out: Box<dyn Write>) -> Self {
-        TableWriter { out, findings: Vec::new() }
+        TableWriter {
+            out,
+            findings: Vec::new(),
+        }
     }
 }
 
@@ -31,9 +34,15 @@ impl FindingWriter for TableWriter {
             return self.out.flush();
         }
         // Stable sort: report order within a severity and rule.
-        self.findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
+        self.findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.rule.cmp(&b.rule))
+        });
         let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
         table.set_header(["Severity", "Rule", "Group", "Owner", "Message"]);
         for f in &self.findings {
             table.add_row([

@@ -50,7 +50,8 @@ fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = month as i32;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day as i32 - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day as i32 - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -59,7 +60,8 @@ fn civil_from_days(days: i32) -> (i32, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
@@ -90,7 +92,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_date() {
-        for text in ["2023-02-29", "2026-13-01", "2026-00-10", "26-11-25", "2026/11/25", "N/A", "", "2026-11-25T00:00:00"] {
+        for text in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "26-11-25",
+            "2026/11/25",
+            "N/A",
+            "",
+            "2026-11-25T00:00:00",
+        ] {
             assert_eq!(parse_day(text.as_bytes()), None, "{text}");
         }
     }

@@ -185,14 +185,22 @@ pub struct MissingColumns {
 }
 
 fn required_headers() -> Vec<String> {
-    COLUMNS.iter().filter(|c| c.required).map(|c| c.header.to_owned()).collect()
+    COLUMNS
+        .iter()
+        .filter(|c| c.required)
+        .map(|c| c.header.to_owned())
+        .collect()
 }
 
 fn quote_list(items: &[String]) -> String {
     if items.is_empty() {
         return "nothing".into();
     }
-    items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Layout {
@@ -203,7 +211,11 @@ impl Layout {
             .enumerate()
             .map(|(i, h)| {
                 let h = h.as_ref();
-                let h = if i == 0 { h.trim_start_matches('\u{feff}') } else { h };
+                let h = if i == 0 {
+                    h.trim_start_matches('\u{feff}')
+                } else {
+                    h
+                };
                 h.trim().to_owned()
             })
             .collect();
@@ -227,9 +239,16 @@ impl Layout {
             .map(|(c, _)| c.header.to_owned())
             .collect();
         if !missing.is_empty() {
-            return Err(MissingColumns { missing, found: headers });
+            return Err(MissingColumns {
+                missing,
+                found: headers,
+            });
         }
-        Ok(Layout { positions, headers, extra })
+        Ok(Layout {
+            positions,
+            headers,
+            extra,
+        })
     }
 
     /// The record position of a known column.
@@ -239,20 +258,29 @@ impl Layout {
 
     /// The header a record position came from.
     pub fn header_at(&self, position: usize) -> &str {
-        self.headers.get(position).map(String::as_str).unwrap_or("?")
+        self.headers
+            .get(position)
+            .map(String::as_str)
+            .unwrap_or("?")
     }
 
     /// The position of a column by its header or field name, for rules
     /// that read a column this version does not know.
     pub fn find(&self, name: &str) -> Option<usize> {
         // Rules mostly spell a header or field exactly: compare bytes first.
-        if let Some(col) = COLUMNS.iter().position(|c| c.header == name || c.field == name) {
+        if let Some(col) = COLUMNS
+            .iter()
+            .position(|c| c.header == name || c.field == name)
+        {
             return self.positions[col];
         }
         if let Some(col) = known_column(name) {
             return self.positions[col];
         }
-        self.extra.iter().find(|e| same_key(&e.header, name)).map(|e| e.position)
+        self.extra
+            .iter()
+            .find(|e| same_key(&e.header, name))
+            .map(|e| e.position)
     }
 }
 
@@ -263,7 +291,9 @@ fn same_key(a: &str, b: &str) -> bool {
 }
 
 fn key_chars(text: &str) -> impl Iterator<Item = char> + '_ {
-    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase)
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
 }
 
 /// The known column a header (in any spelling) names.
@@ -282,7 +312,10 @@ fn known_column(header: &str) -> Option<usize> {
         }
         keys
     });
-    KEYS.iter().filter(|(key, _)| same_key(key, header)).map(|(_, index)| *index).min()
+    KEYS.iter()
+        .filter(|(key, _)| same_key(key, header))
+        .map(|(_, index)| *index)
+        .min()
 }
 
 #[cfg(test)]
@@ -313,7 +346,9 @@ mod tests {
 
     #[test]
     fn maps_reordered_columns_and_strips_the_bom() {
-        let l = layout("\u{feff}Group Display Name,Last Activity Date,Is Deleted,Report Refresh Date").unwrap();
+        let l =
+            layout("\u{feff}Group Display Name,Last Activity Date,Is Deleted,Report Refresh Date")
+                .unwrap();
         assert_eq!(l.position(Col::GroupDisplayName), Some(0));
         assert_eq!(l.position(Col::ReportRefreshDate), Some(3));
         assert_eq!(l.position(Col::GroupId), None);
@@ -342,7 +377,13 @@ mod tests {
     fn missing_required_columns_list_expected_and_found() {
         let err = layout("Group Display Name,Member Count").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("\"Report Refresh Date\", \"Is Deleted\", \"Last Activity Date\""), "{text}");
-        assert!(text.contains("found \"Group Display Name\", \"Member Count\""), "{text}");
+        assert!(
+            text.contains("\"Report Refresh Date\", \"Is Deleted\", \"Last Activity Date\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("found \"Group Display Name\", \"Member Count\""),
+            "{text}"
+        );
     }
 }

@@ -18,7 +18,10 @@ pub enum ReportError {
     #[error("{source_name}: the report is empty (no header line)")]
     Empty { source_name: String },
     #[error("{source_name}, line 1: {error}")]
-    Header { source_name: String, error: MissingColumns },
+    Header {
+        source_name: String,
+        error: MissingColumns,
+    },
 }
 
 /// Reads a groups activity report from any byte stream.
@@ -42,14 +45,28 @@ impl<R: Read> ReportReader<R> {
             .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(input);
         let mut header = ByteRecord::new();
-        let io_error = |e: csv::Error| ReportError::Io { source_name: source_name.to_owned(), error: e.to_string() };
+        let io_error = |e: csv::Error| ReportError::Io {
+            source_name: source_name.to_owned(),
+            error: e.to_string(),
+        };
         if !csv.read_byte_record(&mut header).map_err(io_error)? {
-            return Err(ReportError::Empty { source_name: source_name.to_owned() });
+            return Err(ReportError::Empty {
+                source_name: source_name.to_owned(),
+            });
         }
-        let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
-        let layout = Layout::from_headers(&names)
-            .map_err(|error| ReportError::Header { source_name: source_name.to_owned(), error })?;
-        Ok(ReportReader { csv, layout: Arc::new(layout), source_name: source_name.to_owned() })
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .collect();
+        let layout = Layout::from_headers(&names).map_err(|error| ReportError::Header {
+            source_name: source_name.to_owned(),
+            error,
+        })?;
+        Ok(ReportReader {
+            csv,
+            layout: Arc::new(layout),
+            source_name: source_name.to_owned(),
+        })
     }
 
     pub fn layout(&self) -> &Arc<Layout> {
@@ -66,10 +83,13 @@ impl<R: Read> ReportReader<R> {
     /// a disk error), not a bad row.
     pub fn read_record(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, ReportError> {
         loop {
-            let more = self.csv.read_byte_record(record).map_err(|e| ReportError::Io {
-                source_name: self.source_name.clone(),
-                error: e.to_string(),
-            })?;
+            let more = self
+                .csv
+                .read_byte_record(record)
+                .map_err(|e| ReportError::Io {
+                    source_name: self.source_name.clone(),
+                    error: e.to_string(),
+                })?;
             if !more {
                 return Ok(None);
             }
@@ -91,16 +111,25 @@ mod tests {
         let mut record = ByteRecord::new();
         let mut out = Vec::new();
         while let Some(line) = reader.read_record(&mut record).unwrap() {
-            out.push((line, record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()));
+            out.push((
+                line,
+                record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+            ));
         }
         out
     }
 
-    const HEAD: &str = "\u{feff}Report Refresh Date,Group Display Name,Is Deleted,Last Activity Date\r\n";
+    const HEAD: &str =
+        "\u{feff}Report Refresh Date,Group Display Name,Is Deleted,Last Activity Date\r\n";
 
     #[test]
     fn counts_lines_across_quoted_newlines_and_crlf() {
-        let text = format!("{HEAD}2026-11-25,\"Multi\r\nline, name\",False,\r\n2026-11-25,\"He said \"\"hi\"\"\",False,\r\n");
+        let text = format!(
+            "{HEAD}2026-11-25,\"Multi\r\nline, name\",False,\r\n2026-11-25,\"He said \"\"hi\"\"\",False,\r\n"
+        );
         let rows = lines_of(&text);
         assert_eq!(rows[0].0, 2);
         assert_eq!(rows[0].1[1], "Multi\r\nline, name");
@@ -116,12 +145,20 @@ mod tests {
     #[test]
     fn no_header_at_all_is_an_error() {
         let err = ReportReader::new(&b""[..], "empty.csv").err().unwrap();
-        assert_eq!(err.to_string(), "empty.csv: the report is empty (no header line)");
+        assert_eq!(
+            err.to_string(),
+            "empty.csv: the report is empty (no header line)"
+        );
     }
 
     #[test]
     fn missing_columns_name_the_file() {
-        let err = ReportReader::new(&b"Group Display Name\r\nx\r\n"[..], "old.csv").err().unwrap();
-        assert!(err.to_string().starts_with("old.csv, line 1: the report lacks required column(s)"));
+        let err = ReportReader::new(&b"Group Display Name\r\nx\r\n"[..], "old.csv")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("old.csv, line 1: the report lacks required column(s)")
+        );
     }
 }

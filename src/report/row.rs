@@ -63,7 +63,12 @@ pub struct Row(pub Arc<RowData>);
 impl RowData {
     /// An empty row for `layout`, to be filled by [`RowData::parse`].
     pub fn empty(layout: Arc<Layout>) -> RowData {
-        RowData { line: 0, record: ByteRecord::new(), cells: [Cell::Blank; COLUMN_COUNT], layout }
+        RowData {
+            line: 0,
+            record: ByteRecord::new(),
+            cells: [Cell::Blank; COLUMN_COUNT],
+            layout,
+        }
     }
 
     /// Parses `self.record` (read from `line`) into typed cells.
@@ -75,7 +80,10 @@ impl RowData {
                 line,
                 column: None,
                 field: None,
-                message: format!("expected {expected} fields as in the header, found {}", self.record.len()),
+                message: format!(
+                    "expected {expected} fields as in the header, found {}",
+                    self.record.len()
+                ),
             });
         }
         for (index, spec) in COLUMNS.iter().enumerate() {
@@ -91,7 +99,11 @@ impl RowData {
                     line,
                     column: Some(self.layout.header_at(position).to_owned()),
                     field: Some(position + 1),
-                    message: format!("expected {}, found \"{}\"", expectation(spec.kind), String::from_utf8_lossy(raw)),
+                    message: format!(
+                        "expected {}, found \"{}\"",
+                        expectation(spec.kind),
+                        String::from_utf8_lossy(raw)
+                    ),
                 })?
             };
         }
@@ -170,8 +182,16 @@ impl RowData {
 
     /// Names and ids are hidden by the tenant's privacy setting.
     pub fn is_concealed(&self) -> bool {
-        let nil_id = self.text(Col::GroupId).is_some_and(|id| id == NIL_GROUP_ID);
-        nil_id || self.text(Col::GroupDisplayName).is_some_and(|name| is_hash_shaped(&name))
+        // Bytes, not text: this runs for every row of every scan.
+        let raw = |col| {
+            self.layout
+                .position(col)
+                .and_then(|p| self.record.get(p))
+                .map(trim)
+                .unwrap_or_default()
+        };
+        raw(Col::GroupId) == NIL_GROUP_ID.as_bytes()
+            || is_hash_shaped_bytes(raw(Col::GroupDisplayName))
     }
 
     /// What identifies the group in a finding key: its id, or its name
@@ -179,14 +199,24 @@ impl RowData {
     pub fn group_key(&self) -> String {
         match self.real_group_id() {
             Some(id) => id.into_owned(),
-            None => format!("name:{}", self.text(Col::GroupDisplayName).unwrap_or_default()),
+            None => format!(
+                "name:{}",
+                self.text(Col::GroupDisplayName).unwrap_or_default()
+            ),
         }
     }
 }
 
 /// A 32-character upper-case hex hash, as concealed reports write names.
 pub fn is_hash_shaped(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    is_hash_shaped_bytes(text.as_bytes())
+}
+
+fn is_hash_shaped_bytes(text: &[u8]) -> bool {
+    text.len() == 32
+        && text
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
 
 fn trim(raw: &[u8]) -> &[u8] {
@@ -275,7 +305,18 @@ mod tests {
 
     #[test]
     fn parses_numbers_beyond_32_bits_dates_and_booleans() {
-        let r = row(&["2026-11-25", "A", "TRUE", "x@y", "2026-08-27", "7", "5000000000", "1", "g1"]).unwrap();
+        let r = row(&[
+            "2026-11-25",
+            "A",
+            "TRUE",
+            "x@y",
+            "2026-08-27",
+            "7",
+            "5000000000",
+            "1",
+            "g1",
+        ])
+        .unwrap();
         assert!(r.is_deleted());
         assert_eq!(r.days_since_activity(), Some(90));
         assert_eq!(r.total_storage_bytes(), Some(5_000_000_001));
@@ -285,25 +326,56 @@ mod tests {
 
     #[test]
     fn decodes_quot_in_names() {
-        let r = row(&["2026-11-25", "The #QUOT#Archive#QUOT#", "false", "", "", "", "", "", ""]).unwrap();
+        let r = row(&[
+            "2026-11-25",
+            "The #QUOT#Archive#QUOT#",
+            "false",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ])
+        .unwrap();
         assert_eq!(r.text(Col::GroupDisplayName).unwrap(), "The \"Archive\"");
     }
 
     #[test]
     fn bad_values_are_row_errors_naming_line_and_column() {
         let err = row(&["2026-11-25", "A", "False", "", "", "N/A", "", "", ""]).unwrap_err();
-        assert_eq!(err.to_string(), "line 7, column 6 \"Member Count\": expected a whole number, found \"N/A\"");
+        assert_eq!(
+            err.to_string(),
+            "line 7, column 6 \"Member Count\": expected a whole number, found \"N/A\""
+        );
         let err = row(&["2026-11-25", "A", "maybe", "", "", "", "", "", ""]).unwrap_err();
         assert!(err.to_string().contains("expected True or False"));
         let err = row(&["2026-11-25", "A", "False", "", "2026-02-30", "", "", "", ""]).unwrap_err();
-        assert!(err.to_string().contains("\"Last Activity Date\": expected a date"));
+        assert!(
+            err.to_string()
+                .contains("\"Last Activity Date\": expected a date")
+        );
         let err = row(&["2026-11-25", "A"]).unwrap_err();
-        assert_eq!(err.to_string(), "line 7: expected 9 fields as in the header, found 2");
+        assert_eq!(
+            err.to_string(),
+            "line 7: expected 9 fields as in the header, found 2"
+        );
     }
 
     #[test]
     fn concealed_rows_are_recognised_and_keyed_by_name() {
-        let r = row(&["2023-05-31", "7D3654B07E126BBD0D18174368FC243F", "False", "", "", "1", "", "", NIL_GROUP_ID]).unwrap();
+        let r = row(&[
+            "2023-05-31",
+            "7D3654B07E126BBD0D18174368FC243F",
+            "False",
+            "",
+            "",
+            "1",
+            "",
+            "",
+            NIL_GROUP_ID,
+        ])
+        .unwrap();
         assert!(r.is_concealed());
         assert_eq!(r.group_key(), "name:7D3654B07E126BBD0D18174368FC243F");
     }

@@ -1,0 +1,800 @@
+//! The `[source]` section: where the report comes from.
+//!
+//! ```toml
+//! [source]
+//! type = "graph"
+//! tenant_id = "contoso.onmicrosoft.com"
+//! client_id = "11111111-2222-3333-4444-555555555555"
+//! client_secret_env = "GROUPWARDEN_CLIENT_SECRET"
+//! period = "D30"
+//! ```
+//!
+//! [`SourceConfig::resolve`] checks the section as a whole (which keys go
+//! with which `type`, one credential, the environment fallbacks) and loads
+//! the credential, so a mistake is reported before any request is made.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use jiff::civil::Date;
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
+
+use super::assertion::CertificateCredential;
+use super::cloud::Cloud;
+use super::error::SourceError;
+use super::retry::RetryPolicy;
+
+/// Environment variables read when the config leaves a credential out,
+/// as the Azure SDKs read them.
+pub const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
+pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+pub const ENV_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+
+/// Where the report comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `"file"` (a CSV exported earlier; set `path`) or `"graph"` (fetch
+    /// it from Microsoft Graph with an app registration).
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// `type = "file"`: the report CSV, relative to the config file's folder.
+    pub path: Option<PathBuf>,
+    /// The tenant: its GUID or a verified domain such as
+    /// `contoso.onmicrosoft.com`. Default: `$AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// The app registration's Application (client) ID. Default: `$AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// The name of the environment variable that holds the client secret.
+    pub client_secret_env: Option<String>,
+    /// A file holding the client secret (a mounted secret, for example).
+    /// Surrounding whitespace is ignored.
+    pub client_secret_file: Option<PathBuf>,
+    /// A PEM file with the app's certificate and its unencrypted private
+    /// key (RSA), used instead of a secret. Default, when no secret is set
+    /// anywhere: `$AZURE_CLIENT_CERTIFICATE_PATH`.
+    pub certificate_file: Option<PathBuf>,
+    /// The report period: `D7`, `D30`, `D90` or `D180`. Default `D30`.
+    /// `--period` overrides it.
+    pub period: Option<Period>,
+    /// One day's report instead of a period (`2026-11-20`); Graph serves
+    /// only the past 28 days. `--date` overrides it.
+    #[serde(default, deserialize_with = "deserialize_date")]
+    pub date: Option<Date>,
+    /// The Microsoft cloud: `global`, `usgov`, `usgov-dod` or `china`.
+    /// Sets the sign-in and Graph hosts. Default `global`.
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// Overrides the sign-in host of `cloud` (proxies, tests). `https://`
+    /// except for a loopback address.
+    pub authority_url: Option<String>,
+    /// Overrides the Graph host of `cloud` (proxies, tests). `https://`
+    /// except for a loopback address.
+    pub graph_url: Option<String>,
+    /// The Graph API version: `v1.0`, or `beta` where a national cloud
+    /// serves the report only there. Default `v1.0`.
+    #[serde(default)]
+    pub api_version: ApiVersion,
+    /// Tries at most this many times before giving up (throttling, server
+    /// and network faults). Default 5.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Gives up retrying when the next try would start after this long
+    /// (`"10m"`, `"90s"`). It bounds the wait for the download to start,
+    /// not the download itself (see `stall_timeout`). Default `10m`.
+    #[serde(default = "default_deadline")]
+    pub deadline: ConfigDuration,
+    /// The first wait between tries when the server does not say
+    /// (`Retry-After`); it doubles each time, with jitter. Default `2s`.
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay: ConfigDuration,
+    /// The longest wait between tries chosen by the backoff. Default `60s`.
+    #[serde(default = "default_retry_max_delay")]
+    pub retry_max_delay: ConfigDuration,
+    /// How long a connection may take to open. Default `30s`.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: ConfigDuration,
+    /// How long an answer or the download may go without a byte before it
+    /// counts as stalled. Default `120s`.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: ConfigDuration,
+}
+
+impl Default for SourceConfig {
+    /// Graph, with everything else from the environment and defaults: what
+    /// `fetch` uses when the config has no `[source]`.
+    fn default() -> Self {
+        SourceConfig {
+            kind: SourceKind::Graph,
+            path: None,
+            tenant_id: None,
+            client_id: None,
+            client_secret_env: None,
+            client_secret_file: None,
+            certificate_file: None,
+            period: None,
+            date: None,
+            cloud: Cloud::default(),
+            authority_url: None,
+            graph_url: None,
+            api_version: ApiVersion::default(),
+            max_attempts: default_max_attempts(),
+            deadline: default_deadline(),
+            retry_delay: default_retry_delay(),
+            retry_max_delay: default_retry_max_delay(),
+            connect_timeout: default_connect_timeout(),
+            stall_timeout: default_stall_timeout(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_deadline() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(600))
+}
+fn default_retry_delay() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(2))
+}
+fn default_retry_max_delay() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(60))
+}
+fn default_connect_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(30))
+}
+fn default_stall_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(120))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    File,
+    Graph,
+}
+
+/// The periods Graph offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ValueEnum)]
+pub enum Period {
+    #[serde(rename = "D7")]
+    #[value(name = "D7")]
+    D7,
+    #[serde(rename = "D30")]
+    #[value(name = "D30")]
+    D30,
+    #[serde(rename = "D90")]
+    #[value(name = "D90")]
+    D90,
+    #[serde(rename = "D180")]
+    #[value(name = "D180")]
+    D180,
+}
+
+impl Period {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::D7 => "D7",
+            Period::D30 => "D30",
+            Period::D90 => "D90",
+            Period::D180 => "D180",
+        }
+    }
+}
+
+/// Which report to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportRequest {
+    Period(Period),
+    Date(Date),
+}
+
+impl ReportRequest {
+    /// The function call in the Graph path.
+    pub fn function(&self) -> String {
+        match self {
+            ReportRequest::Period(period) => format!(
+                "getOffice365GroupsActivityDetail(period='{}')",
+                period.as_str()
+            ),
+            ReportRequest::Date(date) => format!("getOffice365GroupsActivityDetail(date={date})"),
+        }
+    }
+
+    /// The period as the report's `Report Period` column writes it, with a
+    /// `D`: a one-day report is `D1`.
+    pub fn period_label(&self) -> &'static str {
+        match self {
+            ReportRequest::Period(period) => period.as_str(),
+            ReportRequest::Date(_) => "D1",
+        }
+    }
+}
+
+impl fmt::Display for ReportRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportRequest::Period(period) => write!(f, "period {}", period.as_str()),
+            ReportRequest::Date(date) => write!(f, "date {date}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum ApiVersion {
+    #[default]
+    #[serde(rename = "v1.0")]
+    V1,
+    #[serde(rename = "beta")]
+    Beta,
+}
+
+impl ApiVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        }
+    }
+}
+
+/// A duration written as `"30s"`, `"2m"`, `"250ms"`, `"1h 30m"`, or a
+/// number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Seconds(u64),
+            Text(String),
+        }
+        let text = match Written::deserialize(deserializer)? {
+            Written::Seconds(seconds) => return Ok(ConfigDuration(Duration::from_secs(seconds))),
+            Written::Text(text) => text,
+        };
+        let invalid = || {
+            serde::de::Error::custom(format!(
+                "expected a duration such as \"30s\", \"2m\" or \"500ms\", found \"{text}\""
+            ))
+        };
+        let signed = jiff::SignedDuration::from_str(&text).map_err(|_| invalid())?;
+        let duration = Duration::try_from(signed).map_err(|_| invalid())?;
+        Ok(ConfigDuration(duration))
+    }
+}
+
+/// A date as a TOML string (`"2026-11-20"`) or a bare TOML date.
+fn deserialize_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Date>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Toml(toml::value::Datetime),
+    }
+    let text = match Written::deserialize(deserializer)? {
+        Written::Text(text) => text,
+        Written::Toml(datetime) => datetime.to_string(),
+    };
+    Date::from_str(&text).map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("expected a date as YYYY-MM-DD, found \"{text}\""))
+    })
+}
+
+/// The source, checked and ready to use.
+#[derive(Debug)]
+pub enum ResolvedSource {
+    File(PathBuf),
+    Graph(Box<GraphSettings>),
+}
+
+/// Everything needed to fetch the report from Graph.
+#[derive(Debug)]
+pub struct GraphSettings {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub credential: Credential,
+    pub request: ReportRequest,
+    pub api_version: ApiVersion,
+    /// Without a trailing slash.
+    pub authority_url: String,
+    /// Without a trailing slash.
+    pub graph_url: String,
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+}
+
+/// How the app proves who it is.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    Secret(SecretString),
+    Certificate(Arc<CertificateCredential>),
+}
+
+/// What the environment offers, so tests need not change the process
+/// environment.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment; empty values count as unset.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    }
+}
+
+/// Keys that only `type = "graph"` uses, for the file-type check.
+const GRAPH_ONLY_KEYS: [&str; 9] = [
+    "tenant_id",
+    "client_id",
+    "client_secret_env",
+    "client_secret_file",
+    "certificate_file",
+    "period",
+    "date",
+    "authority_url",
+    "graph_url",
+];
+
+impl SourceConfig {
+    /// Checks the section and loads the credential. `request` (from
+    /// `--period`/`--date`) wins over the file's `period`/`date`;
+    /// `resolve_path` makes a path relative to the config file's folder.
+    pub fn resolve(
+        &self,
+        request: Option<ReportRequest>,
+        env: &dyn Environment,
+        resolve_path: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<ResolvedSource, SourceError> {
+        match self.kind {
+            SourceKind::File => self.resolve_file(resolve_path),
+            SourceKind::Graph => Ok(ResolvedSource::Graph(Box::new(self.resolve_graph(
+                request,
+                env,
+                resolve_path,
+            )?))),
+        }
+    }
+
+    fn resolve_file(
+        &self,
+        resolve_path: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<ResolvedSource, SourceError> {
+        if let Some(key) = self.graph_keys_set().first() {
+            return Err(config_error(
+                key,
+                "applies only to type = \"graph\"".to_owned(),
+            ));
+        }
+        let path = self
+            .path
+            .as_deref()
+            .ok_or_else(|| config_error("path", "is required with type = \"file\"".to_owned()))?;
+        Ok(ResolvedSource::File(resolve_path(path)))
+    }
+
+    fn graph_keys_set(&self) -> Vec<&'static str> {
+        let set = [
+            self.tenant_id.is_some(),
+            self.client_id.is_some(),
+            self.client_secret_env.is_some(),
+            self.client_secret_file.is_some(),
+            self.certificate_file.is_some(),
+            self.period.is_some(),
+            self.date.is_some(),
+            self.authority_url.is_some(),
+            self.graph_url.is_some(),
+        ];
+        GRAPH_ONLY_KEYS
+            .iter()
+            .zip(set)
+            .filter(|(_, set)| *set)
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    fn resolve_graph(
+        &self,
+        request: Option<ReportRequest>,
+        env: &dyn Environment,
+        resolve_path: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<GraphSettings, SourceError> {
+        if self.path.is_some() {
+            return Err(config_error(
+                "path",
+                "applies only to type = \"file\"".to_owned(),
+            ));
+        }
+        let tenant_id = required(&self.tenant_id, "tenant_id", ENV_TENANT_ID, env)?;
+        check_tenant_id(&tenant_id)?;
+        let client_id = required(&self.client_id, "client_id", ENV_CLIENT_ID, env)?;
+        let retry = RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            deadline: self.deadline.0,
+            initial_delay: self.retry_delay.0,
+            max_delay: self.retry_max_delay.0.max(self.retry_delay.0),
+        };
+        Ok(GraphSettings {
+            tenant_id,
+            client_id,
+            credential: self.load_credential(env, resolve_path)?,
+            request: self.request(request)?,
+            api_version: self.api_version,
+            authority_url: base_url(
+                self.authority_url.as_deref(),
+                self.cloud.authority_url(),
+                "authority_url",
+            )?,
+            graph_url: base_url(
+                self.graph_url.as_deref(),
+                self.cloud.graph_url(),
+                "graph_url",
+            )?,
+            retry,
+            connect_timeout: self.connect_timeout.0,
+            stall_timeout: self.stall_timeout.0,
+        })
+    }
+
+    fn request(&self, overridden: Option<ReportRequest>) -> Result<ReportRequest, SourceError> {
+        if let Some(request) = overridden {
+            return Ok(request);
+        }
+        match (self.period, self.date) {
+            (Some(_), Some(_)) => Err(config_error(
+                "date",
+                "and `period` are both set; keep one".to_owned(),
+            )),
+            (_, Some(date)) => Ok(ReportRequest::Date(date)),
+            (period, None) => Ok(ReportRequest::Period(period.unwrap_or(Period::D30))),
+        }
+    }
+
+    /// The one configured credential, else `AZURE_CLIENT_SECRET`, else
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`.
+    fn load_credential(
+        &self,
+        env: &dyn Environment,
+        resolve_path: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<Credential, SourceError> {
+        let configured = [
+            self.client_secret_env.is_some(),
+            self.client_secret_file.is_some(),
+            self.certificate_file.is_some(),
+        ];
+        if configured.iter().filter(|set| **set).count() > 1 {
+            return Err(config_error(
+                "client_secret_env",
+                "`client_secret_env`, `client_secret_file` and `certificate_file` are alternatives: set one".to_owned(),
+            ));
+        }
+        if let Some(name) = &self.client_secret_env {
+            let secret = env.var(name).ok_or_else(|| {
+                config_error(
+                    "client_secret_env",
+                    format!("names ${name}, which is not set"),
+                )
+            })?;
+            return Ok(Credential::Secret(SecretString::from(secret)));
+        }
+        if let Some(path) = &self.client_secret_file {
+            return read_secret_file(&resolve_path(path)).map(Credential::Secret);
+        }
+        if let Some(path) = &self.certificate_file {
+            return Ok(Credential::Certificate(Arc::new(
+                CertificateCredential::from_pem_file(&resolve_path(path))?,
+            )));
+        }
+        if let Some(secret) = env.var(ENV_CLIENT_SECRET) {
+            return Ok(Credential::Secret(SecretString::from(secret)));
+        }
+        if let Some(path) = env.var(ENV_CLIENT_CERTIFICATE_PATH) {
+            return Ok(Credential::Certificate(Arc::new(
+                CertificateCredential::from_pem_file(Path::new(&path))?,
+            )));
+        }
+        Err(config_error(
+            "client_secret_env",
+            format!(
+                "no credential: set one of `client_secret_env`, `client_secret_file` or `certificate_file`, \
+                 or the environment variable {ENV_CLIENT_SECRET} or {ENV_CLIENT_CERTIFICATE_PATH}"
+            ),
+        ))
+    }
+}
+
+fn config_error(key: &'static str, message: String) -> SourceError {
+    SourceError::Config { key, message }
+}
+
+fn required(
+    value: &Option<String>,
+    key: &'static str,
+    env_name: &str,
+    env: &dyn Environment,
+) -> Result<String, SourceError> {
+    value
+        .as_ref()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .or_else(|| env.var(env_name).map(|v| v.trim().to_owned()))
+        .ok_or_else(|| {
+            config_error(
+                key,
+                format!("is required (or set the environment variable {env_name})"),
+            )
+        })
+}
+
+/// The tenant goes into the token endpoint's path: a GUID or a domain name.
+fn check_tenant_id(tenant_id: &str) -> Result<(), SourceError> {
+    let valid = tenant_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(config_error(
+            "tenant_id",
+            format!("\"{tenant_id}\" is neither a tenant GUID nor a domain name"),
+        ))
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<SecretString, SourceError> {
+    let text = std::fs::read_to_string(path).map_err(|error| SourceError::SecretFile {
+        path: path.to_owned(),
+        error,
+    })?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        let error = std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is empty");
+        return Err(SourceError::SecretFile {
+            path: path.to_owned(),
+            error,
+        });
+    }
+    Ok(SecretString::from(secret.to_owned()))
+}
+
+/// A base URL from the config or the cloud's default, without a trailing
+/// slash. Plain `http://` is refused except on loopback, where tests run:
+/// the client secret and tokens must not cross a network in clear text.
+fn base_url(
+    configured: Option<&str>,
+    default: &str,
+    key: &'static str,
+) -> Result<String, SourceError> {
+    let Some(text) = configured else {
+        return Ok(default.to_owned());
+    };
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| config_error(key, format!("\"{text}\" is not a URL: {e}")))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(config_error(
+                key,
+                format!("\"{text}\" must use https:// (http:// is allowed only for localhost)"),
+            ));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(config_error(
+            key,
+            format!("\"{text}\" must not have a query or fragment"),
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+
+    impl Environment for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
+        FakeEnv(pairs.iter().copied().collect())
+    }
+
+    fn section(text: &str) -> Result<SourceConfig, String> {
+        #[derive(Deserialize)]
+        struct File {
+            source: SourceConfig,
+        }
+        toml::from_str::<File>(text)
+            .map(|f| f.source)
+            .map_err(|e| e.to_string())
+    }
+
+    fn graph(text: &str, env: &FakeEnv) -> Result<GraphSettings, SourceError> {
+        match section(text)
+            .unwrap()
+            .resolve(None, env, &|p| p.to_owned())?
+        {
+            ResolvedSource::Graph(settings) => Ok(*settings),
+            ResolvedSource::File(_) => panic!("expected graph"),
+        }
+    }
+
+    const GRAPH: &str = "[source]\ntype = \"graph\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"app\"\n";
+
+    #[test]
+    fn secret_comes_from_the_named_variable() {
+        let text = format!("{GRAPH}client_secret_env = \"MY_SECRET\"\n");
+        let settings = graph(&text, &env(&[("MY_SECRET", "s3cret")])).unwrap();
+        match settings.credential {
+            Credential::Secret(secret) => assert_eq!(secret.expose_secret(), "s3cret"),
+            Credential::Certificate(_) => panic!("expected a secret"),
+        }
+        assert_eq!(settings.request, ReportRequest::Period(Period::D30));
+        assert_eq!(settings.graph_url, "https://graph.microsoft.com");
+    }
+
+    #[test]
+    fn unset_secret_variable_names_the_key_and_variable() {
+        let text = format!("{GRAPH}client_secret_env = \"MY_SECRET\"\n");
+        let err = graph(&text, &env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "[source] client_secret_env: names $MY_SECRET, which is not set"
+        );
+    }
+
+    #[test]
+    fn everything_can_come_from_the_azure_variables() {
+        let vars = env(&[
+            (ENV_TENANT_ID, "tid"),
+            (ENV_CLIENT_ID, "cid"),
+            (ENV_CLIENT_SECRET, "sec"),
+        ]);
+        let settings = graph("[source]\ntype = \"graph\"\n", &vars).unwrap();
+        assert_eq!(
+            (settings.tenant_id.as_str(), settings.client_id.as_str()),
+            ("tid", "cid")
+        );
+    }
+
+    #[test]
+    fn missing_tenant_names_the_key_and_the_variable() {
+        let err = graph("[source]\ntype = \"graph\"\n", &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "[source] tenant_id: is required (or set the environment variable AZURE_TENANT_ID)"
+        );
+    }
+
+    #[test]
+    fn period_or_date_and_the_command_line_wins() {
+        let vars = env(&[(ENV_CLIENT_SECRET, "x")]);
+        let date = graph(&format!("{GRAPH}date = 2026-11-20\n"), &vars).unwrap();
+        assert_eq!(
+            date.request,
+            ReportRequest::Date(jiff::civil::date(2026, 11, 20))
+        );
+        assert_eq!(
+            date.request.function(),
+            "getOffice365GroupsActivityDetail(date=2026-11-20)"
+        );
+        let both = graph(
+            &format!("{GRAPH}date = \"2026-11-20\"\nperiod = \"D7\"\n"),
+            &vars,
+        )
+        .unwrap_err();
+        assert!(both.to_string().contains("[source] date"), "{both}");
+        let config = section(&format!("{GRAPH}period = \"D7\"\n")).unwrap();
+        let cli = ReportRequest::Period(Period::D180);
+        let ResolvedSource::Graph(settings) =
+            config.resolve(Some(cli), &vars, &|p| p.to_owned()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            settings.request.function(),
+            "getOffice365GroupsActivityDetail(period='D180')"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_line() {
+        let err = section(&format!("{GRAPH}period = \"D14\"\n")).unwrap_err();
+        assert!(err.contains("line 5"), "{err}");
+        let err = section(&format!("{GRAPH}deadline = \"soon\"\n")).unwrap_err();
+        assert!(err.contains("expected a duration"), "{err}");
+        let err = section(&format!("{GRAPH}tenant = \"x\"\n")).unwrap_err();
+        assert!(err.contains("unknown field `tenant`"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_friendly() {
+        let config = section(&format!(
+            "{GRAPH}deadline = \"1m 30s\"\nretry_delay = \"10ms\"\nstall_timeout = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(config.deadline.0, Duration::from_secs(90));
+        assert_eq!(config.retry_delay.0, Duration::from_millis(10));
+        assert_eq!(config.stall_timeout.0, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let vars = env(&[(ENV_CLIENT_SECRET, "x")]);
+        let ok = graph(
+            &format!("{GRAPH}graph_url = \"http://127.0.0.1:8080/\"\n"),
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(ok.graph_url, "http://127.0.0.1:8080");
+        let err = graph(
+            &format!("{GRAPH}authority_url = \"http://login.example.com\"\n"),
+            &vars,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("must use https://"), "{err}");
+    }
+
+    #[test]
+    fn file_type_needs_a_path_and_no_graph_keys() {
+        let resolve = |text: &str| {
+            section(text)
+                .unwrap()
+                .resolve(None, &env(&[]), &|p| Path::new("/cfg").join(p))
+        };
+        let ResolvedSource::File(path) =
+            resolve("[source]\ntype = \"file\"\npath = \"r.csv\"\n").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(path, Path::new("/cfg/r.csv"));
+        let err = resolve("[source]\ntype = \"file\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[source] path: is required with type = \"file\""
+        );
+        let err = resolve("[source]\ntype = \"file\"\npath = \"r.csv\"\ntenant_id = \"t\"\n")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[source] tenant_id: applies only to type = \"graph\""
+        );
+    }
+
+    #[test]
+    fn a_tenant_cannot_smuggle_a_path() {
+        let err = graph(
+            "[source]\ntype = \"graph\"\ntenant_id = \"x/../y\"\nclient_id = \"c\"\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("[source] tenant_id:"), "{err}");
+    }
+}

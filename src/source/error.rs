@@ -1,0 +1,342 @@
+//! What can go wrong getting the report, worded so the reader knows what
+//! to do next. No variant ever holds a secret, a token or the
+//! pre-authenticated download URL.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Getting the report failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("[source] {key}: {message}")]
+    Config { key: &'static str, message: String },
+    #[error("cannot read the client secret file {path}: {error}")]
+    SecretFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("certificate file {path}: {message}")]
+    Certificate { path: PathBuf, message: String },
+    #[error("cannot reach {endpoint} at {host}: {message}")]
+    Transport {
+        endpoint: Endpoint,
+        host: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Token(TokenError),
+    #[error("{0}")]
+    Graph(GraphError),
+    #[error("the report download answered HTTP {status}")]
+    Download {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error(
+        "{endpoint} answered HTTP {status} without a usable Location to download the report from"
+    )]
+    BadRedirect { endpoint: Endpoint, status: u16 },
+    #[error("the report download was redirected more than {0} times")]
+    TooManyRedirects(usize),
+    #[error(
+        "gave up fetching the report after {attempts} attempt(s) in {elapsed:.1?}: {reason}; last error: {last}"
+    )]
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        reason: String,
+        last: Box<SourceError>,
+    },
+}
+
+/// Which server a request went to, for messages (never the download URL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Graph,
+    Download,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Endpoint::Token => "the Microsoft Entra token endpoint",
+            Endpoint::Graph => "Microsoft Graph",
+            Endpoint::Download => "the report download host",
+        })
+    }
+}
+
+impl SourceError {
+    /// A request that got no answer. `url` gives only its host to the
+    /// message: the path and query of a download URL are secret.
+    pub fn transport(endpoint: Endpoint, url: &reqwest::Url, error: reqwest::Error) -> SourceError {
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => "?".to_owned(),
+        };
+        SourceError::Transport {
+            endpoint,
+            host,
+            message: describe(error),
+        }
+    }
+
+    /// Worth another try: throttling, server faults, network trouble.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Transport { .. } => true,
+            SourceError::Token(error) => is_transient_status(error.status),
+            SourceError::Graph(error) => is_transient_status(error.status),
+            // A pre-authenticated URL that expired or was refused is
+            // replaced by asking Graph again.
+            SourceError::Download { status, .. } => {
+                is_transient_status(*status) || matches!(status, 401 | 403 | 404 | 410)
+            }
+            _ => false,
+        }
+    }
+
+    /// Advice once retrying is over, for errors whose retry warnings should
+    /// not carry it.
+    pub fn advice_when_given_up(&self) -> Option<&'static str> {
+        let throttled = match self {
+            SourceError::Graph(error) => error.status == 429,
+            SourceError::Token(error) => error.status == 429,
+            SourceError::Download { status, .. } => *status == 429,
+            _ => false,
+        };
+        throttled.then_some(
+            "Graph allows 14 requests for this report per 10 minutes per app (40 per tenant for all apps): \
+             wait a few minutes, or raise max_attempts and deadline",
+        )
+    }
+
+    /// How long the server asked us to wait (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SourceError::Token(error) => error.retry_after,
+            SourceError::Graph(error) => error.retry_after,
+            SourceError::Download { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A reqwest error and its causes on one line, without the URL (reqwest
+/// puts the full URL in its messages).
+pub fn describe(error: reqwest::Error) -> String {
+    let timed_out = error.is_timeout();
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    if timed_out && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    text
+}
+
+fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// The token endpoint refused: its error code and description, plus what
+/// the code usually means.
+#[derive(Debug)]
+pub struct TokenError {
+    pub status: u16,
+    /// The OAuth error, e.g. `invalid_client`.
+    pub code: String,
+    /// Microsoft Entra's description, e.g. `AADSTS7000215: Invalid client secret provided…`.
+    pub description: String,
+    pub correlation_id: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the Microsoft Entra token endpoint refused to issue a token (HTTP {})",
+            self.status
+        )?;
+        if !self.code.is_empty() {
+            write!(f, ": {}", self.code)?;
+        }
+        if !self.description.is_empty() {
+            write!(f, ": {}", self.description)?;
+        }
+        if let Some(id) = self
+            .correlation_id
+            .as_ref()
+            .filter(|id| !self.description.contains(id.as_str()))
+        {
+            write!(f, " (correlation id {id})")?;
+        }
+        if let Some(hint) = token_hint(&self.description, &self.code) {
+            write!(f, ". {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Advice for the Microsoft Entra errors people meet with app-only sign-in.
+fn token_hint(description: &str, code: &str) -> Option<&'static str> {
+    let aadsts = description
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|word| word.starts_with("AADSTS"));
+    let hint = match aadsts {
+        Some("AADSTS7000215") => {
+            "The client secret is wrong: use the secret's Value (shown once, when it was created), not its Secret ID"
+        }
+        Some("AADSTS7000222") => {
+            "The client secret has expired: create a new one under Certificates & secrets"
+        }
+        Some("AADSTS700016") => {
+            "No app with this client_id exists in this tenant: check client_id, tenant_id and cloud"
+        }
+        Some("AADSTS90002" | "AADSTS900023") => {
+            "The tenant was not found: check tenant_id and cloud"
+        }
+        Some("AADSTS700027" | "AADSTS700024") => {
+            "The certificate was refused: upload its public part to the app registration (Certificates & secrets) and check the clock"
+        }
+        Some("AADSTS7000112") => "The app is disabled in this tenant",
+        _ if code == "invalid_client" => "Check client_id and the secret or certificate",
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// Graph refused the report request.
+#[derive(Debug)]
+pub struct GraphError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub date: Option<String>,
+    pub retry_after: Option<Duration>,
+    /// The request was for one day (`date=`), which changes what a 400 means.
+    pub for_date: bool,
+}
+
+impl fmt::Display for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Microsoft Graph answered HTTP {}", self.status)?;
+        match (self.code.is_empty(), self.message.is_empty()) {
+            (false, false) => write!(f, ": {}: {}", self.code, self.message)?,
+            (false, true) => write!(f, ": {}", self.code)?,
+            (true, false) => write!(f, ": {}", self.message)?,
+            (true, true) => {}
+        }
+        match (&self.request_id, &self.date) {
+            (Some(id), Some(date)) => write!(f, " (request-id {id}, {date})")?,
+            (Some(id), None) => write!(f, " (request-id {id})")?,
+            _ => {}
+        }
+        if let Some(hint) = self.hint() {
+            write!(f, ". {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl GraphError {
+    fn hint(&self) -> Option<&'static str> {
+        Some(match self.status {
+            401 | 403 => {
+                "The app registration needs the Microsoft Graph *application* permission Reports.Read.All, \
+                 with admin consent granted (Entra admin center > App registrations > your app > API permissions > \
+                 Grant admin consent); a new consent can take a few minutes to apply"
+            }
+            400 if self.for_date => {
+                "Graph serves one day's report only for the past 28 days, and the newest data is 1 to 3 days old: \
+                 pick a date in that window, or use --period"
+            }
+            404 => {
+                "Check graph_url and api_version (national clouds may serve this report only under `beta`)"
+            }
+            429 => {
+                "Graph allows 14 report requests per 10 minutes per app: wait a few minutes before trying again"
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_errors_show_code_description_and_advice() {
+        let error = TokenError {
+            status: 401,
+            code: "invalid_client".into(),
+            description: "AADSTS7000215: Invalid client secret provided.".into(),
+            correlation_id: Some("c-1".into()),
+            retry_after: None,
+        };
+        assert_eq!(
+            error.to_string(),
+            "the Microsoft Entra token endpoint refused to issue a token (HTTP 401): invalid_client: \
+             AADSTS7000215: Invalid client secret provided. (correlation id c-1). The client secret is wrong: \
+             use the secret's Value (shown once, when it was created), not its Secret ID"
+        );
+    }
+
+    #[test]
+    fn a_bad_date_names_the_28_day_window() {
+        let error = GraphError {
+            status: 400,
+            code: "InvalidArgument".into(),
+            message: "Only support data for the past 28 days".into(),
+            request_id: Some("r-1".into()),
+            date: None,
+            retry_after: None,
+            for_date: true,
+        };
+        let text = error.to_string();
+        assert!(text.starts_with("Microsoft Graph answered HTTP 400: InvalidArgument: Only support data for the past 28 days (request-id r-1)"));
+        assert!(text.contains("past 28 days, and"), "{text}");
+    }
+
+    #[test]
+    fn throttling_and_faults_are_transient_refusals_are_not() {
+        let download = |status| SourceError::Download {
+            status,
+            retry_after: None,
+        };
+        assert!(download(503).is_transient());
+        assert!(
+            download(403).is_transient(),
+            "an expired download URL is replaced by asking again"
+        );
+        let graph = |status| {
+            SourceError::Graph(GraphError {
+                status,
+                code: String::new(),
+                message: String::new(),
+                request_id: None,
+                date: None,
+                retry_after: None,
+                for_date: false,
+            })
+        };
+        assert!(graph(429).is_transient());
+        assert!(graph(504).is_transient());
+        assert!(!graph(403).is_transient());
+        assert!(!graph(400).is_transient());
+    }
+}

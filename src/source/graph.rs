@@ -1,0 +1,321 @@
+//! The report request.
+//!
+//! `GET {graph}/v1.0/reports/getOffice365GroupsActivityDetail(period='D30')`
+//! answers either `302 Found` with a pre-authenticated download URL on
+//! another host, or (behind some proxies) `200` with the CSV itself. The
+//! download goes through a second HTTP client that never has the token, so
+//! the bearer token cannot leak to the download host whatever the redirect
+//! rules; both clients follow no redirect on their own, because reqwest
+//! logs the URLs it redirects between and the download URL is a secret.
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Response};
+use reqwest::header::LOCATION;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::config::{GraphSettings, ReportRequest};
+use super::download::Download;
+use super::error::{Endpoint, GraphError, SourceError};
+use super::retry::{RetryPolicy, retry_after, with_retries};
+use super::token::{ClientCredentials, TokenSource};
+
+/// Redirects followed on the download host before giving up.
+const MAX_DOWNLOAD_REDIRECTS: usize = 5;
+
+/// At most this much of an error answer is read.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Fetches the groups activity report.
+pub struct GraphClient {
+    /// Sends the bearer token; talks to Graph only.
+    api: Client,
+    /// Never sends a token; fetches the pre-authenticated URL.
+    download: Client,
+    tokens: Box<dyn TokenSource>,
+    report_url: reqwest::Url,
+    request: ReportRequest,
+    retry: RetryPolicy,
+}
+
+impl GraphClient {
+    /// A client that signs in with the client-credentials grant. The token
+    /// endpoint and Graph share one HTTP client; the download has its own.
+    pub fn new(settings: &GraphSettings) -> Result<GraphClient, SourceError> {
+        let api = http_client(settings)?;
+        let tokens = ClientCredentials::new(api.clone(), settings)?;
+        GraphClient::with_token_source(settings, Box::new(tokens), api)
+    }
+
+    /// A client that gets its tokens from `tokens` and talks to Graph
+    /// through `api`.
+    pub fn with_token_source(
+        settings: &GraphSettings,
+        tokens: Box<dyn TokenSource>,
+        api: Client,
+    ) -> Result<GraphClient, SourceError> {
+        let report_url = format!(
+            "{}/{}/reports/{}",
+            settings.graph_url,
+            settings.api_version.as_str(),
+            settings.request.function()
+        );
+        let report_url = reqwest::Url::parse(&report_url).map_err(|e| SourceError::Config {
+            key: "graph_url",
+            message: format!("makes a bad report URL: {e}"),
+        })?;
+        Ok(GraphClient {
+            api,
+            download: http_client(settings)?,
+            tokens,
+            report_url,
+            request: settings.request,
+            retry: settings.retry,
+        })
+    }
+
+    /// Asks for the report and opens its body, retrying throttling and
+    /// faults as the policy allows. Reading the result streams the CSV.
+    pub fn open_report(&self, show_progress: bool) -> Result<Download, SourceError> {
+        let response = with_retries(&self.retry, |attempt| {
+            tracing::debug!(attempt, request = %self.request, url = %self.report_url, "requesting the groups activity report");
+            self.try_open()
+        })?;
+        Ok(Download::new(response, show_progress))
+    }
+
+    /// One attempt: token, report request, and the download's answer.
+    fn try_open(&self) -> Result<Response, SourceError> {
+        let token = self.tokens.token()?;
+        let response = self
+            .api
+            .get(self.report_url.clone())
+            .bearer_auth(token.expose_secret())
+            .send()
+            .map_err(|e| SourceError::transport(Endpoint::Graph, &self.report_url, e))?;
+        let status = response.status();
+        if status == StatusCode::OK {
+            tracing::debug!("Graph sent the report itself");
+            return Ok(response);
+        }
+        if status.is_redirection() {
+            let location = location(&response, &self.report_url, Endpoint::Graph)?;
+            return self.download(location);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            self.tokens.invalidate();
+        }
+        Err(self.graph_error(response))
+    }
+
+    /// Follows the pre-authenticated URL (and any redirect it makes)
+    /// without credentials.
+    fn download(&self, mut url: SecretString) -> Result<Response, SourceError> {
+        for _ in 0..=MAX_DOWNLOAD_REDIRECTS {
+            let parsed = parse_secret_url(&url, Endpoint::Download)?;
+            tracing::debug!(
+                host = parsed.host_str().unwrap_or("?"),
+                "downloading the report"
+            );
+            let response = self
+                .download
+                .get(parsed.clone())
+                .send()
+                .map_err(|e| SourceError::transport(Endpoint::Download, &parsed, e))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            if !status.is_redirection() {
+                return Err(SourceError::Download {
+                    status: status.as_u16(),
+                    retry_after: retry_after(response.headers()),
+                });
+            }
+            url = location(&response, &parsed, Endpoint::Download)?;
+        }
+        Err(SourceError::TooManyRedirects(MAX_DOWNLOAD_REDIRECTS))
+    }
+
+    fn graph_error(&self, response: Response) -> SourceError {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let request_id = header_text(&response, "request-id");
+        let body = read_error_body(response);
+        let mut error = parse_graph_error(status, &body);
+        error.retry_after = retry_after;
+        error.request_id = error.request_id.or(request_id);
+        error.for_date = matches!(self.request, ReportRequest::Date(_));
+        SourceError::Graph(error)
+    }
+}
+
+/// An HTTP client for one host: no redirects followed, a connect timeout,
+/// and a per-read timeout that catches a stalled answer or download.
+pub fn http_client(settings: &GraphSettings) -> Result<Client, SourceError> {
+    Client::builder()
+        .user_agent(concat!("groupwarden/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        // The blocking client applies this to waiting for the answer and to
+        // each read of the body, not to the whole download.
+        .timeout(settings.stall_timeout.max(Duration::from_millis(1)))
+        .build()
+        .map_err(|e| SourceError::Config {
+            key: "graph_url",
+            message: format!("cannot set up HTTP: {}", super::error::describe(e)),
+        })
+}
+
+/// The `Location` of a redirect, resolved against the request URL, kept
+/// secret: it is the pre-authenticated download URL.
+fn location(
+    response: &Response,
+    base: &reqwest::Url,
+    endpoint: Endpoint,
+) -> Result<SecretString, SourceError> {
+    let bad = || SourceError::BadRedirect {
+        endpoint,
+        status: response.status().as_u16(),
+    };
+    let text = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(bad)?;
+    let url = base.join(text).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(bad());
+    }
+    Ok(SecretString::from(String::from(url)))
+}
+
+fn parse_secret_url(url: &SecretString, endpoint: Endpoint) -> Result<reqwest::Url, SourceError> {
+    reqwest::Url::parse(url.expose_secret()).map_err(|_| SourceError::BadRedirect {
+        endpoint,
+        status: 302,
+    })
+}
+
+fn header_text(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The start of an error answer's body, as text.
+pub fn read_error_body(response: Response) -> String {
+    let mut body = Vec::new();
+    // A broken error body still leaves the status to report.
+    let _ = response.take(ERROR_BODY_LIMIT).read_to_end(&mut body);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(rename = "innerError", alias = "innererror", default)]
+    inner: Option<InnerError>,
+}
+
+#[derive(Deserialize)]
+struct InnerError {
+    #[serde(rename = "request-id")]
+    request_id: Option<String>,
+    date: Option<String>,
+}
+
+/// Graph's `{"error":{"code","message","innerError":{…}}}`. The message is
+/// sometimes itself such a document, as text; then the inner one is used.
+pub fn parse_graph_error(status: u16, body: &str) -> GraphError {
+    let mut error = GraphError {
+        status,
+        code: String::new(),
+        message: String::new(),
+        request_id: None,
+        date: None,
+        retry_after: None,
+        for_date: false,
+    };
+    let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(body) else {
+        error.message = short_text(body);
+        return error;
+    };
+    let ErrorBody {
+        mut code,
+        mut message,
+        inner,
+    } = envelope.error;
+    if let Ok(nested) = serde_json::from_str::<ErrorEnvelope>(&message) {
+        if code.is_empty() {
+            code = nested.error.code;
+        }
+        message = nested.error.message;
+    }
+    error.code = code;
+    error.message = message;
+    if let Some(inner) = inner {
+        error.request_id = inner.request_id;
+        error.date = inner.date;
+    }
+    error
+}
+
+/// A non-JSON body, on one line and short.
+fn short_text(body: &str) -> String {
+    let line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_error_json_gives_code_message_and_request_id() {
+        let body = r#"{"error":{"code":"UnknownError","message":"","innerError":{"date":"2026-11-26T10:00:00","request-id":"abc-123","client-request-id":"abc-123"}}}"#;
+        let error = parse_graph_error(500, body);
+        assert_eq!(
+            (error.code.as_str(), error.request_id.as_deref()),
+            ("UnknownError", Some("abc-123"))
+        );
+        assert_eq!(error.date.as_deref(), Some("2026-11-26T10:00:00"));
+    }
+
+    #[test]
+    fn a_message_that_is_itself_an_error_document_is_unwrapped() {
+        let body = r#"{"error":{"code":"","message":"{\"error\":{\"code\":\"InvalidArgument\",\"message\":\"Only support data for the past 28 days\"}}"}}"#;
+        let error = parse_graph_error(400, body);
+        assert_eq!(error.code, "InvalidArgument");
+        assert_eq!(error.message, "Only support data for the past 28 days");
+    }
+
+    #[test]
+    fn a_non_json_body_is_shown_short_on_one_line() {
+        let error = parse_graph_error(
+            502,
+            &format!(
+                "<html>\n<body>Bad gateway {}</body></html>",
+                "x".repeat(500)
+            ),
+        );
+        assert!(error.message.starts_with("<html> <body>Bad gateway"));
+        assert_eq!(error.message.chars().count(), 201);
+    }
+}

@@ -1,0 +1,42 @@
+//! Getting the report: a local CSV file, or Microsoft Graph.
+//!
+//! Every source ends as a byte stream (`Read`) that the report reader
+//! consumes as it arrives, so a report is never held whole in memory.
+//!
+//! ```text
+//!  [source] config ──resolve──▶ ResolvedSource::File(path)  ──▶ File
+//!                              └▶ ResolvedSource::Graph ──▶ GraphClient::open_report
+//!                                                             │ token (TokenSource, cached)
+//!                                                             │ GET …/getOffice365GroupsActivityDetail(…)
+//!                                                             │   200: the CSV itself
+//!                                                             │   302: Location → download client (no Authorization)
+//!                                                             ▼
+//!                                                           Download (Read: length check, stall timeout, progress)
+//!                                                             ▼
+//!                                                           SavedCopy (optional tee for --save-report)
+//! ```
+//!
+//! - [`config`]: the `[source]` section and its validation into settings.
+//! - [`cloud`]: the national clouds and their endpoints.
+//! - [`token`]: the [`token::TokenSource`] trait and the OAuth2 client
+//!   credentials grant (secret or certificate), with its cache.
+//! - [`assertion`]: the signed JWT a certificate credential sends.
+//! - [`graph`]: the report request, redirects, error answers.
+//! - [`retry`]: bounded retries with backoff, `Retry-After` and a deadline.
+//! - [`download`]: the body as a `Read` that refuses to end early.
+//! - [`save`]: keeping the raw CSV under its refresh date (`--save-report`).
+//! - [`error`]: what goes wrong, worded so the reader knows what to do.
+//!
+//! Secrets (client secret, access token, the pre-authenticated download
+//! URL) live in `secrecy` types and are never formatted into logs or
+//! errors.
+
+pub mod assertion;
+pub mod cloud;
+pub mod config;
+pub mod download;
+pub mod error;
+pub mod graph;
+pub mod retry;
+pub mod save;
+pub mod token;

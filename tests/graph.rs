@@ -1,0 +1,872 @@
+//! Fetching the report from Microsoft Graph, against real HTTP servers on
+//! loopback: one stands in for Microsoft Entra and Graph, a second for the
+//! download host. The download host fails the test if it ever sees an
+//! Authorization header.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tempfile::TempDir;
+use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
+
+const SECRET: &str = "s3cr3t-Client-Value~xyz";
+const ACCESS_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.access-token-body.sig";
+const DOWNLOAD_PATH: &str = "/reports/0f1e2d3c/groups.csv";
+const DOWNLOAD_QUERY_TOKEN: &str = "sig=PreAuthenticatedQueryToken123";
+const TENANT: &str = "contoso.onmicrosoft.com";
+const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+const REPORT_PATH_D30: &str = "/v1.0/reports/getOffice365GroupsActivityDetail(period='D30')";
+
+const HEADER: &str = "\u{feff}Report Refresh Date,Group Display Name,Is Deleted,Owner Principal Name,Last Activity Date,Group Type,Member Count,External Member Count,Exchange Received Email Count,SharePoint Active File Count,Yammer Posted Message Count,Yammer Read Message Count,Yammer Liked Message Count,Exchange Mailbox Total Item Count,Exchange Mailbox Storage Used (Byte),SharePoint Total File Count,SharePoint Site Storage Used (Byte),Group Id,Report Period\r\n";
+const SALES: &str = "2026-11-25,Sales,False,owner@contoso.com,2026-11-20,Private,10,0,,,,,,100,2000,3,4000,11111111-1111-1111-1111-111111111111,30\r\n";
+const ORPHANS: &str = "2026-11-25,Orphans,False,,2026-11-20,Public,3,0,,,,,,1,1,1,1,22222222-2222-2222-2222-222222222222,30\r\n";
+const CONCEALED: &str = "2026-11-25,7D3654B07E126BBD0D18174368FC243F,False,550802505126139905D733891825A254,,Public,1,0,,,,,,5,203448,0,1455831,00000000-0000-0000-0000-000000000000,30\r\n";
+
+fn report(rows: &[&str]) -> String {
+    let mut text = HEADER.to_owned();
+    for row in rows {
+        text.push_str(row);
+    }
+    text
+}
+
+/// Microsoft Entra + Graph on one server, the download host on another,
+/// and a folder with the config.
+struct Tenant {
+    graph: MockServer,
+    download: MockServer,
+    dir: TempDir,
+}
+
+impl Tenant {
+    async fn start() -> Tenant {
+        let graph = MockServer::start().await;
+        let download = MockServer::start().await;
+        // Any request with a token to the download host is answered, but
+        // `expect(0)` fails the test when the server is dropped.
+        Mock::given(header_exists("authorization"))
+            .respond_with(ResponseTemplate::new(500))
+            .with_priority(1)
+            .expect(0)
+            .mount(&download)
+            .await;
+        let tenant = Tenant {
+            graph,
+            download,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        tenant.write_config("client_secret_env = \"GW_TEST_SECRET\"\n");
+        tenant
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("groupwarden.toml")
+    }
+
+    /// The `[source]` section pointing at the loopback servers, with tiny
+    /// retry waits, plus `extra` lines.
+    fn write_config(&self, extra: &str) {
+        let uri = self.graph.uri();
+        let text = format!(
+            "[source]\ntype = \"graph\"\ntenant_id = \"{TENANT}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             authority_url = \"{uri}\"\ngraph_url = \"{uri}\"\nmax_attempts = 3\nretry_delay = \"10ms\"\n\
+             retry_max_delay = \"20ms\"\n{extra}"
+        );
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    fn download_url(&self) -> String {
+        format!(
+            "{}{DOWNLOAD_PATH}?{DOWNLOAD_QUERY_TOKEN}",
+            self.download.uri()
+        )
+    }
+
+    /// The token endpoint, answering a client secret with `ACCESS_TOKEN`.
+    async fn token_endpoint(&self, expected_calls: u64) {
+        Mock::given(method("POST"))
+            .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
+            .and(body_string_contains("grant_type=client_credentials"))
+            .and(body_string_contains(format!("client_id={CLIENT_ID}")))
+            .and(body_string_contains(format!(
+                "client_secret={}",
+                form_encoded(SECRET)
+            )))
+            .and(body_string_contains(format!(
+                "scope={}",
+                form_encoded(&format!("{}/.default", self.graph.uri()))
+            )))
+            .respond_with(token_answer())
+            .expect(expected_calls)
+            .mount(&self.graph)
+            .await;
+    }
+
+    /// Graph answering the report request (with the bearer token) with `answer`.
+    fn report_request(&self, report_path: &str) -> wiremock::MockBuilder {
+        let _ = self;
+        Mock::given(method("GET"))
+            .and(path(report_path))
+            .and(header("authorization", format!("Bearer {ACCESS_TOKEN}")))
+    }
+
+    /// Graph redirecting to the download host, which serves `csv`.
+    async fn report_via_redirect(&self, csv: &str) {
+        self.report_request(REPORT_PATH_D30)
+            .respond_with(ResponseTemplate::new(302).insert_header("location", self.download_url()))
+            .expect(1)
+            .mount(&self.graph)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(DOWNLOAD_PATH))
+            .respond_with(csv_answer(csv))
+            .expect(1)
+            .mount(&self.download)
+            .await;
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_groupwarden"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("GW_TEST_SECRET", SECRET)
+            .env("GROUPWARDEN_CONFIG", self.config_path())
+            .env_remove("GROUPWARDEN_LOG");
+        for name in [
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+        ] {
+            command.env_remove(name);
+        }
+        for name in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            command.env_remove(name);
+        }
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn scan(&self, extra: &[&str]) -> Output {
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let mut args = vec![
+            "scan",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--format",
+            "jsonl",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
+
+fn token_answer() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "token_type": "Bearer",
+        "expires_in": 3599,
+        "ext_expires_in": 3599,
+        "access_token": ACCESS_TOKEN,
+    }))
+}
+
+fn csv_answer(csv: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(csv.as_bytes().to_vec(), "application/octet-stream")
+}
+
+fn form_encoded(text: &str) -> String {
+    url_encode(text).replace("%20", "+")
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn findings(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+#[tokio::test]
+async fn fetch_follows_the_redirect_and_writes_the_csv_as_received() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    let csv = report(&[SALES, ORPHANS]);
+    tenant.report_via_redirect(&csv).await;
+
+    let output = tenant.run(&["fetch", "--output", "report.csv"]);
+
+    assert_exit(&output, 0);
+    assert_eq!(
+        std::fs::read(tenant.dir.path().join("report.csv")).unwrap(),
+        csv.as_bytes()
+    );
+    assert!(!tenant.dir.path().join("report.csv.partial").exists());
+}
+
+#[tokio::test]
+async fn scan_reads_a_report_graph_sends_directly() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(csv_answer(&report(&[SALES, ORPHANS])))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 0);
+    let found = findings(&output);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["rule"], "ownerless-groups");
+    assert_eq!(found[0]["group_name"], "Orphans");
+    assert!(
+        stderr(&output).contains("scanned Microsoft Graph report (period D30)"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn credentials_can_come_from_the_azure_environment_variables() {
+    let tenant = Tenant::start().await;
+    let uri = tenant.graph.uri();
+    std::fs::write(
+        tenant.config_path(),
+        format!("[source]\ntype = \"graph\"\nauthority_url = \"{uri}\"\ngraph_url = \"{uri}\"\nperiod = \"D90\"\n"),
+    )
+    .unwrap();
+    tenant.token_endpoint(1).await;
+    let report_path = "/v1.0/reports/getOffice365GroupsActivityDetail(period='D7')";
+    tenant
+        .report_request(report_path)
+        .respond_with(csv_answer(&report(&[SALES])))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant
+        .command(&["fetch", "-o", "-", "--period", "D7"])
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", SECRET)
+        .output()
+        .unwrap();
+
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        report(&[SALES]),
+        "--period overrides the config's period"
+    );
+}
+
+#[tokio::test]
+async fn throttling_waits_for_retry_after_and_reuses_the_token() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+    tenant.report_via_redirect(&report(&[SALES])).await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 0);
+    let log = stderr(&output);
+    assert!(
+        log.contains("HTTP 429") && log.contains("trying again"),
+        "{log}"
+    );
+    assert!(log.contains("1 rows read"), "{log}");
+}
+
+#[tokio::test]
+async fn service_unavailable_is_retried_until_max_attempts_then_exit_2() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("error: gave up fetching the report after 3 attempt(s)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("max_attempts = 3") && log.contains("HTTP 503"),
+        "{log}"
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+#[tokio::test]
+async fn unauthorized_names_the_permission_and_admin_consent() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("error: Microsoft Graph answered HTTP 401"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Reports.Read.All") && log.contains("admin consent"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn forbidden_shows_graphs_error_and_the_permission() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    let body = serde_json::json!({"error": {
+        "code": "UnknownError",
+        "message": "{\"error\":{\"code\":\"S2SUnauthorized\",\"message\":\"Invalid permission.\"}}",
+        "innerError": {"date": "2026-11-26T08:00:00", "request-id": "rid-403-abc", "client-request-id": "rid-403-abc"}
+    }});
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(403).set_body_json(body))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.run(&["fetch", "--output", "r.csv"]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(log.contains("HTTP 403: UnknownError: Invalid permission. (request-id rid-403-abc, 2026-11-26T08:00:00)"), "{log}");
+    assert!(
+        log.contains("Reports.Read.All") && log.contains("admin consent"),
+        "{log}"
+    );
+    assert!(!tenant.dir.path().join("r.csv").exists());
+}
+
+#[tokio::test]
+async fn an_old_date_names_the_28_day_window_and_graphs_error() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    let body = serde_json::json!({"error": {
+        "code": "InvalidArgument",
+        "message": "Only support data for the past 28 days",
+        "innerError": {"request-id": "rid-400"}
+    }});
+    tenant
+        .report_request("/v1.0/reports/getOffice365GroupsActivityDetail(date=2026-01-02)")
+        .respond_with(ResponseTemplate::new(400).set_body_json(body))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.scan(&["--date", "2026-01-02"]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains(
+            "HTTP 400: InvalidArgument: Only support data for the past 28 days (request-id rid-400)"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("only for the past 28 days"), "{log}");
+}
+
+#[tokio::test]
+async fn a_refused_secret_shows_the_entra_error_but_never_the_secret() {
+    let tenant = Tenant::start().await;
+    let body = serde_json::json!({
+        "error": "invalid_client",
+        "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.\r\nTrace ID: t-1\r\nCorrelation ID: c-1\r\nTimestamp: 2026-11-26 08:00:00Z",
+        "error_codes": [7000215],
+        "trace_id": "t-1",
+        "correlation_id": "c-1"
+    });
+    Mock::given(method("POST"))
+        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
+        .respond_with(ResponseTemplate::new(401).set_body_json(body))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("invalid_client: AADSTS7000215: Invalid client secret provided."),
+        "{log}"
+    );
+    assert!(
+        log.contains("Correlation ID: c-1") && log.contains("not its Secret ID"),
+        "{log}"
+    );
+    assert!(!log.contains(SECRET) && !stdout(&output).contains(SECRET));
+}
+
+/// A download host that announces more bytes than it sends, then hangs up.
+fn short_download_host(body: &str) -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}{DOWNLOAD_PATH}?{DOWNLOAD_QUERY_TOKEN}",
+        listener.local_addr().unwrap()
+    );
+    let body = body.to_owned();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buffer).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buffer[..n]);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+            body.len() + 5000
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        request
+    });
+    (url, server)
+}
+
+fn assert_no_authorization(request: &[u8]) {
+    let text = String::from_utf8_lossy(request).to_ascii_lowercase();
+    assert!(
+        !text.contains("authorization:"),
+        "the download host got a token:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_download_cut_short_fails_the_scan_instead_of_scanning_a_short_report() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    let (url, server) = short_download_host(&report(&[SALES, ORPHANS]));
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(302).insert_header("location", url.as_str()))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+    let saved = tenant.dir.path().join("saved");
+
+    let output = tenant.scan(&["--save-report", saved.to_str().unwrap()]);
+
+    assert_no_authorization(&server.join().unwrap());
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(log.contains("the report is incomplete"), "{log}");
+    assert!(
+        !log.contains("scanned "),
+        "no summary for a broken report: {log}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&saved).unwrap().count(),
+        0,
+        "a broken download is not saved"
+    );
+    assert!(
+        !log.contains(DOWNLOAD_QUERY_TOKEN) && !log.contains(DOWNLOAD_PATH),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_cut_short_leaves_no_file() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    let (url, server) = short_download_host(&report(&[SALES]));
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(302).insert_header("location", url.as_str()))
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.run(&["fetch", "--output", "r.csv"]);
+
+    assert_no_authorization(&server.join().unwrap());
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("incomplete"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !tenant.dir.path().join("r.csv").exists()
+            && !tenant.dir.path().join("r.csv.partial").exists()
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_answer_times_out() {
+    let tenant = Tenant::start().await;
+    tenant.write_config("client_secret_env = \"GW_TEST_SECRET\"\nstall_timeout = \"200ms\"\n");
+    tenant.token_endpoint(1).await;
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(302).insert_header("location", tenant.download_url()))
+        .mount(&tenant.graph)
+        .await;
+    Mock::given(path(DOWNLOAD_PATH))
+        .respond_with(csv_answer(&report(&[SALES])).set_delay(Duration::from_secs(3)))
+        .mount(&tenant.download)
+        .await;
+
+    let output = tenant.run(&["fetch", "--output", "r.csv"]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("cannot reach the report download host") && log.contains("timed out"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_report_scans_as_zero_rows() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    tenant.report_via_redirect(HEADER).await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 0);
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains(": 0 rows read, 0 row errors, 0 findings"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_concealed_report_is_scanned_with_a_warning() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    tenant.report_via_redirect(&report(&[CONCEALED])).await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 0);
+    let log = stderr(&output);
+    assert!(log.contains("conceals user, group and site names"), "{log}");
+    assert!(
+        log.contains("Settings > Org settings > Services > Reports"),
+        "{log}"
+    );
+    assert!(log.contains("1 rows read"), "{log}");
+}
+
+#[tokio::test]
+async fn save_report_keeps_the_raw_csv_under_its_refresh_date_and_period() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    let csv = report(&[SALES, ORPHANS]);
+    tenant.report_via_redirect(&csv).await;
+
+    let output = tenant.scan(&["--save-report", "audit"]);
+
+    assert_exit(&output, 0);
+    let saved = tenant
+        .dir
+        .path()
+        .join("audit")
+        .join("groups-activity-2026-11-25-D30.csv");
+    assert_eq!(std::fs::read(&saved).unwrap(), csv.as_bytes());
+    assert_eq!(
+        std::fs::read_dir(tenant.dir.path().join("audit"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_file_source_in_the_config_is_scanned_without_input() {
+    let tenant = Tenant::start().await;
+    std::fs::write(tenant.dir.path().join("exported.csv"), report(&[ORPHANS])).unwrap();
+    std::fs::write(
+        tenant.config_path(),
+        "[source]\ntype = \"file\"\npath = \"exported.csv\"\n",
+    )
+    .unwrap();
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 0);
+    assert_eq!(findings(&output).len(), 1);
+    let refused = tenant.scan(&["--period", "D7"]);
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("--period and --date choose the report to fetch"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[tokio::test]
+async fn scan_without_input_or_source_says_what_to_do() {
+    let tenant = Tenant::start().await;
+    std::fs::write(tenant.config_path(), "").unwrap();
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("no report to scan: give --input FILE"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Matches a token request that authenticates with a certificate: a JWT
+/// assertion for this client and endpoint, signed by the test key.
+struct SignedAssertion {
+    audience: String,
+}
+
+impl Match for SignedAssertion {
+    fn matches(&self, request: &Request) -> bool {
+        let form = parse_form(&request.body);
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        if field("client_assertion_type").as_deref()
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            || field("client_secret").is_some()
+        {
+            return false;
+        }
+        let Some(jwt) = field("client_assertion") else {
+            return false;
+        };
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let [head, claims, signature] = parts[..] else {
+            return false;
+        };
+        let decode = |part: &str| -> serde_json::Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        let (head, claims_json) = (decode(head), decode(claims));
+        let key = test_public_key();
+        let verified = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            key,
+        )
+        .verify(
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &URL_SAFE_NO_PAD.decode(signature).unwrap(),
+        )
+        .is_ok();
+        verified
+            && head["x5t"] == "PxQUNEuj0ORYHFgsVuxtMDbuAKg"
+            && claims_json["aud"] == self.audience.as_str()
+            && claims_json["iss"] == CLIENT_ID
+            && claims_json["sub"] == CLIENT_ID
+    }
+}
+
+fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        let bytes = text.replace('+', " ").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                out.push(
+                    u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16)
+                        .unwrap(),
+                );
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (decode(key), decode(value)))
+        .collect()
+}
+
+/// The test key's public half (PKCS#1 RSAPublicKey DER).
+fn test_public_key() -> Vec<u8> {
+    use aws_lc_rs::signature::KeyPair;
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-only-certificate.pem"),
+    )
+    .unwrap();
+    let PrivateKeyDer::Pkcs8(der) = PrivateKeyDer::from_pem_slice(&pem).unwrap() else {
+        panic!("pkcs8 expected")
+    };
+    aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_certificate_signs_in_with_a_signed_assertion() {
+    let tenant = Tenant::start().await;
+    for file in [
+        "test-only-certificate.pem",
+        "test-only-certificate-pkcs1.pem",
+    ] {
+        let certificate = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(file);
+        tenant.write_config(&format!(
+            "certificate_file = \"{}\"\n",
+            certificate.display()
+        ));
+        let token_path = format!("/{TENANT}/oauth2/v2.0/token");
+        let audience = format!("{}{token_path}", tenant.graph.uri());
+        let token = Mock::given(method("POST"))
+            .and(path(token_path))
+            .and(SignedAssertion { audience })
+            .respond_with(token_answer())
+            .expect(1);
+        let report_answer = tenant
+            .report_request(REPORT_PATH_D30)
+            .respond_with(csv_answer(&report(&[SALES])))
+            .expect(1);
+        let _token = token.mount_as_scoped(&tenant.graph).await;
+        let _report = report_answer.mount_as_scoped(&tenant.graph).await;
+
+        let output = tenant.run(&["fetch", "--output", "-"]);
+
+        assert_exit(&output, 0);
+        assert_eq!(stdout(&output), report(&[SALES]), "{file}");
+    }
+}
+
+#[tokio::test]
+async fn no_secret_token_or_download_url_reaches_the_logs_even_at_trace_level() {
+    let tenant = Tenant::start().await;
+    tenant.token_endpoint(1).await;
+    tenant.report_via_redirect(&report(&[SALES, ORPHANS])).await;
+
+    let output = tenant
+        .command(&[
+            "scan",
+            "--rules",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+            "--save-report",
+            "audit",
+        ])
+        .env("GROUPWARDEN_LOG", "trace")
+        .output()
+        .unwrap();
+
+    assert_exit(&output, 0);
+    let everything = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(
+        everything.contains("TRACE") || everything.contains("DEBUG"),
+        "tracing really ran at trace level:\n{everything}"
+    );
+    for secret in [
+        SECRET,
+        ACCESS_TOKEN,
+        &tenant.download_url(),
+        DOWNLOAD_PATH,
+        DOWNLOAD_QUERY_TOKEN,
+        "PreAuthenticatedQueryToken123",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` leaked into the output:\n{everything}"
+        );
+    }
+    for encoded in [form_encoded(SECRET), url_encode(DOWNLOAD_QUERY_TOKEN)] {
+        assert!(
+            !everything.contains(&encoded),
+            "`{encoded}` leaked into the output"
+        );
+    }
+}
