@@ -34,6 +34,14 @@ fn groupwarden(dir: &Path) -> Command {
         .current_dir(dir)
         .env_remove("GROUPWARDEN_CONFIG")
         .env("NO_COLOR", "1");
+    for name in [
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+    ] {
+        command.env_remove(name);
+    }
     command
 }
 
@@ -354,6 +362,10 @@ fn validate_accepts_a_good_setup() {
         out.contains("ok    rules   4 rules compiled in rules (0 disabled)"),
         "{out}"
     );
+    assert!(
+        out.contains("ok    source  no [source]: reports come from --input"),
+        "{out}"
+    );
     assert!(out.ends_with("\nvalid\n"), "{out}");
 }
 
@@ -421,6 +433,43 @@ fn validate_lists_every_rule_and_override_problem() {
     assert!(out.contains("config key `rules.disabled[0]`: no rule `inactive-group` in the rules folder; did you mean `inactive-groups`?"), "{out}");
     assert!(out.contains("config key `rules.params.inactive-groups.days`: expected int like the default `90`, found string"), "{out}");
     assert!(out.contains("config key `rules.params.inactive-groups.dayz`: rule `inactive-groups` has no parameter `dayz` (it has: days); did you mean `days`?"), "{out}");
+}
+
+#[test]
+fn validate_loads_the_source_credential_without_contacting_anyone() {
+    let ws = Workspace::new();
+    ws.bundled_rules();
+    ws.write(
+        "groupwarden.toml",
+        "[source]\ntype = \"graph\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\n\
+         client_secret_env = \"GW_TEST_SECRET\"\n\
+         # Nothing listens here: a request would fail the step.\nauthority_url = \"http://127.0.0.1:9\"\ngraph_url = \"http://127.0.0.1:9\"\n",
+    );
+    let mut command = groupwarden(ws.dir.path());
+    let out = command
+        .arg("validate")
+        .env_remove("GW_TEST_SECRET")
+        .assert()
+        .code(1);
+    let out = stdout_of(&out);
+    assert!(out.contains("FAIL  source  1 problem(s)"), "{out}");
+    assert!(
+        out.contains("client_secret_env: names $GW_TEST_SECRET, which is not set"),
+        "{out}"
+    );
+
+    let mut command = groupwarden(ws.dir.path());
+    let out = command
+        .arg("validate")
+        .env("GW_TEST_SECRET", "s3cret-value-never-shown")
+        .assert()
+        .success();
+    let out = stdout_of(&out);
+    assert!(
+        out.contains("ok    source  Microsoft Graph, tenant contoso.onmicrosoft.com, app 11111111-2222-3333-4444-555555555555, client secret loaded (not contacted)"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret"), "{out}");
 }
 
 // --- explain ------------------------------------------------------------

@@ -6,10 +6,12 @@
 //! failed (rules cannot be found without a readable config). Components
 //! with something to validate add a step to [`STEPS`]: a function from the
 //! [`Context`] (the loaded configuration, the `--rules` flag) to a
-//! [`Verdict`]. Expected next: `exemptions` (well-formed, from the state
-//! store), `templates` (they render against a sample finding) and
-//! `secrets` (the environment variables the config names are set), from
-//! the notifier. A step must never open a network connection.
+//! [`Verdict`]. The `source` step resolves `[source]` as `scan` would,
+//! loading the credential (the secret's environment variable, the secret
+//! or certificate file) but sending nothing. Expected next: `exemptions`
+//! (well-formed, from the state store), `templates` (they render against a
+//! sample finding) and the notifier's secrets. A step must never open a
+//! network connection.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -19,6 +21,10 @@ use crate::config::{DEFAULT_CONFIG_FILE, LoadedConfig};
 use crate::engine::config::RulesConfig;
 use crate::engine::rule::{RuleError, RuleSet};
 use crate::engine::sandbox::build_engine;
+use crate::source::config::{
+    Credential, ENV_CLIENT_ID, ENV_TENANT_ID, Environment, ProcessEnvironment, ResolvedSource,
+    SourceConfig,
+};
 
 use super::{Error, Outcome, rules_dir};
 
@@ -53,6 +59,10 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "rules",
         run: check_rules,
+    },
+    Step {
+        name: "source",
+        run: check_source,
     },
 ];
 
@@ -187,4 +197,44 @@ fn config_problems(rules: &RuleSet, config: &RulesConfig) -> Vec<String> {
         }
     }
     problems
+}
+
+/// `[source]` resolved as `scan` resolves it: every key checked and the
+/// credential loaded from its environment variable or file. Nothing is
+/// sent; the secret itself is never shown.
+fn check_source(context: &mut Context) -> Verdict {
+    let Some(loaded) = &context.loaded else {
+        return Verdict::Skipped("needs a readable config".into());
+    };
+    let from_environment = SourceConfig::default();
+    let source = match &loaded.config.source {
+        Some(source) => source,
+        // As `scan` does: the Azure variables alone name an app to fetch with.
+        None if [ENV_TENANT_ID, ENV_CLIENT_ID]
+            .iter()
+            .all(|name| ProcessEnvironment.var(name).is_some()) =>
+        {
+            &from_environment
+        }
+        None => return Verdict::Ok("no [source]: reports come from --input".into()),
+    };
+    match source.resolve(None, &ProcessEnvironment, &|path| loaded.resolve(path)) {
+        Ok(ResolvedSource::File(path)) if path.is_file() => {
+            Verdict::Ok(format!("file {}", path.display()))
+        }
+        Ok(ResolvedSource::File(path)) => {
+            Verdict::Ok(format!("file {} (not there yet)", path.display()))
+        }
+        Ok(ResolvedSource::Graph(settings)) => {
+            let credential = match settings.credential {
+                Credential::Secret(_) => "client secret",
+                Credential::Certificate(_) => "certificate",
+            };
+            Verdict::Ok(format!(
+                "Microsoft Graph, tenant {}, app {}, {credential} loaded (not contacted)",
+                settings.tenant_id, settings.client_id
+            ))
+        }
+        Err(error) => Verdict::Problems(vec![error.to_string()]),
+    }
 }
