@@ -42,6 +42,13 @@ pub enum Command {
     Notify(NotifyArgs),
     /// Scan a report and write one self-contained HTML page: summary, charts, findings.
     Report(HtmlReportArgs),
+    /// Write, test and inspect rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Check the configuration and the rules; never contacts a server.
+    Validate(ValidateArgs),
+    /// Show one group's parsed row and what every rule makes of it.
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -157,4 +164,66 @@ pub struct HtmlReportArgs {
     /// Worker threads for rule evaluation [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules: id, severity, title, parameters, enabled or not.
+    List(RulesListArgs),
+    /// Run the test cases beside each rule (`<rule>.test.toml`).
+    Test(RulesTestArgs),
+    /// Write a commented rule skeleton and a passing test file.
+    New(RulesNewArgs),
+    /// Print the reference of row fields and tenant summary properties (Markdown).
+    Fields,
+}
+
+/// Where the rules are, as `scan` finds them.
+#[derive(Debug, Args)]
+pub struct RulesLocation {
+    /// Folder of `*.rhai` rules [default: `rules.dir` from the config, else ./rules].
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Configuration file [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesListArgs {
+    #[command(flatten)]
+    pub location: RulesLocation,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesTestArgs {
+    #[command(flatten)]
+    pub location: RulesLocation,
+    /// Rules to test, by id or file name [default: all].
+    pub rule: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesNewArgs {
+    #[command(flatten)]
+    pub location: RulesLocation,
+    /// The new rule's id and file name: letters, digits, `-` and `_`.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub location: RulesLocation,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The report CSV, or `-` for standard input.
+    #[arg(long, short)]
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub location: RulesLocation,
+    /// The group: its id, its name, or (in a concealed report) its hashed name.
+    pub group: String,
 }

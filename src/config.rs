@@ -84,7 +84,7 @@ impl LoadedConfig {
 
 /// Parses configuration text; the error names line and column.
 pub fn parse(text: &str) -> Result<Config, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    toml::from_str(text).map_err(|e| crate::engine::diagnostics::toml_error(&e, text))
 }
 
 #[cfg(test)]
@@ -95,7 +95,10 @@ mod tests {
     fn unknown_keys_are_errors_with_line_and_column() {
         let err = parse("[rules]\ndir = \"r\"\ndisabeld = [\"x\"]\n").unwrap_err();
         assert!(err.contains("line 3, column 1"), "{err}");
-        assert!(err.contains("unknown field `disabeld`"), "{err}");
+        assert!(
+            err.contains("unknown key `disabeld` in [rules]; did you mean `disabled`?"),
+            "{err}"
+        );
     }
 
     #[test]

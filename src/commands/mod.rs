@@ -1,10 +1,13 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod explain;
 pub mod fetch;
 pub mod notify;
 pub mod report;
+pub mod rules;
 pub mod scan;
+pub mod validate;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
@@ -67,6 +70,9 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Fetch(args) => fetch::run(args),
         Command::Notify(args) => notify::run(args),
         Command::Report(args) => report::run(args),
+        Command::Rules(command) => rules::run(command),
+        Command::Validate(args) => validate::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 
@@ -77,14 +83,19 @@ pub fn load_rules(
     loaded: &LoadedConfig,
 ) -> Result<(Engine, RuleSet), Error> {
     let config = &loaded.config.rules;
-    let dir = match (dir_flag, &config.dir) {
-        (Some(dir), _) => dir.to_owned(),
-        (None, Some(dir)) => loaded.resolve(dir),
-        (None, None) => PathBuf::from("rules"),
-    };
+    let dir = rules_dir(dir_flag, loaded);
     let engine = build_engine(&config.limits());
     let rules = RuleSet::load(&engine, &dir, config)?;
     Ok((engine, rules))
+}
+
+/// The rules folder: `dir_flag`, else the config's `rules.dir`, else `./rules`.
+pub fn rules_dir(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
+    match (dir_flag, &loaded.config.rules.dir) {
+        (Some(dir), _) => dir.to_owned(),
+        (None, Some(dir)) => loaded.resolve(dir),
+        (None, None) => PathBuf::from("rules"),
+    }
 }
 
 /// A report from a path, or standard input for `-`.

@@ -34,7 +34,7 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
 
     let mut worst: Option<Severity> = None;
     let mut shown = ErrorDisplay::default();
-    let summary = scan(reader, &engine, &rules, &options, &mut |event| {
+    let mut summary = scan(reader, &engine, &rules, &options, &mut |event| {
         match event {
             ScanEvent::Row(outcome) => {
                 for finding in &outcome.findings {
@@ -49,6 +49,16 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         }
         Ok(())
     })?;
+    run_tenant_rules(
+        &engine,
+        &rules,
+        &mut summary,
+        &mut |finding| {
+            worst = worst.max(Some(finding.severity));
+            writer.write(finding)
+        },
+        &mut shown,
+    )?;
     writer.finish(&summary)?;
     print_summary(&summary, &mut std::io::stderr().lock())?;
 
@@ -60,6 +70,43 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     } else {
         Outcome::Clean
     })
+}
+
+/// Runs the tenant rules over the whole-report figures, after the last
+/// row; their findings go to the same writer and count in the summary.
+fn run_tenant_rules(
+    engine: &rhai::Engine,
+    rules: &crate::engine::rule::RuleSet,
+    summary: &mut ScanSummary,
+    write: &mut dyn FnMut(&crate::engine::finding::Finding) -> std::io::Result<()>,
+    shown: &mut ErrorDisplay,
+) -> Result<(), Error> {
+    let tenant_summary =
+        crate::engine::tenant::Summary::new(summary.stats.clone(), summary.row_errors);
+    let outcome = crate::engine::tenant::evaluate(engine, rules.enabled(), &tenant_summary);
+    for finding in &outcome.findings {
+        write(finding)?;
+        summary.findings += 1;
+        if let Some((_, counts)) = summary
+            .per_rule
+            .iter_mut()
+            .find(|(id, _)| *id == finding.rule)
+        {
+            counts.findings += 1;
+        }
+    }
+    for failure in &outcome.failures {
+        shown.rule_failure(failure);
+        summary.rule_errors += 1;
+        if let Some((_, counts)) = summary
+            .per_rule
+            .iter_mut()
+            .find(|(id, _)| *id == failure.rule)
+        {
+            counts.errors += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Shows the first errors in full and counts the rest, so a broken

@@ -13,10 +13,18 @@
 //! [`eval::Evaluator`] runs all rules over one row with a reused scope, one
 //! evaluator per worker thread. [`diagnostics`] turns Rhai's errors into
 //! messages with the file, line, column and a caret.
+//!
+//! For rule writers: [`ruletest`] runs the cases of `<rule>.test.toml`
+//! through the real parser and evaluator, and [`reference`] generates the
+//! field reference of `docs/writing-rules.md` from the tables the engine
+//! itself runs on.
 
 pub mod config;
 pub mod diagnostics;
 pub mod eval;
 pub mod finding;
+pub mod reference;
 pub mod rule;
+pub mod ruletest;
 pub mod sandbox;
+pub mod tenant;

@@ -10,6 +10,7 @@ use super::config::RulesConfig;
 use super::diagnostics::{Diagnostic, did_you_mean};
 use super::finding::Severity;
 use super::sandbox::row_property_names;
+use super::tenant::summary_property_names;
 
 /// A rule's parameters.
 #[derive(Clone, Debug)]
@@ -364,8 +365,8 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         .find(|f| f.name == "check")
         .and_then(|f| f.params.first().map(|p| p.to_string()));
     let mut evidence_fields = Vec::new();
-    if let Some(row_param) = row_param {
-        for access in property_accesses(source, &row_param) {
+    if let Some(row_param) = &row_param {
+        for access in property_accesses(source, row_param) {
             match row_property_names().find(|n| *n == access.name) {
                 Some(name) => {
                     if !evidence_fields.contains(&name)
@@ -393,10 +394,13 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         }
     }
 
+    check_summary_accesses(&ast, path, source, row_param.as_deref(), &mut errors);
+
     if !errors.is_empty() {
         return Err(errors);
     }
-    let ast = Arc::new(ast);
+    // The top level already ran; keep only what calls need.
+    let ast = Arc::new(with_constants_inlined(engine, path, source, &scope, ast)?);
     let params = Params(Arc::new(defaults.clone()));
     Ok(Rule {
         id: id.into(),
@@ -416,7 +420,88 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
     })
 }
 
-fn valid_id(id: &str) -> bool {
+/// Calls run functions without re-running the top level, so they cannot
+/// see its scope; its constants (`const LIMIT = 5;`) are folded into the
+/// function bodies instead, as a script run would make them visible.
+/// The optimiser replaces a constant by its value wherever it is read as
+/// a value, but not where it is the target of a method call or an index
+/// (`NAMES.len()`, `NAMES[0]`); those are reported as errors with advice.
+fn with_constants_inlined(
+    engine: &Engine,
+    path: &Path,
+    source: &str,
+    scope: &Scope,
+    ast: AST,
+) -> Result<AST, Vec<Diagnostic>> {
+    let mut constants = Scope::new();
+    for (name, is_constant, value) in scope.iter() {
+        if is_constant {
+            constants.push_constant_dynamic(name.to_owned(), value);
+        }
+    }
+    let source_name = ast.source().map(str::to_owned);
+    let mut ast = engine.optimize_ast(&constants, ast, engine.optimization_level());
+    if let Some(name) = source_name {
+        ast.set_source(name);
+    }
+    let mut errors = Vec::new();
+    ast.clone_functions_only().walk(&mut |path_to_node: &[rhai::ASTNode]| {
+        if let Some(rhai::ASTNode::Expr(rhai::Expr::Variable(variable, _, position))) = path_to_node.last() {
+            let name = variable.1.as_str();
+            if constants.contains(name) {
+                let local = name.to_lowercase();
+                errors.push(Diagnostic::new(
+                    path,
+                    source,
+                    *position,
+                    format!("the constant `{name}` cannot be used with a method or an index inside a function; copy it first: `let {local} = {name};`"),
+                ));
+            }
+        }
+        true
+    });
+    if errors.is_empty() {
+        Ok(ast)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `summary.<name>` reads in a tenant rule are checked like row fields.
+/// Skipped when `check` and `tenant` name their parameter alike, since the
+/// scan cannot tell the two functions apart.
+fn check_summary_accesses(
+    ast: &AST,
+    path: &Path,
+    source: &str,
+    row_param: Option<&str>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let summary_param = ast
+        .iter_functions()
+        .find(|f| f.name == "tenant")
+        .and_then(|f| f.params.first().map(|p| p.to_string()));
+    let Some(summary_param) = summary_param.filter(|p| Some(p.as_str()) != row_param) else {
+        return;
+    };
+    for access in property_accesses(source, &summary_param) {
+        if !summary_property_names().any(|n| n == access.name) {
+            let hint = did_you_mean(&access.name, summary_property_names())
+                .map(|h| format!("; did you mean `{h}`?"))
+                .unwrap_or_default();
+            errors.push(Diagnostic::at(
+                path,
+                source,
+                access.line,
+                access.column,
+                format!("unknown summary property `{}`{hint}", access.name),
+            ));
+        }
+    }
+}
+
+/// A rule id: letters, digits, `-` and `_`.
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id
             .chars()
@@ -578,6 +663,38 @@ mod tests {
         assert_eq!(
             errors[0].short(),
             "rules/demo.rhai:2:8: unknown field `days_since_activty`; did you mean `days_since_activity`?"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_summary_property_is_a_compile_error_with_a_hint() {
+        let errors = compile("fn tenant(summary) {\n  summary.never_activ > 3\n}").unwrap_err();
+        assert_eq!(
+            errors[0].short(),
+            "rules/demo.rhai:2:11: unknown summary property `never_activ`; did you mean `never_active`?"
+        );
+    }
+
+    #[test]
+    fn top_level_constants_are_visible_in_check() {
+        let engine = build_engine(&Limits::default());
+        let source = "const LIMIT = 5;\nconst NAMES = [\"a\"];\nconst M = #{ days: 1 };\nfn check(row) { let names = NAMES; LIMIT + names.len() + M.days - (if \"a\" in NAMES { 1 } else { 0 }) }";
+        let rule = compile_rule(&engine, Path::new("rules/demo.rhai"), source).unwrap();
+        let options = rhai::CallFnOptions::new().eval_ast(false);
+        let value = engine
+            .call_fn_with_options::<i64>(options, &mut Scope::new(), &rule.ast, "check", (1_i64,))
+            .unwrap();
+        assert_eq!(value, 6);
+        assert_eq!(rule.ast.source(), Some("rules/demo.rhai"));
+    }
+
+    #[test]
+    fn a_constant_that_cannot_be_inlined_is_an_error_with_advice() {
+        let errors =
+            compile("const NAMES = [\"a\"];\nfn check(row) {\n  NAMES.len() > 0\n}").unwrap_err();
+        assert_eq!(
+            errors[0].short(),
+            "rules/demo.rhai:3:3: the constant `NAMES` cannot be used with a method or an index inside a function; copy it first: `let names = NAMES;`"
         );
     }
 

@@ -73,6 +73,7 @@ pub fn build_engine(limits: &Limits) -> Engine {
 
     register_row(&mut engine);
     register_helpers(&mut engine);
+    super::tenant::register(&mut engine);
     engine
 }
 

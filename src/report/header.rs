@@ -267,29 +267,55 @@ impl Layout {
     /// The position of a column by its header or field name, for rules
     /// that read a column this version does not know.
     pub fn find(&self, name: &str) -> Option<usize> {
-        let key = match_key(name);
-        if let Some(col) = known_column(&key) {
+        // Rules mostly spell a header or field exactly: compare bytes first.
+        if let Some(col) = COLUMNS
+            .iter()
+            .position(|c| c.header == name || c.field == name)
+        {
+            return self.positions[col];
+        }
+        if let Some(col) = known_column(name) {
             return self.positions[col];
         }
         self.extra
             .iter()
-            .find(|e| match_key(&e.header) == key)
+            .find(|e| same_key(&e.header, name))
             .map(|e| e.position)
     }
 }
 
-fn known_column(key: &str) -> Option<usize> {
-    COLUMNS.iter().position(|c| {
-        match_key(c.header) == key
-            || c.aliases.iter().any(|a| match_key(a) == key)
-            || camel_alias(c, key)
-    })
+/// `match_key(a) == match_key(b)` without allocating: rules call
+/// `row.has(...)` for every row.
+fn same_key(a: &str, b: &str) -> bool {
+    key_chars(a).eq(key_chars(b))
 }
 
-// The `/beta` JSON export names byte counts `...StorageUsedInBytes`.
-fn camel_alias(column: &Column, key: &str) -> bool {
-    key.strip_suffix("inbytes")
-        .is_some_and(|stem| match_key(column.header) == format!("{stem}byte"))
+fn key_chars(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+}
+
+/// The known column a header (in any spelling) names.
+fn known_column(header: &str) -> Option<usize> {
+    // Rules call `row.has(...)` per row: match against keys computed once.
+    static KEYS: std::sync::LazyLock<Vec<(String, usize)>> = std::sync::LazyLock::new(|| {
+        let mut keys = Vec::new();
+        for (index, column) in COLUMNS.iter().enumerate() {
+            let header = match_key(column.header);
+            // The `/beta` JSON export names byte counts `...StorageUsedInBytes`.
+            if let Some(stem) = header.strip_suffix("byte") {
+                keys.push((format!("{stem}inbytes"), index));
+            }
+            keys.push((header, index));
+            keys.extend(column.aliases.iter().map(|alias| (match_key(alias), index)));
+        }
+        keys
+    });
+    KEYS.iter()
+        .filter(|(key, _)| same_key(key, header))
+        .map(|(_, index)| *index)
+        .min()
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ fn summary(findings: &[Finding]) -> ScanSummary {
             concealed: 0,
             refresh_day: parse_day(b"2026-11-25"),
             period: Some(30),
+            ..ReportStats::default()
         },
         row_errors: 1,
         findings: findings.len() as u64,

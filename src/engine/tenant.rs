@@ -1,0 +1,445 @@
+//! Tenant-wide rules: `fn tenant(summary, params)`, run once after the
+//! last row.
+//!
+//! Some governance questions are about the whole tenant ("more than 30% of
+//! groups are inactive", "deleted groups hold more than 1 TB"). The scan
+//! already folds every row into [`ReportStats`] (merged exactly across
+//! workers, in report order); a rule that defines `tenant` gets those
+//! figures as a read-only [`Summary`] and returns findings the same way
+//! `check` does. Tenant findings are keyed by the rule id alone (plus the
+//! finding's `id`, when a rule returns several), carry no group and no
+//! report line.
+
+use std::sync::Arc;
+
+use rhai::{Array, CallFnOptions, Dynamic, Engine, Map, Scope};
+
+use super::diagnostics::Diagnostic;
+use super::eval::{RuleFailure, to_evidence};
+use super::finding::{EvidenceMap, Finding, Severity};
+use super::rule::{Rule, kind_name};
+use crate::report::stats::{ReportStats, TopGroups};
+
+/// The whole-report figures a tenant rule sees.
+#[derive(Clone, Debug)]
+pub struct Summary(pub Arc<SummaryData>);
+
+#[derive(Clone, Debug, Default)]
+pub struct SummaryData {
+    pub stats: ReportStats,
+    /// Rows that could not be read (not in any other figure).
+    pub row_errors: u64,
+}
+
+impl Summary {
+    pub fn new(stats: ReportStats, row_errors: u64) -> Summary {
+        Summary(Arc::new(SummaryData { stats, row_errors }))
+    }
+}
+
+/// One `summary.<name>` property: the reference docs and the getter come
+/// from the same entry, so they cannot disagree.
+pub struct SummaryProperty {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub doc: &'static str,
+    pub example: &'static str,
+    get: fn(&SummaryData) -> Dynamic,
+}
+
+fn int(value: u64) -> Dynamic {
+    Dynamic::from_int(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+macro_rules! property {
+    ($name:literal, $kind:literal, $doc:literal, $example:literal, |$data:ident| $get:expr) => {
+        SummaryProperty {
+            name: $name,
+            kind: $kind,
+            doc: $doc,
+            example: $example,
+            get: |$data: &SummaryData| $get,
+        }
+    };
+}
+
+/// Every property `summary.<name>` accepts.
+pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
+    property!(
+        "rows",
+        "int",
+        "Rows read without error, deleted groups included.",
+        "1200",
+        |d| int(d.stats.rows)
+    ),
+    property!(
+        "row_errors",
+        "int",
+        "Rows that could not be read; they are in no other figure.",
+        "0",
+        |d| int(d.row_errors)
+    ),
+    property!("deleted", "int", "Deleted groups.", "25", |d| int(d
+        .stats
+        .deleted)),
+    property!(
+        "not_deleted",
+        "int",
+        "Groups that are not deleted: the denominator of the figures below.",
+        "1175",
+        |d| int(d.stats.not_deleted)
+    ),
+    property!(
+        "concealed",
+        "int",
+        "Rows whose names and ids are concealed.",
+        "0",
+        |d| int(d.stats.concealed)
+    ),
+    property!(
+        "never_active",
+        "int",
+        "Groups (not deleted) with no activity in the whole report period.",
+        "140",
+        |d| int(d.stats.never_active)
+    ),
+    property!(
+        "ownerless",
+        "int",
+        "Groups (not deleted) without an owner (0 when the report has no owner column).",
+        "31",
+        |d| int(d.stats.ownerless)
+    ),
+    property!(
+        "public",
+        "int",
+        "Groups (not deleted) of type `Public`.",
+        "410",
+        |d| int(d.stats.public)
+    ),
+    property!(
+        "private",
+        "int",
+        "Groups (not deleted) of type `Private`.",
+        "765",
+        |d| int(d.stats.private)
+    ),
+    property!(
+        "members",
+        "int",
+        "Sum of the member counts of groups (not deleted).",
+        "15230",
+        |d| int(d.stats.members)
+    ),
+    property!(
+        "guests",
+        "int",
+        "Sum of the external member counts of groups (not deleted).",
+        "860",
+        |d| int(d.stats.guests)
+    ),
+    property!(
+        "groups_with_guests",
+        "int",
+        "Groups (not deleted) with at least one external member.",
+        "212",
+        |d| int(d.stats.groups_with_guests)
+    ),
+    property!(
+        "total_storage_bytes",
+        "int",
+        "Mailbox plus site storage of every row, deleted groups included.",
+        "5400000000000",
+        |d| int(d.stats.total_storage_bytes)
+    ),
+    property!(
+        "deleted_storage_bytes",
+        "int",
+        "Mailbox plus site storage still held by deleted groups.",
+        "91000000000",
+        |d| int(d.stats.deleted_storage_bytes)
+    ),
+    property!(
+        "report_refresh_date",
+        "string (YYYY-MM-DD) or ()",
+        "The latest refresh date in the report.",
+        "\"2026-11-25\"",
+        |d| d.stats.refresh_date().map_or(Dynamic::UNIT, Dynamic::from)
+    ),
+    property!(
+        "report_period",
+        "int or ()",
+        "The report period in days, from the first row that gives one.",
+        "30",
+        |d| d.stats.period.map_or(Dynamic::UNIT, Dynamic::from_int)
+    ),
+    property!(
+        "top_by_guests",
+        "array of maps",
+        "Up to 10 groups (not deleted) with the most external members, most first: `#{ group_name, group_id, owner, external_member_count, line }`.",
+        "[#{ group_name: \"Partners\", external_member_count: 48, … }]",
+        |d| top_list(&d.stats.top_by_guests, "external_member_count")
+    ),
+    property!(
+        "top_by_storage",
+        "array of maps",
+        "Up to 10 groups (not deleted) holding the most storage, most first: `#{ group_name, group_id, owner, total_storage_bytes, line }`.",
+        "[#{ group_name: \"Archive\", total_storage_bytes: 91000000000, … }]",
+        |d| top_list(&d.stats.top_by_storage, "total_storage_bytes")
+    ),
+];
+
+/// Methods of `summary`, for the reference docs: (call, returns, doc, example).
+pub const SUMMARY_METHODS: &[(&str, &str, &str, &str)] = &[(
+    "inactive_for(days)",
+    "int",
+    "Groups (not deleted) whose last activity was `days` or more days before the refresh date; never-active groups are not included (add `never_active`).",
+    "summary.inactive_for(90)",
+)];
+
+fn top_list(top: &TopGroups, value_name: &str) -> Dynamic {
+    let text = |value: &Option<String>| value.clone().map_or(Dynamic::UNIT, Dynamic::from);
+    let entries: Array = top
+        .0
+        .iter()
+        .map(|entry| {
+            let mut map = Map::new();
+            map.insert("group_name".into(), text(&entry.group_name));
+            map.insert("group_id".into(), text(&entry.group_id));
+            map.insert("owner".into(), text(&entry.owner));
+            map.insert(value_name.into(), int(entry.value));
+            map.insert("line".into(), int(entry.line));
+            Dynamic::from_map(map)
+        })
+        .collect();
+    Dynamic::from_array(entries)
+}
+
+/// Every property name `summary.<name>` accepts.
+pub fn summary_property_names() -> impl Iterator<Item = &'static str> {
+    SUMMARY_PROPERTIES.iter().map(|p| p.name)
+}
+
+/// Registers the `Summary` type with the engine.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Summary>("Summary");
+    for property in SUMMARY_PROPERTIES {
+        let get = property.get;
+        engine.register_get(property.name, move |summary: &mut Summary| get(&summary.0));
+    }
+    engine.register_fn("inactive_for", |summary: &mut Summary, days: i64| {
+        int(summary.0.stats.inactive_for(days))
+    });
+    engine.register_fn("to_string", |summary: &mut Summary| {
+        format!("Summary({} rows)", summary.0.stats.rows)
+    });
+    engine.register_fn("to_debug", |summary: &mut Summary| {
+        format!("Summary({} rows)", summary.0.stats.rows)
+    });
+}
+
+/// What the tenant rules made of the whole report.
+#[derive(Clone, Debug, Default)]
+pub struct TenantOutcome {
+    pub findings: Vec<Finding>,
+    pub failures: Vec<RuleFailure>,
+}
+
+/// Runs `tenant` of every rule that defines it.
+pub fn evaluate<'a>(
+    engine: &Engine,
+    rules: impl IntoIterator<Item = &'a Rule>,
+    summary: &Summary,
+) -> TenantOutcome {
+    let mut outcome = TenantOutcome::default();
+    let mut scope = Scope::new();
+    for rule in rules.into_iter().filter(|r| r.tenant_arity.is_some()) {
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        let summary = Dynamic::from(summary.clone());
+        let result = match rule.tenant_arity {
+            Some(1) => engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut scope,
+                &rule.ast,
+                "tenant",
+                (summary,),
+            ),
+            _ => engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut scope,
+                &rule.ast,
+                "tenant",
+                (summary, Dynamic::from(rule.params.clone())),
+            ),
+        };
+        let converted = result
+            .map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
+            .and_then(|value| {
+                tenant_findings(rule, value)
+                    .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
+            });
+        match converted {
+            Ok(mut findings) => outcome.findings.append(&mut findings),
+            Err(diagnostic) => outcome.failures.push(RuleFailure {
+                rule: rule.id.clone(),
+                line: None,
+                group: None,
+                diagnostic,
+            }),
+        }
+    }
+    outcome
+}
+
+/// Turns what `tenant` returned into findings: the same shapes `check`
+/// may return (`()`, a bool, a string, a finding map, an array of them).
+fn tenant_findings(rule: &Rule, value: Dynamic) -> Result<Vec<Finding>, String> {
+    let items = if value.is_array() {
+        value.into_array().unwrap_or_default()
+    } else {
+        vec![value]
+    };
+    let mut findings = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        if let Some(finding) = tenant_finding(rule, item, index)? {
+            findings.push(finding);
+        }
+    }
+    Ok(findings)
+}
+
+fn tenant_finding(rule: &Rule, value: Dynamic, index: usize) -> Result<Option<Finding>, String> {
+    let mut severity = rule.severity;
+    let mut evidence = EvidenceMap::default();
+    let mut id_suffix = (index > 0).then(|| (index + 1).to_string());
+    let message = if value.is_unit() || value.as_bool() == Ok(false) {
+        return Ok(None);
+    } else if value.as_bool() == Ok(true) {
+        rule.title.clone()
+    } else if value.is_string() {
+        value.into_string().unwrap_or_default()
+    } else if value.is_map() {
+        let mut message = None;
+        for (name, field) in value.cast::<Map>() {
+            match name.as_str() {
+                "message" => {
+                    message = Some(field.into_string().map_err(|t| {
+                        format!("a finding's `message` must be a string, found {t}")
+                    })?)
+                }
+                "severity" => {
+                    let text = field.into_string().map_err(|t| {
+                        format!("a finding's `severity` must be a string, found {t}")
+                    })?;
+                    severity = text.parse::<Severity>()?;
+                }
+                "id" => id_suffix = Some(field.to_string()),
+                "evidence" => {
+                    let map = field
+                        .try_cast::<Map>()
+                        .ok_or("a finding's `evidence` must be a map")?;
+                    for (name, item) in map {
+                        evidence.set(name.as_str().into(), to_evidence(&item));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "a finding has no field `{other}` (use message, severity, evidence, id)"
+                    ));
+                }
+            }
+        }
+        message.ok_or("a finding map needs a `message`")?
+    } else {
+        return Err(format!(
+            "`tenant` returned {}; expected (), a bool, a string, a finding map or an array of them",
+            kind_name(&value)
+        ));
+    };
+    let key = match id_suffix {
+        Some(suffix) => format!("{}#{}", rule.id, suffix.trim_start_matches('#')),
+        None => rule.id.to_string(),
+    };
+    Ok(Some(Finding {
+        rule: rule.id.clone(),
+        severity,
+        key,
+        group_id: None,
+        group_name: None,
+        owner: None,
+        message,
+        line: None,
+        evidence,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::engine::config::Limits;
+    use crate::engine::rule::compile_rule;
+    use crate::engine::sandbox::build_engine;
+
+    fn run(source: &str, stats: ReportStats) -> TenantOutcome {
+        let engine = build_engine(&Limits::default());
+        let rule = compile_rule(&engine, Path::new("rules/tenant-demo.rhai"), source).unwrap();
+        evaluate(&engine, [&rule], &Summary::new(stats, 0))
+    }
+
+    #[test]
+    fn a_tenant_finding_is_keyed_by_the_rule_id() {
+        let stats = ReportStats {
+            not_deleted: 10,
+            never_active: 2,
+            days_since_activity: [(5, 4), (120, 4)].into(),
+            ..Default::default()
+        };
+        let outcome = run(
+            "const PARAMS = #{ max_share: 0.3 };\n\
+             fn tenant(summary, params) {\n\
+               let idle = summary.inactive_for(90) + summary.never_active;\n\
+               if idle > params.max_share * summary.not_deleted {\n\
+                 return #{ message: `${idle} of ${summary.not_deleted} groups idle`, evidence: #{ idle: idle } };\n\
+               }\n\
+             }",
+            stats,
+        );
+        assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+        let finding = &outcome.findings[0];
+        assert_eq!(finding.key, "tenant-demo");
+        assert_eq!(finding.message, "6 of 10 groups idle");
+        assert_eq!(finding.evidence.to_line(), "idle=6");
+        assert_eq!(finding.line, None);
+    }
+
+    #[test]
+    fn several_findings_get_numbered_keys_and_top_lists_are_maps() {
+        let mut stats = ReportStats::default();
+        stats.top_by_guests.0.push(crate::report::stats::TopGroup {
+            value: 48,
+            line: 7,
+            group_name: Some("Partners".into()),
+            group_id: None,
+            owner: None,
+        });
+        let outcome = run(
+            "fn tenant(summary) { summary.top_by_guests.map(|g| `${g.group_name}: ${g.external_member_count}`) + [\"second\"] }",
+            stats,
+        );
+        let keys: Vec<&str> = outcome.findings.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["tenant-demo", "tenant-demo#2"]);
+        assert_eq!(outcome.findings[0].message, "Partners: 48");
+    }
+
+    #[test]
+    fn a_failing_tenant_function_is_a_failure_with_its_line() {
+        let outcome = run(
+            "fn tenant(summary) {\n  throw \"no\";\n}",
+            ReportStats::default(),
+        );
+        assert_eq!(outcome.failures[0].diagnostic.line, 2);
+        assert_eq!(outcome.failures[0].line, None);
+    }
+}
