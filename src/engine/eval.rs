@@ -244,16 +244,28 @@ fn collect_findings(
     Ok(())
 }
 
-fn one_finding(
+/// What one returned value says: the parts a finding takes from the
+/// script, shared by row rules (`check`) and tenant rules (`tenant`).
+pub struct Reported {
+    pub message: String,
+    pub severity: Severity,
+    pub evidence: EvidenceMap,
+    /// Distinguishes several findings of one rule on one group.
+    pub id_suffix: Option<String>,
+}
+
+/// Reads one value returned by `function` (the `index`-th of an array):
+/// `()`/`false` is nothing, `true` the rule's title, a string a message,
+/// a map `#{ message, severity?, evidence?, id? }`.
+pub fn read_reported(
     rule: &Rule,
-    row: &RowData,
-    group_key: &str,
+    function: &str,
     value: Dynamic,
     index: usize,
-) -> Result<Option<Finding>, String> {
+) -> Result<Option<Reported>, String> {
     let mut severity = rule.severity;
     let mut evidence = EvidenceMap::default();
-    let mut id_suffix = (index > 0).then(|| format!("#{}", index + 1));
+    let mut id_suffix = (index > 0).then(|| (index + 1).to_string());
     let message = if value.is_unit() || value.as_bool() == Ok(false) {
         return Ok(None);
     } else if value.as_bool() == Ok(true) {
@@ -261,9 +273,8 @@ fn one_finding(
     } else if value.is_string() {
         value.into_string().unwrap_or_default()
     } else if value.is_map() {
-        let map = value.cast::<Map>();
         let mut message = None;
-        for (name, field) in map {
+        for (name, field) in value.cast::<Map>() {
             match name.as_str() {
                 "message" => {
                     message = Some(field.into_string().map_err(|t| {
@@ -295,9 +306,33 @@ fn one_finding(
         message.ok_or("a finding map needs a `message`")?
     } else {
         return Err(format!(
-            "`check` returned {}; expected (), a bool, a string, a finding map or an array of them",
+            "`{function}` returned {}; expected (), a bool, a string, a finding map or an array of them",
             kind_name(&value)
         ));
+    };
+    Ok(Some(Reported {
+        message,
+        severity,
+        evidence,
+        id_suffix,
+    }))
+}
+
+fn one_finding(
+    rule: &Rule,
+    row: &RowData,
+    group_key: &str,
+    value: Dynamic,
+    index: usize,
+) -> Result<Option<Finding>, String> {
+    let Some(Reported {
+        message,
+        severity,
+        evidence,
+        id_suffix,
+    }) = read_reported(rule, "check", value, index)?
+    else {
+        return Ok(None);
     };
     let mut all_evidence = EvidenceMap::default();
     for field in &rule.evidence_fields {

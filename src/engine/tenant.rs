@@ -15,9 +15,9 @@ use std::sync::Arc;
 use rhai::{Array, CallFnOptions, Dynamic, Engine, Map, Scope};
 
 use super::diagnostics::Diagnostic;
-use super::eval::{RuleFailure, to_evidence};
-use super::finding::{EvidenceMap, Finding, Severity};
-use super::rule::{Rule, kind_name};
+use super::eval::{Reported, RuleFailure, read_reported};
+use super::finding::Finding;
+use super::rule::Rule;
 use crate::report::stats::{ReportStats, TopGroups};
 
 /// The whole-report figures a tenant rule sees.
@@ -309,52 +309,14 @@ fn tenant_findings(rule: &Rule, value: Dynamic) -> Result<Vec<Finding>, String> 
 }
 
 fn tenant_finding(rule: &Rule, value: Dynamic, index: usize) -> Result<Option<Finding>, String> {
-    let mut severity = rule.severity;
-    let mut evidence = EvidenceMap::default();
-    let mut id_suffix = (index > 0).then(|| (index + 1).to_string());
-    let message = if value.is_unit() || value.as_bool() == Ok(false) {
+    let Some(Reported {
+        message,
+        severity,
+        evidence,
+        id_suffix,
+    }) = read_reported(rule, "tenant", value, index)?
+    else {
         return Ok(None);
-    } else if value.as_bool() == Ok(true) {
-        rule.title.clone()
-    } else if value.is_string() {
-        value.into_string().unwrap_or_default()
-    } else if value.is_map() {
-        let mut message = None;
-        for (name, field) in value.cast::<Map>() {
-            match name.as_str() {
-                "message" => {
-                    message = Some(field.into_string().map_err(|t| {
-                        format!("a finding's `message` must be a string, found {t}")
-                    })?)
-                }
-                "severity" => {
-                    let text = field.into_string().map_err(|t| {
-                        format!("a finding's `severity` must be a string, found {t}")
-                    })?;
-                    severity = text.parse::<Severity>()?;
-                }
-                "id" => id_suffix = Some(field.to_string()),
-                "evidence" => {
-                    let map = field
-                        .try_cast::<Map>()
-                        .ok_or("a finding's `evidence` must be a map")?;
-                    for (name, item) in map {
-                        evidence.set(name.as_str().into(), to_evidence(&item));
-                    }
-                }
-                other => {
-                    return Err(format!(
-                        "a finding has no field `{other}` (use message, severity, evidence, id)"
-                    ));
-                }
-            }
-        }
-        message.ok_or("a finding map needs a `message`")?
-    } else {
-        return Err(format!(
-            "`tenant` returned {}; expected (), a bool, a string, a finding map or an array of them",
-            kind_name(&value)
-        ));
     };
     let key = match id_suffix {
         Some(suffix) => format!("{}#{}", rule.id, suffix.trim_start_matches('#')),
