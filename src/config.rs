@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::engine::config::RulesConfig;
+use crate::state::config::{ExemptionConfig, StateConfig};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -19,6 +20,13 @@ pub struct Config {
     /// Which rules run and their parameters.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Where findings are remembered between scans.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Accepted findings: recorded as exempted, never announced, until
+    /// they expire.
+    #[serde(default)]
+    pub exemptions: Vec<ExemptionConfig>,
 }
 
 /// The configuration file cannot be used.

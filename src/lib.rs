@@ -8,3 +8,4 @@ pub mod engine;
 pub mod output;
 pub mod report;
 pub mod scan;
+pub mod state;

@@ -1,7 +1,12 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod exemptions;
+pub mod findings;
+pub mod history;
+pub mod listing;
 pub mod scan;
+pub mod state;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
@@ -15,6 +20,8 @@ use crate::engine::rule::{RuleError, RuleSet};
 use crate::engine::sandbox::build_engine;
 use crate::output::Format;
 use crate::scan::ScanError;
+use crate::state::StateError;
+use crate::state::exemptions::ExemptionError;
 
 /// How a successful command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +41,10 @@ pub enum Error {
     Rules(#[from] RuleError),
     #[error(transparent)]
     Scan(#[from] ScanError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Exemption(#[from] ExemptionError),
     #[error("{path}: {error}")]
     File { path: PathBuf, error: io::Error },
     #[error("writing output: {0}")]
@@ -56,6 +67,9 @@ impl Error {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Findings(args) => findings::run(args),
+        Command::History(args) => history::run(args),
+        Command::Exemptions(args) => exemptions::run(args),
     }
 }
 

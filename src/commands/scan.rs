@@ -8,6 +8,7 @@ use crate::engine::finding::Severity;
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
 
+use super::state::{ScanState, print_changes};
 use super::{Error, Outcome, load_rules, open_input, open_output};
 
 /// Row errors and rule failures shown before the rest are only counted.
@@ -18,6 +19,8 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
     let (engine, rules) = load_rules(args.rules.as_deref(), &loaded)?;
     let (input, source_name) = open_input(&args.input)?;
+    let mut state = ScanState::begin(&args, &loaded, &rules, &source_name)?;
+    let input = state.check_report_start(input, &source_name)?;
     let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let (out, format) = open_output(args.output.as_deref(), args.format)?;
     let mut writer = crate::output::writer(format, out);
@@ -25,13 +28,10 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
 
     let mut worst: Option<Severity> = None;
     let mut shown = ErrorDisplay::default();
-    let summary = scan(reader, &engine, &rules, &options, &mut |event| {
+    let scanned = scan(reader, &engine, &rules, &options, &mut |event| {
         match event {
             ScanEvent::Row(outcome) => {
-                for finding in &outcome.findings {
-                    worst = worst.max(Some(finding.severity));
-                    writer.write(finding).map_err(|e| e.to_string())?;
-                }
+                state.write_row(outcome, &mut *writer, &mut worst)?;
                 for failure in &outcome.failures {
                     shown.rule_failure(failure);
                 }
@@ -39,9 +39,14 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
             ScanEvent::RowError(error) => shown.row_error(&source_name, error),
         }
         Ok(())
-    })?;
+    });
+    let summary = scanned.inspect_err(|error| state.fail(&error.to_string()))?;
+    let changes = state.finish(&summary, &mut *writer)?;
     writer.finish(&summary)?;
     print_summary(&summary, &mut std::io::stderr().lock())?;
+    if let Some((path, changes)) = changes {
+        print_changes(&path, &changes, &mut std::io::stderr().lock())?;
+    }
 
     let failing = args.fail_on.is_some_and(|threshold| worst.is_some_and(|w| w >= threshold));
     Ok(if failing { Outcome::Failing } else { Outcome::Clean })

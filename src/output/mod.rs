@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
+use crate::state::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +34,12 @@ pub enum Format {
 /// Where findings go.
 pub trait FindingWriter {
     fn write(&mut self, finding: &Finding) -> io::Result<()>;
+    /// A finding with its status from the state database (stateful
+    /// scans). Formats with no place for it write the finding alone.
+    fn write_with_status(&mut self, finding: &Finding, status: Status) -> io::Result<()> {
+        let _ = status;
+        self.write(finding)
+    }
     /// Called once after the last finding.
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()>;
 }
@@ -44,6 +51,15 @@ pub fn writer(format: Format, out: Box<dyn Write>) -> Box<dyn FindingWriter> {
         Format::Json => Box::new(json::JsonWriter::new(out)),
         Format::Csv => Box::new(csv::CsvWriter::new(out)),
     }
+}
+
+/// A finding and its status, as the JSON formats write it: the finding's
+/// fields, then `status`.
+#[derive(Serialize)]
+pub struct FindingWithStatus<'a> {
+    #[serde(flatten)]
+    pub finding: &'a Finding,
+    pub status: Status,
 }
 
 /// The summary as machine formats write it.
