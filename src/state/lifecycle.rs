@@ -88,6 +88,8 @@ pub struct ScanRecorder {
     start: ScanStart,
     /// Exemptions in force today.
     in_force: Vec<Exemption>,
+    /// Open findings quiet since this time are due for a reminder.
+    reminder_cutoff: Option<String>,
     last_refresh: Option<String>,
     statuses: Vec<Status>,
 }
@@ -130,11 +132,16 @@ impl ScanRecorder {
             .filter(|e| e.state_on(start.today) != ExemptionState::Expired)
             .cloned()
             .collect();
+        let reminder_cutoff = start
+            .policy
+            .renotify_after
+            .map(|span| time_before(start.now, span));
         Ok(ScanRecorder {
             store: Some(store),
             scan_id,
             start,
             in_force,
+            reminder_cutoff,
             last_refresh,
             statuses: Vec::new(),
         })
@@ -185,9 +192,11 @@ impl ScanRecorder {
         }
         self.statuses.clear();
         for finding in &outcome.findings {
-            let prior = prior_state(conn, &finding.key).map_err(fail)?;
+            let prior = prior_state(conn, &finding.key, &self.reminder_cutoff).map_err(fail)?;
             let exemption = self.in_force.iter().find(|e| e.covers(finding));
             let status = status_for(prior, exemption.is_some());
+            let remind = status == Status::Open
+                && prior.is_some_and(|p| p.status == Status::Exempted || p.quiet);
             let evidence =
                 serde_json::to_string(&finding.evidence).map_err(|e| StateError::Data {
                     path: store.path().to_owned(),
@@ -195,8 +204,8 @@ impl ScanRecorder {
                 })?;
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO temp.scan_findings (key, rule, group_key, group_id, group_name, owner, severity, \
-                 message, evidence, status, prior_status, exemption, exemption_reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 message, evidence, status, prior_status, exemption, exemption_reason, remind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -213,6 +222,7 @@ impl ScanRecorder {
                     prior.map(|p| p.status.as_str()),
                     exemption.map(|e| e.origin.as_str()),
                     exemption.map(|e| e.reason.as_str()),
+                    remind,
                 ])
             })
             .map_err(fail)?;
@@ -296,8 +306,7 @@ impl ScanRecorder {
         let conn = store.connection();
         let now = time_text(self.start.now);
         let fail = |e| store.fail(e);
-        let counts = apply_staged(conn, self.scan_id, &now, complete, self.reminder_cutoff())
-            .map_err(fail)?;
+        let counts = apply_staged(conn, self.scan_id, &now, complete).map_err(fail)?;
         let changes = self
             .changes(conn, counts, refresh_date.clone())
             .map_err(fail)?;
@@ -311,6 +320,7 @@ impl ScanRecorder {
         }
         if let Some(retention) = self.start.policy.retention {
             purge(conn, &time_before(self.start.now, retention), self.scan_id).map_err(fail)?;
+            tracing::debug!("state: purged what is older than {retention}");
         }
         conn.execute(
             "UPDATE scans SET finished_at = :finished, refresh_date = :refresh, report_period = :period, rows = :rows, \
@@ -330,13 +340,6 @@ impl ScanRecorder {
         )
         .map_err(fail)?;
         Ok(changes)
-    }
-
-    fn reminder_cutoff(&self) -> Option<String> {
-        self.start
-            .policy
-            .renotify_after
-            .map(|span| time_before(self.start.now, span))
     }
 
     fn changes(
@@ -447,13 +450,21 @@ fn prepare(store: &Store, start: &ScanStart) -> Result<(i64, Option<String>), St
 struct Prior {
     status: Status,
     announced: bool,
+    /// Not announced since the reminder cutoff (counting from when it was
+    /// first seen if it never was).
+    quiet: bool,
 }
 
-fn prior_state(conn: &Connection, key: &str) -> rusqlite::Result<Option<Prior>> {
+fn prior_state(
+    conn: &Connection,
+    key: &str,
+    reminder_cutoff: &Option<String>,
+) -> rusqlite::Result<Option<Prior>> {
     conn.prepare_cached(
-        "SELECT status, last_announced_at IS NOT NULL FROM findings WHERE key = ?1",
+        "SELECT status, last_announced_at IS NOT NULL, coalesce(coalesce(last_announced_at, first_seen_at) <= ?2, 0) \
+         FROM findings WHERE key = ?1",
     )?
-    .query_row([key], |row| {
+    .query_row(params![key, reminder_cutoff], |row| {
         let status: String = row.get(0)?;
         let status = status.parse().map_err(|e: String| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
@@ -461,6 +472,7 @@ fn prior_state(conn: &Connection, key: &str) -> rusqlite::Result<Option<Prior>> 
         Ok(Prior {
             status,
             announced: row.get(1)?,
+            quiet: row.get(2)?,
         })
     })
     .optional()
@@ -481,6 +493,7 @@ fn status_for(prior: Option<Prior>, exempted: bool) -> Status {
         Some(Prior {
             status: Status::Exempted,
             announced,
+            ..
         }) => {
             if announced {
                 Status::Open
@@ -498,8 +511,8 @@ fn apply_staged(
     scan: i64,
     now: &str,
     complete: bool,
-    reminder_cutoff: Option<String>,
 ) -> rusqlite::Result<StatusCounts> {
+    let mut watch = Stopwatch::start();
     // History first: it needs each finding's status before this scan.
     conn.execute(
         "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
@@ -510,11 +523,7 @@ fn apply_staged(
             OR (status != prior_status AND NOT (status = 'open' AND prior_status IN ('new', 'open', 'reopened')))",
         params![scan, now],
     )?;
-    conn.execute(
-        "UPDATE temp.scan_findings SET remind = 1 WHERE status = 'open' AND (prior_status = 'exempted' OR key IN \
-         (SELECT key FROM findings WHERE coalesce(last_announced_at, first_seen_at) <= ?1))",
-        [reminder_cutoff],
-    )?;
+    watch.lap("history of seen findings");
     conn.execute(
         "INSERT INTO findings (key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, \
                                first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, exemption, exemption_reason) \
@@ -530,6 +539,7 @@ fn apply_staged(
             exemption = excluded.exemption, exemption_reason = excluded.exemption_reason",
         params![scan, now],
     )?;
+    watch.lap("findings upserted");
     let resolved = conn.execute(
         "UPDATE findings SET status = 'resolved', resolved_scan = :scan, resolved_at = :now, exemption = NULL, exemption_reason = NULL, \
             resolution = CASE WHEN EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key) \
@@ -541,12 +551,14 @@ fn apply_staged(
               OR (:complete AND NOT EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key)) )",
         named_params! { ":scan": scan, ":now": now, ":complete": complete },
     )?;
+    watch.lap("resolved");
     conn.execute(
         "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
          SELECT ?1, ?2, key, rule, group_key, group_name, 'resolved', resolution FROM findings \
          WHERE resolved_scan = ?1 AND status = 'resolved'",
         params![scan, now],
     )?;
+    watch.lap("history of resolved findings");
     let mut counts = StatusCounts::default();
     let mut statement = conn
         .prepare("SELECT status, count(*), sum(remind) FROM temp.scan_findings GROUP BY status")?;
@@ -560,6 +572,20 @@ fn apply_staged(
     }
     counts.resolved = resolved as u64;
     Ok(counts)
+}
+
+/// Logs how long each step of the end of a scan took (at debug level).
+struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch(std::time::Instant::now())
+    }
+
+    fn lap(&mut self, step: &str) {
+        tracing::debug!(ms = self.0.elapsed().as_millis() as u64, "state: {step}");
+        self.0 = std::time::Instant::now();
+    }
 }
 
 /// Forgets what is older than the retention period: resolved findings,
@@ -692,7 +718,13 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_previous_state() {
-        let prior = |status, announced| Some(Prior { status, announced });
+        let prior = |status, announced| {
+            Some(Prior {
+                status,
+                announced,
+                quiet: false,
+            })
+        };
         assert_eq!(status_for(None, false), Status::New);
         assert_eq!(status_for(prior(Status::New, true), false), Status::Open);
         assert_eq!(

@@ -101,13 +101,22 @@ impl Store {
     }
 
     /// Every status change of the findings of one group, oldest first.
-    /// `group` is a group id, a display name (any case) or a group key.
+    /// `group` is a group id, a group key (`name:…`) or, failing those, a
+    /// display name (any case).
     pub fn history(&self, group: &str) -> Result<Vec<HistoryEntry>, StateError> {
-        let sql = "SELECT e.at, e.scan_id, s.refresh_date, e.rule, e.key, e.group_key, e.group_name, e.status, e.detail \
-                   FROM finding_events e LEFT JOIN scans s ON s.id = e.scan_id \
-                   WHERE lower(e.group_key) = lower(?1) OR e.group_key = 'name:' || ?1 OR e.group_name = ?1 COLLATE NOCASE \
-                   ORDER BY e.id";
-        let mut statement = self.connection().prepare(sql).map_err(|e| self.fail(e))?;
+        let by_key = self.history_where("e.group_key IN (?1, lower(?1), 'name:' || ?1)", group)?;
+        if !by_key.is_empty() {
+            return Ok(by_key);
+        }
+        self.history_where("e.group_name = ?1 COLLATE NOCASE", group)
+    }
+
+    fn history_where(&self, condition: &str, group: &str) -> Result<Vec<HistoryEntry>, StateError> {
+        let sql = format!(
+            "SELECT e.at, e.scan_id, s.refresh_date, e.rule, e.key, e.group_key, e.group_name, e.status, e.detail \
+             FROM finding_events e LEFT JOIN scans s ON s.id = e.scan_id WHERE {condition} ORDER BY e.id"
+        );
+        let mut statement = self.connection().prepare(&sql).map_err(|e| self.fail(e))?;
         let rows = statement
             .query_map([group], |row| {
                 Ok(HistoryEntry {

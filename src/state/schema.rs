@@ -59,8 +59,8 @@ CREATE TABLE findings (
     -- rule-cleared or group-gone
     resolution      TEXT
 );
-CREATE INDEX findings_by_group ON findings(group_key);
 CREATE INDEX findings_by_status ON findings(status, rule);
+CREATE INDEX findings_by_resolved_scan ON findings(resolved_scan) WHERE resolved_scan IS NOT NULL;
 
 CREATE TABLE finding_events (
     id         INTEGER PRIMARY KEY,
@@ -74,7 +74,6 @@ CREATE TABLE finding_events (
     detail     TEXT
 );
 CREATE INDEX finding_events_by_group ON finding_events(group_key);
-CREATE INDEX finding_events_by_key ON finding_events(key);
 "#;
 
 /// Version 2: exemptions on findings, and the notification outbox.
