@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::engine::finding::Severity;
 use crate::output::Format;
 use crate::source::config::Period;
+use crate::state::Status;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +50,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show one group's parsed row and what every rule makes of it.
     Explain(ExplainArgs),
+    /// List the findings remembered in the state database.
+    Findings(FindingsArgs),
+    /// Show one group's findings over time.
+    History(HistoryArgs),
+    /// List the configured exemptions: active, expiring and expired.
+    Exemptions(ExemptionsArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -82,6 +89,61 @@ pub struct ScanArgs {
     /// Worker threads for rule evaluation [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// SQLite file that remembers findings between scans [default: `[state] path` from the config, else ./groupwarden.db].
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Remember nothing: no state database is read or written, and findings carry no status.
+    #[arg(long, conflicts_with_all = ["state", "allow_older"])]
+    pub no_state: bool,
+    /// Scan a report refreshed before the last scan's (refused by default: it would reopen findings fixed since).
+    #[arg(long)]
+    pub allow_older: bool,
+}
+
+/// Where the state database is, for the commands that read it.
+#[derive(Debug, Args)]
+pub struct StateLocation {
+    /// Configuration file [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The state database [default: `[state] path` from the config, else ./groupwarden.db].
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FindingsArgs {
+    #[command(flatten)]
+    pub location: StateLocation,
+    /// Only findings with these statuses (repeat or comma-separate) [default: all but resolved].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub status: Vec<Status>,
+    /// Only findings of these rules (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub rule: Vec<String>,
+    /// Output format [default: table on a terminal, else jsonl].
+    #[arg(long, short, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The group: its id, its display name (any case) or a finding's group key (`name:…`).
+    pub group: String,
+    #[command(flatten)]
+    pub location: StateLocation,
+    /// Output format [default: table on a terminal, else jsonl].
+    #[arg(long, short, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExemptionsArgs {
+    #[command(flatten)]
+    pub location: StateLocation,
+    /// Output format [default: table on a terminal, else jsonl].
+    #[arg(long, short, value_enum)]
+    pub format: Option<Format>,
 }
 
 /// Which report to ask Microsoft Graph for; overrides `[source]`.

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::engine::config::RulesConfig;
 use crate::source::config::SourceConfig;
+use crate::state::config::{ExemptionConfig, StateConfig};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -25,6 +26,13 @@ pub struct Config {
     /// Notification channels, one `[[notify]]` table each.
     #[serde(default, rename = "notify")]
     pub notify: Vec<crate::notify::ChannelConfig>,
+    /// Where findings are remembered between scans.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Accepted findings: recorded as exempted, never announced, until
+    /// they expire.
+    #[serde(default)]
+    pub exemptions: Vec<ExemptionConfig>,
 }
 
 /// The configuration file cannot be used.

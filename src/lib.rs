@@ -10,3 +10,4 @@ pub mod output;
 pub mod report;
 pub mod scan;
 pub mod source;
+pub mod state;

@@ -1,12 +1,17 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod exemptions;
 pub mod explain;
 pub mod fetch;
+pub mod findings;
+pub mod history;
+pub mod listing;
 pub mod notify;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod state;
 pub mod validate;
 
 use std::fs::File;
@@ -22,6 +27,8 @@ use crate::engine::sandbox::build_engine;
 use crate::output::Format;
 use crate::scan::ScanError;
 use crate::source::error::SourceError;
+use crate::state::StateError;
+use crate::state::exemptions::ExemptionError;
 
 /// How a successful command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +48,10 @@ pub enum Error {
     Rules(#[from] RuleError),
     #[error(transparent)]
     Scan(#[from] ScanError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Exemption(#[from] ExemptionError),
     #[error("{path}: {error}")]
     File { path: PathBuf, error: io::Error },
     #[error("writing output: {0}")]
@@ -73,6 +84,9 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Rules(command) => rules::run(command),
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Findings(args) => findings::run(args),
+        Command::History(args) => history::run(args),
+        Command::Exemptions(args) => exemptions::run(args),
     }
 }
 

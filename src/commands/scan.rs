@@ -8,6 +8,7 @@ use crate::engine::finding::Severity;
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
 
+use super::state::{ScanState, print_changes};
 use super::{Error, Outcome, load_rules, open_output};
 
 /// Row errors and rule failures shown before the rest are only counted.
@@ -23,24 +24,26 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         args.save_report.as_deref(),
         &loaded,
     )?;
+    let mut state = ScanState::begin(&args, &loaded, &rules, &source_name)?;
+    let input = state.check_report_start(input, &source_name)?;
     let (out, format) = open_output(args.output.as_deref(), args.format)?;
     let (input, mut writer) = crate::output::scan_writer(format, out, input, &rules);
-    let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
+    let reader = ReportReader::new(input, &source_name)
+        .map_err(crate::scan::ScanError::from)
+        .inspect_err(|error| state.fail(&error.to_string()))?;
     let options = ScanOptions {
         threads: args.threads.unwrap_or_else(default_threads).max(1),
         strict: args.strict,
-        track_groups: false,
+        // Resolving findings needs to know every group that was evaluated.
+        track_groups: state.is_recording(),
     };
 
     let mut worst: Option<Severity> = None;
     let mut shown = ErrorDisplay::default();
-    let mut summary = scan(reader, &engine, &rules, &options, &mut |event| {
+    let scanned = scan(reader, &engine, &rules, &options, &mut |event| {
         match event {
             ScanEvent::Row(outcome) => {
-                for finding in &outcome.findings {
-                    worst = worst.max(Some(finding.severity));
-                    writer.write(finding).map_err(|e| e.to_string())?;
-                }
+                state.write_row(outcome, &mut *writer, &mut worst)?;
                 for failure in &outcome.failures {
                     shown.rule_failure(failure);
                 }
@@ -48,7 +51,8 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
             ScanEvent::RowError(error) => shown.row_error(&source_name, error),
         }
         Ok(())
-    })?;
+    });
+    let mut summary = scanned.inspect_err(|error| state.fail(&error.to_string()))?;
     run_tenant_rules(
         &engine,
         &rules,
@@ -59,8 +63,12 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         },
         &mut shown,
     )?;
+    let changes = state.finish(&summary, &mut *writer)?;
     writer.finish(&summary)?;
     print_summary(&summary, &mut std::io::stderr().lock())?;
+    if let Some((path, changes)) = changes {
+        print_changes(&path, &changes, &mut std::io::stderr().lock())?;
+    }
 
     let failing = args
         .fail_on

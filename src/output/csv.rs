@@ -5,10 +5,13 @@ use std::io::{self, Write};
 use super::FindingWriter;
 use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
+use crate::state::Status;
 
 pub struct CsvWriter {
     out: csv::Writer<Box<dyn Write>>,
     header_written: bool,
+    /// A `status` column follows the others (stateful scans).
+    with_status: bool,
 }
 
 impl CsvWriter {
@@ -16,13 +19,15 @@ impl CsvWriter {
         CsvWriter {
             out: csv::Writer::from_writer(out),
             header_written: false,
+            with_status: false,
         }
     }
 
     fn header(&mut self) -> io::Result<()> {
         if !self.header_written {
             self.header_written = true;
-            self.out.write_record([
+            let status = self.with_status.then_some("status");
+            let columns = [
                 "rule",
                 "severity",
                 "key",
@@ -32,18 +37,18 @@ impl CsvWriter {
                 "message",
                 "line",
                 "evidence",
-            ])?;
+            ];
+            self.out.write_record(columns.into_iter().chain(status))?;
         }
         Ok(())
     }
-}
 
-impl FindingWriter for CsvWriter {
-    fn write(&mut self, f: &Finding) -> io::Result<()> {
+    fn record(&mut self, f: &Finding, status: Option<Status>) -> io::Result<()> {
         self.header()?;
         let evidence = serde_json::to_string(&f.evidence)?;
         let line = f.line.map(|l| l.to_string()).unwrap_or_default();
-        self.out.write_record([
+        let status = self.with_status.then(|| status.map_or("", Status::as_str));
+        let fields = [
             &*f.rule,
             f.severity.as_str(),
             &f.key,
@@ -53,8 +58,22 @@ impl FindingWriter for CsvWriter {
             &f.message,
             &line,
             &evidence,
-        ])?;
+        ];
+        self.out.write_record(fields.into_iter().chain(status))?;
         Ok(())
+    }
+}
+
+impl FindingWriter for CsvWriter {
+    fn write(&mut self, f: &Finding) -> io::Result<()> {
+        self.record(f, None)
+    }
+
+    fn write_with_status(&mut self, f: &Finding, status: Status) -> io::Result<()> {
+        if !self.header_written {
+            self.with_status = true;
+        }
+        self.record(f, Some(status))
     }
 
     fn finish(&mut self, _summary: &ScanSummary) -> io::Result<()> {

@@ -2,9 +2,12 @@
 
 use std::io::{self, BufWriter, Write};
 
-use super::{FindingWriter, SummaryView};
+use serde::Serialize;
+
+use super::{FindingWithStatus, FindingWriter, SummaryView};
 use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
+use crate::state::Status;
 
 pub struct JsonLinesWriter {
     out: BufWriter<Box<dyn Write>>,
@@ -18,10 +21,20 @@ impl JsonLinesWriter {
     }
 }
 
+impl JsonLinesWriter {
+    fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")
+    }
+}
+
 impl FindingWriter for JsonLinesWriter {
     fn write(&mut self, finding: &Finding) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, finding)?;
-        self.out.write_all(b"\n")
+        self.line(finding)
+    }
+
+    fn write_with_status(&mut self, finding: &Finding, status: Status) -> io::Result<()> {
+        self.line(&FindingWithStatus { finding, status })
     }
 
     fn finish(&mut self, _summary: &ScanSummary) -> io::Result<()> {
@@ -45,16 +58,26 @@ impl JsonWriter {
     }
 }
 
-impl FindingWriter for JsonWriter {
-    fn write(&mut self, finding: &Finding) -> io::Result<()> {
+impl JsonWriter {
+    fn element(&mut self, value: &impl Serialize) -> io::Result<()> {
         self.out.write_all(if self.count == 0 {
             b"{\"findings\":[\n"
         } else {
             b",\n"
         })?;
         self.count += 1;
-        serde_json::to_writer(&mut self.out, finding)?;
+        serde_json::to_writer(&mut self.out, value)?;
         Ok(())
+    }
+}
+
+impl FindingWriter for JsonWriter {
+    fn write(&mut self, finding: &Finding) -> io::Result<()> {
+        self.element(finding)
+    }
+
+    fn write_with_status(&mut self, finding: &Finding, status: Status) -> io::Result<()> {
+        self.element(&FindingWithStatus { finding, status })
     }
 
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::engine::finding::Finding;
 use crate::engine::rule::RuleSet;
 use crate::scan::ScanSummary;
+use crate::state::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +39,12 @@ pub enum Format {
 /// Where findings go.
 pub trait FindingWriter {
     fn write(&mut self, finding: &Finding) -> io::Result<()>;
+    /// A finding with its status from the state database (stateful
+    /// scans). Formats with no place for it write the finding alone.
+    fn write_with_status(&mut self, finding: &Finding, status: Status) -> io::Result<()> {
+        let _ = status;
+        self.write(finding)
+    }
     /// Called once after the last finding.
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()>;
     /// What the state store knows (statuses, exemptions), for writers that
@@ -75,6 +82,15 @@ pub fn scan_writer(
     let context = html::view::HtmlContext::new(rules, jiff::Timestamp::now());
     let writer = html::writer::HtmlWriter::new(out, context, Some(tap));
     (input, Box::new(writer))
+}
+
+/// A finding and its status, as the JSON formats write it: the finding's
+/// fields, then `status`.
+#[derive(Serialize)]
+pub struct FindingWithStatus<'a> {
+    #[serde(flatten)]
+    pub finding: &'a Finding,
+    pub status: Status,
 }
 
 /// The summary as machine formats write it.

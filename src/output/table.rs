@@ -7,10 +7,11 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use super::FindingWriter;
 use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
+use crate::state::Status;
 
 pub struct TableWriter {
     out: Box<dyn Write>,
-    findings: Vec<Finding>,
+    findings: Vec<(Finding, Option<Status>)>,
 }
 
 impl TableWriter {
@@ -24,7 +25,12 @@ impl TableWriter {
 
 impl FindingWriter for TableWriter {
     fn write(&mut self, finding: &Finding) -> io::Result<()> {
-        self.findings.push(finding.clone());
+        self.findings.push((finding.clone(), None));
+        Ok(())
+    }
+
+    fn write_with_status(&mut self, finding: &Finding, status: Status) -> io::Result<()> {
+        self.findings.push((finding.clone(), Some(status)));
         Ok(())
     }
 
@@ -34,24 +40,31 @@ impl FindingWriter for TableWriter {
             return self.out.flush();
         }
         // Stable sort: report order within a severity and rule.
-        self.findings.sort_by(|a, b| {
+        self.findings.sort_by(|(a, _), (b, _)| {
             b.severity
                 .cmp(&a.severity)
                 .then_with(|| a.rule.cmp(&b.rule))
         });
+        let with_status = self.findings.iter().any(|(_, status)| status.is_some());
         let mut table = Table::new();
         table
             .load_preset(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic);
-        table.set_header(["Severity", "Rule", "Group", "Owner", "Message"]);
-        for f in &self.findings {
-            table.add_row([
+        let status_header = with_status.then_some("Status");
+        table.set_header(
+            status_header
+                .into_iter()
+                .chain(["Severity", "Rule", "Group", "Owner", "Message"]),
+        );
+        for (f, status) in &self.findings {
+            let status = with_status.then(|| status.map_or("", Status::as_str));
+            table.add_row(status.into_iter().chain([
                 f.severity.as_str(),
                 &f.rule,
                 f.group_name.as_deref().unwrap_or("(tenant)"),
                 f.owner.as_deref().unwrap_or("-"),
                 &f.message,
-            ]);
+            ]));
         }
         writeln!(self.out, "{table}")?;
         self.out.flush()

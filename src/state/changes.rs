@@ -1,0 +1,353 @@
+//! What a scan changed, as plain serialisable data for the notifiers, and
+//! a finding as the database remembers it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::exemptions::ExemptionNotice;
+use crate::engine::finding::{Evidence, EvidenceMap, Finding, Severity};
+
+/// Where a finding stands after a scan.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Seen for the first time (or for the first time since an exemption
+    /// that hid it before it was ever announced).
+    New,
+    /// Seen before and still there.
+    Open,
+    /// Resolved once, and back.
+    Reopened,
+    /// Its rule ran cleanly on the group and did not fire, or the group is
+    /// gone from a complete report.
+    Resolved,
+    /// Covered by an exemption: recorded, shown, never announced.
+    Exempted,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::New,
+        Status::Open,
+        Status::Reopened,
+        Status::Resolved,
+        Status::Exempted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Reopened => "reopened",
+            Status::Resolved => "resolved",
+            Status::Exempted => "exempted",
+        }
+    }
+
+    /// Still a problem (or an accepted one): not resolved.
+    pub fn is_active(self) -> bool {
+        self != Status::Resolved
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Status, String> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| format!("unknown finding status `{text}`"))
+    }
+}
+
+/// Why a finding resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolution {
+    /// The rule ran without error on the group's row and did not fire.
+    RuleCleared,
+    /// The group is no longer in a complete report.
+    GroupGone,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::RuleCleared => "rule-cleared",
+            Resolution::GroupGone => "group-gone",
+        }
+    }
+}
+
+impl FromStr for Resolution {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Resolution, String> {
+        match text {
+            "rule-cleared" => Ok(Resolution::RuleCleared),
+            "group-gone" => Ok(Resolution::GroupGone),
+            _ => Err(format!("unknown resolution `{text}`")),
+        }
+    }
+}
+
+/// A finding as the database remembers it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    pub key: String,
+    pub status: Status,
+    pub rule: String,
+    pub severity: Severity,
+    /// The group part of the key: its id, or `name:<name>`.
+    pub group_key: String,
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+    pub owner: Option<String>,
+    /// The message of the last scan that saw it.
+    pub message: String,
+    pub evidence: StoredEvidence,
+    pub first_seen_scan: i64,
+    pub first_seen_at: String,
+    pub last_seen_scan: i64,
+    pub last_seen_at: String,
+    pub last_announced_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub resolution: Option<Resolution>,
+    /// Which exemption covers it (`groupwarden.toml, exemption 2`).
+    pub exemption: Option<String>,
+    pub exemption_reason: Option<String>,
+}
+
+impl StoredFinding {
+    /// Back into the shape the output writers take. The report line is
+    /// unknown: the finding may not be in this report at all.
+    pub fn to_finding(&self) -> Finding {
+        Finding {
+            rule: Arc::from(self.rule.as_str()),
+            severity: self.severity,
+            key: self.key.clone(),
+            group_id: self.group_id.clone(),
+            group_name: self.group_name.clone(),
+            owner: self.owner.clone(),
+            message: self.message.clone(),
+            line: None,
+            evidence: self.evidence.to_evidence_map(),
+        }
+    }
+}
+
+/// Evidence as stored: a JSON object whose key order is kept.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredEvidence(pub Vec<(String, serde_json::Value)>);
+
+impl StoredEvidence {
+    pub fn from_json(text: &str) -> serde_json::Result<StoredEvidence> {
+        serde_json::from_str(text)
+    }
+
+    pub fn to_evidence_map(&self) -> EvidenceMap {
+        let values = self.0.iter().map(|(name, value)| {
+            let evidence = match value {
+                serde_json::Value::Null => Evidence::Null,
+                serde_json::Value::Bool(b) => Evidence::Bool(*b),
+                serde_json::Value::Number(n) => n
+                    .as_i64()
+                    .map(Evidence::Int)
+                    .unwrap_or_else(|| Evidence::Float(n.as_f64().unwrap_or(f64::NAN))),
+                serde_json::Value::String(s) => Evidence::Text(s.clone()),
+                other => Evidence::Text(other.to_string()),
+            };
+            (Arc::from(name.as_str()), evidence)
+        });
+        EvidenceMap(values.collect())
+    }
+}
+
+impl Serialize for StoredEvidence {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredEvidence {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<StoredEvidence, D::Error> {
+        struct OrderedObject;
+        impl<'de> Visitor<'de> for OrderedObject {
+            type Value = StoredEvidence;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an evidence object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StoredEvidence, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(StoredEvidence(entries))
+            }
+        }
+        deserializer.deserialize_map(OrderedObject)
+    }
+}
+
+/// Findings per status after one scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub new: u64,
+    pub open: u64,
+    pub reopened: u64,
+    pub resolved: u64,
+    pub exempted: u64,
+    /// Open findings due for a reminder (counted in `open` too).
+    pub reminders: u64,
+}
+
+impl StatusCounts {
+    pub fn get(&self, status: Status) -> u64 {
+        match status {
+            Status::New => self.new,
+            Status::Open => self.open,
+            Status::Reopened => self.reopened,
+            Status::Resolved => self.resolved,
+            Status::Exempted => self.exempted,
+        }
+    }
+
+    pub fn add(&mut self, status: Status, count: u64) {
+        match status {
+            Status::New => self.new += count,
+            Status::Open => self.open += count,
+            Status::Reopened => self.reopened += count,
+            Status::Resolved => self.resolved += count,
+            Status::Exempted => self.exempted += count,
+        }
+    }
+}
+
+impl fmt::Display for StatusCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = Status::ALL
+            .iter()
+            .map(|s| format!("{} {s}", self.get(*s)))
+            .collect();
+        write!(f, "{}", parts.join(", "))?;
+        if self.reminders > 0 {
+            write!(f, " ({} due for a reminder)", self.reminders)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a scan's notifications carry a summary instead of each finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cap {
+    /// `[state] max_new_findings`.
+    pub limit: u64,
+    /// New, reopened, reminders and resolved together.
+    pub would_announce: u64,
+    /// A sentence for the summary message.
+    pub reason: String,
+}
+
+/// What one scan changed: everything a notifier needs to announce it.
+///
+/// Built inside the scan's transaction; a notifier glue step turns it
+/// into outbox messages in that same transaction (see
+/// [`super::outbox`]). When [`Changes::capped`] is set, the finding lists
+/// are empty and only the counts are known: announce a summary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    pub scan_id: i64,
+    /// When the scan started (UTC, RFC 3339).
+    pub scanned_at: String,
+    pub source: String,
+    pub report_refresh_date: Option<String>,
+    pub counts: StatusCounts,
+    /// First seen in this scan.
+    pub new: Vec<StoredFinding>,
+    /// Resolved before, back in this scan.
+    pub reopened: Vec<StoredFinding>,
+    /// Still open and not announced for `renotify_after`.
+    pub reminders: Vec<StoredFinding>,
+    /// Resolved by this scan; `resolution` says how.
+    pub resolved: Vec<StoredFinding>,
+    /// Newly covered by an exemption in this scan (never announced as
+    /// problems; listed so people see what was muted).
+    pub exempted: Vec<StoredFinding>,
+    /// Exemptions that end within 14 days.
+    pub expiring_exemptions: Vec<ExemptionNotice>,
+    /// Exemptions past their date: they no longer apply.
+    pub expired_exemptions: Vec<ExemptionNotice>,
+    pub capped: Option<Cap>,
+}
+
+impl Changes {
+    /// Findings that would be announced one by one.
+    pub fn to_announce(&self) -> u64 {
+        self.counts.new + self.counts.reopened + self.counts.reminders + self.counts.resolved
+    }
+
+    /// Nothing to tell anyone.
+    pub fn is_quiet(&self) -> bool {
+        self.to_announce() == 0
+            && self.exempted.is_empty()
+            && self.expiring_exemptions.is_empty()
+            && self.expired_exemptions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_evidence_keeps_its_order_both_ways() {
+        let evidence = StoredEvidence::from_json(r#"{"z":1,"a":"x","m":null,"f":1.5}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&evidence).unwrap(),
+            r#"{"z":1,"a":"x","m":null,"f":1.5}"#
+        );
+        let map = evidence.to_evidence_map();
+        assert_eq!(map.to_line(), "z=1, a=x, m=unknown, f=1.5");
+    }
+
+    #[test]
+    fn counts_read_as_a_sentence() {
+        let mut counts = StatusCounts::default();
+        counts.add(Status::New, 2);
+        counts.add(Status::Resolved, 1);
+        assert_eq!(
+            counts.to_string(),
+            "2 new, 0 open, 0 reopened, 1 resolved, 0 exempted"
+        );
+    }
+}

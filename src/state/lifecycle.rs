@@ -1,0 +1,759 @@
+//! Recording one scan: findings move through new → open → resolved, and
+//! reopened when they come back.
+//!
+//! A scan is one write transaction, from [`ScanRecorder::begin`] (which
+//! takes the database's write lock, so two scans never interleave) to
+//! [`PendingScan::commit`]. While rows stream past, the recorder stages
+//! what it learns in temporary tables rather than in memory:
+//!
+//! - `scan_groups`: every group key in the report;
+//! - `scan_failures`: (rule, group) pairs whose rule errored on the row;
+//! - `scan_findings`: each finding with the status it gets, decided right
+//!   away from the finding's previous state (so outputs can carry it) and
+//!   the exemptions.
+//!
+//! At the end, a handful of set-based statements apply the staged facts:
+//! findings are upserted, and an active finding that this scan did not see
+//! resolves only when its rule ran in this scan and either the group's row
+//! was evaluated without an error from that rule (`rule-cleared`) or the
+//! group is missing from a report read whole without row errors
+//! (`group-gone`). Anything less certain resolves nothing: a rule that
+//! errored on the row, a disabled rule, a report with unreadable rows (one
+//! of them may be the group), a scan that failed or was cut short (its
+//! transaction is rolled back and only a `failed` scan record remains).
+//!
+//! The result is a [`PendingScan`]: the changes are computed, the
+//! transaction is still open, so a notifier can put its messages in the
+//! outbox atomically with the findings before [`PendingScan::commit`].
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use rusqlite::{Connection, OptionalExtension, named_params, params};
+
+use super::changes::{Cap, Changes, Status, StatusCounts, StoredFinding};
+use super::config::Span;
+use super::exemptions::{Exemption, ExemptionNotice, ExemptionState, Exemptions};
+use super::query::{FINDING_COLUMNS, stored_finding};
+use super::store::{StateError, Store};
+use crate::engine::eval::RowOutcome;
+use crate::scan::ScanSummary;
+
+/// The settings that shape what a scan announces and keeps.
+#[derive(Clone, Debug)]
+pub struct ScanPolicy {
+    /// Remind about open findings not announced for this long; `None`: never.
+    pub renotify_after: Option<Span>,
+    /// Purge resolved findings, scans and delivered messages older than
+    /// this; `None`: keep everything.
+    pub retention: Option<Span>,
+    /// Above this many findings to announce, announce a summary.
+    pub max_new_findings: u64,
+}
+
+impl Default for ScanPolicy {
+    fn default() -> Self {
+        ScanPolicy {
+            renotify_after: Some(Span::days(7)),
+            retention: Some(Span::days(180)),
+            max_new_findings: 500,
+        }
+    }
+}
+
+/// What a scan needs to know before the first row.
+#[derive(Clone, Debug)]
+pub struct ScanStart {
+    /// The report's name (a path, `<stdin>`, or a URL without secrets).
+    pub source: String,
+    /// When the scan started: scan records, reminders and retention count
+    /// from here.
+    pub now: Timestamp,
+    /// The day exemptions are checked against.
+    pub today: Date,
+    /// The rules that run on every row (enabled and with a `check`). Only
+    /// their findings can resolve.
+    pub rules: Vec<String>,
+    pub exemptions: Exemptions,
+    pub policy: ScanPolicy,
+    /// Accept a report refreshed before the last scan's.
+    pub allow_older: bool,
+}
+
+/// A scan being recorded. Dropping it without [`ScanRecorder::finish`]
+/// rolls everything back; [`ScanRecorder::fail`] also leaves a record of
+/// the failed scan.
+pub struct ScanRecorder {
+    store: Option<Store>,
+    scan_id: i64,
+    start: ScanStart,
+    /// Exemptions in force today.
+    in_force: Vec<Exemption>,
+    /// Open findings quiet since this time are due for a reminder.
+    reminder_cutoff: Option<String>,
+    last_refresh: Option<String>,
+    statuses: Vec<Status>,
+}
+
+/// Staging tables: one scan's facts, on disk, gone at the end of the
+/// connection.
+const STAGING: &str = r#"
+CREATE TEMP TABLE IF NOT EXISTS scan_groups (group_key TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS scan_failures (
+    rule TEXT NOT NULL, group_key TEXT NOT NULL, PRIMARY KEY (rule, group_key)) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS scan_rules (rule TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS scan_findings (
+    key TEXT PRIMARY KEY, rule TEXT NOT NULL, group_key TEXT NOT NULL, group_id TEXT, group_name TEXT,
+    owner TEXT, severity TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL,
+    status TEXT NOT NULL, prior_status TEXT, exemption TEXT, exemption_reason TEXT,
+    remind INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+DELETE FROM temp.scan_groups;
+DELETE FROM temp.scan_failures;
+DELETE FROM temp.scan_rules;
+DELETE FROM temp.scan_findings;
+"#;
+
+impl ScanRecorder {
+    /// Takes the write lock (waiting up to the lock timeout for another
+    /// scan) and starts recording.
+    pub fn begin(store: Store, start: ScanStart) -> Result<ScanRecorder, StateError> {
+        store.begin_write()?;
+        let prepared = prepare(&store, &start);
+        let (scan_id, last_refresh) = match prepared {
+            Ok(ids) => ids,
+            Err(error) => {
+                store.rollback();
+                return Err(error);
+            }
+        };
+        let in_force = start
+            .exemptions
+            .all
+            .iter()
+            .filter(|e| e.state_on(start.today) != ExemptionState::Expired)
+            .cloned()
+            .collect();
+        let reminder_cutoff = start
+            .policy
+            .renotify_after
+            .map(|span| time_before(start.now, span));
+        Ok(ScanRecorder {
+            store: Some(store),
+            scan_id,
+            start,
+            in_force,
+            reminder_cutoff,
+            last_refresh,
+            statuses: Vec::new(),
+        })
+    }
+
+    pub fn scan_id(&self) -> i64 {
+        self.scan_id
+    }
+
+    /// The refresh date of the last completed scan's report.
+    pub fn last_refresh_date(&self) -> Option<&str> {
+        self.last_refresh.as_deref()
+    }
+
+    /// Refuses a report refreshed before the last scan's (unless
+    /// `allow_older`). Called early with the first row's date, and again
+    /// at the end with the report's latest.
+    pub fn check_refresh_date(&self, refresh_date: &str) -> Result<(), StateError> {
+        match &self.last_refresh {
+            Some(last) if !self.start.allow_older && refresh_date < last.as_str() => {
+                Err(StateError::OlderReport {
+                    report: refresh_date.to_owned(),
+                    last: last.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Stages one evaluated row and returns the status of each of its
+    /// findings, in order.
+    pub fn record_row(&mut self, outcome: &RowOutcome) -> Result<&[Status], StateError> {
+        let store = self
+            .store
+            .as_ref()
+            .expect("a recorder holds its store until finished");
+        let conn = store.connection();
+        let fail = |e| store.fail(e);
+        conn.prepare_cached("INSERT OR IGNORE INTO temp.scan_groups (group_key) VALUES (?1)")
+            .and_then(|mut s| s.execute([&outcome.group_key]))
+            .map_err(fail)?;
+        for failure in &outcome.failures {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO temp.scan_failures (rule, group_key) VALUES (?1, ?2)",
+            )
+            .and_then(|mut s| s.execute(params![&*failure.rule, &outcome.group_key]))
+            .map_err(fail)?;
+        }
+        self.statuses.clear();
+        for finding in &outcome.findings {
+            let prior = prior_state(conn, &finding.key, &self.reminder_cutoff).map_err(fail)?;
+            let exemption = self.in_force.iter().find(|e| e.covers(finding));
+            let status = status_for(prior, exemption.is_some());
+            let remind = status == Status::Open
+                && prior.is_some_and(|p| p.status == Status::Exempted || p.quiet);
+            let evidence =
+                serde_json::to_string(&finding.evidence).map_err(|e| StateError::Data {
+                    path: store.path().to_owned(),
+                    message: format!("cannot store the evidence of {}: {e}", finding.key),
+                })?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO temp.scan_findings (key, rule, group_key, group_id, group_name, owner, severity, \
+                 message, evidence, status, prior_status, exemption, exemption_reason, remind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    finding.key,
+                    &*finding.rule,
+                    outcome.group_key,
+                    finding.group_id,
+                    finding.group_name,
+                    finding.owner,
+                    finding.severity.as_str(),
+                    finding.message,
+                    evidence,
+                    status.as_str(),
+                    prior.map(|p| p.status.as_str()),
+                    exemption.map(|e| e.origin.as_str()),
+                    exemption.map(|e| e.reason.as_str()),
+                    remind,
+                ])
+            })
+            .map_err(fail)?;
+            self.statuses.push(status);
+        }
+        Ok(&self.statuses)
+    }
+
+    /// Applies what the scan saw. On error the scan is rolled back and
+    /// recorded as failed (or refused, for an older report).
+    pub fn finish(mut self, summary: &ScanSummary) -> Result<PendingScan, StateError> {
+        match self.apply(summary) {
+            Ok(changes) => {
+                let store = self
+                    .store
+                    .take()
+                    .expect("a recorder holds its store until finished");
+                Ok(PendingScan {
+                    store: Some(store),
+                    changes,
+                })
+            }
+            Err(error) => {
+                let outcome = if matches!(error, StateError::OlderReport { .. }) {
+                    "refused"
+                } else {
+                    "failed"
+                };
+                self.record_failure(outcome, &error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// The scan did not complete: nothing it saw is kept, but the attempt
+    /// is recorded with `message`.
+    pub fn fail(mut self, message: &str) {
+        self.record_failure("failed", message);
+    }
+
+    /// The report was refused (older than the last scan's): nothing is
+    /// kept, and the refusal is recorded.
+    pub fn refuse(mut self, error: &StateError) {
+        self.record_failure("refused", &error.to_string());
+    }
+
+    fn record_failure(&mut self, outcome: &str, message: &str) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        store.rollback();
+        let recorded = store.connection().execute(
+            "INSERT INTO scans (started_at, finished_at, source, outcome, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![time_text(self.start.now), time_text(Timestamp::now()), self.start.source, outcome, message],
+        );
+        if let Err(error) = recorded {
+            tracing::warn!(
+                "could not record the {outcome} scan in {}: {}",
+                store.path().display(),
+                store.fail(error)
+            );
+        }
+    }
+
+    fn apply(&mut self, summary: &ScanSummary) -> Result<Changes, StateError> {
+        let store = self
+            .store
+            .as_ref()
+            .expect("a recorder holds its store until finished");
+        let refresh_date = summary.stats.refresh_date();
+        if let Some(date) = &refresh_date {
+            self.check_refresh_date(date)?;
+        }
+        let complete = summary.row_errors == 0;
+        if !complete {
+            tracing::warn!(
+                row_errors = summary.row_errors,
+                "the report has unreadable rows: findings of groups missing from it are not resolved (the group may be on one of those rows)"
+            );
+        }
+        let conn = store.connection();
+        let now = time_text(self.start.now);
+        let fail = |e| store.fail(e);
+        let counts = apply_staged(conn, self.scan_id, &now, complete).map_err(fail)?;
+        let changes = self
+            .changes(conn, counts, refresh_date.clone())
+            .map_err(fail)?;
+        if let Some(cap) = &changes.capped {
+            tracing::warn!(
+                limit = cap.limit,
+                would_announce = cap.would_announce,
+                "{}",
+                cap.reason
+            );
+        }
+        if let Some(retention) = self.start.policy.retention {
+            purge(conn, &time_before(self.start.now, retention), self.scan_id).map_err(fail)?;
+            tracing::debug!("state: purged what is older than {retention}");
+        }
+        conn.execute(
+            "UPDATE scans SET finished_at = :finished, refresh_date = :refresh, report_period = :period, rows = :rows, \
+             row_errors = :row_errors, rule_errors = :rule_errors, findings = :findings, outcome = 'completed', complete = :complete \
+             WHERE id = :scan",
+            named_params! {
+                ":finished": time_text(self.start.now + jiff::SignedDuration::try_from(summary.elapsed).unwrap_or_default()),
+                ":refresh": refresh_date,
+                ":period": summary.stats.period,
+                ":rows": summary.rows_read(),
+                ":row_errors": summary.row_errors,
+                ":rule_errors": summary.rule_errors,
+                ":findings": summary.findings,
+                ":complete": complete,
+                ":scan": self.scan_id,
+            },
+        )
+        .map_err(fail)?;
+        Ok(changes)
+    }
+
+    fn changes(
+        &self,
+        conn: &Connection,
+        counts: StatusCounts,
+        refresh_date: Option<String>,
+    ) -> rusqlite::Result<Changes> {
+        let notices = |state| -> Vec<ExemptionNotice> {
+            self.start
+                .exemptions
+                .in_state(self.start.today, state)
+                .map(|e| e.notice(self.start.today))
+                .collect()
+        };
+        let mut changes = Changes {
+            scan_id: self.scan_id,
+            scanned_at: time_text(self.start.now),
+            source: self.start.source.clone(),
+            report_refresh_date: refresh_date,
+            counts,
+            expiring_exemptions: notices(ExemptionState::Expiring),
+            expired_exemptions: notices(ExemptionState::Expired),
+            ..Changes::default()
+        };
+        let limit = self.start.policy.max_new_findings;
+        let would_announce = changes.to_announce();
+        if would_announce > limit {
+            changes.capped = Some(Cap {
+                limit,
+                would_announce,
+                reason: format!(
+                    "{would_announce} findings to announce (new {}, reopened {}, reminders {}, resolved {}) exceed [state] max_new_findings = {limit}: \
+                     notifications carry a summary instead of each finding, so a broken rule or report cannot mass-mail the tenant. \
+                     `groupwarden findings` lists them",
+                    counts.new, counts.reopened, counts.reminders, counts.resolved
+                ),
+            });
+            return Ok(changes);
+        }
+        let staged = |condition: &str| {
+            format!(
+                "SELECT {FINDING_COLUMNS} FROM findings WHERE key IN (SELECT key FROM temp.scan_findings WHERE {condition}) ORDER BY rule, key"
+            )
+        };
+        changes.new = collect(conn, &staged("status = 'new'"), [])?;
+        changes.reopened = collect(conn, &staged("status = 'reopened'"), [])?;
+        changes.reminders = collect(conn, &staged("remind = 1"), [])?;
+        changes.resolved = collect(
+            conn,
+            &format!(
+                "SELECT {FINDING_COLUMNS} FROM findings WHERE resolved_scan = ?1 AND status = 'resolved' ORDER BY rule, key"
+            ),
+            [self.scan_id],
+        )?;
+        let newly_exempted = "status = 'exempted' AND prior_status IS NOT 'exempted'";
+        let exempted: u64 = conn.query_row(
+            &format!("SELECT count(*) FROM temp.scan_findings WHERE {newly_exempted}"),
+            [],
+            |r| r.get(0),
+        )?;
+        if exempted <= limit {
+            changes.exempted = collect(conn, &staged(newly_exempted), [])?;
+        }
+        Ok(changes)
+    }
+}
+
+impl Drop for ScanRecorder {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            store.rollback();
+        }
+    }
+}
+
+/// Opens the staging tables and the scan record; returns the scan id and
+/// the last completed scan's refresh date.
+fn prepare(store: &Store, start: &ScanStart) -> Result<(i64, Option<String>), StateError> {
+    let conn = store.connection();
+    let fail = |e| store.fail(e);
+    conn.execute_batch(STAGING).map_err(fail)?;
+    for rule in &start.rules {
+        conn.execute(
+            "INSERT OR IGNORE INTO temp.scan_rules (rule) VALUES (?1)",
+            [rule],
+        )
+        .map_err(fail)?;
+    }
+    let last_refresh: Option<String> = conn
+        .query_row(
+            "SELECT refresh_date FROM scans WHERE outcome = 'completed' AND refresh_date IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(fail)?;
+    conn.execute(
+        "INSERT INTO scans (started_at, source, outcome) VALUES (?1, ?2, 'running')",
+        params![time_text(start.now), start.source],
+    )
+    .map_err(fail)?;
+    Ok((conn.last_insert_rowid(), last_refresh))
+}
+
+/// A finding's state before this scan.
+#[derive(Clone, Copy, Debug)]
+struct Prior {
+    status: Status,
+    announced: bool,
+    /// Not announced since the reminder cutoff (counting from when it was
+    /// first seen if it never was).
+    quiet: bool,
+}
+
+fn prior_state(
+    conn: &Connection,
+    key: &str,
+    reminder_cutoff: &Option<String>,
+) -> rusqlite::Result<Option<Prior>> {
+    conn.prepare_cached(
+        "SELECT status, last_announced_at IS NOT NULL, coalesce(coalesce(last_announced_at, first_seen_at) <= ?2, 0) \
+         FROM findings WHERE key = ?1",
+    )?
+    .query_row(params![key, reminder_cutoff], |row| {
+        let status: String = row.get(0)?;
+        let status = status.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })?;
+        Ok(Prior {
+            status,
+            announced: row.get(1)?,
+            quiet: row.get(2)?,
+        })
+    })
+    .optional()
+}
+
+/// The status a finding seen in this scan gets.
+fn status_for(prior: Option<Prior>, exempted: bool) -> Status {
+    if exempted {
+        return Status::Exempted;
+    }
+    match prior {
+        None => Status::New,
+        Some(Prior {
+            status: Status::Resolved,
+            ..
+        }) => Status::Reopened,
+        // An exemption hid it; people hear of it now, as new if they never did.
+        Some(Prior {
+            status: Status::Exempted,
+            announced,
+            ..
+        }) => {
+            if announced {
+                Status::Open
+            } else {
+                Status::New
+            }
+        }
+        Some(_) => Status::Open,
+    }
+}
+
+/// The set-based end of a scan: upsert, resolve, history, reminders.
+fn apply_staged(
+    conn: &Connection,
+    scan: i64,
+    now: &str,
+    complete: bool,
+) -> rusqlite::Result<StatusCounts> {
+    let mut watch = Stopwatch::start();
+    // History first: it needs each finding's status before this scan.
+    conn.execute(
+        "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
+         SELECT ?1, ?2, key, rule, group_key, group_name, status, \
+                CASE status WHEN 'exempted' THEN exemption_reason ELSE message END \
+         FROM temp.scan_findings \
+         WHERE prior_status IS NULL \
+            OR (status != prior_status AND NOT (status = 'open' AND prior_status IN ('new', 'open', 'reopened')))",
+        params![scan, now],
+    )?;
+    watch.lap("history of seen findings");
+    conn.execute(
+        "INSERT INTO findings (key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, \
+                               first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, exemption, exemption_reason) \
+         SELECT key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, \
+                ?1, ?2, ?1, ?2, exemption, exemption_reason \
+         FROM temp.scan_findings WHERE true \
+         ON CONFLICT (key) DO UPDATE SET \
+            rule = excluded.rule, group_key = excluded.group_key, group_id = excluded.group_id, \
+            group_name = excluded.group_name, owner = excluded.owner, severity = excluded.severity, \
+            message = excluded.message, evidence = excluded.evidence, status = excluded.status, \
+            last_seen_scan = excluded.last_seen_scan, last_seen_at = excluded.last_seen_at, \
+            resolved_scan = NULL, resolved_at = NULL, resolution = NULL, \
+            exemption = excluded.exemption, exemption_reason = excluded.exemption_reason",
+        params![scan, now],
+    )?;
+    watch.lap("findings upserted");
+    let resolved = conn.execute(
+        "UPDATE findings SET status = 'resolved', resolved_scan = :scan, resolved_at = :now, exemption = NULL, exemption_reason = NULL, \
+            resolution = CASE WHEN EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key) \
+                              THEN 'rule-cleared' ELSE 'group-gone' END \
+         WHERE status != 'resolved' AND last_seen_scan != :scan AND group_key != '' \
+           AND rule IN (SELECT rule FROM temp.scan_rules) \
+           AND ( (EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key) \
+                  AND NOT EXISTS (SELECT 1 FROM temp.scan_failures f WHERE f.rule = findings.rule AND f.group_key = findings.group_key)) \
+              OR (:complete AND NOT EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key)) )",
+        named_params! { ":scan": scan, ":now": now, ":complete": complete },
+    )?;
+    watch.lap("resolved");
+    conn.execute(
+        "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
+         SELECT ?1, ?2, key, rule, group_key, group_name, 'resolved', resolution FROM findings \
+         WHERE resolved_scan = ?1 AND status = 'resolved'",
+        params![scan, now],
+    )?;
+    watch.lap("history of resolved findings");
+    let mut counts = StatusCounts::default();
+    let mut statement = conn
+        .prepare("SELECT status, count(*), sum(remind) FROM temp.scan_findings GROUP BY status")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let status: String = row.get(0)?;
+        if let Ok(status) = status.parse::<Status>() {
+            counts.add(status, row.get(1)?);
+        }
+        counts.reminders += row.get::<_, u64>(2)?;
+    }
+    counts.resolved = resolved as u64;
+    Ok(counts)
+}
+
+/// Logs how long each step of the end of a scan took (at debug level).
+struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch(std::time::Instant::now())
+    }
+
+    fn lap(&mut self, step: &str) {
+        tracing::debug!(ms = self.0.elapsed().as_millis() as u64, "state: {step}");
+        self.0 = std::time::Instant::now();
+    }
+}
+
+/// Forgets what is older than the retention period: resolved findings,
+/// their history, scans, delivered messages.
+fn purge(conn: &Connection, cutoff: &str, current_scan: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM findings WHERE status = 'resolved' AND resolved_at < ?1",
+        [cutoff],
+    )?;
+    conn.execute(
+        "DELETE FROM finding_events WHERE at < ?1 AND key NOT IN (SELECT key FROM findings)",
+        [cutoff],
+    )?;
+    conn.execute(
+        "DELETE FROM scans WHERE started_at < ?1 AND id != ?2",
+        params![cutoff, current_scan],
+    )?;
+    conn.execute("DELETE FROM outbox WHERE delivered_at < ?1", [cutoff])?;
+    Ok(())
+}
+
+fn collect<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<Vec<StoredFinding>> {
+    let mut statement = conn.prepare(sql)?;
+    let rows = statement.query_map(params, stored_finding)?;
+    rows.collect()
+}
+
+/// A scan whose findings are applied but not yet committed.
+pub struct PendingScan {
+    store: Option<Store>,
+    changes: Changes,
+}
+
+impl PendingScan {
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    fn store(&self) -> &Store {
+        self.store
+            .as_ref()
+            .expect("a pending scan holds its store until committed")
+    }
+
+    /// The connection inside the scan's open transaction: what the outbox
+    /// functions take, so messages commit together with the findings.
+    pub fn connection(&self) -> &Connection {
+        self.store().connection()
+    }
+
+    /// Findings this scan resolved, for the outputs.
+    pub fn for_each_resolved<E: From<StateError>>(
+        &self,
+        mut each: impl FnMut(StoredFinding) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let store = self.store();
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE resolved_scan = ?1 AND status = 'resolved' ORDER BY rule, key"
+        );
+        let mut statement = store
+            .connection()
+            .prepare(&sql)
+            .map_err(|e| store.fail(e))?;
+        let mut rows = statement
+            .query([self.changes.scan_id])
+            .map_err(|e| store.fail(e))?;
+        while let Some(row) = rows.next().map_err(|e| store.fail(e))? {
+            each(stored_finding(row).map_err(|e| store.fail(e))?)?;
+        }
+        Ok(())
+    }
+
+    /// Notes that this scan's new, reopened and reminded findings were
+    /// announced (call once their messages are in the outbox). Returns how
+    /// many.
+    pub fn mark_announced(&self) -> Result<u64, StateError> {
+        let store = self.store();
+        store
+            .connection()
+            .execute(
+                "UPDATE findings SET last_announced_at = ?1 WHERE key IN \
+                 (SELECT key FROM temp.scan_findings WHERE status IN ('new', 'reopened') OR remind = 1)",
+                [&self.changes.scanned_at],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| store.fail(e))
+    }
+
+    /// Makes the scan (and whatever was enqueued with it) durable, and
+    /// hands back the store (for delivering the outbox) and the changes.
+    pub fn commit(mut self) -> Result<(Store, Changes), StateError> {
+        let store = self
+            .store
+            .take()
+            .expect("a pending scan holds its store until committed");
+        if let Err(error) = store.commit() {
+            store.rollback();
+            return Err(error);
+        }
+        Ok((store, std::mem::take(&mut self.changes)))
+    }
+}
+
+impl Drop for PendingScan {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            store.rollback();
+        }
+    }
+}
+
+/// `span` before `time`, as stored; the beginning of time if that is
+/// before what can be written.
+fn time_before(time: Timestamp, span: Span) -> String {
+    time_text(time.checked_sub(span.as_signed()).unwrap_or(Timestamp::MIN))
+}
+
+/// A time as stored: UTC, whole seconds, RFC 3339.
+pub fn time_text(time: Timestamp) -> String {
+    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_previous_state() {
+        let prior = |status, announced| {
+            Some(Prior {
+                status,
+                announced,
+                quiet: false,
+            })
+        };
+        assert_eq!(status_for(None, false), Status::New);
+        assert_eq!(status_for(prior(Status::New, true), false), Status::Open);
+        assert_eq!(
+            status_for(prior(Status::Reopened, true), false),
+            Status::Open
+        );
+        assert_eq!(
+            status_for(prior(Status::Resolved, true), false),
+            Status::Reopened
+        );
+        assert_eq!(
+            status_for(prior(Status::Exempted, false), false),
+            Status::New
+        );
+        assert_eq!(
+            status_for(prior(Status::Exempted, true), false),
+            Status::Open
+        );
+        assert_eq!(
+            status_for(prior(Status::Open, true), true),
+            Status::Exempted
+        );
+        assert_eq!(status_for(None, true), Status::Exempted);
+    }
+
+    #[test]
+    fn times_sort_as_text() {
+        let a = time_text("2026-11-25T06:00:00.7Z".parse().unwrap());
+        assert_eq!(a, "2026-11-25T06:00:00Z");
+        assert!(a < time_text("2026-11-25T06:00:01Z".parse().unwrap()));
+    }
+}

@@ -1,0 +1,36 @@
+//! Remembering findings between scans, in an embedded SQLite database.
+//!
+//! ```text
+//!  scan rows ──▶ lifecycle::ScanRecorder ──stage──▶ temp tables ──finish──▶ findings, finding_events, scans
+//!                  (status per finding,                                      │
+//!                   exemptions applied)                                      ▼
+//!                                              PendingScan (transaction still open): Changes
+//!                                                 │  notifier glue: outbox::enqueue(…) ×N, mark_announced()
+//!                                                 ▼
+//!                                              commit ──▶ outbox::claim → send → mark_delivered / mark_failed
+//! ```
+//!
+//! - [`store`] opens the file (WAL, busy timeout, write lock, clear
+//!   errors for a corrupt, foreign, newer or unwritable database) and
+//!   [`schema`] migrates it by `PRAGMA user_version`.
+//! - [`lifecycle`] records one scan: statuses new, open, reopened,
+//!   resolved and exempted, resolution only on certain evidence, the
+//!   refusal of an older report, reminders, the safety cap and retention.
+//! - [`changes`] is what a scan changed, as plain serialisable data
+//!   ([`Changes`]) for the notifiers, and a finding as remembered.
+//! - [`exemptions`] matches findings against `[[exemptions]]`.
+//! - [`outbox`] holds messages until a channel accepted them.
+//! - [`query`] lists findings, a group's history and the scans.
+//! - [`config`] is the `[state]` section and the exemption entries.
+
+pub mod changes;
+pub mod config;
+pub mod exemptions;
+pub mod lifecycle;
+pub mod outbox;
+pub mod query;
+pub mod schema;
+pub mod store;
+
+pub use changes::{Changes, Status, StoredFinding};
+pub use store::{StateError, Store};

@@ -1,0 +1,222 @@
+//! Reading what the database remembers: findings by status and rule, a
+//! group's history, the scans.
+
+use rusqlite::types::Type;
+use rusqlite::{Row, ToSql};
+use serde::Serialize;
+
+use super::changes::{Status, StoredEvidence, StoredFinding};
+use super::store::{StateError, Store};
+
+/// The columns [`stored_finding`] reads, in its order.
+pub const FINDING_COLUMNS: &str = "key, status, rule, severity, group_key, group_id, group_name, owner, message, evidence, \
+     first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, last_announced_at, resolved_at, resolution, exemption, exemption_reason";
+
+fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    text.parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, e.into()))
+}
+
+/// One row of `SELECT FINDING_COLUMNS FROM findings`.
+pub fn stored_finding(row: &Row<'_>) -> rusqlite::Result<StoredFinding> {
+    let evidence: String = row.get(9)?;
+    let resolution: Option<String> = row.get(16)?;
+    Ok(StoredFinding {
+        key: row.get(0)?,
+        status: parsed(row, 1)?,
+        rule: row.get(2)?,
+        severity: parsed(row, 3)?,
+        group_key: row.get(4)?,
+        group_id: row.get(5)?,
+        group_name: row.get(6)?,
+        owner: row.get(7)?,
+        message: row.get(8)?,
+        evidence: StoredEvidence::from_json(&evidence)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(9, Type::Text, e.into()))?,
+        first_seen_scan: row.get(10)?,
+        first_seen_at: row.get(11)?,
+        last_seen_scan: row.get(12)?,
+        last_seen_at: row.get(13)?,
+        last_announced_at: row.get(14)?,
+        resolved_at: row.get(15)?,
+        resolution: resolution
+            .map(|r| {
+                r.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(16, Type::Text, e.into())
+                })
+            })
+            .transpose()?,
+        exemption: row.get(17)?,
+        exemption_reason: row.get(18)?,
+    })
+}
+
+/// Which findings to list.
+#[derive(Clone, Debug, Default)]
+pub struct FindingFilter {
+    /// Empty: every status but resolved.
+    pub statuses: Vec<Status>,
+    /// Empty: every rule.
+    pub rules: Vec<String>,
+}
+
+impl Store {
+    /// Findings matching `filter`, most recently seen first, one at a time.
+    pub fn for_each_finding<E: From<StateError>>(
+        &self,
+        filter: &FindingFilter,
+        mut each: impl FnMut(StoredFinding) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let statuses: Vec<&str> = if filter.statuses.is_empty() {
+            Status::ALL
+                .iter()
+                .filter(|s| s.is_active())
+                .map(|s| s.as_str())
+                .collect()
+        } else {
+            filter.statuses.iter().map(|s| s.as_str()).collect()
+        };
+        let mut sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE status IN ({})",
+            placeholders(1, statuses.len())
+        );
+        if !filter.rules.is_empty() {
+            sql.push_str(&format!(
+                " AND rule IN ({})",
+                placeholders(statuses.len() + 1, filter.rules.len())
+            ));
+        }
+        sql.push_str(" ORDER BY last_seen_scan DESC, rule, key");
+        let mut values: Vec<&dyn ToSql> = statuses.iter().map(|s| s as &dyn ToSql).collect();
+        values.extend(filter.rules.iter().map(|r| r as &dyn ToSql));
+        let mut statement = self.connection().prepare(&sql).map_err(|e| self.fail(e))?;
+        let mut rows = statement
+            .query(values.as_slice())
+            .map_err(|e| self.fail(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+            each(stored_finding(row).map_err(|e| self.fail(e))?)?;
+        }
+        Ok(())
+    }
+
+    /// Every status change of the findings of one group, oldest first.
+    /// `group` is a group id, a group key (`name:…`) or, failing those, a
+    /// display name (any case).
+    pub fn history(&self, group: &str) -> Result<Vec<HistoryEntry>, StateError> {
+        let by_key = self.history_where("e.group_key IN (?1, lower(?1), 'name:' || ?1)", group)?;
+        if !by_key.is_empty() {
+            return Ok(by_key);
+        }
+        self.history_where("e.group_name = ?1 COLLATE NOCASE", group)
+    }
+
+    fn history_where(&self, condition: &str, group: &str) -> Result<Vec<HistoryEntry>, StateError> {
+        let sql = format!(
+            "SELECT e.at, e.scan_id, s.refresh_date, e.rule, e.key, e.group_key, e.group_name, e.status, e.detail \
+             FROM finding_events e LEFT JOIN scans s ON s.id = e.scan_id WHERE {condition} ORDER BY e.id"
+        );
+        let mut statement = self.connection().prepare(&sql).map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([group], |row| {
+                Ok(HistoryEntry {
+                    at: row.get(0)?,
+                    scan_id: row.get(1)?,
+                    report_refresh_date: row.get(2)?,
+                    rule: row.get(3)?,
+                    key: row.get(4)?,
+                    group_key: row.get(5)?,
+                    group_name: row.get(6)?,
+                    status: parsed(row, 7)?,
+                    detail: row.get(8)?,
+                })
+            })
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The most recent scans, newest first.
+    pub fn scans(&self, limit: u32) -> Result<Vec<ScanRecord>, StateError> {
+        let sql = "SELECT id, started_at, finished_at, source, refresh_date, report_period, rows, row_errors, rule_errors, \
+                   findings, outcome, complete, error FROM scans ORDER BY id DESC LIMIT ?1";
+        let mut statement = self.connection().prepare(sql).map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([limit], |row| {
+                Ok(ScanRecord {
+                    id: row.get(0)?,
+                    started_at: row.get(1)?,
+                    finished_at: row.get(2)?,
+                    source: row.get(3)?,
+                    report_refresh_date: row.get(4)?,
+                    report_period: row.get(5)?,
+                    rows: row.get(6)?,
+                    row_errors: row.get(7)?,
+                    rule_errors: row.get(8)?,
+                    findings: row.get(9)?,
+                    outcome: row.get(10)?,
+                    complete: row.get(11)?,
+                    error: row.get(12)?,
+                })
+            })
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// How many active findings each exemption covers, by its origin.
+    pub fn exempted_counts(&self) -> Result<Vec<(String, u64)>, StateError> {
+        let sql =
+            "SELECT exemption, count(*) FROM findings WHERE status = 'exempted' GROUP BY exemption";
+        let mut statement = self.connection().prepare(sql).map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
+    }
+}
+
+/// `?N, ?N+1, …`, `count` of them.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("?{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One status change of one finding.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub scan_id: i64,
+    pub report_refresh_date: Option<String>,
+    pub rule: String,
+    pub key: String,
+    pub group_key: String,
+    pub group_name: Option<String>,
+    pub status: Status,
+    /// The message (new, open, reopened), the exemption's reason
+    /// (exempted) or how it resolved (resolved).
+    pub detail: Option<String>,
+}
+
+/// One recorded scan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScanRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub source: String,
+    pub report_refresh_date: Option<String>,
+    pub report_period: Option<i64>,
+    pub rows: u64,
+    pub row_errors: u64,
+    pub rule_errors: u64,
+    pub findings: u64,
+    /// `completed`, `failed` or `refused`.
+    pub outcome: String,
+    /// Read whole without row errors: groups missing from it resolved.
+    pub complete: bool,
+    pub error: Option<String>,
+}

@@ -1,0 +1,165 @@
+//! The database layout and its versioned migrations.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied;
+//! `PRAGMA application_id` marks the file as groupwarden's, so a stranger's
+//! SQLite file is refused instead of being written into. Migrations run in
+//! order, each in the same write transaction as the version bump, so a
+//! database is always at exactly one version. A database newer than this
+//! program is refused: old code must not write a layout it does not know.
+//!
+//! Times are stored as UTC RFC 3339 text with whole seconds
+//! (`2026-11-25T06:00:00Z`), so text order is time order.
+
+use rusqlite::Connection;
+
+/// "GWd1": groupwarden's `PRAGMA application_id`.
+pub const APPLICATION_ID: i32 = 0x4757_6431;
+
+/// Version 1: scans, findings and their history.
+const V1: &str = r#"
+CREATE TABLE scans (
+    id            INTEGER PRIMARY KEY,
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT,
+    source        TEXT NOT NULL,
+    refresh_date  TEXT,
+    report_period INTEGER,
+    rows          INTEGER NOT NULL DEFAULT 0,
+    row_errors    INTEGER NOT NULL DEFAULT 0,
+    rule_errors   INTEGER NOT NULL DEFAULT 0,
+    findings      INTEGER NOT NULL DEFAULT 0,
+    -- running (only ever seen inside the scan's own transaction),
+    -- completed, failed or refused
+    outcome       TEXT NOT NULL,
+    -- 1 when the report was read whole without row errors, so findings of
+    -- groups missing from it could resolve
+    complete      INTEGER NOT NULL DEFAULT 0,
+    error         TEXT
+);
+
+CREATE TABLE findings (
+    key             TEXT PRIMARY KEY,
+    rule            TEXT NOT NULL,
+    group_key       TEXT NOT NULL,
+    group_id        TEXT,
+    group_name      TEXT,
+    owner           TEXT,
+    severity        TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    evidence        TEXT NOT NULL,
+    -- new, open, reopened, resolved
+    status          TEXT NOT NULL,
+    first_seen_scan INTEGER NOT NULL,
+    first_seen_at   TEXT NOT NULL,
+    last_seen_scan  INTEGER NOT NULL,
+    last_seen_at    TEXT NOT NULL,
+    last_announced_at TEXT,
+    resolved_scan   INTEGER,
+    resolved_at     TEXT,
+    -- rule-cleared or group-gone
+    resolution      TEXT
+);
+CREATE INDEX findings_by_status ON findings(status, rule);
+CREATE INDEX findings_by_resolved_scan ON findings(resolved_scan) WHERE resolved_scan IS NOT NULL;
+
+CREATE TABLE finding_events (
+    id         INTEGER PRIMARY KEY,
+    scan_id    INTEGER NOT NULL,
+    at         TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    rule       TEXT NOT NULL,
+    group_key  TEXT NOT NULL,
+    group_name TEXT,
+    status     TEXT NOT NULL,
+    detail     TEXT
+);
+CREATE INDEX finding_events_by_group ON finding_events(group_key);
+"#;
+
+/// Version 2: exemptions on findings, and the notification outbox.
+const V2: &str = r#"
+ALTER TABLE findings ADD COLUMN exemption TEXT;
+ALTER TABLE findings ADD COLUMN exemption_reason TEXT;
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    created_at      TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at TEXT,
+    last_error      TEXT,
+    -- a sender that took the message owns it until then
+    claimed_until   TEXT,
+    delivered_at    TEXT
+);
+CREATE INDEX outbox_undelivered ON outbox(id) WHERE delivered_at IS NULL;
+"#;
+
+/// Every migration, oldest first; the schema version is their count.
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The version this program writes.
+pub const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// What the file says about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub version: i32,
+    pub application_id: i32,
+    /// Tables of any kind: an empty file has none.
+    pub tables: i64,
+}
+
+pub fn identity(conn: &Connection) -> rusqlite::Result<Identity> {
+    Ok(Identity {
+        version: conn.pragma_query_value(None, "user_version", |row| row.get(0))?,
+        application_id: conn.pragma_query_value(None, "application_id", |row| row.get(0))?,
+        tables: conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?,
+    })
+}
+
+impl Identity {
+    /// A file groupwarden made, or an empty one it may take.
+    pub fn is_ours(&self) -> bool {
+        self.application_id == APPLICATION_ID || (self.application_id == 0 && self.tables == 0)
+    }
+}
+
+/// Applies the migrations after `from`. The caller holds the write lock
+/// and commits.
+pub fn apply(conn: &Connection, from: i32) -> rusqlite::Result<()> {
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
+        conn.execute_batch(sql)?;
+        conn.pragma_update(None, "user_version", index as i32 + 1)?;
+    }
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_version_builds_on_the_last() {
+        let conn = Connection::open_in_memory().unwrap();
+        apply(&conn, 0).unwrap();
+        let id = identity(&conn).unwrap();
+        assert_eq!(
+            (id.version, id.application_id),
+            (CURRENT_VERSION, APPLICATION_ID)
+        );
+        assert!(id.is_ours());
+        // Applying again from the current version is a no-op.
+        apply(&conn, CURRENT_VERSION).unwrap();
+    }
+
+    #[test]
+    fn a_strangers_database_is_not_ours() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE customers(id)").unwrap();
+        assert!(!identity(&conn).unwrap().is_ours());
+    }
+}

@@ -1,0 +1,327 @@
+//! Opening the database: location checks, connection settings, the
+//! schema version, and errors a person can act on.
+//!
+//! The connection runs in WAL mode (readers such as `groupwarden findings`
+//! never wait for a scan) with `synchronous = FULL` (a commit survives a
+//! power cut, which is what lets the outbox promise "delivered once") and
+//! temporary tables on disk (a scan stages one row per group there, and
+//! memory must not grow with the report). Page caches are fixed at 32 MiB
+//! for the database and 16 MiB for the staging tables: enough to keep the
+//! indexes a scan walks in memory for large tenants, and a bound. A writer takes the database's
+//! write lock with `BEGIN IMMEDIATE` and the busy timeout makes a second
+//! writer wait up to `lock_timeout` before it fails with [`StateError::Locked`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::schema::{self, CURRENT_VERSION};
+
+/// The state database cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path}: cannot create it: {reason}")]
+    Unwritable { path: PathBuf, reason: String },
+    #[error("state database {path} does not exist (a stateful `groupwarden scan` creates it)")]
+    Missing { path: PathBuf },
+    #[error(
+        "state database {path} is corrupt or not a SQLite database ({detail}); move it aside to start afresh, or restore a backup"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{path} is a SQLite database but not groupwarden's; point --state or [state] path at another file"
+    )]
+    NotOurs { path: PathBuf },
+    #[error(
+        "state database {path} has schema version {found}, newer than the {supported} this groupwarden understands; \
+         upgrade groupwarden, or point --state at another file"
+    )]
+    Newer {
+        path: PathBuf,
+        found: i32,
+        supported: i32,
+    },
+    #[error(
+        "state database {path} is in use by another groupwarden scan; gave up after waiting {waited:?}. \
+         Try again when it has finished, or raise [state] lock_timeout"
+    )]
+    Locked { path: PathBuf, waited: Duration },
+    #[error(
+        "state database {path} is read-only ({detail}); groupwarden needs to write to it and to its folder"
+    )]
+    ReadOnly { path: PathBuf, detail: String },
+    #[error(
+        "the report was refreshed on {report}, before the report of the last scan ({last}); scanning it would \
+         reopen findings that were fixed since. Pass --allow-older to scan it anyway"
+    )]
+    OlderReport { report: String, last: String },
+    #[error("state database {path}: {error}")]
+    Sqlite {
+        path: PathBuf,
+        error: rusqlite::Error,
+    },
+    #[error("state database {path}: {message}")]
+    Data { path: PathBuf, message: String },
+}
+
+/// How to open the database.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How long to wait for another writer.
+    pub lock_timeout: Duration,
+    /// Create the file when it does not exist; commands that only read
+    /// refuse a missing file instead.
+    pub create: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            lock_timeout: Duration::from_secs(600),
+            create: true,
+        }
+    }
+}
+
+/// An open, migrated state database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and brings its schema up
+    /// to date.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StateError> {
+        check_location(path, options.create)?;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if options.create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let fail = |e| classify(path, options.lock_timeout, e);
+        let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+        conn.busy_timeout(options.lock_timeout).map_err(fail)?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+            lock_timeout: options.lock_timeout,
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for the outbox and for queries. Inside a scan that
+    /// has not been committed yet, writes through it join the scan's
+    /// transaction.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// A rusqlite error, as a message about this database.
+    pub fn fail(&self, error: rusqlite::Error) -> StateError {
+        classify(&self.path, self.lock_timeout, error)
+    }
+
+    /// Takes the write lock (waiting up to the lock timeout) and opens a
+    /// transaction; pair with [`Store::commit`] or [`Store::rollback`].
+    pub fn begin_write(&self) -> Result<(), StateError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn commit(&self) -> Result<(), StateError> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))
+    }
+
+    /// Undoes the open transaction, if any. Errors are ignored: SQLite has
+    /// already rolled back when a statement failed that way.
+    pub fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    fn configure(&self) -> Result<(), StateError> {
+        let mode: String = self
+            .conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| self.fail(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StateError::Data {
+                path: self.path.clone(),
+                message: format!(
+                    "cannot switch to WAL mode (the file system may not support it; journal mode is {mode})"
+                ),
+            });
+        }
+        self.conn
+            .execute_batch(
+                "PRAGMA synchronous = FULL; PRAGMA temp_store = FILE; PRAGMA foreign_keys = OFF; \
+                 PRAGMA cache_size = -32768; PRAGMA temp.cache_size = -16384;",
+            )
+            .map_err(|e| self.fail(e))?;
+        self.conn.set_prepared_statement_cache_capacity(64);
+        Ok(())
+    }
+
+    fn migrate(&self) -> Result<(), StateError> {
+        let identity = schema::identity(&self.conn).map_err(|e| self.fail(e))?;
+        self.check_identity(identity)?;
+        if identity.version == CURRENT_VERSION {
+            return Ok(());
+        }
+        self.begin_write()?;
+        let result = (|| {
+            // Another process may have migrated while this one waited.
+            let identity = schema::identity(&self.conn).map_err(|e| self.fail(e))?;
+            self.check_identity(identity)?;
+            schema::apply(&self.conn, identity.version).map_err(|e| self.fail(e))?;
+            if identity.version > 0 {
+                tracing::info!(
+                    from = identity.version,
+                    to = CURRENT_VERSION,
+                    "state database {} upgraded",
+                    self.path.display()
+                );
+            }
+            self.commit()
+        })();
+        if result.is_err() {
+            self.rollback();
+        }
+        result
+    }
+
+    fn check_identity(&self, identity: schema::Identity) -> Result<(), StateError> {
+        if !identity.is_ours() {
+            return Err(StateError::NotOurs {
+                path: self.path.clone(),
+            });
+        }
+        if identity.version > CURRENT_VERSION {
+            return Err(StateError::Newer {
+                path: self.path.clone(),
+                found: identity.version,
+                supported: CURRENT_VERSION,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
+
+/// Errors SQLite would give as "unable to open database file", said
+/// plainly.
+fn check_location(path: &Path, create: bool) -> Result<(), StateError> {
+    let unwritable = |reason: String| StateError::Unwritable {
+        path: path.to_owned(),
+        reason,
+    };
+    if path.is_dir() {
+        return Err(unwritable("it is a folder".into()));
+    }
+    if path.exists() {
+        return Ok(());
+    }
+    if !create {
+        return Err(StateError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(unwritable(format!(
+            "the folder {} does not exist",
+            folder.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Sorts SQLite's failures into the few a person can act on.
+pub fn classify(path: &Path, lock_timeout: Duration, error: rusqlite::Error) -> StateError {
+    let path = path.to_owned();
+    let code = match &error {
+        rusqlite::Error::SqliteFailure(failure, _) => failure.code,
+        _ => return StateError::Sqlite { path, error },
+    };
+    match code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StateError::Locked {
+            path,
+            waited: lock_timeout,
+        },
+        ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => StateError::Corrupt {
+            path,
+            detail: error.to_string(),
+        },
+        ErrorCode::ReadOnly | ErrorCode::PermissionDenied => StateError::ReadOnly {
+            path,
+            detail: error.to_string(),
+        },
+        ErrorCode::CannotOpen => StateError::Unwritable {
+            path,
+            reason: error.to_string(),
+        },
+        _ => StateError::Sqlite { path, error },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_is_created_in_wal_mode_at_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path, &StoreOptions::default()).unwrap();
+        let mode: String = store
+            .connection()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(
+            schema::identity(store.connection()).unwrap().version,
+            CURRENT_VERSION
+        );
+    }
+
+    #[test]
+    fn missing_folders_and_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open(&dir.path().join("nope/s.db"), &StoreOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let options = StoreOptions {
+            create: false,
+            ..Default::default()
+        };
+        let err = Store::open(&dir.path().join("s.db"), &options).unwrap_err();
+        assert!(matches!(err, StateError::Missing { .. }), "{err}");
+        let err = Store::open(dir.path(), &StoreOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("it is a folder"), "{err}");
+    }
+}
