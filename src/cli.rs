@@ -49,6 +49,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show one group's parsed row and what every rule makes of it.
     Explain(ExplainArgs),
+    /// Keep running and scan on the config's `[schedule]`; SIGHUP reloads, SIGTERM stops.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -226,4 +228,11 @@ pub struct ExplainArgs {
     pub location: RulesLocation,
     /// The group: its id, its name, or (in a concealed report) its hashed name.
     pub group: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file with the `[schedule]` [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
 }

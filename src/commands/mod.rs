@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod notify;
 pub mod report;
 pub mod rules;
+pub mod run;
 pub mod scan;
 pub mod validate;
 
@@ -51,6 +52,8 @@ pub enum Error {
     Source(#[from] SourceError),
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
 }
 
 impl Error {
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Rules(command) => rules::run(command),
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 
