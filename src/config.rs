@@ -135,8 +135,14 @@ mod tests {
         let rules = Path::new("rules");
         assert_eq!(loaded(None).resolve(rules), Path::new("/etc/gw/rules"));
         assert_eq!(loaded(Some("/srv")).resolve(rules), Path::new("/srv/rules"));
-        assert_eq!(loaded(Some("up")).resolve(rules), Path::new("/etc/gw/up/rules"));
-        assert_eq!(loaded(Some("/srv")).resolve(Path::new("/abs")), Path::new("/abs"));
+        assert_eq!(
+            loaded(Some("up")).resolve(rules),
+            Path::new("/etc/gw/up/rules")
+        );
+        assert_eq!(
+            loaded(Some("/srv")).resolve(Path::new("/abs")),
+            Path::new("/abs")
+        );
     }
 
     #[test]

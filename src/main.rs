@@ -23,7 +23,10 @@ fn init_logging(level: &str, format: LogFormat) {
 
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // No colour codes in a journal or a log file.
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let lines = match format {
         LogFormat::Text => lines.without_time().with_target(false).boxed(),
         LogFormat::Json => lines.json().boxed(),

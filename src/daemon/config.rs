@@ -110,7 +110,8 @@ impl CronPattern {
     /// Standard five-field cron, or six with seconds first; no year field.
     pub fn parse(text: &str) -> Result<CronPattern, String> {
         let fields = text.split_whitespace().count();
-        if !(fields == 5 || fields == 6) && !text.trim_start().starts_with('@') {
+        let nickname = text.trim_start().starts_with('@'); // @daily and friends
+        if !(fields == 5 || fields == 6 || nickname) {
             return Err(format!(
                 "`{text}` is not a cron pattern: it has {fields} fields; expected five (minute hour day-of-month month day-of-week, e.g. \"0 6 * * 1-5\") or six with seconds first"
             ));
@@ -216,8 +217,8 @@ mod tests {
 
     #[test]
     fn an_unknown_time_zone_is_an_error() {
-        let err = parse("[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Berlinn\"\n")
-            .unwrap_err();
+        let err =
+            parse("[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Berlinn\"\n").unwrap_err();
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("unknown time zone `Europe/Berlinn`"), "{err}");
     }

@@ -56,7 +56,9 @@ fn respond(request: &Request<Incoming>, status: &Mutex<Status>) -> Response<Full
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n");
     }
-    let status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let status = status
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     match request.uri().path() {
         "/healthz" => {
             let code = if status.healthy() {
@@ -69,7 +71,10 @@ fn respond(request: &Request<Incoming>, status: &Mutex<Status>) -> Response<Full
             with_type(code, body, "application/json")
         }
         "/metrics" => with_type(StatusCode::OK, status.prometheus_text(), PROMETHEUS_TEXT),
-        _ => plain(StatusCode::NOT_FOUND, "not found: try /healthz or /metrics\n"),
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz or /metrics\n",
+        ),
     }
 }
 

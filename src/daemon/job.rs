@@ -191,8 +191,8 @@ pub fn read_summary(path: &Path) -> Result<ScanFigures, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::json::JsonWriter;
     use crate::output::FindingWriter;
+    use crate::output::json::JsonWriter;
     use crate::scan::{RuleCounts, ScanSummary};
 
     /// Guards the coupling: what the JSON writer writes, the daemon reads.

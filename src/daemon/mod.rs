@@ -27,7 +27,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("{}: groupwarden run did not start:\n{}", path.display(), indent(problems))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
     #[error("config key `health.listen`: cannot listen on {address}: {error}")]
     Listen {
         address: SocketAddr,

@@ -111,9 +111,10 @@ fn daemon_problems(loaded: &LoadedConfig) -> Vec<String> {
             "`schedule`: groupwarden run needs a [schedule] section with `cron` or `crons`"
                 .to_owned(),
         ),
-        Some(schedule) if schedule.patterns().is_empty() => {
-            problems.push("`schedule.cron`: set `cron` or `crons` (for example cron = \"0 6 * * 1-5\")".to_owned())
-        }
+        Some(schedule) if schedule.patterns().is_empty() => problems.push(
+            "`schedule.cron`: set `cron` or `crons` (for example cron = \"0 6 * * 1-5\")"
+                .to_owned(),
+        ),
         Some(schedule) => {
             if let Some(output) = &schedule.output {
                 problems.extend(missing_folder("schedule.output", &loaded.resolve(output)));
@@ -134,17 +135,13 @@ fn daemon_problems(loaded: &LoadedConfig) -> Vec<String> {
 
 fn missing_folder(key: &str, file: &Path) -> Option<String> {
     let folder = file.parent().filter(|p| !p.as_os_str().is_empty())?;
-    (!folder.is_dir()).then(|| {
-        format!(
-            "`{key}`: the folder {} does not exist",
-            folder.display()
-        )
-    })
+    (!folder.is_dir()).then(|| format!("`{key}`: the folder {} does not exist", folder.display()))
 }
 
 /// Copies the `*.rhai` files (all that `RuleSet::load` reads).
 fn copy_rules(origin: &Path, copy: &Path) -> Result<(), Vec<String>> {
-    let fail = |path: &Path, e: std::io::Error| vec![format!("rules folder {}: {e}", path.display())];
+    let fail =
+        |path: &Path, e: std::io::Error| vec![format!("rules folder {}: {e}", path.display())];
     std::fs::create_dir_all(copy).map_err(|e| fail(copy, e))?;
     for entry in std::fs::read_dir(origin).map_err(|e| fail(origin, e))? {
         let path = entry.map_err(|e| fail(origin, e))?.path();
@@ -224,10 +221,17 @@ mod tests {
     #[test]
     fn the_copy_resolves_paths_against_the_original_folder() {
         let dir = setup(GOOD);
-        let pinned = pin(&dir.path().join("groupwarden.toml"), &dir.path().join("pin/1")).unwrap();
+        let pinned = pin(
+            &dir.path().join("groupwarden.toml"),
+            &dir.path().join("pin/1"),
+        )
+        .unwrap();
         let copy = LoadedConfig::load(Some(&pinned.config_copy)).unwrap();
         let original = std::path::absolute(dir.path()).unwrap();
-        assert_eq!(copy.resolve(Path::new("report.csv")), original.join("report.csv"));
+        assert_eq!(
+            copy.resolve(Path::new("report.csv")),
+            original.join("report.csv")
+        );
         assert!(pinned.rules_copy.join("empty.rhai").is_file());
         assert_eq!(pinned.rules_origin, dir.path().join("rules"));
     }
@@ -245,9 +249,16 @@ mod tests {
     #[test]
     fn a_broken_rule_is_named_by_its_original_path() {
         let dir = setup(GOOD);
-        std::fs::write(dir.path().join("rules/broken.rhai"), "fn check(row) { row. }\n").unwrap();
-        let problems =
-            pin(&dir.path().join("groupwarden.toml"), &dir.path().join("pin/1")).unwrap_err();
+        std::fs::write(
+            dir.path().join("rules/broken.rhai"),
+            "fn check(row) { row. }\n",
+        )
+        .unwrap();
+        let problems = pin(
+            &dir.path().join("groupwarden.toml"),
+            &dir.path().join("pin/1"),
+        )
+        .unwrap_err();
         let text = problems.join("\n");
         assert!(
             text.contains(&dir.path().join("rules/broken.rhai").display().to_string()),
@@ -259,8 +270,11 @@ mod tests {
     #[test]
     fn a_config_without_schedule_or_source_names_both() {
         let dir = setup("[rules]\ndir = \"rules\"\n");
-        let problems =
-            pin(&dir.path().join("groupwarden.toml"), &dir.path().join("pin/1")).unwrap_err();
+        let problems = pin(
+            &dir.path().join("groupwarden.toml"),
+            &dir.path().join("pin/1"),
+        )
+        .unwrap_err();
         let text = problems.join("\n");
         assert!(text.contains("`schedule`"), "{text}");
         assert!(text.contains("`source`"), "{text}");
@@ -269,8 +283,11 @@ mod tests {
     #[test]
     fn a_rule_parameter_problem_names_the_key() {
         let dir = setup(&format!("{GOOD}[rules.params.empty]\nnope = 1\n"));
-        let problems =
-            pin(&dir.path().join("groupwarden.toml"), &dir.path().join("pin/1")).unwrap_err();
+        let problems = pin(
+            &dir.path().join("groupwarden.toml"),
+            &dir.path().join("pin/1"),
+        )
+        .unwrap_err();
         let text = problems.join("\n");
         assert!(text.contains("rules.params.empty.nope"), "{text}");
     }
@@ -278,8 +295,11 @@ mod tests {
     #[test]
     fn an_output_folder_that_does_not_exist_is_refused() {
         let dir = setup(&format!("{GOOD}output = \"missing/findings.json\"\n"));
-        let problems =
-            pin(&dir.path().join("groupwarden.toml"), &dir.path().join("pin/1")).unwrap_err();
+        let problems = pin(
+            &dir.path().join("groupwarden.toml"),
+            &dir.path().join("pin/1"),
+        )
+        .unwrap_err();
         assert!(problems[0].contains("`schedule.output`"), "{problems:?}");
     }
 }

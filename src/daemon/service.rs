@@ -35,12 +35,11 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         .prefix("groupwarden-run-")
         .tempdir()
         .map_err(|e| DaemonError::Setup(format!("cannot create a private folder: {e}")))?;
-    let pinned = pin(config_path, &workspace.path().join("1")).map_err(|problems| {
-        DaemonError::Invalid {
+    let pinned =
+        pin(config_path, &workspace.path().join("1")).map_err(|problems| DaemonError::Invalid {
             path: config_path.to_owned(),
             problems,
-        }
-    })?;
+        })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -200,12 +199,13 @@ impl Daemon {
         let Some(health) = &self.pinned.loaded.config.health else {
             return Ok(());
         };
-        let listener = TcpListener::bind(health.listen)
-            .await
-            .map_err(|error| DaemonError::Listen {
-                address: health.listen,
-                error,
-            })?;
+        let listener =
+            TcpListener::bind(health.listen)
+                .await
+                .map_err(|error| DaemonError::Listen {
+                    address: health.listen,
+                    error,
+                })?;
         let address = listener.local_addr().unwrap_or(health.listen);
         tracing::info!(%address, "health endpoint listening: /healthz, /metrics");
         tokio::spawn(super::http::serve(listener, self.status.clone()));

@@ -155,11 +155,7 @@ impl Status {
             &[],
             self.ticks_skipped as f64,
         );
-        page.family(
-            "groupwarden_scan_running",
-            "gauge",
-            "1 while a scan runs.",
-        );
+        page.family("groupwarden_scan_running", "gauge", "1 while a scan runs.");
         page.sample(
             "groupwarden_scan_running",
             &[],
@@ -204,7 +200,11 @@ impl Status {
                 "gauge",
                 "When the next scan is due, in Unix seconds.",
             );
-            page.sample("groupwarden_next_scan_timestamp_seconds", &[], seconds(next));
+            page.sample(
+                "groupwarden_next_scan_timestamp_seconds",
+                &[],
+                seconds(next),
+            );
         }
         page.text
     }
@@ -287,7 +287,11 @@ impl Status {
             "Findings of the last completed scan, by rule.",
         );
         for (rule, counts) in &figures.rules {
-            page.sample("groupwarden_findings", &[("rule", rule)], counts.findings as f64);
+            page.sample(
+                "groupwarden_findings",
+                &[("rule", rule)],
+                counts.findings as f64,
+            );
         }
         page.family(
             "groupwarden_rule_errors",
@@ -295,7 +299,11 @@ impl Status {
             "Rows a rule failed on in the last completed scan, by rule.",
         );
         for (rule, counts) in &figures.rules {
-            page.sample("groupwarden_rule_errors", &[("rule", rule)], counts.errors as f64);
+            page.sample(
+                "groupwarden_rule_errors",
+                &[("rule", rule)],
+                counts.errors as f64,
+            );
         }
     }
 }
@@ -389,8 +397,20 @@ mod tests {
             rows: 300,
             findings: 7,
             rules: [
-                ("empty-groups".to_owned(), RuleFigures { findings: 5, errors: 0 }),
-                ("odd\"rule".to_owned(), RuleFigures { findings: 2, errors: 1 }),
+                (
+                    "empty-groups".to_owned(),
+                    RuleFigures {
+                        findings: 5,
+                        errors: 0,
+                    },
+                ),
+                (
+                    "odd\"rule".to_owned(),
+                    RuleFigures {
+                        findings: 2,
+                        errors: 1,
+                    },
+                ),
             ]
             .into(),
             ..ScanFigures::default()
