@@ -677,3 +677,91 @@ fn a_taken_health_port_refuses_to_start() {
         "{stderr}"
     );
 }
+
+/// Workload identity federation (Kubernetes, GitHub Actions): every
+/// scheduled scan signs in with the token file as it is then, so the
+/// issuer can replace it between scans.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_scans_from_graph_sign_in_with_the_current_federated_token() {
+    use wiremock::matchers::{body_string_contains, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/contoso.onmicrosoft.com/oauth2/v2.0/token"))
+        .and(body_string_contains(
+            "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_type": "Bearer", "expires_in": 3599, "access_token": "graph-access-token"
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/v1.0/reports/getOffice365GroupsActivityDetail(period='D30')",
+        ))
+        .and(header("authorization", "Bearer graph-access-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(sample_report()))
+        .mount(&graph)
+        .await;
+
+    let setup = Setup::new();
+    write(
+        setup.dir.path(),
+        "token.jwt",
+        "eyJhbGciOiJSUzI1NiJ9.first.sig\n",
+    );
+    let uri = graph.uri();
+    write(
+        setup.dir.path(),
+        "groupwarden.toml",
+        &format!(
+            "[rules]\ndir = \"rules\"\n\n[source]\ntype = \"graph\"\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+             client_id = \"11111111-2222-3333-4444-555555555555\"\nfederated_token_file = \"token.jwt\"\n\
+             authority_url = \"{uri}\"\ngraph_url = \"{uri}\"\n\n[schedule]\ncron = \"* * * * * *\"\n\n\
+             [health]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    );
+    let mut daemon = tokio::task::block_in_place(|| {
+        let mut daemon = setup.start();
+        assert_eq!(daemon.next_scan_success()["fields"]["rows"], 305);
+        // The issuer replaces the token; a scan that starts later uses it.
+        write(
+            setup.dir.path(),
+            "token.jwt",
+            "eyJhbGciOiJSUzI1NiJ9.second.sig\n",
+        );
+        daemon.next_scan_success();
+        assert_eq!(daemon.next_scan_success()["fields"]["rows"], 305);
+        daemon
+    });
+
+    let assertions: Vec<String> = graph
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        assertions
+            .iter()
+            .all(|body| !body.contains("client_secret"))
+    );
+    assert!(assertions[0].contains("client_assertion=eyJhbGciOiJSUzI1NiJ9.first.sig"));
+    assert!(
+        assertions
+            .last()
+            .unwrap()
+            .contains("client_assertion=eyJhbGciOiJSUzI1NiJ9.second.sig"),
+        "{assertions:?}"
+    );
+    // The token file's content never reaches the log.
+    tokio::task::block_in_place(|| {
+        daemon.signal("TERM");
+        assert!(daemon.wait_exit().success());
+    });
+    assert!(!daemon.logged("first.sig") && !daemon.logged("second.sig"));
+}
