@@ -439,3 +439,22 @@ fn the_dockerfile_builds_in_stages_runs_as_non_root_and_bakes_in_no_secret() {
         );
     }
 }
+
+// --- docs ------------------------------------------------------------------
+
+#[test]
+fn the_toml_examples_in_the_deployment_guide_parse() {
+    let guide = read(&root().join("docs/deployment.md"));
+    let blocks: Vec<&str> = guide
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(!blocks.is_empty());
+    for block in blocks {
+        let config = groupwarden::config::parse(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        if let Some(schedule) = config.schedule {
+            assert!(!schedule.patterns().is_empty());
+        }
+    }
+}
