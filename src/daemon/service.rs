@@ -35,17 +35,24 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         .prefix("groupwarden-run-")
         .tempdir()
         .map_err(|e| DaemonError::Setup(format!("cannot create a private folder: {e}")))?;
-    let pinned =
-        pin(config_path, &workspace.path().join("1")).map_err(|problems| DaemonError::Invalid {
-            path: config_path.to_owned(),
-            problems,
-        })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| DaemonError::Setup(format!("cannot start the async runtime: {e}")))?;
-    let daemon = Daemon::new(config_path, workspace.path(), pinned);
-    runtime.block_on(daemon.serve())
+    runtime.block_on(async {
+        // Before the checks, which take a while: an early SIGHUP or SIGTERM
+        // must not kill the process with the default action.
+        let signals = Signals::new()?;
+        let pinned = pin(config_path, &workspace.path().join("1")).map_err(|problems| {
+            DaemonError::Invalid {
+                path: config_path.to_owned(),
+                problems,
+            }
+        })?;
+        Daemon::new(config_path, workspace.path(), pinned)
+            .serve(signals)
+            .await
+    })
 }
 
 struct Daemon {
@@ -117,8 +124,7 @@ impl Daemon {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn serve(mut self) -> Result<(), DaemonError> {
-        let mut signals = Signals::new()?;
+    async fn serve(mut self, mut signals: Signals) -> Result<(), DaemonError> {
         self.start_health_endpoint().await?;
         tracing::info!(
             config = %self.config_path.display(),

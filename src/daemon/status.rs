@@ -454,19 +454,34 @@ mod tests {
         }
     }
 
-    /// The coupling the counter relies on: delivery reports each failed
-    /// message as an ERROR event from its module.
+    /// The coupling the counter relies on: delivery itself reports each
+    /// message it could not deliver as one ERROR event from its module;
+    /// other errors and delivery's warnings (retries) are not counted.
     #[test]
     fn undelivered_notifications_are_counted() {
+        use crate::notify::deliver::Courier;
+        use crate::notify::route::Planned;
+        use crate::notify::sample::sample_digest;
         use tracing_subscriber::layer::SubscriberExt;
 
+        let undeliverable = |channel: &str| Planned {
+            channel: channel.into(),
+            recipient: "admins@contoso.com".into(),
+            digest: sample_digest(true),
+        };
+        let planned = [undeliverable("gone"), undeliverable("also-gone")];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let subscriber = tracing_subscriber::registry().with(notify_failure_layer());
         let before = notify_failures();
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::error!(target: "groupwarden::notify::deliver", "channel `x`: refused");
+        let report = tracing::subscriber::with_default(subscriber, || {
             tracing::error!(target: "groupwarden::scan", "not a delivery");
             tracing::warn!(target: "groupwarden::notify::deliver", "a retry");
+            runtime.block_on(Courier::new().unwrap().deliver_all(&[], &planned))
         });
-        assert_eq!(notify_failures() - before, 1);
+        assert_eq!(report.failures().count(), 2);
+        assert_eq!(notify_failures() - before, 2);
     }
 }
