@@ -56,6 +56,8 @@ pub enum Command {
     History(HistoryArgs),
     /// List the configured exemptions: active, expiring and expired.
     Exemptions(ExemptionsArgs),
+    /// Keep running and scan on the config's `[schedule]`; SIGHUP reloads, SIGTERM stops.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -288,4 +290,11 @@ pub struct ExplainArgs {
     pub location: RulesLocation,
     /// The group: its id, its name, or (in a concealed report) its hashed name.
     pub group: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file with the `[schedule]` [default: ./groupwarden.toml if present].
+    #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
 }

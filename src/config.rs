@@ -33,6 +33,15 @@ pub struct Config {
     /// they expire.
     #[serde(default)]
     pub exemptions: Vec<ExemptionConfig>,
+    /// When `groupwarden run` scans.
+    pub schedule: Option<crate::daemon::config::ScheduleConfig>,
+    /// `groupwarden run`'s `/healthz` and `/metrics` endpoint.
+    pub health: Option<crate::daemon::config::HealthConfig>,
+    /// The folder that relative paths in this file start from, itself
+    /// relative to the file's folder. Default: the file's folder.
+    /// (`groupwarden run` sets it in the copy of the file it pins, so the
+    /// copy's paths still point where the original's do.)
+    pub base_dir: Option<PathBuf>,
 }
 
 /// The configuration file cannot be used.
@@ -81,11 +90,24 @@ impl LoadedConfig {
         })
     }
 
-    /// A path from the config, made relative to the config file's folder.
+    /// A path from the config, made relative to the config file's folder
+    /// (or its `base_dir`).
     pub fn resolve(&self, relative: &Path) -> PathBuf {
-        match self.path.as_deref().and_then(Path::parent) {
+        match self.base_folder() {
             Some(folder) if relative.is_relative() => folder.join(relative),
             _ => relative.to_owned(),
+        }
+    }
+
+    /// Where relative paths start: `base_dir` (relative to the file's
+    /// folder), else the file's folder.
+    pub fn base_folder(&self) -> Option<PathBuf> {
+        let folder = self.path.as_deref().and_then(Path::parent);
+        match (folder, &self.config.base_dir) {
+            (Some(folder), Some(base)) => Some(folder.join(base)),
+            (None, Some(base)) => Some(base.clone()),
+            (Some(folder), None) => Some(folder.to_owned()),
+            (None, None) => None,
         }
     }
 }
@@ -106,6 +128,28 @@ mod tests {
         assert!(
             err.contains("unknown key `disabeld` in [rules]; did you mean `disabled`?"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn base_dir_moves_relative_paths() {
+        let loaded = |base: Option<&str>| LoadedConfig {
+            config: Config {
+                base_dir: base.map(PathBuf::from),
+                ..Config::default()
+            },
+            path: Some(PathBuf::from("/etc/gw/groupwarden.toml")),
+        };
+        let rules = Path::new("rules");
+        assert_eq!(loaded(None).resolve(rules), Path::new("/etc/gw/rules"));
+        assert_eq!(loaded(Some("/srv")).resolve(rules), Path::new("/srv/rules"));
+        assert_eq!(
+            loaded(Some("up")).resolve(rules),
+            Path::new("/etc/gw/up/rules")
+        );
+        assert_eq!(
+            loaded(Some("/srv")).resolve(Path::new("/abs")),
+            Path::new("/abs")
         );
     }
 

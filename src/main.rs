@@ -19,13 +19,21 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::prelude::*;
+
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.without_time().with_target(false).init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    // No colour codes in a journal or a log file.
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let lines = match format {
+        LogFormat::Text => lines.without_time().with_target(false).boxed(),
+        LogFormat::Json => lines.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        // `groupwarden run` counts undelivered notifications for /metrics.
+        .with(groupwarden::daemon::status::notify_failure_layer())
+        .init();
 }

@@ -680,7 +680,10 @@ fn two_scans_on_one_database_never_interleave() {
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
-    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    // Drain both at once: the scan holding the lock must not block on a
+    // full pipe while the test waits on the other.
+    let b = std::thread::spawn(move || b.wait_with_output().unwrap());
+    let outputs = [a.wait_with_output().unwrap(), b.join().unwrap()];
     let mut seen: Vec<Vec<String>> = outputs
         .iter()
         .map(|o| {

@@ -10,6 +10,7 @@ pub mod listing;
 pub mod notify;
 pub mod report;
 pub mod rules;
+pub mod run;
 pub mod scan;
 pub mod state;
 pub mod validate;
@@ -62,6 +63,8 @@ pub enum Error {
     Source(#[from] SourceError),
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
 }
 
 impl Error {
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Findings(args) => findings::run(args),
         Command::History(args) => history::run(args),
         Command::Exemptions(args) => exemptions::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 

@@ -229,6 +229,7 @@ fn check_source(context: &mut Context) -> Verdict {
             let credential = match settings.credential {
                 Credential::Secret(_) => "client secret",
                 Credential::Certificate(_) => "certificate",
+                Credential::FederatedToken(_) => "federated token file",
             };
             Verdict::Ok(format!(
                 "Microsoft Graph, tenant {}, app {}, {credential} loaded (not contacted)",

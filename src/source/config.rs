@@ -35,6 +35,8 @@ pub const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub const ENV_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+/// Set by Kubernetes workload identity (and by hand elsewhere).
+pub const ENV_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 
 /// Where the report comes from.
 #[derive(Clone, Debug, Deserialize)]
@@ -60,6 +62,13 @@ pub struct SourceConfig {
     /// key (RSA), used instead of a secret. Default, when no secret is set
     /// anywhere: `$AZURE_CLIENT_CERTIFICATE_PATH`.
     pub certificate_file: Option<PathBuf>,
+    /// A file holding a federated identity token (a JWT issued by
+    /// Kubernetes, GitHub Actions or another identity provider the app
+    /// registration trusts), sent instead of a secret: workload identity
+    /// federation. Read again for every sign-in, as the issuer replaces it.
+    /// Default, when no other credential is set anywhere:
+    /// `$AZURE_FEDERATED_TOKEN_FILE`.
+    pub federated_token_file: Option<PathBuf>,
     /// The report period: `D7`, `D30`, `D90` or `D180`. Default `D30`.
     /// `--period` overrides it.
     pub period: Option<Period>,
@@ -118,6 +127,7 @@ impl Default for SourceConfig {
             client_secret_env: None,
             client_secret_file: None,
             certificate_file: None,
+            federated_token_file: None,
             period: None,
             date: None,
             cloud: Cloud::default(),
@@ -318,6 +328,8 @@ pub struct GraphSettings {
 pub enum Credential {
     Secret(SecretString),
     Certificate(Arc<CertificateCredential>),
+    /// Workload identity federation: the file's token is the assertion.
+    FederatedToken(PathBuf),
 }
 
 /// What the environment offers, so tests need not change the process
@@ -338,12 +350,13 @@ impl Environment for ProcessEnvironment {
 }
 
 /// Keys that only `type = "graph"` uses, for the file-type check.
-const GRAPH_ONLY_KEYS: [&str; 9] = [
+const GRAPH_ONLY_KEYS: [&str; 10] = [
     "tenant_id",
     "client_id",
     "client_secret_env",
     "client_secret_file",
     "certificate_file",
+    "federated_token_file",
     "period",
     "date",
     "authority_url",
@@ -394,6 +407,7 @@ impl SourceConfig {
             self.client_secret_env.is_some(),
             self.client_secret_file.is_some(),
             self.certificate_file.is_some(),
+            self.federated_token_file.is_some(),
             self.period.is_some(),
             self.date.is_some(),
             self.authority_url.is_some(),
@@ -475,11 +489,12 @@ impl SourceConfig {
             self.client_secret_env.is_some(),
             self.client_secret_file.is_some(),
             self.certificate_file.is_some(),
+            self.federated_token_file.is_some(),
         ];
         if configured.iter().filter(|set| **set).count() > 1 {
             return Err(config_error(
                 "client_secret_env",
-                "`client_secret_env`, `client_secret_file` and `certificate_file` are alternatives: set one".to_owned(),
+                "`client_secret_env`, `client_secret_file`, `certificate_file` and `federated_token_file` are alternatives: set one".to_owned(),
             ));
         }
         if let Some(name) = &self.client_secret_env {
@@ -499,6 +514,9 @@ impl SourceConfig {
                 CertificateCredential::from_pem_file(&resolve_path(path))?,
             )));
         }
+        if let Some(path) = &self.federated_token_file {
+            return federated_token(resolve_path(path));
+        }
         if let Some(secret) = env.var(ENV_CLIENT_SECRET) {
             return Ok(Credential::Secret(SecretString::from(secret)));
         }
@@ -507,11 +525,15 @@ impl SourceConfig {
                 CertificateCredential::from_pem_file(Path::new(&path))?,
             )));
         }
+        if let Some(path) = env.var(ENV_FEDERATED_TOKEN_FILE) {
+            return federated_token(PathBuf::from(path));
+        }
         Err(config_error(
             "client_secret_env",
             format!(
-                "no credential: set one of `client_secret_env`, `client_secret_file` or `certificate_file`, \
-                 or the environment variable {ENV_CLIENT_SECRET} or {ENV_CLIENT_CERTIFICATE_PATH}"
+                "no credential: set one of `client_secret_env`, `client_secret_file`, `certificate_file` or \
+                 `federated_token_file`, or the environment variable {ENV_CLIENT_SECRET}, \
+                 {ENV_CLIENT_CERTIFICATE_PATH} or {ENV_FEDERATED_TOKEN_FILE}"
             ),
         ))
     }
@@ -553,6 +575,21 @@ fn check_tenant_id(tenant_id: &str) -> Result<(), SourceError> {
             format!("\"{tenant_id}\" is neither a tenant GUID nor a domain name"),
         ))
     }
+}
+
+/// A federated token credential, checked once now (the file is there and
+/// holds something) and read again at every sign-in.
+fn federated_token(path: PathBuf) -> Result<Credential, SourceError> {
+    read_federated_token(&path)?;
+    Ok(Credential::FederatedToken(path))
+}
+
+/// The token in a federated token file, as sent in `client_assertion`.
+pub fn read_federated_token(path: &Path) -> Result<SecretString, SourceError> {
+    read_secret_file(path).map_err(|error| match error {
+        SourceError::SecretFile { path, error } => SourceError::FederatedTokenFile { path, error },
+        other => other,
+    })
 }
 
 fn read_secret_file(path: &Path) -> Result<SecretString, SourceError> {
@@ -652,7 +689,7 @@ mod tests {
         let settings = graph(&text, &env(&[("MY_SECRET", "s3cret")])).unwrap();
         match settings.credential {
             Credential::Secret(secret) => assert_eq!(secret.expose_secret(), "s3cret"),
-            Credential::Certificate(_) => panic!("expected a secret"),
+            _ => panic!("expected a secret"),
         }
         assert_eq!(settings.request, ReportRequest::Period(Period::D30));
         assert_eq!(settings.graph_url, "https://graph.microsoft.com");
@@ -786,6 +823,56 @@ mod tests {
             err.to_string(),
             "[source] tenant_id: applies only to type = \"graph\""
         );
+    }
+
+    #[test]
+    fn a_federated_token_file_comes_from_the_key_or_the_workload_identity_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "eyJhbGciOi.federated.jwt\n").unwrap();
+        let from_key = graph(
+            &format!("{GRAPH}federated_token_file = \"{}\"\n", token.display()),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(matches!(&from_key.credential, Credential::FederatedToken(p) if *p == token));
+        let path = token.to_str().unwrap().to_owned().leak();
+        let from_env = graph(GRAPH, &env(&[(ENV_FEDERATED_TOKEN_FILE, path)])).unwrap();
+        assert!(matches!(&from_env.credential, Credential::FederatedToken(p) if *p == token));
+        // A secret in the environment wins over the variable, as in the Azure SDKs.
+        let both = graph(
+            GRAPH,
+            &env(&[(ENV_FEDERATED_TOKEN_FILE, path), (ENV_CLIENT_SECRET, "s")]),
+        )
+        .unwrap();
+        assert!(matches!(both.credential, Credential::Secret(_)));
+        assert_eq!(
+            read_federated_token(&token).unwrap().expose_secret(),
+            "eyJhbGciOi.federated.jwt"
+        );
+    }
+
+    #[test]
+    fn a_federated_token_file_must_hold_a_token_and_stand_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "  \n").unwrap();
+        let err = graph(
+            &format!("{GRAPH}federated_token_file = \"{}\"\n", empty.display()),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read the federated token file"),
+            "{err}"
+        );
+        let err = graph(
+            &format!("{GRAPH}federated_token_file = \"t\"\nclient_secret_env = \"S\"\n"),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("are alternatives"), "{err}");
     }
 
     #[test]

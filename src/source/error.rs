@@ -16,6 +16,11 @@ pub enum SourceError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("cannot read the federated token file {path}: {error}")]
+    FederatedTokenFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("certificate file {path}: {message}")]
     Certificate { path: PathBuf, message: String },
     #[error("cannot reach {endpoint} at {host}: {message}")]

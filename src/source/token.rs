@@ -37,8 +37,8 @@ pub trait TokenSource: Send + Sync {
     fn invalidate(&self);
 }
 
-/// The OAuth2 client-credentials grant with a client secret or a
-/// certificate, caching the token until shortly before it expires.
+/// The OAuth2 client-credentials grant with a client secret, a
+/// certificate or a federated token, caching the token until shortly before it expires.
 pub struct ClientCredentials {
     http: Client,
     endpoint: reqwest::Url,
@@ -121,6 +121,11 @@ impl ClientCredentials {
                     self.endpoint.as_str(),
                     SystemTime::now(),
                 )?;
+                form.push(("client_assertion_type", ASSERTION_TYPE));
+                form.push(("client_assertion", assertion.expose_secret()));
+            }
+            Credential::FederatedToken(path) => {
+                assertion = super::config::read_federated_token(path)?;
                 form.push(("client_assertion_type", ASSERTION_TYPE));
                 form.push(("client_assertion", assertion.expose_secret()));
             }

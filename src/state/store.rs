@@ -89,6 +89,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     lock_timeout: Duration,
+    /// Held for a writer's whole life (see [`writer_lock`]).
+    _writer_lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Store {
@@ -108,6 +110,11 @@ impl Store {
         if options.create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
+        let writer_lock = if options.create {
+            Some(writer_lock(path, options.lock_timeout)?)
+        } else {
+            None
+        };
         let fail = |e| classify(path, options.lock_timeout, e);
         let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
         conn.busy_timeout(options.lock_timeout).map_err(fail)?;
@@ -115,6 +122,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             lock_timeout: options.lock_timeout,
+            _writer_lock: writer_lock,
         };
         store.configure()?;
         store.migrate()?;
@@ -263,6 +271,47 @@ fn check_location(path: &Path, create: bool) -> Result<(), StateError> {
 }
 
 /// Sorts SQLite's failures into the few a person can act on.
+/// One writer at a time, for the writer's whole run: an exclusive lock on
+/// `<database>.lock`, waited for up to `timeout`. SQLite's own locks cover
+/// single transactions, and some of its lock changes (switching a new file
+/// to WAL, upgrades it judges a deadlock) fail at once instead of waiting;
+/// the file lock makes a second scan simply wait its turn. The operating
+/// system releases it when the process ends, however it ends.
+fn writer_lock(path: &Path, timeout: Duration) -> Result<std::fs::File, StateError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StateError::Unwritable {
+            path: path.to_owned(),
+            reason: format!("cannot open its lock file: {e}"),
+        })?;
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Locked {
+                    path: path.to_owned(),
+                    waited: timeout,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StateError::Unwritable {
+                    path: path.to_owned(),
+                    reason: format!("cannot lock it: {e}"),
+                });
+            }
+        }
+    }
+}
+
 pub fn classify(path: &Path, lock_timeout: Duration, error: rusqlite::Error) -> StateError {
     let path = path.to_owned();
     let code = match &error {

@@ -1,0 +1,58 @@
+//! `groupwarden run`: the daemon that scans on a schedule.
+//!
+//! - [`config`]: the `[schedule]` and `[health]` sections.
+//! - [`schedule`]: the next due time from cron patterns, time zone, jitter.
+//! - [`pinned`]: the config and rules a daemon runs with, copied and
+//!   checked at start and on SIGHUP.
+//! - [`job`]: one scan, which is `groupwarden scan` itself on a thread,
+//!   and its figures read back from the JSON summary.
+//! - [`service`]: the loop of due times, finished scans and signals.
+//! - [`status`] and [`http`]: `/healthz` and `/metrics`.
+//!
+//! See `docs/deployment.md` for how to run it.
+
+pub mod config;
+pub mod http;
+pub mod job;
+pub mod pinned;
+pub mod schedule;
+pub mod service;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The daemon could not start, or had to stop without finishing a scan.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{}: groupwarden run did not start:\n{}", path.display(), indent(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    #[error("config key `health.listen`: cannot listen on {address}: {error}")]
+    Listen {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+    #[error("the running scan did not finish within the grace period ({}s); stopped without it", .0.as_secs())]
+    GraceExpired(Duration),
+    #[error("{0} again: stopped without waiting for the running scan")]
+    StoppedWaiting(&'static str),
+}
+
+fn indent(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            p.lines()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,487 @@
+//! What the daemon has done, as `/healthz` and `/metrics` tell it.
+//!
+//! The scheduler updates one [`Status`] behind a mutex; the HTTP handlers
+//! render it. `/metrics` is the Prometheus text format (version 0.0.4),
+//! written by hand: a dozen families do not need a metrics library.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jiff::Timestamp;
+use serde_json::json;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterFn, Filtered};
+use tracing_subscriber::layer::Context;
+
+use super::job::{FinishedScan, ScanFigures, Trigger};
+
+/// The daemon's record of its scans.
+#[derive(Debug)]
+pub struct Status {
+    pub started: Timestamp,
+    pub schedule: String,
+    pub scans_succeeded: u64,
+    pub scans_failed: u64,
+    /// Scheduled times that came while a scan was still running.
+    pub ticks_skipped: u64,
+    pub reloads_succeeded: u64,
+    pub reloads_failed: u64,
+    /// Rows read over all completed scans.
+    pub rows_total: u64,
+    /// When the running scan started, if one runs.
+    pub running_since: Option<(Timestamp, Trigger)>,
+    pub last: Option<FinishedScan>,
+    /// The figures of the last scan that completed.
+    pub last_figures: Option<ScanFigures>,
+    pub last_success: Option<Timestamp>,
+    pub next_scan: Option<Timestamp>,
+}
+
+impl Status {
+    pub fn new(schedule: String) -> Status {
+        Status {
+            started: Timestamp::now(),
+            schedule,
+            scans_succeeded: 0,
+            scans_failed: 0,
+            ticks_skipped: 0,
+            reloads_succeeded: 0,
+            reloads_failed: 0,
+            rows_total: 0,
+            running_since: None,
+            last: None,
+            last_figures: None,
+            last_success: None,
+            next_scan: None,
+        }
+    }
+
+    /// Counts a scan that ended.
+    pub fn record(&mut self, scan: FinishedScan) {
+        self.running_since = None;
+        match &scan.result {
+            Ok(figures) => {
+                self.scans_succeeded += 1;
+                self.rows_total += figures.rows;
+                self.last_success = Some(scan.finished);
+                self.last_figures = Some(figures.clone());
+            }
+            Err(_) => self.scans_failed += 1,
+        }
+        self.last = Some(scan);
+    }
+
+    /// Healthy unless the last scan failed: a daemon that has not scanned
+    /// yet is waiting, not broken.
+    pub fn healthy(&self) -> bool {
+        self.last.as_ref().is_none_or(|scan| scan.result.is_ok())
+    }
+
+    /// The `/healthz` document.
+    pub fn health_json(&self) -> serde_json::Value {
+        let status = match (&self.last, self.healthy()) {
+            (None, _) => "waiting",
+            (Some(_), true) => "ok",
+            (Some(_), false) => "failing",
+        };
+        let last = self.last.as_ref().map(|scan| {
+            let mut last = json!({
+                "trigger": scan.trigger.as_str(),
+                "started_at": scan.started.to_string(),
+                "finished_at": scan.finished.to_string(),
+                "duration_seconds": scan.duration.as_secs_f64(),
+                "outcome": if scan.result.is_ok() { "success" } else { "failure" },
+            });
+            match &scan.result {
+                Ok(figures) => {
+                    last["rows"] = json!(figures.rows);
+                    last["findings"] = json!(figures.findings);
+                    last["report_refresh_date"] = json!(figures.report_refresh_date);
+                }
+                Err(error) => last["error"] = json!(error),
+            }
+            last
+        });
+        json!({
+            "status": status,
+            "version": env!("CARGO_PKG_VERSION"),
+            "schedule": self.schedule,
+            "started_at": self.started.to_string(),
+            "scan_running": self.running_since.is_some(),
+            "last_scan": last,
+            "last_success_at": self.last_success.map(|t| t.to_string()),
+            "next_scan_at": self.next_scan.map(|t| t.to_string()),
+        })
+    }
+
+    /// The `/metrics` page.
+    pub fn prometheus_text(&self) -> String {
+        let mut page = Page::default();
+        page.family("groupwarden_info", "gauge", "The running groupwarden.");
+        page.sample(
+            "groupwarden_info",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+        page.family(
+            "groupwarden_start_time_seconds",
+            "gauge",
+            "When the daemon started, in Unix seconds.",
+        );
+        page.sample("groupwarden_start_time_seconds", &[], seconds(self.started));
+        page.family(
+            "groupwarden_scans_total",
+            "counter",
+            "Scans that ended, by outcome.",
+        );
+        page.sample(
+            "groupwarden_scans_total",
+            &[("outcome", "success")],
+            self.scans_succeeded as f64,
+        );
+        page.sample(
+            "groupwarden_scans_total",
+            &[("outcome", "failure")],
+            self.scans_failed as f64,
+        );
+        page.family(
+            "groupwarden_scan_ticks_skipped_total",
+            "counter",
+            "Scheduled times skipped because a scan was still running.",
+        );
+        page.sample(
+            "groupwarden_scan_ticks_skipped_total",
+            &[],
+            self.ticks_skipped as f64,
+        );
+        page.family("groupwarden_scan_running", "gauge", "1 while a scan runs.");
+        page.sample(
+            "groupwarden_scan_running",
+            &[],
+            f64::from(u8::from(self.running_since.is_some())),
+        );
+        page.family(
+            "groupwarden_rows_total",
+            "counter",
+            "Report rows read by completed scans.",
+        );
+        page.sample("groupwarden_rows_total", &[], self.rows_total as f64);
+        page.family(
+            "groupwarden_config_reloads_total",
+            "counter",
+            "SIGHUP reloads, by outcome (a failed one keeps the running configuration).",
+        );
+        page.sample(
+            "groupwarden_config_reloads_total",
+            &[("outcome", "success")],
+            self.reloads_succeeded as f64,
+        );
+        page.sample(
+            "groupwarden_config_reloads_total",
+            &[("outcome", "failure")],
+            self.reloads_failed as f64,
+        );
+        page.family(
+            "groupwarden_notify_failures_total",
+            "counter",
+            "Notifications that could not be delivered.",
+        );
+        page.sample(
+            "groupwarden_notify_failures_total",
+            &[],
+            notify_failures() as f64,
+        );
+        self.last_scan_metrics(&mut page);
+        self.figures_metrics(&mut page);
+        if let Some(next) = self.next_scan {
+            page.family(
+                "groupwarden_next_scan_timestamp_seconds",
+                "gauge",
+                "When the next scan is due, in Unix seconds.",
+            );
+            page.sample(
+                "groupwarden_next_scan_timestamp_seconds",
+                &[],
+                seconds(next),
+            );
+        }
+        page.text
+    }
+
+    fn last_scan_metrics(&self, page: &mut Page) {
+        let Some(last) = &self.last else { return };
+        page.family(
+            "groupwarden_last_scan_timestamp_seconds",
+            "gauge",
+            "When the last scan ended, in Unix seconds.",
+        );
+        page.sample(
+            "groupwarden_last_scan_timestamp_seconds",
+            &[],
+            seconds(last.finished),
+        );
+        page.family(
+            "groupwarden_last_scan_success",
+            "gauge",
+            "1 if the last scan completed, 0 if it failed.",
+        );
+        page.sample(
+            "groupwarden_last_scan_success",
+            &[],
+            f64::from(u8::from(last.result.is_ok())),
+        );
+        page.family(
+            "groupwarden_last_scan_duration_seconds",
+            "gauge",
+            "How long the last scan took, download included.",
+        );
+        page.sample(
+            "groupwarden_last_scan_duration_seconds",
+            &[],
+            last.duration.as_secs_f64(),
+        );
+        if let Some(success) = self.last_success {
+            page.family(
+                "groupwarden_last_success_timestamp_seconds",
+                "gauge",
+                "When the last completed scan ended, in Unix seconds.",
+            );
+            page.sample(
+                "groupwarden_last_success_timestamp_seconds",
+                &[],
+                seconds(success),
+            );
+        }
+    }
+
+    /// Figures of the last completed scan.
+    fn figures_metrics(&self, page: &mut Page) {
+        let Some(figures) = &self.last_figures else {
+            return;
+        };
+        let plain = [
+            (
+                "groupwarden_last_scan_rows",
+                "Rows the last completed scan read.",
+                figures.rows,
+            ),
+            (
+                "groupwarden_last_scan_row_errors",
+                "Rows the last completed scan could not read.",
+                figures.row_errors,
+            ),
+            (
+                "groupwarden_last_scan_concealed_rows",
+                "Rows with concealed names in the last completed scan.",
+                figures.concealed_rows,
+            ),
+        ];
+        for (name, help, value) in plain {
+            page.family(name, "gauge", help);
+            page.sample(name, &[], value as f64);
+        }
+        page.family(
+            "groupwarden_findings",
+            "gauge",
+            "Findings of the last completed scan, by rule.",
+        );
+        for (rule, counts) in &figures.rules {
+            page.sample(
+                "groupwarden_findings",
+                &[("rule", rule)],
+                counts.findings as f64,
+            );
+        }
+        page.family(
+            "groupwarden_rule_errors",
+            "gauge",
+            "Rows a rule failed on in the last completed scan, by rule.",
+        );
+        for (rule, counts) in &figures.rules {
+            page.sample(
+                "groupwarden_rule_errors",
+                &[("rule", rule)],
+                counts.errors as f64,
+            );
+        }
+    }
+}
+
+fn seconds(at: Timestamp) -> f64 {
+    at.as_millisecond() as f64 / 1000.0
+}
+
+/// Prometheus text, family by family.
+#[derive(Default)]
+struct Page {
+    text: String,
+}
+
+impl Page {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(key, value)| format!("{key}=\"{}\"", escape_label(value)))
+                .collect();
+            let _ = write!(self.text, "{{{}}}", labels.join(","));
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Where notification delivery reports a message it could not deliver
+/// (one ERROR event per message).
+pub const DELIVERY_TARGET: &str = "groupwarden::notify::deliver";
+
+static NOTIFY_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+pub fn notify_failures() -> u64 {
+    NOTIFY_FAILURES.load(Ordering::Relaxed)
+}
+
+/// Counts undelivered notifications from delivery's ERROR events, so the
+/// count reaches `/metrics` without the scan path returning it. Filtered
+/// by its own callsite filter: it costs nothing for other events, and it
+/// counts even when the log level hides errors.
+pub fn notify_failure_layer<S>() -> Filtered<NotifyFailureCounter, FilterFn, S>
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    NotifyFailureCounter.with_filter(FilterFn::new(|meta| {
+        *meta.level() == Level::ERROR && meta.target() == DELIVERY_TARGET
+    }))
+}
+
+pub struct NotifyFailureCounter;
+
+impl<S: Subscriber> Layer<S> for NotifyFailureCounter {
+    fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {
+        NOTIFY_FAILURES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::daemon::job::RuleFigures;
+
+    fn finished(result: Result<ScanFigures, String>) -> FinishedScan {
+        FinishedScan {
+            trigger: Trigger::Schedule,
+            started: "2026-11-20T06:00:00Z".parse().unwrap(),
+            finished: "2026-11-20T06:00:02Z".parse().unwrap(),
+            duration: Duration::from_millis(2500),
+            result,
+        }
+    }
+
+    fn figures() -> ScanFigures {
+        ScanFigures {
+            rows: 300,
+            findings: 7,
+            rules: [
+                (
+                    "empty-groups".to_owned(),
+                    RuleFigures {
+                        findings: 5,
+                        errors: 0,
+                    },
+                ),
+                (
+                    "odd\"rule".to_owned(),
+                    RuleFigures {
+                        findings: 2,
+                        errors: 1,
+                    },
+                ),
+            ]
+            .into(),
+            ..ScanFigures::default()
+        }
+    }
+
+    #[test]
+    fn health_follows_the_last_scan() {
+        let mut status = Status::new("0 6 * * * (UTC)".into());
+        assert!(status.healthy());
+        assert_eq!(status.health_json()["status"], "waiting");
+        status.record(finished(Err("no report".into())));
+        assert!(!status.healthy());
+        assert_eq!(status.health_json()["last_scan"]["error"], "no report");
+        status.record(finished(Ok(figures())));
+        assert!(status.healthy());
+        let health = status.health_json();
+        assert_eq!(health["status"], "ok");
+        assert_eq!(health["last_scan"]["rows"], 300);
+        assert_eq!(health["last_scan"]["duration_seconds"], 2.5);
+    }
+
+    #[test]
+    fn metrics_lines() {
+        let mut status = Status::new("x".into());
+        status.record(finished(Ok(figures())));
+        status.record(finished(Err("boom".into())));
+        let text = status.prometheus_text();
+        for line in [
+            "groupwarden_scans_total{outcome=\"success\"} 1",
+            "groupwarden_scans_total{outcome=\"failure\"} 1",
+            "groupwarden_last_scan_success 0",
+            "groupwarden_last_scan_duration_seconds 2.5",
+            "groupwarden_last_scan_rows 300",
+            "groupwarden_findings{rule=\"empty-groups\"} 5",
+            "groupwarden_findings{rule=\"odd\\\"rule\"} 2",
+            "groupwarden_last_scan_timestamp_seconds 1795154402",
+            "# TYPE groupwarden_rows_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+    }
+
+    /// The coupling the counter relies on: delivery itself reports each
+    /// message it could not deliver as one ERROR event from its module;
+    /// other errors and delivery's warnings (retries) are not counted.
+    #[test]
+    fn undelivered_notifications_are_counted() {
+        use crate::notify::deliver::Courier;
+        use crate::notify::route::Planned;
+        use crate::notify::sample::sample_digest;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let undeliverable = |channel: &str| Planned {
+            channel: channel.into(),
+            recipient: "admins@contoso.com".into(),
+            digest: sample_digest(true),
+        };
+        let planned = [undeliverable("gone"), undeliverable("also-gone")];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let subscriber = tracing_subscriber::registry().with(notify_failure_layer());
+        let before = notify_failures();
+        let report = tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "groupwarden::scan", "not a delivery");
+            tracing::warn!(target: "groupwarden::notify::deliver", "a retry");
+            runtime.block_on(Courier::new().unwrap().deliver_all(&[], &planned))
+        });
+        assert_eq!(report.failures().count(), 2);
+        assert_eq!(notify_failures() - before, 2);
+    }
+}
