@@ -172,7 +172,7 @@ pub struct FetchArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["test", "digest", "input"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["test", "digest", "input", "retry"])))]
 pub struct NotifyArgs {
     /// Configuration file with the `[[notify]]` channels [default: ./groupwarden.toml if present].
     #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
@@ -198,6 +198,12 @@ pub struct NotifyArgs {
     /// With --dry-run: write each message into this folder instead of standard output.
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub out: Option<PathBuf>,
+    /// Send the messages still waiting in the state database's outbox.
+    #[arg(long)]
+    pub retry: bool,
+    /// With --retry: the state database [default: `[state] path` from the config].
+    #[arg(long, value_name = "PATH", requires = "retry")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per command: turn parsed arguments into the objects that do
 //! the work, run them, and say how it went.
 
+pub mod announce;
 pub mod exemptions;
 pub mod explain;
 pub mod fetch;

@@ -57,6 +57,9 @@ pub fn run(args: NotifyArgs) -> Result<Outcome, Error> {
         validate(&loaded).map_err(NotifyError::from)?,
         &args.channels,
     )?;
+    if args.retry {
+        return retry_outbox(&args, &channels, &loaded);
+    }
     let planned = match (&args.test, &args.digest, &args.input) {
         (Some(name), _, _) => vec![test_message(&channels, name)?],
         (None, Some(path), _) => plan(&channels, &read_digest(path)?),
@@ -75,6 +78,20 @@ pub fn run(args: NotifyArgs) -> Result<Outcome, Error> {
         return Ok(Outcome::Clean);
     }
     send(&channels, &planned, &loaded)
+}
+
+/// `notify --retry`: what earlier scans queued and could not deliver.
+fn retry_outbox(
+    args: &NotifyArgs,
+    channels: &[Channel],
+    loaded: &LoadedConfig,
+) -> Result<Outcome, Error> {
+    let path = super::state::state_path(args.state.as_deref(), loaded);
+    let store = crate::state::Store::open(&path, &super::state::store_options(loaded, false))?;
+    if super::announce::deliver_outbox(&store, channels, loaded)? == 0 {
+        eprintln!("the outbox of {} has nothing waiting", path.display());
+    }
+    Ok(Outcome::Clean)
 }
 
 fn send(
@@ -114,7 +131,7 @@ fn send(
 /// Where graph-mail channels get their token: `GROUPWARDEN_GRAPH_TOKEN`
 /// if set, else the app registration of the `[source]` (or of the Azure
 /// environment variables) that fetches the report.
-fn graph_token(
+pub(crate) fn graph_token(
     channels: &[Channel],
     loaded: &LoadedConfig,
 ) -> Result<Option<Arc<dyn AccessToken>>, Error> {

@@ -18,6 +18,9 @@ const RULE_ERRORS_SHOWN_PER_RULE: u64 = 10;
 pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
     let (engine, rules) = load_rules(args.rules.as_deref(), &loaded)?;
+    // Channels are checked before anything is read: a broken template
+    // must not surface only after the scan is recorded.
+    let channels = crate::notify::validate(&loaded).map_err(super::notify::NotifyError::from)?;
     let (input, source_name) = super::fetch::open_report(
         args.input.as_deref(),
         &args.report,
@@ -63,11 +66,18 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         },
         &mut shown,
     )?;
-    let changes = state.finish(&summary, &mut *writer)?;
+    let recorded = state.finish(&summary, &mut *writer, &channels)?;
     writer.finish(&summary)?;
     print_summary(&summary, &mut std::io::stderr().lock())?;
-    if let Some((path, changes)) = changes {
-        print_changes(&path, &changes, &mut std::io::stderr().lock())?;
+    if let Some((store, changes)) = &recorded {
+        print_changes(store.path(), changes, &mut std::io::stderr().lock())?;
+        if !channels.is_empty() {
+            super::announce::deliver_outbox(store, &channels, &loaded)?;
+        }
+    } else if !channels.is_empty() {
+        tracing::info!(
+            "--no-state: nothing is announced (notifications tell what changed since the last scan)"
+        );
     }
 
     let failing = args

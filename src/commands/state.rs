@@ -199,14 +199,15 @@ impl ScanState {
     }
 
     /// Applies the scan to the database, writes the findings it resolved,
-    /// and commits. The changes are for the summary (and, once channels
-    /// exist, for the outbox: they are enqueued between `finish` and
-    /// `commit`, see `state::outbox`).
+    /// queues this scan's messages for `channels` in the same transaction
+    /// (see `commands::announce`), and commits. Hands back the store, for
+    /// delivering the outbox, and the changes, for the summary.
     pub fn finish(
         mut self,
         summary: &ScanSummary,
         writer: &mut dyn FindingWriter,
-    ) -> Result<Option<(PathBuf, Changes)>, Error> {
+        channels: &[crate::notify::Channel],
+    ) -> Result<Option<(Store, Changes)>, Error> {
         let Some(recorder) = self.recorder.take() else {
             return Ok(None);
         };
@@ -216,8 +217,8 @@ impl ScanState {
                 .write_with_status(&stored.to_finding(), Status::Resolved)
                 .map_err(Error::Output)
         })?;
-        let (store, changes) = pending.commit()?;
-        Ok(Some((store.path().to_owned(), changes)))
+        super::announce::enqueue_changes(&pending, channels, summary)?;
+        Ok(Some(pending.commit()?))
     }
 }
 

@@ -640,6 +640,11 @@ impl PendingScan {
         self.store().connection()
     }
 
+    /// A rusqlite error from work inside this scan, as a state error.
+    pub fn fail(&self, error: rusqlite::Error) -> StateError {
+        self.store().fail(error)
+    }
+
     /// Findings this scan resolved, for the outputs.
     pub fn for_each_resolved<E: From<StateError>>(
         &self,
