@@ -679,8 +679,11 @@ fn two_scans_on_one_database_never_interleave() {
             .spawn()
             .unwrap()
     };
+    // Both outputs are drained at once: a scan blocked on a full pipe
+    // would keep the lock the other waits for.
     let (a, b) = (spawn(), spawn());
-    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let a = std::thread::spawn(move || a.wait_with_output().unwrap());
+    let outputs = [b.wait_with_output().unwrap(), a.join().unwrap()];
     let mut seen: Vec<Vec<String>> = outputs
         .iter()
         .map(|o| {
