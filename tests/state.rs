@@ -679,6 +679,8 @@ fn two_scans_on_one_database_never_interleave() {
             .spawn()
             .unwrap()
     };
+    // Both outputs are drained at once: a scan blocked on a full pipe
+    // would keep the lock the other waits for.
     let (a, b) = (spawn(), spawn());
     // Drain both at once: the scan holding the lock must not block on a
     // full pipe while the test waits on the other.

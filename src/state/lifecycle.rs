@@ -3,24 +3,25 @@
 //!
 //! A scan is one write transaction, from [`ScanRecorder::begin`] (which
 //! takes the database's write lock, so two scans never interleave) to
-//! [`PendingScan::commit`]. While rows stream past, the recorder stages
-//! what it learns in temporary tables rather than in memory:
+//! [`PendingScan::commit`]. As rows stream past, each finding is looked up
+//! once: its previous state and the exemptions decide its status (so
+//! outputs can carry it), and it is written back in the same visit, with a
+//! history event when its status changed. What else the end of the scan
+//! needs stays on disk in temporary tables, not in memory:
 //!
 //! - `scan_groups`: every group key in the report;
 //! - `scan_failures`: (rule, group) pairs whose rule errored on the row;
-//! - `scan_findings`: each finding with the status it gets, decided right
-//!   away from the finding's previous state (so outputs can carry it) and
-//!   the exemptions.
+//! - `scan_marks`: findings to announce (new, reopened, due for a
+//!   reminder) or newly exempted: what [`Changes`] lists.
 //!
-//! At the end, a handful of set-based statements apply the staged facts:
-//! findings are upserted, and an active finding that this scan did not see
-//! resolves only when its rule ran in this scan and either the group's row
-//! was evaluated without an error from that rule (`rule-cleared`) or the
-//! group is missing from a report read whole without row errors
-//! (`group-gone`). Anything less certain resolves nothing: a rule that
-//! errored on the row, a disabled rule, a report with unreadable rows (one
-//! of them may be the group), a scan that failed or was cut short (its
-//! transaction is rolled back and only a `failed` scan record remains).
+//! At the end, an active finding that this scan did not see resolves only
+//! when its rule ran in this scan and either the group's row was
+//! evaluated without an error from that rule (`rule-cleared`) or the group
+//! is missing from a report read whole without row errors (`group-gone`).
+//! Anything less certain resolves nothing: a rule that errored on the row,
+//! a disabled rule, a report with unreadable rows (one of them may be the
+//! group), a scan that failed or was cut short (its transaction is rolled
+//! back and only a `failed` scan record remains).
 //!
 //! The result is a [`PendingScan`]: the changes are computed, the
 //! transaction is still open, so a notifier can put its messages in the
@@ -36,6 +37,7 @@ use super::exemptions::{Exemption, ExemptionNotice, ExemptionState, Exemptions};
 use super::query::{FINDING_COLUMNS, stored_finding};
 use super::store::{StateError, Store};
 use crate::engine::eval::RowOutcome;
+use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
 
 /// The settings that shape what a scan announces and keeps.
@@ -91,6 +93,8 @@ pub struct ScanRecorder {
     /// Open findings quiet since this time are due for a reminder.
     reminder_cutoff: Option<String>,
     last_refresh: Option<String>,
+    now: String,
+    seen: Seen,
     statuses: Vec<Status>,
 }
 
@@ -101,15 +105,12 @@ CREATE TEMP TABLE IF NOT EXISTS scan_groups (group_key TEXT PRIMARY KEY) WITHOUT
 CREATE TEMP TABLE IF NOT EXISTS scan_failures (
     rule TEXT NOT NULL, group_key TEXT NOT NULL, PRIMARY KEY (rule, group_key)) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS scan_rules (rule TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE TEMP TABLE IF NOT EXISTS scan_findings (
-    key TEXT PRIMARY KEY, rule TEXT NOT NULL, group_key TEXT NOT NULL, group_id TEXT, group_name TEXT,
-    owner TEXT, severity TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL,
-    status TEXT NOT NULL, prior_status TEXT, exemption TEXT, exemption_reason TEXT,
-    remind INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+-- new, reopened, remind or exempted
+CREATE TEMP TABLE IF NOT EXISTS scan_marks (key TEXT NOT NULL, mark TEXT NOT NULL);
 DELETE FROM temp.scan_groups;
 DELETE FROM temp.scan_failures;
 DELETE FROM temp.scan_rules;
-DELETE FROM temp.scan_findings;
+DELETE FROM temp.scan_marks;
 "#;
 
 impl ScanRecorder {
@@ -132,6 +133,7 @@ impl ScanRecorder {
             .filter(|e| e.state_on(start.today) != ExemptionState::Expired)
             .cloned()
             .collect();
+        let start_now = start.now;
         let reminder_cutoff = start
             .policy
             .renotify_after
@@ -143,6 +145,8 @@ impl ScanRecorder {
             in_force,
             reminder_cutoff,
             last_refresh,
+            now: time_text(start_now),
+            seen: Seen::default(),
             statuses: Vec::new(),
         })
     }
@@ -171,7 +175,7 @@ impl ScanRecorder {
         }
     }
 
-    /// Stages one evaluated row and returns the status of each of its
+    /// Records one evaluated row and returns the status of each of its
     /// findings, in order.
     pub fn record_row(&mut self, outcome: &RowOutcome) -> Result<&[Status], StateError> {
         let store = self
@@ -192,40 +196,37 @@ impl ScanRecorder {
         }
         self.statuses.clear();
         for finding in &outcome.findings {
-            let prior = prior_state(conn, &finding.key, &self.reminder_cutoff).map_err(fail)?;
+            let prior = prior_state(conn, &finding.key, &self.reminder_cutoff, self.scan_id)
+                .map_err(fail)?;
             let exemption = self.in_force.iter().find(|e| e.covers(finding));
-            let status = status_for(prior, exemption.is_some());
-            let remind = status == Status::Open
-                && prior.is_some_and(|p| p.status == Status::Exempted || p.quiet);
             let evidence =
                 serde_json::to_string(&finding.evidence).map_err(|e| StateError::Data {
                     path: store.path().to_owned(),
                     message: format!("cannot store the evidence of {}: {e}", finding.key),
                 })?;
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO temp.scan_findings (key, rule, group_key, group_id, group_name, owner, severity, \
-                 message, evidence, status, prior_status, exemption, exemption_reason, remind) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    finding.key,
-                    &*finding.rule,
-                    outcome.group_key,
-                    finding.group_id,
-                    finding.group_name,
-                    finding.owner,
-                    finding.severity.as_str(),
-                    finding.message,
-                    evidence,
-                    status.as_str(),
-                    prior.map(|p| p.status.as_str()),
-                    exemption.map(|e| e.origin.as_str()),
-                    exemption.map(|e| e.reason.as_str()),
-                    remind,
-                ])
-            })
-            .map_err(fail)?;
+            let record = Record {
+                finding,
+                group_key: &outcome.group_key,
+                evidence: &evidence,
+                exemption,
+            };
+            let status = match prior {
+                // The report lists this finding twice: the later row's
+                // details win, the status given earlier in this scan stands.
+                Some(prior) if prior.seen_now => {
+                    write_finding(conn, &record, prior.status, self.scan_id, &self.now)
+                        .map_err(fail)?;
+                    prior.status
+                }
+                _ => {
+                    let status = status_for(prior, exemption.is_some());
+                    write_finding(conn, &record, status, self.scan_id, &self.now).map_err(fail)?;
+                    self.seen
+                        .note(conn, self.scan_id, &self.now, &record, prior, status)
+                        .map_err(fail)?;
+                    status
+                }
+            };
             self.statuses.push(status);
         }
         Ok(&self.statuses)
@@ -306,7 +307,8 @@ impl ScanRecorder {
         let conn = store.connection();
         let now = time_text(self.start.now);
         let fail = |e| store.fail(e);
-        let counts = apply_staged(conn, self.scan_id, &now, complete).map_err(fail)?;
+        let mut counts = self.seen.counts;
+        counts.resolved = resolve(conn, self.scan_id, &now, complete).map_err(fail)?;
         let changes = self
             .changes(conn, counts, refresh_date.clone())
             .map_err(fail)?;
@@ -380,14 +382,15 @@ impl ScanRecorder {
             });
             return Ok(changes);
         }
-        let staged = |condition: &str| {
+        let marked = |mark: &str| {
             format!(
-                "SELECT {FINDING_COLUMNS} FROM findings WHERE key IN (SELECT key FROM temp.scan_findings WHERE {condition}) ORDER BY rule, key"
+                "SELECT {FINDING_COLUMNS} FROM findings WHERE key IN \
+                 (SELECT key FROM temp.scan_marks WHERE mark = '{mark}') ORDER BY rule, key"
             )
         };
-        changes.new = collect(conn, &staged("status = 'new'"), [])?;
-        changes.reopened = collect(conn, &staged("status = 'reopened'"), [])?;
-        changes.reminders = collect(conn, &staged("remind = 1"), [])?;
+        changes.new = collect(conn, &marked("new"), [])?;
+        changes.reopened = collect(conn, &marked("reopened"), [])?;
+        changes.reminders = collect(conn, &marked("remind"), [])?;
         changes.resolved = collect(
             conn,
             &format!(
@@ -395,14 +398,8 @@ impl ScanRecorder {
             ),
             [self.scan_id],
         )?;
-        let newly_exempted = "status = 'exempted' AND prior_status IS NOT 'exempted'";
-        let exempted: u64 = conn.query_row(
-            &format!("SELECT count(*) FROM temp.scan_findings WHERE {newly_exempted}"),
-            [],
-            |r| r.get(0),
-        )?;
-        if exempted <= limit {
-            changes.exempted = collect(conn, &staged(newly_exempted), [])?;
+        if self.seen.newly_exempted <= limit {
+            changes.exempted = collect(conn, &marked("exempted"), [])?;
         }
         Ok(changes)
     }
@@ -453,29 +450,144 @@ struct Prior {
     /// Not announced since the reminder cutoff (counting from when it was
     /// first seen if it never was).
     quiet: bool,
+    /// Already written by this scan: the report lists it twice.
+    seen_now: bool,
 }
 
 fn prior_state(
     conn: &Connection,
     key: &str,
     reminder_cutoff: &Option<String>,
+    scan: i64,
 ) -> rusqlite::Result<Option<Prior>> {
     conn.prepare_cached(
-        "SELECT status, last_announced_at IS NOT NULL, coalesce(coalesce(last_announced_at, first_seen_at) <= ?2, 0) \
+        "SELECT status, last_announced_at IS NOT NULL, coalesce(coalesce(last_announced_at, first_seen_at) <= ?2, 0), \
+                last_seen_scan = ?3 \
          FROM findings WHERE key = ?1",
     )?
-    .query_row(params![key, reminder_cutoff], |row| {
+    .query_row(params![key, reminder_cutoff, scan], |row| {
         let status: String = row.get(0)?;
-        let status = status.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-        })?;
-        Ok(Prior {
-            status,
-            announced: row.get(1)?,
-            quiet: row.get(2)?,
-        })
+        let status = status
+            .parse()
+            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))?;
+        Ok(Prior { status, announced: row.get(1)?, quiet: row.get(2)?, seen_now: row.get(3)? })
     })
     .optional()
+}
+
+/// Findings seen so far, by status (resolved ones are counted at the end).
+#[derive(Debug, Default)]
+struct Seen {
+    counts: StatusCounts,
+    newly_exempted: u64,
+}
+
+impl Seen {
+    /// Counts a finding's status, keeps its history and marks it for the
+    /// changes.
+    fn note(
+        &mut self,
+        conn: &Connection,
+        scan: i64,
+        now: &str,
+        record: &Record<'_>,
+        prior: Option<Prior>,
+        status: Status,
+    ) -> rusqlite::Result<()> {
+        let remind = status == Status::Open
+            && prior.is_some_and(|p| p.status == Status::Exempted || p.quiet);
+        self.counts.add(status, 1);
+        self.counts.reminders += u64::from(remind);
+        let changed = match prior {
+            None => true,
+            Some(prior) => {
+                status != prior.status
+                    && !(status == Status::Open
+                        && prior.status.is_active()
+                        && prior.status != Status::Exempted)
+            }
+        };
+        if changed {
+            let detail = match status {
+                Status::Exempted => record.exemption.map(|e| e.reason.as_str()),
+                _ => Some(record.finding.message.as_str()),
+            };
+            conn.prepare_cached(
+                "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                scan,
+                now,
+                record.finding.key,
+                &*record.finding.rule,
+                record.group_key,
+                record.finding.group_name,
+                status.as_str(),
+                detail
+            ])?;
+        }
+        let mark = match status {
+            Status::New => Some("new"),
+            Status::Reopened => Some("reopened"),
+            Status::Open if remind => Some("remind"),
+            Status::Exempted if changed => Some("exempted"),
+            _ => None,
+        };
+        if let Some(mark) = mark {
+            self.newly_exempted += u64::from(status == Status::Exempted);
+            conn.prepare_cached("INSERT INTO temp.scan_marks (key, mark) VALUES (?1, ?2)")?
+                .execute(params![record.finding.key, mark])?;
+        }
+        Ok(())
+    }
+}
+
+/// A finding as this scan saw it.
+struct Record<'a> {
+    finding: &'a Finding,
+    group_key: &'a str,
+    evidence: &'a str,
+    exemption: Option<&'a Exemption>,
+}
+
+fn write_finding(
+    conn: &Connection,
+    record: &Record<'_>,
+    status: Status,
+    scan: i64,
+    now: &str,
+) -> rusqlite::Result<()> {
+    let finding = record.finding;
+    conn.prepare_cached(
+        "INSERT INTO findings (key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, \
+                               first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, exemption, exemption_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (key) DO UPDATE SET \
+            rule = excluded.rule, group_key = excluded.group_key, group_id = excluded.group_id, \
+            group_name = excluded.group_name, owner = excluded.owner, severity = excluded.severity, \
+            message = excluded.message, evidence = excluded.evidence, status = excluded.status, \
+            last_seen_scan = excluded.last_seen_scan, last_seen_at = excluded.last_seen_at, \
+            resolved_scan = NULL, resolved_at = NULL, resolution = NULL, \
+            exemption = excluded.exemption, exemption_reason = excluded.exemption_reason",
+    )?
+    .execute(params![
+        finding.key,
+        &*finding.rule,
+        record.group_key,
+        finding.group_id,
+        finding.group_name,
+        finding.owner,
+        finding.severity.as_str(),
+        finding.message,
+        record.evidence,
+        status.as_str(),
+        scan,
+        now,
+        record.exemption.map(|e| e.origin.as_str()),
+        record.exemption.map(|e| e.reason.as_str()),
+    ])?;
+    Ok(())
 }
 
 /// The status a finding seen in this scan gets.
@@ -505,41 +617,10 @@ fn status_for(prior: Option<Prior>, exempted: bool) -> Status {
     }
 }
 
-/// The set-based end of a scan: upsert, resolve, history, reminders.
-fn apply_staged(
-    conn: &Connection,
-    scan: i64,
-    now: &str,
-    complete: bool,
-) -> rusqlite::Result<StatusCounts> {
+/// Resolves the active findings this scan did not see, where it is
+/// certain they are fixed; returns how many.
+fn resolve(conn: &Connection, scan: i64, now: &str, complete: bool) -> rusqlite::Result<u64> {
     let mut watch = Stopwatch::start();
-    // History first: it needs each finding's status before this scan.
-    conn.execute(
-        "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
-         SELECT ?1, ?2, key, rule, group_key, group_name, status, \
-                CASE status WHEN 'exempted' THEN exemption_reason ELSE message END \
-         FROM temp.scan_findings \
-         WHERE prior_status IS NULL \
-            OR (status != prior_status AND NOT (status = 'open' AND prior_status IN ('new', 'open', 'reopened')))",
-        params![scan, now],
-    )?;
-    watch.lap("history of seen findings");
-    conn.execute(
-        "INSERT INTO findings (key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, \
-                               first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, exemption, exemption_reason) \
-         SELECT key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, \
-                ?1, ?2, ?1, ?2, exemption, exemption_reason \
-         FROM temp.scan_findings WHERE true \
-         ON CONFLICT (key) DO UPDATE SET \
-            rule = excluded.rule, group_key = excluded.group_key, group_id = excluded.group_id, \
-            group_name = excluded.group_name, owner = excluded.owner, severity = excluded.severity, \
-            message = excluded.message, evidence = excluded.evidence, status = excluded.status, \
-            last_seen_scan = excluded.last_seen_scan, last_seen_at = excluded.last_seen_at, \
-            resolved_scan = NULL, resolved_at = NULL, resolution = NULL, \
-            exemption = excluded.exemption, exemption_reason = excluded.exemption_reason",
-        params![scan, now],
-    )?;
-    watch.lap("findings upserted");
     let resolved = conn.execute(
         "UPDATE findings SET status = 'resolved', resolved_scan = :scan, resolved_at = :now, exemption = NULL, exemption_reason = NULL, \
             resolution = CASE WHEN EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key) \
@@ -559,19 +640,7 @@ fn apply_staged(
         params![scan, now],
     )?;
     watch.lap("history of resolved findings");
-    let mut counts = StatusCounts::default();
-    let mut statement = conn
-        .prepare("SELECT status, count(*), sum(remind) FROM temp.scan_findings GROUP BY status")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let status: String = row.get(0)?;
-        if let Ok(status) = status.parse::<Status>() {
-            counts.add(status, row.get(1)?);
-        }
-        counts.reminders += row.get::<_, u64>(2)?;
-    }
-    counts.resolved = resolved as u64;
-    Ok(counts)
+    Ok(resolved as u64)
 }
 
 /// Logs how long each step of the end of a scan took (at debug level).
@@ -676,7 +745,7 @@ impl PendingScan {
             .connection()
             .execute(
                 "UPDATE findings SET last_announced_at = ?1 WHERE key IN \
-                 (SELECT key FROM temp.scan_findings WHERE status IN ('new', 'reopened') OR remind = 1)",
+                 (SELECT key FROM temp.scan_marks WHERE mark IN ('new', 'reopened', 'remind'))",
                 [&self.changes.scanned_at],
             )
             .map(|n| n as u64)
@@ -728,6 +797,7 @@ mod tests {
                 status,
                 announced,
                 quiet: false,
+                seen_now: false,
             })
         };
         assert_eq!(status_for(None, false), Status::New);

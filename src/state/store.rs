@@ -166,10 +166,7 @@ impl Store {
     }
 
     fn configure(&self) -> Result<(), StateError> {
-        let mode: String = self
-            .conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|e| self.fail(e))?;
+        let mode = self.switch_to_wal()?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StateError::Data {
                 path: self.path.clone(),
@@ -186,6 +183,33 @@ impl Store {
             .map_err(|e| self.fail(e))?;
         self.conn.set_prepared_statement_cache_capacity(64);
         Ok(())
+    }
+
+    /// Puts the database in WAL mode (a no-op once it is). Two processes
+    /// switching a new file at once each hold a read lock while waiting
+    /// for the other's to go, so the busy handler would only wait out the
+    /// timeout: retry with the locks released instead.
+    fn switch_to_wal(&self) -> Result<String, StateError> {
+        let fail = |e| self.fail(e);
+        self.conn.busy_timeout(Duration::ZERO).map_err(fail)?;
+        let started = std::time::Instant::now();
+        let mut attempt: u64 = 0;
+        let mode = loop {
+            match self
+                .conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            {
+                Err(error) if is_busy(&error) && started.elapsed() < self.lock_timeout => {
+                    attempt += 1;
+                    // Different processes wait different times, so one wins.
+                    let jitter = (u64::from(std::process::id()) + attempt * 7) % 40;
+                    std::thread::sleep(Duration::from_millis(10 + jitter));
+                }
+                result => break result.map_err(fail)?,
+            }
+        };
+        self.conn.busy_timeout(self.lock_timeout).map_err(fail)?;
+        Ok(mode)
     }
 
     fn migrate(&self) -> Result<(), StateError> {
@@ -268,6 +292,11 @@ fn check_location(path: &Path, create: bool) -> Result<(), StateError> {
         )));
     }
     Ok(())
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
 /// Sorts SQLite's failures into the few a person can act on.
