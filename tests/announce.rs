@@ -182,3 +182,60 @@ async fn a_channel_down_keeps_its_message_for_the_next_run_and_it_is_sent_once()
     assert_eq!(next.status.code(), Some(0), "{}", stderr(&next));
     assert_eq!(bodies(&receiver).await.len(), 2);
 }
+
+#[test]
+fn validate_checks_channels_secrets_and_exemptions_without_sending() {
+    let dir = TempDir::new().unwrap();
+    let config = |reason: &str, secret_env: &str| {
+        format!(
+            "[rules]\ndir = \"{}\"\n\n[[exemptions]]\nrule = \"ownerless-groups\"\ngroup_id = \"g-1\"\n{reason}expires = \"2099-03-31\"\n\n\
+             [[notify]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret_env = \"{secret_env}\"\n",
+            bundled_rules().display()
+        )
+    };
+    let validate = |secret: Option<&str>| {
+        let mut command = gw(dir.path());
+        command.arg("validate").env_remove("GW_TEST_SECRET");
+        if let Some(secret) = secret {
+            command.env("GW_TEST_SECRET", secret);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", stdout(&out), stderr(&out)),
+        )
+    };
+
+    write(
+        dir.path(),
+        "groupwarden.toml",
+        &config("reason = \"legal hold\"\n", "GW_TEST_SECRET"),
+    );
+    let (code, text) = validate(None);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("environment variable GW_TEST_SECRET (its `secret_env`) is not set"),
+        "{text}"
+    );
+
+    let (code, text) = validate(Some("s3cret"));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 exemptions (1 active"), "{text}");
+    assert!(
+        text.contains("1 channels; their templates render"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"));
+
+    write(
+        dir.path(),
+        "groupwarden.toml",
+        &config("", "GW_TEST_SECRET"),
+    );
+    let (code, text) = validate(Some("s3cret"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("missing field `reason`"),
+        "an exemption without a reason is refused: {text}"
+    );
+}

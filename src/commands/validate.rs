@@ -64,7 +64,77 @@ pub const STEPS: &[Step] = &[
         name: "source",
         run: check_source,
     },
+    Step {
+        name: "exemptions",
+        run: check_exemptions,
+    },
+    Step {
+        name: "notify",
+        run: check_notify,
+    },
 ];
+
+/// Exemptions are well-formed: reason and expiry given, dates real,
+/// selectors valid (in the config and in `[state] exemptions_file`).
+fn check_exemptions(context: &mut Context) -> Verdict {
+    let Some(loaded) = &context.loaded else {
+        return Verdict::Skipped("needs a readable config".into());
+    };
+    match super::state::load_exemptions(loaded) {
+        Ok(exemptions) => {
+            let today = super::state::today();
+            let count = |state| exemptions.in_state(today, state).count();
+            use crate::state::exemptions::ExemptionState;
+            Verdict::Ok(format!(
+                "{} exemptions ({} active, {} expiring within 14 days, {} expired)",
+                exemptions.all.len(),
+                count(ExemptionState::Active),
+                count(ExemptionState::Expiring),
+                count(ExemptionState::Expired)
+            ))
+        }
+        Err(error) => Verdict::Problems(vec![error.to_string()]),
+    }
+}
+
+/// Channels are well-formed, every template renders against a sample
+/// digest, and the environment variables holding their secrets are set.
+fn check_notify(context: &mut Context) -> Verdict {
+    let Some(loaded) = &context.loaded else {
+        return Verdict::Skipped("needs a readable config".into());
+    };
+    let channels = match crate::notify::validate(loaded) {
+        Ok(channels) => channels,
+        Err(invalid) => {
+            return Verdict::Problems(invalid.to_string().lines().map(str::to_owned).collect());
+        }
+    };
+    let mut problems = Vec::new();
+    for channel in &channels {
+        let config = channel.config();
+        for (key, variable) in [
+            ("password_env", &config.password_env),
+            ("secret_env", &config.secret_env),
+            ("url_env", &config.url_env),
+        ] {
+            if let Some(variable) = variable
+                && ProcessEnvironment.var(variable).is_none()
+            {
+                problems.push(format!(
+                    "channel `{}`: environment variable {variable} (its `{key}`) is not set",
+                    channel.name()
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Verdict::Problems(problems);
+    }
+    Verdict::Ok(match channels.len() {
+        0 => "no [[notify]] channels".to_owned(),
+        n => format!("{n} channels; their templates render (nothing sent)"),
+    })
+}
 
 pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
     let mut context = Context {
