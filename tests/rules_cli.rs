@@ -357,13 +357,13 @@ fn validate_accepts_a_good_setup() {
         "[rules]\ndir = \"rules\"\n[rules.params.inactive-groups]\ndays = 60\n",
     );
     let out = stdout_of(&ws.run(&["validate"]).success());
-    assert!(out.contains("ok    config  groupwarden.toml"), "{out}");
+    assert!(out.contains("ok    config      groupwarden.toml"), "{out}");
     assert!(
-        out.contains("ok    rules   4 rules compiled in rules (0 disabled)"),
+        out.contains("ok    rules       4 rules compiled in rules (0 disabled)"),
         "{out}"
     );
     assert!(
-        out.contains("ok    source  no [source]: reports come from --input"),
+        out.contains("ok    source      no [source]: reports come from --input"),
         "{out}"
     );
     assert!(out.ends_with("\nvalid\n"), "{out}");
@@ -378,7 +378,7 @@ fn validate_reports_a_misspelt_config_key_with_did_you_mean() {
         "[rules]\ndir = \"rules\"\ndisabeld = [\"ownerless-groups\"]\n",
     );
     let out = stdout_of(&ws.run(&["validate", "--config", "bad.toml"]).code(1));
-    assert!(out.contains("FAIL  config  1 problem(s)"), "{out}");
+    assert!(out.contains("FAIL  config      1 problem(s)"), "{out}");
     assert!(
         out.contains("TOML parse error at line 3, column 1"),
         "{out}"
@@ -388,7 +388,7 @@ fn validate_reports_a_misspelt_config_key_with_did_you_mean() {
         "{out}"
     );
     assert!(
-        out.contains("skip  rules   needs a readable config"),
+        out.contains("skip  rules       needs a readable config"),
         "{out}"
     );
     // The same hint where the config is used.
@@ -414,7 +414,7 @@ fn validate_lists_every_rule_and_override_problem() {
         &ws.run(&["validate", "--rules", rules.to_str().unwrap()])
             .code(1),
     );
-    assert!(out.contains("FAIL  rules   2 problem(s)"), "{out}");
+    assert!(out.contains("FAIL  rules       2 problem(s)"), "{out}");
     assert!(
         out.contains(
             "typo.rhai:2:7: unknown field `days_since_activty`; did you mean `days_since_activity`?"
@@ -452,7 +452,7 @@ fn validate_loads_the_source_credential_without_contacting_anyone() {
         .assert()
         .code(1);
     let out = stdout_of(&out);
-    assert!(out.contains("FAIL  source  1 problem(s)"), "{out}");
+    assert!(out.contains("FAIL  source      1 problem(s)"), "{out}");
     assert!(
         out.contains("client_secret_env: names $GW_TEST_SECRET, which is not set"),
         "{out}"
@@ -466,7 +466,7 @@ fn validate_loads_the_source_credential_without_contacting_anyone() {
         .success();
     let out = stdout_of(&out);
     assert!(
-        out.contains("ok    source  Microsoft Graph, tenant contoso.onmicrosoft.com, app 11111111-2222-3333-4444-555555555555, client secret loaded (not contacted)"),
+        out.contains("ok    source      Microsoft Graph, tenant contoso.onmicrosoft.com, app 11111111-2222-3333-4444-555555555555, client secret loaded (not contacted)"),
         "{out}"
     );
     assert!(!out.contains("s3cret"), "{out}");
