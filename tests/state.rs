@@ -851,11 +851,9 @@ CREATE TABLE findings (key TEXT PRIMARY KEY, rule TEXT NOT NULL, group_key TEXT 
     owner TEXT, severity TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL, status TEXT NOT NULL,
     first_seen_scan INTEGER NOT NULL, first_seen_at TEXT NOT NULL, last_seen_scan INTEGER NOT NULL, last_seen_at TEXT NOT NULL,
     last_announced_at TEXT, resolved_scan INTEGER, resolved_at TEXT, resolution TEXT);
-CREATE INDEX findings_by_status ON findings(status, rule);
 CREATE INDEX findings_by_resolved_scan ON findings(resolved_scan) WHERE resolved_scan IS NOT NULL;
 CREATE TABLE finding_events (id INTEGER PRIMARY KEY, scan_id INTEGER NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL,
     rule TEXT NOT NULL, group_key TEXT NOT NULL, group_name TEXT, status TEXT NOT NULL, detail TEXT);
-CREATE INDEX finding_events_by_group ON finding_events(group_key);
 ";
 
 #[test]

@@ -359,7 +359,7 @@ impl ScanRecorder {
         };
         let mut changes = Changes {
             scan_id: self.scan_id,
-            scanned_at: time_text(self.start.now),
+            scanned_at: self.now.clone(),
             source: self.start.source.clone(),
             report_refresh_date: refresh_date,
             counts,
