@@ -391,6 +391,25 @@ fn unreadable_rows_stop_groups_from_resolving_as_gone() {
 }
 
 #[test]
+fn a_report_without_rows_resolves_nothing() {
+    let tenant = Tenant::new();
+    let first = tenant.report("r1.csv", "2026-11-01", &[group("g-a", "Alpha").ownerless()]);
+    tenant.scan(&first, &[]);
+    let empty = tenant.report("empty.csv", "2026-11-08", &[]);
+    let scan = tenant.scan(&empty, &[]);
+    assert!(scan.findings.is_empty());
+    assert!(
+        scan.stderr.contains("the report has no rows"),
+        "{}",
+        scan.stderr
+    );
+    assert_eq!(
+        tenant.findings(&[])["ownerless-groups:g-a"]["status"],
+        "new"
+    );
+}
+
+#[test]
 fn a_rule_error_on_a_row_resolves_nothing_for_that_rule_and_group() {
     let tenant = Tenant::new();
     let rules = tenant.path("rules");
@@ -853,11 +872,9 @@ CREATE TABLE findings (key TEXT PRIMARY KEY, rule TEXT NOT NULL, group_key TEXT 
     owner TEXT, severity TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL, status TEXT NOT NULL,
     first_seen_scan INTEGER NOT NULL, first_seen_at TEXT NOT NULL, last_seen_scan INTEGER NOT NULL, last_seen_at TEXT NOT NULL,
     last_announced_at TEXT, resolved_scan INTEGER, resolved_at TEXT, resolution TEXT);
-CREATE INDEX findings_by_status ON findings(status, rule);
 CREATE INDEX findings_by_resolved_scan ON findings(resolved_scan) WHERE resolved_scan IS NOT NULL;
 CREATE TABLE finding_events (id INTEGER PRIMARY KEY, scan_id INTEGER NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL,
     rule TEXT NOT NULL, group_key TEXT NOT NULL, group_name TEXT, status TEXT NOT NULL, detail TEXT);
-CREATE INDEX finding_events_by_group ON finding_events(group_key);
 ";
 
 #[test]
@@ -1045,7 +1062,9 @@ fn record(store: Store, start: ScanStart, rows: &[RowOutcome]) -> (Store, Change
     for row in rows {
         recorder.record_row(row).unwrap();
     }
-    let pending = recorder.finish(&ScanSummary::default()).unwrap();
+    let mut summary = ScanSummary::default();
+    summary.stats.rows = rows.len() as u64;
+    let pending = recorder.finish(&summary).unwrap();
     pending.mark_announced().unwrap();
     pending.commit().unwrap()
 }

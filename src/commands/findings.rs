@@ -8,7 +8,7 @@ use crate::state::StoredFinding;
 use crate::state::query::FindingFilter;
 
 pub fn run(args: FindingsArgs) -> Result<Outcome, Error> {
-    let (_, store) = open_existing(&args.location)?;
+    let store = open_existing(&args.location)?;
     let (out, format) = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);
     let filter = FindingFilter {

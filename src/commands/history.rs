@@ -7,7 +7,7 @@ use crate::cli::HistoryArgs;
 use crate::state::query::HistoryEntry;
 
 pub fn run(args: HistoryArgs) -> Result<Outcome, Error> {
-    let (_, store) = open_existing(&args.location)?;
+    let store = open_existing(&args.location)?;
     let entries = store.history(&args.group)?;
     let (out, format) = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);

@@ -61,12 +61,11 @@ pub fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, Error> {
     )?)
 }
 
-/// The config and the existing database, for commands that only read.
-pub fn open_existing(location: &StateLocation) -> Result<(LoadedConfig, Store), Error> {
+/// The existing database, for commands that only read.
+pub fn open_existing(location: &StateLocation) -> Result<Store, Error> {
     let loaded = LoadedConfig::load(location.config.as_deref())?;
     let path = state_path(location.state.as_deref(), &loaded);
-    let store = Store::open(&path, &store_options(&loaded, false))?;
-    Ok((loaded, store))
+    Ok(Store::open(&path, &store_options(&loaded, false))?)
 }
 
 /// Today, where groupwarden runs: exemptions end at the end of their day.

@@ -297,13 +297,7 @@ impl ScanRecorder {
         if let Some(date) = &refresh_date {
             self.check_refresh_date(date)?;
         }
-        let complete = summary.row_errors == 0;
-        if !complete {
-            tracing::warn!(
-                row_errors = summary.row_errors,
-                "the report has unreadable rows: findings of groups missing from it are not resolved (the group may be on one of those rows)"
-            );
-        }
+        let complete = report_is_complete(summary);
         let conn = store.connection();
         let now = time_text(self.start.now);
         let fail = |e| store.fail(e);
@@ -359,7 +353,7 @@ impl ScanRecorder {
         };
         let mut changes = Changes {
             scan_id: self.scan_id,
-            scanned_at: time_text(self.start.now),
+            scanned_at: self.now.clone(),
             source: self.start.source.clone(),
             report_refresh_date: refresh_date,
             counts,
@@ -411,6 +405,27 @@ impl Drop for ScanRecorder {
             store.rollback();
         }
     }
+}
+
+/// Whether groups missing from the report can be taken as gone: not when
+/// rows could not be read (the group may be on one of them), nor when the
+/// report has no rows at all (more likely a broken export than a tenant
+/// without groups).
+fn report_is_complete(summary: &ScanSummary) -> bool {
+    if summary.row_errors > 0 {
+        tracing::warn!(
+            row_errors = summary.row_errors,
+            "the report has unreadable rows: findings of groups missing from it are not resolved (the group may be on one of those rows)"
+        );
+        return false;
+    }
+    if summary.stats.rows == 0 {
+        tracing::warn!(
+            "the report has no rows: findings of groups missing from it are not resolved"
+        );
+        return false;
+    }
+    true
 }
 
 /// Opens the staging tables and the scan record; returns the scan id and

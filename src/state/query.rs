@@ -1,5 +1,5 @@
 //! Reading what the database remembers: findings by status and rule, a
-//! group's history, the scans.
+//! group's history, exemption counts.
 
 use rusqlite::types::Type;
 use rusqlite::{Row, ToSql};
@@ -101,22 +101,14 @@ impl Store {
     }
 
     /// Every status change of the findings of one group, oldest first.
-    /// `group` is a group id, a group key (`name:…`) or, failing those, a
-    /// display name (any case).
+    /// `group` is a group id or key (`name:…`) or a display name (any
+    /// case).
     pub fn history(&self, group: &str) -> Result<Vec<HistoryEntry>, StateError> {
-        let by_key = self.history_where("e.group_key IN (?1, lower(?1), 'name:' || ?1)", group)?;
-        if !by_key.is_empty() {
-            return Ok(by_key);
-        }
-        self.history_where("e.group_name = ?1 COLLATE NOCASE", group)
-    }
-
-    fn history_where(&self, condition: &str, group: &str) -> Result<Vec<HistoryEntry>, StateError> {
-        let sql = format!(
-            "SELECT e.at, e.scan_id, s.refresh_date, e.rule, e.key, e.group_key, e.group_name, e.status, e.detail \
-             FROM finding_events e LEFT JOIN scans s ON s.id = e.scan_id WHERE {condition} ORDER BY e.id"
-        );
-        let mut statement = self.connection().prepare(&sql).map_err(|e| self.fail(e))?;
+        let sql = "SELECT e.at, e.scan_id, s.refresh_date, e.rule, e.key, e.group_key, e.group_name, e.status, e.detail \
+                   FROM finding_events e LEFT JOIN scans s ON s.id = e.scan_id \
+                   WHERE e.group_key IN (?1, lower(?1), 'name:' || ?1) OR e.group_name = ?1 COLLATE NOCASE \
+                   ORDER BY e.id";
+        let mut statement = self.connection().prepare(sql).map_err(|e| self.fail(e))?;
         let rows = statement
             .query_map([group], |row| {
                 Ok(HistoryEntry {
@@ -129,34 +121,6 @@ impl Store {
                     group_name: row.get(6)?,
                     status: parsed(row, 7)?,
                     detail: row.get(8)?,
-                })
-            })
-            .map_err(|e| self.fail(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.fail(e))
-    }
-
-    /// The most recent scans, newest first.
-    pub fn scans(&self, limit: u32) -> Result<Vec<ScanRecord>, StateError> {
-        let sql = "SELECT id, started_at, finished_at, source, refresh_date, report_period, rows, row_errors, rule_errors, \
-                   findings, outcome, complete, error FROM scans ORDER BY id DESC LIMIT ?1";
-        let mut statement = self.connection().prepare(sql).map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map([limit], |row| {
-                Ok(ScanRecord {
-                    id: row.get(0)?,
-                    started_at: row.get(1)?,
-                    finished_at: row.get(2)?,
-                    source: row.get(3)?,
-                    report_refresh_date: row.get(4)?,
-                    report_period: row.get(5)?,
-                    rows: row.get(6)?,
-                    row_errors: row.get(7)?,
-                    rule_errors: row.get(8)?,
-                    findings: row.get(9)?,
-                    outcome: row.get(10)?,
-                    complete: row.get(11)?,
-                    error: row.get(12)?,
                 })
             })
             .map_err(|e| self.fail(e))?;
@@ -199,24 +163,4 @@ pub struct HistoryEntry {
     /// The message (new, open, reopened), the exemption's reason
     /// (exempted) or how it resolved (resolved).
     pub detail: Option<String>,
-}
-
-/// One recorded scan.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ScanRecord {
-    pub id: i64,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub source: String,
-    pub report_refresh_date: Option<String>,
-    pub report_period: Option<i64>,
-    pub rows: u64,
-    pub row_errors: u64,
-    pub rule_errors: u64,
-    pub findings: u64,
-    /// `completed`, `failed` or `refused`.
-    pub outcome: String,
-    /// Read whole without row errors: groups missing from it resolved.
-    pub complete: bool,
-    pub error: Option<String>,
 }

@@ -59,7 +59,9 @@ CREATE TABLE findings (
     -- rule-cleared or group-gone
     resolution      TEXT
 );
-CREATE INDEX findings_by_status ON findings(status, rule);
+-- Few indexes on purpose: a scan rewrites every finding it sees, and each
+-- index is more to write. Listings and history read whole tables, which
+-- is quick next to a scan.
 CREATE INDEX findings_by_resolved_scan ON findings(resolved_scan) WHERE resolved_scan IS NOT NULL;
 
 CREATE TABLE finding_events (
@@ -73,7 +75,6 @@ CREATE TABLE finding_events (
     status     TEXT NOT NULL,
     detail     TEXT
 );
-CREATE INDEX finding_events_by_group ON finding_events(group_key);
 "#;
 
 /// Version 2: exemptions on findings, and the notification outbox.
