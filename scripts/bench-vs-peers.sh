@@ -27,7 +27,7 @@ run() {
 }
 
 run groupwarden ./target/release/groupwarden scan --input "$report" --format jsonl \
-  --output "$work/groupwarden.jsonl" --rules rules
+  --output "$work/groupwarden.jsonl" --rules rules --no-state
 run duckdb python3 "$bench_dir/peer_duckdb.py" "$report" "$work/duckdb.jsonl"
 run pandas python3 "$bench_dir/peer_pandas.py" "$report" "$work/pandas.jsonl"
 
