@@ -9,43 +9,9 @@
 use std::collections::HashMap;
 
 use jiff::civil::Date;
-use serde::Serialize;
 
-/// Where a finding is in its life, as of this scan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// First seen in this scan.
-    New,
-    /// Seen before and still there.
-    Open,
-    /// Resolved earlier, back in this scan.
-    Reopened,
-    /// Gone in this scan.
-    Resolved,
-    /// Still there, but an exemption covers it.
-    Exempted,
-}
-
-impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::New,
-        Status::Open,
-        Status::Reopened,
-        Status::Resolved,
-        Status::Exempted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::New => "new",
-            Status::Open => "open",
-            Status::Reopened => "reopened",
-            Status::Resolved => "resolved",
-            Status::Exempted => "exempted",
-        }
-    }
-}
+/// Where a finding is in its life: the state store's own status.
+pub use crate::state::Status;
 
 /// One finding's history.
 #[derive(Clone, Debug, PartialEq)]
