@@ -1,9 +1,9 @@
 //! Throughput of each stage, in rows per second, on a synthetic report.
 //!
 //! `cargo bench --bench throughput [-- ROWS]` (default 200000 rows). Prints
-//! the reader alone, each bundled rule alone on one thread, and the whole
-//! scan (all rules, all cores) with findings serialised as JSON lines into
-//! a sink. For the comparison with DuckDB and pandas on the same file, see
+//! the reader alone, each bundled rule alone on one thread (compiled, then
+//! in the interpreter), and the whole scan (all rules, one thread and all
+//! cores) with findings serialised as JSON lines into a sink. For the comparison with DuckDB and pandas on the same file, see
 //! `scripts/bench-vs-peers.sh`.
 
 use std::io::Write;
@@ -98,12 +98,16 @@ fn main() {
     assert_eq!(parsed, rows);
     report("reader + row parsing (1 thread)", rows, started);
 
-    for rule in rules.enabled() {
+    for (rule, fast_path) in rules
+        .enabled()
+        .flat_map(|rule| [(rule, true), (rule, false)])
+    {
         let started = Instant::now();
         let mut reader = ReportReader::new(&data[..], "synthetic").unwrap();
         let mut evaluator =
             Evaluator::new(&engine, [rule], RowData::empty(reader.layout().clone()));
         evaluator.track_groups = false;
+        evaluator.fast_path = fast_path;
         let mut chunk: Vec<(u64, ByteRecord)> = (0..512).map(|_| (0, ByteRecord::new())).collect();
         let mut stats = ReportStats::default();
         let mut items = Vec::new();
@@ -122,16 +126,27 @@ fn main() {
                 break;
             }
         }
-        report(&format!("rule {} (1 thread)", rule.id), rows, started);
+        let path = if fast_path {
+            "fast path"
+        } else {
+            "interpreter"
+        };
+        report(
+            &format!("rule {} ({path}, 1 thread)", rule.id),
+            rows,
+            started,
+        );
     }
 
-    for threads in [1, ScanOptions::default().threads] {
+    let all_cores = ScanOptions::default().threads;
+    for (threads, fast_path) in [(1, true), (all_cores, true), (all_cores, false)] {
         let started = Instant::now();
         let reader = ReportReader::new(&data[..], "synthetic").unwrap();
         let options = ScanOptions {
             threads,
             strict: false,
             track_groups: false,
+            fast_path,
         };
         let mut sink = std::io::sink();
         scan(reader, &engine, &rules, &options, &mut |event| {
@@ -143,8 +158,9 @@ fn main() {
             Ok(())
         })
         .unwrap();
+        let path = if fast_path { "" } else { ", interpreter" };
         report(
-            &format!("scan, 4 rules, jsonl ({threads} threads)"),
+            &format!("scan, 4 rules, jsonl ({threads} threads{path})"),
             rows,
             started,
         );

@@ -85,12 +85,8 @@ pub struct ScanArgs {
     /// Exit with status 1 when a finding of this severity or higher exists.
     #[arg(long, value_enum)]
     pub fail_on: Option<Severity>,
-    /// Stop at the first row that cannot be read.
-    #[arg(long)]
-    pub strict: bool,
-    /// Worker threads for rule evaluation [default: all cores].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub tuning: ScanTuning,
     /// SQLite file that remembers findings between scans [default: `[state] path` from the config, else ./groupwarden.db].
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
@@ -100,6 +96,20 @@ pub struct ScanArgs {
     /// Scan a report refreshed before the last scan's (refused by default: it would reopen findings fixed since).
     #[arg(long)]
     pub allow_older: bool,
+}
+
+/// How a scan reads and evaluates, shared by `scan` and `report`.
+#[derive(Debug, Default, Args)]
+pub struct ScanTuning {
+    /// Stop at the first row that cannot be read.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads for rule evaluation [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run every rule in the Rhai interpreter, not compiled (slower; the results are the same).
+    #[arg(long)]
+    pub no_fast_path: bool,
 }
 
 /// Where the state database is, for the commands that read it.
@@ -228,12 +238,8 @@ pub struct HtmlReportArgs {
     /// Exit with status 1 when a finding of this severity or higher exists.
     #[arg(long, value_enum)]
     pub fail_on: Option<Severity>,
-    /// Stop at the first row that cannot be read.
-    #[arg(long)]
-    pub strict: bool,
-    /// Worker threads for rule evaluation [default: all cores].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub tuning: ScanTuning,
 }
 
 #[derive(Debug, Subcommand)]

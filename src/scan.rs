@@ -40,6 +40,9 @@ pub struct ScanOptions {
     /// Hand the sink every row, also those without findings (the state
     /// store needs to know which groups were evaluated cleanly).
     pub track_groups: bool,
+    /// Run compiled rules natively (see `engine::native`); `false` runs
+    /// every rule in the interpreter.
+    pub fast_path: bool,
 }
 
 impl Default for ScanOptions {
@@ -48,6 +51,7 @@ impl Default for ScanOptions {
             threads: default_threads(),
             strict: false,
             track_groups: true,
+            fast_path: true,
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn scan<R: Read + Send>(
     if options.threads <= 1 {
         let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
         evaluator.track_groups = options.track_groups;
+        evaluator.fast_path = options.fast_path;
         let mut chunk = Chunk::default();
         loop {
             let more = chunk.fill(&mut reader)?;
@@ -239,6 +244,7 @@ fn run_parallel<R: Read + Send>(
             s.spawn(move || {
                 let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
                 evaluator.track_groups = options.track_groups;
+                evaluator.fast_path = options.fast_path;
                 for chunk in work_rx {
                     if done_tx.send(process_chunk(&mut evaluator, chunk)).is_err() {
                         return;

@@ -144,7 +144,7 @@ fn print_group(row: &RowData, source: &str, out: &mut dyn Write) -> io::Result<(
             out,
             "  {:width$}{}{absent}",
             column.field,
-            literal(&column_value(row, col))
+            literal(&column_value(row, col).into_dynamic())
         )?;
     }
     writeln!(out, "\nDerived")?;

@@ -22,7 +22,7 @@ use crate::notify::{
     StaticToken, plan, render, validate,
 };
 use crate::report::reader::ReportReader;
-use crate::scan::{ScanEvent, ScanOptions, default_threads, scan};
+use crate::scan::{ScanEvent, ScanOptions, scan};
 use crate::source::config::{ProcessEnvironment, ResolvedSource};
 use crate::source::graph::http_client;
 use crate::source::token::{ClientCredentials, TokenSource};
@@ -248,9 +248,8 @@ fn digest_of_scan(
     let (input, source_name) = open_input(report)?;
     let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let options = ScanOptions {
-        threads: default_threads(),
-        strict: false,
         track_groups: false,
+        ..ScanOptions::default()
     };
     let mut findings = Vec::new();
     let summary = scan(reader, &engine, &rules, &options, &mut |event| {

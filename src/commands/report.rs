@@ -18,8 +18,7 @@ pub fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
         format: Some(Format::Html),
         output: Some(args.output),
         fail_on: args.fail_on,
-        strict: args.strict,
-        threads: args.threads,
+        tuning: args.tuning,
         ..ScanArgs::default()
     })?;
     tracing::info!("wrote {}", output.display());

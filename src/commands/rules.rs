@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{RulesCommand, RulesListArgs, RulesNewArgs, RulesTestArgs};
 use crate::config::LoadedConfig;
 use crate::engine::diagnostics::did_you_mean;
+use crate::engine::native::NativeCheck;
 use crate::engine::rule::{Rule, compile_rule, valid_id};
 use crate::engine::ruletest::{self, CaseResult, test_file_for};
 use crate::engine::sandbox::build_engine;
@@ -28,7 +29,7 @@ pub fn run(command: RulesCommand) -> Result<Outcome, Error> {
 
 fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
-    let (_, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
+    let (engine, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
     let width = rules
         .rules
         .iter()
@@ -38,20 +39,33 @@ fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
         .max(4);
     writeln!(
         out,
-        "{:width$}  {:8}  {:10}  {:7}  TITLE",
-        "RULE", "SEVERITY", "RUNS ON", "ENABLED"
+        "{:width$}  {:8}  {:10}  {:7}  {:9}  TITLE",
+        "RULE", "SEVERITY", "RUNS ON", "ENABLED", "FAST PATH"
     )?;
     for rule in &rules.rules {
         let enabled = if rule.enabled { "yes" } else { "no" };
+        // Whether `check` compiles to native code; why not, when it does not.
+        let native = rule
+            .check_arity
+            .map(|_| NativeCheck::compile(&engine, rule).map(|_| ()));
+        let fast = match &native {
+            None => "-",
+            Some(Ok(())) => "yes",
+            Some(Err(_)) => "no",
+        };
         writeln!(
             out,
-            "{:width$}  {:8}  {:10}  {:7}  {}",
+            "{:width$}  {:8}  {:10}  {:7}  {:9}  {}",
             rule.id,
             rule.severity.as_str(),
             runs_on(rule),
             enabled,
+            fast,
             rule.title
         )?;
+        if let Some(Err(reason)) = native {
+            writeln!(out, "{:width$}    interpreted: `check` uses {reason}", "")?;
+        }
         for (name, default) in &rule.defaults {
             let value = rule
                 .params

@@ -35,8 +35,9 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         .map_err(crate::scan::ScanError::from)
         .inspect_err(|error| state.fail(&error.to_string()))?;
     let options = ScanOptions {
-        threads: args.threads.unwrap_or_else(default_threads).max(1),
-        strict: args.strict,
+        threads: args.tuning.threads.unwrap_or_else(default_threads).max(1),
+        strict: args.tuning.strict,
+        fast_path: !args.tuning.no_fast_path,
         // Resolving findings needs to know every group that was evaluated.
         track_groups: state.is_recording(),
     };

@@ -12,8 +12,9 @@ use csv::ByteRecord;
 
 use super::diagnostics::Diagnostic;
 use super::finding::{Evidence, EvidenceMap, Finding, Severity, finding_key};
+use super::native::{NativeCheck, Value};
 use super::rule::{Rule, kind_name};
-use super::sandbox::column_value;
+use super::sandbox::Prop;
 use crate::report::header::Col;
 use crate::report::row::{Row, RowData, RowError};
 use crate::report::stats::ReportStats;
@@ -68,6 +69,11 @@ pub enum ChunkItem {
 pub struct Evaluator<'a> {
     engine: &'a Engine,
     rules: Vec<&'a Rule>,
+    /// Each rule's `check` compiled for the fast path, where it could be.
+    natives: Vec<Option<NativeCheck>>,
+    /// Use the compiled `check`s (the default); `false` runs every row in
+    /// the interpreter.
+    pub fast_path: bool,
     scope: Scope<'static>,
     row: Arc<RowData>,
     /// Report every row (for the state store), not only rows with
@@ -85,9 +91,21 @@ impl<'a> Evaluator<'a> {
             .into_iter()
             .filter(|r| r.check_arity.is_some())
             .collect();
+        let natives = rules
+            .iter()
+            .map(|rule| match NativeCheck::compile(engine, rule) {
+                Ok(native) => Some(native),
+                Err(reason) => {
+                    tracing::debug!(rule = %rule.id, "runs in the interpreter: it uses {reason}");
+                    None
+                }
+            })
+            .collect();
         Evaluator {
             engine,
             rules,
+            natives,
+            fast_path: true,
             scope: Scope::new(),
             row: Arc::new(empty_row),
             track_groups: true,
@@ -151,25 +169,13 @@ impl<'a> Evaluator<'a> {
     }
 
     fn call_one(&mut self, index: usize, row: &Arc<RowData>) -> CheckResult {
-        let rule = self.rules[index];
-        let row_value = Dynamic::from(Row(Arc::clone(row)));
-        let result = match rule.check_arity {
-            Some(1) => self.engine.call_fn_with_options::<Dynamic>(
-                call_options(),
-                &mut self.scope,
-                &rule.ast,
-                "check",
-                (row_value,),
-            ),
-            _ => self.engine.call_fn_with_options::<Dynamic>(
-                call_options(),
-                &mut self.scope,
-                &rule.ast,
-                "check",
-                (row_value, rule.params.script_value()),
-            ),
-        };
-        result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
+        if self.fast_path
+            && let Some(native) = &self.natives[index]
+            && let Ok(value) = native.check(row)
+        {
+            return Ok(value.into_dynamic());
+        }
+        interpret(self.engine, &mut self.scope, self.rules[index], row)
     }
 
     /// Adds what rule `index` made of `row` to the row's outcome.
@@ -199,7 +205,7 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-type CheckResult = Result<Dynamic, Diagnostic>;
+pub(crate) type CheckResult = Result<Dynamic, Diagnostic>;
 
 /// The row behind `slot`, made unique (a script may have kept the old one).
 fn unique(slot: &mut Arc<RowData>) -> &mut RowData {
@@ -207,6 +213,33 @@ fn unique(slot: &mut Arc<RowData>) -> &mut RowData {
         *slot = Arc::new((**slot).clone());
     }
     Arc::get_mut(slot).expect("row buffer was just made unique")
+}
+
+/// Runs `rule`'s `check` on `row` in the interpreter.
+pub(crate) fn interpret(
+    engine: &Engine,
+    scope: &mut Scope<'static>,
+    rule: &Rule,
+    row: &Arc<RowData>,
+) -> CheckResult {
+    let row_value = Dynamic::from(Row(Arc::clone(row)));
+    let result = match rule.check_arity {
+        Some(1) => engine.call_fn_with_options::<Dynamic>(
+            call_options(),
+            scope,
+            &rule.ast,
+            "check",
+            (row_value,),
+        ),
+        _ => engine.call_fn_with_options::<Dynamic>(
+            call_options(),
+            scope,
+            &rule.ast,
+            "check",
+            (row_value, rule.params.script_value()),
+        ),
+    };
+    result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
 }
 
 /// Calls run the function only, not the script's top level again.
@@ -363,18 +396,13 @@ fn one_finding(
 
 /// A row property as evidence.
 fn row_evidence(row: &RowData, field: &str) -> Evidence {
-    match field {
-        "days_since_activity" => row
-            .days_since_activity()
-            .map_or(Evidence::Null, Evidence::Int),
-        "total_storage_bytes" => row
-            .total_storage_bytes()
-            .map_or(Evidence::Null, Evidence::Int),
-        "is_concealed" => Evidence::Bool(row.is_concealed()),
-        _ => match Col::ALL.iter().find(|c| c.spec().field == field) {
-            Some(&col) => to_evidence(&column_value(row, col)),
-            None => Evidence::Null,
-        },
+    match Prop::named(field).map(|p| p.value(row)) {
+        None | Some(Value::Unit) => Evidence::Null,
+        Some(Value::Bool(b)) => Evidence::Bool(b),
+        Some(Value::Int(i)) => Evidence::Int(i),
+        Some(Value::Float(f)) => Evidence::Float(f),
+        Some(Value::Str(s)) => Evidence::Text(s.into_owned()),
+        Some(other) => to_evidence(&other.into_dynamic()),
     }
 }
 

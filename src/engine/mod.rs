@@ -23,6 +23,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod eval;
 pub mod finding;
+pub mod native;
 pub mod reference;
 pub mod rule;
 pub mod ruletest;

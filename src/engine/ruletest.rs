@@ -650,7 +650,44 @@ fn evaluate_case(engine: &Engine, rule: &Rule, case: &Case) -> Result<Actual, St
         other => other.to_string(),
     })?;
     let layout = Arc::new(Layout::from_headers(&case.headers).map_err(|e| e.to_string())?);
-    let mut evaluator = Evaluator::new(engine, [&rule], RowData::empty(Arc::clone(&layout)));
+    let (mut actual, stats) = evaluate_rows(engine, &rule, case, &layout, true)?;
+    // The same rows in the interpreter alone: a rule must mean the same
+    // on both paths, or the compiled one is wrong.
+    let (interpreted, _) = evaluate_rows(engine, &rule, case, &layout, false)?;
+    let messages = |a: &Actual| {
+        a.failures
+            .iter()
+            .map(|f| f.diagnostic.short())
+            .collect::<Vec<_>>()
+    };
+    if actual.findings != interpreted.findings || messages(&actual) != messages(&interpreted) {
+        return Err(format!(
+            "the fast path and the interpreter disagree (a groupwarden bug: please report it with this rule); fast path: {:?} {:?}; interpreter: {:?} {:?}",
+            actual.findings,
+            messages(&actual),
+            interpreted.findings,
+            messages(&interpreted)
+        ));
+    }
+    if rule.tenant_arity.is_some() {
+        let mut tenant = tenant::evaluate(engine, [&rule], &Summary::new(stats, 0));
+        actual.findings.append(&mut tenant.findings);
+        actual.failures.append(&mut tenant.failures);
+    }
+    Ok(actual)
+}
+
+/// The case's rows through the evaluator a scan uses, on the fast path
+/// or in the interpreter only.
+fn evaluate_rows(
+    engine: &Engine,
+    rule: &Rule,
+    case: &Case,
+    layout: &Arc<Layout>,
+    fast_path: bool,
+) -> Result<(Actual, ReportStats), String> {
+    let mut evaluator = Evaluator::new(engine, [rule], RowData::empty(Arc::clone(layout)));
+    evaluator.fast_path = fast_path;
     let mut actual = Actual {
         multiple_rows: case.rows.len() > 1,
         ..Default::default()
@@ -668,12 +705,7 @@ fn evaluate_case(engine: &Engine, rule: &Rule, case: &Case) -> Result<Actual, St
         actual.findings.append(&mut outcome.findings);
         actual.failures.append(&mut outcome.failures);
     }
-    if rule.tenant_arity.is_some() {
-        let mut tenant = tenant::evaluate(engine, [&rule], &Summary::new(stats, 0));
-        actual.findings.append(&mut tenant.findings);
-        actual.failures.append(&mut tenant.failures);
-    }
-    Ok(actual)
+    Ok((actual, stats))
 }
 
 fn compare(case: &Case, actual: &Actual, result: &mut CaseResult) {

@@ -9,6 +9,8 @@ use rhai::module_resolvers::DummyModuleResolver;
 use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
 
+use super::native::Value;
+
 use super::config::Limits;
 use super::rule::Params;
 use crate::report::header::{COLUMNS, Col, Kind};
@@ -79,19 +81,11 @@ pub fn build_engine(limits: &Limits) -> Engine {
 
 fn register_row(engine: &mut Engine) {
     engine.register_type_with_name::<Row>("Row");
-    for &col in Col::ALL {
-        engine.register_get(col.spec().field, move |row: &mut Row| {
-            column_value(&row.0, col)
+    for prop in Prop::all() {
+        engine.register_get(prop.name(), move |row: &mut Row| {
+            prop.value(&row.0).into_dynamic()
         });
     }
-    engine.register_get("days_since_activity", |row: &mut Row| {
-        optional_int(row.0.days_since_activity())
-    });
-    engine.register_get("total_storage_bytes", |row: &mut Row| {
-        optional_int(row.0.total_storage_bytes())
-    });
-    engine.register_get("is_concealed", |row: &mut Row| row.0.is_concealed());
-    engine.register_get("line", |row: &mut Row| row.0.line as i64);
     engine.register_indexer_get(index_row);
     engine.register_fn("has", |row: &mut Row, name: &str| {
         row.0.layout.find(name).is_some()
@@ -123,52 +117,104 @@ fn register_row(engine: &mut Engine) {
     });
 }
 
-/// The value of a known column as a script sees it.
-pub fn column_value(row: &RowData, col: Col) -> Dynamic {
-    match row.cells[col as usize] {
-        Cell::Blank => Dynamic::UNIT,
-        Cell::Int(value) => Dynamic::from_int(value),
-        Cell::Bool(value) => Dynamic::from_bool(value),
-        // A parsed date is valid, so its text is the canonical form.
-        Cell::Day(_) | Cell::Text => match row.text(col) {
-            Some(text) => Dynamic::from(ImmutableString::from(text.as_ref())),
-            None => Dynamic::UNIT,
-        },
+/// A property of a row: one of its columns or a derived value. Both the
+/// interpreter's getters and the fast path ([`super::native`]) read rows
+/// through this, so they cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Prop {
+    Column(Col),
+    DaysSinceActivity,
+    TotalStorageBytes,
+    IsConcealed,
+    Line,
+}
+
+impl Prop {
+    /// Every property, columns first.
+    pub fn all() -> impl Iterator<Item = Prop> {
+        Col::ALL.iter().map(|&c| Prop::Column(c)).chain([
+            Prop::DaysSinceActivity,
+            Prop::TotalStorageBytes,
+            Prop::IsConcealed,
+            Prop::Line,
+        ])
+    }
+
+    /// The property `row.<name>` reads.
+    pub fn named(name: &str) -> Option<Prop> {
+        Prop::all().find(|p| p.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Prop::Column(col) => col.spec().field,
+            Prop::DaysSinceActivity => "days_since_activity",
+            Prop::TotalStorageBytes => "total_storage_bytes",
+            Prop::IsConcealed => "is_concealed",
+            Prop::Line => "line",
+        }
+    }
+
+    /// The value a script sees.
+    pub fn value(self, row: &RowData) -> Value<'_> {
+        match self {
+            Prop::Column(col) => column_value(row, col),
+            Prop::DaysSinceActivity => optional_int(row.days_since_activity()),
+            Prop::TotalStorageBytes => optional_int(row.total_storage_bytes()),
+            Prop::IsConcealed => Value::Bool(row.is_concealed()),
+            Prop::Line => Value::Int(row.line as i64),
+        }
     }
 }
 
-fn optional_int(value: Option<i64>) -> Dynamic {
-    value.map_or(Dynamic::UNIT, Dynamic::from_int)
+/// The value of a known column as a script sees it.
+pub fn column_value(row: &RowData, col: Col) -> Value<'_> {
+    match row.cells[col as usize] {
+        Cell::Blank => Value::Unit,
+        Cell::Int(value) => Value::Int(value),
+        Cell::Bool(value) => Value::Bool(value),
+        // A parsed date is valid, so its text is the canonical form.
+        Cell::Day(_) | Cell::Text => row.text(col).map_or(Value::Unit, Value::Str),
+    }
+}
+
+fn optional_int(value: Option<i64>) -> Value<'static> {
+    value.map_or(Value::Unit, Value::Int)
+}
+
+/// `row["Header Name"]` or `row["field_name"]`; `None` when the report
+/// has no such column.
+pub fn index_value<'a>(row: &'a RowData, name: &str) -> Option<Value<'a>> {
+    let position = row.layout.find(name)?;
+    if let Some(&col) = Col::ALL
+        .iter()
+        .find(|c| row.layout.position(**c) == Some(position))
+    {
+        return Some(column_value(row, col));
+    }
+    Some(row.text_at(position).map_or(Value::Unit, Value::Str))
 }
 
 /// `row["Header Name"]` or `row["field_name"]`: any column, including
 /// ones this version does not know (their text, or `()` when blank).
 fn index_row(row: &mut Row, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
     let data = &row.0;
-    let Some(position) = data.layout.find(name) else {
-        let candidates: Vec<String> = data
-            .layout
-            .headers
-            .iter()
-            .cloned()
-            .chain(row_property_names().map(String::from))
-            .collect();
-        let hint = super::diagnostics::did_you_mean(name, candidates.iter().map(String::as_str))
-            .map(|h| format!("; did you mean `{h}`?"))
-            .unwrap_or_default();
-        return Err(runtime_error(format!(
-            "unknown field `{name}`: the report has no such column{hint} (row.has(\"{name}\") tests for optional columns)"
-        )));
-    };
-    if let Some(&col) = Col::ALL
-        .iter()
-        .find(|c| data.layout.position(**c) == Some(position))
-    {
-        return Ok(column_value(data, col));
+    if let Some(value) = index_value(data, name) {
+        return Ok(value.into_dynamic());
     }
-    Ok(data.text_at(position).map_or(Dynamic::UNIT, |t| {
-        Dynamic::from(ImmutableString::from(t.as_ref()))
-    }))
+    let candidates: Vec<String> = data
+        .layout
+        .headers
+        .iter()
+        .cloned()
+        .chain(row_property_names().map(String::from))
+        .collect();
+    let hint = super::diagnostics::did_you_mean(name, candidates.iter().map(String::as_str))
+        .map(|h| format!("; did you mean `{h}`?"))
+        .unwrap_or_default();
+    Err(runtime_error(format!(
+        "unknown field `{name}`: the report has no such column{hint} (row.has(\"{name}\") tests for optional columns)"
+    )))
 }
 
 fn register_helpers(engine: &mut Engine) {

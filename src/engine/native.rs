@@ -1,0 +1,1114 @@
+//! The fast path: a rule's `check` compiled to a native expression tree.
+//!
+//! Interpreting a script costs thousands of instructions per call, most of
+//! them spent resolving functions, boxing values and setting up the call,
+//! not in the rule's logic. Most rules are a few comparisons of row fields
+//! against parameters, so at load time [`NativeCheck::compile`] walks the
+//! body of `check` (the AST Rhai already parsed and optimised) and, when
+//! every construct in it is one this module models, builds a tree of
+//! [`Node`]s that evaluates directly on the row's cells, with parameters
+//! folded in as constants.
+//!
+//! Exactness comes first. The tree models only the cases whose result is
+//! certain; anything else at run time — a type it does not model, an integer
+//! overflow, a condition that is not a bool, a column the report lacks —
+//! makes it give up with [`Bail`] before it has done anything visible, and
+//! the evaluator asks the interpreter for that row, which then gives its
+//! usual result or error. A rule that uses something the compiler does not
+//! know (loops, maps, arrays, closures, other functions of the file,
+//! `print`, …) is not compiled at all and always runs in the interpreter;
+//! [`NativeCheck::compile`] says why. `rules test` runs every case both ways
+//! and fails on any difference.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use rhai::{AST, ASTFlags, ASTNode, Dynamic, Engine, Expr, FnCallExpr, Map, Stmt};
+
+use super::rule::Rule;
+use super::sandbox::{Prop, format_bytes, index_value};
+use crate::report::row::RowData;
+
+/// A script value the fast path models.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value<'a> {
+    Unit,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An object map, as `check` returns a finding: `#{ message, … }`.
+    Map(Vec<(Cow<'a, str>, Value<'a>)>),
+}
+
+impl Value<'_> {
+    /// The same value as the interpreter holds it.
+    pub fn into_dynamic(self) -> Dynamic {
+        match self {
+            Value::Unit => Dynamic::UNIT,
+            Value::Bool(b) => Dynamic::from_bool(b),
+            Value::Int(i) => Dynamic::from_int(i),
+            Value::Float(f) => Dynamic::from_float(f),
+            Value::Str(s) => Dynamic::from(rhai::ImmutableString::from(s.into_owned())),
+            Value::Map(entries) => Dynamic::from_map(
+                entries
+                    .into_iter()
+                    .map(|(name, value)| (name.as_ref().into(), value.into_dynamic()))
+                    .collect::<Map>(),
+            ),
+        }
+    }
+
+    /// A constant from the script or the parameters; `None` for values
+    /// the fast path does not model (arrays, maps, chars, …).
+    fn from_dynamic(value: &Dynamic) -> Option<Value<'static>> {
+        if value.is_unit() {
+            Some(Value::Unit)
+        } else if let Ok(b) = value.as_bool() {
+            Some(Value::Bool(b))
+        } else if let Ok(i) = value.as_int() {
+            Some(Value::Int(i))
+        } else if let Ok(f) = value.as_float() {
+            Some(Value::Float(f))
+        } else if value.is_string() {
+            Some(Value::Str(Cow::Owned(value.clone().into_string().ok()?)))
+        } else if value.is_map() {
+            let map = value.read_lock::<Map>()?;
+            let entries = map
+                .iter()
+                .map(|(name, item)| {
+                    Some((Cow::Owned(name.to_string()), Value::from_dynamic(item)?))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(Value::Map(entries))
+        } else {
+            None
+        }
+    }
+
+    /// Total text length and number of map entries inside, as the
+    /// interpreter counts them against its size limits.
+    fn data_size(&self) -> (usize, usize) {
+        match self {
+            Value::Str(s) => (s.len(), 0),
+            Value::Map(entries) => entries.iter().fold((0, 0), |(text, items), (_, v)| {
+                let (t, i) = v.data_size();
+                (text + t, items + i + 1)
+            }),
+            _ => (0, 0),
+        }
+    }
+
+    /// A copy that borrows instead of cloning text.
+    fn borrowed(&self) -> Value<'_> {
+        match self {
+            Value::Unit => Value::Unit,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(f) => Value::Float(*f),
+            Value::Str(s) => Value::Str(Cow::Borrowed(s)),
+            Value::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(name, value)| (Cow::Borrowed(name.as_ref()), value.borrowed()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// This row needs the interpreter: the fast path met a case it does not
+/// model. Nothing visible has happened yet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bail;
+
+type Eval<'a> = Result<Value<'a>, Bail>;
+
+/// A rule's `check`, compiled.
+#[derive(Debug)]
+pub struct NativeCheck {
+    body: Block,
+    locals: usize,
+    max_string_size: usize,
+    max_map_size: usize,
+}
+
+impl NativeCheck {
+    /// Compiles `rule`'s `check` with its parameters in force; `Err` says
+    /// which construct keeps the rule in the interpreter.
+    pub fn compile(engine: &Engine, rule: &Rule) -> Result<NativeCheck, String> {
+        let arity = rule.check_arity.ok_or("the rule has no `check`")?;
+        let lib = rule.ast.shared_lib();
+        let def = lib
+            .get_script_fn("check", arity)
+            .ok_or("the rule has no `check`")?;
+        // Rhai does not export the type of a function's body, but its walk
+        // visits every top-level statement: those of `check` are the ones
+        // between its braces (functions do not nest).
+        let key = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
+        let (start, end) = (key(def.body.start_position()), key(def.body.end_position()));
+        let mut statements = Vec::new();
+        rule.ast.walk(&mut |path: &[ASTNode]| {
+            if let [ASTNode::Stmt(stmt)] = path {
+                let at = key(stmt.position());
+                if at > start && at < end {
+                    statements.push((*stmt).clone());
+                }
+            }
+            true
+        });
+        let mut compiler = Compiler {
+            ast: &rule.ast,
+            row: def.params[0].to_string(),
+            params_name: def.params.get(1).map(|p| p.to_string()),
+            params: &rule.params.0,
+            scopes: Vec::new(),
+            slots: 0,
+            nodes: 0,
+        };
+        let body = compiler.block(&statements)?;
+        // The interpreter counts operations and stops a call that makes too
+        // many; a compiled rule has no loops, so its count is bounded by its
+        // size. Keep rules that could reach the limit in the interpreter, so
+        // they fail the same way.
+        let max_operations = engine.max_operations();
+        if max_operations != 0 && (compiler.nodes as u64) * 4 >= max_operations {
+            return Err(format!(
+                "`check` is large for max_operations = {max_operations}"
+            ));
+        }
+        Ok(NativeCheck {
+            body,
+            locals: compiler.slots,
+            max_string_size: engine.max_string_size(),
+            max_map_size: engine.max_map_size(),
+        })
+    }
+
+    /// Runs `check` on `row`: what it returned, or [`Bail`].
+    pub fn check<'a>(&'a self, row: &'a RowData) -> Eval<'a> {
+        let mut cx = Cx {
+            row,
+            locals: Vec::with_capacity(self.locals),
+            max_string_size: self.max_string_size,
+            max_map_size: self.max_map_size,
+        };
+        cx.locals.resize(self.locals, Value::Unit);
+        match cx.block(&self.body)? {
+            Flow::Next(value) | Flow::Return(value) => Ok(value),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Block(Vec<Statement>);
+
+#[derive(Debug)]
+enum Statement {
+    Let(usize, Node),
+    If(Node, Block, Block),
+    Return(Node),
+    Expr(Node),
+    Block(Block),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Func {
+    FormatBytes,
+    IsUnknown,
+    Len,
+    Contains,
+    StartsWith,
+    EndsWith,
+    ToLower,
+    ToUpper,
+    ToFloat,
+    ToInt,
+    Round,
+    Floor,
+    Ceiling,
+    Abs,
+}
+
+impl Func {
+    fn named(name: &str, arity: usize) -> Option<Func> {
+        Some(match (name, arity) {
+            ("format_bytes", 1) => Func::FormatBytes,
+            ("is_unknown", 1) => Func::IsUnknown,
+            ("len", 1) => Func::Len,
+            ("contains", 2) => Func::Contains,
+            ("starts_with", 2) => Func::StartsWith,
+            ("ends_with", 2) => Func::EndsWith,
+            ("to_lower", 1) => Func::ToLower,
+            ("to_upper", 1) => Func::ToUpper,
+            ("to_float", 1) => Func::ToFloat,
+            ("to_int", 1) => Func::ToInt,
+            ("round", 1) => Func::Round,
+            ("floor", 1) => Func::Floor,
+            ("ceiling", 1) => Func::Ceiling,
+            ("abs", 1) => Func::Abs,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Node {
+    Const(Value<'static>),
+    Local(usize),
+    /// `row.<property>`
+    Prop(Prop),
+    /// `row["Header"]`
+    Index(String),
+    /// `row.has("Header")`
+    Has(String),
+    Not(Box<Node>),
+    Neg(Box<Node>),
+    Binary(Op, Box<(Node, Node)>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Coalesce(Vec<Node>),
+    Interpolated(Vec<Node>),
+    Call(Func, Vec<Node>),
+    /// `#{ name: value, … }`
+    Map(Vec<(String, Node)>),
+    /// A block used as a value, like `if … { a } else { b }` on the right
+    /// of `let`.
+    Block(Block),
+}
+
+/// How a block ended.
+enum Flow<'a> {
+    /// Ran to its end; the value of its last statement.
+    Next(Value<'a>),
+    /// A `return`.
+    Return(Value<'a>),
+}
+
+struct Cx<'a> {
+    row: &'a RowData,
+    locals: Vec<Value<'a>>,
+    max_string_size: usize,
+    max_map_size: usize,
+}
+
+impl<'a> Cx<'a> {
+    fn block(&mut self, block: &'a Block) -> Result<Flow<'a>, Bail> {
+        let mut last = Value::Unit;
+        for statement in &block.0 {
+            last = match statement {
+                Statement::Let(slot, node) => {
+                    self.locals[*slot] = self.eval(node)?;
+                    Value::Unit
+                }
+                Statement::If(condition, then, otherwise) => {
+                    let Value::Bool(taken) = self.eval(condition)? else {
+                        return Err(Bail);
+                    };
+                    match self.block(if taken { then } else { otherwise })? {
+                        Flow::Next(value) => value,
+                        flow @ Flow::Return(_) => return Ok(flow),
+                    }
+                }
+                Statement::Return(node) => return Ok(Flow::Return(self.eval(node)?)),
+                Statement::Expr(node) => self.eval(node)?,
+                Statement::Block(inner) => match self.block(inner)? {
+                    Flow::Next(value) => value,
+                    flow @ Flow::Return(_) => return Ok(flow),
+                },
+            };
+        }
+        Ok(Flow::Next(last))
+    }
+
+    fn eval(&mut self, node: &'a Node) -> Eval<'a> {
+        Ok(match node {
+            Node::Const(value) => value.borrowed(),
+            Node::Local(slot) => self.locals[*slot].clone(),
+            Node::Prop(prop) => prop.value(self.row),
+            Node::Index(name) => index_value(self.row, name).ok_or(Bail)?,
+            Node::Has(name) => Value::Bool(self.row.layout.find(name).is_some()),
+            Node::Not(inner) => match self.eval(inner)? {
+                Value::Bool(b) => Value::Bool(!b),
+                _ => return Err(Bail),
+            },
+            Node::Neg(inner) => match self.eval(inner)? {
+                Value::Int(i) => Value::Int(i.checked_neg().ok_or(Bail)?),
+                Value::Float(f) => Value::Float(-f),
+                _ => return Err(Bail),
+            },
+            Node::Binary(op, operands) => {
+                let left = self.eval(&operands.0)?;
+                let right = self.eval(&operands.1)?;
+                binary(*op, left, right, self.max_string_size)?
+            }
+            Node::And(nodes) => {
+                for node in nodes {
+                    match self.eval(node)? {
+                        Value::Bool(true) => {}
+                        Value::Bool(false) => return Ok(Value::Bool(false)),
+                        _ => return Err(Bail),
+                    }
+                }
+                Value::Bool(true)
+            }
+            Node::Or(nodes) => {
+                for node in nodes {
+                    match self.eval(node)? {
+                        Value::Bool(false) => {}
+                        Value::Bool(true) => return Ok(Value::Bool(true)),
+                        _ => return Err(Bail),
+                    }
+                }
+                Value::Bool(false)
+            }
+            Node::Coalesce(nodes) => {
+                let mut value = Value::Unit;
+                for node in nodes {
+                    value = self.eval(node)?;
+                    if value != Value::Unit {
+                        break;
+                    }
+                }
+                value
+            }
+            Node::Interpolated(parts) => {
+                let mut text = String::new();
+                for part in parts {
+                    match self.eval(part)? {
+                        Value::Str(s) => text.push_str(&s),
+                        Value::Int(i) => {
+                            let _ = write!(text, "{i}");
+                        }
+                        Value::Bool(b) => text.push_str(if b { "true" } else { "false" }),
+                        _ => return Err(Bail),
+                    }
+                    if self.max_string_size != 0 && text.len() > self.max_string_size {
+                        return Err(Bail);
+                    }
+                }
+                Value::Str(Cow::Owned(text))
+            }
+            Node::Call(func, args) => {
+                let mut values = Vec::with_capacity(args.len());
+                for arg in args {
+                    values.push(self.eval(arg)?);
+                }
+                call(*func, values)?
+            }
+            Node::Map(entries) => {
+                let mut values = Vec::with_capacity(entries.len());
+                for (name, node) in entries {
+                    values.push((Cow::Borrowed(name.as_str()), self.eval(node)?));
+                }
+                let map = Value::Map(values);
+                // Rhai checks a new map's total size against the limits.
+                let (strings, items) = map.data_size();
+                if (self.max_string_size != 0 && strings > self.max_string_size)
+                    || (self.max_map_size != 0 && items > self.max_map_size)
+                {
+                    return Err(Bail);
+                }
+                map
+            }
+            // A `return` inside an expression is rare: the interpreter has it.
+            Node::Block(block) => match self.block(block)? {
+                Flow::Next(value) => value,
+                Flow::Return(_) => return Err(Bail),
+            },
+        })
+    }
+}
+
+fn binary<'a>(op: Op, left: Value<'a>, right: Value<'a>, max_string_size: usize) -> Eval<'a> {
+    use Value::{Bool, Float, Int, Str, Unit};
+    let ordering = match (&left, &right) {
+        (Int(a), Int(b)) => Some(a.cmp(b)),
+        (Str(a), Str(b)) => Some(a.cmp(b)),
+        (Float(a), Float(b)) => a.partial_cmp(b),
+        _ => None,
+    };
+    let same_kind = std::mem::discriminant(&left) == std::mem::discriminant(&right);
+    let numeric = |v: &Value| matches!(v, Int(_) | Float(_));
+    Ok(match op {
+        Op::Eq | Op::Ne => {
+            let equal = match (&left, &right) {
+                (Unit, Unit) => true,
+                (Bool(a), Bool(b)) => a == b,
+                (Int(a), Int(b)) => a == b,
+                (Float(a), Float(b)) => a == b,
+                (Str(a), Str(b)) => a == b,
+                // An int against a float compares numerically in Rhai.
+                _ if numeric(&left) && numeric(&right) => return Err(Bail),
+                // Different kinds are never equal.
+                _ => false,
+            };
+            Bool(equal == (op == Op::Eq))
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            if !same_kind {
+                if numeric(&left) && numeric(&right) {
+                    return Err(Bail);
+                }
+                // Rhai: ordering values of different kinds is false.
+                return Ok(Bool(false));
+            }
+            let Some(ordering) = ordering else {
+                // (), bools, NaN: leave to the interpreter.
+                return Err(Bail);
+            };
+            Bool(match op {
+                Op::Lt => ordering.is_lt(),
+                Op::Le => ordering.is_le(),
+                Op::Gt => ordering.is_gt(),
+                _ => ordering.is_ge(),
+            })
+        }
+        Op::Add => match (left, right) {
+            (Int(a), Int(b)) => Int(a.checked_add(b).ok_or(Bail)?),
+            (Float(a), Float(b)) => Float(a + b),
+            (Str(a), Str(b)) => {
+                let text = a.into_owned() + &*b;
+                if max_string_size != 0 && text.len() > max_string_size {
+                    return Err(Bail);
+                }
+                Str(Cow::Owned(text))
+            }
+            _ => return Err(Bail),
+        },
+        Op::Sub | Op::Mul | Op::Div | Op::Rem => match (left, right) {
+            (Int(a), Int(b)) => Int(match op {
+                Op::Sub => a.checked_sub(b),
+                Op::Mul => a.checked_mul(b),
+                Op::Div => a.checked_div(b),
+                _ => a.checked_rem(b),
+            }
+            .ok_or(Bail)?),
+            (Float(a), Float(b)) => {
+                if matches!(op, Op::Div | Op::Rem) && b == 0.0 {
+                    return Err(Bail);
+                }
+                Float(match op {
+                    Op::Sub => a - b,
+                    Op::Mul => a * b,
+                    Op::Div => a / b,
+                    _ => a % b,
+                })
+            }
+            _ => return Err(Bail),
+        },
+    })
+}
+
+fn call(func: Func, mut args: Vec<Value<'_>>) -> Eval<'_> {
+    use Value::{Bool, Float, Int, Str, Unit};
+    let second = if args.len() == 2 { args.pop() } else { None };
+    let first = args.pop().ok_or(Bail)?;
+    Ok(match (func, first, second) {
+        (Func::FormatBytes, Int(bytes), None) => Str(Cow::Owned(format_bytes(bytes))),
+        (Func::FormatBytes, Unit, None) => Str(Cow::Borrowed("unknown")),
+        (Func::IsUnknown, value, None) => Bool(value == Unit),
+        (Func::Len, Str(s), None) => Int(i64::try_from(s.chars().count()).unwrap_or(i64::MAX)),
+        (Func::Contains, Str(s), Some(Str(p))) => Bool(s.contains(&*p)),
+        (Func::StartsWith, Str(s), Some(Str(p))) => Bool(s.starts_with(&*p)),
+        (Func::EndsWith, Str(s), Some(Str(p))) => Bool(s.ends_with(&*p)),
+        // As Rhai's string package does it.
+        (Func::ToLower, Str(s), None) => {
+            if s.is_empty() || s.chars().all(char::is_lowercase) {
+                Str(s)
+            } else {
+                Str(Cow::Owned(s.to_lowercase()))
+            }
+        }
+        (Func::ToUpper, Str(s), None) => {
+            if s.chars().all(char::is_uppercase) {
+                Str(s)
+            } else {
+                Str(Cow::Owned(s.to_uppercase()))
+            }
+        }
+        (Func::ToFloat, Int(i), None) => Float(i as f64),
+        (Func::ToFloat, Float(f), None) => Float(f),
+        (Func::ToInt, Int(i), None) => Int(i),
+        // Out of range is an error in Rhai.
+        (Func::ToInt, Float(f), None) if !(f > i64::MAX as f64 || f < i64::MIN as f64) => {
+            Int(f.trunc() as i64)
+        }
+        (Func::Round, Float(f), None) => Float(f.round()),
+        (Func::Floor, Float(f), None) => Float(f.floor()),
+        (Func::Ceiling, Float(f), None) => Float(f.ceil()),
+        (Func::Abs, Int(i), None) => Int(i.checked_abs().ok_or(Bail)?),
+        (Func::Abs, Float(f), None) => Float(f.abs()),
+        _ => return Err(Bail),
+    })
+}
+
+/// What a `.` chain is applied to.
+enum Base {
+    Row,
+    Params,
+    Value(Node),
+}
+
+struct Compiler<'r> {
+    ast: &'r AST,
+    /// Name of `check`'s row parameter.
+    row: String,
+    /// Name of `check`'s parameters parameter, if it takes one.
+    params_name: Option<String>,
+    params: &'r Map,
+    /// Local variables in scope: (name, slot), innermost last.
+    scopes: Vec<(String, usize)>,
+    slots: usize,
+    nodes: usize,
+}
+
+type Compiled<T> = Result<T, String>;
+
+impl Compiler<'_> {
+    fn block(&mut self, statements: &[Stmt]) -> Compiled<Block> {
+        let depth = self.scopes.len();
+        let mut out = Vec::new();
+        for statement in statements {
+            self.nodes += 1;
+            match statement {
+                Stmt::Noop(_) => {}
+                Stmt::Var(var, flags, _) => {
+                    if flags.contains(ASTFlags::EXPORTED) {
+                        return Err("`export`".into());
+                    }
+                    let (ident, init, _) = &**var;
+                    let node = self.expr(init)?;
+                    let slot = self.slots;
+                    self.slots += 1;
+                    self.scopes.push((ident.name.to_string(), slot));
+                    out.push(Statement::Let(slot, node));
+                }
+                Stmt::If(flow, _) => {
+                    let condition = self.expr(&flow.expr)?;
+                    let then = self.block(flow.body.statements())?;
+                    let otherwise = self.block(flow.branch.statements())?;
+                    out.push(Statement::If(condition, then, otherwise));
+                }
+                Stmt::Return(value, flags, _) => {
+                    if flags.contains(ASTFlags::BREAK) {
+                        return Err("`throw`".into());
+                    }
+                    let node = match value {
+                        Some(value) => self.expr(value)?,
+                        None => Node::Const(Value::Unit),
+                    };
+                    out.push(Statement::Return(node));
+                }
+                Stmt::Expr(expr) => out.push(Statement::Expr(self.expr(expr)?)),
+                Stmt::FnCall(call, _) => out.push(Statement::Expr(self.function(call)?)),
+                Stmt::Block(inner) => out.push(Statement::Block(self.block(inner.statements())?)),
+                other => return Err(format!("the statement at {}", other.position())),
+            }
+        }
+        self.scopes.truncate(depth);
+        Ok(Block(out))
+    }
+
+    fn local(&self, name: &str) -> Option<usize> {
+        self.scopes
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, slot)| *slot)
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Compiled<Node> {
+        self.nodes += 1;
+        Ok(match expr {
+            Expr::Unit(_) => Node::Const(Value::Unit),
+            Expr::BoolConstant(b, _) => Node::Const(Value::Bool(*b)),
+            Expr::IntegerConstant(i, _) => Node::Const(Value::Int(*i)),
+            Expr::FloatConstant(f, _) => Node::Const(Value::Float(**f)),
+            Expr::StringConstant(s, _) => Node::Const(Value::Str(Cow::Owned(s.to_string()))),
+            Expr::DynamicConstant(value, pos) => Node::Const(
+                Value::from_dynamic(value)
+                    .ok_or_else(|| format!("the {} constant at {pos}", value.type_name()))?,
+            ),
+            Expr::InterpolatedString(parts, _) => Node::Interpolated(
+                parts
+                    .iter()
+                    .map(|p| self.expr(p))
+                    .collect::<Compiled<_>>()?,
+            ),
+            Expr::Variable(var, _, pos) => {
+                if !var.2.is_empty() {
+                    return Err(format!("the qualified name at {pos}"));
+                }
+                let name = var.1.as_str();
+                match self.local(name) {
+                    Some(slot) => Node::Local(slot),
+                    None => return Err(format!("`{name}` used as a value at {pos}")),
+                }
+            }
+            Expr::And(operands, _) => Node::And(self.exprs(operands)?),
+            Expr::Or(operands, _) => Node::Or(self.exprs(operands)?),
+            Expr::Coalesce(operands, _) => Node::Coalesce(self.exprs(operands)?),
+            Expr::FnCall(call, _) => self.function(call)?,
+            Expr::Map(map, _) => {
+                let (entries, _) = &**map;
+                Node::Map(
+                    entries
+                        .iter()
+                        .map(|(name, value)| Ok((name.name.to_string(), self.expr(value)?)))
+                        .collect::<Compiled<_>>()?,
+                )
+            }
+            Expr::Stmt(block) => Node::Block(self.block(block.statements())?),
+            Expr::Dot(chain, flags, pos) => {
+                let base = self.base(&chain.lhs)?;
+                if flags.contains(ASTFlags::NEGATED) && !matches!(base, Base::Row | Base::Params) {
+                    return Err(format!("`?.` at {pos}"));
+                }
+                self.apply(base, &chain.rhs)?
+            }
+            Expr::Index(index, flags, pos) => {
+                let base = self.base(&index.lhs)?;
+                match (base, &index.rhs) {
+                    (Base::Row, Expr::StringConstant(name, _))
+                        if !flags.contains(ASTFlags::NEGATED) =>
+                    {
+                        Node::Index(name.to_string())
+                    }
+                    _ => return Err(format!("the index at {pos}")),
+                }
+            }
+            other => return Err(format!("the expression at {}", other.position())),
+        })
+    }
+
+    fn exprs(&mut self, exprs: &[Expr]) -> Compiled<Vec<Node>> {
+        exprs.iter().map(|e| self.expr(e)).collect()
+    }
+
+    /// The left side of `.` or `[`: the row, the parameters or a value.
+    fn base(&mut self, expr: &Expr) -> Compiled<Base> {
+        if let Expr::Variable(var, _, _) = expr
+            && var.2.is_empty()
+            && self.local(&var.1).is_none()
+        {
+            if var.1 == self.row {
+                return Ok(Base::Row);
+            }
+            if self.params_name.as_deref() == Some(var.1.as_str()) {
+                return Ok(Base::Params);
+            }
+        }
+        Ok(Base::Value(self.expr(expr)?))
+    }
+
+    /// `base.rhs`, where `rhs` may continue the chain.
+    fn apply(&mut self, base: Base, rhs: &Expr) -> Compiled<Node> {
+        self.nodes += 1;
+        match (base, rhs) {
+            (Base::Row, Expr::Property(prop, pos)) => {
+                let name = prop.2.as_str();
+                Ok(Node::Prop(
+                    Prop::named(name).ok_or_else(|| format!("`row.{name}` at {pos}"))?,
+                ))
+            }
+            (Base::Params, Expr::Property(prop, pos)) => {
+                let name = prop.2.as_str();
+                let value = self
+                    .params
+                    .get(name)
+                    .ok_or_else(|| format!("the unknown parameter `{name}` at {pos}"))?;
+                Ok(Node::Const(Value::from_dynamic(value).ok_or_else(
+                    || format!("the {} parameter `{name}`", value.type_name()),
+                )?))
+            }
+            (Base::Row, Expr::MethodCall(call, pos)) => {
+                match (call.name.as_str(), &call.args[..]) {
+                    ("has", [Expr::StringConstant(name, _)])
+                        if self.user_fn("has", 2).is_none() =>
+                    {
+                        Ok(Node::Has(name.to_string()))
+                    }
+                    (name, _) => Err(format!("`row.{name}(…)` at {pos}")),
+                }
+            }
+            (Base::Value(receiver), Expr::MethodCall(call, pos)) => {
+                if !call.namespace.is_empty() {
+                    return Err(format!("the qualified call at {pos}"));
+                }
+                let func = self.known_function(&call.name, call.args.len() + 1, *pos)?;
+                let mut args = vec![receiver];
+                args.extend(self.exprs(&call.args)?);
+                Ok(Node::Call(func, args))
+            }
+            (base, Expr::Dot(chain, flags, pos)) => {
+                if flags.contains(ASTFlags::NEGATED) {
+                    return Err(format!("`?.` at {pos}"));
+                }
+                let inner = Base::Value(self.apply(base, &chain.lhs)?);
+                self.apply(inner, &chain.rhs)
+            }
+            (_, other) => Err(format!("the property or method at {}", other.position())),
+        }
+    }
+
+    /// A function the file itself defines (it would take precedence).
+    fn user_fn(&self, name: &str, arity: usize) -> Option<()> {
+        self.ast.shared_lib().get_script_fn(name, arity).map(|_| ())
+    }
+
+    fn known_function(&self, name: &str, arity: usize, pos: rhai::Position) -> Compiled<Func> {
+        if self.user_fn(name, arity).is_some() {
+            return Err(format!("the call of the rule's own `{name}` at {pos}"));
+        }
+        Func::named(name, arity).ok_or_else(|| format!("the call of `{name}` at {pos}"))
+    }
+
+    fn function(&mut self, call: &FnCallExpr) -> Compiled<Node> {
+        if !call.namespace.is_empty() || call.capture_parent_scope {
+            return Err(format!("the call of `{}`", call.name));
+        }
+        let args = &call.args[..];
+        if call.op_token.is_some() {
+            let op = match (call.name.as_str(), args.len()) {
+                ("!", 1) => return Ok(Node::Not(Box::new(self.expr(&args[0])?))),
+                ("-", 1) => return Ok(Node::Neg(Box::new(self.expr(&args[0])?))),
+                ("==", 2) => Op::Eq,
+                ("!=", 2) => Op::Ne,
+                ("<", 2) => Op::Lt,
+                ("<=", 2) => Op::Le,
+                (">", 2) => Op::Gt,
+                (">=", 2) => Op::Ge,
+                ("+", 2) => Op::Add,
+                ("-", 2) => Op::Sub,
+                ("*", 2) => Op::Mul,
+                ("/", 2) => Op::Div,
+                ("%", 2) => Op::Rem,
+                (name, _) => return Err(format!("the operator `{name}`")),
+            };
+            let left = self.expr(&args[0])?;
+            let right = self.expr(&args[1])?;
+            return Ok(Node::Binary(op, Box::new((left, right))));
+        }
+        let pos = args.first().map_or(rhai::Position::NONE, Expr::position);
+        let func = self.known_function(&call.name, args.len(), pos)?;
+        Ok(Node::Call(func, self.exprs(args)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path against the interpreter, on every kind of cell the
+    //! report can hold: wherever the compiled rule gives an answer, it must
+    //! be the interpreter's answer, and never where the interpreter fails.
+
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use csv::ByteRecord;
+    use rhai::Scope;
+
+    use super::*;
+    use crate::engine::config::Limits;
+    use crate::engine::eval::interpret;
+    use crate::engine::rule::compile_rule;
+    use crate::engine::sandbox::build_engine;
+    use crate::report::header::{COLUMNS, Kind, Layout};
+
+    /// A small deterministic generator (xorshift).
+    struct Rng(u64);
+
+    impl Rng {
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            items[(self.0 % items.len() as u64) as usize]
+        }
+    }
+
+    const INTS: &[&str] = &[
+        "",
+        "0",
+        "1",
+        "3",
+        "9",
+        "10",
+        "11",
+        "89",
+        "90",
+        "91",
+        "-5",
+        "4757931",
+        "1000000000",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ];
+    const BOOLS: &[&str] = &["", "True", "False", "true", "FALSE"];
+    const DATES: &[&str] = &["", "2026-08-27", "2026-05-01", "2025-12-31", "1970-01-01"];
+    const TEXTS: &[&str] = &[
+        "",
+        "Public",
+        "Private",
+        "PUBLIC",
+        "jane@contoso.com",
+        "Say #QUOT#hi#QUOT#",
+        "Ωmega ǅ",
+        "00000000-0000-0000-0000-000000000000",
+        "0123456789ABCDEF0123456789ABCDEF",
+        "  padded  ",
+        "ub",
+    ];
+
+    /// Rows of every shape for `headers` (parse failures are skipped).
+    fn rows(headers: &[&str], count: usize, seed: u64) -> Vec<Arc<RowData>> {
+        let layout = Arc::new(Layout::from_headers(headers).expect("test headers"));
+        let mut rng = Rng(seed);
+        let mut rows = Vec::new();
+        for line in 0..count as u64 {
+            let cells: Vec<&str> = headers
+                .iter()
+                .map(|h| {
+                    let kind = COLUMNS.iter().find(|c| c.header == *h).map(|c| c.kind);
+                    match kind {
+                        Some(Kind::Int) => rng.pick(INTS),
+                        Some(Kind::Bool) => rng.pick(BOOLS),
+                        Some(Kind::Date) => rng.pick(DATES),
+                        _ => rng.pick(TEXTS),
+                    }
+                })
+                .collect();
+            let mut row = RowData::empty(Arc::clone(&layout));
+            row.record = ByteRecord::from(cells);
+            if row.parse(line + 2).is_ok() {
+                rows.push(Arc::new(row));
+            }
+        }
+        rows
+    }
+
+    fn all_headers() -> Vec<&'static str> {
+        let mut headers: Vec<&str> = COLUMNS.iter().map(|c| c.header).collect();
+        headers.push("Custom Note");
+        headers
+    }
+
+    fn describe(value: &Dynamic) -> String {
+        format!("{}: {value:?}", value.type_name())
+    }
+
+    /// Runs `source` both ways over `rows`; returns how many rows the fast
+    /// path answered itself.
+    fn differential(source: &str, rows: &[Arc<RowData>]) -> usize {
+        let engine = build_engine(&Limits::default());
+        let rule = compile_rule(&engine, Path::new("t.rhai"), source)
+            .unwrap_or_else(|e| panic!("{source}: {e:?}"));
+        let native = NativeCheck::compile(&engine, &rule)
+            .unwrap_or_else(|reason| panic!("not compiled ({reason}):\n{source}"));
+        let mut scope = Scope::new();
+        let mut answered = 0;
+        for row in rows {
+            let Ok(fast) = native.check(row) else {
+                continue;
+            };
+            answered += 1;
+            let fast = describe(&fast.into_dynamic());
+            match interpret(&engine, &mut scope, &rule, row) {
+                Ok(slow) => assert_eq!(fast, describe(&slow), "{source}\nrow: {:?}", row.record),
+                Err(error) => panic!(
+                    "the fast path answered {fast} where the interpreter failed: {}\n{source}\nrow: {:?}",
+                    error.short(),
+                    row.record
+                ),
+            }
+        }
+        answered
+    }
+
+    #[test]
+    fn bundled_rules_agree_and_never_fall_back() {
+        let rows = rows(&all_headers(), 4000, 7);
+        for source in [
+            include_str!("../../rules/deleted-with-storage.rhai"),
+            include_str!("../../rules/high-external-members.rhai"),
+            include_str!("../../rules/inactive-groups.rhai"),
+            include_str!("../../rules/ownerless-groups.rhai"),
+        ] {
+            assert_eq!(differential(source, &rows), rows.len(), "{source}");
+        }
+    }
+
+    #[test]
+    fn bundled_rules_agree_on_reports_missing_optional_columns() {
+        let headers = [
+            "Report Refresh Date",
+            "Group Display Name",
+            "Is Deleted",
+            "Last Activity Date",
+            "Member Count",
+        ];
+        let rows = rows(&headers, 500, 11);
+        for source in [
+            include_str!("../../rules/deleted-with-storage.rhai"),
+            include_str!("../../rules/high-external-members.rhai"),
+            include_str!("../../rules/inactive-groups.rhai"),
+            include_str!("../../rules/ownerless-groups.rhai"),
+        ] {
+            assert_eq!(differential(source, &rows), rows.len(), "{source}");
+        }
+    }
+
+    #[test]
+    fn example_rules_agree_and_never_fall_back() {
+        let rows = rows(&all_headers(), 3000, 5);
+        for source in [
+            include_str!("../../examples/rules/empty-groups.rhai"),
+            include_str!("../../examples/rules/guest-majority.rhai"),
+            include_str!("../../examples/rules/large-idle-sites.rhai"),
+            include_str!("../../examples/rules/public-with-guests.rhai"),
+        ] {
+            // Only an overflow (a guest count near 2^63 makes a share out
+            // of `to_int`'s range) is left to the interpreter.
+            let answered = differential(source, &rows);
+            assert!(
+                answered * 100 >= rows.len() * 95,
+                "{answered}/{}: {source}",
+                rows.len()
+            );
+        }
+    }
+
+    #[test]
+    fn every_construct_agrees_with_the_interpreter() {
+        let rows = rows(&all_headers(), 1500, 3);
+        let sources = [
+            // Comparisons, also of () and of mixed kinds.
+            r#"fn check(row) {
+                let a = row.member_count; let b = row.external_member_count;
+                `${a == b}|${a != b}|${a < b}|${a <= b}|${a > b}|${a >= b}`
+            }"#,
+            r#"fn check(row) {
+                `${row.group_type == row.member_count}|${row.is_deleted == ()}|${row.group_type < 5}|${row.is_deleted != 1}|${row.group_type > "P"}`
+            }"#,
+            // Integer arithmetic, overflow and division by zero.
+            r#"fn check(row) {
+                let x = row.member_count;
+                if x == () { return (); }
+                `${x + 1} ${x - 10} ${x * 1000000000000} ${x / (x % 7)} ${-x} ${x % 3}`
+            }"#,
+            // Strings and their methods, also on ().
+            r#"fn check(row) {
+                let t = row.group_type ?? "";
+                `${t.len()} ${len(t)} ${t.contains("ub")} ${t.starts_with("P")} ${t.ends_with("e")} ${t.to_lower()} ${t.to_upper()} ${contains(t, "i")}`
+            }"#,
+            r#"fn check(row) { row.group_display_name.to_upper() }"#,
+            r#"fn check(row) { (row.group_display_name ?? "") + "/" + (row.owner_principal_name ?? "") }"#,
+            r#"fn check(row) { row.group_display_name + 5 }"#,
+            // Logic on values that are not bools.
+            r#"fn check(row) { if row.member_count > 3 && row.is_deleted { 1 } else { 2 } }"#,
+            r#"fn check(row) { row.is_deleted || row.member_count > 3 }"#,
+            r#"fn check(row) { !row.is_deleted }"#,
+            r#"fn check(row) { if row.member_count { "yes" } }"#,
+            // Coalescing chains.
+            r#"fn check(row) { row.owner_principal_name ?? row.group_display_name ?? "nobody" }"#,
+            // Parameters of every kind, folded in.
+            r#"const PARAMS = #{ share: 0.5, name: "Public", flag: true, big: 9223372036854775807 };
+               fn check(row, params) {
+                   if params.flag && row.group_type == params.name { return `${row.member_count ?? 0}`; }
+                   if row.member_count != () && row.member_count > params.share { return params.share * 2.0; }
+                   row.member_count + params.big
+               }"#,
+            // Scopes, shadowing, nested blocks, a block's last value.
+            r#"fn check(row) {
+                let x = 1;
+                { let x = row.member_count; if x != () && x > 10 { return x; } }
+                let y = if row.is_deleted ?? false { "deleted" } else { "kept" };
+                x
+            }"#,
+            r#"fn check(row) { if row.is_deleted ?? false { "deleted" } else if row.member_count == 0 { "empty" } else { true } }"#,
+            // Any column by header, optional columns.
+            r#"fn check(row) { `${row["Group Type"]}|${row["Custom Note"] ?? "-"}|${row.has("Custom Note")}|${row.has("Nope")}|${row["member_count"]}` }"#,
+            r#"fn check(row) { row["Nope"] }"#,
+            // Derived properties and helpers.
+            r#"fn check(row) {
+                `${row.days_since_activity ?? -1} ${format_bytes(row.total_storage_bytes)} ${row.is_concealed} ${row.line} ${is_unknown(row.group_type)}`
+            }"#,
+            r#"fn check(row) { format_bytes(row.group_type) }"#,
+            // Every kind of return value.
+            r#"fn check(row) { if row.member_count == () { return; } if row.member_count > 10 { return 1.5; } row.member_count > 3 }"#,
+            r#"fn check(row) { -1.5 - 2.0 * 3.0 / 4.0 % 1.0 }"#,
+            // Finding maps, numbers converted and rounded.
+            r#"fn check(row) {
+                #{ message: `line ${row.line}`, severity: "low", evidence: #{ n: row.member_count, f: 1.5, s: row.group_type } }
+            }"#,
+            r#"fn check(row) {
+                let m = row.member_count ?? 0;
+                #{ a: m.to_float(), b: (m.to_float() / 3.0).round(), c: (m.to_float() * 1e30).to_int(),
+                   d: m.abs(), e: (-2.5).floor(), f: (2.5).ceiling(), g: m.to_int(), h: to_float(1.5) }
+            }"#,
+            r#"fn check(row) { `${#{ a: 1 } == #{ a: 1 }}` }"#,
+            r#"fn check(row) { `${#{ a: row.line } == 1} ${#{ a: 1 } != ()}` }"#,
+        ];
+        for source in sources {
+            differential(source, &rows);
+        }
+    }
+
+    #[test]
+    fn rules_using_what_it_does_not_model_stay_in_the_interpreter() {
+        let engine = build_engine(&Limits::default());
+        for (source, reason) in [
+            ("fn check(row) { print(row.line); true }", "`print`"),
+            (
+                "fn check(row) { let n = 0; for i in 0..3 { n += i; } n > 1 }",
+                "statement",
+            ),
+            ("fn check(row) { [row.line] }", "expression"),
+            (
+                "fn helper(x) { x } fn check(row) { helper(row.line) }",
+                "`helper`",
+            ),
+            (
+                "fn len(x) { 0 } fn check(row) { (row.group_type ?? \"\").len() }",
+                "own `len`",
+            ),
+            ("fn check(row) { throw \"no\"; }", "`throw`"),
+            ("fn check(row) { row }", "`row` used as a value"),
+            (
+                "const PARAMS = #{ names: [\"a\"] }; fn check(row, params) { params.names }",
+                "array",
+            ),
+        ] {
+            let rule = compile_rule(&engine, Path::new("t.rhai"), source).expect(source);
+            let error = NativeCheck::compile(&engine, &rule).expect_err(source);
+            assert!(error.contains(reason), "{source}: {error}");
+        }
+    }
+
+    #[test]
+    fn large_rules_stay_in_the_interpreter_under_a_small_operation_limit() {
+        let engine = build_engine(&Limits {
+            max_operations: 20,
+            ..Limits::default()
+        });
+        let source = include_str!("../../rules/inactive-groups.rhai");
+        let rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+        let error = NativeCheck::compile(&engine, &rule).unwrap_err();
+        assert!(error.contains("max_operations"), "{error}");
+    }
+}
