@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use csv::ByteRecord;
 use rhai::Engine;
 
-use crate::engine::eval::{ChunkItem, Evaluator, RowOutcome};
+use crate::engine::eval::{ChunkItem, Evaluator, Rendered, RowOutcome};
+use crate::engine::finding::{Finding, Severity};
 use crate::engine::rule::RuleSet;
 use crate::report::header::Layout;
 use crate::report::reader::{ReportError, ReportReader};
@@ -43,7 +44,14 @@ pub struct ScanOptions {
     /// Run compiled rules natively (see `engine::native`); `false` runs
     /// every rule in the interpreter.
     pub fast_path: bool,
+    /// Render findings to bytes on the workers (see
+    /// [`crate::output::FindingWriter::render`]); they then reach the sink
+    /// as [`ScanEvent::Rendered`], not inside [`ScanEvent::Row`].
+    pub render: Option<Render>,
 }
+
+/// Writes one finding as bytes, the way the output format does.
+pub type Render = fn(&Finding, &mut Vec<u8>);
 
 impl Default for ScanOptions {
     fn default() -> Self {
@@ -52,6 +60,7 @@ impl Default for ScanOptions {
             strict: false,
             track_groups: true,
             fast_path: true,
+            render: None,
         }
     }
 }
@@ -66,6 +75,12 @@ pub fn default_threads() -> usize {
 pub enum ScanEvent<'a> {
     Row(&'a RowOutcome),
     RowError(&'a RowError),
+    /// Findings rendered by [`ScanOptions::render`], in report order, and
+    /// the highest severity among them.
+    Rendered {
+        bytes: &'a [u8],
+        worst: Option<Severity>,
+    },
 }
 
 /// Per-rule counts.
@@ -124,6 +139,7 @@ pub fn scan<R: Read + Send>(
         let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
         evaluator.track_groups = options.track_groups;
         evaluator.fast_path = options.fast_path;
+        evaluator.render = options.render;
         let mut chunk = Chunk::default();
         loop {
             let more = chunk.fill(&mut reader)?;
@@ -170,6 +186,7 @@ impl Chunk {
 struct ChunkDone {
     seq: u64,
     items: Vec<ChunkItem>,
+    rendered: Rendered,
     stats: ReportStats,
     /// The chunk's buffers, to be filled again.
     records: Vec<(u64, ByteRecord)>,
@@ -192,6 +209,7 @@ fn process_chunk(evaluator: &mut Evaluator<'_>, mut chunk: Chunk) -> ChunkDone {
     ChunkDone {
         seq: chunk.seq,
         items,
+        rendered: evaluator.take_rendered(),
         stats,
         records: chunk.records,
     }
@@ -245,6 +263,7 @@ fn run_parallel<R: Read + Send>(
                 let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
                 evaluator.track_groups = options.track_groups;
                 evaluator.fast_path = options.fast_path;
+                evaluator.render = options.render;
                 for chunk in work_rx {
                     if done_tx.send(process_chunk(&mut evaluator, chunk)).is_err() {
                         return;
@@ -321,6 +340,12 @@ impl Tally {
         sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
     ) -> Result<bool, ScanError> {
         self.summary.stats.merge(&done.stats);
+        for &(ref rule, count) in &done.rendered.per_rule {
+            self.summary.findings += count;
+            if let Some(&i) = self.rule_index.get(rule) {
+                self.summary.per_rule[i].1.findings += count;
+            }
+        }
         for item in &done.items {
             match item {
                 ChunkItem::Row(outcome) => {
@@ -349,6 +374,13 @@ impl Tally {
                     sink(ScanEvent::RowError(error)).map_err(ScanError::Sink)?;
                 }
             }
+        }
+        if !done.rendered.bytes.is_empty() {
+            sink(ScanEvent::Rendered {
+                bytes: &done.rendered.bytes,
+                worst: done.rendered.worst,
+            })
+            .map_err(ScanError::Sink)?;
         }
         Ok(false)
     }

@@ -256,6 +256,8 @@ fn digest_of_scan(
         match event {
             ScanEvent::Row(outcome) => findings.extend(outcome.findings.iter().cloned()),
             ScanEvent::RowError(error) => tracing::warn!("{source_name}, {error}; row skipped"),
+            // Not asked for: `options.render` is None.
+            ScanEvent::Rendered { .. } => {}
         }
         Ok(())
     })?;

@@ -40,6 +40,9 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         fast_path: !args.tuning.no_fast_path,
         // Resolving findings needs to know every group that was evaluated.
         track_groups: state.is_recording(),
+        // With statuses, a finding's line is only known once the state
+        // store has seen it, so workers cannot render it.
+        render: writer.render().filter(|_| !state.is_recording()),
     };
 
     let mut worst: Option<Severity> = None;
@@ -53,6 +56,13 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
                 }
             }
             ScanEvent::RowError(error) => shown.row_error(&source_name, error),
+            ScanEvent::Rendered {
+                bytes,
+                worst: rendered,
+            } => {
+                worst = worst.max(rendered);
+                writer.write_rendered(bytes).map_err(|e| e.to_string())?;
+            }
         }
         Ok(())
     });

@@ -60,6 +60,15 @@ pub enum ChunkItem {
     Error(RowError),
 }
 
+/// Findings a worker rendered to bytes itself (see [`Evaluator::render`]).
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    /// Findings per rule.
+    pub per_rule: Vec<(Arc<str>, u64)>,
+    pub worst: Option<Severity>,
+}
+
 /// Evaluates the enabled rules against rows.
 ///
 /// Each rule's `check` is called once per row from Rust. (Looping over a
@@ -74,6 +83,10 @@ pub struct Evaluator<'a> {
     /// Use the compiled `check`s (the default); `false` runs every row in
     /// the interpreter.
     pub fast_path: bool,
+    /// Render each finding of [`Evaluator::evaluate_chunk`] into
+    /// [`Rendered`] and drop it, instead of handing it over.
+    pub render: Option<crate::scan::Render>,
+    rendered: Rendered,
     scope: Scope<'static>,
     row: Arc<RowData>,
     /// Report every row (for the state store), not only rows with
@@ -106,6 +119,8 @@ impl<'a> Evaluator<'a> {
             rules,
             natives,
             fast_path: true,
+            render: None,
+            rendered: Rendered::default(),
             scope: Scope::new(),
             row: Arc::new(empty_row),
             track_groups: true,
@@ -161,9 +176,35 @@ impl<'a> Evaluator<'a> {
                 let result = self.call_one(index, &row);
                 self.absorb(index, &row, &group_key, result, &mut outcome);
             }
+            if let Some(render) = self.render {
+                self.render_findings(render, &mut outcome.findings);
+            }
             outcome.group_key = group_key;
             if self.track_groups || !outcome.findings.is_empty() || !outcome.failures.is_empty() {
                 out.push(ChunkItem::Row(outcome));
+            }
+        }
+    }
+
+    /// Takes what [`Evaluator::evaluate_chunk`] rendered since the last call.
+    pub fn take_rendered(&mut self) -> Rendered {
+        std::mem::take(&mut self.rendered)
+    }
+
+    fn render_findings(&mut self, render: crate::scan::Render, findings: &mut Vec<Finding>) {
+        let rendered = &mut self.rendered;
+        if rendered.per_rule.is_empty() {
+            rendered.per_rule = self.rules.iter().map(|r| (r.id.clone(), 0)).collect();
+        }
+        for finding in findings.drain(..) {
+            render(&finding, &mut rendered.bytes);
+            rendered.worst = rendered.worst.max(Some(finding.severity));
+            if let Some(slot) = rendered
+                .per_rule
+                .iter_mut()
+                .find(|(id, _)| *id == finding.rule)
+            {
+                slot.1 += 1;
             }
         }
     }

@@ -21,7 +21,6 @@
 //! and fails on any difference.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use rhai::{AST, ASTFlags, ASTNode, Dynamic, Engine, Expr, FnCallExpr, Map, Stmt};
 
@@ -30,8 +29,9 @@ use super::sandbox::{Prop, format_bytes, index_value};
 use crate::report::row::RowData;
 
 /// A script value the fast path models.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum Value<'a> {
+    #[default]
     Unit,
     Bool(bool),
     Int(i64),
@@ -124,6 +124,8 @@ pub struct Bail;
 
 type Eval<'a> = Result<Value<'a>, Bail>;
 
+const INLINE_LOCALS: usize = 8;
+
 /// A rule's `check`, compiled.
 #[derive(Debug)]
 pub struct NativeCheck {
@@ -187,13 +189,21 @@ impl NativeCheck {
 
     /// Runs `check` on `row`: what it returned, or [`Bail`].
     pub fn check<'a>(&'a self, row: &'a RowData) -> Eval<'a> {
+        // Locals live on the stack unless a rule has many.
+        let mut inline: [Value<'a>; INLINE_LOCALS] = Default::default();
+        let mut heap = Vec::new();
+        let locals: &mut [Value<'a>] = if self.locals <= INLINE_LOCALS {
+            &mut inline
+        } else {
+            heap.resize(self.locals, Value::Unit);
+            &mut heap
+        };
         let mut cx = Cx {
             row,
-            locals: Vec::with_capacity(self.locals),
+            locals,
             max_string_size: self.max_string_size,
             max_map_size: self.max_map_size,
         };
-        cx.locals.resize(self.locals, Value::Unit);
         match cx.block(&self.body)? {
             Flow::Next(value) | Flow::Return(value) => Ok(value),
         }
@@ -284,7 +294,11 @@ enum Node {
     Or(Vec<Node>),
     Coalesce(Vec<Node>),
     Interpolated(Vec<Node>),
-    Call(Func, Vec<Node>),
+    Call1(Func, Box<Node>),
+    Call2(Func, Box<(Node, Node)>),
+    /// `value == ()` (or `!=` when the flag is set), without reading a
+    /// text cell's text.
+    IsUnit(Box<Node>, bool),
     /// `#{ name: value, … }`
     Map(Vec<(String, Node)>),
     /// A block used as a value, like `if … { a } else { b }` on the right
@@ -300,14 +314,14 @@ enum Flow<'a> {
     Return(Value<'a>),
 }
 
-struct Cx<'a> {
+struct Cx<'a, 'l> {
     row: &'a RowData,
-    locals: Vec<Value<'a>>,
+    locals: &'l mut [Value<'a>],
     max_string_size: usize,
     max_map_size: usize,
 }
 
-impl<'a> Cx<'a> {
+impl<'a> Cx<'a, '_> {
     fn block(&mut self, block: &'a Block) -> Result<Flow<'a>, Bail> {
         let mut last = Value::Unit;
         for statement in &block.0 {
@@ -388,13 +402,11 @@ impl<'a> Cx<'a> {
                 value
             }
             Node::Interpolated(parts) => {
-                let mut text = String::new();
+                let mut text = String::with_capacity(64);
                 for part in parts {
                     match self.eval(part)? {
                         Value::Str(s) => text.push_str(&s),
-                        Value::Int(i) => {
-                            let _ = write!(text, "{i}");
-                        }
+                        Value::Int(i) => text.push_str(itoa::Buffer::new().format(i)),
                         Value::Bool(b) => text.push_str(if b { "true" } else { "false" }),
                         _ => return Err(Bail),
                     }
@@ -404,12 +416,18 @@ impl<'a> Cx<'a> {
                 }
                 Value::Str(Cow::Owned(text))
             }
-            Node::Call(func, args) => {
-                let mut values = Vec::with_capacity(args.len());
-                for arg in args {
-                    values.push(self.eval(arg)?);
-                }
-                call(*func, values)?
+            Node::Call1(func, arg) => call(*func, self.eval(arg)?, None)?,
+            Node::Call2(func, args) => {
+                let first = self.eval(&args.0)?;
+                let second = self.eval(&args.1)?;
+                call(*func, first, Some(second))?
+            }
+            Node::IsUnit(inner, negated) => {
+                let unit = match &**inner {
+                    Node::Prop(prop) => prop.is_unit(self.row),
+                    other => self.eval(other)? == Value::Unit,
+                };
+                Value::Bool(unit != *negated)
             }
             Node::Map(entries) => {
                 let mut values = Vec::with_capacity(entries.len());
@@ -515,10 +533,8 @@ fn binary<'a>(op: Op, left: Value<'a>, right: Value<'a>, max_string_size: usize)
     })
 }
 
-fn call(func: Func, mut args: Vec<Value<'_>>) -> Eval<'_> {
+fn call<'a>(func: Func, first: Value<'a>, second: Option<Value<'a>>) -> Eval<'a> {
     use Value::{Bool, Float, Int, Str, Unit};
-    let second = if args.len() == 2 { args.pop() } else { None };
-    let first = args.pop().ok_or(Bail)?;
     Ok(match (func, first, second) {
         (Func::FormatBytes, Int(bytes), None) => Str(Cow::Owned(format_bytes(bytes))),
         (Func::FormatBytes, Unit, None) => Str(Cow::Borrowed("unknown")),
@@ -556,6 +572,16 @@ fn call(func: Func, mut args: Vec<Value<'_>>) -> Eval<'_> {
         (Func::Abs, Float(f), None) => Float(f.abs()),
         _ => return Err(Bail),
     })
+}
+
+/// A call of `func` (which takes one or two arguments) on `args`.
+fn call_node(func: Func, mut args: Vec<Node>) -> Node {
+    let second = (args.len() == 2).then(|| args.pop()).flatten();
+    let first = args.pop().unwrap_or(Node::Const(Value::Unit));
+    match second {
+        Some(second) => Node::Call2(func, Box::new((first, second))),
+        None => Node::Call1(func, Box::new(first)),
+    }
 }
 
 /// What a `.` chain is applied to.
@@ -754,7 +780,7 @@ impl Compiler<'_> {
                 let func = self.known_function(&call.name, call.args.len() + 1, *pos)?;
                 let mut args = vec![receiver];
                 args.extend(self.exprs(&call.args)?);
-                Ok(Node::Call(func, args))
+                Ok(call_node(func, args))
             }
             (base, Expr::Dot(chain, flags, pos)) => {
                 if flags.contains(ASTFlags::NEGATED) {
@@ -803,11 +829,19 @@ impl Compiler<'_> {
             };
             let left = self.expr(&args[0])?;
             let right = self.expr(&args[1])?;
-            return Ok(Node::Binary(op, Box::new((left, right))));
+            let unit = |n: &Node| matches!(n, Node::Const(Value::Unit));
+            return Ok(match (op, left, right) {
+                (Op::Eq | Op::Ne, value, unit_node) | (Op::Eq | Op::Ne, unit_node, value)
+                    if unit(&unit_node) =>
+                {
+                    Node::IsUnit(Box::new(value), op == Op::Ne)
+                }
+                (op, left, right) => Node::Binary(op, Box::new((left, right))),
+            });
         }
         let pos = args.first().map_or(rhai::Position::NONE, Expr::position);
         let func = self.known_function(&call.name, args.len(), pos)?;
-        Ok(Node::Call(func, self.exprs(args)?))
+        Ok(call_node(func, self.exprs(args)?))
     }
 }
 

@@ -155,6 +155,14 @@ impl Prop {
         }
     }
 
+    /// Whether the value is `()`, without reading any text.
+    pub fn is_unit(self, row: &RowData) -> bool {
+        match self {
+            Prop::Column(col) => row.cells[col as usize] == Cell::Blank,
+            other => other.value(row) == Value::Unit,
+        }
+    }
+
     /// The value a script sees.
     pub fn value(self, row: &RowData) -> Value<'_> {
         match self {

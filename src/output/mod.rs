@@ -50,6 +50,19 @@ pub trait FindingWriter {
     /// What the state store knows (statuses, exemptions), for writers that
     /// show it; call before `finish`. Others ignore it.
     fn set_lifecycle(&mut self, _lifecycle: html::lifecycle::Lifecycle) {}
+    /// How this format writes one finding (without status) as bytes, for
+    /// formats whose findings are independent of each other: the scan's
+    /// workers then render findings where they were found, in parallel,
+    /// and hand over the bytes ([`FindingWriter::write_rendered`]).
+    fn render(&self) -> Option<crate::scan::Render> {
+        None
+    }
+    /// Findings rendered with [`FindingWriter::render`], in report order.
+    fn write_rendered(&mut self, _bytes: &[u8]) -> io::Result<()> {
+        Err(io::Error::other(
+            "this format does not take rendered findings",
+        ))
+    }
 }
 
 pub fn writer(format: Format, out: Box<dyn Write>) -> Box<dyn FindingWriter> {

@@ -144,8 +144,12 @@ impl RowData {
         if raw.is_empty() {
             return None;
         }
-        let text = String::from_utf8_lossy(raw);
-        if text.contains("#QUOT#") {
+        // Valid UTF-8 (nearly always) is borrowed as it is.
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
+        if raw.contains(&b'#') && text.contains("#QUOT#") {
             return Some(Cow::Owned(text.replace("#QUOT#", "\"")));
         }
         Some(text)
