@@ -15,6 +15,7 @@ use groupwarden::engine::config::RulesConfig;
 use groupwarden::engine::eval::Evaluator;
 use groupwarden::engine::rule::RuleSet;
 use groupwarden::engine::sandbox::build_engine;
+use groupwarden::output::json::render_line;
 use groupwarden::report::reader::ReportReader;
 use groupwarden::report::row::RowData;
 use groupwarden::report::stats::ReportStats;
@@ -147,13 +148,12 @@ fn main() {
             strict: false,
             track_groups: false,
             fast_path,
+            render: Some(render_line),
         };
         let mut sink = std::io::sink();
         scan(reader, &engine, &rules, &options, &mut |event| {
-            if let ScanEvent::Row(outcome) = event {
-                for finding in &outcome.findings {
-                    serde_json::to_writer(&mut sink, finding).map_err(|e| e.to_string())?;
-                }
+            if let ScanEvent::Rendered { bytes, .. } = event {
+                sink.write_all(bytes).map_err(|e| e.to_string())?;
             }
             Ok(())
         })

@@ -62,6 +62,12 @@ pub fn write_finding(finding: &Finding, status: Option<Status>, out: &mut Vec<u8
     out.push(b'}');
 }
 
+/// One JSON line of a finding without status.
+pub fn render_line(finding: &Finding, out: &mut Vec<u8>) {
+    write_finding(finding, None, out);
+    out.push(b'\n');
+}
+
 fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
     match text {
         Some(text) => string(out, text),
@@ -145,10 +151,7 @@ impl FindingWriter for JsonLinesWriter {
     }
 
     fn render(&self) -> Option<crate::scan::Render> {
-        Some(|finding, out| {
-            write_finding(finding, None, out);
-            out.push(b'\n');
-        })
+        Some(render_line)
     }
 
     fn write_rendered(&mut self, bytes: &[u8]) -> io::Result<()> {
