@@ -70,7 +70,7 @@ fn synthetic(rows: usize) -> Vec<u8> {
 fn report(label: &str, rows: usize, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{label:<40} {:>12.0} rows/s  ({secs:.3} s)",
+        "{label:<54} {:>12.0} rows/s  ({secs:.3} s)",
         rows as f64 / secs
     );
 }

@@ -80,6 +80,12 @@ pub struct Evaluator<'a> {
     rules: Vec<&'a Rule>,
     /// Each rule's `check` compiled for the fast path, where it could be.
     natives: Vec<Option<NativeCheck>>,
+    /// Each rule's names, this evaluator's own copies: findings take
+    /// clones, and a reference count shared between worker threads would
+    /// bounce between their caches.
+    names: Vec<RuleNames>,
+    /// A findings buffer kept between rows when findings are rendered.
+    spare: Vec<Finding>,
     /// Use the compiled `check`s (the default); `false` runs every row in
     /// the interpreter.
     pub fast_path: bool,
@@ -114,10 +120,13 @@ impl<'a> Evaluator<'a> {
                 }
             })
             .collect();
+        let names = rules.iter().map(|rule| RuleNames::new(rule)).collect();
         Evaluator {
             engine,
             rules,
             natives,
+            names,
+            spare: Vec::new(),
             fast_path: true,
             render: None,
             rendered: Rendered::default(),
@@ -143,8 +152,8 @@ impl<'a> Evaluator<'a> {
         outcome.failures.clear();
         let group_key = outcome.group_key.clone();
         for index in 0..self.rules.len() {
-            let result = self.call_one(index, &data);
-            self.absorb(index, &data, &group_key, result, outcome);
+            let checked = self.check_one(index, &data);
+            self.absorb(index, &data, &group_key, checked, outcome);
         }
     }
 
@@ -167,21 +176,29 @@ impl<'a> Evaluator<'a> {
             }
             stats.add_row(row);
             let row = Arc::clone(&self.row);
-            let group_key = row.group_key();
+            // Made only for a row with something to report.
+            let mut group_key: Option<String> = None;
             let mut outcome = RowOutcome {
                 line: row.line,
+                findings: std::mem::take(&mut self.spare),
                 ..RowOutcome::default()
             };
             for index in 0..self.rules.len() {
-                let result = self.call_one(index, &row);
-                self.absorb(index, &row, &group_key, result, &mut outcome);
+                let checked = self.check_one(index, &row);
+                if checked.is_nothing() {
+                    continue;
+                }
+                let key = group_key.get_or_insert_with(|| row.group_key());
+                self.absorb(index, &row, key, checked, &mut outcome);
             }
             if let Some(render) = self.render {
                 self.render_findings(render, &mut outcome.findings);
             }
-            outcome.group_key = group_key;
             if self.track_groups || !outcome.findings.is_empty() || !outcome.failures.is_empty() {
+                outcome.group_key = group_key.unwrap_or_else(|| row.group_key());
                 out.push(ChunkItem::Row(outcome));
+            } else {
+                self.spare = outcome.findings;
             }
         }
     }
@@ -202,21 +219,33 @@ impl<'a> Evaluator<'a> {
             if let Some(slot) = rendered
                 .per_rule
                 .iter_mut()
-                .find(|(id, _)| *id == finding.rule)
+                .find(|(id, _)| **id == *finding.rule)
             {
                 slot.1 += 1;
             }
         }
     }
 
-    fn call_one(&mut self, index: usize, row: &Arc<RowData>) -> CheckResult {
+    /// Runs rule `index` on `row`: compiled when it can, else (or when the
+    /// compiled rule leaves the row to it) in the interpreter.
+    fn check_one(&mut self, index: usize, row: &Arc<RowData>) -> Checked {
         if self.fast_path
             && let Some(native) = &self.natives[index]
             && let Ok(value) = native.check(row)
         {
-            return Ok(value.into_dynamic());
+            return match value {
+                Value::Unit | Value::Bool(false) => Checked::Nothing,
+                Value::Bool(true) => Checked::Message(self.rules[index].title.clone()),
+                Value::Str(message) => Checked::Message(message.into_owned()),
+                other => Checked::Script(Ok(other.into_dynamic())),
+            };
         }
-        interpret(self.engine, &mut self.scope, self.rules[index], row)
+        Checked::Script(interpret(
+            self.engine,
+            &mut self.scope,
+            self.rules[index],
+            row,
+        ))
     }
 
     /// Adds what rule `index` made of `row` to the row's outcome.
@@ -225,13 +254,30 @@ impl<'a> Evaluator<'a> {
         index: usize,
         row: &RowData,
         group_key: &str,
-        result: CheckResult,
+        checked: Checked,
         outcome: &mut RowOutcome,
     ) {
         let rule = self.rules[index];
+        let names = &self.names[index];
+        let result = match checked {
+            Checked::Nothing => return,
+            Checked::Message(message) => {
+                let reported = Reported {
+                    message,
+                    severity: rule.severity,
+                    evidence: EvidenceMap::default(),
+                    id_suffix: None,
+                };
+                outcome
+                    .findings
+                    .push(finding(names, row, group_key, reported));
+                return;
+            }
+            Checked::Script(result) => result,
+        };
         let converted = result.and_then(|value| {
             let start = outcome.findings.len();
-            collect_findings(rule, row, group_key, value, &mut outcome.findings)
+            collect_findings(rule, names, row, group_key, value, &mut outcome.findings)
                 .inspect_err(|_| outcome.findings.truncate(start))
                 .map_err(|message| Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
         });
@@ -242,6 +288,46 @@ impl<'a> Evaluator<'a> {
                 group: row.text(Col::GroupDisplayName).map(|n| n.into_owned()),
                 diagnostic,
             });
+        }
+    }
+}
+
+/// What one rule made of one row.
+enum Checked {
+    /// `()` or `false` from the fast path.
+    Nothing,
+    /// A message (or `true`, the title) from the fast path.
+    Message(String),
+    /// Anything else, as the interpreter holds it.
+    Script(CheckResult),
+}
+
+impl Checked {
+    fn is_nothing(&self) -> bool {
+        match self {
+            Checked::Nothing => true,
+            Checked::Message(_) => false,
+            Checked::Script(Ok(value)) => value.is_unit() || value.as_bool() == Ok(false),
+            Checked::Script(Err(_)) => false,
+        }
+    }
+}
+
+/// A rule's id and evidence fields as findings carry them.
+struct RuleNames {
+    id: Arc<str>,
+    evidence: Vec<(Arc<str>, Prop)>,
+}
+
+impl RuleNames {
+    fn new(rule: &Rule) -> RuleNames {
+        RuleNames {
+            id: Arc::from(&*rule.id),
+            evidence: rule
+                .evidence_fields
+                .iter()
+                .filter_map(|field| Some((Arc::from(*field), Prop::named(field)?)))
+                .collect(),
         }
     }
 }
@@ -298,6 +384,7 @@ fn call_options() -> CallFnOptions<'static> {
 ///   or they are numbered).
 fn collect_findings(
     rule: &Rule,
+    names: &RuleNames,
     row: &RowData,
     group_key: &str,
     value: Dynamic,
@@ -306,14 +393,14 @@ fn collect_findings(
     if value.is_array() {
         let items = value.into_array().unwrap_or_default();
         for (index, item) in items.into_iter().enumerate() {
-            if let Some(finding) = one_finding(rule, row, group_key, item, index)? {
-                out.push(finding);
+            if let Some(reported) = read_reported(rule, "check", item, index)? {
+                out.push(finding(names, row, group_key, reported));
             }
         }
         return Ok(());
     }
-    if let Some(finding) = one_finding(rule, row, group_key, value, 0)? {
-        out.push(finding);
+    if let Some(reported) = read_reported(rule, "check", value, 0)? {
+        out.push(finding(names, row, group_key, reported));
     }
     Ok(())
 }
@@ -392,38 +479,30 @@ pub fn read_reported(
     }))
 }
 
-fn one_finding(
-    rule: &Rule,
-    row: &RowData,
-    group_key: &str,
-    value: Dynamic,
-    index: usize,
-) -> Result<Option<Finding>, String> {
-    let Some(Reported {
+/// The finding `reported` on `row`, with the row's evidence.
+fn finding(names: &RuleNames, row: &RowData, group_key: &str, reported: Reported) -> Finding {
+    let Reported {
         message,
         severity,
         evidence,
         id_suffix,
-    }) = read_reported(rule, "check", value, index)?
-    else {
-        return Ok(None);
-    };
-    let mut all_evidence = EvidenceMap::default();
-    for field in &rule.evidence_fields {
+    } = reported;
+    let mut all_evidence = EvidenceMap(Vec::with_capacity(names.evidence.len() + evidence.0.len()));
+    for (name, prop) in &names.evidence {
         all_evidence
             .0
-            .push(((*field).into(), row_evidence(row, field)));
+            .push((Arc::clone(name), prop_evidence(prop.value(row))));
     }
     for (name, value) in evidence.0 {
         all_evidence.set(name, value);
     }
-    let mut key = finding_key(&rule.id, group_key);
+    let mut key = finding_key(&names.id, group_key);
     if let Some(suffix) = id_suffix {
         key.push('#');
         key.push_str(suffix.trim_start_matches('#'));
     }
-    Ok(Some(Finding {
-        rule: rule.id.clone(),
+    Finding {
+        rule: Arc::clone(&names.id),
         severity,
         key,
         group_id: row.real_group_id().map(|id| id.into_owned()),
@@ -432,18 +511,18 @@ fn one_finding(
         message,
         line: Some(row.line),
         evidence: all_evidence,
-    }))
+    }
 }
 
-/// A row property as evidence.
-fn row_evidence(row: &RowData, field: &str) -> Evidence {
-    match Prop::named(field).map(|p| p.value(row)) {
-        None | Some(Value::Unit) => Evidence::Null,
-        Some(Value::Bool(b)) => Evidence::Bool(b),
-        Some(Value::Int(i)) => Evidence::Int(i),
-        Some(Value::Float(f)) => Evidence::Float(f),
-        Some(Value::Str(s)) => Evidence::Text(s.into_owned()),
-        Some(other) => to_evidence(&other.into_dynamic()),
+/// A row property's value as evidence.
+fn prop_evidence(value: Value<'_>) -> Evidence {
+    match value {
+        Value::Unit => Evidence::Null,
+        Value::Bool(b) => Evidence::Bool(b),
+        Value::Int(i) => Evidence::Int(i),
+        Value::Float(f) => Evidence::Float(f),
+        Value::Str(s) => Evidence::Text(s.into_owned()),
+        other => to_evidence(&other.into_dynamic()),
     }
 }
 

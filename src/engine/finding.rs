@@ -152,7 +152,11 @@ pub struct Finding {
 
 /// The stable key of a finding.
 pub fn finding_key(rule: &str, group_key: &str) -> String {
-    format!("{rule}:{group_key}")
+    let mut key = String::with_capacity(rule.len() + 1 + group_key.len());
+    key.push_str(rule);
+    key.push(':');
+    key.push_str(group_key);
+    key
 }
 
 #[cfg(test)]
