@@ -331,9 +331,7 @@ impl<'a> Cx<'a, '_> {
                     Value::Unit
                 }
                 Statement::If(condition, then, otherwise) => {
-                    let Value::Bool(taken) = self.eval(condition)? else {
-                        return Err(Bail);
-                    };
+                    let taken = self.truth(condition)?;
                     match self.block(if taken { then } else { otherwise })? {
                         Flow::Next(value) => value,
                         flow @ Flow::Return(_) => return Ok(flow),
@@ -350,6 +348,88 @@ impl<'a> Cx<'a, '_> {
         Ok(Flow::Next(last))
     }
 
+    /// A condition: `node`'s value when it is a bool (else [`Bail`]), for
+    /// `if`, `!`, `&&` and `||`. The usual shapes of a rule's conditions are
+    /// decided here on plain bools and ints, without building values.
+    fn truth(&mut self, node: &'a Node) -> Result<bool, Bail> {
+        match node {
+            Node::Const(Value::Bool(b)) => Ok(*b),
+            Node::Not(inner) => Ok(!self.truth(inner)?),
+            Node::And(nodes) => {
+                for node in nodes {
+                    if !self.truth(node)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Node::Or(nodes) => {
+                for node in nodes {
+                    if self.truth(node)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Node::IsUnit(inner, negated) => Ok(self.is_unit(inner)? != *negated),
+            // `row.flag ?? false`
+            Node::Coalesce(nodes) => match nodes.as_slice() {
+                [Node::Prop(prop), Node::Const(Value::Bool(default))] => {
+                    match prop.value(self.row) {
+                        Value::Unit => Ok(*default),
+                        Value::Bool(b) => Ok(b),
+                        _ => Err(Bail),
+                    }
+                }
+                _ => self.eval_truth(node),
+            },
+            // Comparisons of two ints.
+            Node::Binary(op, operands) => match (self.int(&operands.0), self.int(&operands.1)) {
+                (Some(a), Some(b)) => Ok(match op {
+                    Op::Eq => a == b,
+                    Op::Ne => a != b,
+                    Op::Lt => a < b,
+                    Op::Le => a <= b,
+                    Op::Gt => a > b,
+                    Op::Ge => a >= b,
+                    _ => return self.eval_truth(node),
+                }),
+                _ => self.eval_truth(node),
+            },
+            _ => self.eval_truth(node),
+        }
+    }
+
+    fn eval_truth(&mut self, node: &'a Node) -> Result<bool, Bail> {
+        match self.eval(node)? {
+            Value::Bool(b) => Ok(b),
+            _ => Err(Bail),
+        }
+    }
+
+    /// Whether `node`'s value is `()`; a text cell's text is not read.
+    fn is_unit(&mut self, node: &'a Node) -> Result<bool, Bail> {
+        Ok(match node {
+            Node::Prop(prop) => prop.is_unit(self.row),
+            Node::Local(slot) => self.locals[*slot] == Value::Unit,
+            other => self.eval(other)? == Value::Unit,
+        })
+    }
+
+    /// `node`'s value if it is an int that can be had without building a
+    /// value: a constant, a local or an int cell.
+    fn int(&self, node: &Node) -> Option<i64> {
+        match node {
+            Node::Const(Value::Int(i)) => Some(*i),
+            Node::Local(slot) => match self.locals[*slot] {
+                Value::Int(i) => Some(i),
+                _ => None,
+            },
+            Node::Prop(Prop::Column(col)) => self.row.int(*col),
+            _ => None,
+        }
+    }
+
     fn eval(&mut self, node: &'a Node) -> Eval<'a> {
         Ok(match node {
             Node::Const(value) => value.borrowed(),
@@ -357,10 +437,9 @@ impl<'a> Cx<'a, '_> {
             Node::Prop(prop) => prop.value(self.row),
             Node::Index(name) => index_value(self.row, name).ok_or(Bail)?,
             Node::Has(name) => Value::Bool(self.row.layout.find(name).is_some()),
-            Node::Not(inner) => match self.eval(inner)? {
-                Value::Bool(b) => Value::Bool(!b),
-                _ => return Err(Bail),
-            },
+            Node::Not(_) | Node::And(_) | Node::Or(_) | Node::IsUnit(..) => {
+                Value::Bool(self.truth(node)?)
+            }
             Node::Neg(inner) => match self.eval(inner)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or(Bail)?),
                 Value::Float(f) => Value::Float(-f),
@@ -370,26 +449,6 @@ impl<'a> Cx<'a, '_> {
                 let left = self.eval(&operands.0)?;
                 let right = self.eval(&operands.1)?;
                 binary(*op, left, right, self.max_string_size)?
-            }
-            Node::And(nodes) => {
-                for node in nodes {
-                    match self.eval(node)? {
-                        Value::Bool(true) => {}
-                        Value::Bool(false) => return Ok(Value::Bool(false)),
-                        _ => return Err(Bail),
-                    }
-                }
-                Value::Bool(true)
-            }
-            Node::Or(nodes) => {
-                for node in nodes {
-                    match self.eval(node)? {
-                        Value::Bool(false) => {}
-                        Value::Bool(true) => return Ok(Value::Bool(true)),
-                        _ => return Err(Bail),
-                    }
-                }
-                Value::Bool(false)
             }
             Node::Coalesce(nodes) => {
                 let mut value = Value::Unit;
@@ -421,13 +480,6 @@ impl<'a> Cx<'a, '_> {
                 let first = self.eval(&args.0)?;
                 let second = self.eval(&args.1)?;
                 call(*func, first, Some(second))?
-            }
-            Node::IsUnit(inner, negated) => {
-                let unit = match &**inner {
-                    Node::Prop(prop) => prop.is_unit(self.row),
-                    other => self.eval(other)? == Value::Unit,
-                };
-                Value::Bool(unit != *negated)
             }
             Node::Map(entries) => {
                 let mut values = Vec::with_capacity(entries.len());
