@@ -149,6 +149,8 @@ fn main() {
             track_groups: false,
             fast_path,
             render: Some(render_line),
+            // As `scan` without tenant rules or an HTML page.
+            full_stats: false,
         };
         let mut sink = std::io::sink();
         scan(reader, &engine, &rules, &options, &mut |event| {

@@ -5,6 +5,11 @@
 #
 #   scripts/bench-vs-peers.sh [ROWS]        (default 1000000)
 #
+# Each program runs RUNS times (default 3), interleaved; the table shows the
+# median wall time and the largest peak RSS. Besides the peers it runs the
+# hard-coded loop (benches/peers/hardcoded_loop.rs: the four rules written
+# in Rust, one thread), the practical floor.
+#
 # Needs python3 with duckdb and pandas (pip install duckdb pandas) and the
 # peers in ../shared/bench/ (or BENCH_DIR). Prints a Markdown table.
 set -euo pipefail
@@ -18,18 +23,24 @@ report="$work/report-$rows.csv"
 
 [ -f "$report" ] || python3 "$bench_dir/gen_report.py" --rows "$rows" --out "$report"
 cargo build --release --quiet
+cargo build --release --quiet --example hardcoded-loop
+runs=${RUNS:-3}
 
-# run NAME COMMAND...: wall seconds and peak KiB into $work/NAME.time
+# run NAME COMMAND...: appends "wall-seconds peak-KiB" to $work/NAME.times
 run() {
   local name=$1
   shift
-  /usr/bin/time -f "%e %M" -o "$work/$name.time" "$@" 2>"$work/$name.err" >/dev/null
+  /usr/bin/time -f "%e %M" -a -o "$work/$name.times" "$@" 2>"$work/$name.err" >/dev/null
 }
 
-run groupwarden ./target/release/groupwarden scan --input "$report" --format jsonl \
-  --output "$work/groupwarden.jsonl" --rules rules --no-state
-run duckdb python3 "$bench_dir/peer_duckdb.py" "$report" "$work/duckdb.jsonl"
-run pandas python3 "$bench_dir/peer_pandas.py" "$report" "$work/pandas.jsonl"
+rm -f "$work"/*.times
+for _ in $(seq "$runs"); do
+  run groupwarden ./target/release/groupwarden scan --input "$report" --format jsonl \
+    --output "$work/groupwarden.jsonl" --rules rules --no-state
+  run hardcoded ./target/release/examples/hardcoded-loop "$report" "$work/hardcoded.jsonl"
+  run duckdb python3 "$bench_dir/peer_duckdb.py" "$report" "$work/duckdb.jsonl"
+  run pandas python3 "$bench_dir/peer_pandas.py" "$report" "$work/pandas.jsonl"
+done
 
 # Per-rule counts, sorted, one "rule count" line each.
 python3 - "$work" <<'PY'
@@ -41,24 +52,29 @@ def counts(name):
         for line in f:
             c[json.loads(line)["rule"]] += 1
     return dict(sorted(c.items()))
-gw, duck, pd = counts("groupwarden"), counts("duckdb"), counts("pandas")
+gw, duck, pd, hc = counts("groupwarden"), counts("duckdb"), counts("pandas"), counts("hardcoded")
 print("per-rule counts:", gw)
-if gw != duck or gw != pd:
-    print("MISMATCH: duckdb", duck, "pandas", pd)
+if gw != duck or gw != pd or gw != hc:
+    print("MISMATCH: duckdb", duck, "pandas", pd, "hard-coded loop", hc)
     sys.exit(1)
-print("counts equal across groupwarden, duckdb and pandas")
+print("counts equal across groupwarden, the hard-coded loop, duckdb and pandas")
 PY
 
-read -r gw_s gw_kb <"$work/groupwarden.time"
-read -r duck_s duck_kb <"$work/duckdb.time"
-read -r pd_s pd_kb <"$work/pandas.time"
+# median wall time and largest peak RSS of NAME's runs
+summary() {
+  sort -n "$work/$1.times" | awk '{ t[NR] = $1; if ($2 > m) m = $2 }
+    END { printf "%s %s\n", (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2), m }'
+}
+read -r duck_s _ < <(summary duckdb)
+read -r hc_s _ < <(summary hardcoded)
 echo
-echo "| program | wall time | peak memory | time vs DuckDB |"
-echo "|---|---|---|---|"
-for entry in "groupwarden $gw_s $gw_kb" "peer_duckdb.py $duck_s $duck_kb" "peer_pandas.py $pd_s $pd_kb"; do
-  set -- $entry
-  awk -v n="$1" -v s="$2" -v kb="$3" -v d="$duck_s" \
-    'BEGIN { printf "| %s | %.2f s | %.0f MiB | %.2f× |\n", n, s, kb / 1024, s / d }'
+echo "| program | wall time (median of $runs) | peak memory | time vs DuckDB | time vs hard-coded loop |"
+echo "|---|---|---|---|---|"
+for entry in "groupwarden:groupwarden scan" "hardcoded:hard-coded loop (1 thread)" \
+  "duckdb:peer_duckdb.py" "pandas:peer_pandas.py"; do
+  read -r s kb < <(summary "${entry%%:*}")
+  awk -v n="${entry#*:}" -v s="$s" -v kb="$kb" -v d="$duck_s" -v h="$hc_s" \
+    'BEGIN { printf "| %s | %.2f s | %.0f MiB | %.2f× | %.2f× |\n", n, s, kb / 1024, s / d, s / h }'
 done
 echo
 echo "($rows rows, $(du -m "$report" | cut -f1) MB, $(nproc) cores; report: $report)"

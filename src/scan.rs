@@ -52,6 +52,10 @@ pub struct ScanOptions {
     /// [`crate::output::FindingWriter::render`]); they then reach the sink
     /// as [`ScanEvent::Rendered`], not inside [`ScanEvent::Row`].
     pub render: Option<Render>,
+    /// Gather every whole-report figure (tenant rules and the HTML page
+    /// read them); `false` gathers only rows, refresh date, period and
+    /// concealed rows.
+    pub full_stats: bool,
 }
 
 /// Writes one finding as bytes, the way the output format does.
@@ -65,6 +69,7 @@ impl Default for ScanOptions {
             track_groups: true,
             fast_path: true,
             render: None,
+            full_stats: true,
         }
     }
 }
@@ -140,10 +145,7 @@ pub fn scan<R: Read + Send>(
     let mut tally = Tally::new(rules, reader.source_name(), options.strict);
     let layout = Arc::clone(reader.layout());
     if options.threads <= 1 {
-        let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
-        evaluator.track_groups = options.track_groups;
-        evaluator.fast_path = options.fast_path;
-        evaluator.render = options.render;
+        let mut evaluator = evaluator(engine, rules, options, layout);
         let mut chunk = Chunk::default();
         loop {
             let more = chunk.fill(&mut reader)?;
@@ -196,6 +198,21 @@ struct ChunkDone {
     items: Vec<ChunkItem>,
     rendered: Rendered,
     stats: ReportStats,
+}
+
+/// An evaluator of the enabled rules, set up as `options` say.
+fn evaluator<'a>(
+    engine: &'a Engine,
+    rules: &'a RuleSet,
+    options: &ScanOptions,
+    layout: Arc<Layout>,
+) -> Evaluator<'a> {
+    let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
+    evaluator.track_groups = options.track_groups;
+    evaluator.fast_path = options.fast_path;
+    evaluator.render = options.render;
+    evaluator.full_stats = options.full_stats;
+    evaluator
 }
 
 /// Evaluates a chunk; hands back its record buffers, to be filled again.
@@ -256,10 +273,7 @@ fn run_parallel<R: Read + Send>(
             let permit_rx = permit_rx.clone();
             let layout = Arc::clone(&layout);
             s.spawn(move || {
-                let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
-                evaluator.track_groups = options.track_groups;
-                evaluator.fast_path = options.fast_path;
-                evaluator.render = options.render;
+                let mut evaluator = evaluator(engine, rules, options, layout);
                 let mut chunk = Chunk::default();
                 while permit_rx.recv().is_ok() {
                     {

@@ -5,6 +5,7 @@ use std::io::Write;
 use crate::cli::ScanArgs;
 use crate::config::LoadedConfig;
 use crate::engine::finding::Severity;
+use crate::output::Format;
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
 
@@ -43,6 +44,8 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
         // With statuses, a finding's line is only known once the state
         // store has seen it, so workers cannot render it.
         render: writer.render().filter(|_| !state.is_recording()),
+        // Tenant rules and the HTML page read the whole-report figures.
+        full_stats: format == Format::Html || rules.enabled().any(|r| r.tenant_arity.is_some()),
     };
 
     let mut worst: Option<Severity> = None;

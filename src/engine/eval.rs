@@ -98,6 +98,9 @@ pub struct Evaluator<'a> {
     /// Report every row (for the state store), not only rows with
     /// findings or failures.
     pub track_groups: bool,
+    /// Gather every figure of [`ReportStats`] in `evaluate_chunk` (for
+    /// tenant rules and the HTML page); `false` keeps the basics only.
+    pub full_stats: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -133,6 +136,7 @@ impl<'a> Evaluator<'a> {
             scope: Scope::new(),
             row: Arc::new(empty_row),
             track_groups: true,
+            full_stats: true,
         }
     }
 
@@ -174,7 +178,11 @@ impl<'a> Evaluator<'a> {
                 out.push(ChunkItem::Error(error));
                 continue;
             }
-            stats.add_row(row);
+            if self.full_stats {
+                stats.add_row(row);
+            } else {
+                stats.add_row_basics(row);
+            }
             let row = Arc::clone(&self.row);
             // Made only for a row with something to report.
             let mut group_key: Option<String> = None;

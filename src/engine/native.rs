@@ -204,9 +204,9 @@ impl NativeCheck {
             max_string_size: self.max_string_size,
             max_map_size: self.max_map_size,
         };
-        match cx.block(&self.body)? {
-            Flow::Next(value) | Flow::Return(value) => Ok(value),
-        }
+        let mut value = Value::Unit;
+        cx.block(&self.body, &mut value)?;
+        Ok(value)
     }
 }
 
@@ -306,14 +306,6 @@ enum Node {
     Block(Block),
 }
 
-/// How a block ended.
-enum Flow<'a> {
-    /// Ran to its end; the value of its last statement.
-    Next(Value<'a>),
-    /// A `return`.
-    Return(Value<'a>),
-}
-
 struct Cx<'a, 'l> {
     row: &'a RowData,
     locals: &'l mut [Value<'a>],
@@ -322,30 +314,38 @@ struct Cx<'a, 'l> {
 }
 
 impl<'a> Cx<'a, '_> {
-    fn block(&mut self, block: &'a Block) -> Result<Flow<'a>, Bail> {
-        let mut last = Value::Unit;
+    /// Runs `block`, leaving its value (that of its last statement) or the
+    /// value a `return` gave in `out`; `Ok(true)` when a `return` ran.
+    fn block(&mut self, block: &'a Block, out: &mut Value<'a>) -> Result<bool, Bail> {
+        if block.0.is_empty() {
+            *out = Value::Unit;
+        }
         for statement in &block.0 {
-            last = match statement {
+            let returned = match statement {
                 Statement::Let(slot, node) => {
                     self.locals[*slot] = self.eval(node)?;
-                    Value::Unit
+                    *out = Value::Unit;
+                    false
                 }
                 Statement::If(condition, then, otherwise) => {
                     let taken = self.truth(condition)?;
-                    match self.block(if taken { then } else { otherwise })? {
-                        Flow::Next(value) => value,
-                        flow @ Flow::Return(_) => return Ok(flow),
-                    }
+                    self.block(if taken { then } else { otherwise }, out)?
                 }
-                Statement::Return(node) => return Ok(Flow::Return(self.eval(node)?)),
-                Statement::Expr(node) => self.eval(node)?,
-                Statement::Block(inner) => match self.block(inner)? {
-                    Flow::Next(value) => value,
-                    flow @ Flow::Return(_) => return Ok(flow),
-                },
+                Statement::Return(node) => {
+                    *out = self.eval(node)?;
+                    true
+                }
+                Statement::Expr(node) => {
+                    *out = self.eval(node)?;
+                    false
+                }
+                Statement::Block(inner) => self.block(inner, out)?,
             };
+            if returned {
+                return Ok(true);
+            }
         }
-        Ok(Flow::Next(last))
+        Ok(false)
     }
 
     /// A condition: `node`'s value when it is a bool (else [`Bail`]), for
@@ -497,10 +497,13 @@ impl<'a> Cx<'a, '_> {
                 map
             }
             // A `return` inside an expression is rare: the interpreter has it.
-            Node::Block(block) => match self.block(block)? {
-                Flow::Next(value) => value,
-                Flow::Return(_) => return Err(Bail),
-            },
+            Node::Block(block) => {
+                let mut value = Value::Unit;
+                if self.block(block, &mut value)? {
+                    return Err(Bail);
+                }
+                value
+            }
         })
     }
 }

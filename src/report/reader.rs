@@ -43,6 +43,8 @@ impl<R: Read> ReportReader<R> {
             // exact; the `\r` of a CRLF stays on the last field, where
             // cells are trimmed anyway.
             .terminator(csv::Terminator::Any(b'\n'))
+            // Fewer, larger reads: a big report is read in 1 MiB pieces.
+            .buffer_capacity(1 << 20)
             .from_reader(input);
         let mut header = ByteRecord::new();
         let io_error = |e: csv::Error| ReportError::Io {

@@ -126,6 +126,21 @@ fn non_negative(value: Option<i64>) -> u64 {
 
 impl ReportStats {
     pub fn add_row(&mut self, row: &RowData) {
+        self.add_row_basics(row);
+        let storage = non_negative(row.total_storage_bytes());
+        self.total_storage_bytes = self.total_storage_bytes.saturating_add(storage);
+        if row.is_deleted() {
+            self.deleted += 1;
+            self.deleted_storage_bytes = self.deleted_storage_bytes.saturating_add(storage);
+            return;
+        }
+        self.add_group(row, storage);
+    }
+
+    /// Only the figures every scan reports (rows, concealed rows, refresh
+    /// date, period): a scan without tenant rules or an HTML page needs no
+    /// more, and a big report is read faster without them.
+    pub fn add_row_basics(&mut self, row: &RowData) {
         self.rows += 1;
         if row.is_concealed() {
             self.concealed += 1;
@@ -136,14 +151,6 @@ impl ReportStats {
         if self.period.is_none() {
             self.period = row.int(Col::ReportPeriod);
         }
-        let storage = non_negative(row.total_storage_bytes());
-        self.total_storage_bytes = self.total_storage_bytes.saturating_add(storage);
-        if row.is_deleted() {
-            self.deleted += 1;
-            self.deleted_storage_bytes = self.deleted_storage_bytes.saturating_add(storage);
-            return;
-        }
-        self.add_group(row, storage);
     }
 
     /// The figures about groups that are not deleted.
