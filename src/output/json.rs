@@ -76,12 +76,23 @@ fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
 }
 
 /// A JSON string: `"`, `\\` and control characters escaped as serde_json
-/// does; everything else copied in runs.
+/// does; everything else copied as it is.
 fn string(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
     let bytes = text.as_bytes();
+    let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    // One pass without branches (vectorised) decides; nearly all text
+    // needs no escape and is copied whole.
+    if !bytes.iter().fold(false, |any, &b| any | needs(b)) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
     let mut start = 0;
-    while let Some(at) = next_escape(bytes, start) {
+    while let Some(offset) = bytes[start..].iter().position(|&b| needs(b)) {
+        let at = start + offset;
         out.extend_from_slice(&bytes[start..at]);
         let byte = bytes[at];
         match byte {
@@ -103,21 +114,6 @@ fn string(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
-}
-
-/// The first byte from `start` on that JSON must escape. Blocks of 16
-/// bytes are tested without branching (the compiler vectorises that), so
-/// clean text — nearly all of it — is passed over quickly.
-fn next_escape(bytes: &[u8], start: usize) -> Option<usize> {
-    let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-    let mut at = start;
-    for block in bytes[start..].chunks(16) {
-        if block.iter().fold(false, |any, &b| any | needs(b)) {
-            return block.iter().position(|&b| needs(b)).map(|i| at + i);
-        }
-        at += block.len();
-    }
-    None
 }
 
 pub struct JsonLinesWriter {
@@ -155,7 +151,9 @@ impl FindingWriter for JsonLinesWriter {
     }
 
     fn write_rendered(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)
+        // A chunk's lines go out in one write, not copied into the buffer.
+        self.out.flush()?;
+        self.out.get_mut().write_all(bytes)
     }
 
     fn finish(&mut self, _summary: &ScanSummary) -> io::Result<()> {

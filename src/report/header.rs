@@ -165,6 +165,8 @@ pub struct ExtraColumn {
 pub struct Layout {
     /// Position in the record of each known column, if the file has it.
     positions: [Option<usize>; COLUMN_COUNT],
+    /// The other way round: the known column at each record position.
+    columns: Vec<Option<Col>>,
     /// The header names as the file spells them (BOM removed).
     pub headers: Vec<String>,
     /// Columns that are not known fields, kept for rules.
@@ -244,8 +246,15 @@ impl Layout {
                 found: headers,
             });
         }
+        let mut columns = vec![None; headers.len()];
+        for (&col, position) in Col::ALL.iter().zip(positions) {
+            if let Some(position) = position {
+                columns[position] = Some(col);
+            }
+        }
         Ok(Layout {
             positions,
+            columns,
             headers,
             extra,
         })
@@ -254,6 +263,11 @@ impl Layout {
     /// The record position of a known column.
     pub fn position(&self, col: Col) -> Option<usize> {
         self.positions[col as usize]
+    }
+
+    /// The known column at a record position, if it is one.
+    pub fn column_at(&self, position: usize) -> Option<Col> {
+        self.columns.get(position).copied().flatten()
     }
 
     /// The header a record position came from.

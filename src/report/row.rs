@@ -7,7 +7,7 @@ use std::sync::Arc;
 use csv::ByteRecord;
 
 use super::date::parse_day;
-use super::header::{COLUMN_COUNT, COLUMNS, Col, Kind, Layout};
+use super::header::{COLUMN_COUNT, Col, Kind, Layout};
 
 /// The all-zero id a concealed report gives every group.
 pub const NIL_GROUP_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -86,22 +86,24 @@ impl RowData {
                 ),
             });
         }
-        for (index, spec) in COLUMNS.iter().enumerate() {
-            let Some(position) = self.layout.position(Col::ALL[index]) else {
-                self.cells[index] = Cell::Blank;
+        // Fields in record order; the cells of columns the report lacks
+        // stay blank (a row buffer serves one layout).
+        for (position, raw) in self.record.iter().enumerate() {
+            let Some(col) = self.layout.column_at(position) else {
                 continue;
             };
-            let raw = trim(&self.record[position]);
-            self.cells[index] = if raw.is_empty() {
+            let raw = trim(raw);
+            let kind = col.spec().kind;
+            self.cells[col as usize] = if raw.is_empty() {
                 Cell::Blank
             } else {
-                parse_cell(spec.kind, raw).ok_or_else(|| RowError {
+                parse_cell(kind, raw).ok_or_else(|| RowError {
                     line,
                     column: Some(self.layout.header_at(position).to_owned()),
                     field: Some(position + 1),
                     message: format!(
                         "expected {}, found \"{}\"",
-                        expectation(spec.kind),
+                        expectation(kind),
                         String::from_utf8_lossy(raw)
                     ),
                 })?
