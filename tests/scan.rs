@@ -666,3 +666,108 @@ fn parallel_and_sequential_scans_give_identical_findings_in_identical_order() {
     assert_eq!(summary(&one), summary(&four));
     assert!(stderr(&one).contains("row errors"), "{}", stderr(&one));
 }
+
+/// Every rule of the bundled and example folders, with some rows only the
+/// interpreter takes (a guest count so large a share overflows `to_int`).
+fn every_rule_dir(dir: &TempDir) -> std::path::PathBuf {
+    let rules = dir.path().join("all-rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let examples = bundled_rules().parent().unwrap().join("examples/rules");
+    for folder in [bundled_rules(), examples] {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, rules.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    rules
+}
+
+#[test]
+fn the_fast_path_and_the_interpreter_give_identical_output() {
+    let dir = TempDir::new().unwrap();
+    let mut text = synthetic_report(3_000);
+    text.push_str(
+        &Group {
+            name: "Huge guests",
+            members: "5",
+            external: "9223372036854775807",
+            id: "big",
+            ..Default::default()
+        }
+        .csv(),
+    );
+    text.push_str("\r\n");
+    let input = write(dir.path(), "report.csv", &text);
+    let rules = every_rule_dir(&dir);
+    for format in ["jsonl", "csv", "json"] {
+        let run = |extra: &[&str]| {
+            let out = gw(dir.path())
+                .args(["scan", "--no-state", "--format", format, "--input"])
+                .arg(&input)
+                .arg("--rules")
+                .arg(&rules)
+                .args(extra)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            out
+        };
+        let fast = run(&[]);
+        let interpreted = run(&["--no-fast-path"]);
+        assert!(fast.stdout.len() > 1000, "{format}");
+        let body = |o: &std::process::Output| -> String {
+            // The elapsed time in the json summary differs.
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.contains("\"elapsed"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(body(&fast), body(&interpreted), "{format}");
+        // The huge row overflows `to_int`: the fast path leaves it to the
+        // interpreter, which reports the rule's error the same way.
+        for out in [&fast, &interpreted] {
+            assert!(
+                stderr(out).contains("rule `guest-majority` failed on report line 3002"),
+                "{}",
+                stderr(out)
+            );
+        }
+    }
+}
+
+#[test]
+fn findings_rendered_by_the_workers_equal_those_the_writer_formats() {
+    // Stateless jsonl findings are rendered on the worker threads; the
+    // json document and a stateful jsonl scan write them on the main one.
+    let dir = TempDir::new().unwrap();
+    let text = synthetic_report(4_000);
+    let rendered = findings(&scan(&dir, &text, &["--no-state", "--threads", "3"]));
+    assert!(rendered.len() > 1000);
+    let document = scan(&dir, &text, &["--no-state", "--format", "json"]);
+    let document: serde_json::Value = serde_json::from_slice(&document.stdout).unwrap();
+    assert_eq!(document["findings"].as_array().unwrap(), &rendered);
+    let stateful = findings(&scan(&dir, &text, &["--state", "s.db", "--threads", "3"]));
+    let without_status: Vec<serde_json::Value> = stateful
+        .into_iter()
+        .map(|mut f| {
+            assert_eq!(f["status"], "new");
+            f.as_object_mut().unwrap().remove("status");
+            f
+        })
+        .collect();
+    assert_eq!(without_status, rendered);
+}
+
+#[test]
+fn strict_stops_a_parallel_scan_at_the_first_bad_row() {
+    let dir = TempDir::new().unwrap();
+    // The first bad row is the 501st; many chunks are in flight by then.
+    let out = scan(
+        &dir,
+        &synthetic_report(50_000),
+        &["--strict", "--threads", "4", "--no-state"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 502"), "{}", stderr(&out));
+}
