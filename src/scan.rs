@@ -251,12 +251,14 @@ fn run_parallel<R: Read + Send>(
 ) -> Result<(), ScanError> {
     let threads = options.threads;
     // Chunks read but not yet delivered: this bounds memory however
-    // unevenly the workers progress.
+    // unevenly the workers progress. A permit is also the buffer the
+    // chunk's findings are rendered into, handed back once written, so
+    // the same few buffers serve the whole scan.
     let in_flight = threads * 4;
     let (done_tx, done_rx) = crossbeam_channel::bounded::<ChunkDone>(in_flight);
-    let (permit_tx, permit_rx) = crossbeam_channel::bounded::<()>(in_flight);
+    let (permit_tx, permit_rx) = crossbeam_channel::bounded::<Vec<u8>>(in_flight);
     for _ in 0..in_flight {
-        let _ = permit_tx.send(());
+        let _ = permit_tx.send(Vec::new());
     }
     let source = Mutex::new(Source {
         reader,
@@ -275,7 +277,8 @@ fn run_parallel<R: Read + Send>(
             s.spawn(move || {
                 let mut evaluator = evaluator(engine, rules, options, layout);
                 let mut chunk = Chunk::default();
-                while permit_rx.recv().is_ok() {
+                while let Ok(buffer) = permit_rx.recv() {
+                    evaluator.render_into(buffer);
                     {
                         let mut source = source.lock().unwrap_or_else(|p| p.into_inner());
                         if source.finished || stop.load(Ordering::Relaxed) {
@@ -314,11 +317,11 @@ fn run_parallel<R: Read + Send>(
         let mut result = Ok(());
         'receive: for done in &done_rx {
             pending.insert(done.seq, done);
-            while let Some(done) = pending.remove(&next) {
+            while let Some(mut done) = pending.remove(&next) {
                 next += 1;
                 match tally.deliver(&done, sink) {
                     Ok(false) => {
-                        let _ = permit_tx.send(());
+                        let _ = permit_tx.send(std::mem::take(&mut done.rendered.bytes));
                     }
                     Ok(true) => break 'receive,
                     Err(error) => {

@@ -211,6 +211,13 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Renders the next findings into `buffer` (emptied first), so buffers
+    /// can go round instead of being made anew.
+    pub fn render_into(&mut self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        self.rendered.bytes = buffer;
+    }
+
     /// Takes what [`Evaluator::evaluate_chunk`] rendered since the last call.
     pub fn take_rendered(&mut self) -> Rendered {
         std::mem::take(&mut self.rendered)
