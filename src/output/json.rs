@@ -80,9 +80,8 @@ fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
 fn string(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-    // One pass without branches (vectorised) decides; nearly all text
-    // needs no escape and is copied whole.
-    if !bytes.iter().fold(false, |any, &b| any | needs(b)) {
+    // Nearly all text needs no escape and is copied whole.
+    if is_clean(bytes) {
         out.reserve(bytes.len() + 2);
         out.push(b'"');
         out.extend_from_slice(bytes);
@@ -114,6 +113,29 @@ fn string(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// No byte of `bytes` needs a JSON escape. Tested eight bytes at a time:
+/// a word has a byte below 0x20, a `"` or a `\\` exactly when one of the
+/// classic "has a zero byte" / "has a byte less than n" bit tests is set.
+fn is_clean(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
+        let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
+        if control | quote | backslash != 0 {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 pub struct JsonLinesWriter {
@@ -252,6 +274,22 @@ mod tests {
             message: format!("{text}{text}"),
             line: Some(u64::MAX),
             evidence,
+        }
+    }
+
+    #[test]
+    fn clean_text_is_told_from_text_to_escape_at_every_position() {
+        for len in 0..40 {
+            let base = vec![b'a'; len];
+            assert!(is_clean(&base));
+            for at in 0..len {
+                for byte in (0u8..=0xff).filter(|b| b.is_ascii() || *b >= 0x80) {
+                    let mut text = base.clone();
+                    text[at] = byte;
+                    let expected = byte >= 0x20 && byte != b'"' && byte != b'\\';
+                    assert_eq!(is_clean(&text), expected, "{len} {at} {byte:#x}");
+                }
+            }
         }
     }
 

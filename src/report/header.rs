@@ -165,8 +165,9 @@ pub struct ExtraColumn {
 pub struct Layout {
     /// Position in the record of each known column, if the file has it.
     positions: [Option<usize>; COLUMN_COUNT],
-    /// The other way round: the known column at each record position.
-    columns: Vec<Option<Col>>,
+    /// The other way round: the known column at each record position, and
+    /// its kind.
+    columns: Vec<Option<(Col, Kind)>>,
     /// The header names as the file spells them (BOM removed).
     pub headers: Vec<String>,
     /// Columns that are not known fields, kept for rules.
@@ -249,7 +250,7 @@ impl Layout {
         let mut columns = vec![None; headers.len()];
         for (&col, position) in Col::ALL.iter().zip(positions) {
             if let Some(position) = position {
-                columns[position] = Some(col);
+                columns[position] = Some((col, col.spec().kind));
             }
         }
         Ok(Layout {
@@ -265,8 +266,8 @@ impl Layout {
         self.positions[col as usize]
     }
 
-    /// The known column at a record position, if it is one.
-    pub fn column_at(&self, position: usize) -> Option<Col> {
+    /// The known column at a record position, if it is one, and its kind.
+    pub fn column_at(&self, position: usize) -> Option<(Col, Kind)> {
         self.columns.get(position).copied().flatten()
     }
 

@@ -89,11 +89,10 @@ impl RowData {
         // Fields in record order; the cells of columns the report lacks
         // stay blank (a row buffer serves one layout).
         for (position, raw) in self.record.iter().enumerate() {
-            let Some(col) = self.layout.column_at(position) else {
+            let Some((col, kind)) = self.layout.column_at(position) else {
                 continue;
             };
             let raw = trim(raw);
-            let kind = col.spec().kind;
             self.cells[col as usize] = if raw.is_empty() {
                 Cell::Blank
             } else {
