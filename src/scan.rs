@@ -26,7 +26,7 @@ use csv::ByteRecord;
 use rhai::Engine;
 
 use crate::engine::eval::{ChunkItem, Evaluator, Rendered, RowOutcome};
-use crate::engine::finding::{Finding, Severity};
+use crate::engine::finding::{FindingFields, Severity};
 use crate::engine::rule::RuleSet;
 use crate::report::header::Layout;
 use crate::report::reader::{ReportError, ReportReader};
@@ -59,7 +59,7 @@ pub struct ScanOptions {
 }
 
 /// Writes one finding as bytes, the way the output format does.
-pub type Render = fn(&Finding, &mut Vec<u8>);
+pub type Render = fn(&dyn FindingFields, &mut Vec<u8>);
 
 impl Default for ScanOptions {
     fn default() -> Self {

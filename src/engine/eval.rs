@@ -4,6 +4,7 @@
 //! reused row buffer, so evaluating a row allocates only for what the
 //! rules return.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope};
@@ -11,7 +12,9 @@ use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope};
 use csv::ByteRecord;
 
 use super::diagnostics::Diagnostic;
-use super::finding::{Evidence, EvidenceMap, Finding, Severity, finding_key};
+use super::finding::{
+    Evidence, EvidenceMap, EvidenceRef, Finding, FindingFields, Severity, finding_key,
+};
 use super::native::{NativeCheck, Value};
 use super::rule::{Rule, kind_name};
 use super::sandbox::Prop;
@@ -67,6 +70,70 @@ pub struct Rendered {
     /// Findings per rule.
     pub per_rule: Vec<(Arc<str>, u64)>,
     pub worst: Option<Severity>,
+}
+
+impl Rendered {
+    /// Counts one finding of rule `index` (of `rules`).
+    fn count(&mut self, index: usize, rules: &[&Rule], severity: Severity) {
+        if self.per_rule.is_empty() {
+            self.per_rule = rules.iter().map(|r| (r.id.clone(), 0)).collect();
+        }
+        self.per_rule[index].1 += 1;
+        self.worst = self.worst.max(Some(severity));
+    }
+}
+
+/// A finding rendered straight from its row (a rule's message, nothing
+/// more): the same fields [`finding`] would copy into a [`Finding`],
+/// borrowed.
+struct RowFinding<'a> {
+    names: &'a RuleNames,
+    severity: Severity,
+    row: &'a RowData,
+    group_key: &'a str,
+    message: &'a str,
+}
+
+impl FindingFields for RowFinding<'_> {
+    fn rule(&self) -> &str {
+        &self.names.id
+    }
+    fn severity(&self) -> Severity {
+        self.severity
+    }
+    fn key_parts(&self) -> [&str; 3] {
+        [&self.names.id, ":", self.group_key]
+    }
+    fn group_id(&self) -> Option<Cow<'_, str>> {
+        self.row.real_group_id()
+    }
+    fn group_name(&self) -> Option<Cow<'_, str>> {
+        self.row.text(Col::GroupDisplayName)
+    }
+    fn owner(&self) -> Option<Cow<'_, str>> {
+        self.row.text(Col::OwnerPrincipalName)
+    }
+    fn message(&self) -> &str {
+        self.message
+    }
+    fn line(&self) -> Option<u64> {
+        Some(self.row.line)
+    }
+    fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>)) {
+        for (name, prop) in &self.names.evidence {
+            let value = prop.value(self.row);
+            let value = match &value {
+                Value::Unit => EvidenceRef::Null,
+                Value::Bool(b) => EvidenceRef::Bool(*b),
+                Value::Int(i) => EvidenceRef::Int(*i),
+                Value::Float(f) => EvidenceRef::Float(*f),
+                Value::Str(s) => EvidenceRef::Text(s),
+                // Row properties are never maps.
+                Value::Map(_) => EvidenceRef::Null,
+            };
+            visit(name, value);
+        }
+    }
 }
 
 /// Evaluates the enabled rules against rows.
@@ -197,10 +264,27 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 let key = group_key.get_or_insert_with(|| row.group_key());
-                self.absorb(index, &row, key, checked, &mut outcome);
-            }
-            if let Some(render) = self.render {
-                self.render_findings(render, &mut outcome.findings);
+                match (self.render, checked) {
+                    // A message for a rendered scan: written straight from
+                    // the row, no `Finding` made.
+                    (Some(render), Checked::Message(message)) => {
+                        let finding = RowFinding {
+                            names: &self.names[index],
+                            severity: self.rules[index].severity,
+                            row: &row,
+                            group_key: key,
+                            message: &message,
+                        };
+                        render(&finding, &mut self.rendered.bytes);
+                        self.rendered.count(index, &self.rules, finding.severity);
+                    }
+                    (render, checked) => {
+                        self.absorb(index, &row, key, checked, &mut outcome);
+                        if let Some(render) = render {
+                            self.render_findings(render, &mut outcome.findings);
+                        }
+                    }
+                }
             }
             if self.track_groups || !outcome.findings.is_empty() || !outcome.failures.is_empty() {
                 outcome.group_key = group_key.unwrap_or_else(|| row.group_key());
@@ -224,19 +308,11 @@ impl<'a> Evaluator<'a> {
     }
 
     fn render_findings(&mut self, render: crate::scan::Render, findings: &mut Vec<Finding>) {
-        let rendered = &mut self.rendered;
-        if rendered.per_rule.is_empty() {
-            rendered.per_rule = self.rules.iter().map(|r| (r.id.clone(), 0)).collect();
-        }
         for finding in findings.drain(..) {
-            render(&finding, &mut rendered.bytes);
-            rendered.worst = rendered.worst.max(Some(finding.severity));
-            if let Some(slot) = rendered
-                .per_rule
-                .iter_mut()
-                .find(|(id, _)| **id == *finding.rule)
-            {
-                slot.1 += 1;
+            render(&finding, &mut self.rendered.bytes);
+            let index = self.rules.iter().position(|r| r.id == finding.rule);
+            if let Some(index) = index {
+                self.rendered.count(index, &self.rules, finding.severity);
             }
         }
     }

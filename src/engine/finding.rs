@@ -1,5 +1,6 @@
 //! What rules report.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -148,6 +149,78 @@ pub struct Finding {
     /// The report line of the group's row; `None` for tenant findings.
     pub line: Option<u64>,
     pub evidence: EvidenceMap,
+}
+
+/// An evidence value, borrowed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EvidenceRef<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(&'a str),
+}
+
+impl Evidence {
+    pub fn as_ref(&self) -> EvidenceRef<'_> {
+        match self {
+            Evidence::Null => EvidenceRef::Null,
+            Evidence::Bool(b) => EvidenceRef::Bool(*b),
+            Evidence::Int(i) => EvidenceRef::Int(*i),
+            Evidence::Float(f) => EvidenceRef::Float(*f),
+            Evidence::Text(t) => EvidenceRef::Text(t),
+        }
+    }
+}
+
+/// A finding's fields as writers read them. A [`Finding`] has them; so
+/// does a finding a worker renders straight from its row, without
+/// copying the row's text into a `Finding` first (see
+/// `engine::eval::Evaluator::render`).
+pub trait FindingFields {
+    fn rule(&self) -> &str;
+    fn severity(&self) -> Severity;
+    /// The key, in pieces to be written one after the other.
+    fn key_parts(&self) -> [&str; 3];
+    fn group_id(&self) -> Option<Cow<'_, str>>;
+    fn group_name(&self) -> Option<Cow<'_, str>>;
+    fn owner(&self) -> Option<Cow<'_, str>>;
+    fn message(&self) -> &str;
+    fn line(&self) -> Option<u64>;
+    /// Calls `visit` with each evidence name and value, in order.
+    fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>));
+}
+
+impl FindingFields for Finding {
+    fn rule(&self) -> &str {
+        &self.rule
+    }
+    fn severity(&self) -> Severity {
+        self.severity
+    }
+    fn key_parts(&self) -> [&str; 3] {
+        [&self.key, "", ""]
+    }
+    fn group_id(&self) -> Option<Cow<'_, str>> {
+        self.group_id.as_deref().map(Cow::Borrowed)
+    }
+    fn group_name(&self) -> Option<Cow<'_, str>> {
+        self.group_name.as_deref().map(Cow::Borrowed)
+    }
+    fn owner(&self) -> Option<Cow<'_, str>> {
+        self.owner.as_deref().map(Cow::Borrowed)
+    }
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn line(&self) -> Option<u64> {
+        self.line
+    }
+    fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>)) {
+        for (name, value) in &self.evidence.0 {
+            visit(name, value.as_ref());
+        }
+    }
 }
 
 /// The stable key of a finding.

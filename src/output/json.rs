@@ -3,7 +3,7 @@
 use std::io::{self, BufWriter, Write};
 
 use super::{FindingWriter, SummaryView};
-use crate::engine::finding::{Evidence, Finding};
+use crate::engine::finding::{EvidenceRef, Finding, FindingFields};
 use crate::scan::ScanSummary;
 use crate::state::Status;
 
@@ -13,46 +13,49 @@ use crate::state::Status;
 /// check. Written by hand because a big scan writes hundreds of thousands
 /// of findings and serde's string escaping, a byte at a time, was the
 /// largest cost of the writer thread.
-pub fn write_finding(finding: &Finding, status: Option<Status>, out: &mut Vec<u8>) {
+pub fn write_finding(finding: &dyn FindingFields, status: Option<Status>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"rule\":");
-    string(out, &finding.rule);
+    string(out, finding.rule());
     out.extend_from_slice(b",\"severity\":\"");
-    out.extend_from_slice(finding.severity.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"key\":");
-    string(out, &finding.key);
-    out.extend_from_slice(b",\"group_id\":");
-    optional_string(out, finding.group_id.as_deref());
+    out.extend_from_slice(finding.severity().as_str().as_bytes());
+    out.extend_from_slice(b"\",\"key\":\"");
+    for part in finding.key_parts() {
+        string_body(out, part);
+    }
+    out.extend_from_slice(b"\",\"group_id\":");
+    optional_string(out, finding.group_id().as_deref());
     out.extend_from_slice(b",\"group_name\":");
-    optional_string(out, finding.group_name.as_deref());
+    optional_string(out, finding.group_name().as_deref());
     out.extend_from_slice(b",\"owner\":");
-    optional_string(out, finding.owner.as_deref());
+    optional_string(out, finding.owner().as_deref());
     out.extend_from_slice(b",\"message\":");
-    string(out, &finding.message);
+    string(out, finding.message());
     out.extend_from_slice(b",\"line\":");
-    match finding.line {
+    match finding.line() {
         Some(line) => out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"evidence\":{");
-    for (index, (name, value)) in finding.evidence.0.iter().enumerate() {
-        if index > 0 {
+    let mut first = true;
+    finding.evidence(&mut |name, value| {
+        if !std::mem::take(&mut first) {
             out.push(b',');
         }
         string(out, name);
         out.push(b':');
         match value {
-            Evidence::Null => out.extend_from_slice(b"null"),
-            Evidence::Bool(true) => out.extend_from_slice(b"true"),
-            Evidence::Bool(false) => out.extend_from_slice(b"false"),
-            Evidence::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            EvidenceRef::Null => out.extend_from_slice(b"null"),
+            EvidenceRef::Bool(true) => out.extend_from_slice(b"true"),
+            EvidenceRef::Bool(false) => out.extend_from_slice(b"false"),
+            EvidenceRef::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
             // Rare: serde_json's own float form (shortest round trip, null
             // for NaN and infinities).
-            Evidence::Float(f) => {
-                let _ = serde_json::to_writer(&mut *out, f);
+            EvidenceRef::Float(f) => {
+                let _ = serde_json::to_writer(&mut *out, &f);
             }
-            Evidence::Text(text) => string(out, text),
+            EvidenceRef::Text(text) => string(out, text),
         }
-    }
+    });
     out.push(b'}');
     if let Some(status) = status {
         out.extend_from_slice(b",\"status\":\"");
@@ -63,7 +66,7 @@ pub fn write_finding(finding: &Finding, status: Option<Status>, out: &mut Vec<u8
 }
 
 /// One JSON line of a finding without status.
-pub fn render_line(finding: &Finding, out: &mut Vec<u8>) {
+pub fn render_line(finding: &dyn FindingFields, out: &mut Vec<u8>) {
     write_finding(finding, None, out);
     out.push(b'\n');
 }
@@ -78,17 +81,21 @@ fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
 /// A JSON string: `"`, `\\` and control characters escaped as serde_json
 /// does; everything else copied as it is.
 fn string(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    string_body(out, text);
+    out.push(b'"');
+}
+
+/// The inside of a JSON string (no quotes).
+fn string_body(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
     // Nearly all text needs no escape and is copied whole.
     if is_clean(bytes) {
-        out.reserve(bytes.len() + 2);
-        out.push(b'"');
         out.extend_from_slice(bytes);
-        out.push(b'"');
         return;
     }
-    out.push(b'"');
+    let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
     let mut start = 0;
     while let Some(offset) = bytes[start..].iter().position(|&b| needs(b)) {
         let at = start + offset;
@@ -112,7 +119,6 @@ fn string(out: &mut Vec<u8>, text: &str) {
         start = at + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// No byte of `bytes` needs a JSON escape. Tested eight bytes at a time:
@@ -240,7 +246,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::finding::{EvidenceMap, Severity};
+    use crate::engine::finding::{Evidence, EvidenceMap, Severity};
     use crate::output::FindingWithStatus;
 
     fn finding(text: &str) -> Finding {
