@@ -225,7 +225,15 @@ fn is_hash_shaped_bytes(text: &[u8]) -> bool {
 }
 
 fn trim(raw: &[u8]) -> &[u8] {
-    raw.trim_ascii()
+    // Most cells have no surrounding spaces: two byte tests settle it.
+    match (raw.first(), raw.last()) {
+        (Some(first), Some(last))
+            if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
+        {
+            raw
+        }
+        _ => raw.trim_ascii(),
+    }
 }
 
 fn expectation(kind: Kind) -> &'static str {
@@ -264,11 +272,22 @@ fn parse_int(raw: &[u8]) -> Option<i64> {
         return None;
     }
     let mut value: i64 = 0;
-    for &byte in digits {
-        if !byte.is_ascii_digit() {
-            return None;
+    if digits.len() <= 18 {
+        // 18 digits cannot overflow: no checked arithmetic per digit.
+        for &byte in digits {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + i64::from(digit);
         }
-        value = value.checked_mul(10)?.checked_add(i64::from(byte - b'0'))?;
+    } else {
+        for &byte in digits {
+            if !byte.is_ascii_digit() {
+                return None;
+            }
+            value = value.checked_mul(10)?.checked_add(i64::from(byte - b'0'))?;
+        }
     }
     Some(if negative { -value } else { value })
 }
