@@ -71,6 +71,12 @@ pub fn render_line(finding: &dyn FindingFields, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// One element of the JSON document's findings array, after its `,\n`.
+pub fn render_element(finding: &dyn FindingFields, out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\n");
+    write_finding(finding, None, out);
+}
+
 fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
     match text {
         Some(text) => string(out, text),
@@ -226,6 +232,24 @@ impl FindingWriter for JsonWriter {
 
     fn write_with_status(&mut self, finding: &Finding, status: Status) -> io::Result<()> {
         self.element(finding, Some(status))
+    }
+
+    fn render(&self) -> Option<crate::scan::Render> {
+        Some(render_element)
+    }
+
+    /// Elements rendered by [`render_element`], each after `,\n`: the very
+    /// first separator becomes the document's opening instead.
+    fn write_rendered(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let bytes = if self.count == 0 {
+            self.out.write_all(b"{\"findings\":[\n")?;
+            bytes.strip_prefix(b",\n").unwrap_or(bytes)
+        } else {
+            bytes
+        };
+        self.count += 1;
+        self.out.flush()?;
+        self.out.get_mut().write_all(bytes)
     }
 
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {
