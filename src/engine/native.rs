@@ -124,8 +124,6 @@ pub struct Bail;
 
 type Eval<'a> = Result<Value<'a>, Bail>;
 
-const INLINE_LOCALS: usize = 8;
-
 /// A rule's `check`, compiled.
 #[derive(Debug)]
 pub struct NativeCheck {
@@ -189,15 +187,16 @@ impl NativeCheck {
 
     /// Runs `check` on `row`: what it returned, or [`Bail`].
     pub fn check<'a>(&'a self, row: &'a RowData) -> Eval<'a> {
-        // Locals live on the stack unless a rule has many.
-        let mut inline: [Value<'a>; INLINE_LOCALS] = Default::default();
-        let mut heap = Vec::new();
-        let locals: &mut [Value<'a>] = if self.locals <= INLINE_LOCALS {
-            &mut inline
-        } else {
-            heap.resize(self.locals, Value::Unit);
-            &mut heap
-        };
+        // Locals live on the stack, in an array no larger than needed.
+        match self.locals {
+            0 => self.run(row, &mut []),
+            1..=2 => self.run(row, &mut <[Value<'a>; 2]>::default()),
+            3..=8 => self.run(row, &mut <[Value<'a>; 8]>::default()),
+            n => self.run(row, &mut vec![Value::Unit; n]),
+        }
+    }
+
+    fn run<'a>(&'a self, row: &'a RowData, locals: &mut [Value<'a>]) -> Eval<'a> {
         let mut cx = Cx {
             row,
             locals,

@@ -134,20 +134,23 @@ fn is_clean(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+    let dirty = |w: u64| {
         let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
         let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
         let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
-        if control | quote | backslash != 0 {
+        control | quote | backslash != 0
+    };
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        if dirty(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
             return false;
         }
     }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+    // The last few bytes, padded with spaces (which need no escape).
+    let tail = words.remainder();
+    let mut last = [b' '; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    !dirty(u64::from_le_bytes(last))
 }
 
 pub struct JsonLinesWriter {
