@@ -132,7 +132,8 @@ pub enum ScanError {
 }
 
 /// Streams the report through the enabled rules. `sink` sees each row's
-/// outcome and each row error in report order; an error from the sink
+/// outcome (or, with [`ScanOptions::render`], each chunk's rendered
+/// findings) and each row error in report order; an error from the sink
 /// stops the scan.
 pub fn scan<R: Read + Send>(
     mut reader: ReportReader<R>,
@@ -149,8 +150,10 @@ pub fn scan<R: Read + Send>(
         let mut chunk = Chunk::default();
         loop {
             let more = chunk.fill(&mut reader)?;
-            let (done, records) = process_chunk(&mut evaluator, chunk);
+            let (mut done, records) = process_chunk(&mut evaluator, chunk);
             let stop = tally.deliver(&done, sink)?;
+            // As in the parallel path, the render buffer goes round.
+            evaluator.render_into(std::mem::take(&mut done.rendered.bytes));
             chunk = Chunk {
                 seq: done.seq + 1,
                 records,

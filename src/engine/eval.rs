@@ -121,17 +121,7 @@ impl FindingFields for RowFinding<'_> {
     }
     fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>)) {
         for (name, prop) in &self.names.evidence {
-            let value = prop.value(self.row);
-            let value = match &value {
-                Value::Unit => EvidenceRef::Null,
-                Value::Bool(b) => EvidenceRef::Bool(*b),
-                Value::Int(i) => EvidenceRef::Int(*i),
-                Value::Float(f) => EvidenceRef::Float(*f),
-                Value::Str(s) => EvidenceRef::Text(s),
-                // Row properties are never maps.
-                Value::Map(_) => EvidenceRef::Null,
-            };
-            visit(name, value);
+            visit(name, prop_evidence(&prop.value(self.row)));
         }
     }
 }
@@ -281,7 +271,7 @@ impl<'a> Evaluator<'a> {
                     (render, checked) => {
                         self.absorb(index, &row, key, checked, &mut outcome);
                         if let Some(render) = render {
-                            self.render_findings(render, &mut outcome.findings);
+                            self.render_findings(render, index, &mut outcome.findings);
                         }
                     }
                 }
@@ -307,13 +297,16 @@ impl<'a> Evaluator<'a> {
         std::mem::take(&mut self.rendered)
     }
 
-    fn render_findings(&mut self, render: crate::scan::Render, findings: &mut Vec<Finding>) {
+    /// Renders and drops the findings rule `index` just added.
+    fn render_findings(
+        &mut self,
+        render: crate::scan::Render,
+        index: usize,
+        findings: &mut Vec<Finding>,
+    ) {
         for finding in findings.drain(..) {
             render(&finding, &mut self.rendered.bytes);
-            let index = self.rules.iter().position(|r| r.id == finding.rule);
-            if let Some(index) = index {
-                self.rendered.count(index, &self.rules, finding.severity);
-            }
+            self.rendered.count(index, &self.rules, finding.severity);
         }
     }
 
@@ -582,7 +575,7 @@ fn finding(names: &RuleNames, row: &RowData, group_key: &str, reported: Reported
     for (name, prop) in &names.evidence {
         all_evidence
             .0
-            .push((Arc::clone(name), prop_evidence(prop.value(row))));
+            .push((Arc::clone(name), prop_evidence(&prop.value(row)).to_owned()));
     }
     for (name, value) in evidence.0 {
         all_evidence.set(name, value);
@@ -605,15 +598,17 @@ fn finding(names: &RuleNames, row: &RowData, group_key: &str, reported: Reported
     }
 }
 
-/// A row property's value as evidence.
-fn prop_evidence(value: Value<'_>) -> Evidence {
+/// A row property's value as evidence: one conversion for findings built
+/// as [`Finding`]s and for those rendered straight from the row.
+fn prop_evidence<'v>(value: &'v Value<'_>) -> EvidenceRef<'v> {
     match value {
-        Value::Unit => Evidence::Null,
-        Value::Bool(b) => Evidence::Bool(b),
-        Value::Int(i) => Evidence::Int(i),
-        Value::Float(f) => Evidence::Float(f),
-        Value::Str(s) => Evidence::Text(s.into_owned()),
-        other => to_evidence(&other.into_dynamic()),
+        Value::Unit => EvidenceRef::Null,
+        Value::Bool(b) => EvidenceRef::Bool(*b),
+        Value::Int(i) => EvidenceRef::Int(*i),
+        Value::Float(f) => EvidenceRef::Float(*f),
+        Value::Str(s) => EvidenceRef::Text(s),
+        // Row properties are never maps.
+        Value::Map(_) => EvidenceRef::Null,
     }
 }
 

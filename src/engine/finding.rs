@@ -173,6 +173,18 @@ impl Evidence {
     }
 }
 
+impl EvidenceRef<'_> {
+    pub fn to_owned(self) -> Evidence {
+        match self {
+            EvidenceRef::Null => Evidence::Null,
+            EvidenceRef::Bool(b) => Evidence::Bool(b),
+            EvidenceRef::Int(i) => Evidence::Int(i),
+            EvidenceRef::Float(f) => Evidence::Float(f),
+            EvidenceRef::Text(t) => Evidence::Text(t.to_owned()),
+        }
+    }
+}
+
 /// A finding's fields as writers read them. A [`Finding`] has them; so
 /// does a finding a worker renders straight from its row, without
 /// copying the row's text into a `Finding` first (see

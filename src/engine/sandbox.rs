@@ -13,7 +13,7 @@ use super::native::Value;
 
 use super::config::Limits;
 use super::rule::Params;
-use crate::report::header::{COLUMNS, Col, Kind};
+use crate::report::header::{Col, Kind};
 use crate::report::row::{Cell, Row, RowData};
 
 /// Properties of a row besides its columns: (name, type, doc, example).
@@ -46,10 +46,7 @@ pub const DERIVED_PROPERTIES: &[(&str, &str, &str, &str)] = &[
 
 /// Every property name `row.<name>` accepts.
 pub fn row_property_names() -> impl Iterator<Item = &'static str> {
-    COLUMNS
-        .iter()
-        .map(|c| c.field)
-        .chain(DERIVED_PROPERTIES.iter().map(|d| d.0))
+    Prop::all().map(Prop::name)
 }
 
 /// Builds the sandboxed engine with the row API and helper functions.
@@ -276,6 +273,16 @@ pub fn runtime_error(message: String) -> Box<EvalAltResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_derived_properties_are_the_ones_rows_have() {
+        let derived: Vec<&str> = Prop::all()
+            .filter(|p| !matches!(p, Prop::Column(_)))
+            .map(Prop::name)
+            .collect();
+        let documented: Vec<&str> = DERIVED_PROPERTIES.iter().map(|d| d.0).collect();
+        assert_eq!(derived, documented);
+    }
 
     #[test]
     fn formats_bytes_in_decimal_units() {

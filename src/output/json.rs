@@ -153,6 +153,13 @@ fn is_clean(bytes: &[u8]) -> bool {
     !dirty(u64::from_le_bytes(last))
 }
 
+/// A chunk of rendered findings goes out in one write, not copied into
+/// the buffer first.
+fn write_through(out: &mut BufWriter<Box<dyn Write>>, bytes: &[u8]) -> io::Result<()> {
+    out.flush()?;
+    out.get_mut().write_all(bytes)
+}
+
 pub struct JsonLinesWriter {
     out: BufWriter<Box<dyn Write>>,
     line: Vec<u8>,
@@ -188,9 +195,7 @@ impl FindingWriter for JsonLinesWriter {
     }
 
     fn write_rendered(&mut self, bytes: &[u8]) -> io::Result<()> {
-        // A chunk's lines go out in one write, not copied into the buffer.
-        self.out.flush()?;
-        self.out.get_mut().write_all(bytes)
+        write_through(&mut self.out, bytes)
     }
 
     fn finish(&mut self, _summary: &ScanSummary) -> io::Result<()> {
@@ -251,8 +256,7 @@ impl FindingWriter for JsonWriter {
             bytes
         };
         self.count += 1;
-        self.out.flush()?;
-        self.out.get_mut().write_all(bytes)
+        write_through(&mut self.out, bytes)
     }
 
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {
