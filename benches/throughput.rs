@@ -10,12 +10,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use csv::ByteRecord;
 use groupwarden::engine::config::RulesConfig;
 use groupwarden::engine::eval::Evaluator;
 use groupwarden::engine::rule::RuleSet;
 use groupwarden::engine::sandbox::build_engine;
 use groupwarden::output::json::render_line;
+use groupwarden::report::reader::Record;
 use groupwarden::report::reader::ReportReader;
 use groupwarden::report::row::RowData;
 use groupwarden::report::stats::ReportStats;
@@ -89,7 +89,7 @@ fn main() {
 
     let started = Instant::now();
     let mut reader = ReportReader::new(&data[..], "synthetic").unwrap();
-    let mut record = ByteRecord::new();
+    let mut record = Record::default();
     let mut row = RowData::empty(reader.layout().clone());
     let mut parsed = 0;
     while let Some(line) = reader.read_record(&mut record).unwrap() {
@@ -109,7 +109,7 @@ fn main() {
             Evaluator::new(&engine, [rule], RowData::empty(reader.layout().clone()));
         evaluator.track_groups = false;
         evaluator.fast_path = fast_path;
-        let mut chunk: Vec<(u64, ByteRecord)> = (0..512).map(|_| (0, ByteRecord::new())).collect();
+        let mut chunk: Vec<(u64, Record)> = (0..512).map(|_| (0, Record::default())).collect();
         let mut stats = ReportStats::default();
         let mut items = Vec::new();
         loop {

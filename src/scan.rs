@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use csv::ByteRecord;
+use crate::report::reader::Record;
 use rhai::Engine;
 
 use crate::engine::eval::{ChunkItem, Evaluator, Rendered, RowOutcome};
@@ -173,7 +173,7 @@ pub fn scan<R: Read + Send>(
 #[derive(Default)]
 struct Chunk {
     seq: u64,
-    records: Vec<(u64, ByteRecord)>,
+    records: Vec<(u64, Record)>,
     len: usize,
 }
 
@@ -183,7 +183,7 @@ impl Chunk {
         self.len = 0;
         while self.len < CHUNK_ROWS {
             if self.records.len() == self.len {
-                self.records.push((0, ByteRecord::new()));
+                self.records.push((0, Record::default()));
             }
             let slot = &mut self.records[self.len];
             match reader.read_record(&mut slot.1)? {
@@ -222,7 +222,7 @@ fn evaluator<'a>(
 fn process_chunk(
     evaluator: &mut Evaluator<'_>,
     mut chunk: Chunk,
-) -> (ChunkDone, Vec<(u64, ByteRecord)>) {
+) -> (ChunkDone, Vec<(u64, Record)>) {
     let mut items = Vec::new();
     let mut stats = ReportStats::default();
     evaluator.evaluate_chunk(&mut chunk.records[..chunk.len], &mut stats, &mut items);

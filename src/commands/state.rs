@@ -5,7 +5,7 @@
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
-use csv::ByteRecord;
+use crate::report::reader::Record;
 use jiff::{Timestamp, Zoned};
 
 use super::Error;
@@ -253,10 +253,10 @@ pub fn print_changes(path: &Path, changes: &Changes, out: &mut dyn Write) -> std
 fn first_refresh_date(head: &[u8], at_end: bool) -> Option<String> {
     let mut reader = ReportReader::new(head, "head").ok()?;
     let position = reader.layout().position(Col::ReportRefreshDate)?;
-    let mut record = ByteRecord::new();
+    let mut record = Record::default();
     reader.read_record(&mut record).ok()??;
     if !at_end {
-        reader.read_record(&mut ByteRecord::new()).ok()??;
+        reader.read_record(&mut Record::default()).ok()??;
     }
     parse_day(record.get(position)?.trim_ascii()).map(format_day)
 }

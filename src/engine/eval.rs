@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope};
 
-use csv::ByteRecord;
+use crate::report::reader::Record;
 
 use super::diagnostics::Diagnostic;
 use super::finding::{
@@ -223,7 +223,7 @@ impl<'a> Evaluator<'a> {
     /// exchange, to be refilled).
     pub fn evaluate_chunk(
         &mut self,
-        records: &mut [(u64, ByteRecord)],
+        records: &mut [(u64, Record)],
         stats: &mut ReportStats,
         out: &mut Vec<ChunkItem>,
     ) {

@@ -908,7 +908,7 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
-    use csv::ByteRecord;
+    use crate::report::reader::Record;
     use rhai::Scope;
 
     use super::*;
@@ -982,7 +982,7 @@ mod tests {
                 })
                 .collect();
             let mut row = RowData::empty(Arc::clone(&layout));
-            row.record = ByteRecord::from(cells);
+            row.record = Record::from(cells);
             if row.parse(line + 2).is_ok() {
                 rows.push(Arc::new(row));
             }

@@ -24,7 +24,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use csv::ByteRecord;
+use crate::report::reader::Record;
 use regex::Regex;
 use rhai::Engine;
 use serde::Deserialize;
@@ -697,7 +697,7 @@ fn evaluate_rows(
     for (index, cells) in case.rows.iter().enumerate() {
         let line = index as u64 + 2;
         let row = evaluator.row_mut();
-        row.record = ByteRecord::from(cells.iter().map(String::as_str).collect::<Vec<_>>());
+        row.record = Record::from(cells.iter().map(String::as_str).collect::<Vec<_>>());
         row.parse(line)
             .map_err(|e| format!("the test row cannot be read: {e}"))?;
         stats.add_row(row);
@@ -849,7 +849,7 @@ fn check(row, params) {
             .iter()
             .map(|&c| test_default(c, 1).unwrap_or_default())
             .collect();
-        row.record = ByteRecord::from(cells.iter().map(String::as_str).collect::<Vec<_>>());
+        row.record = Record::from(cells.iter().map(String::as_str).collect::<Vec<_>>());
         row.parse(2).unwrap();
         assert_eq!(row.days_since_activity(), Some(0));
         assert!(!row.is_deleted() && !row.is_concealed());

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use csv::ByteRecord;
+use crate::report::reader::Record;
 
 use super::date::parse_day;
 use super::header::{COLUMN_COUNT, Col, Kind, Layout};
@@ -51,7 +51,7 @@ impl fmt::Display for RowError {
 #[derive(Clone, Debug)]
 pub struct RowData {
     pub line: u64,
-    pub record: ByteRecord,
+    pub record: Record,
     pub cells: [Cell; COLUMN_COUNT],
     pub layout: Arc<Layout>,
 }
@@ -65,7 +65,7 @@ impl RowData {
     pub fn empty(layout: Arc<Layout>) -> RowData {
         RowData {
             line: 0,
-            record: ByteRecord::new(),
+            record: Record::default(),
             cells: [Cell::Blank; COLUMN_COUNT],
             layout,
         }
@@ -311,7 +311,7 @@ mod tests {
     fn row(fields: &[&str]) -> Result<RowData, RowError> {
         let layout = Arc::new(Layout::from_headers(HEADER).unwrap());
         let mut data = RowData::empty(layout);
-        data.record = ByteRecord::from(fields.to_vec());
+        data.record = Record::from(fields.to_vec());
         data.parse(7).map(|_| data)
     }
 

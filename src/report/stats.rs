@@ -231,7 +231,7 @@ impl ReportStats {
 mod tests {
     use std::sync::Arc;
 
-    use csv::ByteRecord;
+    use crate::report::reader::Record;
 
     use super::*;
     use crate::report::header::Layout;
@@ -278,8 +278,7 @@ mod tests {
                     (line * 400).to_string(),
                     format!("id-{line}"),
                 ];
-                row.record =
-                    ByteRecord::from(fields.iter().map(String::as_str).collect::<Vec<_>>());
+                row.record = Record::from(fields.iter().map(String::as_str).collect::<Vec<_>>());
                 row.parse(line).unwrap();
                 row
             })

@@ -76,7 +76,7 @@ fn describe_report(path: &Path) -> (Option<String>, Option<String>) {
         return (None, None);
     };
     let layout = reader.layout().clone();
-    let mut record = csv::ByteRecord::new();
+    let mut record = crate::report::reader::Record::default();
     if !matches!(reader.read_record(&mut record), Ok(Some(_))) {
         return (None, None);
     }
