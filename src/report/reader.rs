@@ -43,6 +43,8 @@ pub struct Record {
     bytes: Vec<u8>,
     /// Where each field ends in `bytes`; the next starts one byte later.
     ends: Vec<usize>,
+    /// Some field may hold `#` (and so the report's `#QUOT#` escape).
+    has_hash: bool,
 }
 
 impl Record {
@@ -76,9 +78,15 @@ impl Record {
         })
     }
 
+    /// Whether some field may hold a `#`; when false none does.
+    pub fn may_hold_hash(&self) -> bool {
+        self.has_hash
+    }
+
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
+        self.has_hash = false;
     }
 
     /// Appends a field.
@@ -87,37 +95,44 @@ impl Record {
             self.bytes.push(b',');
         }
         self.bytes.extend_from_slice(field);
+        self.has_hash |= field.contains(&b'#');
         self.ends.push(self.bytes.len());
     }
 
     /// Replaces the record with the fields of `line`, which holds no quote
     /// and no line break: split at every comma.
-    fn set_unquoted(&mut self, line: &[u8]) {
+    pub(crate) fn set_unquoted(&mut self, line: &[u8]) {
         const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
         const LOW7: u64 = 0x7f * ONES;
-        const COMMAS: u64 = b',' as u64 * ONES;
+        // The high bit of each byte of `x` that is zero; exact, as no
+        // byte's sum carries into the next.
+        let zero_bytes = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
         self.bytes.clear();
         self.bytes.extend_from_slice(line);
-        self.ends.clear();
-        let mut words = line.chunks_exact(8);
+        // A local vector: pushes need not reload it through `self`.
+        let mut ends = std::mem::take(&mut self.ends);
+        ends.clear();
+        let (words, tail) = line.as_chunks::<8>();
+        let mut hashes = 0;
         let mut at = 0;
-        for word in words.by_ref() {
-            let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ COMMAS;
-            // The high bit of each byte that was a comma (now zero); exact,
-            // as no byte's sum carries into the next.
-            let mut commas = !(((x & LOW7) + LOW7) | x | LOW7);
+        for word in words {
+            let word = u64::from_le_bytes(*word);
+            let mut commas = zero_bytes(word ^ (u64::from(b',') * ONES));
+            hashes |= zero_bytes(word ^ (u64::from(b'#') * ONES));
             while commas != 0 {
-                self.ends.push(at + commas.trailing_zeros() as usize / 8);
+                ends.push(at + commas.trailing_zeros() as usize / 8);
                 commas &= commas - 1;
             }
             at += 8;
         }
-        for (i, &byte) in words.remainder().iter().enumerate() {
+        for (i, &byte) in tail.iter().enumerate() {
             if byte == b',' {
-                self.ends.push(at + i);
+                ends.push(at + i);
             }
         }
-        self.ends.push(line.len());
+        self.has_hash = hashes != 0 || tail.contains(&b'#');
+        ends.push(line.len());
+        self.ends = ends;
     }
 }
 

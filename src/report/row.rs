@@ -145,12 +145,8 @@ impl RowData {
         if raw.is_empty() {
             return None;
         }
-        // Valid UTF-8 (nearly always) is borrowed as it is.
-        let text = match std::str::from_utf8(raw) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(raw),
-        };
-        if raw.contains(&b'#') && text.contains("#QUOT#") {
+        let text = as_text(raw);
+        if self.record.may_hold_hash() && text.contains("#QUOT#") {
             return Some(Cow::Owned(text.replace("#QUOT#", "\"")));
         }
         Some(text)
@@ -224,16 +220,31 @@ fn is_hash_shaped_bytes(text: &[u8]) -> bool {
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
 
-fn trim(raw: &[u8]) -> &[u8] {
-    // Most cells have no surrounding spaces: two byte tests settle it.
-    match (raw.first(), raw.last()) {
-        (Some(first), Some(last))
-            if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
-        {
-            raw
-        }
-        _ => raw.trim_ascii(),
+/// A cell's bytes as text: borrowed when valid UTF-8 (nearly always),
+/// else with invalid sequences replaced.
+fn as_text(raw: &[u8]) -> Cow<'_, str> {
+    if raw.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8. (Names, ids and addresses are
+        // nearly always ASCII; `std::str::from_utf8` would check them
+        // again at several times the cost of `is_ascii` on short cells.)
+        return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) });
     }
+    String::from_utf8_lossy(raw)
+}
+
+fn trim(raw: &[u8]) -> &[u8] {
+    if is_padded(raw) {
+        raw.trim_ascii()
+    } else {
+        raw
+    }
+}
+
+/// Whether a cell may need trimming. Most cells have no surrounding
+/// spaces: two byte tests settle it.
+fn is_padded(raw: &[u8]) -> bool {
+    !matches!((raw.first(), raw.last()),
+        (Some(first), Some(last)) if !first.is_ascii_whitespace() && !last.is_ascii_whitespace())
 }
 
 fn expectation(kind: Kind) -> &'static str {
@@ -410,5 +421,41 @@ mod tests {
         assert_eq!(parse_int(b"9223372036854775808"), None);
         assert_eq!(parse_int(b"-3"), Some(-3));
         assert_eq!(parse_int(b"1.5"), None);
+    }
+
+    #[test]
+    fn text_is_read_as_the_report_wrote_it() {
+        let layout = Arc::new(Layout::from_headers(HEADER).unwrap());
+        let mut data = RowData::empty(layout);
+        let fields: Vec<&[u8]> = vec![
+            b"2026-11-25",
+            b" Caf\xc3\xa9 \xe2\x9c\x93 ",
+            b"False",
+            b"bad \xff byte",
+            b"",
+            b"",
+            b"",
+            b"",
+            b"#QUOT#quoted#QUOT#",
+        ];
+        data.record = Record::from(fields);
+        data.parse(2).unwrap();
+        assert_eq!(
+            data.text(Col::GroupDisplayName).unwrap(),
+            "Caf\u{e9} \u{2713}"
+        );
+        assert_eq!(
+            data.text(Col::OwnerPrincipalName).unwrap(),
+            "bad \u{fffd} byte"
+        );
+        assert_eq!(data.text(Col::GroupId).unwrap(), "\"quoted\"");
+        // A split line knows whether it holds a `#` at all.
+        let mut record = Record::default();
+        record.set_unquoted(b"a,b,#QUOT#");
+        assert!(record.may_hold_hash());
+        record.set_unquoted(b"0123456789,abcdef#,x");
+        assert!(record.may_hold_hash());
+        record.set_unquoted(b"0123456789,abcdef,x");
+        assert!(!record.may_hold_hash());
     }
 }
