@@ -13,7 +13,7 @@ use crate::report::reader::Record;
 
 use super::diagnostics::Diagnostic;
 use super::finding::{
-    Evidence, EvidenceMap, EvidenceRef, Finding, FindingFields, Severity, finding_key,
+    Evidence, EvidenceMap, EvidenceRef, Finding, FindingFields, PreparedJson, Severity, finding_key,
 };
 use super::native::{NativeCheck, Value};
 use super::rule::{Rule, kind_name};
@@ -123,6 +123,10 @@ impl FindingFields for RowFinding<'_> {
         for (name, prop) in &self.names.evidence {
             visit(name, prop_evidence(&prop.value(self.row)));
         }
+    }
+    fn prepared_json(&self) -> Option<&PreparedJson> {
+        // Built for the rule's own severity, which a message finding has.
+        Some(&self.names.json)
     }
 }
 
@@ -401,17 +405,26 @@ impl Checked {
 struct RuleNames {
     id: Arc<str>,
     evidence: Vec<(Arc<str>, Prop)>,
+    /// The JSON every finding [`RowFinding`] renders for the rule shares.
+    json: PreparedJson,
 }
 
 impl RuleNames {
     fn new(rule: &Rule) -> RuleNames {
+        let evidence: Vec<(Arc<str>, Prop)> = rule
+            .evidence_fields
+            .iter()
+            .filter_map(|field| Some((Arc::from(*field), Prop::named(field)?)))
+            .collect();
         RuleNames {
             id: Arc::from(&*rule.id),
-            evidence: rule
-                .evidence_fields
-                .iter()
-                .filter_map(|field| Some((Arc::from(*field), Prop::named(field)?)))
-                .collect(),
+            json: PreparedJson::new(
+                &rule.id,
+                rule.severity,
+                [&rule.id, ":"],
+                evidence.iter().map(|(name, _)| &**name),
+            ),
+            evidence,
         }
     }
 }

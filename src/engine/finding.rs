@@ -185,6 +185,8 @@ impl EvidenceRef<'_> {
     }
 }
 
+pub use crate::output::json::PreparedJson;
+
 /// A finding's fields as writers read them. A [`Finding`] has them; so
 /// does a finding a worker renders straight from its row, without
 /// copying the row's text into a `Finding` first (see
@@ -201,6 +203,12 @@ pub trait FindingFields {
     fn line(&self) -> Option<u64>;
     /// Calls `visit` with each evidence name and value, in order.
     fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>));
+    /// The JSON of what every finding of this kind shares (rule, severity,
+    /// the key's first two parts, evidence names), written once per rule;
+    /// `None` (the default) has writers write those fields themselves.
+    fn prepared_json(&self) -> Option<&PreparedJson> {
+        None
+    }
 }
 
 impl FindingFields for Finding {

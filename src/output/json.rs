@@ -3,7 +3,7 @@
 use std::io::{self, BufWriter, Write};
 
 use super::{FindingWriter, SummaryView};
-use crate::engine::finding::{EvidenceRef, Finding, FindingFields};
+use crate::engine::finding::{EvidenceRef, Finding, FindingFields, Severity};
 use crate::scan::ScanSummary;
 use crate::state::Status;
 
@@ -14,14 +14,18 @@ use crate::state::Status;
 /// of findings and serde's string escaping, a byte at a time, was the
 /// largest cost of the writer thread.
 pub fn write_finding(finding: &dyn FindingFields, status: Option<Status>, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"rule\":");
-    string(out, finding.rule());
-    out.extend_from_slice(b",\"severity\":\"");
-    out.extend_from_slice(finding.severity().as_str().as_bytes());
-    out.extend_from_slice(b"\",\"key\":\"");
-    for part in finding.key_parts() {
-        string_body(out, part);
+    let prepared = finding.prepared_json();
+    let [rule_part, separator, group_part] = finding.key_parts();
+    match prepared {
+        Some(prepared) => out.extend_from_slice(&prepared.head),
+        None => write_head(
+            out,
+            finding.rule(),
+            finding.severity(),
+            [rule_part, separator],
+        ),
     }
+    string_body(out, group_part);
     out.extend_from_slice(b"\",\"group_id\":");
     optional_string(out, finding.group_id().as_deref());
     out.extend_from_slice(b",\"group_name\":");
@@ -36,13 +40,16 @@ pub fn write_finding(finding: &dyn FindingFields, status: Option<Status>, out: &
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"evidence\":{");
-    let mut first = true;
+    let mut index = 0;
     finding.evidence(&mut |name, value| {
-        if !std::mem::take(&mut first) {
+        if index > 0 {
             out.push(b',');
         }
-        string(out, name);
-        out.push(b':');
+        match prepared.and_then(|p| p.evidence_keys.get(index)) {
+            Some(key) => out.extend_from_slice(key),
+            None => write_key(out, name),
+        }
+        index += 1;
         match value {
             EvidenceRef::Null => out.extend_from_slice(b"null"),
             EvidenceRef::Bool(true) => out.extend_from_slice(b"true"),
@@ -63,6 +70,62 @@ pub fn write_finding(finding: &dyn FindingFields, status: Option<Status>, out: &
         out.push(b'"');
     }
     out.push(b'}');
+}
+
+/// `{"rule":…,"severity":…,"key":"` and the key's first parts.
+fn write_head(out: &mut Vec<u8>, rule: &str, severity: Severity, key_start: [&str; 2]) {
+    out.extend_from_slice(b"{\"rule\":");
+    string(out, rule);
+    out.extend_from_slice(b",\"severity\":\"");
+    out.extend_from_slice(severity.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"key\":\"");
+    for part in key_start {
+        string_body(out, part);
+    }
+}
+
+/// `"name":`
+fn write_key(out: &mut Vec<u8>, name: &str) {
+    string(out, name);
+    out.push(b':');
+}
+
+/// The JSON of what all findings a rule renders from its rows share,
+/// written once when the rule is loaded instead of for every finding (see
+/// [`FindingFields::prepared_json`]).
+#[derive(Clone, Debug)]
+pub struct PreparedJson {
+    /// `{"rule":…,"severity":…,"key":"` and the key's first two parts.
+    head: Vec<u8>,
+    /// `"name":` of each evidence field, in the order the finding's
+    /// `evidence` visits them.
+    evidence_keys: Vec<Vec<u8>>,
+}
+
+impl PreparedJson {
+    /// For findings of `rule` at `severity` whose key starts with
+    /// `key_start` and whose evidence fields are `evidence`, in order.
+    pub fn new<'a>(
+        rule: &str,
+        severity: Severity,
+        key_start: [&str; 2],
+        evidence: impl IntoIterator<Item = &'a str>,
+    ) -> PreparedJson {
+        let mut head = Vec::new();
+        write_head(&mut head, rule, severity, key_start);
+        let evidence_keys = evidence
+            .into_iter()
+            .map(|name| {
+                let mut key = Vec::new();
+                write_key(&mut key, name);
+                key
+            })
+            .collect();
+        PreparedJson {
+            head,
+            evidence_keys,
+        }
+    }
 }
 
 /// One JSON line of a finding without status.
@@ -274,6 +337,7 @@ impl FindingWriter for JsonWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
     use std::sync::Arc;
 
     use super::*;
@@ -327,6 +391,57 @@ mod tests {
                     assert_eq!(is_clean(&text), expected, "{len} {at} {byte:#x}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn prepared_rule_json_writes_the_same_bytes() {
+        /// A finding with its rule's JSON prepared, as the evaluator's
+        /// findings rendered from rows have it.
+        struct Prepared<'a>(&'a Finding, &'a str, PreparedJson);
+        impl FindingFields for Prepared<'_> {
+            fn rule(&self) -> &str {
+                self.0.rule()
+            }
+            fn severity(&self) -> Severity {
+                self.0.severity()
+            }
+            fn key_parts(&self) -> [&str; 3] {
+                ["k", ":", self.1]
+            }
+            fn group_id(&self) -> Option<Cow<'_, str>> {
+                self.0.group_id()
+            }
+            fn group_name(&self) -> Option<Cow<'_, str>> {
+                self.0.group_name()
+            }
+            fn owner(&self) -> Option<Cow<'_, str>> {
+                self.0.owner()
+            }
+            fn message(&self) -> &str {
+                self.0.message()
+            }
+            fn line(&self) -> Option<u64> {
+                self.0.line()
+            }
+            fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>)) {
+                self.0.evidence(visit)
+            }
+            fn prepared_json(&self) -> Option<&PreparedJson> {
+                Some(&self.2)
+            }
+        }
+        let all_bytes: String = (0u8..0x80).map(char::from).collect();
+        for text in ["", "plain", all_bytes.as_str(), "Ωmega \"q\" \\"] {
+            let finding = finding(text);
+            let names: Vec<&str> = finding.evidence.0.iter().map(|(n, _)| &**n).collect();
+            let json = PreparedJson::new(&finding.rule, finding.severity, ["k", ":"], names);
+            let mut mine = Vec::new();
+            write_finding(&Prepared(&finding, text, json), None, &mut mine);
+            assert_eq!(
+                String::from_utf8(mine).unwrap(),
+                serde_json::to_string(&finding).unwrap()
+            );
         }
     }
 

@@ -229,7 +229,10 @@ fn as_text(raw: &[u8]) -> Cow<'_, str> {
         // again at several times the cost of `is_ascii` on short cells.)
         return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) });
     }
-    String::from_utf8_lossy(raw)
+    match std::str::from_utf8(raw) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
 }
 
 fn trim(raw: &[u8]) -> &[u8] {
