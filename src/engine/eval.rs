@@ -212,7 +212,7 @@ impl<'a> Evaluator<'a> {
     pub fn evaluate(&mut self, outcome: &mut RowOutcome) {
         let data = Arc::clone(&self.row);
         outcome.line = data.line;
-        outcome.group_key = data.group_key();
+        outcome.group_key = data.group_key().into_owned();
         outcome.findings.clear();
         outcome.failures.clear();
         let group_key = outcome.group_key.clone();
@@ -246,7 +246,7 @@ impl<'a> Evaluator<'a> {
             }
             let row = Arc::clone(&self.row);
             // Made only for a row with something to report.
-            let mut group_key: Option<String> = None;
+            let mut group_key: Option<Cow<'_, str>> = None;
             let mut outcome = RowOutcome {
                 line: row.line,
                 findings: std::mem::take(&mut self.spare),
@@ -281,7 +281,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
             if self.track_groups || !outcome.findings.is_empty() || !outcome.failures.is_empty() {
-                outcome.group_key = group_key.unwrap_or_else(|| row.group_key());
+                outcome.group_key = group_key.unwrap_or_else(|| row.group_key()).into_owned();
                 out.push(ChunkItem::Row(outcome));
             } else {
                 self.spare = outcome.findings;

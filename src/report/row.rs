@@ -197,13 +197,13 @@ impl RowData {
 
     /// What identifies the group in a finding key: its id, or its name
     /// where the id is missing or concealed.
-    pub fn group_key(&self) -> String {
+    pub fn group_key(&self) -> Cow<'_, str> {
         match self.real_group_id() {
-            Some(id) => id.into_owned(),
-            None => format!(
+            Some(id) => id,
+            None => Cow::Owned(format!(
                 "name:{}",
                 self.text(Col::GroupDisplayName).unwrap_or_default()
-            ),
+            )),
         }
     }
 }
