@@ -385,6 +385,99 @@ fn json_csv_and_table_formats() {
     );
 }
 
+/// Names in `dir` of temporary output files a scan left behind.
+fn partial_files(dir: &TempDir) -> Vec<String> {
+    std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect()
+}
+
+#[test]
+fn a_failed_scan_leaves_the_previous_output_file_as_it_was() {
+    let dir = TempDir::new().unwrap();
+    let output = dir.path().join("findings.jsonl");
+    std::fs::write(&output, "yesterday's findings\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let scan_into = |input: &std::path::Path| {
+        gw(dir.path())
+            .args(["scan", "--no-state", "--output"])
+            .arg(&output)
+            .arg("--input")
+            .arg(input)
+            .arg("--rules")
+            .arg(bundled_rules())
+            .assert()
+    };
+    // A report that fails at its header: nothing is replaced.
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        "Group Display Name,Member Count\nA,1\n",
+    );
+    scan_into(&bad).code(2);
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "yesterday's findings\n"
+    );
+    assert!(partial_files(&dir).is_empty(), "{:?}", partial_files(&dir));
+    // A good one replaces the file whole, keeping its permissions.
+    let good = write(
+        dir.path(),
+        "good.csv",
+        &report(&[Group {
+            owner: "",
+            ..Default::default()
+        }
+        .csv()]),
+    );
+    scan_into(&good).success();
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(text.starts_with("{\"rule\":\"ownerless-groups\""), "{text}");
+    assert_eq!(text.lines().count(), 1);
+    assert!(partial_files(&dir).is_empty(), "{:?}", partial_files(&dir));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&output).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+}
+
+#[test]
+fn an_output_file_in_a_missing_directory_is_exit_2_naming_it() {
+    let dir = TempDir::new().unwrap();
+    let out = scan(
+        &dir,
+        &report(&[]),
+        &["--no-state", "--output", "nodir/out.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("nodir/out.jsonl: No such file or directory"),
+        "{err}"
+    );
+    assert!(!err.contains(".partial"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn output_to_a_device_is_written_directly() {
+    let dir = TempDir::new().unwrap();
+    let out = scan(
+        &dir,
+        &report(&[Group::default().csv()]),
+        &["--no-state", "--output", "/dev/null"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 #[test]
 fn output_file_format_follows_its_extension() {
     let dir = TempDir::new().unwrap();

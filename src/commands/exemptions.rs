@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::listing::{ListWriter, Listed, cell};
 use super::state::{load_exemptions, state_path, store_options, today};
-use super::{Error, Outcome, open_output};
+use super::{Error, Outcome, Output, open_output};
 use crate::cli::ExemptionsArgs;
 use crate::config::LoadedConfig;
 use crate::state::Store;
@@ -27,7 +27,7 @@ pub fn run(args: ExemptionsArgs) -> Result<Outcome, Error> {
     let exemptions = load_exemptions(&loaded)?;
     let counts = exempted_counts(&args, &loaded)?;
     let today = today();
-    let (out, format) = open_output(None, args.format)?;
+    let Output { out, format, .. } = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);
     for exemption in &exemptions.all {
         let notice = exemption.notice(today);

@@ -2,14 +2,14 @@
 
 use super::listing::{ListWriter, Listed, cell};
 use super::state::open_existing;
-use super::{Error, Outcome, open_output};
+use super::{Error, Outcome, Output, open_output};
 use crate::cli::FindingsArgs;
 use crate::state::StoredFinding;
 use crate::state::query::FindingFilter;
 
 pub fn run(args: FindingsArgs) -> Result<Outcome, Error> {
     let store = open_existing(&args.location)?;
-    let (out, format) = open_output(None, args.format)?;
+    let Output { out, format, .. } = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);
     let filter = FindingFilter {
         statuses: args.status,

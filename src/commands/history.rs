@@ -2,14 +2,14 @@
 
 use super::listing::{ListWriter, Listed, cell};
 use super::state::open_existing;
-use super::{Error, Outcome, open_output};
+use super::{Error, Outcome, Output, open_output};
 use crate::cli::HistoryArgs;
 use crate::state::query::HistoryEntry;
 
 pub fn run(args: HistoryArgs) -> Result<Outcome, Error> {
     let store = open_existing(&args.location)?;
     let entries = store.history(&args.group)?;
-    let (out, format) = open_output(None, args.format)?;
+    let Output { out, format, .. } = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);
     for entry in &entries {
         list.write(entry)?;

@@ -129,15 +129,20 @@ pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> 
     Ok((Box::new(file), path.display().to_string()))
 }
 
+/// Where a command writes what it found.
+pub struct Output {
+    pub out: Box<dyn Write>,
+    pub format: Format,
+    /// For a file: what puts it in place once written.
+    pub file: Option<OutputFile>,
+}
+
 /// The output stream and its format: the flag, else by the file's
 /// extension, else `table` on a terminal and `jsonl` elsewhere.
-pub fn open_output(
-    path: Option<&Path>,
-    format: Option<Format>,
-) -> Result<(Box<dyn Write>, Format), Error> {
+pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<Output, Error> {
     match path {
         Some(path) => {
-            let file = File::create(path).map_err(|error| Error::File {
+            let (file, pending) = OutputFile::create(path).map_err(|error| Error::File {
                 path: path.to_owned(),
                 error,
             })?;
@@ -148,7 +153,11 @@ pub fn open_output(
                 Some("html" | "htm") => Format::Html,
                 _ => Format::Jsonl,
             };
-            Ok((Box::new(file), format.unwrap_or(by_extension)))
+            Ok(Output {
+                out: Box::new(file),
+                format: format.unwrap_or(by_extension),
+                file: pending,
+            })
         }
         None => {
             let stdout = io::stdout();
@@ -157,7 +166,77 @@ pub fn open_output(
             } else {
                 Format::Jsonl
             };
-            Ok((Box::new(stdout), format.unwrap_or(default)))
+            Ok(Output {
+                out: Box::new(stdout),
+                format: format.unwrap_or(default),
+                file: None,
+            })
         }
+    }
+}
+
+/// `tempfile` appends ` at path "<its temporary file>"` to its errors;
+/// the user named the output, which the caller says instead.
+fn without_temp_name(error: io::Error) -> io::Error {
+    let text = error.to_string();
+    match text.rfind(" at path ") {
+        Some(end) => io::Error::new(error.kind(), &text[..end]),
+        None => error,
+    }
+}
+
+/// An output file being written under a temporary name beside it, renamed
+/// over the real name by [`OutputFile::commit`] once the command has
+/// written all of it. A command that fails part way (a bad header, a
+/// download cut short) leaves the previous file as it was, not an empty
+/// or half-written one, and a reader never sees a partial file.
+#[derive(Debug)]
+pub struct OutputFile {
+    temp: tempfile::TempPath,
+    path: PathBuf,
+}
+
+impl OutputFile {
+    /// The file to write to, and the pending rename (`None` for what is not
+    /// a regular file, like `/dev/stdout` or a pipe: written directly).
+    fn create(path: &Path) -> io::Result<(File, Option<OutputFile>)> {
+        let existing = std::fs::metadata(path).ok();
+        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+            return Ok((File::create(path)?, None));
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".groupwarden-").suffix(".partial");
+        // As `File::create` would: the umask's permissions for a new file.
+        #[cfg(unix)]
+        let new_file = std::os::unix::fs::PermissionsExt::from_mode(0o666);
+        #[cfg(unix)]
+        builder.permissions(new_file);
+        let (file, temp) = builder
+            .tempfile_in(dir)
+            .map_err(without_temp_name)?
+            .into_parts();
+        // A file replaced keeps its permissions, as one truncated would.
+        if let Some(existing) = existing {
+            file.set_permissions(existing.permissions())?;
+        }
+        Ok((
+            file,
+            Some(OutputFile {
+                temp,
+                path: path.to_owned(),
+            }),
+        ))
+    }
+
+    /// Puts the written file in place of `path`.
+    pub fn commit(self) -> Result<(), Error> {
+        self.temp.persist(&self.path).map_err(|e| Error::File {
+            path: self.path,
+            error: e.error,
+        })
     }
 }

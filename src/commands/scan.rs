@@ -10,7 +10,7 @@ use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
 
 use super::state::{ScanState, print_changes};
-use super::{Error, Outcome, load_rules, open_output};
+use super::{Error, Outcome, Output, load_rules, open_output};
 
 /// Row errors and rule failures shown before the rest are only counted.
 const ROW_ERRORS_SHOWN: u64 = 100;
@@ -30,7 +30,11 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     )?;
     let mut state = ScanState::begin(&args, &loaded, &rules, &source_name)?;
     let input = state.check_report_start(input, &source_name)?;
-    let (out, format) = open_output(args.output.as_deref(), args.format)?;
+    let Output {
+        out,
+        format,
+        file: output_file,
+    } = open_output(args.output.as_deref(), args.format)?;
     let (input, mut writer) = crate::output::scan_writer(format, out, input, &rules);
     let reader = ReportReader::new(input, &source_name)
         .map_err(crate::scan::ScanError::from)
@@ -82,6 +86,9 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     )?;
     let recorded = state.finish(&summary, &mut *writer, &channels)?;
     writer.finish(&summary)?;
+    if let Some(output_file) = output_file {
+        output_file.commit()?;
+    }
     print_summary(&summary, &mut std::io::stderr().lock())?;
     if let Some((store, changes)) = &recorded {
         print_changes(store.path(), changes, &mut std::io::stderr().lock())?;
