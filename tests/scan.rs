@@ -385,6 +385,15 @@ fn json_csv_and_table_formats() {
     );
 }
 
+/// A report of one group, without an owner.
+fn ownerless_report() -> String {
+    report(&[Group {
+        owner: "",
+        ..Default::default()
+    }
+    .csv()])
+}
+
 /// Names in `dir` of temporary output files a scan left behind.
 fn partial_files(dir: &TempDir) -> Vec<String> {
     std::fs::read_dir(dir.path())
@@ -427,15 +436,7 @@ fn a_failed_scan_leaves_the_previous_output_file_as_it_was() {
     );
     assert!(partial_files(&dir).is_empty(), "{:?}", partial_files(&dir));
     // A good one replaces the file whole, keeping its permissions.
-    let good = write(
-        dir.path(),
-        "good.csv",
-        &report(&[Group {
-            owner: "",
-            ..Default::default()
-        }
-        .csv()]),
-    );
+    let good = write(dir.path(), "good.csv", &ownerless_report());
     scan_into(&good).success();
     let text = std::fs::read_to_string(&output).unwrap();
     assert!(text.starts_with("{\"rule\":\"ownerless-groups\""), "{text}");
@@ -481,15 +482,7 @@ fn output_to_a_device_is_written_directly() {
 #[test]
 fn output_file_format_follows_its_extension() {
     let dir = TempDir::new().unwrap();
-    let input = write(
-        dir.path(),
-        "r.csv",
-        &report(&[Group {
-            owner: "",
-            ..Default::default()
-        }
-        .csv()]),
-    );
+    let input = write(dir.path(), "r.csv", &ownerless_report());
     gw(dir.path())
         .args(["scan", "--output", "out.json", "--rules"])
         .arg(bundled_rules())
