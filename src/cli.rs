@@ -104,7 +104,7 @@ pub struct ScanTuning {
     /// Stop at the first row that cannot be read.
     #[arg(long)]
     pub strict: bool,
-    /// Worker threads for rule evaluation [default: all cores].
+    /// Worker threads for rule evaluation [default: all cores, at most 8].
     #[arg(long)]
     pub threads: Option<usize>,
     /// Run every rule in the Rhai interpreter, not compiled (slower; the results are the same).

@@ -74,9 +74,19 @@ impl Default for ScanOptions {
     }
 }
 
-/// All cores.
+/// Most workers a scan uses unless told otherwise.
+///
+/// Workers take turns at the one reader, and reading is about a sixth of
+/// a row's work (`scripts/bench-vs-peers.sh` under callgrind), so past
+/// six or so workers the reader is the limit: more would only add memory
+/// (about 5–10 MiB each).
+pub const MAX_DEFAULT_THREADS: usize = 8;
+
+/// All cores, up to [`MAX_DEFAULT_THREADS`].
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_DEFAULT_THREADS)
 }
 
 /// What the sink is handed, in report order.
@@ -430,5 +440,16 @@ impl Tally {
     fn finish(mut self, elapsed: Duration) -> ScanSummary {
         self.summary.elapsed = elapsed;
         self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_all_cores_up_to_the_cap() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(default_threads(), cores.clamp(1, MAX_DEFAULT_THREADS));
     }
 }
