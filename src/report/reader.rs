@@ -5,10 +5,10 @@
 //!
 //! Nearly every line of a real report is a whole record without a quote in
 //! it, so such a line is copied as it is and its commas are found eight
-//! bytes at a time; only a record
-//! whose first line holds a `"` goes through `csv_core`'s full RFC 4180
-//! parser, which handles quoted commas, doubled quotes and quoted line
-//! breaks. Both give the same fields for a quote-free line.
+//! bytes at a time; only a record whose first line holds a `"` goes
+//! through `csv_core`'s full RFC 4180 parser, which handles quoted commas,
+//! doubled quotes and quoted line breaks. Both give the same fields for a
+//! quote-free line.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -36,8 +36,8 @@ const READ_SIZE: usize = 1 << 20;
 
 /// One raw record: its fields' bytes, unparsed and unescaped.
 ///
-/// The fields lie in one buffer, each followed by one separator byte, so a
-/// quote-free line is stored by copying it whole.
+/// The fields lie in one buffer, one separator byte between each two, so
+/// a quote-free line is stored by copying it whole.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Record {
     bytes: Vec<u8>,
