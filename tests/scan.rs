@@ -469,6 +469,31 @@ fn an_output_file_in_a_missing_directory_is_exit_2_naming_it() {
 
 #[cfg(unix)]
 #[test]
+fn an_output_symlink_stays_a_link_to_the_new_findings() {
+    let dir = TempDir::new().unwrap();
+    std::fs::create_dir(dir.path().join("reports")).unwrap();
+    let target = dir.path().join("reports/today.jsonl");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = dir.path().join("latest.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = scan(
+        &dir,
+        &ownerless_report(),
+        &["--no-state", "--output", "latest.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(text.starts_with("{\"rule\":\"ownerless-groups\""), "{text}");
+}
+
+#[cfg(unix)]
+#[test]
 fn output_to_a_device_is_written_directly() {
     let dir = TempDir::new().unwrap();
     let out = scan(

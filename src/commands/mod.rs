@@ -204,6 +204,12 @@ impl OutputFile {
         if existing.as_ref().is_some_and(|m| !m.is_file()) {
             return Ok((File::create(path)?, None));
         }
+        // A symbolic link stays one: the file it points to is replaced,
+        // as writing through the link would replace its content.
+        let path = match existing {
+            Some(_) => std::fs::canonicalize(path)?,
+            None => path.to_owned(),
+        };
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
@@ -212,9 +218,7 @@ impl OutputFile {
         builder.prefix(".groupwarden-").suffix(".partial");
         // As `File::create` would: the umask's permissions for a new file.
         #[cfg(unix)]
-        let new_file = std::os::unix::fs::PermissionsExt::from_mode(0o666);
-        #[cfg(unix)]
-        builder.permissions(new_file);
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
         let (file, temp) = builder
             .tempfile_in(dir)
             .map_err(without_temp_name)?
@@ -223,13 +227,7 @@ impl OutputFile {
         if let Some(existing) = existing {
             file.set_permissions(existing.permissions())?;
         }
-        Ok((
-            file,
-            Some(OutputFile {
-                temp,
-                path: path.to_owned(),
-            }),
-        ))
+        Ok((file, Some(OutputFile { temp, path })))
     }
 
     /// Puts the written file in place of `path`.

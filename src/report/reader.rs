@@ -101,7 +101,7 @@ impl Record {
 
     /// Replaces the record with the fields of `line`, which holds no quote
     /// and no line break: split at every comma.
-    pub(crate) fn set_unquoted(&mut self, line: &[u8]) {
+    fn set_unquoted(&mut self, line: &[u8]) {
         const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
         const LOW7: u64 = 0x7f * ONES;
         // The high bit of each byte of `x` that is zero; exact, as no
@@ -571,5 +571,13 @@ mod tests {
                 b""
             ]
         );
+        assert!(!split.may_hold_hash());
+        // A `#` in a whole word or in the last few bytes is noticed.
+        split.set_unquoted(b"0123456789,abcdef#,x");
+        assert!(split.may_hold_hash());
+        split.set_unquoted(b"a,b,#QUOT#");
+        assert!(split.may_hold_hash());
+        split.set_unquoted(b"01234567,#");
+        assert!(split.may_hold_hash());
     }
 }
