@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod engine;
 pub mod notify;
 pub mod output;
+pub mod pipeline;
 pub mod report;
 pub mod scan;
 pub mod source;

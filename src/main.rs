@@ -39,7 +39,5 @@ fn init_logging(level: &str, format: LogFormat) {
     };
     tracing_subscriber::registry()
         .with(lines.with_filter(filter))
-        // `groupwarden run` counts undelivered notifications for /metrics.
-        .with(groupwarden::daemon::status::notify_failure_layer())
         .init();
 }

@@ -137,9 +137,15 @@ pub enum ScanError {
         source_name: String,
         error: RowError,
     },
-    #[error("{0}")]
-    Sink(String),
+    /// The sink (writing findings, recording state) failed; the scan stops.
+    #[error(transparent)]
+    Sink(SinkError),
 }
+
+/// Why a sink stopped the scan: the caller's own error, kept whole so
+/// that, say, a closed output pipe is still an `io::ErrorKind::BrokenPipe`
+/// when it reaches `main`.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Streams the report through the enabled rules. `sink` sees each row's
 /// outcome (or, with [`ScanOptions::render`], each chunk's rendered
@@ -150,7 +156,7 @@ pub fn scan<R: Read + Send>(
     engine: &Engine,
     rules: &RuleSet,
     options: &ScanOptions,
-    sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
+    sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), SinkError>,
 ) -> Result<ScanSummary, ScanError> {
     let started = Instant::now();
     let mut tally = Tally::new(rules, reader.source_name(), options.strict);
@@ -260,7 +266,7 @@ fn run_parallel<R: Read + Send>(
     options: &ScanOptions,
     layout: Arc<Layout>,
     tally: &mut Tally,
-    sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
+    sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), SinkError>,
 ) -> Result<(), ScanError> {
     let threads = options.threads;
     // Chunks read but not yet delivered: this bounds memory however
@@ -389,7 +395,7 @@ impl Tally {
     fn deliver(
         &mut self,
         done: &ChunkDone,
-        sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), String>,
+        sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), SinkError>,
     ) -> Result<bool, ScanError> {
         self.summary.stats.merge(&done.stats);
         for &(ref rule, count) in &done.rendered.per_rule {

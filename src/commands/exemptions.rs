@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::listing::{ListWriter, Listed, cell};
-use super::state::{load_exemptions, state_path, store_options, today};
 use super::{Error, Outcome, Output, open_output};
 use crate::cli::ExemptionsArgs;
 use crate::config::LoadedConfig;
 use crate::state::Store;
 use crate::state::exemptions::ExemptionNotice;
+use crate::state::recording::{load_exemptions, state_path, store_options, today};
 
 /// An exemption and the findings it covered at the last scan.
 #[derive(Serialize)]

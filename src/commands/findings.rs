@@ -1,14 +1,13 @@
 //! `groupwarden findings`: what the state database remembers.
 
 use super::listing::{ListWriter, Listed, cell};
-use super::state::open_existing;
 use super::{Error, Outcome, Output, open_output};
 use crate::cli::FindingsArgs;
 use crate::state::StoredFinding;
 use crate::state::query::FindingFilter;
 
 pub fn run(args: FindingsArgs) -> Result<Outcome, Error> {
-    let store = open_existing(&args.location)?;
+    let store = super::open_existing(&args.location)?;
     let Output { out, format, .. } = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);
     let filter = FindingFilter {

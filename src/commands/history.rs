@@ -1,13 +1,12 @@
 //! `groupwarden history GROUP`: a group's findings over time.
 
 use super::listing::{ListWriter, Listed, cell};
-use super::state::open_existing;
 use super::{Error, Outcome, Output, open_output};
 use crate::cli::HistoryArgs;
 use crate::state::query::HistoryEntry;
 
 pub fn run(args: HistoryArgs) -> Result<Outcome, Error> {
-    let store = open_existing(&args.location)?;
+    let store = super::open_existing(&args.location)?;
     let entries = store.history(&args.group)?;
     let Output { out, format, .. } = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);

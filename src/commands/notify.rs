@@ -8,48 +8,20 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use crate::cli::NotifyArgs;
 use crate::config::LoadedConfig;
-use crate::notify::AccessToken;
-use crate::notify::config::ChannelKind;
-use crate::notify::graph_mail::TokenFuture;
+use crate::notify::announce::deliver_outbox;
 use crate::notify::render::{EmailContent, Rendered};
 use crate::notify::{
-    Channel, Counts, Courier, Digest, DigestItem, InvalidChannels, ItemStatus, Planned, ScanInfo,
-    StaticToken, plan, render, validate,
+    Channel, Counts, Digest, DigestItem, ItemStatus, NotifyError, Planned, ScanInfo, plan, render,
+    validate,
 };
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, scan};
-use crate::source::config::{ProcessEnvironment, ResolvedSource};
-use crate::source::graph::http_client;
-use crate::source::token::{ClientCredentials, TokenSource};
 
 use super::{Error, Outcome, load_rules, open_input};
-
-/// A bearer token for graph-mail channels, taking precedence over the
-/// source's app registration (see docs/notifications.md).
-pub const GRAPH_TOKEN_ENV: &str = "GROUPWARDEN_GRAPH_TOKEN";
-
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    #[error(transparent)]
-    Channels(#[from] InvalidChannels),
-    #[error("{path}: not a digest: {message}")]
-    Digest { path: PathBuf, message: String },
-    #[error("no [[notify]] channel named `{name}` (channels: {known})")]
-    UnknownChannel { name: String, known: String },
-    #[error(
-        "channel `{0}` sends to group owners; a test message goes to its `fallback_to`, which is not set"
-    )]
-    NoTestRecipient(String),
-    #[error("{failed} of {total} messages were not delivered (see the errors above)")]
-    Undelivered { failed: usize, total: usize },
-    #[error("{0}")]
-    Setup(String),
-}
 
 pub fn run(args: NotifyArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
@@ -86,11 +58,15 @@ fn retry_outbox(
     channels: &[Channel],
     loaded: &LoadedConfig,
 ) -> Result<Outcome, Error> {
-    let path = super::state::state_path(args.state.as_deref(), loaded);
-    let store = crate::state::Store::open(&path, &super::state::store_options(loaded, false))?;
-    if super::announce::deliver_outbox(&store, channels, loaded)? == 0 {
-        eprintln!("the outbox of {} has nothing waiting", path.display());
+    let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
+    let deliveries = deliver_outbox(&store, channels, loaded)?;
+    if deliveries.total() == 0 {
+        eprintln!(
+            "the outbox of {} has nothing waiting",
+            store.path().display()
+        );
     }
+    deliveries.into_result()?;
     Ok(Outcome::Clean)
 }
 
@@ -103,15 +79,7 @@ fn send(
         eprintln!("nothing to send");
         return Ok(Outcome::Clean);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| NotifyError::Setup(format!("cannot start the async runtime: {e}")))?;
-    let mut courier = Courier::new().map_err(NotifyError::Setup)?;
-    if let Some(token) = graph_token(channels, loaded)? {
-        courier = courier.with_graph_token(token);
-    }
-    let report = runtime.block_on(courier.deliver_all(channels, planned));
+    let report = crate::notify::announce::send_now(channels, planned, loaded)?;
     eprintln!(
         "{} of {} messages delivered",
         report.delivered(),
@@ -126,56 +94,6 @@ fn send(
         .into());
     }
     Ok(Outcome::Clean)
-}
-
-/// Where graph-mail channels get their token: `GROUPWARDEN_GRAPH_TOKEN`
-/// if set, else the app registration of the `[source]` (or of the Azure
-/// environment variables) that fetches the report.
-pub(crate) fn graph_token(
-    channels: &[Channel],
-    loaded: &LoadedConfig,
-) -> Result<Option<Arc<dyn AccessToken>>, Error> {
-    if let Ok(token) = std::env::var(GRAPH_TOKEN_ENV) {
-        return Ok(Some(Arc::new(StaticToken(token.into()))));
-    }
-    if !channels
-        .iter()
-        .any(|c| c.config().kind == ChannelKind::GraphMail)
-    {
-        return Ok(None);
-    }
-    let source = loaded.config.source.clone().unwrap_or_default();
-    let needs = |e: crate::source::error::SourceError| {
-        NotifyError::Setup(format!(
-            "graph-mail sends with the app registration of [source], which is not usable: {e}"
-        ))
-    };
-    let settings = match source
-        .resolve(None, &ProcessEnvironment, &|path| loaded.resolve(path))
-        .map_err(needs)?
-    {
-        ResolvedSource::Graph(settings) => settings,
-        ResolvedSource::File(_) => return Ok(None),
-    };
-    let credentials =
-        ClientCredentials::new(http_client(&settings).map_err(needs)?, &settings).map_err(needs)?;
-    Ok(Some(Arc::new(SourceToken(Arc::new(credentials)))))
-}
-
-/// The source's (blocking) token source as graph-mail's [`AccessToken`].
-struct SourceToken(Arc<dyn TokenSource>);
-
-impl AccessToken for SourceToken {
-    fn graph_token(&self) -> TokenFuture<'_> {
-        let source = Arc::clone(&self.0);
-        Box::pin(async move {
-            // The source's HTTP client blocks: keep it off the async thread.
-            match tokio::task::spawn_blocking(move || source.token()).await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(join_error) => Err(format!("the token request did not finish: {join_error}")),
-            }
-        })
-    }
 }
 
 /// The channels named by `--channel`, or all.

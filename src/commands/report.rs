@@ -1,26 +1,32 @@
 //! `groupwarden report`: the scan, written as one self-contained HTML page.
 
-use crate::cli::{HtmlReportArgs, ScanArgs};
+use crate::cli::HtmlReportArgs;
 use crate::output::Format;
+use crate::pipeline::input::ReportInput;
+use crate::pipeline::{OutputPlan, ScanPlan};
+use crate::state::recording::RecordingPlan;
 
-use super::{Error, Outcome};
+use super::{Error, Outcome, report_request};
 
-// `..default()` so scan options added later keep their defaults here.
-#[allow(clippy::needless_update)]
 pub fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
-    let output = args.output.clone();
-    let outcome = super::scan::run(ScanArgs {
-        input: args.input,
-        report: args.report,
-        save_report: args.save_report,
-        rules: args.rules,
+    let plan = ScanPlan {
         config: args.config,
-        format: Some(Format::Html),
-        output: Some(args.output),
-        fail_on: args.fail_on,
-        tuning: args.tuning,
-        ..ScanArgs::default()
-    })?;
-    tracing::info!("wrote {}", output.display());
-    Ok(outcome)
+        rules_dir: args.rules,
+        input: ReportInput {
+            request: report_request(&args.report),
+            path: args.input,
+            save_dir: args.save_report,
+        },
+        output: OutputPlan {
+            path: Some(args.output.clone()),
+            format: Some(Format::Html),
+            discard: false,
+        },
+        record: Some(RecordingPlan::default()),
+        tuning: super::scan::tuning(&args.tuning),
+    };
+    let mut outcome = crate::pipeline::scan(&plan)?;
+    let result = super::scan::finish(&mut outcome, args.fail_on)?;
+    tracing::info!("wrote {}", args.output.display());
+    Ok(result)
 }

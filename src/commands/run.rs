@@ -17,6 +17,6 @@ pub fn run(args: RunArgs) -> Result<Outcome, Error> {
             )));
         }
     };
-    crate::daemon::service::run(&config)?;
+    crate::daemon::service::run(&config).map_err(|e| Error::Service(Box::new(e)))?;
     Ok(Outcome::Clean)
 }

@@ -1,109 +1,75 @@
 //! `groupwarden scan`: report in, findings out, summary on stderr.
 
 use std::io::Write;
+use std::path::Path;
 
 use crate::cli::ScanArgs;
-use crate::config::LoadedConfig;
-use crate::engine::finding::Severity;
-use crate::output::Format;
-use crate::report::reader::ReportReader;
-use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan};
+use crate::pipeline::input::ReportInput;
+use crate::pipeline::{OutputPlan, ScanOutcome, ScanPlan, Tuning};
+use crate::scan::ScanSummary;
+use crate::state::Changes;
+use crate::state::recording::RecordingPlan;
 
-use super::state::{ScanState, print_changes};
-use super::{Error, Outcome, Output, load_rules, open_output};
-
-/// Row errors and rule failures shown before the rest are only counted.
-const ROW_ERRORS_SHOWN: u64 = 100;
-const RULE_ERRORS_SHOWN_PER_RULE: u64 = 10;
+use super::{Error, Outcome, report_request};
 
 pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
-    let loaded = LoadedConfig::load(args.config.as_deref())?;
-    let (engine, rules) = load_rules(args.rules.as_deref(), &loaded)?;
-    // Channels are checked before anything is read: a broken template
-    // must not surface only after the scan is recorded.
-    let channels = crate::notify::validate(&loaded).map_err(super::notify::NotifyError::from)?;
-    let (input, source_name) = super::fetch::open_report(
-        args.input.as_deref(),
-        &args.report,
-        args.save_report.as_deref(),
-        &loaded,
-    )?;
-    let mut state = ScanState::begin(&args, &loaded, &rules, &source_name)?;
-    let input = state.check_report_start(input, &source_name)?;
-    let Output {
-        out,
-        format,
-        file: output_file,
-    } = open_output(args.output.as_deref(), args.format)?;
-    let (input, mut writer) = crate::output::scan_writer(format, out, input, &rules);
-    let reader = ReportReader::new(input, &source_name)
-        .map_err(crate::scan::ScanError::from)
-        .inspect_err(|error| state.fail(&error.to_string()))?;
-    let options = ScanOptions {
-        threads: args.tuning.threads.unwrap_or_else(default_threads).max(1),
-        strict: args.tuning.strict,
-        fast_path: !args.tuning.no_fast_path,
-        // Resolving findings needs to know every group that was evaluated.
-        track_groups: state.is_recording(),
-        // With statuses, a finding's line is only known once the state
-        // store has seen it, so workers cannot render it.
-        render: writer.render().filter(|_| !state.is_recording()),
-        // Tenant rules and the HTML page read the whole-report figures.
-        full_stats: format == Format::Html || rules.enabled().any(|r| r.tenant_arity.is_some()),
-    };
+    let fail_on = args.fail_on;
+    let mut outcome = crate::pipeline::scan(&plan(args))?;
+    finish(&mut outcome, fail_on)
+}
 
-    let mut worst: Option<Severity> = None;
-    let mut shown = ErrorDisplay::default();
-    let scanned = scan(reader, &engine, &rules, &options, &mut |event| {
-        match event {
-            ScanEvent::Row(outcome) => {
-                state.write_row(outcome, &mut *writer, &mut worst)?;
-                for failure in &outcome.failures {
-                    shown.rule_failure(failure);
-                }
-            }
-            ScanEvent::RowError(error) => shown.row_error(&source_name, error),
-            ScanEvent::Rendered {
-                bytes,
-                worst: rendered,
-            } => {
-                worst = worst.max(rendered);
-                writer.write_rendered(bytes).map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(())
-    });
-    let mut summary = scanned.inspect_err(|error| state.fail(&error.to_string()))?;
-    run_tenant_rules(
-        &engine,
-        &rules,
-        &mut summary,
-        &mut |finding| {
-            worst = worst.max(Some(finding.severity));
-            writer.write(finding)
+/// The plan `scan`'s arguments describe.
+pub fn plan(args: ScanArgs) -> ScanPlan {
+    ScanPlan {
+        config: args.config,
+        rules_dir: args.rules,
+        input: ReportInput {
+            request: report_request(&args.report),
+            path: args.input,
+            save_dir: args.save_report,
         },
-        &mut shown,
-    )?;
-    let recorded = state.finish(&summary, &mut *writer, &channels)?;
-    writer.finish(&summary)?;
-    if let Some(output_file) = output_file {
-        output_file.commit()?;
+        output: OutputPlan {
+            path: args.output,
+            format: args.format,
+            discard: false,
+        },
+        record: (!args.no_state).then_some(RecordingPlan {
+            path: args.state,
+            allow_older: args.allow_older,
+        }),
+        tuning: tuning(&args.tuning),
     }
-    print_summary(&summary, &mut std::io::stderr().lock())?;
-    if let Some((store, changes)) = &recorded {
-        print_changes(store.path(), changes, &mut std::io::stderr().lock())?;
-        if !channels.is_empty() {
-            super::announce::deliver_outbox(store, &channels, &loaded)?;
-        }
-    } else if !channels.is_empty() {
-        tracing::info!(
-            "--no-state: nothing is announced (notifications tell what changed since the last scan)"
-        );
-    }
+}
 
-    let failing = args
-        .fail_on
-        .is_some_and(|threshold| worst.is_some_and(|w| w >= threshold));
+/// `--threads`, `--strict`, `--no-fast-path`.
+pub fn tuning(args: &crate::cli::ScanTuning) -> Tuning {
+    Tuning {
+        threads: args.threads,
+        strict: args.strict,
+        fast_path: !args.no_fast_path,
+    }
+}
+
+/// Prints the summary and what changed, delivers the outbox, and says
+/// how the scan ends: exit 1 for a finding at or above `fail_on`, an
+/// error when a message was not delivered.
+pub fn finish(
+    outcome: &mut ScanOutcome,
+    fail_on: Option<crate::engine::finding::Severity>,
+) -> Result<Outcome, Error> {
+    print_summary(&outcome.summary, &mut std::io::stderr().lock())?;
+    if let Some(recorded) = &outcome.recorded {
+        print_changes(
+            &recorded.path,
+            &recorded.changes,
+            &mut std::io::stderr().lock(),
+        )?;
+    }
+    if let Some(deliveries) = outcome.deliver()? {
+        deliveries.into_result()?;
+    }
+    let worst = outcome.worst;
+    let failing = fail_on.is_some_and(|threshold| worst.is_some_and(|w| w >= threshold));
     Ok(if failing {
         Outcome::Failing
     } else {
@@ -111,73 +77,31 @@ pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     })
 }
 
-/// Runs the tenant rules over the whole-report figures, after the last
-/// row; their findings go to the same writer and count in the summary.
-fn run_tenant_rules(
-    engine: &rhai::Engine,
-    rules: &crate::engine::rule::RuleSet,
-    summary: &mut ScanSummary,
-    write: &mut dyn FnMut(&crate::engine::finding::Finding) -> std::io::Result<()>,
-    shown: &mut ErrorDisplay,
-) -> Result<(), Error> {
-    let tenant_summary =
-        crate::engine::tenant::Summary::new(summary.stats.clone(), summary.row_errors);
-    let outcome = crate::engine::tenant::evaluate(engine, rules.enabled(), &tenant_summary);
-    for finding in &outcome.findings {
-        write(finding)?;
-        summary.findings += 1;
-        if let Some((_, counts)) = summary
-            .per_rule
-            .iter_mut()
-            .find(|(id, _)| *id == finding.rule)
-        {
-            counts.findings += 1;
-        }
-    }
-    for failure in &outcome.failures {
-        shown.rule_failure(failure);
-        summary.rule_errors += 1;
-        if let Some((_, counts)) = summary
-            .per_rule
-            .iter_mut()
-            .find(|(id, _)| *id == failure.rule)
-        {
-            counts.errors += 1;
-        }
+/// The summary's last lines: findings by status.
+pub fn print_changes(path: &Path, changes: &Changes, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "state {} (scan {}): {}",
+        path.display(),
+        changes.scan_id,
+        changes.counts
+    )?;
+    for exemption in &changes.expiring_exemptions {
+        writeln!(
+            out,
+            "  exemption expiring in {} days ({}): rule {} on {} — {}",
+            exemption.days_left,
+            exemption.origin,
+            exemption.rule,
+            exemption
+                .group_id
+                .as_deref()
+                .or(exemption.group_name.as_deref())
+                .unwrap_or("?"),
+            exemption.reason
+        )?;
     }
     Ok(())
-}
-
-/// Shows the first errors in full and counts the rest, so a broken
-/// report cannot flood the terminal.
-#[derive(Default)]
-struct ErrorDisplay {
-    row_errors: u64,
-    rule_errors: std::collections::HashMap<std::sync::Arc<str>, u64>,
-}
-
-impl ErrorDisplay {
-    fn row_error(&mut self, source: &str, error: &crate::report::row::RowError) {
-        self.row_errors += 1;
-        if self.row_errors <= ROW_ERRORS_SHOWN {
-            tracing::warn!("{source}, {error}; row skipped");
-        } else if self.row_errors == ROW_ERRORS_SHOWN + 1 {
-            tracing::warn!("{source}: more row errors; only their count is shown in the summary");
-        }
-    }
-
-    fn rule_failure(&mut self, failure: &crate::engine::eval::RuleFailure) {
-        let count = self.rule_errors.entry(failure.rule.clone()).or_default();
-        *count += 1;
-        if *count <= RULE_ERRORS_SHOWN_PER_RULE {
-            tracing::warn!("{failure}");
-        } else if *count == RULE_ERRORS_SHOWN_PER_RULE + 1 {
-            tracing::warn!(
-                "rule `{}` failed on more rows; only the count is shown in the summary",
-                failure.rule
-            );
-        }
-    }
 }
 
 /// Advice for a report whose names are concealed.

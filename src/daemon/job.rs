@@ -1,12 +1,8 @@
-//! One scheduled scan: `groupwarden scan` itself, run on its own thread.
-//!
-//! The daemon builds the same [`ScanArgs`] a person would type (the pinned
-//! config and rules, `--format json`, an output file) and calls
-//! [`commands::scan::run`], so a scheduled scan does exactly what the CLI
-//! does, including whatever later stages add there (recording findings,
-//! delivering the outbox). The counts for the log line and the metrics are
-//! read back from the JSON document's `summary`, which streams past the
-//! findings without holding them.
+//! One scheduled scan: the scan pipeline ([`crate::pipeline::scan`]) run
+//! on its own thread with the pinned config and rules, the same plan
+//! `groupwarden scan` builds, so a scheduled scan does exactly what the CLI
+//! does (recording findings, delivering the outbox). The figures for the
+//! log line and the metrics come from the scan's outcome.
 //!
 //! The scan runs on a plain thread rather than the async runtime's
 //! blocking pool: it may start runtimes of its own (email delivery does),
@@ -14,9 +10,7 @@
 //! grace period runs out.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,9 +18,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::cli::ScanArgs;
-use crate::commands;
 use crate::output::Format;
+use crate::pipeline::input::ReportInput;
+use crate::pipeline::{OutputPlan, ScanOutcome, ScanPlan};
+use crate::scan::ScanSummary;
+use crate::state::recording::RecordingPlan;
 
 use super::pinned::Pinned;
 
@@ -51,7 +47,7 @@ impl Trigger {
     }
 }
 
-/// The figures of a completed scan, as its JSON summary gives them.
+/// The figures of a completed scan.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct ScanFigures {
     pub source: String,
@@ -73,6 +69,31 @@ pub struct RuleFigures {
 }
 
 impl ScanFigures {
+    /// The figures of `summary`.
+    pub fn of(summary: &ScanSummary) -> ScanFigures {
+        ScanFigures {
+            source: summary.source.clone(),
+            report_refresh_date: summary.stats.refresh_date(),
+            report_period: summary.stats.period,
+            rows: summary.rows_read(),
+            row_errors: summary.row_errors,
+            findings: summary.findings,
+            rule_errors: summary.rule_errors,
+            concealed_rows: summary.stats.concealed,
+            rules: summary
+                .per_rule
+                .iter()
+                .map(|(id, counts)| {
+                    let figures = RuleFigures {
+                        findings: counts.findings,
+                        errors: counts.errors,
+                    };
+                    (id.to_string(), figures)
+                })
+                .collect(),
+        }
+    }
+
     /// `rule=count` pairs for a log field.
     pub fn findings_by_rule(&self) -> String {
         self.rules
@@ -92,6 +113,9 @@ pub struct FinishedScan {
     pub duration: Duration,
     /// The figures, or the error as `scan` would print it.
     pub result: Result<ScanFigures, String>,
+    /// Notifications this scan's run could not deliver (they stay in
+    /// the outbox for the next run).
+    pub undelivered: u64,
 }
 
 /// Everything one scan needs.
@@ -101,34 +125,21 @@ pub struct ScanJob {
     /// Where to leave the findings document, or `None` to discard it.
     pub output: Option<PathBuf>,
     pub save_report: Option<PathBuf>,
-    /// Where the document is written while the scan runs.
-    pub partial: PathBuf,
 }
 
 impl ScanJob {
-    /// The job for `pinned`'s `[schedule]`; `scratch` is a private folder
-    /// for a document that is not kept.
-    pub fn new(pinned: Arc<Pinned>, scratch: &Path) -> ScanJob {
+    /// The job for `pinned`'s `[schedule]`.
+    pub fn new(pinned: Arc<Pinned>) -> ScanJob {
         let schedule = pinned.schedule();
         let output = schedule.output.as_deref().map(|o| pinned.loaded.resolve(o));
         let save_report = schedule
             .save_report
             .as_deref()
             .map(|d| pinned.loaded.resolve(d));
-        // Beside the output, so the finished document replaces the last
-        // one in a single rename.
-        let partial = match &output {
-            Some(output) => {
-                let name = output.file_name().unwrap_or_default().to_string_lossy();
-                output.with_file_name(format!(".{name}.partial"))
-            }
-            None => scratch.join("findings.json"),
-        };
         ScanJob {
             pinned,
             output,
             save_report,
-            partial,
         }
     }
 
@@ -140,66 +151,82 @@ impl ScanJob {
             .spawn(move || {
                 let started = Timestamp::now();
                 let clock = Instant::now();
-                let result = self.run();
+                let (result, undelivered) = self.run();
                 let _ = sender.send(FinishedScan {
                     trigger,
                     started,
                     finished: Timestamp::now(),
                     duration: clock.elapsed(),
                     result,
+                    undelivered,
                 });
             })?;
         Ok(receiver)
     }
 
-    /// Runs `scan` and reads its summary back.
-    pub fn run(&self) -> Result<ScanFigures, String> {
-        let args = ScanArgs {
+    /// The plan of this job's scans: the pinned config and rules, the
+    /// findings as a JSON document (a file that is replaced only when the
+    /// scan completes), recorded in the configured state database.
+    pub fn plan(&self) -> ScanPlan {
+        ScanPlan {
             config: Some(self.pinned.config_copy.clone()),
-            rules: Some(self.pinned.rules_copy.clone()),
-            format: Some(Format::Json),
-            output: Some(self.partial.clone()),
-            save_report: self.save_report.clone(),
-            ..ScanArgs::default()
-        };
-        let result = commands::scan::run(args)
-            .map_err(|e| e.to_string())
-            .and_then(|_| read_summary(&self.partial));
-        match (&result, &self.output) {
-            (Ok(_), Some(output)) => std::fs::rename(&self.partial, output)
-                .map_err(|e| format!("{}: {e}", output.display()))?,
-            _ => {
-                let _ = std::fs::remove_file(&self.partial);
-            }
+            rules_dir: Some(self.pinned.rules_copy.clone()),
+            input: ReportInput {
+                save_dir: self.save_report.clone(),
+                ..ReportInput::default()
+            },
+            output: match &self.output {
+                Some(path) => OutputPlan {
+                    path: Some(path.clone()),
+                    format: Some(Format::Json),
+                    discard: false,
+                },
+                None => OutputPlan {
+                    discard: true,
+                    ..OutputPlan::default()
+                },
+            },
+            record: Some(RecordingPlan::default()),
+            tuning: Default::default(),
         }
-        result
+    }
+
+    /// Runs the scan and delivers its outbox: the figures (or why it
+    /// failed) and how many notifications were not delivered.
+    pub fn run(&self) -> (Result<ScanFigures, String>, u64) {
+        let mut outcome = match crate::pipeline::scan(&self.plan()) {
+            Ok(outcome) => outcome,
+            Err(error) => return (Err(error.to_string()), 0),
+        };
+        let figures = ScanFigures::of(&outcome.summary);
+        match deliver(&mut outcome) {
+            Ok(()) => (Ok(figures), 0),
+            Err((message, undelivered)) => (Err(message), undelivered),
+        }
     }
 }
 
-/// The `summary` of a `scan --format json` document.
-pub fn read_summary(path: &Path) -> Result<ScanFigures, String> {
-    #[derive(Deserialize)]
-    struct Document {
-        summary: ScanFigures,
+/// Delivers the outbox; a message not delivered fails the scan, as it
+/// fails `groupwarden scan`, and is counted.
+fn deliver(outcome: &mut ScanOutcome) -> Result<(), (String, u64)> {
+    match outcome.deliver() {
+        Ok(Some(deliveries)) if deliveries.failed > 0 => {
+            let failed = deliveries.failed as u64;
+            let error = deliveries.into_result().err().map(|e| e.to_string());
+            Err((error.unwrap_or_default(), failed))
+        }
+        Ok(_) => Ok(()),
+        Err(error) => Err((error.to_string(), 0)),
     }
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let document: Document = serde_json::from_reader(BufReader::new(file))
-        .map_err(|e| format!("{}: no scan summary: {e}", path.display()))?;
-    Ok(document.summary)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::FindingWriter;
-    use crate::output::json::JsonWriter;
-    use crate::scan::{RuleCounts, ScanSummary};
+    use crate::scan::RuleCounts;
 
-    /// Guards the coupling: what the JSON writer writes, the daemon reads.
     #[test]
-    fn the_summary_is_read_back_from_what_the_json_writer_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("findings.json");
+    fn the_figures_are_those_of_the_scan_summary() {
         let summary = ScanSummary {
             source: "report.csv".into(),
             stats: Default::default(),
@@ -215,10 +242,7 @@ mod tests {
             )],
             elapsed: Duration::from_millis(5),
         };
-        let mut writer = JsonWriter::new(Box::new(File::create(&path).unwrap()));
-        writer.finish(&summary).unwrap();
-        drop(writer);
-        let figures = read_summary(&path).unwrap();
+        let figures = ScanFigures::of(&summary);
         assert_eq!(figures.source, "report.csv");
         assert_eq!(figures.row_errors, 2);
         assert_eq!(figures.rows, 2);
@@ -230,14 +254,5 @@ mod tests {
             }
         );
         assert_eq!(figures.findings_by_rule(), "empty-groups=4");
-    }
-
-    #[test]
-    fn a_truncated_document_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("findings.json");
-        std::fs::write(&path, "{\"findings\":[\n{\"rule\":\"x\"}").unwrap();
-        let err = read_summary(&path).unwrap_err();
-        assert!(err.contains("no scan summary"), "{err}");
     }
 }

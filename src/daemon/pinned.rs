@@ -12,9 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::commands::rules_dir;
-use crate::commands::validate::{Context, STEPS, Verdict};
 use crate::config::{ConfigError, LoadedConfig};
+use crate::pipeline::checks::{Context, STEPS, Verdict};
+use crate::pipeline::rules::rules_dir;
 use crate::source::config::{ENV_CLIENT_ID, ENV_TENANT_ID, Environment, ProcessEnvironment};
 
 use super::config::ScheduleConfig;

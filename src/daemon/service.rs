@@ -235,7 +235,7 @@ impl Daemon {
     }
 
     fn start(&self, trigger: Trigger) -> Option<Running> {
-        let job = ScanJob::new(self.pinned.clone(), &self.workspace);
+        let job = ScanJob::new(self.pinned.clone());
         let started = Timestamp::now();
         match job.spawn(trigger) {
             Ok(result) => {
@@ -353,6 +353,7 @@ async fn finished(scan: &mut Running) -> FinishedScan {
                 finished: now,
                 duration: until_from(scan.started, now),
                 result: Err("the scan stopped unexpectedly (a bug: please report it)".into()),
+                undelivered: 0,
             }
         }
     }

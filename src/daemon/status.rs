@@ -5,14 +5,9 @@
 //! written by hand: a dozen families do not need a metrics library.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
 use serde_json::json;
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{FilterFn, Filtered};
-use tracing_subscriber::layer::Context;
 
 use super::job::{FinishedScan, ScanFigures, Trigger};
 
@@ -29,6 +24,8 @@ pub struct Status {
     pub reloads_failed: u64,
     /// Rows read over all completed scans.
     pub rows_total: u64,
+    /// Notifications that scans could not deliver.
+    pub notify_failures: u64,
     /// When the running scan started, if one runs.
     pub running_since: Option<(Timestamp, Trigger)>,
     pub last: Option<FinishedScan>,
@@ -49,6 +46,7 @@ impl Status {
             reloads_succeeded: 0,
             reloads_failed: 0,
             rows_total: 0,
+            notify_failures: 0,
             running_since: None,
             last: None,
             last_figures: None,
@@ -60,6 +58,7 @@ impl Status {
     /// Counts a scan that ended.
     pub fn record(&mut self, scan: FinishedScan) {
         self.running_since = None;
+        self.notify_failures += scan.undelivered;
         match &scan.result {
             Ok(figures) => {
                 self.scans_succeeded += 1;
@@ -190,7 +189,7 @@ impl Status {
         page.sample(
             "groupwarden_notify_failures_total",
             &[],
-            notify_failures() as f64,
+            self.notify_failures as f64,
         );
         self.last_scan_metrics(&mut page);
         self.figures_metrics(&mut page);
@@ -344,37 +343,6 @@ fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Where notification delivery reports a message it could not deliver
-/// (one ERROR event per message).
-pub const DELIVERY_TARGET: &str = "groupwarden::notify::deliver";
-
-static NOTIFY_FAILURES: AtomicU64 = AtomicU64::new(0);
-
-pub fn notify_failures() -> u64 {
-    NOTIFY_FAILURES.load(Ordering::Relaxed)
-}
-
-/// Counts undelivered notifications from delivery's ERROR events, so the
-/// count reaches `/metrics` without the scan path returning it. Filtered
-/// by its own callsite filter: it costs nothing for other events, and it
-/// counts even when the log level hides errors.
-pub fn notify_failure_layer<S>() -> Filtered<NotifyFailureCounter, FilterFn, S>
-where
-    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    NotifyFailureCounter.with_filter(FilterFn::new(|meta| {
-        *meta.level() == Level::ERROR && meta.target() == DELIVERY_TARGET
-    }))
-}
-
-pub struct NotifyFailureCounter;
-
-impl<S: Subscriber> Layer<S> for NotifyFailureCounter {
-    fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {
-        NOTIFY_FAILURES.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -389,6 +357,7 @@ mod tests {
             finished: "2026-11-20T06:00:02Z".parse().unwrap(),
             duration: Duration::from_millis(2500),
             result,
+            undelivered: 0,
         }
     }
 
@@ -454,34 +423,20 @@ mod tests {
         }
     }
 
-    /// The coupling the counter relies on: delivery itself reports each
-    /// message it could not deliver as one ERROR event from its module;
-    /// other errors and delivery's warnings (retries) are not counted.
     #[test]
-    fn undelivered_notifications_are_counted() {
-        use crate::notify::deliver::Courier;
-        use crate::notify::route::Planned;
-        use crate::notify::sample::sample_digest;
-        use tracing_subscriber::layer::SubscriberExt;
-
-        let undeliverable = |channel: &str| Planned {
-            channel: channel.into(),
-            recipient: "admins@contoso.com".into(),
-            digest: sample_digest(true),
-        };
-        let planned = [undeliverable("gone"), undeliverable("also-gone")];
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let subscriber = tracing_subscriber::registry().with(notify_failure_layer());
-        let before = notify_failures();
-        let report = tracing::subscriber::with_default(subscriber, || {
-            tracing::error!(target: "groupwarden::scan", "not a delivery");
-            tracing::warn!(target: "groupwarden::notify::deliver", "a retry");
-            runtime.block_on(Courier::new().unwrap().deliver_all(&[], &planned))
-        });
-        assert_eq!(report.failures().count(), 2);
-        assert_eq!(notify_failures() - before, 2);
+    fn undelivered_notifications_are_counted_across_scans() {
+        let mut status = Status::new("0 6 * * *".into());
+        let mut scan = finished(Err("2 of 3 messages were not delivered".into()));
+        scan.undelivered = 2;
+        status.record(scan);
+        let mut scan = finished(Ok(figures()));
+        scan.undelivered = 1;
+        status.record(scan);
+        let text = status.prometheus_text();
+        assert!(
+            text.lines()
+                .any(|l| l == "groupwarden_notify_failures_total 3"),
+            "{text}"
+        );
     }
 }

@@ -18,11 +18,13 @@
 //! [`notifier::Notifier`] under one shared retry loop; what fails is
 //! reported, never dropped.
 
+pub mod announce;
 pub mod channel;
 pub mod config;
 pub mod deliver;
 pub mod digest;
 pub mod email;
+pub mod error;
 pub mod graph_mail;
 mod http;
 pub mod notifier;
@@ -31,12 +33,14 @@ pub mod route;
 pub mod sample;
 pub mod secrets;
 pub mod templates;
+pub mod token;
 pub mod webhook;
 
 pub use channel::{Channel, InvalidChannels, validate};
 pub use config::ChannelConfig;
 pub use deliver::{Courier, DeliveryError, DeliveryReport, deliver};
 pub use digest::{Capped, Counts, Digest, DigestItem, ExpiringExemption, ItemStatus, ScanInfo};
+pub use error::NotifyError;
 pub use graph_mail::{AccessToken, StaticToken};
 pub use render::{Rendered, render};
 pub use route::{Planned, plan};

@@ -7,6 +7,7 @@
 //! taps the report for its charts (see [`html`]).
 
 pub mod csv;
+pub mod file;
 pub mod html;
 pub mod json;
 pub mod table;

@@ -20,7 +20,11 @@ use super::header::{Layout, MissingColumns};
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{source_name}: cannot read the report: {error}")]
-    Io { source_name: String, error: String },
+    Io {
+        source_name: String,
+        #[source]
+        error: io::Error,
+    },
     #[error("{source_name}: the report is empty (no header line)")]
     Empty { source_name: String },
     #[error("{source_name}, line 1: {error}")]
@@ -167,9 +171,9 @@ impl<R: Read> ReportReader<R> {
     pub fn new(input: R, source_name: &str) -> Result<Self, ReportError> {
         let mut lines = Lines::new(input);
         let mut header = Record::default();
-        let io_error = |e: io::Error| ReportError::Io {
+        let io_error = |error: io::Error| ReportError::Io {
             source_name: source_name.to_owned(),
-            error: e.to_string(),
+            error,
         };
         lines.skip_bom().map_err(io_error)?;
         if lines.next_record(&mut header).map_err(io_error)?.is_none() {
@@ -205,10 +209,12 @@ impl<R: Read> ReportReader<R> {
     /// skipped. An error here is the stream failing (a download cut short,
     /// a disk error), not a bad row.
     pub fn read_record(&mut self, record: &mut Record) -> Result<Option<u64>, ReportError> {
-        self.lines.next_record(record).map_err(|e| ReportError::Io {
-            source_name: self.source_name.clone(),
-            error: e.to_string(),
-        })
+        self.lines
+            .next_record(record)
+            .map_err(|error| ReportError::Io {
+                source_name: self.source_name.clone(),
+                error,
+            })
     }
 }
 

@@ -29,6 +29,7 @@ pub mod exemptions;
 pub mod lifecycle;
 pub mod outbox;
 pub mod query;
+pub mod recording;
 pub mod schema;
 pub mod store;
 

@@ -9,23 +9,27 @@
 //!    (this scan's and any left by earlier runs), sends it, and marks it
 //!    delivered only once the channel accepted it. A message that fails
 //!    stays in the outbox for the next run or `groupwarden notify --retry`.
+//!
+//! [`send_now`] is the one place a courier is set up (an async runtime,
+//! the HTTP and SMTP clients, graph-mail's token): the outbox and
+//! `groupwarden notify` both send through it.
 
 use std::time::Duration;
 
 use jiff::civil::Date;
 
-use super::Error;
-use super::notify::{NotifyError, graph_token};
 use crate::config::LoadedConfig;
-use crate::notify::{
-    Capped, Channel, Counts, Courier, Digest, DigestItem, ExpiringExemption, ItemStatus, Planned,
-    ScanInfo, plan,
-};
 use crate::scan::ScanSummary;
 use crate::state::Store;
 use crate::state::changes::{Changes, StoredFinding};
 use crate::state::lifecycle::PendingScan;
 use crate::state::outbox;
+
+use super::token::graph_token;
+use super::{
+    Capped, Channel, Counts, Courier, DeliveryReport, Digest, DigestItem, ExpiringExemption,
+    ItemStatus, NotifyError, Planned, ScanInfo, plan,
+};
 
 /// How long a claimed message is reserved for the run sending it; after
 /// that (a run that died mid-send) another run may take it.
@@ -113,7 +117,7 @@ pub fn enqueue_changes(
     pending: &PendingScan,
     channels: &[Channel],
     summary: &ScanSummary,
-) -> Result<usize, Error> {
+) -> Result<usize, NotifyError> {
     if channels.is_empty() {
         return Ok(0);
     }
@@ -130,18 +134,45 @@ pub fn enqueue_changes(
     Ok(planned.len())
 }
 
+/// What one delivery run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deliveries {
+    /// Messages the channels accepted.
+    pub delivered: usize,
+    /// Messages that failed after their retries; they stay in the outbox.
+    pub failed: usize,
+}
+
+impl Deliveries {
+    /// Messages tried.
+    pub fn total(&self) -> usize {
+        self.delivered + self.failed
+    }
+
+    /// `Err` when any message was not delivered.
+    pub fn into_result(self) -> Result<Deliveries, NotifyError> {
+        match self.failed {
+            0 => Ok(self),
+            failed => Err(NotifyError::Undelivered {
+                failed,
+                total: self.total(),
+            }),
+        }
+    }
+}
+
 /// Sends every undelivered outbox message. Messages for channels no
-/// longer configured stay queued (with a warning). Fails, after trying
-/// all, when any message was not delivered.
+/// longer configured stay queued (with a warning). Every message is
+/// tried; those that fail are counted and stay queued.
 pub fn deliver_outbox(
     store: &Store,
     channels: &[Channel],
     loaded: &LoadedConfig,
-) -> Result<usize, Error> {
+) -> Result<Deliveries, NotifyError> {
     let conn = store.connection();
     let claimed = outbox::claim(conn, CLAIM_LEASE).map_err(|e| store.fail(e))?;
     if claimed.is_empty() {
-        return Ok(0);
+        return Ok(Deliveries::default());
     }
     let mut planned = Vec::new();
     let mut ids = Vec::new();
@@ -170,6 +201,36 @@ pub fn deliver_outbox(
             digest,
         });
     }
+    let report = send_now(channels, &planned, loaded)?;
+    let mut deliveries = Deliveries::default();
+    for ((id, attempts), outcome) in ids.iter().zip(&report.results) {
+        match outcome {
+            Ok(()) => {
+                deliveries.delivered += 1;
+                outbox::mark_delivered(conn, *id).map_err(|e| store.fail(e))?;
+            }
+            Err(error) => {
+                deliveries.failed += 1;
+                outbox::mark_failed(conn, *id, &error.to_string(), attempts + 1)
+                    .map_err(|e| store.fail(e))?;
+            }
+        }
+    }
+    eprintln!(
+        "notifications: {} of {} messages delivered",
+        deliveries.delivered,
+        planned.len()
+    );
+    Ok(deliveries)
+}
+
+/// Sends `planned` now, each message under the channel's retry policy,
+/// with a courier set up for this one run.
+pub fn send_now(
+    channels: &[Channel],
+    planned: &[Planned],
+    loaded: &LoadedConfig,
+) -> Result<DeliveryReport, NotifyError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -178,31 +239,5 @@ pub fn deliver_outbox(
     if let Some(token) = graph_token(channels, loaded)? {
         courier = courier.with_graph_token(token);
     }
-    let report = runtime.block_on(courier.deliver_all(channels, &planned));
-    let mut failed = 0;
-    for ((id, attempts), outcome) in ids.iter().zip(&report.results) {
-        match outcome {
-            Ok(()) => {
-                outbox::mark_delivered(conn, *id).map_err(|e| store.fail(e))?;
-            }
-            Err(error) => {
-                failed += 1;
-                outbox::mark_failed(conn, *id, &error.to_string(), attempts + 1)
-                    .map_err(|e| store.fail(e))?;
-            }
-        }
-    }
-    let delivered = planned.len() - failed;
-    eprintln!(
-        "notifications: {delivered} of {} messages delivered",
-        planned.len()
-    );
-    if failed > 0 {
-        return Err(NotifyError::Undelivered {
-            failed,
-            total: planned.len(),
-        }
-        .into());
-    }
-    Ok(delivered)
+    Ok(runtime.block_on(courier.deliver_all(channels, planned)))
 }

@@ -1,28 +1,45 @@
-//! The state database as the commands use it: where it is, which
-//! exemptions apply, and [`ScanState`], the link between `groupwarden
-//! scan` and its record.
+//! A scan's link to its record: where the database is, which exemptions
+//! apply, and [`ScanRecording`], which records each row's findings (and
+//! gives their statuses) and the scan as a whole. The scan pipeline drives
+//! it; nothing here writes output or sends messages.
 
-use std::io::{Cursor, Read, Write};
+use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use crate::report::reader::Record;
 use jiff::{Timestamp, Zoned};
 
-use super::Error;
-use crate::cli::{ScanArgs, StateLocation};
 use crate::config::LoadedConfig;
 use crate::engine::eval::RowOutcome;
-use crate::engine::finding::Severity;
 use crate::engine::rule::RuleSet;
-use crate::output::FindingWriter;
 use crate::report::date::{format_day, parse_day};
 use crate::report::header::Col;
-use crate::report::reader::{ReportError, ReportReader};
-use crate::scan::{ScanError, ScanSummary};
-use crate::state::exemptions::{ExemptionState, Exemptions};
-use crate::state::lifecycle::{ScanPolicy, ScanRecorder, ScanStart};
-use crate::state::store::StoreOptions;
-use crate::state::{Changes, Status, Store};
+use crate::report::reader::{Record, ReportError, ReportReader};
+use crate::scan::ScanSummary;
+
+use super::exemptions::{ExemptionError, ExemptionState, Exemptions};
+use super::lifecycle::{PendingScan, ScanPolicy, ScanRecorder, ScanStart};
+use super::store::StoreOptions;
+use super::{StateError, Status, Store};
+
+/// Why a scan's record could not be started or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Exemption(#[from] ExemptionError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Where and how a scan is recorded, as plain data.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingPlan {
+    /// The database; `None`: `[state] path` from the config.
+    pub path: Option<PathBuf>,
+    /// Accept a report refreshed before the last scan's.
+    pub allow_older: bool,
+}
 
 /// How much of the report is read ahead to find the first row's refresh
 /// date.
@@ -43,7 +60,7 @@ pub fn store_options(loaded: &LoadedConfig, create: bool) -> StoreOptions {
 }
 
 /// The config's exemptions and those of `[state] exemptions_file`.
-pub fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, Error> {
+pub fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, ExemptionError> {
     let config_name = loaded
         .path
         .as_ref()
@@ -54,18 +71,13 @@ pub fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, Error> {
         .exemptions_file
         .as_ref()
         .map(|f| loaded.resolve(f));
-    Ok(Exemptions::load(
-        &config_name,
-        &loaded.config.exemptions,
-        file.as_deref(),
-    )?)
+    Exemptions::load(&config_name, &loaded.config.exemptions, file.as_deref())
 }
 
-/// The existing database, for commands that only read.
-pub fn open_existing(location: &StateLocation) -> Result<Store, Error> {
-    let loaded = LoadedConfig::load(location.config.as_deref())?;
-    let path = state_path(location.state.as_deref(), &loaded);
-    Ok(Store::open(&path, &store_options(&loaded, false))?)
+/// The existing database at `flag`, else `[state] path`, for commands
+/// that only read.
+pub fn open_existing(flag: Option<&Path>, loaded: &LoadedConfig) -> Result<Store, StateError> {
+    Store::open(&state_path(flag, loaded), &store_options(loaded, false))
 }
 
 /// Today, where groupwarden runs: exemptions end at the end of their day.
@@ -73,23 +85,24 @@ pub fn today() -> jiff::civil::Date {
     Zoned::now().date()
 }
 
-/// A scan's link to the state database; inert under `--no-state`.
-pub struct ScanState {
+/// A scan's link to the state database; inert without a plan
+/// (`--no-state`).
+pub struct ScanRecording {
     recorder: Option<ScanRecorder>,
 }
 
-impl ScanState {
-    /// Opens the database and takes its write lock (`--no-state`: does
+impl ScanRecording {
+    /// Opens the database and takes its write lock (no plan: does
     /// nothing). Warns about expired exemptions.
     pub fn begin(
-        args: &ScanArgs,
+        plan: Option<&RecordingPlan>,
         loaded: &LoadedConfig,
         rules: &RuleSet,
         source: &str,
-    ) -> Result<ScanState, Error> {
-        if args.no_state {
-            return Ok(ScanState { recorder: None });
-        }
+    ) -> Result<ScanRecording, RecordingError> {
+        let Some(plan) = plan else {
+            return Ok(ScanRecording { recorder: None });
+        };
         let exemptions = load_exemptions(loaded)?;
         let today = today();
         for expired in exemptions.in_state(today, ExemptionState::Expired) {
@@ -114,11 +127,11 @@ impl ScanState {
                 retention: config.retention.span(),
                 max_new_findings: config.max_new_findings,
             },
-            allow_older: args.allow_older,
+            allow_older: plan.allow_older,
         };
-        let path = state_path(args.state.as_deref(), loaded);
+        let path = state_path(plan.path.as_deref(), loaded);
         let store = Store::open(&path, &store_options(loaded, true))?;
-        Ok(ScanState {
+        Ok(ScanRecording {
             recorder: Some(ScanRecorder::begin(store, start)?),
         })
     }
@@ -136,7 +149,7 @@ impl ScanState {
         &mut self,
         mut input: Box<dyn Read + Send>,
         source: &str,
-    ) -> Result<Box<dyn Read + Send>, Error> {
+    ) -> Result<Box<dyn Read + Send>, RecordingError> {
         let Some(recorder) = &self.recorder else {
             return Ok(input);
         };
@@ -145,11 +158,9 @@ impl ScanState {
         }
         let mut head = Vec::with_capacity(HEAD_BYTES);
         let read = (&mut input).take(HEAD_BYTES as u64).read_to_end(&mut head);
-        let read = read.map_err(|e| {
-            ScanError::Report(ReportError::Io {
-                source_name: source.to_owned(),
-                error: e.to_string(),
-            })
+        let read = read.map_err(|error: io::Error| ReportError::Io {
+            source_name: source.to_owned(),
+            error,
         })?;
         if let Some(date) = first_refresh_date(&head, read < HEAD_BYTES)
             && let Err(error) = recorder.check_refresh_date(&date)
@@ -162,31 +173,13 @@ impl ScanState {
         Ok(Box::new(Cursor::new(head).chain(input)))
     }
 
-    /// Records a row and writes its findings, with their status in a
-    /// stateful scan. Exempted findings do not count for `--fail-on`.
-    pub fn write_row(
-        &mut self,
-        outcome: &RowOutcome,
-        writer: &mut dyn FindingWriter,
-        worst: &mut Option<Severity>,
-    ) -> Result<(), String> {
-        let Some(recorder) = &mut self.recorder else {
-            for finding in &outcome.findings {
-                *worst = (*worst).max(Some(finding.severity));
-                writer.write(finding).map_err(|e| e.to_string())?;
-            }
-            return Ok(());
-        };
-        let statuses = recorder.record_row(outcome).map_err(|e| e.to_string())?;
-        for (finding, &status) in outcome.findings.iter().zip(statuses) {
-            if status != Status::Exempted {
-                *worst = (*worst).max(Some(finding.severity));
-            }
-            writer
-                .write_with_status(finding, status)
-                .map_err(|e| e.to_string())?;
+    /// Records a row; the status of each of its findings, in order
+    /// (`None` when not recording).
+    pub fn record_row(&mut self, outcome: &RowOutcome) -> Result<Option<&[Status]>, StateError> {
+        match &mut self.recorder {
+            Some(recorder) => recorder.record_row(outcome).map(Some),
+            None => Ok(None),
         }
-        Ok(())
     }
 
     /// The scan failed or was cut short: nothing it saw is kept, and the
@@ -197,55 +190,15 @@ impl ScanState {
         }
     }
 
-    /// Applies the scan to the database, writes the findings it resolved,
-    /// queues this scan's messages for `channels` in the same transaction
-    /// (see `commands::announce`), and commits. Hands back the store, for
-    /// delivering the outbox, and the changes, for the summary.
-    pub fn finish(
-        mut self,
-        summary: &ScanSummary,
-        writer: &mut dyn FindingWriter,
-        channels: &[crate::notify::Channel],
-    ) -> Result<Option<(Store, Changes)>, Error> {
-        let Some(recorder) = self.recorder.take() else {
-            return Ok(None);
-        };
-        let pending = recorder.finish(summary)?;
-        pending.for_each_resolved(|stored| {
-            writer
-                .write_with_status(&stored.to_finding(), Status::Resolved)
-                .map_err(Error::Output)
-        })?;
-        super::announce::enqueue_changes(&pending, channels, summary)?;
-        Ok(Some(pending.commit()?))
+    /// Applies the scan to the database and hands back the transaction,
+    /// still open, for the findings it resolved and the messages to
+    /// queue with it (`None` when not recording).
+    pub fn finish(mut self, summary: &ScanSummary) -> Result<Option<PendingScan>, StateError> {
+        match self.recorder.take() {
+            Some(recorder) => recorder.finish(summary).map(Some),
+            None => Ok(None),
+        }
     }
-}
-
-/// The summary's last lines: findings by status.
-pub fn print_changes(path: &Path, changes: &Changes, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "state {} (scan {}): {}",
-        path.display(),
-        changes.scan_id,
-        changes.counts
-    )?;
-    for exemption in &changes.expiring_exemptions {
-        writeln!(
-            out,
-            "  exemption expiring in {} days ({}): rule {} on {} — {}",
-            exemption.days_left,
-            exemption.origin,
-            exemption.rule,
-            exemption
-                .group_id
-                .as_deref()
-                .or(exemption.group_name.as_deref())
-                .unwrap_or("?"),
-            exemption.reason
-        )?;
-    }
-    Ok(())
 }
 
 /// The refresh date of the first row in `head`, if `head` holds that row

@@ -1,0 +1,119 @@
+//! What can stop a command or a scheduled scan: one typed error, turned
+//! into a message and exit status 2 by the front ends.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::engine::rule::RuleError;
+use crate::notify::NotifyError;
+use crate::scan::ScanError;
+use crate::source::error::SourceError;
+use crate::state::StateError;
+use crate::state::exemptions::ExemptionError;
+
+/// A command or scan that could not do its job (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Exemption(#[from] ExemptionError),
+    #[error("{path}: {error}")]
+    File { path: PathBuf, error: io::Error },
+    #[error("writing output: {0}")]
+    Output(#[from] io::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    /// A front end's own failure (the daemon's), kept whole.
+    #[error(transparent)]
+    Service(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<crate::output::file::OutputFileError> for Error {
+    fn from(error: crate::output::file::OutputFileError) -> Self {
+        Error::File {
+            path: error.path,
+            error: error.error,
+        }
+    }
+}
+
+impl From<crate::state::recording::RecordingError> for Error {
+    fn from(error: crate::state::recording::RecordingError) -> Self {
+        use crate::state::recording::RecordingError;
+        match error {
+            RecordingError::State(error) => Error::State(error),
+            RecordingError::Exemption(error) => Error::Exemption(error),
+            RecordingError::Report(error) => Error::Scan(error.into()),
+        }
+    }
+}
+
+impl Error {
+    /// Output to a closed pipe (`groupwarden scan … | head`) is not a
+    /// failure. Walks the chain of causes, as ripgrep does, so a broken
+    /// pipe is found wherever it was wrapped.
+    pub fn is_broken_pipe(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(io_error) = error.downcast_ref::<io::Error>()
+                && io_error.kind() == io::ErrorKind::BrokenPipe
+            {
+                return true;
+            }
+            cause = wrapped(error);
+        }
+        false
+    }
+}
+
+/// The error inside `error`. `source()` alone is not enough: a
+/// transparent variant hands on its inner error's source, skipping the
+/// inner error itself, and `File` keeps its `io::Error` as a field.
+fn wrapped<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(error) = error.downcast_ref::<Error>() {
+        return match error {
+            Error::File { error, .. } | Error::Output(error) => Some(error),
+            Error::Scan(scan) => Some(scan),
+            Error::Service(inner) => Some(&**inner),
+            other => std::error::Error::source(other),
+        };
+    }
+    match error.downcast_ref::<ScanError>() {
+        Some(ScanError::Sink(inner)) => Some(&**inner),
+        _ => error.source(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_pipe_is_found_however_deep_it_was_wrapped() {
+        let pipe = || io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(Error::Output(pipe()).is_broken_pipe());
+        let in_sink = Error::Scan(ScanError::Sink(Box::new(Error::Output(pipe()))));
+        assert!(in_sink.is_broken_pipe());
+        let other = Error::Scan(ScanError::Sink(Box::new(Error::Output(io::Error::from(
+            io::ErrorKind::PermissionDenied,
+        )))));
+        assert!(!other.is_broken_pipe());
+        assert!(!Error::Usage("Broken pipe".into()).is_broken_pipe());
+        let bare = Error::Scan(ScanError::Sink(Box::new(pipe())));
+        assert!(bare.is_broken_pipe());
+    }
+}

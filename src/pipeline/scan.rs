@@ -1,0 +1,355 @@
+//! One scan, start to finish: the report read, the rules run, findings
+//! written and recorded, this scan's messages queued; then, as a second
+//! step, the outbox delivered.
+//!
+//! ```text
+//!  ScanPlan ──scan()──▶ ScanOutcome ──deliver()──▶ ScanOutcome + Deliveries
+//!   (plain data)         summary, worst severity,      (what the channels
+//!                        state changes (committed)      accepted)
+//! ```
+//!
+//! The two steps are apart so a front end can show the scan's summary
+//! before the (slower) delivery, and because the outbox is what makes
+//! delivery safe to repeat: a scan whose delivery failed is still recorded.
+
+use std::path::PathBuf;
+
+use crate::config::LoadedConfig;
+use crate::engine::eval::RuleFailure;
+use crate::engine::finding::{Finding, Severity};
+use crate::engine::rule::RuleSet;
+use crate::notify::Channel;
+use crate::notify::announce::{Deliveries, deliver_outbox, enqueue_changes};
+use crate::output::file::{Output, open_output};
+use crate::output::{FindingWriter, Format};
+use crate::report::reader::ReportReader;
+use crate::report::row::RowError;
+use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan as run_rows};
+use crate::state::recording::{RecordingPlan, ScanRecording};
+use crate::state::{Changes, Status, Store};
+
+use super::Error;
+use super::input::{ReportInput, open_report};
+use super::rules::load_rules;
+
+/// Row errors and rule failures logged before the rest are only counted.
+const ROW_ERRORS_SHOWN: u64 = 100;
+const RULE_ERRORS_SHOWN_PER_RULE: u64 = 10;
+
+/// Everything one scan needs, as plain data.
+#[derive(Clone, Debug, Default)]
+pub struct ScanPlan {
+    /// The configuration file; `None`: `./groupwarden.toml` if present.
+    pub config: Option<PathBuf>,
+    /// The rules folder; `None`: `rules.dir` from the config, else `./rules`.
+    pub rules_dir: Option<PathBuf>,
+    /// The report to read.
+    pub input: ReportInput,
+    /// Where the findings go.
+    pub output: OutputPlan,
+    /// How the scan is recorded; `None` remembers nothing (`--no-state`).
+    pub record: Option<RecordingPlan>,
+    /// How rows are read and evaluated.
+    pub tuning: Tuning,
+}
+
+/// Where a scan writes its findings.
+#[derive(Clone, Debug, Default)]
+pub struct OutputPlan {
+    /// A file (written under a temporary name and renamed into place);
+    /// `None`: standard output.
+    pub path: Option<PathBuf>,
+    /// `None`: by the file's extension, else table on a terminal, else jsonl.
+    pub format: Option<Format>,
+    /// Write the findings nowhere (a scheduled scan without an output
+    /// file); they are still recorded and announced.
+    pub discard: bool,
+}
+
+/// How rows are read and evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Worker threads; `None`: all cores, up to eight.
+    pub threads: Option<usize>,
+    /// The first bad row stops the scan.
+    pub strict: bool,
+    /// Run compiled rules natively (see `engine::native`).
+    pub fast_path: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            threads: None,
+            strict: false,
+            fast_path: true,
+        }
+    }
+}
+
+/// What a scan did.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    /// Rows, errors and findings, in all and per rule.
+    pub summary: ScanSummary,
+    /// The highest severity among the findings that are not exempted.
+    pub worst: Option<Severity>,
+    /// The record of the scan, when it was recorded.
+    pub recorded: Option<Recorded>,
+    /// What delivering the outbox did, once [`ScanOutcome::deliver`] ran
+    /// (`None` before, or with nothing to deliver to).
+    pub deliveries: Option<Deliveries>,
+    /// What delivery needs, kept until it runs.
+    outbox: Option<Outbox>,
+}
+
+/// A recorded scan.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The state database.
+    pub path: PathBuf,
+    /// What the scan changed.
+    pub changes: Changes,
+}
+
+/// The state database and channels a scan's messages wait in and go to.
+struct Outbox {
+    store: Store,
+    channels: Vec<Channel>,
+    loaded: LoadedConfig,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("store", &self.store.path())
+            .field("channels", &self.channels.len())
+            .finish()
+    }
+}
+
+impl ScanOutcome {
+    /// Sends every message waiting in the outbox (this scan's and any an
+    /// earlier run left), once. Failures are counted in
+    /// [`ScanOutcome::deliveries`], not returned: the scan is recorded.
+    pub fn deliver(&mut self) -> Result<Option<Deliveries>, Error> {
+        if let Some(outbox) = self.outbox.take() {
+            let deliveries = deliver_outbox(&outbox.store, &outbox.channels, &outbox.loaded)?;
+            self.deliveries = Some(deliveries);
+        }
+        Ok(self.deliveries)
+    }
+}
+
+/// Runs the scan `plan` describes: reads the report, runs the rules,
+/// writes the findings, records the scan and queues its messages.
+pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
+    let loaded = LoadedConfig::load(plan.config.as_deref())?;
+    let (engine, rules) = load_rules(plan.rules_dir.as_deref(), &loaded)?;
+    // Channels are checked before anything is read: a broken template
+    // must not surface only after the scan is recorded.
+    let channels = crate::notify::validate(&loaded).map_err(crate::notify::NotifyError::from)?;
+    let (input, source_name) = open_report(&plan.input, &loaded)?;
+    let mut recording = ScanRecording::begin(plan.record.as_ref(), &loaded, &rules, &source_name)?;
+    let input = recording.check_report_start(input, &source_name)?;
+    let output = match plan.output.discard {
+        true => Output {
+            out: Box::new(std::io::sink()),
+            format: plan.output.format.unwrap_or(Format::Jsonl),
+            file: None,
+        },
+        false => open_output(plan.output.path.as_deref(), plan.output.format)?,
+    };
+    let format = output.format;
+    let (input, mut writer) = crate::output::scan_writer(format, output.out, input, &rules);
+    let reader = ReportReader::new(input, &source_name)
+        .map_err(crate::scan::ScanError::from)
+        .inspect_err(|error| recording.fail(&error.to_string()))?;
+    let options = ScanOptions {
+        threads: plan.tuning.threads.unwrap_or_else(default_threads).max(1),
+        strict: plan.tuning.strict,
+        fast_path: plan.tuning.fast_path,
+        // Resolving findings needs to know every group that was evaluated.
+        track_groups: recording.is_recording(),
+        // With statuses, a finding's line is only known once the state
+        // store has seen it, so workers cannot render it.
+        render: writer.render().filter(|_| !recording.is_recording()),
+        // Tenant rules and the HTML page read the whole-report figures.
+        full_stats: format == Format::Html || rules.enabled().any(|r| r.tenant_arity.is_some()),
+    };
+
+    let mut worst: Option<Severity> = None;
+    let mut shown = ErrorDisplay::default();
+    let scanned = run_rows(reader, &engine, &rules, &options, &mut |event| {
+        match event {
+            ScanEvent::Row(outcome) => {
+                let statuses = recording.record_row(outcome)?;
+                write_row(&outcome.findings, statuses, &mut *writer, &mut worst)?;
+                for failure in &outcome.failures {
+                    shown.rule_failure(failure);
+                }
+            }
+            ScanEvent::RowError(error) => shown.row_error(&source_name, error),
+            ScanEvent::Rendered {
+                bytes,
+                worst: rendered,
+            } => {
+                worst = worst.max(rendered);
+                writer.write_rendered(bytes)?;
+            }
+        }
+        Ok(())
+    });
+    let mut summary = scanned.inspect_err(|error| recording.fail(&error.to_string()))?;
+    run_tenant_rules(
+        &engine,
+        &rules,
+        &mut summary,
+        &mut |finding| {
+            worst = worst.max(Some(finding.severity));
+            writer.write(finding)
+        },
+        &mut shown,
+    )?;
+    let committed = match recording.finish(&summary)? {
+        Some(pending) => {
+            pending.for_each_resolved(|stored| {
+                writer
+                    .write_with_status(&stored.to_finding(), Status::Resolved)
+                    .map_err(Error::Output)
+            })?;
+            enqueue_changes(&pending, &channels, &summary)?;
+            Some(pending.commit()?)
+        }
+        None => None,
+    };
+    writer.finish(&summary)?;
+    if let Some(file) = output.file {
+        file.commit()?;
+    }
+    let (recorded, outbox) = match committed {
+        Some((store, changes)) => {
+            let recorded = Recorded {
+                path: store.path().to_owned(),
+                changes,
+            };
+            let outbox = (!channels.is_empty()).then(|| Outbox {
+                store,
+                channels,
+                loaded,
+            });
+            (Some(recorded), outbox)
+        }
+        None => {
+            if !channels.is_empty() {
+                tracing::info!(
+                    "--no-state: nothing is announced (notifications tell what changed since the last scan)"
+                );
+            }
+            (None, None)
+        }
+    };
+    Ok(ScanOutcome {
+        summary,
+        worst,
+        recorded,
+        deliveries: None,
+        outbox,
+    })
+}
+
+/// Writes a row's findings, with their statuses in a recorded scan.
+/// Exempted findings do not count towards the worst severity.
+fn write_row(
+    findings: &[Finding],
+    statuses: Option<&[Status]>,
+    writer: &mut dyn FindingWriter,
+    worst: &mut Option<Severity>,
+) -> std::io::Result<()> {
+    match statuses {
+        None => {
+            for finding in findings {
+                *worst = (*worst).max(Some(finding.severity));
+                writer.write(finding)?;
+            }
+        }
+        Some(statuses) => {
+            for (finding, &status) in findings.iter().zip(statuses) {
+                if status != Status::Exempted {
+                    *worst = (*worst).max(Some(finding.severity));
+                }
+                writer.write_with_status(finding, status)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the tenant rules over the whole-report figures, after the last
+/// row; their findings go to the same writer and count in the summary.
+fn run_tenant_rules(
+    engine: &rhai::Engine,
+    rules: &RuleSet,
+    summary: &mut ScanSummary,
+    write: &mut dyn FnMut(&Finding) -> std::io::Result<()>,
+    shown: &mut ErrorDisplay,
+) -> Result<(), Error> {
+    let tenant_summary =
+        crate::engine::tenant::Summary::new(summary.stats.clone(), summary.row_errors);
+    let outcome = crate::engine::tenant::evaluate(engine, rules.enabled(), &tenant_summary);
+    for finding in &outcome.findings {
+        write(finding)?;
+        summary.findings += 1;
+        if let Some((_, counts)) = summary
+            .per_rule
+            .iter_mut()
+            .find(|(id, _)| *id == finding.rule)
+        {
+            counts.findings += 1;
+        }
+    }
+    for failure in &outcome.failures {
+        shown.rule_failure(failure);
+        summary.rule_errors += 1;
+        if let Some((_, counts)) = summary
+            .per_rule
+            .iter_mut()
+            .find(|(id, _)| *id == failure.rule)
+        {
+            counts.errors += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Logs the first errors in full and counts the rest, so a broken
+/// report cannot flood the log.
+#[derive(Default)]
+struct ErrorDisplay {
+    row_errors: u64,
+    rule_errors: std::collections::HashMap<std::sync::Arc<str>, u64>,
+}
+
+impl ErrorDisplay {
+    fn row_error(&mut self, source: &str, error: &RowError) {
+        self.row_errors += 1;
+        if self.row_errors <= ROW_ERRORS_SHOWN {
+            tracing::warn!("{source}, {error}; row skipped");
+        } else if self.row_errors == ROW_ERRORS_SHOWN + 1 {
+            tracing::warn!("{source}: more row errors; only their count is shown in the summary");
+        }
+    }
+
+    fn rule_failure(&mut self, failure: &RuleFailure) {
+        let count = self.rule_errors.entry(failure.rule.clone()).or_default();
+        *count += 1;
+        if *count <= RULE_ERRORS_SHOWN_PER_RULE {
+            tracing::warn!("{failure}");
+        } else if *count == RULE_ERRORS_SHOWN_PER_RULE + 1 {
+            tracing::warn!(
+                "rule `{}` failed on more rows; only the count is shown in the summary",
+                failure.rule
+            );
+        }
+    }
+}
