@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::report::shape::InputFormat;
+
 use crate::engine::finding::Severity;
 use crate::output::Format;
 use crate::source::config::Period;
@@ -110,6 +112,9 @@ pub struct ScanTuning {
     /// Run every rule in the Rhai interpreter, not compiled (slower; the results are the same).
     #[arg(long)]
     pub no_fast_path: bool,
+    /// The report's format [default: auto: CSV or JSON by the content, whatever the file name].
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto, hide_default_value = true)]
+    pub input_format: InputFormat,
 }
 
 /// Where the state database is, for the commands that read it.

@@ -38,7 +38,7 @@ pub fn run(args: ExplainArgs) -> Result<Outcome, Error> {
     }
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
     let (engine, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
-    let (input, source_name) = open_input(&args.input)?;
+    let (input, source_name) = open_input(&args.input, Default::default())?;
     let mut reader = ReportReader::new(input, &source_name).map_err(ScanError::from)?;
     let mut out = io::stdout().lock();
 

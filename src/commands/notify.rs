@@ -163,7 +163,7 @@ fn digest_of_scan(
     loaded: &LoadedConfig,
 ) -> Result<Digest, Error> {
     let (engine, rules) = load_rules(rules_dir, loaded)?;
-    let (input, source_name) = open_input(report)?;
+    let (input, source_name) = open_input(report, Default::default())?;
     let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
     let options = ScanOptions {
         track_groups: false,

@@ -16,6 +16,7 @@ pub fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
             request: report_request(&args.report),
             path: args.input,
             save_dir: args.save_report,
+            format: args.tuning.input_format,
         },
         output: OutputPlan {
             path: Some(args.output.clone()),

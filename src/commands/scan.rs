@@ -27,6 +27,7 @@ pub fn plan(args: ScanArgs) -> ScanPlan {
             request: report_request(&args.report),
             path: args.input,
             save_dir: args.save_report,
+            format: args.tuning.input_format,
         },
         output: OutputPlan {
             path: args.output,

@@ -7,6 +7,9 @@ use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use crate::config::LoadedConfig;
+use crate::report::reader::ReportError;
+use crate::report::shape::{self, InputFormat};
+use crate::scan::ScanError;
 use crate::source::config::{
     ENV_CLIENT_ID, ENV_TENANT_ID, Environment, GraphSettings, ProcessEnvironment, ReportRequest,
     ResolvedSource, SourceConfig,
@@ -26,6 +29,8 @@ pub struct ReportInput {
     pub request: Option<ReportRequest>,
     /// Keep a copy of the raw report in this folder.
     pub save_dir: Option<PathBuf>,
+    /// CSV or JSON; `Auto` tells by the content.
+    pub format: InputFormat,
 }
 
 /// The report to scan and its name for messages: `--input` if given, else
@@ -55,7 +60,7 @@ pub fn open_report(
             if request.is_some() {
                 return Err(Error::Usage("--period and --date choose the report to fetch from Microsoft Graph; the input here is a file".into()));
             }
-            let (reader, name) = open_input(&path)?;
+            let (reader, name) = open_file(&path)?;
             (reader, name, "unknown")
         }
         ResolvedSource::Graph(settings) => {
@@ -63,16 +68,17 @@ pub fn open_report(
             (Box::new(download), name, settings.request.period_label())
         }
     };
-    match &choice.save_dir {
+    let reader: Box<dyn Read + Send> = match &choice.save_dir {
         Some(dir) => {
             let copy = SavedCopy::new(reader, dir, period).map_err(|error| Error::File {
                 path: dir.to_owned(),
                 error,
             })?;
-            Ok((Box::new(copy), name))
+            Box::new(copy)
         }
-        None => Ok((reader, name)),
-    }
+        None => reader,
+    };
+    Ok((shaped(reader, &name, choice.format)?, name))
 }
 
 /// `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` name an app, as the Azure SDKs
@@ -102,8 +108,33 @@ pub fn open_graph(settings: &GraphSettings) -> Result<(Download, String), Error>
     ))
 }
 
-/// A report from a path, or standard input for `-`.
-pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> {
+/// A report from a path, or standard input for `-`, in any shape
+/// [`shape::open`] reads.
+pub fn open_input(
+    path: &Path,
+    format: InputFormat,
+) -> Result<(Box<dyn Read + Send>, String), Error> {
+    let (reader, name) = open_file(path)?;
+    Ok((shaped(reader, &name, format)?, name))
+}
+
+/// The report as UTF-8, comma-separated CSV, whatever its shape; an
+/// unusual shape is logged.
+fn shaped(
+    reader: Box<dyn Read + Send>,
+    name: &str,
+    format: InputFormat,
+) -> Result<Box<dyn Read + Send>, Error> {
+    let (reader, shape) = shape::open(reader, name, format)
+        .map_err(|e: ReportError| Error::Scan(ScanError::from(e)))?;
+    if shape.is_unusual() {
+        tracing::info!("{name}: read as {shape}");
+    }
+    Ok(reader)
+}
+
+/// A file, or standard input for `-`, as it is.
+fn open_file(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> {
     if path == Path::new("-") {
         return Ok((Box::new(io::stdin()), "<stdin>".to_owned()));
     }

@@ -311,6 +311,11 @@ fn key_chars(text: &str) -> impl Iterator<Item = char> + '_ {
         .flat_map(char::to_lowercase)
 }
 
+/// Whether `header` (in any spelling) names a column of the report.
+pub fn is_known_header(header: &str) -> bool {
+    known_column(header.trim()).is_some()
+}
+
 /// The known column a header (in any spelling) names.
 fn known_column(header: &str) -> Option<usize> {
     // Rules call `row.has(...)` per row: match against keys computed once.

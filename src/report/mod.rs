@@ -16,4 +16,5 @@ pub mod date;
 pub mod header;
 pub mod reader;
 pub mod row;
+pub mod shape;
 pub mod stats;

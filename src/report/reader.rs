@@ -25,6 +25,11 @@ pub enum ReportError {
         #[source]
         error: io::Error,
     },
+    #[error("{source_name}: {message}")]
+    Shape {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: the report is empty (no header line)")]
     Empty { source_name: String },
     #[error("{source_name}, line 1: {error}")]
