@@ -17,6 +17,8 @@ use tempfile::TempDir;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::util::gw_std;
+
 const WEBHOOK_KEY: &str = "test-signing-key";
 
 // ---------------------------------------------------------------- helpers
@@ -82,15 +84,12 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_groupwarden"));
+        let mut command = gw_std(self.dir.path());
         command
-            .current_dir(self.dir.path())
             .arg("notify")
             .arg("--config")
             .arg(self.path("groupwarden.toml"))
-            .args(args);
-        command
-            .env_remove("GROUPWARDEN_GRAPH_TOKEN")
+            .args(args)
             .env("GROUPWARDEN_LOG", "warn");
         command
     }
@@ -141,7 +140,7 @@ impl SmtpSink {
 
     fn start_with(port: u16, login: Option<(&str, &str)>, env: &[(&str, &Path)]) -> SmtpSink {
         let inbox = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp_sink.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/smtp_sink.py");
         let mut command = Command::new("python3");
         command.arg(script).arg(inbox.path()).arg(port.to_string());
         if let Some((user, password)) = login {
@@ -1080,7 +1079,7 @@ fn dry_run_writes_every_message_to_a_folder_and_sends_nothing() {
 
 // -------------------------------------------------------------- snapshots
 
-/// Every rendering of one fixed digest, for review in `tests/snapshots/`.
+/// Every rendering of one fixed digest, for review in `tests/integration/snapshots/`.
 #[test]
 fn rendered_messages_match_their_snapshots() {
     let config = "[[notify]]\nname = \"admins\"\ntype = \"email\"\nsmtp_host = \"smtp.example.com\"\n\

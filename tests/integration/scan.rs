@@ -1,8 +1,6 @@
 //! `groupwarden scan` end to end: the real binary on fixture reports.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use predicates::prelude::*;
 use tempfile::TempDir;
 

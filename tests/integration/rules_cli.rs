@@ -7,6 +7,8 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use tempfile::TempDir;
 
+use crate::util::gw;
+
 const HEADER: &str = "Report Refresh Date,Group Display Name,Is Deleted,Owner Principal Name,Last Activity Date,Group Type,Member Count,External Member Count,Exchange Received Email Count,SharePoint Active File Count,Yammer Posted Message Count,Yammer Read Message Count,Yammer Liked Message Count,Exchange Mailbox Total Item Count,Exchange Mailbox Storage Used (Byte),SharePoint Total File Count,SharePoint Site Storage Used (Byte),Group Id,Report Period";
 
 /// Four groups: inactive for 90 days, ownerless with guests, deleted with
@@ -27,21 +29,10 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// The binary, run in `dir` so no stray `groupwarden.toml` is picked up.
+/// The binary (see [`gw`]), without colours.
 fn groupwarden(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_groupwarden"));
-    command
-        .current_dir(dir)
-        .env_remove("GROUPWARDEN_CONFIG")
-        .env("NO_COLOR", "1");
-    for name in [
-        "AZURE_TENANT_ID",
-        "AZURE_CLIENT_ID",
-        "AZURE_CLIENT_SECRET",
-        "AZURE_CLIENT_CERTIFICATE_PATH",
-    ] {
-        command.env_remove(name);
-    }
+    let mut command = gw(dir);
+    command.env("NO_COLOR", "1");
     command
 }
 

@@ -22,6 +22,8 @@ use rusqlite::Connection;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::util::gw_std;
+
 const HEADER: &str = "Report Refresh Date,Group Display Name,Is Deleted,Owner Principal Name,Last Activity Date,\
 Member Count,External Member Count,Group Id,Report Period";
 
@@ -113,12 +115,8 @@ impl Tenant {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_groupwarden"));
-        command
-            .current_dir(self.dir.path())
-            .args(args)
-            .env_remove("GROUPWARDEN_CONFIG")
-            .env("GROUPWARDEN_LOG", "warn");
+        let mut command = gw_std(self.dir.path());
+        command.args(args).env("GROUPWARDEN_LOG", "warn");
         command
     }
 

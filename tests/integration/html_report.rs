@@ -6,13 +6,11 @@
 //! (no background networking, no component updates, a fresh profile) and
 //! only ever opens `file://` pages.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Group, bundled_rules, gw, report, write};
+use crate::util::{self, Group, bundled_rules, gw, report, write};
 use tempfile::TempDir;
 
 const HOSTILE_SCRIPT: &str = "<script>document.title='pwned'</script>";
@@ -20,8 +18,7 @@ const HOSTILE_IMAGE: &str = "<img src=x onerror=\"document.body.setAttribute('da
 
 /// The sample report plus groups whose names and owners are markup.
 fn report_with_hostile_names(dir: &Path) -> PathBuf {
-    let sample =
-        std::fs::read_to_string(common::root().join("examples/sample-report.csv")).unwrap();
+    let sample = std::fs::read_to_string(util::root().join("examples/sample-report.csv")).unwrap();
     let hostile = report(&[
         Group {
             name: HOSTILE_SCRIPT,
@@ -58,7 +55,7 @@ fn write_html(dir: &Path, input: &Path, args: &[&str]) -> String {
         .arg(input)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(output.status.success(), "{}", util::stderr(&output));
     let html_path = args
         .iter()
         .skip_while(|a| **a != "--output")
@@ -75,8 +72,8 @@ fn json_findings(dir: &Path, input: &Path) -> Vec<serde_json::Value> {
         .arg(input)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    common::findings(&output)
+    assert!(output.status.success(), "{}", util::stderr(&output));
+    util::findings(&output)
 }
 
 /// Pages equal but for the scan's time and duration; on a difference,
@@ -130,7 +127,7 @@ fn report_needs_an_output_and_fails_on_like_scan() {
         .output()
         .unwrap();
     assert_eq!(missing_output.status.code(), Some(2));
-    assert!(common::stderr(&missing_output).contains("--output"));
+    assert!(util::stderr(&missing_output).contains("--output"));
 
     let failing = gw(dir.path())
         .args([
@@ -146,12 +143,7 @@ fn report_needs_an_output_and_fails_on_like_scan() {
         .arg(&input)
         .output()
         .unwrap();
-    assert_eq!(
-        failing.status.code(),
-        Some(1),
-        "{}",
-        common::stderr(&failing)
-    );
+    assert_eq!(failing.status.code(), Some(1), "{}", util::stderr(&failing));
     assert!(dir.path().join("r.html").exists());
 }
 
@@ -189,7 +181,7 @@ fn the_page_counts_every_finding_of_the_scan_and_escapes_the_report() {
 fn the_charts_cover_every_good_row_whatever_the_thread_count() {
     let dir = TempDir::new().unwrap();
     let rows = 5000;
-    let input = write(dir.path(), "big.csv", &common::synthetic_report(rows));
+    let input = write(dir.path(), "big.csv", &util::synthetic_report(rows));
     let one = write_html(
         dir.path(),
         &input,

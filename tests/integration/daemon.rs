@@ -6,8 +6,6 @@
 //! their report from a named pipe: the scan blocks until the test writes
 //! the report, so nothing depends on how fast the machine is.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -19,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{gw, root, write};
+use crate::util::{gw, gw_std, root, write};
 
 /// How long to wait for something that should happen within a few
 /// seconds before calling the test failed (a safety net, not a timing).
@@ -108,14 +106,9 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, config: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_groupwarden"))
+        let mut child = gw_std(dir)
             .args(["--log-format", "json", "run", "--config"])
             .arg(config)
-            .current_dir(dir)
-            .env_remove("GROUPWARDEN_CONFIG")
-            .env_remove("GROUPWARDEN_LOG")
-            .env_remove("AZURE_TENANT_ID")
-            .env_remove("AZURE_CLIENT_ID")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -646,7 +639,6 @@ fn a_bad_config_refuses_to_start_and_names_the_key() {
     );
     let output = gw(setup.dir.path())
         .args(["run", "--config", "groupwarden.toml"])
-        .env_remove("AZURE_TENANT_ID")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -1,7 +1,7 @@
-//! Helpers shared by the integration tests: the real binary, temp
-//! folders, and small report builders.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: the one launcher of the real
+//! binary, temp folders, and small report builders.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -15,19 +15,55 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The rules that ship with groupwarden.
 pub fn bundled_rules() -> PathBuf {
     root().join("rules")
 }
 
-/// The binary, run in `dir` so no stray `groupwarden.toml` is picked up.
-pub fn gw(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_groupwarden"));
-    cmd.current_dir(dir)
-        .env_remove("GROUPWARDEN_CONFIG")
-        .env_remove("GROUPWARDEN_LOG");
-    cmd
+/// The binary Cargo built for these tests.
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_groupwarden"))
 }
 
+/// The binary, run in `dir` so no stray `groupwarden.toml` is picked up,
+/// with none of the test machine's `GROUPWARDEN_*` or `AZURE_*` variables
+/// (see [`gw_std`]).
+pub fn gw(dir: &Path) -> Command {
+    Command::from_std(gw_std(dir))
+}
+
+/// [`gw`] as a std command, for tests that spawn the binary and read it
+/// while it runs. A test that needs a variable sets it on the command:
+/// that comes after the removal, so it wins.
+pub fn gw_std(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    command.current_dir(dir);
+    remove_settings(&mut command, std::env::vars_os());
+    command
+}
+
+/// Removes from `command` every variable of `environment` that the binary
+/// would read as a setting: a machine with `AZURE_TENANT_ID` or
+/// `GROUPWARDEN_CONFIG` exported must not change what a test sees.
+pub fn remove_settings(
+    command: &mut std::process::Command,
+    environment: impl IntoIterator<Item = (OsString, OsString)>,
+) {
+    for (name, _) in environment {
+        if is_setting(&name) {
+            command.env_remove(name);
+        }
+    }
+}
+
+/// Whether a variable's name is one of the binary's settings (or the Azure
+/// SDK convention it follows). Bytes, not UTF-8: a name need not be valid.
+fn is_setting(name: &OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.starts_with(b"GROUPWARDEN_") || name.starts_with(b"AZURE_")
+}
+
+/// Writes `content` to `dir/name`, creating folders on the way.
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
     if let Some(parent) = path.parent() {
@@ -67,6 +103,7 @@ impl Default for Group<'_> {
 }
 
 impl Group<'_> {
+    /// The row as the report has it.
     pub fn csv(&self) -> String {
         let name = if self.name.contains([',', '"', '\n']) {
             format!("\"{}\"", self.name.replace('"', "\"\""))
@@ -97,10 +134,12 @@ pub fn report(rows: &[String]) -> String {
     text
 }
 
+/// The output's stdout as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The output's stderr as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

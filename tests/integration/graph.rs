@@ -15,6 +15,8 @@ use tempfile::TempDir;
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
+use crate::util::gw_std;
+
 const SECRET: &str = "s3cr3t-Client-Value~xyz";
 const ACCESS_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.access-token-body.sig";
 const DOWNLOAD_PATH: &str = "/reports/0f1e2d3c/groups.csv";
@@ -132,21 +134,13 @@ impl Tenant {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_groupwarden"));
+        let mut command = gw_std(self.dir.path());
         command
             .args(args)
-            .current_dir(self.dir.path())
             .env("GW_TEST_SECRET", SECRET)
-            .env("GROUPWARDEN_CONFIG", self.config_path())
-            .env_remove("GROUPWARDEN_LOG");
-        for name in [
-            "AZURE_TENANT_ID",
-            "AZURE_CLIENT_ID",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_CLIENT_CERTIFICATE_PATH",
-        ] {
-            command.env_remove(name);
-        }
+            .env("GROUPWARDEN_CONFIG", self.config_path());
+        // The servers are on loopback: a proxy of the machine must not
+        // stand between.
         for name in [
             "HTTP_PROXY",
             "HTTPS_PROXY",

@@ -2,11 +2,9 @@
 //! again after a channel was down. Real binary, real SQLite file, a real
 //! HTTP receiver on loopback.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use crate::util::*;
 use tempfile::TempDir;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -4,15 +4,13 @@
 //! properties the docs promise (hardening, no stored secret, one run at a
 //! time). Their groupwarden configs are checked with groupwarden's parser.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use groupwarden::daemon::config::CronPattern;
 use serde_yaml_ng::Value;
 
-use common::root;
+use crate::util::{binary, root};
 
 fn deploy(path: &str) -> PathBuf {
     root().join("examples/deploy").join(path)
@@ -177,10 +175,8 @@ fn systemd_analyze_verify() {
         "groupwarden.timer",
         "groupwarden-daemon.service",
     ] {
-        let unit = read(&deploy(&format!("systemd/{name}"))).replace(
-            "/usr/local/bin/groupwarden",
-            env!("CARGO_BIN_EXE_groupwarden"),
-        );
+        let unit = read(&deploy(&format!("systemd/{name}")))
+            .replace("/usr/local/bin/groupwarden", binary().to_str().unwrap());
         std::fs::write(dir.path().join(name), unit).unwrap();
     }
     let output = Command::new("systemd-analyze")

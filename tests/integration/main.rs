@@ -1,0 +1,21 @@
+//! The integration tests, as one binary: the real `groupwarden` binary and
+//! the library against real files, servers on loopback and tools found on
+//! the machine. One binary links the crate and the test dependencies once
+//! instead of once per file.
+//!
+//! Every module launches the binary through [`util::gw`] or
+//! [`util::gw_std`], so no `GROUPWARDEN_*` or `AZURE_*` variable of the
+//! machine running the tests reaches it.
+
+mod util;
+
+mod announce;
+mod daemon;
+mod deploy;
+mod graph;
+mod html_report;
+mod launcher;
+mod notify;
+mod rules_cli;
+mod scan;
+mod state;
