@@ -18,4 +18,5 @@ mod launcher;
 mod notify;
 mod rules_cli;
 mod scan;
+mod shapes;
 mod state;
