@@ -29,6 +29,9 @@ pub struct Config {
     /// Where findings are remembered between scans.
     #[serde(default)]
     pub state: StateConfig,
+    /// When a scan counts as failed.
+    #[serde(default)]
+    pub scan: crate::pipeline::scan::ScanConfig,
     /// Accepted findings: recorded as exempted, never announced, until
     /// they expire.
     #[serde(default)]

@@ -22,6 +22,8 @@ pub enum Error {
     #[error(transparent)]
     Scan(#[from] ScanError),
     #[error(transparent)]
+    Failed(#[from] crate::pipeline::scan::ScanFailure),
+    #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
     Exemption(#[from] ExemptionError),

@@ -87,6 +87,89 @@ impl Default for Tuning {
     }
 }
 
+/// The `[scan]` section: when a scan that read the report only in part
+/// counts as failed.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanConfig {
+    /// The share of rows (0 to 1) that may fail to read before the scan
+    /// fails: with more, nothing is recorded, resolved or announced and
+    /// the scan exits 2. A scan where every row failed always fails.
+    #[serde(default = "default_max_row_error_ratio", deserialize_with = "ratio")]
+    pub max_row_error_ratio: f64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            max_row_error_ratio: default_max_row_error_ratio(),
+        }
+    }
+}
+
+fn default_max_row_error_ratio() -> f64 {
+    0.01
+}
+
+fn ratio<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let value = <f64 as serde::Deserialize>::deserialize(deserializer)?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a share of rows from 0 to 1 (0.01 is 1%), found {value}"
+        )))
+    }
+}
+
+/// Why a scan that ran is still a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanFailure {
+    /// Too many rows could not be read for the findings to be trusted.
+    #[error(
+        "{source_name}: {row_errors} of {rows} rows could not be read ({percent:.1}%){why}: the scan failed; nothing was recorded, resolved or announced (the first row errors are shown above)"
+    )]
+    TooManyRowErrors {
+        /// The report.
+        source_name: String,
+        /// Rows that could not be read.
+        row_errors: u64,
+        /// Rows in all, bad ones included.
+        rows: u64,
+        /// `row_errors` as a percentage of `rows`.
+        percent: f64,
+        /// Which limit was passed.
+        why: String,
+    },
+}
+
+/// Fails a scan that read too little of the report to be trusted.
+fn check_row_errors(summary: &ScanSummary, config: &ScanConfig) -> Result<(), ScanFailure> {
+    let rows = summary.rows_read();
+    let errors = summary.row_errors;
+    if errors == 0 {
+        return Ok(());
+    }
+    let share = errors as f64 / rows as f64;
+    let why = if errors == rows {
+        ", every row".to_owned()
+    } else if share > config.max_row_error_ratio {
+        format!(
+            ", more than [scan] max_row_error_ratio = {} allows",
+            config.max_row_error_ratio
+        )
+    } else {
+        return Ok(());
+    };
+    Err(ScanFailure::TooManyRowErrors {
+        source_name: summary.source.clone(),
+        row_errors: errors,
+        rows,
+        percent: share * 100.0,
+        why,
+    })
+}
+
 /// What a scan did.
 #[derive(Debug)]
 pub struct ScanOutcome {
@@ -201,6 +284,8 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         Ok(())
     });
     let mut summary = scanned.inspect_err(|error| recording.fail(&error.to_string()))?;
+    check_row_errors(&summary, &loaded.config.scan)
+        .inspect_err(|error| recording.fail(&error.to_string()))?;
     run_tenant_rules(
         &engine,
         &rules,
@@ -351,5 +436,50 @@ impl ErrorDisplay {
                 failure.rule
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(rows: u64, row_errors: u64) -> ScanSummary {
+        let mut summary = ScanSummary {
+            source: "report.csv".into(),
+            row_errors,
+            ..ScanSummary::default()
+        };
+        summary.stats.rows = rows - row_errors;
+        summary
+    }
+
+    #[test]
+    fn a_scan_fails_past_the_share_of_bad_rows_or_when_every_row_is_bad() {
+        let config = ScanConfig::default();
+        assert!(check_row_errors(&summary(1000, 10), &config).is_ok());
+        let error = check_row_errors(&summary(1000, 11), &config).unwrap_err();
+        assert!(error.to_string().contains("11 of 1000 rows could not be read (1.1%), more than [scan] max_row_error_ratio = 0.01 allows"), "{error}");
+        let lenient = ScanConfig {
+            max_row_error_ratio: 1.0,
+        };
+        assert!(check_row_errors(&summary(10, 9), &lenient).is_ok());
+        let error = check_row_errors(&summary(10, 10), &lenient).unwrap_err();
+        assert!(error.to_string().contains("(100.0%), every row"), "{error}");
+        assert!(check_row_errors(&summary(0, 0), &config).is_ok());
+    }
+
+    #[test]
+    fn the_ratio_is_a_share_from_0_to_1() {
+        let parse = |text: &str| crate::config::parse(text).map(|c| c.scan);
+        assert_eq!(
+            parse("[scan]\nmax_row_error_ratio = 0.05\n")
+                .unwrap()
+                .max_row_error_ratio,
+            0.05
+        );
+        let error = parse("[scan]\nmax_row_error_ratio = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("from 0 to 1"), "{error}");
     }
 }

@@ -217,6 +217,12 @@ fn bad_rows_are_reported_with_their_line_and_skipped() {
         }
         .csv(), // line 7
     ];
+    // Three bad rows in five: allowed here, to see each reported.
+    write(
+        dir.path(),
+        "groupwarden.toml",
+        "[scan]\nmax_row_error_ratio = 1.0\n",
+    );
     let out = scan(&dir, &report(&rows), &[]);
     assert_eq!(out.status.code(), Some(0));
     let err = stderr(&out);

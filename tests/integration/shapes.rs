@@ -38,7 +38,10 @@ fn every_shape_gives_the_plain_csvs_findings() {
     let (expected, _) = scan(&fixture("plain.csv"), &[]);
     assert!(expected.len() >= 5, "{expected:?}");
     for (name, shape) in [
-        ("powershell-out-file-utf16le.csv", "UTF-16LE CSV separated by ','"),
+        (
+            "powershell-out-file-utf16le.csv",
+            "UTF-16LE CSV separated by ','",
+        ),
         ("utf16be-bom.csv", "UTF-16BE CSV separated by ','"),
         ("utf8-no-bom-lf.csv", ""),
         ("excel-semicolon.csv", "UTF-8 CSV separated by ';'"),

@@ -365,6 +365,8 @@ fn unreadable_rows_stop_groups_from_resolving_as_gone() {
         ],
     );
     tenant.scan(&first, &[]);
+    // One bad row in two is far more than the default 1% allows.
+    tenant.config("[scan]\nmax_row_error_ratio = 1.0\n");
     // Beta's row is unreadable: it may still be there, so it stays open.
     // Alpha's row is read and clean, so Alpha resolves.
     let text = format!(
@@ -385,6 +387,40 @@ fn unreadable_rows_stop_groups_from_resolving_as_gone() {
     assert_eq!(
         tenant.sql::<i64>("SELECT complete FROM scans ORDER BY id DESC LIMIT 1"),
         0
+    );
+}
+
+#[test]
+fn a_scan_that_could_not_read_enough_rows_fails_and_changes_nothing() {
+    let tenant = Tenant::new();
+    let first = tenant.report(
+        "r1.csv",
+        "2026-11-01",
+        &[
+            group("g-a", "Alpha").ownerless(),
+            group("g-b", "Beta").ownerless(),
+        ],
+    );
+    tenant.scan(&first, &[]);
+    let text = format!(
+        "{HEADER}\n{}\n2026-11-08,Beta,False,,2026-11-07,many,0,g-b,30\n",
+        group("g-a", "Alpha").row("2026-11-08".parse().unwrap())
+    );
+    let partial = tenant.path("partial.csv");
+    std::fs::write(&partial, text).unwrap();
+    let output = tenant.run(&["scan", "-i", partial.to_str().unwrap(), "-f", "jsonl"]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("1 of 2 rows could not be read (50.0%), more than [scan] max_row_error_ratio = 0.01 allows"),
+        "{log}"
+    );
+    // Nothing resolved: Alpha is still new, and the attempt is recorded as failed.
+    let findings = tenant.findings(&[]);
+    assert_eq!(findings["ownerless-groups:g-a"]["status"], "new");
+    assert_eq!(
+        tenant.sql::<String>("SELECT outcome FROM scans ORDER BY id DESC LIMIT 1"),
+        "failed"
     );
 }
 
