@@ -6,9 +6,9 @@
 //! backoff (from `backon`: doubling, capped, optionally with jitter). The
 //! retries end at the first of: no attempts left, a wait that would pass
 //! the deadline, or a `Retry-After` longer than the policy honours.
-//! [`Retries`] makes those decisions; [`retry_blocking`] and
+//! One `Retries` value makes those decisions; [`retry_blocking`] and
 //! [`retry_async`] are the two loops around it, differing only in how they
-//! sleep. [`parse_retry_after`] is the one reader of `Retry-After`.
+//! sleep. [`retry_after`] is the one reader of the `Retry-After` header.
 
 use std::fmt;
 use std::future::Future;
@@ -128,7 +128,7 @@ pub struct Stopped<E> {
 
 /// One operation's retries under a policy: the attempt count, the clock
 /// and the backoff, and the decision after each failure.
-pub struct Retries {
+struct Retries {
     policy: RetryPolicy,
     backoff: ExponentialBackoff,
     started: Instant,
@@ -137,7 +137,7 @@ pub struct Retries {
 
 impl Retries {
     /// Before the first attempt.
-    pub fn new(policy: &RetryPolicy) -> Retries {
+    fn new(policy: &RetryPolicy) -> Retries {
         Retries {
             policy: *policy,
             backoff: policy.backoff(),
@@ -147,13 +147,13 @@ impl Retries {
     }
 
     /// The attempt under way, from 1.
-    pub fn attempt(&self) -> u32 {
+    fn attempt(&self) -> u32 {
         self.attempt
     }
 
     /// After the current attempt failed with `error`: how long to wait
     /// before the next one, or how the attempts ended.
-    pub fn after_failure<E: Transient>(&mut self, error: E) -> Result<(E, Duration), Stopped<E>> {
+    fn after_failure<E: Transient>(&mut self, error: E) -> Result<(E, Duration), Stopped<E>> {
         let decision = if error.is_transient() {
             self.wait(error.retry_after(), self.started.elapsed())
                 .map_err(Some)
@@ -189,13 +189,13 @@ impl Retries {
                 max_attempts: policy.max_attempts,
             });
         }
-        if let (Some(retry_after), Some(max_retry_after)) = (retry_after, policy.max_retry_after) {
-            if retry_after > max_retry_after {
-                return Err(GaveUp::RetryAfterTooLong {
-                    retry_after,
-                    max_retry_after,
-                });
-            }
+        if let (Some(retry_after), Some(max_retry_after)) = (retry_after, policy.max_retry_after)
+            && retry_after > max_retry_after
+        {
+            return Err(GaveUp::RetryAfterTooLong {
+                retry_after,
+                max_retry_after,
+            });
         }
         let wait = retry_after.unwrap_or(backoff);
         match policy.deadline {
@@ -255,7 +255,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// A `Retry-After` value: a number of seconds, or an HTTP date (RFC 9110's
 /// three forms, or any RFC 2822 date) of which a past one means now.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -407,7 +407,7 @@ mod tests {
             transient: false,
             retry_after: None,
         };
-        let (waits, stopped) = waits(policy(5), &[refused.clone()]);
+        let (waits, stopped) = waits(policy(5), std::slice::from_ref(&refused));
         assert!(waits.is_empty());
         let stopped = stopped.unwrap();
         assert_eq!((stopped.attempts, stopped.gave_up), (1, None));

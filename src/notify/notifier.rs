@@ -13,6 +13,7 @@ pub trait Notifier {
     /// What one attempt sends; rendered once, sent on every attempt.
     type Message: Sync;
 
+    /// One attempt; the retrying is [`send_with_retries`]'s.
     fn send(&self, message: &Self::Message) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
@@ -22,15 +23,21 @@ pub enum SendError {
     /// Worth another try: network trouble, a timeout, a server error,
     /// throttling (maybe with the server's `Retry-After`).
     Transient {
+        /// What went wrong, for the report.
         message: String,
+        /// How long the server asked to wait.
         retry_after: Option<Duration>,
     },
     /// Trying again will not help: a refused address, bad credentials, a
     /// rejected request.
-    Permanent { message: String },
+    Permanent {
+        /// What went wrong, for the report.
+        message: String,
+    },
 }
 
 impl SendError {
+    /// A transient failure without a `Retry-After`.
     pub fn transient(message: impl Into<String>) -> SendError {
         SendError::Transient {
             message: message.into(),
@@ -38,6 +45,7 @@ impl SendError {
         }
     }
 
+    /// What went wrong.
     pub fn message(&self) -> &str {
         match self {
             SendError::Transient { message, .. } | SendError::Permanent { message } => message,
@@ -61,7 +69,9 @@ impl Transient for SendError {
 /// How a message failed after the retries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
+    /// Attempts made, the first included.
     pub attempts: u32,
+    /// The last attempt's error.
     pub error: SendError,
 }
 
