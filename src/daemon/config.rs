@@ -24,7 +24,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Deserializer};
 
-use crate::source::config::ConfigDuration;
+use crate::duration::ConfigDuration;
 
 /// `[schedule]`: when scans run.
 #[derive(Clone, Debug, Deserialize)]
@@ -69,7 +69,7 @@ pub struct ScheduleConfig {
 }
 
 fn default_grace_period() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(300))
+    ConfigDuration::from_secs(300)
 }
 
 impl ScheduleConfig {

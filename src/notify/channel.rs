@@ -201,8 +201,8 @@ fn check_keys(config: &ChannelConfig) -> Vec<String> {
     if config.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         problems.push("`name` is empty".into());
     }
-    if config.timeout_seconds == 0 {
-        problems.push("`timeout_seconds` must be at least 1".into());
+    if config.timeout().is_zero() {
+        problems.push("`timeout` must be more than zero".into());
     }
     if config.max_findings_per_owner == 0 {
         problems.push("`max_findings_per_owner` must be at least 1".into());

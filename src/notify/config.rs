@@ -9,16 +9,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::duration::{ConfigDuration, one_spelling};
 use crate::engine::finding::Severity;
+use crate::retry::RetryPolicy;
 
 /// One `[[notify]]` channel.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct ChannelConfig {
     /// The channel's name in logs, the outbox and `groupwarden notify
     /// --test NAME` [default: the `type`]. Give one when two channels
@@ -120,21 +123,52 @@ pub struct ChannelConfig {
     /// `teams.json`); relative to the config file.
     #[serde(default)]
     pub template_dir: Option<PathBuf>,
-    /// Seconds one attempt may take.
-    #[serde(default = "default_timeout_seconds")]
-    pub timeout_seconds: u64,
+    /// How long one attempt may take (`"30s"`) [default: 30s]. Older
+    /// spelling: `timeout_seconds`, a number of seconds.
+    #[serde(default)]
+    timeout: Option<ConfigDuration>,
+    /// `timeout` in seconds, as it was once written.
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
     /// Further attempts after a failed one (server errors, throttling,
     /// network trouble; a refusal such as a bad address is not retried).
     #[serde(default = "default_retries")]
     pub retries: u32,
-    /// Milliseconds before the first retry; doubles with each retry.
-    #[serde(default = "default_retry_backoff_ms")]
-    pub retry_backoff_ms: u64,
-    /// The longest `Retry-After` honoured, in seconds; a server asking for
-    /// longer fails the delivery, which is then left for the next run.
-    #[serde(default = "default_max_retry_after_seconds")]
-    pub max_retry_after_seconds: u64,
+    /// The wait before the first retry (`"500ms"`); it doubles with each
+    /// retry, up to a minute [default: 1s]. Older spelling:
+    /// `retry_backoff_ms`, a number of milliseconds.
+    #[serde(default)]
+    retry_backoff: Option<ConfigDuration>,
+    /// `retry_backoff` in milliseconds, as it was once written.
+    #[serde(default)]
+    retry_backoff_ms: Option<u64>,
+    /// The longest `Retry-After` honoured (`"2m"`); a server asking for
+    /// longer fails the delivery, which is then left for the next run
+    /// [default: 5m]. Older spelling: `max_retry_after_seconds`, a number
+    /// of seconds.
+    #[serde(default)]
+    max_retry_after: Option<ConfigDuration>,
+    /// `max_retry_after` in seconds, as it was once written.
+    #[serde(default)]
+    max_retry_after_seconds: Option<u64>,
 }
+
+impl<'de> Deserialize<'de> for ChannelConfig {
+    /// The derived reading (`remote = "Self"`), then each duration key
+    /// settled with its older spelling.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ChannelConfig, D::Error> {
+        let mut config = ChannelConfig::deserialize(deserializer)?;
+        config.settle_old_spellings().map_err(de::Error::custom)?;
+        Ok(config)
+    }
+}
+
+/// Defaults of the duration keys.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// The longest backoff wait, whatever `retry_backoff` says.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 
 fn lowest_severity() -> Severity {
     Severity::Info
@@ -148,20 +182,63 @@ fn default_max_findings_per_owner() -> usize {
 fn default_max_owner_messages() -> usize {
     100
 }
-fn default_timeout_seconds() -> u64 {
-    30
-}
 fn default_retries() -> u32 {
     3
 }
-fn default_retry_backoff_ms() -> u64 {
-    1000
-}
-fn default_max_retry_after_seconds() -> u64 {
-    300
-}
 
 impl ChannelConfig {
+    /// Moves each older spelling into its key; both given is an error.
+    fn settle_old_spellings(&mut self) -> Result<(), String> {
+        self.timeout = one_spelling(
+            "timeout",
+            self.timeout,
+            "timeout_seconds",
+            self.timeout_seconds.take().map(ConfigDuration::from_secs),
+        )?;
+        self.retry_backoff = one_spelling(
+            "retry_backoff",
+            self.retry_backoff,
+            "retry_backoff_ms",
+            self.retry_backoff_ms
+                .take()
+                .map(ConfigDuration::from_millis),
+        )?;
+        self.max_retry_after = one_spelling(
+            "max_retry_after",
+            self.max_retry_after,
+            "max_retry_after_seconds",
+            self.max_retry_after_seconds
+                .take()
+                .map(ConfigDuration::from_secs),
+        )?;
+        Ok(())
+    }
+
+    /// How long one attempt may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.map_or(DEFAULT_TIMEOUT, Duration::from)
+    }
+
+    /// How deliveries on this channel retry: `retries` more attempts,
+    /// doubling from `retry_backoff` up to a minute, no jitter (one
+    /// sender has no crowd to spread), and no `Retry-After` longer than
+    /// `max_retry_after`.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retries.saturating_add(1),
+            deadline: None,
+            initial_delay: self
+                .retry_backoff
+                .map_or(DEFAULT_RETRY_BACKOFF, Duration::from),
+            max_delay: MAX_RETRY_BACKOFF,
+            jitter: false,
+            max_retry_after: Some(
+                self.max_retry_after
+                    .map_or(DEFAULT_MAX_RETRY_AFTER, Duration::from),
+            ),
+        }
+    }
+
     /// The `name`, else the type.
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(self.kind.as_str())
@@ -454,6 +531,74 @@ headers = { "X-Team" = "it" }
             err.contains(r#"expected a list of addresses or "group-owners""#),
             "{err}"
         );
+    }
+
+    fn one(text: &str) -> Result<ChannelConfig, String> {
+        parse(&format!("[[notify]]\ntype = \"webhook\"\n{text}")).map(|mut c| c.remove(0))
+    }
+
+    #[test]
+    fn duration_keys_default() {
+        let channel = one("").unwrap();
+        assert_eq!(channel.timeout(), Duration::from_secs(30));
+        let policy = channel.retry_policy();
+        assert_eq!(policy.max_attempts, 4);
+        assert_eq!(policy.initial_delay, Duration::from_secs(1));
+        assert_eq!(policy.max_delay, Duration::from_secs(60));
+        assert_eq!(policy.max_retry_after, Some(Duration::from_secs(300)));
+        assert_eq!(policy.deadline, None);
+    }
+
+    #[test]
+    fn duration_keys_take_durations() {
+        let channel = one(
+            "timeout = \"1m\"\nretries = 1\nretry_backoff = \"250ms\"\nmax_retry_after = \"2m\"\n",
+        )
+        .unwrap();
+        assert_eq!(channel.timeout(), Duration::from_secs(60));
+        let policy = channel.retry_policy();
+        assert_eq!(policy.max_attempts, 2);
+        assert_eq!(policy.initial_delay, Duration::from_millis(250));
+        assert_eq!(policy.max_retry_after, Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn the_old_spellings_keep_their_units() {
+        let channel =
+            one("timeout_seconds = 10\nretry_backoff_ms = 10\nmax_retry_after_seconds = 5\n")
+                .unwrap();
+        assert_eq!(channel.timeout(), Duration::from_secs(10));
+        let policy = channel.retry_policy();
+        assert_eq!(policy.initial_delay, Duration::from_millis(10));
+        assert_eq!(policy.max_retry_after, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_key_and_its_old_spelling_together_are_an_error() {
+        for (new, old) in [
+            ("timeout = \"5s\"", "timeout_seconds = 5"),
+            ("retry_backoff = \"5s\"", "retry_backoff_ms = 5"),
+            ("max_retry_after = \"5s\"", "max_retry_after_seconds = 5"),
+        ] {
+            let err = one(&format!("{new}\n{old}\n")).unwrap_err();
+            let key = new.split(' ').next().unwrap();
+            let old_key = old.split(' ').next().unwrap();
+            assert!(err.contains(&format!("`{key}` and `{old_key}`")), "{err}");
+            assert!(err.contains("line 1"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_bad_duration_keys_are_still_errors() {
+        let err = one("timeout_secs = 5\n").unwrap_err();
+        assert!(err.contains("unknown field `timeout_secs`"), "{err}");
+        let err = one("timeout = \"soon\"\n").unwrap_err();
+        assert!(
+            err.contains("line 3") && err.contains("found \"soon\""),
+            "{err}"
+        );
+        let err = one("retry_backoff_ms = \"5s\"\n").unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::channel::{Channel, GRAPH_URL, check_http_url};
 use super::config::ChannelKind;
 use super::email::{self, EmailNotifier, SmtpTransport};
 use super::graph_mail::{AccessToken, GraphMailNotifier, send_mail_body, send_mail_url};
-use super::notifier::{Failure, RetryPolicy, SendError, send_with_retries};
+use super::notifier::{Failure, SendError, send_with_retries};
 use super::render::{EmailContent, RenderError, Rendered, render};
 use super::route::Planned;
 use super::secrets::read_secret;
@@ -178,8 +178,8 @@ impl Courier {
             channel: name.to_owned(),
             source,
         })?;
-        let policy = RetryPolicy::of(channel.config());
-        let timeout = Duration::from_secs(channel.config().timeout_seconds);
+        let policy = channel.config().retry_policy();
+        let timeout = channel.config().timeout();
         let outcome = match (channel.config().kind, rendered) {
             (ChannelKind::Email, Rendered::Email(content)) => {
                 let message =
@@ -187,17 +187,17 @@ impl Courier {
                 let notifier = EmailNotifier {
                     transport: smtp_transport(pools, channel).map_err(setup)?,
                 };
-                send_with_retries(&notifier, &message, policy, name).await
+                send_with_retries(&notifier, &message, &policy, name).await
             }
             (ChannelKind::GraphMail, Rendered::Email(content)) => {
                 let (notifier, body) = self
                     .graph_mail(channel, &planned.recipient, &content, timeout)
                     .map_err(setup)?;
-                send_with_retries(&notifier, &body, policy, name).await
+                send_with_retries(&notifier, &body, &policy, name).await
             }
             (ChannelKind::Webhook, Rendered::Webhook(webhook)) => {
                 let notifier = self.webhook(channel, timeout).map_err(setup)?;
-                send_with_retries(&notifier, &webhook.body, policy, name).await
+                send_with_retries(&notifier, &webhook.body, &policy, name).await
             }
             (kind, _) => unreachable!("render() renders a {} channel as its kind", kind.as_str()),
         };

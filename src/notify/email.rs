@@ -1,8 +1,6 @@
 //! Email over SMTP with lettre: one multipart message, plain text and
 //! HTML, per planned message.
 
-use std::time::Duration;
-
 use lettre::message::{Mailbox, Mailboxes, MultiPart, header};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -50,7 +48,7 @@ pub fn transport(channel: &Channel) -> Result<SmtpTransport, String> {
     };
     let mut builder = builder
         .port(config.smtp_port.unwrap_or(config.smtp_tls().default_port()))
-        .timeout(Some(Duration::from_secs(config.timeout_seconds)));
+        .timeout(Some(config.timeout()));
     if let Some(username) = &config.username {
         let password = read_secret(config.password_env.as_deref(), channel.password_file())?
             .ok_or("`username` is set but no password is configured")?;

@@ -2,7 +2,8 @@
 //! becomes a [`SendError`], without ever showing the request URL (a chat
 //! webhook URL carries its key).
 
-use super::notifier::{SendError, parse_retry_after};
+use super::notifier::SendError;
+use crate::retry::retry_after;
 
 /// How much of an error response body is quoted in the error.
 const BODY_QUOTED: usize = 300;
@@ -14,11 +15,7 @@ pub async fn classify_response(response: reqwest::Response) -> Result<(), SendEr
     if status.is_success() {
         return Ok(());
     }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+    let retry_after = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     let quoted: String = body.chars().take(BODY_QUOTED).collect();
     let message = if quoted.trim().is_empty() {

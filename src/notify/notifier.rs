@@ -1,17 +1,19 @@
 //! One trait every channel implements, and one retry loop around all of
 //! them (the Vigil way): a channel only says how to send a message once
-//! and whether a failure is worth another try.
+//! and whether a failure is worth another try; the waiting and giving up
+//! are the shared [`crate::retry`] policy's.
 
 use std::future::Future;
 use std::time::Duration;
 
-use super::config::ChannelConfig;
+use crate::retry::{GaveUp, RetryPolicy, Stopped, Transient, retry_async};
 
 /// Sends a rendered message once.
 pub trait Notifier {
     /// What one attempt sends; rendered once, sent on every attempt.
     type Message: Sync;
 
+    /// One attempt; the retrying is [`send_with_retries`]'s.
     fn send(&self, message: &Self::Message) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
@@ -21,15 +23,21 @@ pub enum SendError {
     /// Worth another try: network trouble, a timeout, a server error,
     /// throttling (maybe with the server's `Retry-After`).
     Transient {
+        /// What went wrong, for the report.
         message: String,
+        /// How long the server asked to wait.
         retry_after: Option<Duration>,
     },
     /// Trying again will not help: a refused address, bad credentials, a
     /// rejected request.
-    Permanent { message: String },
+    Permanent {
+        /// What went wrong, for the report.
+        message: String,
+    },
 }
 
 impl SendError {
+    /// A transient failure without a `Retry-After`.
     pub fn transient(message: impl Into<String>) -> SendError {
         SendError::Transient {
             message: message.into(),
@@ -37,6 +45,7 @@ impl SendError {
         }
     }
 
+    /// What went wrong.
     pub fn message(&self) -> &str {
         match self {
             SendError::Transient { message, .. } | SendError::Permanent { message } => message,
@@ -44,91 +53,38 @@ impl SendError {
     }
 }
 
-/// How hard to try.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Further attempts after the first.
-    pub retries: u32,
-    /// Before the first retry; doubles each time, up to a minute.
-    pub backoff: Duration,
-    /// A longer `Retry-After` fails the delivery instead of stalling the run.
-    pub max_retry_after: Duration,
-}
-
-impl RetryPolicy {
-    pub fn of(config: &ChannelConfig) -> RetryPolicy {
-        RetryPolicy {
-            retries: config.retries,
-            backoff: Duration::from_millis(config.retry_backoff_ms),
-            max_retry_after: Duration::from_secs(config.max_retry_after_seconds),
-        }
+impl Transient for SendError {
+    fn is_transient(&self) -> bool {
+        matches!(self, SendError::Transient { .. })
     }
 
-    /// The wait after failed attempt number `attempt` (1-based).
-    fn backoff_after(&self, attempt: u32) -> Duration {
-        let doubled = self.backoff.saturating_mul(1 << (attempt - 1).min(16));
-        doubled.min(Duration::from_secs(60))
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::Transient { retry_after, .. } => *retry_after,
+            SendError::Permanent { .. } => None,
+        }
     }
 }
 
 /// How a message failed after the retries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
+    /// Attempts made, the first included.
     pub attempts: u32,
+    /// The last attempt's error.
     pub error: SendError,
 }
 
-/// Sends `message`, retrying transient failures with exponential backoff
-/// or the server's `Retry-After`, whichever the server asked for.
+/// Sends `message` under the channel's retry policy ([`crate::retry`]):
+/// transient failures are tried again after the server's `Retry-After` or
+/// the backoff. Returns the attempts it took.
 pub async fn send_with_retries<N: Notifier>(
     notifier: &N,
     message: &N::Message,
-    policy: RetryPolicy,
+    policy: &RetryPolicy,
     channel: &str,
 ) -> Result<u32, Failure> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let error = match notifier.send(message).await {
-            Ok(()) => return Ok(attempt),
-            Err(error @ SendError::Permanent { .. }) => {
-                return Err(Failure {
-                    attempts: attempt,
-                    error,
-                });
-            }
-            Err(error) if attempt > policy.retries => {
-                return Err(Failure {
-                    attempts: attempt,
-                    error,
-                });
-            }
-            Err(error) => error,
-        };
-        let wait = match &error {
-            SendError::Transient {
-                retry_after: Some(after),
-                message,
-            } if *after > policy.max_retry_after => {
-                let message = format!(
-                    "{message}; the server asked to retry after {}s, longer than max_retry_after_seconds = {}",
-                    after.as_secs(),
-                    policy.max_retry_after.as_secs()
-                );
-                return Err(Failure {
-                    attempts: attempt,
-                    error: SendError::Transient {
-                        message,
-                        retry_after: Some(*after),
-                    },
-                });
-            }
-            SendError::Transient {
-                retry_after: Some(after),
-                ..
-            } => *after,
-            _ => policy.backoff_after(attempt),
-        };
+    let warn = |error: &SendError, attempt: u32, wait: Duration| {
         tracing::warn!(
             channel,
             attempt,
@@ -136,19 +92,31 @@ pub async fn send_with_retries<N: Notifier>(
             "delivery failed, will retry: {}",
             error.message()
         );
-        tokio::time::sleep(wait).await;
-    }
+    };
+    let send = |attempt| async move { notifier.send(message).await.map(|()| attempt) };
+    retry_async(policy, send, warn).await.map_err(failure)
 }
 
-/// The `Retry-After` header: seconds, or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+/// The failure for retries that ended; a `Retry-After` too long to honour
+/// is named in the message.
+fn failure(stopped: Stopped<SendError>) -> Failure {
+    let error = match (stopped.error, stopped.gave_up) {
+        (
+            SendError::Transient {
+                message,
+                retry_after,
+            },
+            Some(too_long @ GaveUp::RetryAfterTooLong { .. }),
+        ) => SendError::Transient {
+            message: format!("{message}; {too_long}"),
+            retry_after,
+        },
+        (error, _) => error,
+    };
+    Failure {
+        attempts: stopped.attempts,
+        error,
     }
-    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
-    let wait = when.duration_since(jiff::Timestamp::now());
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -173,9 +141,12 @@ mod tests {
 
     fn policy(retries: u32) -> RetryPolicy {
         RetryPolicy {
-            retries,
-            backoff: Duration::from_millis(1),
-            max_retry_after: Duration::from_secs(5),
+            max_attempts: retries + 1,
+            deadline: None,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_secs(60),
+            jitter: false,
+            max_retry_after: Some(Duration::from_secs(5)),
         }
     }
 
@@ -193,7 +164,7 @@ mod tests {
             SendError::transient("503"),
             SendError::transient("timeout"),
         ]));
-        assert_eq!(run(send_with_retries(&flaky, &(), policy(2), "c")), Ok(3));
+        assert_eq!(run(send_with_retries(&flaky, &(), &policy(2), "c")), Ok(3));
     }
 
     #[test]
@@ -202,7 +173,7 @@ mod tests {
             SendError::transient("a"),
             SendError::transient("b"),
         ]));
-        let failure = run(send_with_retries(&flaky, &(), policy(1), "c")).unwrap_err();
+        let failure = run(send_with_retries(&flaky, &(), &policy(1), "c")).unwrap_err();
         assert_eq!(failure.attempts, 2);
         assert_eq!(failure.error.message(), "a");
     }
@@ -213,7 +184,7 @@ mod tests {
             message: "550 no such user".into(),
         }]));
         assert_eq!(
-            run(send_with_retries(&flaky, &(), policy(5), "c"))
+            run(send_with_retries(&flaky, &(), &policy(5), "c"))
                 .unwrap_err()
                 .attempts,
             1
@@ -229,7 +200,7 @@ mod tests {
         let failure = run(send_with_retries(
             &Flaky(Mutex::new(vec![later])),
             &(),
-            policy(5),
+            &policy(5),
             "c",
         ))
         .unwrap_err();
@@ -239,15 +210,5 @@ mod tests {
             "{}",
             failure.error.message()
         );
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -27,7 +27,8 @@ use serde::{Deserialize, Deserializer};
 use super::assertion::CertificateCredential;
 use super::cloud::Cloud;
 use super::error::SourceError;
-use super::retry::RetryPolicy;
+use crate::duration::ConfigDuration;
+use crate::retry::RetryPolicy;
 
 /// Environment variables read when the config leaves a credential out,
 /// as the Azure SDKs read them.
@@ -148,19 +149,19 @@ fn default_max_attempts() -> u32 {
     5
 }
 fn default_deadline() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(600))
+    ConfigDuration::from_secs(600)
 }
 fn default_retry_delay() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(2))
+    ConfigDuration::from_secs(2)
 }
 fn default_retry_max_delay() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(60))
+    ConfigDuration::from_secs(60)
 }
 fn default_connect_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(30))
+    ConfigDuration::from_secs(30)
 }
 fn default_stall_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(120))
+    ConfigDuration::from_secs(120)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -251,34 +252,6 @@ impl ApiVersion {
             ApiVersion::V1 => "v1.0",
             ApiVersion::Beta => "beta",
         }
-    }
-}
-
-/// A duration written as `"30s"`, `"2m"`, `"250ms"`, `"1h 30m"`, or a
-/// number of seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfigDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for ConfigDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Seconds(u64),
-            Text(String),
-        }
-        let text = match Written::deserialize(deserializer)? {
-            Written::Seconds(seconds) => return Ok(ConfigDuration(Duration::from_secs(seconds))),
-            Written::Text(text) => text,
-        };
-        let invalid = || {
-            serde::de::Error::custom(format!(
-                "expected a duration such as \"30s\", \"2m\" or \"500ms\", found \"{text}\""
-            ))
-        };
-        let signed = jiff::SignedDuration::from_str(&text).map_err(|_| invalid())?;
-        let duration = Duration::try_from(signed).map_err(|_| invalid())?;
-        Ok(ConfigDuration(duration))
     }
 }
 
@@ -438,9 +411,12 @@ impl SourceConfig {
         let client_id = required(&self.client_id, "client_id", ENV_CLIENT_ID, env)?;
         let retry = RetryPolicy {
             max_attempts: self.max_attempts.max(1),
-            deadline: self.deadline.0,
+            deadline: Some(self.deadline.0),
             initial_delay: self.retry_delay.0,
             max_delay: self.retry_max_delay.0.max(self.retry_delay.0),
+            jitter: true,
+            // The deadline bounds every wait, the server's included.
+            max_retry_after: None,
         };
         Ok(GraphSettings {
             tenant_id,
@@ -774,10 +750,11 @@ mod tests {
     #[test]
     fn durations_are_friendly() {
         let config = section(&format!(
-            "{GRAPH}deadline = \"1m 30s\"\nretry_delay = \"10ms\"\nstall_timeout = 5\n"
+            "{GRAPH}deadline = \"1m 30s\"\nretry_delay = \"10ms\"\nstall_timeout = 5\nconnect_timeout = \"1d\"\n"
         ))
         .unwrap();
         assert_eq!(config.deadline.0, Duration::from_secs(90));
+        assert_eq!(config.connect_timeout.0, Duration::from_secs(86_400));
         assert_eq!(config.retry_delay.0, Duration::from_millis(10));
         assert_eq!(config.stall_timeout.0, Duration::from_secs(5));
     }

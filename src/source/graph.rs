@@ -20,8 +20,9 @@ use serde::Deserialize;
 use super::config::{GraphSettings, ReportRequest};
 use super::download::Download;
 use super::error::{Endpoint, GraphError, SourceError};
-use super::retry::{RetryPolicy, retry_after, with_retries};
+use super::retry::with_retries;
 use super::token::{ClientCredentials, TokenSource};
+use crate::retry::{RetryPolicy, retry_after};
 
 /// Redirects followed on the download host before giving up.
 const MAX_DOWNLOAD_REDIRECTS: usize = 5;

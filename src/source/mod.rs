@@ -22,7 +22,8 @@
 //!   credentials grant (secret or certificate), with its cache.
 //! - [`assertion`]: the signed JWT a certificate credential sends.
 //! - [`graph`]: the report request, redirects, error answers.
-//! - [`retry`]: bounded retries with backoff, `Retry-After` and a deadline.
+//! - [`retry`]: which errors are retried under the shared
+//!   [`crate::retry`] policy, and the error when the fetch gives up.
 //! - [`download`]: the body as a `Read` that refuses to end early.
 //! - [`save`]: keeping the raw CSV under its refresh date (`--save-report`).
 //! - [`error`]: what goes wrong, worded so the reader knows what to do.

@@ -1,138 +1,73 @@
-//! Bounded retries: the server's `Retry-After` when it gives one,
-//! otherwise exponential backoff with jitter (from `backon`); a maximum
-//! number of attempts and an overall deadline, whichever comes first.
+//! Graph's use of the shared retry policy ([`crate::retry`]): which
+//! [`SourceError`]s are worth another try, and the error that says why
+//! the fetch gave up.
 
-use std::time::{Duration, Instant, SystemTime};
-
-use backon::BackoffBuilder;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use std::time::Duration;
 
 use super::error::SourceError;
+use crate::retry::{RetryPolicy, Stopped, Transient, retry_blocking};
 
-/// How hard to try.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (at least 1).
-    pub max_attempts: u32,
-    /// No attempt starts after this long from the first.
-    pub deadline: Duration,
-    /// The first backoff wait; it doubles each time.
-    pub initial_delay: Duration,
-    /// The longest backoff wait.
-    pub max_delay: Duration,
+impl Transient for SourceError {
+    fn is_transient(&self) -> bool {
+        SourceError::is_transient(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        SourceError::retry_after(self)
+    }
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the policy says
-/// stop. `attempt` gets the attempt number, from 1.
+/// stop. `attempt` gets the attempt number, from 1. An error that is not
+/// worth retrying comes back as it is; one the policy stopped retrying
+/// comes back inside [`SourceError::GaveUp`].
 pub fn with_retries<T>(
     policy: &RetryPolicy,
-    mut attempt: impl FnMut(u32) -> Result<T, SourceError>,
+    attempt: impl FnMut(u32) -> Result<T, SourceError>,
 ) -> Result<T, SourceError> {
-    let started = Instant::now();
-    let mut backoff = backon::ExponentialBuilder::new()
-        .with_min_delay(policy.initial_delay)
-        .with_max_delay(policy.max_delay)
-        .with_jitter()
-        .without_max_times()
-        .build();
-    let mut number = 1;
-    loop {
-        let error = match attempt(number) {
-            Ok(value) => return Ok(value),
-            Err(error) if !error.is_transient() => return Err(error),
-            Err(error) => error,
-        };
-        let wait = error
-            .retry_after()
-            .or_else(|| backoff.next())
-            .unwrap_or(policy.max_delay);
-        let give_up = |reason: String, last: SourceError| {
-            let reason = match last.advice_when_given_up() {
-                Some(advice) => format!("{reason}. {advice}"),
-                None => reason,
-            };
-            SourceError::GaveUp {
-                attempts: number,
-                elapsed: started.elapsed(),
-                reason,
-                last: Box::new(last),
-            }
-        };
-        if number >= policy.max_attempts {
-            return Err(give_up(
-                format!("no attempts left (max_attempts = {})", policy.max_attempts),
-                error,
-            ));
-        }
-        if started.elapsed() + wait > policy.deadline {
-            let reason = format!(
-                "waiting {wait:.1?} more would pass the deadline of {:.1?}",
-                policy.deadline
-            );
-            return Err(give_up(reason, error));
-        }
+    let warn = |error: &SourceError, attempt: u32, wait: Duration| {
         tracing::warn!(
-            attempt = number,
+            attempt,
             wait_ms = wait.as_millis() as u64,
             "{error}; trying again"
         );
-        std::thread::sleep(wait);
-        number += 1;
-    }
+    };
+    retry_blocking(policy, attempt, warn).map_err(gave_up)
 }
 
-/// `Retry-After` as seconds or as an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+/// The error for retries that ended: with the reason and, for throttling,
+/// advice that the retry warnings leave out.
+fn gave_up(stopped: Stopped<SourceError>) -> SourceError {
+    let Some(why) = stopped.gave_up else {
+        return stopped.error;
+    };
+    let reason = match stopped.error.advice_when_given_up() {
+        Some(advice) => format!("{why}. {advice}"),
+        None => why.to_string(),
+    };
+    SourceError::GaveUp {
+        attempts: stopped.attempts,
+        elapsed: stopped.elapsed,
+        reason,
+        last: Box::new(stopped.error),
     }
-    let when = httpdate::parse_http_date(value).ok()?;
-    // A date in the past means "now".
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
 
-    use reqwest::header::HeaderValue;
-
     use super::*;
     use crate::source::error::Endpoint;
-
-    fn headers(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
-        headers
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        assert_eq!(retry_after(&headers("7")), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
-            Some(Duration::ZERO)
-        );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        let wait = retry_after(&headers(&later)).unwrap();
-        assert!(
-            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
-            "{wait:?}"
-        );
-        assert_eq!(retry_after(&headers("soon")), None);
-        assert_eq!(retry_after(&HeaderMap::new()), None);
-    }
 
     fn policy(max_attempts: u32, deadline: Duration) -> RetryPolicy {
         RetryPolicy {
             max_attempts,
-            deadline,
+            deadline: Some(deadline),
             initial_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
+            jitter: true,
+            max_retry_after: None,
         }
     }
 

@@ -23,7 +23,7 @@ use super::assertion::ASSERTION_TYPE;
 use super::config::{Credential, GraphSettings};
 use super::error::{Endpoint, SourceError, TokenError};
 use super::graph::read_error_body;
-use super::retry::retry_after;
+use crate::retry::retry_after;
 
 /// Refresh a token this long before it expires (or at half its
 /// lifetime, for short-lived tokens).

@@ -1,13 +1,14 @@
 //! The `[state]` section and the `[[exemptions]]` entries of the
-//! configuration, plus the small time-span syntax they use (`7d`, `never`).
+//! configuration, plus [`Every`]: a duration or `"never"`.
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::Duration;
 
 use jiff::civil::Date;
+use serde::de::{self, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer};
+
+use crate::duration::ConfigDuration;
 
 /// Where findings are remembered and how long.
 #[derive(Clone, Debug, Deserialize)]
@@ -18,19 +19,19 @@ pub struct StateConfig {
     /// `groupwarden.db`; `--state PATH` overrides it and `--no-state` runs
     /// without one.
     pub path: PathBuf,
-    /// Remind about still-open findings this often (`12h`, `7d`, `2w`), or
-    /// `"never"`. Default `7d`.
+    /// Remind about still-open findings this often (`"12h"`, `"7d"`,
+    /// `"2w"`), or `"never"`. Default `7d`.
     pub renotify_after: Every,
     /// Purge resolved findings, old scans and delivered notifications after
-    /// this long (`180d`), or `"never"`. Default `180d`.
+    /// this long (`"180d"`), or `"never"`. Default `180d`.
     pub retention: Every,
     /// When one scan would announce more findings than this (new, reopened,
     /// reminders and resolved together), notifications carry a summary
     /// instead of each finding. Default 500.
     pub max_new_findings: u64,
     /// How long a scan waits for another scan that is using the same
-    /// database before it gives up (`30s`, `10m`). Default `10m`.
-    pub lock_timeout: Span,
+    /// database before it gives up (`"30s"`, `"10m"`). Default `10m`.
+    pub lock_timeout: ConfigDuration,
     /// A TOML file of further `[[exemptions]]` entries, relative to the
     /// config file's folder. Useful when exemptions are approved by other
     /// people than the ones who maintain the configuration.
@@ -44,10 +45,10 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             path: PathBuf::from(DEFAULT_STATE_FILE),
-            renotify_after: Every::After(Span::days(7)),
-            retention: Every::After(Span::days(180)),
+            renotify_after: Every::After(ConfigDuration::days(7)),
+            retention: Every::After(ConfigDuration::days(180)),
             max_new_findings: 500,
-            lock_timeout: Span::seconds(600),
+            lock_timeout: ConfigDuration::from_secs(600),
             exemptions_file: None,
         }
     }
@@ -87,89 +88,20 @@ pub struct ExemptionsFile {
     pub exemptions: Vec<ExemptionConfig>,
 }
 
-/// A length of time: a whole number and a unit, `s`, `m`, `h`, `d` or `w`
-/// (`90s`, `30m`, `12h`, `7d`, `2w`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Span {
-    seconds: u64,
-}
-
-impl Span {
-    pub const fn seconds(seconds: u64) -> Span {
-        Span { seconds }
-    }
-
-    pub const fn days(days: u64) -> Span {
-        Span {
-            seconds: days * 86_400,
-        }
-    }
-
-    pub fn as_duration(self) -> Duration {
-        Duration::from_secs(self.seconds)
-    }
-
-    pub fn as_signed(self) -> jiff::SignedDuration {
-        jiff::SignedDuration::from_secs(i64::try_from(self.seconds).unwrap_or(i64::MAX))
-    }
-}
-
-impl fmt::Display for Span {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-            if self.seconds >= size && self.seconds.is_multiple_of(size) {
-                return write!(f, "{}{unit}", self.seconds / size);
-            }
-        }
-        write!(f, "{}s", self.seconds)
-    }
-}
-
-impl FromStr for Span {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Span, String> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let bad = || {
-            format!(
-                "`{text}` is not a time span; write a whole number and a unit, e.g. 90s, 30m, 12h, 7d or 2w"
-            )
-        };
-        let number: u64 = number.parse().map_err(|_| bad())?;
-        let size = match unit.trim() {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            "w" => 604_800,
-            _ => return Err(bad()),
-        };
-        number.checked_mul(size).map(Span::seconds).ok_or_else(bad)
-    }
-}
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Span, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A span, or `"never"`.
+/// A duration, or `"never"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Every {
-    After(Span),
+    /// This often, or after this long.
+    After(ConfigDuration),
+    /// Not at all.
     Never,
 }
 
 impl Every {
-    pub fn span(self) -> Option<Span> {
+    /// The duration, unless `"never"`.
+    pub fn span(self) -> Option<ConfigDuration> {
         match self {
-            Every::After(span) => Some(span),
+            Every::After(duration) => Some(duration),
             Every::Never => None,
         }
     }
@@ -177,13 +109,35 @@ impl Every {
 
 impl<'de> Deserialize<'de> for Every {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Every, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        deserializer.deserialize_any(EveryVisitor)
+    }
+}
+
+/// `"never"`, else whatever [`ConfigDuration`] reads.
+struct EveryVisitor;
+
+impl Visitor<'_> for EveryVisitor {
+    type Value = Every;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as \"7d\", or \"never\"")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Every, E> {
         if text.trim().eq_ignore_ascii_case("never") {
             return Ok(Every::Never);
         }
         text.parse()
             .map(Every::After)
-            .map_err(|e: String| serde::de::Error::custom(format!("{e}, or \"never\"")))
+            .map_err(|e: String| E::custom(format!("{e} (or \"never\")")))
+    }
+
+    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Every, E> {
+        ConfigDuration::deserialize(seconds.into_deserializer()).map(Every::After)
+    }
+
+    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Every, E> {
+        ConfigDuration::deserialize(seconds.into_deserializer()).map(Every::After)
     }
 }
 
@@ -222,27 +176,65 @@ mod tests {
     }
 
     #[test]
-    fn spans_read_and_print_in_their_largest_unit() {
-        assert_eq!("7d".parse::<Span>(), Ok(Span::days(7)));
-        assert_eq!("90s".parse::<Span>().unwrap().to_string(), "90s");
-        assert_eq!("120m".parse::<Span>().unwrap().to_string(), "2h");
+    fn durations_in_every_old_spelling() {
+        let config =
+            state("renotify_after = \"12h\"\nretention = \"2w\"\nlock_timeout = \"30s\"\n")
+                .unwrap();
         assert_eq!(
-            "2w".parse::<Span>().unwrap().as_duration().as_secs(),
-            1_209_600
+            config.renotify_after,
+            Every::After(ConfigDuration::from_secs(43_200))
         );
-        assert!("7 days".parse::<Span>().unwrap_err().contains("e.g. 90s"));
-        assert!("d".parse::<Span>().is_err());
+        assert_eq!(config.retention, Every::After(ConfigDuration::days(14)));
+        assert_eq!(config.lock_timeout, ConfigDuration::from_secs(30));
+        let config =
+            state("renotify_after = \"7d\"\nretention = \"180d\"\nlock_timeout = \"10m\"\n")
+                .unwrap();
+        assert_eq!(config.renotify_after, Every::After(ConfigDuration::days(7)));
+        assert_eq!(config.retention, Every::After(ConfigDuration::days(180)));
+        assert_eq!(config.lock_timeout, ConfigDuration::from_secs(600));
+        assert_eq!(
+            state("retention = \"90s\"")
+                .unwrap()
+                .retention
+                .span()
+                .unwrap()
+                .to_string(),
+            "90s"
+        );
+    }
+
+    #[test]
+    fn durations_in_the_shared_grammar() {
+        let config =
+            state("renotify_after = \"1d 12h\"\nretention = 3600\nlock_timeout = 90\n").unwrap();
+        assert_eq!(
+            config.renotify_after,
+            Every::After(ConfigDuration::from_secs(129_600))
+        );
+        assert_eq!(
+            config.retention,
+            Every::After(ConfigDuration::from_secs(3600))
+        );
+        assert_eq!(config.lock_timeout, ConfigDuration::from_secs(90));
+        assert_eq!(
+            state("retention = \"Never\"").unwrap().retention,
+            Every::Never
+        );
+        let err = state("retention = -1").unwrap_err();
+        assert!(err.contains("cannot be negative"), "{err}");
     }
 
     #[test]
     fn defaults_and_never() {
         let config = state("").unwrap();
         assert_eq!(config.path, PathBuf::from("groupwarden.db"));
-        assert_eq!(config.renotify_after, Every::After(Span::days(7)));
+        assert_eq!(config.renotify_after, Every::After(ConfigDuration::days(7)));
+        assert_eq!(config.retention, Every::After(ConfigDuration::days(180)));
+        assert_eq!(config.lock_timeout, ConfigDuration::from_secs(600));
         assert_eq!(config.max_new_findings, 500);
         let config = state("renotify_after = \"never\"\nretention = \"30d\"").unwrap();
         assert_eq!(config.renotify_after, Every::Never);
-        assert_eq!(config.retention.span(), Some(Span::days(30)));
+        assert_eq!(config.retention.span(), Some(ConfigDuration::days(30)));
     }
 
     #[test]

@@ -32,10 +32,10 @@ use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, named_params, params};
 
 use super::changes::{Cap, Changes, Status, StatusCounts, StoredFinding};
-use super::config::Span;
 use super::exemptions::{Exemption, ExemptionNotice, ExemptionState, Exemptions};
 use super::query::{FINDING_COLUMNS, stored_finding};
 use super::store::{StateError, Store};
+use crate::duration::ConfigDuration;
 use crate::engine::eval::RowOutcome;
 use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
@@ -44,10 +44,10 @@ use crate::scan::ScanSummary;
 #[derive(Clone, Debug)]
 pub struct ScanPolicy {
     /// Remind about open findings not announced for this long; `None`: never.
-    pub renotify_after: Option<Span>,
+    pub renotify_after: Option<ConfigDuration>,
     /// Purge resolved findings, scans and delivered messages older than
     /// this; `None`: keep everything.
-    pub retention: Option<Span>,
+    pub retention: Option<ConfigDuration>,
     /// Above this many findings to announce, announce a summary.
     pub max_new_findings: u64,
 }
@@ -55,8 +55,8 @@ pub struct ScanPolicy {
 impl Default for ScanPolicy {
     fn default() -> Self {
         ScanPolicy {
-            renotify_after: Some(Span::days(7)),
-            retention: Some(Span::days(180)),
+            renotify_after: Some(ConfigDuration::days(7)),
+            retention: Some(ConfigDuration::days(180)),
             max_new_findings: 500,
         }
     }
@@ -792,7 +792,7 @@ impl Drop for PendingScan {
 
 /// `span` before `time`, as stored; the beginning of time if that is
 /// before what can be written.
-fn time_before(time: Timestamp, span: Span) -> String {
+fn time_before(time: Timestamp, span: ConfigDuration) -> String {
     time_text(time.checked_sub(span.as_signed()).unwrap_or(Timestamp::MIN))
 }
 
