@@ -14,6 +14,7 @@
 
 pub mod date;
 pub mod header;
+pub mod identify;
 pub mod reader;
 pub mod row;
 pub mod shape;

@@ -190,6 +190,12 @@ impl<R: Read> ReportReader<R> {
             .iter()
             .map(|h| String::from_utf8_lossy(h).into_owned())
             .collect();
+        if let Some(message) = super::identify::other_report(&names) {
+            return Err(ReportError::Shape {
+                source_name: source_name.to_owned(),
+                message,
+            });
+        }
         let layout = Layout::from_headers(&names).map_err(|error| ReportError::Header {
             source_name: source_name.to_owned(),
             error,

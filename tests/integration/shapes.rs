@@ -93,6 +93,11 @@ fn what_is_not_a_report_is_refused_by_name() {
             "@odata.nextLink",
         ),
         (br#"[{"groupDisplayName":"A"},"#.to_vec(), "not valid JSON"),
+        (
+            b"Report Refresh Date,Group Display Name,Is Deleted,Owner Principal Name,Last Activity Date,Group Type,Office 365 Connected,Member Count,Posted Count,Read Count,Liked Count,Report Period\n2026-11-25,A,False,,,Public,Yes,3,0,0,0,30\n"
+                .to_vec(),
+            "Viva Engage (Yammer) groups activity report (getYammerGroupsActivityDetail)",
+        ),
     ] {
         let path = dir.path().join("input");
         std::fs::write(&path, &bytes).unwrap();
