@@ -1,4 +1,4 @@
-//! One scheduled scan: the scan pipeline ([`crate::pipeline::scan`]) run
+//! One scheduled scan: the scan pipeline ([`crate::pipeline::scan()`]) run
 //! on its own thread with the pinned config and rules, the same plan
 //! `groupwarden scan` builds, so a scheduled scan does exactly what the CLI
 //! does (recording findings, delivering the outbox). The figures for the

@@ -103,7 +103,7 @@ pub fn bar_chart(inputs: Vec<BarInput>) -> BarChart {
     }
 }
 
-/// `label`, cut to [`LABEL_CHARS`] characters with an ellipsis.
+/// `label`, cut to `LABEL_CHARS` characters with an ellipsis.
 pub fn shorten(label: &str) -> String {
     if label.chars().count() <= LABEL_CHARS {
         return label.to_owned();
