@@ -12,6 +12,7 @@ use crate::output::Format;
 use crate::source::config::Period;
 use crate::state::Status;
 
+/// The whole command line: global logging options and one command.
 #[derive(Debug, Parser)]
 #[command(
     name = "groupwarden",
@@ -25,16 +26,25 @@ pub struct Cli {
     /// Log lines for people (`text`) or for log shippers (`json`).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How log lines are written (`--log-format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    // `help = None`: these docs are for readers of the code; as value help
+    // they would switch every command's `--help` to the long layout.
+    /// Readable lines, for people.
+    #[value(help = None)]
     Text,
+    /// One JSON object per line, for log shippers.
+    #[value(help = None)]
     Json,
 }
 
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the rules over a groups activity report and print the findings.
@@ -62,11 +72,13 @@ pub enum Command {
     Run(RunArgs),
 }
 
+/// Options of `scan`.
 #[derive(Debug, Default, Args)]
 pub struct ScanArgs {
     /// The report CSV, or `-` for standard input [default: the config's `[source]`].
     #[arg(long, short)]
     pub input: Option<PathBuf>,
+    /// Which report to download, when it comes from Graph.
     #[command(flatten)]
     pub report: ReportArgs,
     /// Keep the raw report CSV in this folder as `groups-activity-<refresh date>-<period>.csv`.
@@ -87,6 +99,7 @@ pub struct ScanArgs {
     /// Exit with status 1 when a finding of this severity or higher exists.
     #[arg(long, value_enum)]
     pub fail_on: Option<Severity>,
+    /// How the scan reads and evaluates.
     #[command(flatten)]
     pub tuning: ScanTuning,
     /// SQLite file that remembers findings between scans [default: `[state] path` from the config, else ./groupwarden.db].
@@ -128,8 +141,10 @@ pub struct StateLocation {
     pub state: Option<PathBuf>,
 }
 
+/// Options of `findings`.
 #[derive(Debug, Args)]
 pub struct FindingsArgs {
+    /// Where the state database is.
     #[command(flatten)]
     pub location: StateLocation,
     /// Only findings with these statuses (repeat or comma-separate) [default: all but resolved].
@@ -143,10 +158,12 @@ pub struct FindingsArgs {
     pub format: Option<Format>,
 }
 
+/// Options of `history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The group: its id, its display name (any case) or a finding's group key (`name:…`).
     pub group: String,
+    /// Where the state database is.
     #[command(flatten)]
     pub location: StateLocation,
     /// Output format [default: table on a terminal, else jsonl].
@@ -154,8 +171,10 @@ pub struct HistoryArgs {
     pub format: Option<Format>,
 }
 
+/// Options of `exemptions`.
 #[derive(Debug, Args)]
 pub struct ExemptionsArgs {
+    /// Where the state database is.
     #[command(flatten)]
     pub location: StateLocation,
     /// Output format [default: table on a terminal, else jsonl].
@@ -174,6 +193,7 @@ pub struct ReportArgs {
     pub date: Option<jiff::civil::Date>,
 }
 
+/// Options of `fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Where to write the report CSV, or `-` for standard output.
@@ -182,10 +202,13 @@ pub struct FetchArgs {
     /// Configuration file [default: ./groupwarden.toml if present].
     #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Which report to download.
     #[command(flatten)]
     pub report: ReportArgs,
 }
 
+/// Options of `notify`: exactly one of `--test`, `--digest`, `--input`
+/// or `--retry`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["test", "digest", "input", "retry"])))]
 pub struct NotifyArgs {
@@ -221,11 +244,13 @@ pub struct NotifyArgs {
     pub state: Option<PathBuf>,
 }
 
+/// Options of `report`.
 #[derive(Debug, Args)]
 pub struct HtmlReportArgs {
     /// The report CSV, or `-` for standard input [default: the config's `[source]`].
     #[arg(long, short)]
     pub input: Option<PathBuf>,
+    /// Which report to download, when it comes from Graph.
     #[command(flatten)]
     pub report: ReportArgs,
     /// Keep the raw report CSV in this folder as `groups-activity-<refresh date>-<period>.csv`.
@@ -243,10 +268,12 @@ pub struct HtmlReportArgs {
     /// Exit with status 1 when a finding of this severity or higher exists.
     #[arg(long, value_enum)]
     pub fail_on: Option<Severity>,
+    /// How the scan reads and evaluates.
     #[command(flatten)]
     pub tuning: ScanTuning,
 }
 
+/// The `rules` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// List the rules: id, severity, title, parameters, enabled or not.
@@ -270,45 +297,56 @@ pub struct RulesLocation {
     pub config: Option<PathBuf>,
 }
 
+/// Options of `rules list`.
 #[derive(Debug, Args)]
 pub struct RulesListArgs {
+    /// Where the rules are.
     #[command(flatten)]
     pub location: RulesLocation,
 }
 
+/// Options of `rules test`.
 #[derive(Debug, Args)]
 pub struct RulesTestArgs {
+    /// Where the rules are.
     #[command(flatten)]
     pub location: RulesLocation,
     /// Rules to test, by id or file name [default: all].
     pub rule: Vec<String>,
 }
 
+/// Options of `rules new`.
 #[derive(Debug, Args)]
 pub struct RulesNewArgs {
+    /// Where the rules are.
     #[command(flatten)]
     pub location: RulesLocation,
     /// The new rule's id and file name: letters, digits, `-` and `_`.
     pub name: String,
 }
 
+/// Options of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// Where the config and rules are.
     #[command(flatten)]
     pub location: RulesLocation,
 }
 
+/// Options of `explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The report CSV, or `-` for standard input.
     #[arg(long, short)]
     pub input: PathBuf,
+    /// Where the rules are.
     #[command(flatten)]
     pub location: RulesLocation,
     /// The group: its id, its name, or (in a concealed report) its hashed name.
     pub group: String,
 }
 
+/// Options of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Configuration file with the `[schedule]` [default: ./groupwarden.toml if present].

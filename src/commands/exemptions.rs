@@ -16,12 +16,14 @@ use crate::state::recording::{load_exemptions, state_path, store_options, today}
 /// An exemption and the findings it covered at the last scan.
 #[derive(Serialize)]
 pub struct ExemptionRow {
+    /// The exemption as listings show it.
     #[serde(flatten)]
     pub notice: ExemptionNotice,
     /// Findings recorded as exempted by it; `None` without a state database.
     pub findings: Option<u64>,
 }
 
+/// Runs `groupwarden exemptions`.
 pub fn run(args: ExemptionsArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
     let exemptions = load_exemptions(&loaded)?;

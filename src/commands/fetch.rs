@@ -15,6 +15,7 @@ use crate::source::download::Download;
 
 use super::{Error, Outcome};
 
+/// Runs `groupwarden fetch`.
 pub fn run(args: FetchArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
     let source = loaded.config.source.clone().unwrap_or_default();

@@ -6,6 +6,7 @@ use crate::cli::FindingsArgs;
 use crate::state::StoredFinding;
 use crate::state::query::FindingFilter;
 
+/// Runs `groupwarden findings`.
 pub fn run(args: FindingsArgs) -> Result<Outcome, Error> {
     let store = super::open_existing(&args.location)?;
     let Output { out, format, .. } = open_output(None, args.format)?;

@@ -5,6 +5,7 @@ use super::{Error, Outcome, Output, open_output};
 use crate::cli::HistoryArgs;
 use crate::state::query::HistoryEntry;
 
+/// Runs `groupwarden history`.
 pub fn run(args: HistoryArgs) -> Result<Outcome, Error> {
     let store = super::open_existing(&args.location)?;
     let entries = store.history(&args.group)?;

@@ -13,9 +13,11 @@ use crate::output::Format;
 pub trait Listed: Serialize {
     /// Column headers of the table (few, for a terminal).
     const TABLE: &'static [&'static str];
+    /// The record's cells in the table, as [`Listed::TABLE`] names them.
     fn table_row(&self) -> Vec<String>;
     /// Column headers of the CSV (everything, flat).
     const CSV: &'static [&'static str];
+    /// The record's cells in the CSV, as [`Listed::CSV`] names them.
     fn csv_row(&self) -> Vec<String>;
 }
 
@@ -29,6 +31,7 @@ pub struct ListWriter {
 }
 
 impl ListWriter {
+    /// A writer of `format` on `out`; `html` lists as a table.
     pub fn new(format: Format, out: Box<dyn Write>) -> ListWriter {
         // The HTML page is a scan report; a listing has no page of its own.
         let format = if format == Format::Html {
@@ -50,6 +53,7 @@ impl ListWriter {
         }
     }
 
+    /// Writes one record (a table row waits for the end).
     pub fn write<T: Listed>(&mut self, record: &T) -> io::Result<()> {
         match self.format {
             Format::Table | Format::Html => {

@@ -32,6 +32,7 @@ pub enum Outcome {
     Failing,
 }
 
+/// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Scan(args) => scan::run(args),

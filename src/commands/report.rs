@@ -8,6 +8,7 @@ use crate::state::recording::RecordingPlan;
 
 use super::{Error, Outcome, report_request};
 
+/// Runs `groupwarden report`.
 pub fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
     let plan = ScanPlan {
         config: args.config,

@@ -14,6 +14,7 @@ use crate::engine::sandbox::build_engine;
 
 use super::{Error, Outcome, load_rules, rules_dir};
 
+/// Runs `groupwarden rules …`.
 pub fn run(command: RulesCommand) -> Result<Outcome, Error> {
     let mut out = io::stdout().lock();
     match command {

@@ -12,6 +12,7 @@ use crate::state::recording::RecordingPlan;
 
 use super::{Error, Outcome, report_request};
 
+/// Runs `groupwarden scan`.
 pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let fail_on = args.fail_on;
     let mut outcome = crate::pipeline::scan(&plan(args))?;

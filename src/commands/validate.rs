@@ -8,6 +8,7 @@ use crate::pipeline::checks::{Context, STEPS, Step, Verdict};
 
 use super::{Error, Outcome};
 
+/// Runs `groupwarden validate`.
 pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
     let mut context = Context {
         config_flag: args.location.config,

@@ -1,4 +1,4 @@
-//! One scheduled scan: the scan pipeline ([`crate::pipeline::scan`]) run
+//! One scheduled scan: the scan pipeline ([`crate::pipeline::scan()`]) run
 //! on its own thread with the pinned config and rules, the same plan
 //! `groupwarden scan` builds, so a scheduled scan does exactly what the CLI
 //! does (recording findings, delivering the outbox). The figures for the
@@ -38,6 +38,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The trigger as logs and `/healthz` name it (`schedule`).
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Start => "start",
@@ -50,21 +51,32 @@ impl Trigger {
 /// The figures of a completed scan.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct ScanFigures {
+    /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub source: String,
+    /// The report's refresh date (`YYYY-MM-DD`); `None` when no row gave one.
     pub report_refresh_date: Option<String>,
+    /// The report period in days; `None` when no row gave one.
     pub report_period: Option<i64>,
+    /// Rows read, bad ones included.
     pub rows: u64,
+    /// Rows that could not be read or parsed.
     pub row_errors: u64,
+    /// Findings in the report.
     pub findings: u64,
+    /// Times a rule failed on a row.
     pub rule_errors: u64,
+    /// Rows whose group names or ids are concealed in the report.
     pub concealed_rows: u64,
     /// Findings and errors per enabled rule, by rule id.
     pub rules: BTreeMap<String, RuleFigures>,
 }
 
+/// One rule's figures in a completed scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct RuleFigures {
+    /// Findings the rule made.
     pub findings: u64,
+    /// Rows the rule failed on.
     pub errors: u64,
 }
 
@@ -107,9 +119,13 @@ impl ScanFigures {
 /// A scan that ended, well or not.
 #[derive(Clone, Debug)]
 pub struct FinishedScan {
+    /// Why the scan started.
     pub trigger: Trigger,
+    /// When it started.
     pub started: Timestamp,
+    /// When it ended.
     pub finished: Timestamp,
+    /// How long it ran.
     pub duration: Duration,
     /// The figures, or the error as `scan` would print it.
     pub result: Result<ScanFigures, String>,
@@ -121,9 +137,12 @@ pub struct FinishedScan {
 /// Everything one scan needs.
 #[derive(Clone, Debug)]
 pub struct ScanJob {
+    /// The config and rules generation the scan runs with.
     pub pinned: Arc<Pinned>,
     /// Where to leave the findings document, or `None` to discard it.
     pub output: Option<PathBuf>,
+    /// Folder to keep each downloaded report CSV in (`[schedule] save_report`);
+    /// `None`: keep none.
     pub save_report: Option<PathBuf>,
 }
 

@@ -26,20 +26,32 @@ use std::time::Duration;
 /// The daemon could not start, or had to stop without finishing a scan.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The config or rules are not valid; the daemon does not start.
     #[error("{}: groupwarden run did not start:\n{}", path.display(), indent(problems))]
     Invalid {
+        /// The config file.
         path: PathBuf,
+        /// The problems found.
         problems: Vec<String>,
     },
+    /// The health endpoint's address cannot be listened on.
     #[error("config key `health.listen`: cannot listen on {address}: {error}")]
     Listen {
+        /// The address from `health.listen`.
         address: SocketAddr,
+        /// Why it cannot be listened on.
         error: std::io::Error,
     },
+    /// Something the daemon needs could not be set up (a folder, the
+    /// async runtime, signal handling).
     #[error("{0}")]
     Setup(String),
+    /// Told to stop, the daemon waited this grace period and the running
+    /// scan did not finish.
     #[error("the running scan did not finish within the grace period ({}s); stopped without it", .0.as_secs())]
     GraceExpired(Duration),
+    /// A second stop signal (named here) came while waiting for the
+    /// running scan.
     #[error("{0} again: stopped without waiting for the running scan")]
     StoppedWaiting(&'static str),
 }

@@ -20,11 +20,14 @@ pub struct Schedule {
 /// A scheduled time and the moment to act on it (the time plus jitter).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tick {
+    /// The time a pattern names, in the schedule's time zone.
     pub scheduled: Zoned,
+    /// When to start the scan: the scheduled time plus jitter.
     pub due: Timestamp,
 }
 
 impl Schedule {
+    /// The schedule of a `[schedule]` section.
     pub fn new(config: &ScheduleConfig) -> Schedule {
         Schedule {
             patterns: config.patterns(),
@@ -33,6 +36,7 @@ impl Schedule {
         }
     }
 
+    /// No patterns: nothing is ever due.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }

@@ -14,13 +14,19 @@ use super::job::{FinishedScan, ScanFigures, Trigger};
 /// The daemon's record of its scans.
 #[derive(Debug)]
 pub struct Status {
+    /// When the daemon started.
     pub started: Timestamp,
+    /// The schedule as written, for `/healthz` (`0 6 * * * (UTC)`).
     pub schedule: String,
+    /// Scans that completed.
     pub scans_succeeded: u64,
+    /// Scans that failed.
     pub scans_failed: u64,
     /// Scheduled times that came while a scan was still running.
     pub ticks_skipped: u64,
+    /// Config reloads that took effect.
     pub reloads_succeeded: u64,
+    /// Config reloads refused (the old config stays).
     pub reloads_failed: u64,
     /// Rows read over all completed scans.
     pub rows_total: u64,
@@ -28,14 +34,18 @@ pub struct Status {
     pub notify_failures: u64,
     /// When the running scan started, if one runs.
     pub running_since: Option<(Timestamp, Trigger)>,
+    /// The last scan that ended, well or not; `None` before the first.
     pub last: Option<FinishedScan>,
     /// The figures of the last scan that completed.
     pub last_figures: Option<ScanFigures>,
+    /// When the last successful scan ended; `None` before one.
     pub last_success: Option<Timestamp>,
+    /// When the next scan is due; `None` when none is scheduled.
     pub next_scan: Option<Timestamp>,
 }
 
 impl Status {
+    /// A fresh record for a daemon that starts now; `schedule` as shown.
     pub fn new(schedule: String) -> Status {
         Status {
             started: Timestamp::now(),

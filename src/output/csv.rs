@@ -7,6 +7,7 @@ use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
 use crate::state::Status;
 
+/// Writes CSV: a header, then one row per finding, evidence as JSON text.
 pub struct CsvWriter {
     out: csv::Writer<Box<dyn Write>>,
     header_written: bool,
@@ -15,6 +16,7 @@ pub struct CsvWriter {
 }
 
 impl CsvWriter {
+    /// A CSV writer on `out`.
     pub fn new(out: Box<dyn Write>) -> Self {
         CsvWriter {
             out: csv::Writer::from_writer(out),

@@ -11,14 +11,18 @@ use super::Format;
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {error}", path.display())]
 pub struct OutputFileError {
+    /// The file.
     pub path: PathBuf,
+    /// What went wrong.
     #[source]
     pub error: io::Error,
 }
 
 /// Where a command writes what it found.
 pub struct Output {
+    /// Where findings go: standard output, or the file under its temporary name.
     pub out: Box<dyn Write>,
+    /// The format to write in.
     pub format: Format,
     /// For a file: what puts it in place once written.
     pub file: Option<OutputFile>,

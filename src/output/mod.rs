@@ -22,6 +22,7 @@ use crate::engine::rule::RuleSet;
 use crate::scan::ScanSummary;
 use crate::state::Status;
 
+/// How findings are written (`--format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
@@ -39,6 +40,7 @@ pub enum Format {
 
 /// Where findings go.
 pub trait FindingWriter {
+    /// Writes one finding.
     fn write(&mut self, finding: &Finding) -> io::Result<()>;
     /// A finding with its status from the state database (stateful
     /// scans). Formats with no place for it write the finding alone.
@@ -66,6 +68,9 @@ pub trait FindingWriter {
     }
 }
 
+/// The writer for `format` on `out`, for findings not read from a
+/// report (listings). An `html` page gets no charts of the rows; a scan
+/// uses [`scan_writer`].
 pub fn writer(format: Format, out: Box<dyn Write>) -> Box<dyn FindingWriter> {
     match format {
         Format::Table => Box::new(table::TableWriter::new(out)),
@@ -102,27 +107,40 @@ pub fn scan_writer(
 /// fields, then `status`.
 #[derive(Serialize)]
 pub struct FindingWithStatus<'a> {
+    /// The finding.
     #[serde(flatten)]
     pub finding: &'a Finding,
+    /// Its status after this scan.
     pub status: Status,
 }
 
 /// The summary as machine formats write it.
 #[derive(Serialize)]
 pub struct SummaryView<'a> {
+    /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub source: &'a str,
+    /// The report's refresh date (`YYYY-MM-DD`); `None` when no row gave one.
     pub report_refresh_date: Option<String>,
+    /// The report period in days; `None` when no row gave one.
     pub report_period: Option<i64>,
+    /// Rows read, bad ones included.
     pub rows: u64,
+    /// Rows that could not be read or parsed.
     pub row_errors: u64,
+    /// Findings in the report.
     pub findings: u64,
+    /// Times a rule failed on a row.
     pub rule_errors: u64,
+    /// Rows whose group names or ids are concealed in the report.
     pub concealed_rows: u64,
+    /// Per enabled rule, by id: `{"findings": n, "errors": n}`.
     pub rules: serde_json::Map<String, serde_json::Value>,
+    /// How long the scan took, in milliseconds.
     pub elapsed_ms: u128,
 }
 
 impl<'a> SummaryView<'a> {
+    /// The summary of `summary`.
     pub fn new(summary: &'a ScanSummary) -> SummaryView<'a> {
         let rules = summary
             .per_rule

@@ -9,12 +9,15 @@ use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
 use crate::state::Status;
 
+/// Writes a table for a terminal; keeps every finding until `finish`,
+/// then lays them out most severe first.
 pub struct TableWriter {
     out: Box<dyn Write>,
     findings: Vec<(Finding, Option<Status>)>,
 }
 
 impl TableWriter {
+    /// A table writer on `out`.
     pub fn new(out: Box<dyn Write>) -> Self {
         TableWriter {
             out,

@@ -29,7 +29,9 @@ use super::rules::rules_dir;
 
 /// What the steps share.
 pub struct Context {
+    /// `--config`, when given.
     pub config_flag: Option<PathBuf>,
+    /// `--rules`, when given.
     pub rules_flag: Option<PathBuf>,
     /// The configuration, once the `config` step has read it.
     pub loaded: Option<LoadedConfig>,
@@ -38,14 +40,19 @@ pub struct Context {
 /// The outcome of one step.
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
+    /// Passed; a one-line summary.
     Ok(String),
+    /// Failed; each problem found.
     Problems(Vec<String>),
+    /// Not run, because an earlier step failed; says which.
     Skipped(String),
 }
 
 /// One thing `validate` checks.
 pub struct Step {
+    /// The step's name as `validate` prints it (`config`, `rules`).
     pub name: &'static str,
+    /// The check itself.
     pub run: fn(&mut Context) -> Verdict,
 }
 

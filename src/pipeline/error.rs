@@ -15,26 +15,42 @@ use crate::state::exemptions::ExemptionError;
 /// A command or scan that could not do its job (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The configuration file could not be read or is not valid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The rules could not be loaded or compiled.
     #[error(transparent)]
     Rules(#[from] RuleError),
+    /// The scan stopped: the report could not be read, a bad row under
+    /// `--strict`, or the sink failed.
     #[error(transparent)]
     Scan(#[from] ScanError),
+    /// The state database could not be used.
     #[error(transparent)]
     Failed(#[from] crate::pipeline::scan::ScanFailure),
     #[error(transparent)]
     State(#[from] StateError),
+    /// The exemptions could not be loaded.
     #[error(transparent)]
     Exemption(#[from] ExemptionError),
+    /// A file named on the command line or in the config could not be used.
     #[error("{path}: {error}")]
-    File { path: PathBuf, error: io::Error },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        error: io::Error,
+    },
+    /// Writing the output failed.
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
+    /// The arguments do not make sense together; the message says why.
     #[error("{0}")]
     Usage(String),
+    /// The report could not be had from its source (Graph, a file).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// Notifications could not be set up or sent.
     #[error(transparent)]
     Notify(#[from] NotifyError),
     /// A front end's own failure (the daemon's), kept whole.

@@ -1,6 +1,6 @@
 //! The scan pipeline as a library: a plain-data [`ScanPlan`] in, a typed
 //! [`ScanOutcome`] out. `groupwarden scan`, `groupwarden report` and the
-//! daemon's scheduled scans all build a plan and call [`scan`]; they only
+//! daemon's scheduled scans all build a plan and call [`scan()`]; they only
 //! turn arguments or a schedule into plans, and outcomes into text, exit
 //! codes and metrics.
 //!

@@ -11,9 +11,13 @@ use std::fmt;
 /// How a column's cells are parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Text, kept as the report gives it.
     Text,
+    /// `True` or `False`, in any case.
     Bool,
+    /// A whole number.
     Int,
+    /// A day, `YYYY-MM-DD`.
     Date,
 }
 
@@ -35,6 +39,7 @@ pub struct Column {
     pub field: &'static str,
     /// The header as Microsoft writes it today.
     pub header: &'static str,
+    /// How the cells are parsed.
     pub kind: Kind,
     /// The scan cannot work without it.
     pub required: bool,
@@ -52,7 +57,7 @@ macro_rules! columns {
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(usize)]
-        pub enum Col { $($id,)* }
+        pub enum Col { $(#[doc = concat!("`", $header, "`: ", $doc)] $id,)* }
 
         impl Col {
             /// Every known column, in table order.
@@ -121,6 +126,7 @@ columns! {
 pub const COLUMN_COUNT: usize = COLUMNS.len();
 
 impl Col {
+    /// The definition of this column.
     pub fn spec(self) -> &'static Column {
         &COLUMNS[self as usize]
     }
@@ -155,8 +161,11 @@ pub fn snake_name(header: &str) -> String {
 /// A column of the file that is not a known field.
 #[derive(Clone, Debug)]
 pub struct ExtraColumn {
+    /// The header as the file spells it.
     pub header: String,
+    /// Its snake_case name (`Sensitivity Label` → `sensitivity_label`).
     pub field: String,
+    /// Its position in the record, from 0.
     pub position: usize,
 }
 
@@ -183,7 +192,9 @@ pub struct Layout {
     quote_list(found)
 )]
 pub struct MissingColumns {
+    /// The required headers the file lacks.
     pub missing: Vec<String>,
+    /// The headers the file has.
     pub found: Vec<String>,
 }
 

@@ -19,22 +19,36 @@ use super::header::{Layout, MissingColumns};
 /// Reading the report failed as a whole (not one bad row).
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// The input failed while being read (a download cut short, a disk error).
     #[error("{source_name}: cannot read the report: {error}")]
     Io {
+        /// The report's name, for messages.
         source_name: String,
+        /// What failed.
         #[source]
         error: io::Error,
     },
+    /// The input is not the groups activity report in a shape groupwarden
+    /// reads (another report, an archive, an unknown separator, …).
     #[error("{source_name}: {message}")]
     Shape {
+        /// The input, as messages name it.
         source_name: String,
+        /// What was found, and what to do.
         message: String,
     },
+    /// The input ended before a header line.
     #[error("{source_name}: the report is empty (no header line)")]
-    Empty { source_name: String },
+    Empty {
+        /// The report's name, for messages.
+        source_name: String,
+    },
+    /// The header lacks columns the scan needs.
     #[error("{source_name}, line 1: {error}")]
     Header {
+        /// The report's name, for messages.
         source_name: String,
+        /// Which columns are missing.
         error: MissingColumns,
     },
 }
@@ -62,6 +76,7 @@ impl Record {
         self.ends.len()
     }
 
+    /// No fields at all.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
@@ -92,6 +107,7 @@ impl Record {
         self.has_hash
     }
 
+    /// Empties the record for the next one, keeping its buffers.
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
@@ -207,10 +223,12 @@ impl<R: Read> ReportReader<R> {
         })
     }
 
+    /// Where each field sits in this report, from its header.
     pub fn layout(&self) -> &Arc<Layout> {
         &self.layout
     }
 
+    /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub fn source_name(&self) -> &str {
         &self.source_name
     }

@@ -18,10 +18,13 @@ pub enum Cell {
     /// Blank, or the column is not in this report: unknown.
     #[default]
     Blank,
+    /// A whole number.
     Int(i64),
+    /// `True` or `False`.
     Bool(bool),
     /// Days since 1970-01-01.
     Day(i32),
+    /// Text: read from the record on demand.
     Text,
 }
 
@@ -34,6 +37,7 @@ pub struct RowError {
     pub column: Option<String>,
     /// 1-based field number of the offending column.
     pub field: Option<usize>,
+    /// What is wrong, for the user.
     pub message: String,
 }
 
@@ -50,9 +54,13 @@ impl fmt::Display for RowError {
 /// The data of one row. Shared with rule scripts through [`Row`].
 #[derive(Clone, Debug)]
 pub struct RowData {
+    /// 1-based line in the file where the record starts (the header is 1).
     pub line: u64,
+    /// The raw record.
     pub record: Record,
+    /// Its parsed cells, by [`Col`] position.
     pub cells: [Cell; COLUMN_COUNT],
+    /// Where each field sits in this report.
     pub layout: Arc<Layout>,
 }
 
@@ -111,6 +119,7 @@ impl RowData {
         Ok(())
     }
 
+    /// The integer in `col`; `None` when blank, absent or not an integer column.
     pub fn int(&self, col: Col) -> Option<i64> {
         match self.cells[col as usize] {
             Cell::Int(value) => Some(value),
@@ -118,6 +127,7 @@ impl RowData {
         }
     }
 
+    /// The boolean in `col`; `None` when blank, absent or not a boolean column.
     pub fn bool(&self, col: Col) -> Option<bool> {
         match self.cells[col as usize] {
             Cell::Bool(value) => Some(value),
@@ -125,6 +135,8 @@ impl RowData {
         }
     }
 
+    /// The day in `col`, as days since 1970-01-01; `None` when blank, absent
+    /// or not a date column.
     pub fn day(&self, col: Col) -> Option<i32> {
         match self.cells[col as usize] {
             Cell::Day(value) => Some(value),

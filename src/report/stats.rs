@@ -18,10 +18,13 @@ use super::row::RowData;
 /// Entries kept in each top list.
 pub const TOP_N: usize = 10;
 
+/// Whole-report figures: row counts, activity, membership, storage and
+/// the top groups, over the rows read without error.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ReportStats {
     /// Rows read without error.
     pub rows: u64,
+    /// Rows of deleted groups.
     pub deleted: u64,
     /// Rows whose names or ids are concealed.
     pub concealed: u64,
@@ -40,18 +43,23 @@ pub struct ReportStats {
     pub days_since_activity: BTreeMap<i64, u64>,
     /// Groups without an owner.
     pub ownerless: u64,
+    /// Groups (not deleted) whose type is `Public`.
     pub public: u64,
+    /// Groups (not deleted) whose type is `Private`.
     pub private: u64,
     /// Sum of known member counts.
     pub members: u64,
     /// Sum of known external member (guest) counts.
     pub guests: u64,
+    /// Groups with at least one guest.
     pub groups_with_guests: u64,
     /// Mailbox plus site storage of every row, deleted groups included.
     pub total_storage_bytes: u64,
     /// Mailbox plus site storage still held by deleted groups.
     pub deleted_storage_bytes: u64,
+    /// The groups with the most guests.
     pub top_by_guests: TopGroups,
+    /// The groups with the most mailbox plus site storage.
     pub top_by_storage: TopGroups,
 }
 
@@ -60,12 +68,18 @@ pub struct ReportStats {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TopGroups(pub Vec<TopGroup>);
 
+/// One entry of a top list: a group and its value.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TopGroup {
+    /// The figure the list ranks by (guests, bytes).
     pub value: u64,
+    /// The report line the group is on.
     pub line: u64,
+    /// The group's name, when the report gives one.
     pub group_name: Option<String>,
+    /// The group's id, when the report gives one.
     pub group_id: Option<String>,
+    /// The group's owner, when the report gives one.
     pub owner: Option<String>,
 }
 
@@ -125,6 +139,7 @@ fn non_negative(value: Option<i64>) -> u64 {
 }
 
 impl ReportStats {
+    /// Counts one row read without error.
     pub fn add_row(&mut self, row: &RowData) {
         self.add_row_basics(row);
         let storage = non_negative(row.total_storage_bytes());
@@ -182,6 +197,7 @@ impl ReportStats {
         self.top_by_storage.offer(storage, row);
     }
 
+    /// Adds the figures of `other`, gathered over other rows.
     pub fn merge(&mut self, other: &ReportStats) {
         self.rows += other.rows;
         self.deleted += other.deleted;

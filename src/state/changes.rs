@@ -43,6 +43,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order listings and counts show them.
     pub const ALL: [Status; 5] = [
         Status::New,
         Status::Open,
@@ -51,6 +52,7 @@ impl Status {
         Status::Exempted,
     ];
 
+    /// The status as written in the database, JSON and `--status` (`new`).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::New => "new",
@@ -95,6 +97,7 @@ pub enum Resolution {
 }
 
 impl Resolution {
+    /// The resolution as written in the database and JSON (`rule-cleared`).
     pub fn as_str(self) -> &'static str {
         match self {
             Resolution::RuleCleared => "rule-cleared",
@@ -118,27 +121,43 @@ impl FromStr for Resolution {
 /// A finding as the database remembers it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredFinding {
+    /// Stable identity across scans: the rule and the group (see `group_key`).
     pub key: String,
+    /// Where the finding stands after the last scan that touched it.
     pub status: Status,
+    /// Id of the rule that found it.
     pub rule: String,
+    /// Severity as of the last scan that saw it.
     pub severity: Severity,
     /// The group part of the key: its id, or `name:<name>`.
     pub group_key: String,
+    /// The group's id, when the report gave one (not concealed).
     pub group_id: Option<String>,
+    /// The group's name when last seen, when the report gave one.
     pub group_name: Option<String>,
+    /// The group's owner when last seen, when the report gave one.
     pub owner: Option<String>,
     /// The message of the last scan that saw it.
     pub message: String,
+    /// Evidence of the last scan that saw it, in the rule's order.
     pub evidence: StoredEvidence,
+    /// Id of the scan that first found it.
     pub first_seen_scan: i64,
+    /// When that scan started (UTC, RFC 3339).
     pub first_seen_at: String,
+    /// Id of the last scan that found it.
     pub last_seen_scan: i64,
+    /// When that scan started (UTC, RFC 3339).
     pub last_seen_at: String,
+    /// When it was last announced (UTC, RFC 3339); `None`: never.
     pub last_announced_at: Option<String>,
+    /// When it resolved (UTC, RFC 3339); `None` while not resolved.
     pub resolved_at: Option<String>,
+    /// How it resolved; `None` while not resolved.
     pub resolution: Option<Resolution>,
     /// Which exemption covers it (`groupwarden.toml, exemption 2`).
     pub exemption: Option<String>,
+    /// The covering exemption's reason; `None` when not exempted.
     pub exemption_reason: Option<String>,
 }
 
@@ -165,10 +184,13 @@ impl StoredFinding {
 pub struct StoredEvidence(pub Vec<(String, serde_json::Value)>);
 
 impl StoredEvidence {
+    /// Parses evidence as the database stores it: a JSON object.
     pub fn from_json(text: &str) -> serde_json::Result<StoredEvidence> {
         serde_json::from_str(text)
     }
 
+    /// The evidence as findings carry it; numbers that do not fit an
+    /// integer become floats, arrays and objects become their JSON text.
     pub fn to_evidence_map(&self) -> EvidenceMap {
         let values = self.0.iter().map(|(name, value)| {
             let evidence = match value {
@@ -222,16 +244,22 @@ impl<'de> Deserialize<'de> for StoredEvidence {
 /// Findings per status after one scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCounts {
+    /// Seen for the first time.
     pub new: u64,
+    /// Seen before and still there (reminders included).
     pub open: u64,
+    /// Resolved once, and back.
     pub reopened: u64,
+    /// Resolved by this scan.
     pub resolved: u64,
+    /// Covered by an exemption.
     pub exempted: u64,
     /// Open findings due for a reminder (counted in `open` too).
     pub reminders: u64,
 }
 
 impl StatusCounts {
+    /// The count for `status`.
     pub fn get(&self, status: Status) -> u64 {
         match status {
             Status::New => self.new,
@@ -242,6 +270,7 @@ impl StatusCounts {
         }
     }
 
+    /// Adds `count` findings to `status`.
     pub fn add(&mut self, status: Status, count: u64) {
         match status {
             Status::New => self.new += count,
@@ -286,11 +315,15 @@ pub struct Cap {
 /// are empty and only the counts are known: announce a summary.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Changes {
+    /// The scan's id in the database.
     pub scan_id: i64,
     /// When the scan started (UTC, RFC 3339).
     pub scanned_at: String,
+    /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub source: String,
+    /// The report's refresh date (`YYYY-MM-DD`); `None` when no row gave one.
     pub report_refresh_date: Option<String>,
+    /// Findings per status after the scan.
     pub counts: StatusCounts,
     /// First seen in this scan.
     pub new: Vec<StoredFinding>,
@@ -307,6 +340,8 @@ pub struct Changes {
     pub expiring_exemptions: Vec<ExemptionNotice>,
     /// Exemptions past their date: they no longer apply.
     pub expired_exemptions: Vec<ExemptionNotice>,
+    /// Set when there was too much to announce one by one: the finding
+    /// lists are then empty; announce a summary.
     pub capped: Option<Cap>,
 }
 

@@ -24,23 +24,42 @@ pub const EXPIRING_WITHIN_DAYS: i64 = 14;
 /// An exemption that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ExemptionError {
+    /// The exemptions file could not be read.
     #[error("cannot read exemptions file {path}: {error}")]
     Io {
+        /// The exemptions file.
         path: PathBuf,
+        /// Why it could not be read.
         error: std::io::Error,
     },
+    /// The exemptions file is not valid TOML or not a list of exemptions.
     #[error("exemptions file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The exemptions file.
+        path: PathBuf,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// One exemption is incomplete or wrong; `origin` says which.
     #[error("{origin}: {message}")]
-    Entry { origin: String, message: String },
+    Entry {
+        /// Which exemption: `groupwarden.toml, exemption 2`.
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// What an exemption selects groups by.
 #[derive(Clone, Debug)]
 pub enum GroupSelector {
+    /// The group with this id (compared without regard to case).
     Id(String),
+    /// Groups whose name matches a glob (case-insensitive).
     Name {
+        /// The glob as written.
         pattern: String,
+        /// The compiled glob.
         matcher: GlobMatcher,
     },
 }
@@ -59,10 +78,15 @@ impl fmt::Display for GroupSelector {
 pub struct Exemption {
     /// Where it was written: `groupwarden.toml, exemption 2`.
     pub origin: String,
+    /// Id of the rule it covers, or `*` for every rule.
     pub rule: String,
+    /// The groups it covers.
     pub group: GroupSelector,
+    /// Why the findings are accepted.
     pub reason: String,
+    /// The last day it applies.
     pub expires: Date,
+    /// Who approved it, when recorded.
     pub approved_by: Option<String>,
 }
 
@@ -70,12 +94,16 @@ pub struct Exemption {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExemptionState {
+    /// In force, and not ending within [`EXPIRING_WITHIN_DAYS`].
     Active,
+    /// In force, but ending within [`EXPIRING_WITHIN_DAYS`].
     Expiring,
+    /// Past its last day: no longer applies.
     Expired,
 }
 
 impl ExemptionState {
+    /// The state as written in JSON and listings (`active`).
     pub fn as_str(self) -> &'static str {
         match self {
             ExemptionState::Active => "active",
@@ -90,13 +118,19 @@ impl ExemptionState {
 pub struct ExemptionNotice {
     /// Where it was written, e.g. `groupwarden.toml, exemption 2`.
     pub origin: String,
+    /// Id of the rule it covers, or `*` for every rule.
     pub rule: String,
+    /// The group id it selects by; `None` when it selects by name.
     pub group_id: Option<String>,
+    /// The name glob it selects by; `None` when it selects by id.
     pub group_name: Option<String>,
+    /// Why the findings are accepted.
     pub reason: String,
     /// The last day it applies, `YYYY-MM-DD`.
     pub expires: String,
+    /// Who approved it, when recorded.
     pub approved_by: Option<String>,
+    /// Where it stands on the day checked.
     pub state: ExemptionState,
     /// Days from the day checked to the expiry day; negative once expired.
     pub days_left: i64,
@@ -171,6 +205,7 @@ impl Exemption {
         i64::from((self.expires - today).get_days())
     }
 
+    /// Where it stands on `today`.
     pub fn state_on(&self, today: Date) -> ExemptionState {
         match self.days_left(today) {
             left if left < 0 => ExemptionState::Expired,
@@ -179,6 +214,7 @@ impl Exemption {
         }
     }
 
+    /// The exemption as notifications and listings show it, as of `today`.
     pub fn notice(&self, today: Date) -> ExemptionNotice {
         let (group_id, group_name) = match &self.group {
             GroupSelector::Id(id) => (Some(id.clone()), None),
@@ -211,6 +247,8 @@ impl fmt::Display for Exemption {
 /// Every configured exemption.
 #[derive(Clone, Debug, Default)]
 pub struct Exemptions {
+    /// In the order they were written: the config's entries, then the
+    /// exemptions file's.
     pub all: Vec<Exemption>,
 }
 

@@ -75,7 +75,9 @@ pub struct ScanStart {
     /// The rules that run on every row (enabled and with a `check`). Only
     /// their findings can resolve.
     pub rules: Vec<String>,
+    /// The exemptions to apply.
     pub exemptions: Exemptions,
+    /// Reminders, retention and the announcement cap.
     pub policy: ScanPolicy,
     /// Accept a report refreshed before the last scan's.
     pub allow_older: bool,
@@ -151,6 +153,7 @@ impl ScanRecorder {
         })
     }
 
+    /// The scan's id in the database.
     pub fn scan_id(&self) -> i64 {
         self.scan_id
     }
@@ -708,6 +711,7 @@ pub struct PendingScan {
 }
 
 impl PendingScan {
+    /// What the scan changed, for announcing it.
     pub fn changes(&self) -> &Changes {
         &self.changes
     }

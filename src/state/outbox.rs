@@ -33,6 +33,7 @@ use super::lifecycle::time_text;
 pub struct OutboxMessage {
     /// Stable for the message's life: an idempotency key for receivers.
     pub id: i64,
+    /// When it was queued (UTC, RFC 3339).
     pub created_at: String,
     /// The channel's name as configured (`[[notify]] name`).
     pub channel: String,
@@ -40,9 +41,13 @@ pub struct OutboxMessage {
     pub recipient: String,
     /// The message as JSON; its shape is the channel's business.
     pub payload: String,
+    /// Delivery attempts so far.
     pub attempts: u32,
+    /// When it was last tried (UTC, RFC 3339); `None`: not yet.
     pub last_attempt_at: Option<String>,
+    /// Why the last attempt failed; `None` when it did not (or none was made).
     pub last_error: Option<String>,
+    /// When it was delivered (UTC, RFC 3339); `None` while waiting.
     pub delivered_at: Option<String>,
 }
 

@@ -152,13 +152,21 @@ fn placeholders(first: usize, count: usize) -> String {
 /// One status change of one finding.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HistoryEntry {
+    /// When the scan that made the change started (UTC, RFC 3339).
     pub at: String,
+    /// Id of that scan.
     pub scan_id: i64,
+    /// That scan's report refresh date (`YYYY-MM-DD`); `None` when unknown.
     pub report_refresh_date: Option<String>,
+    /// Id of the finding's rule.
     pub rule: String,
+    /// The finding's key.
     pub key: String,
+    /// The group part of the key: its id, or `name:<name>`.
     pub group_key: String,
+    /// The group's name at the time, when known.
     pub group_name: Option<String>,
+    /// The status the finding moved to.
     pub status: Status,
     /// The message (new, open, reopened), the exemption's reason
     /// (exempted) or how it resolved (resolved).

@@ -24,10 +24,13 @@ use super::{StateError, Status, Store};
 /// Why a scan's record could not be started or kept.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
+    /// The database could not be opened or written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The exemptions could not be loaded.
     #[error(transparent)]
     Exemption(#[from] ExemptionError),
+    /// The report's head, read ahead for its refresh date, could not be read.
     #[error(transparent)]
     Report(#[from] ReportError),
 }
@@ -52,6 +55,8 @@ pub fn state_path(flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
         .unwrap_or_else(|| loaded.resolve(&loaded.config.state.path))
 }
 
+/// How to open the database, from `[state]` in the config; `create`:
+/// make it when missing.
 pub fn store_options(loaded: &LoadedConfig, create: bool) -> StoreOptions {
     StoreOptions {
         lock_timeout: loaded.config.state.lock_timeout.as_duration(),

@@ -107,12 +107,15 @@ pub const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
 /// What the file says about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Identity {
+    /// `PRAGMA user_version`: migrations applied.
     pub version: i32,
+    /// `PRAGMA application_id`: [`APPLICATION_ID`] in a file groupwarden made.
     pub application_id: i32,
     /// Tables of any kind: an empty file has none.
     pub tables: i64,
 }
 
+/// Reads what the file at `conn` says about itself.
 pub fn identity(conn: &Connection) -> rusqlite::Result<Identity> {
     Ok(Identity {
         version: conn.pragma_query_value(None, "user_version", |row| row.get(0))?,

@@ -21,48 +21,101 @@ use super::schema::{self, CURRENT_VERSION};
 /// The state database cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// The database (or its folder) could not be created.
     #[error("state database {path}: cannot create it: {reason}")]
-    Unwritable { path: PathBuf, reason: String },
+    Unwritable {
+        /// The database file.
+        path: PathBuf,
+        /// Why it could not be created or locked.
+        reason: String,
+    },
+    /// The database does not exist and this command does not create it.
     #[error("state database {path} does not exist (a stateful `groupwarden scan` creates it)")]
-    Missing { path: PathBuf },
+    Missing {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The file is damaged or not SQLite at all.
     #[error(
         "state database {path} is corrupt or not a SQLite database ({detail}); move it aside to start afresh, or restore a backup"
     )]
-    Corrupt { path: PathBuf, detail: String },
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// The file is some other program's SQLite database.
     #[error(
         "{path} is a SQLite database but not groupwarden's; point --state or [state] path at another file"
     )]
-    NotOurs { path: PathBuf },
+    NotOurs {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The database was written by a newer groupwarden.
     #[error(
         "state database {path} has schema version {found}, newer than the {supported} this groupwarden understands; \
          upgrade groupwarden, or point --state at another file"
     )]
     Newer {
+        /// The database file.
         path: PathBuf,
+        /// The schema version the file has.
         found: i32,
+        /// The newest schema version this program knows.
         supported: i32,
     },
+    /// Another scan holds the write lock, longer than the lock timeout.
     #[error(
         "state database {path} is in use by another groupwarden scan; gave up after waiting {waited:?}. \
          Try again when it has finished, or raise [state] lock_timeout"
     )]
-    Locked { path: PathBuf, waited: Duration },
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// How long this scan waited for the lock.
+        waited: Duration,
+    },
+    /// The file or its folder cannot be written.
     #[error(
         "state database {path} is read-only ({detail}); groupwarden needs to write to it and to its folder"
     )]
-    ReadOnly { path: PathBuf, detail: String },
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// The report is older than the one the last scan read; both are
+    /// refresh dates, `YYYY-MM-DD`.
     #[error(
         "the report was refreshed on {report}, before the report of the last scan ({last}); scanning it would \
          reopen findings that were fixed since. Pass --allow-older to scan it anyway"
     )]
-    OlderReport { report: String, last: String },
+    OlderReport {
+        /// The refresh date of the report given.
+        report: String,
+        /// The refresh date of the last scan's report.
+        last: String,
+    },
+    /// Any other SQLite failure.
     #[error("state database {path}: {error}")]
     Sqlite {
+        /// The database file.
         path: PathBuf,
+        /// What SQLite said.
         error: rusqlite::Error,
     },
+    /// Data that could not be stored or read back, or a setting SQLite
+    /// refused (WAL mode).
     #[error("state database {path}: {message}")]
-    Data { path: PathBuf, message: String },
+    Data {
+        /// The database file.
+        path: PathBuf,
+        /// What could not be stored or read.
+        message: String,
+    },
 }
 
 /// How to open the database.
@@ -129,6 +182,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -153,6 +207,7 @@ impl Store {
             .map_err(|e| self.fail(e))
     }
 
+    /// Commits the transaction opened by [`Store::begin_write`].
     pub fn commit(&self) -> Result<(), StateError> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))
     }
@@ -341,6 +396,8 @@ fn writer_lock(path: &Path, timeout: Duration) -> Result<std::fs::File, StateErr
     }
 }
 
+/// Turns a rusqlite error on the database at `path` into an error a
+/// person can act on (locked, read-only, corrupt, …).
 pub fn classify(path: &Path, lock_timeout: Duration, error: rusqlite::Error) -> StateError {
     let path = path.to_owned();
     let code = match &error {

@@ -24,29 +24,47 @@ const LABEL_CHARS: usize = 26;
 /// One bar of a horizontal bar chart.
 #[derive(Clone, Debug, Serialize)]
 pub struct Bar {
+    /// The label shown, cut to a fixed length.
     pub label: String,
+    /// The whole label, the bar's tooltip.
     pub full_label: String,
+    /// The value as written next to the bar.
     pub value_text: String,
+    /// Top of the bar, in view-box units.
     pub y: u32,
+    /// Baseline of the bar's texts, in view-box units.
     pub text_y: u32,
+    /// Bar length, in view-box units.
     pub width: f64,
+    /// Where the value text starts, in view-box units.
     pub value_x: f64,
 }
 
+/// A horizontal bar chart laid out for SVG: one row per bar, the label
+/// on the left and the value on the right. Positions are in view-box units.
 #[derive(Clone, Debug, Serialize)]
 pub struct BarChart {
+    /// The bars, top to bottom.
     pub bars: Vec<Bar>,
+    /// View-box height.
     pub height: u32,
+    /// View-box width ([`VIEW_WIDTH`]).
     pub width: u32,
+    /// Where labels end (they are right-aligned).
     pub label_x: u32,
+    /// Where bars start.
     pub bar_x: u32,
+    /// Height of every bar.
     pub bar_height: u32,
 }
 
 /// A bar's data before layout.
 pub struct BarInput {
+    /// The label; cut when shown, whole in the tooltip.
     pub label: String,
+    /// What the bar's length stands for.
     pub value: u64,
+    /// The value as written next to the bar.
     pub value_text: String,
 }
 
@@ -85,7 +103,7 @@ pub fn bar_chart(inputs: Vec<BarInput>) -> BarChart {
     }
 }
 
-/// `label`, cut to [`LABEL_CHARS`] characters with an ellipsis.
+/// `label`, cut to `LABEL_CHARS` characters with an ellipsis.
 pub fn shorten(label: &str) -> String {
     if label.chars().count() <= LABEL_CHARS {
         return label.to_owned();
@@ -109,42 +127,70 @@ const BASELINE: f64 = 220.0;
 const BIN_GAP: f64 = 6.0;
 const HISTOGRAM_HEIGHT: u32 = 262;
 
+/// One histogram bar: the groups last active within a range of days.
 #[derive(Clone, Debug, Serialize)]
 pub struct Bin {
+    /// The range shown under the bar (`7–29`, `≥730`, `none`).
     pub label: String,
+    /// Groups in the range.
     pub count: u64,
+    /// Left edge, in view-box units.
     pub x: f64,
+    /// Bar width.
     pub width: f64,
+    /// Top of the bar.
     pub y: f64,
+    /// Bar height.
     pub height: f64,
+    /// Horizontal centre, where the bar's texts go.
     pub center: f64,
+    /// Baseline of the count above the bar.
     pub count_y: f64,
     /// At or past the inactivity threshold (drawn hatched).
     pub past_threshold: bool,
 }
 
+/// The vertical line marking the inactivity rule's threshold.
 #[derive(Clone, Debug, Serialize)]
 pub struct ThresholdMark {
+    /// The threshold, in days.
     pub days: i64,
+    /// Where the line is drawn, in view-box units.
     pub x: f64,
+    /// Where its label starts or ends (see `label_anchor`).
     pub label_x: f64,
     /// `start` (label right of the line) or `end` near the right edge.
     pub label_anchor: &'static str,
 }
 
+/// The activity histogram laid out for SVG: groups by days since their
+/// last activity, with the inactivity threshold marked. Positions are in
+/// view-box units.
 #[derive(Clone, Debug, Serialize)]
 pub struct Histogram {
+    /// The bars, left to right; the last one counts groups with no activity.
     pub bins: Vec<Bin>,
+    /// The inactivity threshold's line; `None` without an enabled inactivity rule.
     pub threshold: Option<ThresholdMark>,
+    /// View-box width ([`VIEW_WIDTH`]).
     pub width: u32,
+    /// View-box height.
     pub height: u32,
+    /// Where bars stand.
     pub baseline: f64,
+    /// Left edge of the plot area (the scale's maximum is written left of it).
     pub plot_left: f64,
+    /// Right edge of the plot area.
     pub plot_right: f64,
+    /// Top of the plot area, where the tallest bar reaches.
     pub plot_top: f64,
+    /// Baseline of the axis caption.
     pub axis_label_y: f64,
+    /// Baseline of the bar labels.
     pub bin_label_y: f64,
+    /// The largest bin's count, the top of the scale.
     pub max_count: u64,
+    /// Groups counted, with and without activity.
     pub groups: u64,
 }
 

@@ -16,6 +16,7 @@ pub use crate::state::Status;
 /// One finding's history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FindingLifecycle {
+    /// New, open, reopened, resolved or exempted.
     pub status: Status,
     /// The refresh date of the report the finding was first seen in.
     pub first_seen: Option<Date>,
@@ -24,9 +25,13 @@ pub struct FindingLifecycle {
 /// A finding that this scan resolved: it is not among the scan's findings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResolvedFinding {
+    /// Rule id.
     pub rule: String,
+    /// The finding's stable key (`Finding::key`).
     pub key: String,
+    /// The group's name when last seen; `None` when not known.
     pub group_name: Option<String>,
+    /// The refresh date of the report the finding was first seen in.
     pub first_seen: Option<Date>,
 }
 
@@ -37,6 +42,7 @@ pub struct Exemption {
     pub rule: Option<String>,
     /// The group, as the exemption names it (name, id or key).
     pub group: String,
+    /// Why it was granted, when recorded.
     pub reason: Option<String>,
     /// Who granted it.
     pub granted_by: Option<String>,
@@ -49,6 +55,8 @@ pub struct Exemption {
 pub struct Lifecycle {
     /// By finding key (`Finding::key`).
     pub findings: HashMap<String, FindingLifecycle>,
+    /// Findings open before that this scan no longer found.
     pub resolved: Vec<ResolvedFinding>,
+    /// Exemptions in force.
     pub exemptions: Vec<Exemption>,
 }

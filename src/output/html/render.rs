@@ -27,8 +27,10 @@ const SCRIPT: &str = include_str!("templates/report.js");
 /// Rendering failed: a template bug, or the output could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// A template failed to render (a bug in the templates or the view data).
     #[error("HTML template: {0:#}")]
     Template(#[from] minijinja::Error),
+    /// Writing the page failed.
     #[error(transparent)]
     Io(#[from] io::Error),
 }

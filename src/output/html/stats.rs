@@ -29,9 +29,11 @@ pub struct HtmlStats {
     pub activity: ActivityHistogram,
     /// Mailbox plus site storage of groups not deleted, by group type.
     pub storage_by_type: Vec<TypeStorage>,
+    /// Deleted groups (left out of the other charts).
     pub deleted_groups: u64,
     /// Storage still held by deleted groups.
     pub deleted_storage_bytes: u64,
+    /// The groups with the most external members.
     pub top_external: TopExternal,
 }
 
@@ -48,6 +50,7 @@ impl Default for HtmlStats {
 }
 
 impl HtmlStats {
+    /// Counts one row read without error.
     pub fn add_row(&mut self, row: &RowData) {
         let storage = row.total_storage_bytes().map_or(0, clamp_to_u64);
         if row.is_deleted() {
@@ -71,6 +74,7 @@ impl HtmlStats {
         }
     }
 
+    /// Adds the figures of `other`, gathered over other rows.
     pub fn merge(&mut self, other: &HtmlStats) {
         self.activity.merge(&other.activity);
         for t in &other.storage_by_type {
@@ -118,8 +122,12 @@ fn clamp_to_u64(value: i64) -> u64 {
 /// Storage of one group type.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TypeStorage {
+    /// The report's group type (`Public`, `Private`); `unknown` when blank,
+    /// `other` for the types past [`MAX_GROUP_TYPES`].
     pub group_type: String,
+    /// Mailbox plus site storage, in bytes.
     pub bytes: u64,
+    /// Groups of this type.
     pub groups: u64,
 }
 
@@ -146,6 +154,8 @@ impl Default for ActivityHistogram {
 }
 
 impl ActivityHistogram {
+    /// Counts a group last active `days` days before the refresh date;
+    /// `None` for no activity in the report period.
     pub fn add(&mut self, days: Option<i64>) {
         match days {
             None => self.never += 1,
@@ -156,6 +166,7 @@ impl ActivityHistogram {
         }
     }
 
+    /// Adds the counts of `other`, gathered over other rows.
     pub fn merge(&mut self, other: &ActivityHistogram) {
         for (mine, theirs) in self.per_day.iter_mut().zip(&other.per_day) {
             *mine += theirs;
@@ -187,9 +198,13 @@ impl ActivityHistogram {
 /// A group with external members.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ExternalGroup {
+    /// Group name as the report gives it.
     pub name: String,
+    /// External members (guests).
     pub external: u64,
+    /// All members, when the report gives the count.
     pub members: Option<u64>,
+    /// The report line the group is on.
     pub line: u64,
 }
 
@@ -219,6 +234,7 @@ struct Ranked {
 }
 
 impl TopExternal {
+    /// An empty list that keeps at most `capacity` groups.
     pub fn new(capacity: usize) -> TopExternal {
         TopExternal {
             capacity,

@@ -29,6 +29,7 @@ pub const EXPIRING_SOON_DAYS: i32 = 14;
 pub struct HtmlContext {
     /// When the scan ran (shown, and the day exemption expiry counts from).
     pub generated_at: Timestamp,
+    /// The enabled rules, whose titles and descriptions head the sections.
     pub rules: Vec<RuleInfo>,
     /// `days` of the enabled inactivity rule.
     pub inactivity_days: Option<i64>,
@@ -37,8 +38,11 @@ pub struct HtmlContext {
 /// A rule as the report describes it.
 #[derive(Clone, Debug)]
 pub struct RuleInfo {
+    /// Rule id, as in the rules file.
     pub id: String,
+    /// Short name, the section heading.
     pub title: String,
+    /// What the rule checks, shown under the heading.
     pub description: String,
 }
 
@@ -65,102 +69,167 @@ impl HtmlContext {
     }
 }
 
+/// The page around the findings: summary figures, count cards, charts
+/// and, when the state store ran, resolved findings and exemptions.
 #[derive(Serialize)]
 pub struct ReportView {
+    /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub source: String,
+    /// The report's latest refresh date (`YYYY-MM-DD`); `None` when no row gave one.
     pub refresh_date: Option<String>,
+    /// The report period in days; `None` when no row gave one.
     pub period: Option<i64>,
+    /// When the scan ran, as `YYYY-MM-DD HH:MM UTC`.
     pub generated_at: String,
+    /// Rows read, bad ones included.
     pub rows: u64,
+    /// Rows that could not be read or parsed.
     pub row_errors: u64,
+    /// Times a rule failed on a row.
     pub rule_errors: u64,
+    /// Findings in this report.
     pub findings: u64,
+    /// Rows whose group names or ids are concealed in the report.
     pub concealed_rows: u64,
+    /// One card per severity, most severe first.
     pub severity_cards: Vec<CountCard>,
     /// `None` without the state store.
     pub status_cards: Option<Vec<CountCard>>,
+    /// Deleted groups in the report.
     pub deleted_groups: u64,
+    /// Storage still held by deleted groups, formatted (`1.2 GB`).
     pub deleted_storage: String,
+    /// Findings (and rule errors) per enabled rule.
     pub rules_chart: BarChart,
+    /// Groups not deleted, by days since their last activity.
     pub activity_chart: Histogram,
+    /// Storage by group type, deleted groups as their own bar.
     pub storage_chart: BarChart,
+    /// The groups with the most external members.
     pub external_chart: BarChart,
+    /// Whether the findings tables have a status column (the state store ran).
     pub show_status: bool,
+    /// Whether the findings tables have a first-seen column (some finding has a date).
     pub show_first_seen: bool,
+    /// Findings this scan resolved; `None` without the state store.
     pub resolved: Option<Vec<ResolvedRow>>,
+    /// Exemptions in force, soonest to expire first; `None` without the state store.
     pub exemptions: Option<Vec<ExemptionRow>>,
+    /// The horizon for flagging exemptions as expiring soon, in days.
     pub expiring_soon_days: i32,
     /// Machine-readable summary, embedded as JSON.
     pub data: serde_json::Value,
 }
 
+/// A summary card: how many findings have one severity or status.
 #[derive(Serialize)]
 pub struct CountCard {
+    /// The severity or status id (`high`, `new`), for CSS classes and filtering.
     pub key: &'static str,
+    /// The name shown.
     pub label: &'static str,
+    /// The shape shown with the name.
     pub icon: &'static str,
+    /// Findings with this severity or status.
     pub count: u64,
 }
 
 /// One rule's table: its heading, and its findings in the order shown.
 pub struct Section<'a> {
+    /// The section's heading.
     pub header: SectionHeader,
+    /// The rule's findings, most severe first, then in report order.
     pub findings: Vec<&'a Finding>,
 }
 
+/// A section's heading: the rule and how much it found.
 #[derive(Serialize)]
 pub struct SectionHeader {
+    /// Rule id.
     pub id: String,
+    /// Rule title, or the id for a rule the context does not know.
     pub title: String,
+    /// What the rule checks; empty when unknown.
     pub description: String,
+    /// The id of the most severe finding's severity (`high`).
     pub worst: &'static str,
+    /// Findings in the section.
     pub count: usize,
 }
 
 /// Which optional columns the findings tables have.
 #[derive(Clone, Copy, Serialize)]
 pub struct Columns {
+    /// Status column (the state store ran).
     pub status: bool,
+    /// First-seen column (some finding has a first-seen date).
     pub first_seen: bool,
 }
 
+/// One row of a findings table, all text ready for the template.
 #[derive(Serialize)]
 pub struct FindingRow {
+    /// Severity id (`high`), for CSS classes and filtering.
     pub severity: &'static str,
+    /// Severity name shown.
     pub severity_label: &'static str,
+    /// Severity shape shown.
     pub severity_icon: &'static str,
+    /// Severity as a number for sorting, higher is more severe.
     pub severity_rank: u8,
+    /// Group name, or `(tenant)` for a tenant-wide finding.
     pub group: String,
+    /// The group's owner, when the report gives one.
     pub owner: Option<String>,
+    /// What the rule says about the group.
     pub message: String,
+    /// Evidence as (name, value) pairs, in the rule's order.
     pub evidence: Vec<(String, String)>,
+    /// Status id (`new`); `None` without the state store.
     pub status: Option<&'static str>,
+    /// Status name shown; `None` without the state store.
     pub status_label: Option<&'static str>,
+    /// Status shape shown; `None` without the state store.
     pub status_icon: Option<&'static str>,
+    /// The refresh date the finding was first seen on, `YYYY-MM-DD`; `None` when unknown.
     pub first_seen: Option<String>,
+    /// The report line the group is on; `None` for a tenant-wide finding.
     pub line: Option<u64>,
+    /// The finding's stable key (rule and group).
     pub key: String,
 }
 
+/// A finding this scan resolved, as the resolved list shows it.
 #[derive(Serialize)]
 pub struct ResolvedRow {
+    /// Rule id.
     pub rule: String,
+    /// Group name, or the finding's key when the name is unknown.
     pub group: String,
+    /// The refresh date it was first seen on, `YYYY-MM-DD`; `None` when unknown.
     pub first_seen: Option<String>,
 }
 
+/// An exemption in force, as the exemptions list shows it.
 #[derive(Serialize)]
 pub struct ExemptionRow {
+    /// Rule id, or `all rules`.
     pub rule: String,
+    /// The group, as the exemption names it.
     pub group: String,
+    /// Why it was granted, when recorded.
     pub reason: Option<String>,
+    /// Who granted it, when recorded.
     pub granted_by: Option<String>,
+    /// Last day it holds, `YYYY-MM-DD`; `None` for an exemption without end.
     pub expires: Option<String>,
     /// Days left, when the exemption ends within [`EXPIRING_SOON_DAYS`].
     pub expires_in_days: Option<i32>,
 }
 
 impl ReportView {
+    /// Gathers the page's figures from the scan's summary, its findings,
+    /// the chart figures and (when the state store ran) the lifecycle.
     pub fn build(
         summary: &ScanSummary,
         findings: &[Finding],
@@ -210,6 +279,7 @@ pub fn count_of(count: u64, word: &str) -> String {
     }
 }
 
+/// The severity's name as shown (`High`).
 pub fn severity_label(severity: Severity) -> &'static str {
     match severity {
         Severity::Info => "Info",
@@ -349,6 +419,7 @@ fn external_chart(stats: &HtmlStats) -> BarChart {
 }
 
 impl ReportView {
+    /// Which optional columns the findings tables have.
     pub fn columns(&self) -> Columns {
         Columns {
             status: self.show_status,
