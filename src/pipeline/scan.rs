@@ -286,6 +286,13 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     let mut summary = scanned.inspect_err(|error| recording.fail(&error.to_string()))?;
     check_row_errors(&summary, &loaded.config.scan)
         .inspect_err(|error| recording.fail(&error.to_string()))?;
+    if summary.stats.period == Some(1) {
+        tracing::warn!(
+            "{source_name} is a daily report (Report Period 1): its Last Activity Date is blank for most groups, \
+             so it cannot tell which groups are inactive (the bundled inactive-groups rule skips it). \
+             Scan a period report (D7, D30, D90, D180) for inactivity"
+        );
+    }
     run_tenant_rules(
         &engine,
         &rules,

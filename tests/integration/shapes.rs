@@ -114,3 +114,21 @@ fn what_is_not_a_report_is_refused_by_name() {
         assert!(!log.contains('\u{0}'), "{log}");
     }
 }
+
+#[test]
+fn a_daily_report_is_not_read_as_every_group_inactive() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read_to_string(fixture("plain.csv")).unwrap();
+    let daily = dir.path().join("daily.csv");
+    std::fs::write(&daily, plain.replace(",30\r\n", ",1\r\n")).unwrap();
+    let (found, log) = scan(&daily, &[]);
+    assert!(
+        found.iter().all(|f| f["rule"] != "inactive-groups"),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|f| f["rule"] == "ownerless-groups"),
+        "{found:?}"
+    );
+    assert!(log.contains("is a daily report (Report Period 1)"), "{log}");
+}
