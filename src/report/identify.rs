@@ -81,7 +81,7 @@ pub fn other_report(headers: &[String]) -> Option<String> {
     OTHER_REPORTS
         .iter()
         .filter(|report| !ours || report.columns.contains(&"office365connected"))
-        .find(|report| report.columns.iter().all(|c| has(c)))
+        .find(|report| report.columns.iter().all(&has))
         .map(|report| {
             format!(
                 "this is the {} report ({}), not the Microsoft 365 groups activity report groupwarden reads: \
