@@ -15,7 +15,8 @@ use super::diagnostics::Diagnostic;
 use super::finding::{
     Evidence, EvidenceMap, EvidenceRef, Finding, FindingFields, PreparedJson, Severity, finding_key,
 };
-use super::native::{NativeCheck, Value};
+use super::native::NativeCheck;
+use super::value::Value;
 use super::rule::{Rule, kind_name};
 use super::sandbox::Prop;
 use crate::report::header::Col;

@@ -9,10 +9,9 @@ use rhai::module_resolvers::DummyModuleResolver;
 use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
 
-use super::native::Value;
-
 use super::config::Limits;
-use super::rule::Params;
+use super::params::Params;
+use super::value::Value;
 use crate::report::header::{Col, Kind};
 use crate::report::row::{Cell, Row, RowData};
 
