@@ -11,7 +11,8 @@
 //! or network access, no `eval`, no `import`, bounded operations, depth and
 //! sizes. [`rule`] compiles each file once into a [`rule::Rule`];
 //! [`eval::Evaluator`] runs all rules over one row with a reused scope, one
-//! evaluator per worker thread. [`diagnostics`] turns Rhai's errors into
+//! evaluator per worker thread, which can also render findings to bytes
+//! through the format's [`render::Render`]. [`diagnostics`] turns Rhai's errors into
 //! messages with the file, line, column and a caret.
 //!
 //! For rule writers: [`ruletest`] runs the cases of `<rule>.test.toml`
@@ -26,6 +27,7 @@ pub mod finding;
 pub mod native;
 pub mod params;
 pub mod reference;
+pub mod render;
 pub mod rule;
 pub mod ruletest;
 pub mod sandbox;
