@@ -141,8 +141,9 @@ impl FindingFields for RowFinding<'_> {
 pub struct Evaluator<'a> {
     engine: &'a Engine,
     rules: Vec<&'a Rule>,
-    /// Each rule's `check` compiled for the fast path, where it could be.
-    natives: Vec<Option<NativeCheck>>,
+    /// Each rule's `check` compiled for the fast path, where it could be:
+    /// the rule's own, shared with the other workers (it is never written).
+    natives: Vec<Option<&'a NativeCheck>>,
     /// Each rule's names, this evaluator's own copies: findings take
     /// clones, and a reference count shared between worker threads would
     /// bounce between their caches.
@@ -179,8 +180,8 @@ impl<'a> Evaluator<'a> {
             .collect();
         let natives = rules
             .iter()
-            .map(|rule| match NativeCheck::compile(engine, rule) {
-                Ok(native) => Some(native),
+            .map(|rule| match &rule.native {
+                Ok(native) => Some(&**native),
                 Err(reason) => {
                     tracing::debug!(rule = %rule.id, "runs in the interpreter: it uses {reason}");
                     None
@@ -327,7 +328,7 @@ impl<'a> Evaluator<'a> {
     /// compiled rule leaves the row to it) in the interpreter.
     fn check_one(&mut self, index: usize, row: &Arc<RowData>) -> Checked {
         if self.fast_path
-            && let Some(native) = &self.natives[index]
+            && let Some(native) = self.natives[index]
             && let Ok(value) = native.check(row)
         {
             return match value {

@@ -36,7 +36,30 @@ pub struct Bail;
 
 type Eval<'a> = Result<Value<'a>, Bail>;
 
-/// A rule's `check`, compiled.
+/// The engine's limits a compiled `check` keeps to, as the interpreter
+/// would: taken from the engine when the rule is compiled, so the rule can
+/// be compiled again (with new parameters) without it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NativeLimits {
+    max_operations: u64,
+    max_string_size: usize,
+    max_map_size: usize,
+}
+
+impl NativeLimits {
+    /// The limits `engine` runs scripts under.
+    pub fn of(engine: &Engine) -> NativeLimits {
+        NativeLimits {
+            max_operations: engine.max_operations(),
+            max_string_size: engine.max_string_size(),
+            max_map_size: engine.max_map_size(),
+        }
+    }
+}
+
+/// A rule's `check`, compiled. Immutable once compiled (a run's locals
+/// live on the caller's stack), so one is shared by every worker: see
+/// [`Rule::native`].
 #[derive(Debug)]
 pub struct NativeCheck {
     body: Block,
@@ -49,6 +72,12 @@ impl NativeCheck {
     /// Compiles `rule`'s `check` with its parameters in force; `Err` says
     /// which construct keeps the rule in the interpreter.
     pub fn compile(engine: &Engine, rule: &Rule) -> Result<NativeCheck, String> {
+        Self::compile_with(NativeLimits::of(engine), rule)
+    }
+
+    /// [`NativeCheck::compile`] under `limits`, those of the engine that
+    /// compiled `rule`.
+    pub fn compile_with(limits: NativeLimits, rule: &Rule) -> Result<NativeCheck, String> {
         let arity = rule.check_arity.ok_or("the rule has no `check`")?;
         let lib = rule.ast.shared_lib();
         let def = lib
@@ -83,7 +112,7 @@ impl NativeCheck {
         // many; a compiled rule has no loops, so its count is bounded by its
         // size. Keep rules that could reach the limit in the interpreter, so
         // they fail the same way.
-        let max_operations = engine.max_operations();
+        let max_operations = limits.max_operations;
         if max_operations != 0 && (compiler.nodes as u64) * 4 >= max_operations {
             return Err(format!(
                 "`check` is large for max_operations = {max_operations}"
@@ -92,8 +121,8 @@ impl NativeCheck {
         Ok(NativeCheck {
             body,
             locals: compiler.slots,
-            max_string_size: engine.max_string_size(),
-            max_map_size: engine.max_map_size(),
+            max_string_size: limits.max_string_size,
+            max_map_size: limits.max_map_size,
         })
     }
 
@@ -1095,6 +1124,22 @@ mod tests {
             let error = NativeCheck::compile(&engine, &rule).expect_err(source);
             assert!(error.contains(reason), "{source}: {error}");
         }
+    }
+
+    #[test]
+    fn the_check_is_compiled_once_with_the_rule_and_again_for_new_parameters() {
+        let engine = build_engine(&Limits::default());
+        let source = "const PARAMS = #{ n: 5 };\nfn check(row, params) { params.n }";
+        let rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+        let row = &rows(&all_headers(), 10, 1)[0];
+        let native = rule.native.as_ref().expect("compiled at load");
+        assert_eq!(native.check(row), Ok(Value::Int(5)));
+        // Copies of the rule (one per use) share the one compiled check.
+        let mut copy = rule.clone();
+        assert!(Arc::ptr_eq(copy.native.as_ref().unwrap(), native));
+        copy.apply_overrides(&toml::from_str("n = 7").unwrap())
+            .unwrap();
+        assert_eq!(copy.native.as_ref().unwrap().check(row), Ok(Value::Int(7)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use rhai::{AST, Dynamic, Engine, ImmutableString, Map, Scope};
 use super::config::RulesConfig;
 use super::diagnostics::{Diagnostic, did_you_mean};
 use super::finding::Severity;
+use super::native::{NativeCheck, NativeLimits};
 use super::params::Params;
 use super::sandbox::row_property_names;
 use super::tenant::summary_property_names;
@@ -36,6 +37,13 @@ pub struct Rule {
     /// Row properties the rule reads, shown as evidence with its findings.
     pub evidence_fields: Vec<&'static str>,
     pub enabled: bool,
+    /// `check` compiled for the fast path with the parameters in force,
+    /// once for the rule set and shared by every worker; `Err` says why it
+    /// runs in the interpreter.
+    pub native: Result<Arc<NativeCheck>, String>,
+    /// The limits of the engine that compiled the rule, for compiling
+    /// `native` again when the parameters change.
+    native_limits: NativeLimits,
 }
 
 impl fmt::Debug for Rule {
@@ -197,7 +205,13 @@ impl Rule {
             self.overridden.push(name.clone());
         }
         self.params = Params(Arc::new(params));
+        self.compile_native();
         Ok(())
+    }
+
+    /// Compiles [`Rule::native`] for the parameters in force.
+    fn compile_native(&mut self) {
+        self.native = NativeCheck::compile_with(self.native_limits, self).map(Arc::new);
     }
 }
 
@@ -387,7 +401,7 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
     // The top level already ran; keep only what calls need.
     let ast = Arc::new(with_constants_inlined(engine, path, source, &scope, ast)?);
     let params = Params(Arc::new(defaults.clone()));
-    Ok(Rule {
+    let mut rule = Rule {
         id: id.into(),
         title,
         severity,
@@ -402,7 +416,11 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         tenant_arity,
         evidence_fields,
         enabled: true,
-    })
+        native: Err(String::new()),
+        native_limits: NativeLimits::of(engine),
+    };
+    rule.compile_native();
+    Ok(rule)
 }
 
 /// Calls run functions without re-running the top level, so they cannot
