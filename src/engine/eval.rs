@@ -17,9 +17,9 @@ use super::finding::{
 };
 use super::native::NativeCheck;
 use super::render::{PreparedRule, Render, RuleShape};
-use super::value::Value;
 use super::rule::{Rule, kind_name};
 use super::sandbox::Prop;
+use super::value::Value;
 use crate::report::header::Col;
 use crate::report::row::{Row, RowData, RowError};
 use crate::report::stats::ReportStats;

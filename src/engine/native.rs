@@ -25,8 +25,8 @@ use std::borrow::Cow;
 use rhai::{AST, ASTFlags, ASTNode, Engine, Expr, FnCallExpr, Map, Stmt};
 
 use super::rule::Rule;
-use super::value::Value;
 use super::sandbox::{Prop, format_bytes, index_value};
+use super::value::Value;
 use crate::report::row::RowData;
 
 /// This row needs the interpreter: the fast path met a case it does not
@@ -78,26 +78,7 @@ impl NativeCheck {
     /// [`NativeCheck::compile`] under `limits`, those of the engine that
     /// compiled `rule`.
     pub fn compile_with(limits: NativeLimits, rule: &Rule) -> Result<NativeCheck, String> {
-        let arity = rule.check_arity.ok_or("the rule has no `check`")?;
-        let lib = rule.ast.shared_lib();
-        let def = lib
-            .get_script_fn("check", arity)
-            .ok_or("the rule has no `check`")?;
-        // Rhai does not export the type of a function's body, but its walk
-        // visits every top-level statement: those of `check` are the ones
-        // between its braces (functions do not nest).
-        let key = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
-        let (start, end) = (key(def.body.start_position()), key(def.body.end_position()));
-        let mut statements = Vec::new();
-        rule.ast.walk(&mut |path: &[ASTNode]| {
-            if let [ASTNode::Stmt(stmt)] = path {
-                let at = key(stmt.position());
-                if at > start && at < end {
-                    statements.push((*stmt).clone());
-                }
-            }
-            true
-        });
+        let (def, statements) = check_body(rule)?;
         let mut compiler = Compiler {
             ast: &rule.ast,
             row: def.params[0].to_string(),
@@ -148,6 +129,32 @@ impl NativeCheck {
         cx.block(&self.body, &mut value)?;
         Ok(value)
     }
+}
+
+/// `rule`'s `check` and the statements of its body.
+fn check_body(rule: &Rule) -> Result<(&rhai::ScriptFuncDef, Vec<Stmt>), String> {
+    let arity = rule.check_arity.ok_or("the rule has no `check`")?;
+    let def = rule
+        .ast
+        .shared_lib()
+        .get_script_fn("check", arity)
+        .ok_or("the rule has no `check`")?;
+    // Rhai does not export the type of a function's body, but its walk
+    // visits every top-level statement: those of `check` are the ones
+    // between its braces (functions do not nest).
+    let key = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
+    let (start, end) = (key(def.body.start_position()), key(def.body.end_position()));
+    let mut statements = Vec::new();
+    rule.ast.walk(&mut |path: &[ASTNode]| {
+        if let [ASTNode::Stmt(stmt)] = path {
+            let at = key(stmt.position());
+            if at > start && at < end {
+                statements.push((*stmt).clone());
+            }
+        }
+        true
+    });
+    Ok((def, statements))
 }
 
 #[derive(Debug)]
@@ -1140,6 +1147,150 @@ mod tests {
         copy.apply_overrides(&toml::from_str("n = 7").unwrap())
             .unwrap();
         assert_eq!(copy.native.as_ref().unwrap().check(row), Ok(Value::Int(7)));
+    }
+
+    /// The shape of a statement as the compiler walks it, one word per
+    /// variant; anything the compiler does not model is a failure.
+    fn stmt_shape(stmt: &Stmt) -> String {
+        let block = |statements: &[Stmt]| {
+            statements
+                .iter()
+                .map(stmt_shape)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match stmt {
+            Stmt::Noop(_) => "noop".into(),
+            Stmt::Var(var, _, _) => format!("(let {} {})", var.0.name, expr_shape(&var.1)),
+            Stmt::If(flow, _) => format!(
+                "(if {} [{}] [{}])",
+                expr_shape(&flow.expr),
+                block(flow.body.statements()),
+                block(flow.branch.statements())
+            ),
+            Stmt::Return(value, flags, _) => format!(
+                "({} {})",
+                if flags.contains(ASTFlags::BREAK) {
+                    "throw"
+                } else {
+                    "return"
+                },
+                value.as_ref().map_or("-".into(), |v| expr_shape(v))
+            ),
+            Stmt::Expr(expr) => format!("(expr {})", expr_shape(expr)),
+            Stmt::FnCall(call, _) => format!("(stmt-{})", call_shape(call)),
+            Stmt::Block(inner) => format!("{{{}}}", block(inner.statements())),
+            other => panic!("{AST_CHANGED}: unexpected statement {other:?}"),
+        }
+    }
+
+    fn call_shape(call: &FnCallExpr) -> String {
+        let args: Vec<String> = call.args.iter().map(expr_shape).collect();
+        let kind = if call.op_token.is_some() {
+            "op"
+        } else {
+            "call"
+        };
+        format!("{kind} {} {}", call.name, args.join(" "))
+    }
+
+    fn expr_shape(expr: &Expr) -> String {
+        let list = |exprs: &[Expr]| exprs.iter().map(expr_shape).collect::<Vec<_>>().join(" ");
+        match expr {
+            Expr::Unit(_) => "()".into(),
+            Expr::BoolConstant(b, _) => format!("{b}"),
+            Expr::IntegerConstant(i, _) => format!("{i}"),
+            Expr::FloatConstant(f, _) => format!("{}f", **f),
+            Expr::StringConstant(s, _) => format!("{s:?}"),
+            Expr::DynamicConstant(value, _) => format!("const:{}", value.type_name()),
+            Expr::InterpolatedString(parts, _) => format!("(interpolated {})", list(parts)),
+            Expr::Variable(var, _, _) => format!("${}", var.1),
+            Expr::And(operands, _) => format!("(and {})", list(operands)),
+            Expr::Or(operands, _) => format!("(or {})", list(operands)),
+            Expr::Coalesce(operands, _) => format!("(?? {})", list(operands)),
+            Expr::FnCall(call, _) => format!("({})", call_shape(call)),
+            Expr::Map(map, _) => {
+                let entries: Vec<String> = map
+                    .0
+                    .iter()
+                    .map(|(name, value)| format!("{}: {}", name.name, expr_shape(value)))
+                    .collect();
+                format!("#{{{}}}", entries.join(", "))
+            }
+            Expr::Stmt(block) => format!(
+                "(block {})",
+                block
+                    .statements()
+                    .iter()
+                    .map(stmt_shape)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Expr::Dot(chain, flags, _) => format!(
+                "({} {} {})",
+                if flags.contains(ASTFlags::NEGATED) {
+                    "?."
+                } else {
+                    "."
+                },
+                expr_shape(&chain.lhs),
+                expr_shape(&chain.rhs)
+            ),
+            Expr::Index(index, _, _) => {
+                format!(
+                    "(index {} {})",
+                    expr_shape(&index.lhs),
+                    expr_shape(&index.rhs)
+                )
+            }
+            Expr::Property(prop, _) => format!("prop:{}", prop.2),
+            Expr::MethodCall(call, _) => format!("(method {})", call_shape(call)),
+            other => panic!("{AST_CHANGED}: unexpected expression {other:?}"),
+        }
+    }
+
+    const AST_CHANGED: &str = "rhai's AST changed: re-check engine::native before upgrading";
+
+    /// The fast path walks Rhai's `internals` AST, which has no semver
+    /// promise (hence `rhai = "=…"` in Cargo.toml). This parses a `check`
+    /// using every construct the compiler models and pins the statement
+    /// and expression variants Rhai gives for each: an upgrade that changes
+    /// them fails here, not as a silent fall-back to the interpreter or a
+    /// wrong answer.
+    #[test]
+    fn rhai_ast_shapes_are_those_the_fast_path_models() {
+        let engine = build_engine(&Limits::default());
+        let source = r#"
+const PARAMS = #{ n: 3 };
+const LABELS = #{ low: "few" };
+fn check(row, params) {
+    let a = row.member_count;
+    if a == () { return; }
+    let labels = LABELS;
+    let t = row?.group_type ?? "";
+    { let b = -a; if !(b < 0) { return #{ message: `b ${b}`, n: 1.5 }; } }
+    let s = if row.has("Group Type") && t.to_lower().len() > 2 || a == 0 { row["Group Type"] } else { format_bytes(a) };
+    contains(t, "x");
+    if a > params.n { throw "no"; } else { a + 1 }
+}
+"#;
+        let rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+        let (_, statements) = check_body(&rule).expect("check's body");
+        let shapes: Vec<String> = statements.iter().map(stmt_shape).collect();
+        let expected = [
+            "(let a (. $row prop:member_count))",
+            "(if (op == $a ()) [(return -)] [])",
+            "(let labels const:map)",
+            "(let t (?? (?. $row prop:group_type) \"\"))",
+            "{(let b (op - $a)) (if (op ! (op < $b 0)) [(return #{message: (interpolated \"b \" $b), n: 1.5f})] [])}",
+            "(let s (block (if (or (and (. $row (method call has \"Group Type\")) (op > (. $t (. (method call to_lower ) (method call len ))) 2)) (op == $a 0)) [(expr (index $row \"Group Type\"))] [(stmt-call format_bytes $a)])))",
+            "(stmt-call contains $t \"x\")",
+            "(if (op > $a (. $params prop:n)) [(throw \"no\")] [(stmt-op + $a 1)])",
+        ];
+        assert_eq!(shapes, expected, "{AST_CHANGED}");
+        // Every statement compiles up to the `throw` of the last one.
+        let error = NativeCheck::compile(&engine, &rule).unwrap_err();
+        assert_eq!(error, "`throw`", "{AST_CHANGED}");
     }
 
     #[test]

@@ -561,7 +561,8 @@ fn check_summary_accesses(
     row_param: Option<&str>,
     errors: &mut Vec<Diagnostic>,
 ) {
-    let Some(summary_param) = first_param(ast, "tenant").filter(|p| Some(p.as_str()) != row_param) else {
+    let Some(summary_param) = first_param(ast, "tenant").filter(|p| Some(p.as_str()) != row_param)
+    else {
         return;
     };
     for access in property_accesses(ast, &summary_param) {
@@ -765,7 +766,8 @@ mod tests {
 
     #[test]
     fn a_misspelt_field_in_dead_code_is_still_an_error() {
-        let errors = compile("fn check(row) {\n  return true;\n  row.member_cuont > 3\n}").unwrap_err();
+        let errors =
+            compile("fn check(row) {\n  return true;\n  row.member_cuont > 3\n}").unwrap_err();
         assert_eq!(
             errors[0].short(),
             "rules/demo.rhai:3:7: unknown field `member_cuont`; did you mean `member_count`?"
