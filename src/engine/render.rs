@@ -26,6 +26,7 @@ pub trait Render: fmt::Debug + Send + Sync {
 /// What every finding of one rule rendered from a row shares.
 #[derive(Clone, Copy, Debug)]
 pub struct RuleShape<'a> {
+    /// The rule's id.
     pub rule: &'a str,
     /// The rule's own severity (a message finding has it).
     pub severity: Severity,

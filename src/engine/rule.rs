@@ -608,7 +608,9 @@ fn find_declaration(source: &str, name: &str) -> (usize, usize) {
 /// A `row.name` in the source (not a method call).
 #[derive(Debug, PartialEq)]
 pub struct PropertyAccess {
+    /// The property's name.
     pub name: String,
+    /// Where the name starts: 1-based line and column.
     pub line: usize,
     pub column: usize,
 }
