@@ -14,7 +14,7 @@ use groupwarden::engine::config::RulesConfig;
 use groupwarden::engine::eval::Evaluator;
 use groupwarden::engine::rule::RuleSet;
 use groupwarden::engine::sandbox::build_engine;
-use groupwarden::output::json::render_line;
+use groupwarden::output::json::JsonLine;
 use groupwarden::report::reader::Record;
 use groupwarden::report::reader::ReportReader;
 use groupwarden::report::row::RowData;
@@ -148,7 +148,7 @@ fn main() {
             strict: false,
             track_groups: false,
             fast_path,
-            render: Some(render_line),
+            render: Some(&JsonLine),
             // As `scan` without tenant rules or an HTML page.
             full_stats: false,
         };

@@ -26,7 +26,8 @@ use crate::report::reader::Record;
 use rhai::Engine;
 
 use crate::engine::eval::{ChunkItem, Evaluator, Rendered, RowOutcome};
-use crate::engine::finding::{FindingFields, Severity};
+use crate::engine::finding::Severity;
+use crate::engine::render::Render;
 use crate::engine::rule::RuleSet;
 use crate::report::header::Layout;
 use crate::report::reader::{ReportError, ReportReader};
@@ -51,15 +52,12 @@ pub struct ScanOptions {
     /// Render findings to bytes on the workers (see
     /// [`crate::output::FindingWriter::render`]); they then reach the sink
     /// as [`ScanEvent::Rendered`], not inside [`ScanEvent::Row`].
-    pub render: Option<Render>,
+    pub render: Option<&'static dyn Render>,
     /// Gather every whole-report figure (tenant rules and the HTML page
     /// read them); `false` gathers only rows, refresh date, period and
     /// concealed rows.
     pub full_stats: bool,
 }
-
-/// Writes one finding as bytes, the way the output format does.
-pub type Render = fn(&dyn FindingFields, &mut Vec<u8>);
 
 impl Default for ScanOptions {
     fn default() -> Self {
@@ -229,7 +227,7 @@ fn evaluator<'a>(
     let mut evaluator = Evaluator::new(engine, rules.enabled(), RowData::empty(layout));
     evaluator.track_groups = options.track_groups;
     evaluator.fast_path = options.fast_path;
-    evaluator.render = options.render;
+    evaluator.set_render(options.render);
     evaluator.full_stats = options.full_stats;
     evaluator
 }

@@ -13,11 +13,13 @@ use crate::report::reader::Record;
 
 use super::diagnostics::Diagnostic;
 use super::finding::{
-    Evidence, EvidenceMap, EvidenceRef, Finding, FindingFields, PreparedJson, Severity, finding_key,
+    Evidence, EvidenceMap, EvidenceRef, Finding, FindingFields, Severity, finding_key,
 };
-use super::native::{NativeCheck, Value};
+use super::native::NativeCheck;
+use super::render::{PreparedRule, Render, RuleShape};
 use super::rule::{Rule, kind_name};
 use super::sandbox::Prop;
+use super::value::Value;
 use crate::report::header::Col;
 use crate::report::row::{Row, RowData, RowError};
 use crate::report::stats::ReportStats;
@@ -63,7 +65,7 @@ pub enum ChunkItem {
     Error(RowError),
 }
 
-/// Findings a worker rendered to bytes itself (see [`Evaluator::render`]).
+/// Findings a worker rendered to bytes itself (see [`Evaluator::set_render`]).
 #[derive(Debug, Default)]
 pub struct Rendered {
     pub bytes: Vec<u8>,
@@ -124,9 +126,9 @@ impl FindingFields for RowFinding<'_> {
             visit(name, prop_evidence(&prop.value(self.row)));
         }
     }
-    fn prepared_json(&self) -> Option<&PreparedJson> {
+    fn prepared(&self) -> Option<&PreparedRule> {
         // Built for the rule's own severity, which a message finding has.
-        Some(&self.names.json)
+        self.names.prepared.as_ref()
     }
 }
 
@@ -139,8 +141,9 @@ impl FindingFields for RowFinding<'_> {
 pub struct Evaluator<'a> {
     engine: &'a Engine,
     rules: Vec<&'a Rule>,
-    /// Each rule's `check` compiled for the fast path, where it could be.
-    natives: Vec<Option<NativeCheck>>,
+    /// Each rule's `check` compiled for the fast path, where it could be:
+    /// the rule's own, shared with the other workers (it is never written).
+    natives: Vec<Option<&'a NativeCheck>>,
     /// Each rule's names, this evaluator's own copies: findings take
     /// clones, and a reference count shared between worker threads would
     /// bounce between their caches.
@@ -150,9 +153,10 @@ pub struct Evaluator<'a> {
     /// Use the compiled `check`s (the default); `false` runs every row in
     /// the interpreter.
     pub fast_path: bool,
-    /// Render each finding of [`Evaluator::evaluate_chunk`] into
-    /// [`Rendered`] and drop it, instead of handing it over.
-    pub render: Option<crate::scan::Render>,
+    /// Renders each finding of [`Evaluator::evaluate_chunk`] into
+    /// [`Rendered`], which then drops it instead of handing it over (see
+    /// [`Evaluator::set_render`]).
+    render: Option<&'a dyn Render>,
     rendered: Rendered,
     scope: Scope<'static>,
     row: Arc<RowData>,
@@ -176,8 +180,8 @@ impl<'a> Evaluator<'a> {
             .collect();
         let natives = rules
             .iter()
-            .map(|rule| match NativeCheck::compile(engine, rule) {
-                Ok(native) => Some(native),
+            .map(|rule| match &rule.native {
+                Ok(native) => Some(&**native),
                 Err(reason) => {
                     tracing::debug!(rule = %rule.id, "runs in the interpreter: it uses {reason}");
                     None
@@ -198,6 +202,17 @@ impl<'a> Evaluator<'a> {
             row: Arc::new(empty_row),
             track_groups: true,
             full_stats: true,
+        }
+    }
+
+    /// Renders the findings of [`Evaluator::evaluate_chunk`] with `render`
+    /// into [`Rendered`] (see [`Evaluator::take_rendered`]) instead of
+    /// handing them over; `None` hands them over. Each rule's shared bytes
+    /// are prepared here, once.
+    pub fn set_render(&mut self, render: Option<&'a dyn Render>) {
+        self.render = render;
+        for (names, rule) in self.names.iter_mut().zip(&self.rules) {
+            names.prepared = render.map(|render| names.prepare(render, rule));
         }
     }
 
@@ -269,7 +284,7 @@ impl<'a> Evaluator<'a> {
                             group_key: key,
                             message: &message,
                         };
-                        render(&finding, &mut self.rendered.bytes);
+                        render.render(&finding, &mut self.rendered.bytes);
                         self.rendered.count(index, &self.rules, finding.severity);
                     }
                     (render, checked) => {
@@ -302,14 +317,9 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Renders and drops the findings rule `index` just added.
-    fn render_findings(
-        &mut self,
-        render: crate::scan::Render,
-        index: usize,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn render_findings(&mut self, render: &dyn Render, index: usize, findings: &mut Vec<Finding>) {
         for finding in findings.drain(..) {
-            render(&finding, &mut self.rendered.bytes);
+            render.render(&finding, &mut self.rendered.bytes);
             self.rendered.count(index, &self.rules, finding.severity);
         }
     }
@@ -318,7 +328,7 @@ impl<'a> Evaluator<'a> {
     /// compiled rule leaves the row to it) in the interpreter.
     fn check_one(&mut self, index: usize, row: &Arc<RowData>) -> Checked {
         if self.fast_path
-            && let Some(native) = &self.natives[index]
+            && let Some(native) = self.natives[index]
             && let Ok(value) = native.check(row)
         {
             return match value {
@@ -405,8 +415,9 @@ impl Checked {
 struct RuleNames {
     id: Arc<str>,
     evidence: Vec<(Arc<str>, Prop)>,
-    /// The JSON every finding [`RowFinding`] renders for the rule shares.
-    json: PreparedJson,
+    /// What every [`RowFinding`] of the rule shares, in the format of the
+    /// evaluator's [`Render`], if it has one.
+    prepared: Option<PreparedRule>,
 }
 
 impl RuleNames {
@@ -418,14 +429,21 @@ impl RuleNames {
             .collect();
         RuleNames {
             id: Arc::from(&*rule.id),
-            json: PreparedJson::new(
-                &rule.id,
-                rule.severity,
-                [&rule.id, ":"],
-                evidence.iter().map(|(name, _)| &**name),
-            ),
             evidence,
+            prepared: None,
         }
+    }
+
+    /// The bytes `render` writes the same for every [`RowFinding`] of
+    /// `rule`.
+    fn prepare(&self, render: &dyn Render, rule: &Rule) -> PreparedRule {
+        let evidence: Vec<&str> = self.evidence.iter().map(|(name, _)| &**name).collect();
+        render.prepare(&RuleShape {
+            rule: &rule.id,
+            severity: rule.severity,
+            key_start: [&rule.id, ":"],
+            evidence: &evidence,
+        })
     }
 }
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
+use super::render::PreparedRule;
+
 /// How much a finding matters, least first.
 #[derive(
     Clone,
@@ -185,12 +187,10 @@ impl EvidenceRef<'_> {
     }
 }
 
-pub use crate::output::json::PreparedJson;
-
 /// A finding's fields as writers read them. A [`Finding`] has them; so
 /// does a finding a worker renders straight from its row, without
 /// copying the row's text into a `Finding` first (see
-/// `engine::eval::Evaluator::render`).
+/// `engine::eval::Evaluator::set_render`).
 pub trait FindingFields {
     fn rule(&self) -> &str;
     fn severity(&self) -> Severity;
@@ -203,10 +203,11 @@ pub trait FindingFields {
     fn line(&self) -> Option<u64>;
     /// Calls `visit` with each evidence name and value, in order.
     fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>));
-    /// The JSON of what every finding of this kind shares (rule, severity,
-    /// the key's first two parts, evidence names), written once per rule;
-    /// `None` (the default) has writers write those fields themselves.
-    fn prepared_json(&self) -> Option<&PreparedJson> {
+    /// The bytes every finding of this kind shares (rule, severity, the
+    /// key's first two parts, evidence names), prepared once per rule by
+    /// the [`Render`](super::render::Render) rendering it; `None` (the
+    /// default) has writers write those fields themselves.
+    fn prepared(&self) -> Option<&PreparedRule> {
         None
     }
 }

@@ -9,23 +9,33 @@
 //!
 //! [`sandbox`] builds the one [`rhai::Engine`] every rule runs in: no file
 //! or network access, no `eval`, no `import`, bounded operations, depth and
-//! sizes. [`rule`] compiles each file once into a [`rule::Rule`];
-//! [`eval::Evaluator`] runs all rules over one row with a reused scope, one
-//! evaluator per worker thread. [`diagnostics`] turns Rhai's errors into
-//! messages with the file, line, column and a caret.
+//! sizes. [`rule`] compiles each file once into a [`rule::Rule`], with its
+//! [`params`] and its `check` compiled for the fast path ([`native`], which
+//! computes with [`value::Value`]s); [`eval::Evaluator`] runs all rules over
+//! one row with a reused scope, one evaluator per worker thread, and can
+//! render findings to bytes through an output format's [`render::Render`].
+//! [`diagnostics`] turns Rhai's errors into messages with the file, line,
+//! column and a caret.
 //!
 //! For rule writers: [`ruletest`] runs the cases of `<rule>.test.toml`
 //! through the real parser and evaluator, and [`reference`] generates the
 //! field reference of `docs/writing-rules.md` from the tables the engine
 //! itself runs on.
+//!
+//! The engine is a leaf above [`crate::report`]: it imports nothing else of
+//! the crate. What it needs from the stages above (how findings are
+//! written) it defines as a contract for them to implement ([`render`]).
 
 pub mod config;
 pub mod diagnostics;
 pub mod eval;
 pub mod finding;
 pub mod native;
+pub mod params;
 pub mod reference;
+pub mod render;
 pub mod rule;
 pub mod ruletest;
 pub mod sandbox;
 pub mod tenant;
+pub mod value;

@@ -22,100 +22,12 @@
 
 use std::borrow::Cow;
 
-use rhai::{AST, ASTFlags, ASTNode, Dynamic, Engine, Expr, FnCallExpr, Map, Stmt};
+use rhai::{AST, ASTFlags, ASTNode, Engine, Expr, FnCallExpr, Map, Stmt};
 
 use super::rule::Rule;
 use super::sandbox::{Prop, format_bytes, index_value};
+use super::value::Value;
 use crate::report::row::RowData;
-
-/// A script value the fast path models.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub enum Value<'a> {
-    #[default]
-    Unit,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(Cow<'a, str>),
-    /// An object map, as `check` returns a finding: `#{ message, … }`.
-    Map(Vec<(Cow<'a, str>, Value<'a>)>),
-}
-
-impl Value<'_> {
-    /// The same value as the interpreter holds it.
-    pub fn into_dynamic(self) -> Dynamic {
-        match self {
-            Value::Unit => Dynamic::UNIT,
-            Value::Bool(b) => Dynamic::from_bool(b),
-            Value::Int(i) => Dynamic::from_int(i),
-            Value::Float(f) => Dynamic::from_float(f),
-            Value::Str(s) => Dynamic::from(rhai::ImmutableString::from(s.into_owned())),
-            Value::Map(entries) => Dynamic::from_map(
-                entries
-                    .into_iter()
-                    .map(|(name, value)| (name.as_ref().into(), value.into_dynamic()))
-                    .collect::<Map>(),
-            ),
-        }
-    }
-
-    /// A constant from the script or the parameters; `None` for values
-    /// the fast path does not model (arrays, maps, chars, …).
-    fn from_dynamic(value: &Dynamic) -> Option<Value<'static>> {
-        if value.is_unit() {
-            Some(Value::Unit)
-        } else if let Ok(b) = value.as_bool() {
-            Some(Value::Bool(b))
-        } else if let Ok(i) = value.as_int() {
-            Some(Value::Int(i))
-        } else if let Ok(f) = value.as_float() {
-            Some(Value::Float(f))
-        } else if value.is_string() {
-            Some(Value::Str(Cow::Owned(value.clone().into_string().ok()?)))
-        } else if value.is_map() {
-            let map = value.read_lock::<Map>()?;
-            let entries = map
-                .iter()
-                .map(|(name, item)| {
-                    Some((Cow::Owned(name.to_string()), Value::from_dynamic(item)?))
-                })
-                .collect::<Option<Vec<_>>>()?;
-            Some(Value::Map(entries))
-        } else {
-            None
-        }
-    }
-
-    /// Total text length and number of map entries inside, as the
-    /// interpreter counts them against its size limits.
-    fn data_size(&self) -> (usize, usize) {
-        match self {
-            Value::Str(s) => (s.len(), 0),
-            Value::Map(entries) => entries.iter().fold((0, 0), |(text, items), (_, v)| {
-                let (t, i) = v.data_size();
-                (text + t, items + i + 1)
-            }),
-            _ => (0, 0),
-        }
-    }
-
-    /// A copy that borrows instead of cloning text.
-    fn borrowed(&self) -> Value<'_> {
-        match self {
-            Value::Unit => Value::Unit,
-            Value::Bool(b) => Value::Bool(*b),
-            Value::Int(i) => Value::Int(*i),
-            Value::Float(f) => Value::Float(*f),
-            Value::Str(s) => Value::Str(Cow::Borrowed(s)),
-            Value::Map(entries) => Value::Map(
-                entries
-                    .iter()
-                    .map(|(name, value)| (Cow::Borrowed(name.as_ref()), value.borrowed()))
-                    .collect(),
-            ),
-        }
-    }
-}
 
 /// This row needs the interpreter: the fast path met a case it does not
 /// model. Nothing visible has happened yet.
@@ -124,7 +36,30 @@ pub struct Bail;
 
 type Eval<'a> = Result<Value<'a>, Bail>;
 
-/// A rule's `check`, compiled.
+/// The engine's limits a compiled `check` keeps to, as the interpreter
+/// would: taken from the engine when the rule is compiled, so the rule can
+/// be compiled again (with new parameters) without it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NativeLimits {
+    max_operations: u64,
+    max_string_size: usize,
+    max_map_size: usize,
+}
+
+impl NativeLimits {
+    /// The limits `engine` runs scripts under.
+    pub fn of(engine: &Engine) -> NativeLimits {
+        NativeLimits {
+            max_operations: engine.max_operations(),
+            max_string_size: engine.max_string_size(),
+            max_map_size: engine.max_map_size(),
+        }
+    }
+}
+
+/// A rule's `check`, compiled. Immutable once compiled (a run's locals
+/// live on the caller's stack), so one is shared by every worker: see
+/// [`Rule::native`].
 #[derive(Debug)]
 pub struct NativeCheck {
     body: Block,
@@ -137,26 +72,13 @@ impl NativeCheck {
     /// Compiles `rule`'s `check` with its parameters in force; `Err` says
     /// which construct keeps the rule in the interpreter.
     pub fn compile(engine: &Engine, rule: &Rule) -> Result<NativeCheck, String> {
-        let arity = rule.check_arity.ok_or("the rule has no `check`")?;
-        let lib = rule.ast.shared_lib();
-        let def = lib
-            .get_script_fn("check", arity)
-            .ok_or("the rule has no `check`")?;
-        // Rhai does not export the type of a function's body, but its walk
-        // visits every top-level statement: those of `check` are the ones
-        // between its braces (functions do not nest).
-        let key = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
-        let (start, end) = (key(def.body.start_position()), key(def.body.end_position()));
-        let mut statements = Vec::new();
-        rule.ast.walk(&mut |path: &[ASTNode]| {
-            if let [ASTNode::Stmt(stmt)] = path {
-                let at = key(stmt.position());
-                if at > start && at < end {
-                    statements.push((*stmt).clone());
-                }
-            }
-            true
-        });
+        Self::compile_with(NativeLimits::of(engine), rule)
+    }
+
+    /// [`NativeCheck::compile`] under `limits`, those of the engine that
+    /// compiled `rule`.
+    pub fn compile_with(limits: NativeLimits, rule: &Rule) -> Result<NativeCheck, String> {
+        let (def, statements) = check_body(rule)?;
         let mut compiler = Compiler {
             ast: &rule.ast,
             row: def.params[0].to_string(),
@@ -171,7 +93,7 @@ impl NativeCheck {
         // many; a compiled rule has no loops, so its count is bounded by its
         // size. Keep rules that could reach the limit in the interpreter, so
         // they fail the same way.
-        let max_operations = engine.max_operations();
+        let max_operations = limits.max_operations;
         if max_operations != 0 && (compiler.nodes as u64) * 4 >= max_operations {
             return Err(format!(
                 "`check` is large for max_operations = {max_operations}"
@@ -180,8 +102,8 @@ impl NativeCheck {
         Ok(NativeCheck {
             body,
             locals: compiler.slots,
-            max_string_size: engine.max_string_size(),
-            max_map_size: engine.max_map_size(),
+            max_string_size: limits.max_string_size,
+            max_map_size: limits.max_map_size,
         })
     }
 
@@ -207,6 +129,32 @@ impl NativeCheck {
         cx.block(&self.body, &mut value)?;
         Ok(value)
     }
+}
+
+/// `rule`'s `check` and the statements of its body.
+fn check_body(rule: &Rule) -> Result<(&rhai::ScriptFuncDef, Vec<Stmt>), String> {
+    let arity = rule.check_arity.ok_or("the rule has no `check`")?;
+    let def = rule
+        .ast
+        .shared_lib()
+        .get_script_fn("check", arity)
+        .ok_or("the rule has no `check`")?;
+    // Rhai does not export the type of a function's body, but its walk
+    // visits every top-level statement: those of `check` are the ones
+    // between its braces (functions do not nest).
+    let key = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
+    let (start, end) = (key(def.body.start_position()), key(def.body.end_position()));
+    let mut statements = Vec::new();
+    rule.ast.walk(&mut |path: &[ASTNode]| {
+        if let [ASTNode::Stmt(stmt)] = path {
+            let at = key(stmt.position());
+            if at > start && at < end {
+                statements.push((*stmt).clone());
+            }
+        }
+        true
+    });
+    Ok((def, statements))
 }
 
 #[derive(Debug)]
@@ -909,7 +857,7 @@ mod tests {
     use std::sync::Arc;
 
     use crate::report::reader::Record;
-    use rhai::Scope;
+    use rhai::{Dynamic, Scope};
 
     use super::*;
     use crate::engine::config::Limits;
@@ -1183,6 +1131,166 @@ mod tests {
             let error = NativeCheck::compile(&engine, &rule).expect_err(source);
             assert!(error.contains(reason), "{source}: {error}");
         }
+    }
+
+    #[test]
+    fn the_check_is_compiled_once_with_the_rule_and_again_for_new_parameters() {
+        let engine = build_engine(&Limits::default());
+        let source = "const PARAMS = #{ n: 5 };\nfn check(row, params) { params.n }";
+        let rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+        let row = &rows(&all_headers(), 10, 1)[0];
+        let native = rule.native.as_ref().expect("compiled at load");
+        assert_eq!(native.check(row), Ok(Value::Int(5)));
+        // Copies of the rule (one per use) share the one compiled check.
+        let mut copy = rule.clone();
+        assert!(Arc::ptr_eq(copy.native.as_ref().unwrap(), native));
+        copy.apply_overrides(&toml::from_str("n = 7").unwrap())
+            .unwrap();
+        assert_eq!(copy.native.as_ref().unwrap().check(row), Ok(Value::Int(7)));
+    }
+
+    /// The shape of a statement as the compiler walks it, one word per
+    /// variant; anything the compiler does not model is a failure.
+    fn stmt_shape(stmt: &Stmt) -> String {
+        let block = |statements: &[Stmt]| {
+            statements
+                .iter()
+                .map(stmt_shape)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match stmt {
+            Stmt::Noop(_) => "noop".into(),
+            Stmt::Var(var, _, _) => format!("(let {} {})", var.0.name, expr_shape(&var.1)),
+            Stmt::If(flow, _) => format!(
+                "(if {} [{}] [{}])",
+                expr_shape(&flow.expr),
+                block(flow.body.statements()),
+                block(flow.branch.statements())
+            ),
+            Stmt::Return(value, flags, _) => format!(
+                "({} {})",
+                if flags.contains(ASTFlags::BREAK) {
+                    "throw"
+                } else {
+                    "return"
+                },
+                value.as_ref().map_or("-".into(), |v| expr_shape(v))
+            ),
+            Stmt::Expr(expr) => format!("(expr {})", expr_shape(expr)),
+            Stmt::FnCall(call, _) => format!("(stmt-{})", call_shape(call)),
+            Stmt::Block(inner) => format!("{{{}}}", block(inner.statements())),
+            other => panic!("{AST_CHANGED}: unexpected statement {other:?}"),
+        }
+    }
+
+    fn call_shape(call: &FnCallExpr) -> String {
+        let args: Vec<String> = call.args.iter().map(expr_shape).collect();
+        let kind = if call.op_token.is_some() {
+            "op"
+        } else {
+            "call"
+        };
+        format!("{kind} {} {}", call.name, args.join(" "))
+    }
+
+    fn expr_shape(expr: &Expr) -> String {
+        let list = |exprs: &[Expr]| exprs.iter().map(expr_shape).collect::<Vec<_>>().join(" ");
+        match expr {
+            Expr::Unit(_) => "()".into(),
+            Expr::BoolConstant(b, _) => format!("{b}"),
+            Expr::IntegerConstant(i, _) => format!("{i}"),
+            Expr::FloatConstant(f, _) => format!("{}f", **f),
+            Expr::StringConstant(s, _) => format!("{s:?}"),
+            Expr::DynamicConstant(value, _) => format!("const:{}", value.type_name()),
+            Expr::InterpolatedString(parts, _) => format!("(interpolated {})", list(parts)),
+            Expr::Variable(var, _, _) => format!("${}", var.1),
+            Expr::And(operands, _) => format!("(and {})", list(operands)),
+            Expr::Or(operands, _) => format!("(or {})", list(operands)),
+            Expr::Coalesce(operands, _) => format!("(?? {})", list(operands)),
+            Expr::FnCall(call, _) => format!("({})", call_shape(call)),
+            Expr::Map(map, _) => {
+                let entries: Vec<String> = map
+                    .0
+                    .iter()
+                    .map(|(name, value)| format!("{}: {}", name.name, expr_shape(value)))
+                    .collect();
+                format!("#{{{}}}", entries.join(", "))
+            }
+            Expr::Stmt(block) => format!(
+                "(block {})",
+                block
+                    .statements()
+                    .iter()
+                    .map(stmt_shape)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Expr::Dot(chain, flags, _) => format!(
+                "({} {} {})",
+                if flags.contains(ASTFlags::NEGATED) {
+                    "?."
+                } else {
+                    "."
+                },
+                expr_shape(&chain.lhs),
+                expr_shape(&chain.rhs)
+            ),
+            Expr::Index(index, _, _) => {
+                format!(
+                    "(index {} {})",
+                    expr_shape(&index.lhs),
+                    expr_shape(&index.rhs)
+                )
+            }
+            Expr::Property(prop, _) => format!("prop:{}", prop.2),
+            Expr::MethodCall(call, _) => format!("(method {})", call_shape(call)),
+            other => panic!("{AST_CHANGED}: unexpected expression {other:?}"),
+        }
+    }
+
+    const AST_CHANGED: &str = "rhai's AST changed: re-check engine::native before upgrading";
+
+    /// The fast path walks Rhai's `internals` AST, which has no semver
+    /// promise (hence `rhai = "=…"` in Cargo.toml). This parses a `check`
+    /// using every construct the compiler models and pins the statement
+    /// and expression variants Rhai gives for each: an upgrade that changes
+    /// them fails here, not as a silent fall-back to the interpreter or a
+    /// wrong answer.
+    #[test]
+    fn rhai_ast_shapes_are_those_the_fast_path_models() {
+        let engine = build_engine(&Limits::default());
+        let source = r#"
+const PARAMS = #{ n: 3 };
+const LABELS = #{ low: "few" };
+fn check(row, params) {
+    let a = row.member_count;
+    if a == () { return; }
+    let labels = LABELS;
+    let t = row?.group_type ?? "";
+    { let b = -a; if !(b < 0) { return #{ message: `b ${b}`, n: 1.5 }; } }
+    let s = if row.has("Group Type") && t.to_lower().len() > 2 || a == 0 { row["Group Type"] } else { format_bytes(a) };
+    contains(t, "x");
+    if a > params.n { throw "no"; } else { a + 1 }
+}
+"#;
+        let rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+        let (_, statements) = check_body(&rule).expect("check's body");
+        let shapes: Vec<String> = statements.iter().map(stmt_shape).collect();
+        let expected = [
+            "(let a (. $row prop:member_count))",
+            "(if (op == $a ()) [(return -)] [])",
+            "(let labels const:map)",
+            "(let t (?? (?. $row prop:group_type) \"\"))",
+            "{(let b (op - $a)) (if (op ! (op < $b 0)) [(return #{message: (interpolated \"b \" $b), n: 1.5f})] [])}",
+            "(let s (block (if (or (and (. $row (method call has \"Group Type\")) (op > (. $t (. (method call to_lower ) (method call len ))) 2)) (op == $a 0)) [(expr (index $row \"Group Type\"))] [(stmt-call format_bytes $a)])))",
+            "(stmt-call contains $t \"x\")",
+            "(if (op > $a (. $params prop:n)) [(throw \"no\")] [(stmt-op + $a 1)])",
+        ];
+        assert_eq!(shapes, expected, "{AST_CHANGED}");
+        // Every statement compiles up to the `throw` of the last one.
+        let error = NativeCheck::compile(&engine, &rule).unwrap_err();
+        assert_eq!(error, "`throw`", "{AST_CHANGED}");
     }
 
     #[test]

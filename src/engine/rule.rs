@@ -4,29 +4,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rhai::{AST, Dynamic, Engine, ImmutableString, Map, Scope};
+use rhai::{AST, ASTNode, Dynamic, Engine, Expr, ImmutableString, Map, Position, Scope};
 
 use super::config::RulesConfig;
 use super::diagnostics::{Diagnostic, did_you_mean};
 use super::finding::Severity;
-use super::sandbox::row_property_names;
+use super::native::{NativeCheck, NativeLimits};
+use super::params::Params;
+use super::sandbox::{parse_as_written, row_property_names};
 use super::tenant::summary_property_names;
-
-/// A rule's parameters.
-#[derive(Clone, Debug)]
-pub struct Params(pub Arc<Map>);
-
-impl Params {
-    /// The value one call gets: its own copy of the map. A map, because
-    /// `params.days` is then Rhai's built-in property access (a custom type
-    /// would go through a failed getter lookup and an indexer fallback on
-    /// every read); a copy, because a shared map would let one row's call
-    /// change what the next row sees (Rhai does not keep a shared value
-    /// read-only once it is a function argument).
-    pub fn script_value(&self) -> Dynamic {
-        Dynamic::from_map((*self.0).clone())
-    }
-}
 
 /// One compiled rule.
 #[derive(Clone)]
@@ -51,6 +37,13 @@ pub struct Rule {
     /// Row properties the rule reads, shown as evidence with its findings.
     pub evidence_fields: Vec<&'static str>,
     pub enabled: bool,
+    /// `check` compiled for the fast path with the parameters in force,
+    /// once for the rule set and shared by every worker; `Err` says why it
+    /// runs in the interpreter.
+    pub native: Result<Arc<NativeCheck>, String>,
+    /// The limits of the engine that compiled the rule, for compiling
+    /// `native` again when the parameters change.
+    native_limits: NativeLimits,
 }
 
 impl fmt::Debug for Rule {
@@ -212,7 +205,13 @@ impl Rule {
             self.overridden.push(name.clone());
         }
         self.params = Params(Arc::new(params));
+        self.compile_native();
         Ok(())
+    }
+
+    /// Compiles [`Rule::native`] for the parameters in force.
+    fn compile_native(&mut self) {
+        self.native = NativeCheck::compile_with(self.native_limits, self).map(Arc::new);
     }
 }
 
@@ -266,21 +265,92 @@ pub fn toml_to_dynamic(value: &toml::Value) -> Dynamic {
 /// Compiles one rule file and reads its metadata by running its top level
 /// once in the sandbox.
 pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, Vec<Diagnostic>> {
+    let ast = parse(engine, path, source)?;
+    let scope = run_top_level(engine, path, source, &ast)?;
+    let mut errors = Vec::new();
+    let metadata = read_metadata(&scope, path, source, &mut errors);
+    let (check_arity, tenant_arity) = entry_points(&ast, path, source, &mut errors);
+    let written =
+        parse_as_written(source).map_err(|e| vec![Diagnostic::from_parse(path, source, &e)])?;
+    let row_param = first_param(&written, "check");
+    let evidence_fields = row_fields(&written, row_param.as_deref(), path, source, &mut errors);
+    check_summary_accesses(&written, path, source, row_param.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // The top level already ran; keep only what calls need.
+    let ast = Arc::new(with_constants_inlined(engine, path, source, &scope, ast)?);
+    let Metadata {
+        id,
+        title,
+        severity,
+        description,
+        defaults,
+    } = metadata;
+    let mut rule = Rule {
+        id: id.into(),
+        title,
+        severity,
+        description,
+        path: path.to_owned(),
+        source: source.into(),
+        params: Params(Arc::new(defaults.clone())),
+        defaults,
+        overridden: Vec::new(),
+        ast,
+        check_arity,
+        tenant_arity,
+        evidence_fields,
+        enabled: true,
+        native: Err(String::new()),
+        native_limits: NativeLimits::of(engine),
+    };
+    rule.compile_native();
+    Ok(rule)
+}
+
+/// `source` compiled by the sandbox, named after its file.
+fn parse(engine: &Engine, path: &Path, source: &str) -> Result<AST, Vec<Diagnostic>> {
     let mut ast = engine
         .compile(source)
         .map_err(|e| vec![Diagnostic::from_parse(path, source, &e)])?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     ast.set_source(path.display().to_string());
+    Ok(ast)
+}
 
+/// Runs the rule's top level once: the scope it leaves declares the
+/// metadata.
+fn run_top_level(
+    engine: &Engine,
+    path: &Path,
+    source: &str,
+    ast: &AST,
+) -> Result<Scope<'static>, Vec<Diagnostic>> {
     let mut scope = Scope::new();
     engine
-        .run_ast_with_scope(&mut scope, &ast)
+        .run_ast_with_scope(&mut scope, ast)
         .map_err(|e| vec![Diagnostic::from_eval(path, source, &e)])?;
+    Ok(scope)
+}
 
-    let mut errors = Vec::new();
+/// What a rule's top level declares about it.
+struct Metadata {
+    id: String,
+    title: String,
+    severity: Severity,
+    description: String,
+    defaults: Map,
+}
+
+/// Reads `ID`, `TITLE`, `DESCRIPTION`, `SEVERITY` and `PARAMS` from the
+/// top level's scope, with their defaults; a wrong one is an error in
+/// `errors`, pointing at its declaration.
+fn read_metadata(
+    scope: &Scope,
+    path: &Path,
+    source: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Metadata {
     let meta_error = |name: &str, message: String| {
         let (line, column) = find_declaration(source, name);
         Diagnostic::at(path, source, line, column, message)
@@ -298,10 +368,14 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
             }
         }
     };
-    let id = text("ID", &mut errors).unwrap_or(stem);
-    let title = text("TITLE", &mut errors).unwrap_or_else(|| id.clone());
-    let description = text("DESCRIPTION", &mut errors).unwrap_or_default();
-    let severity = match text("SEVERITY", &mut errors) {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let id = text("ID", errors).unwrap_or(stem);
+    let title = text("TITLE", errors).unwrap_or_else(|| id.clone());
+    let description = text("DESCRIPTION", errors).unwrap_or_default();
+    let severity = match text("SEVERITY", errors) {
         Some(s) => s.parse().unwrap_or_else(|message| {
             errors.push(meta_error("SEVERITY", message));
             Severity::Medium
@@ -327,7 +401,24 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
             format!("rule id `{id}` may use only letters, digits, `-` and `_`"),
         ));
     }
+    Metadata {
+        id,
+        title,
+        severity,
+        description,
+        defaults,
+    }
+}
 
+/// The arities of `check` and `tenant`, `None` where the rule does not
+/// define one; a rule with neither, or with one taking no or too many
+/// parameters, is an error in `errors`.
+fn entry_points(
+    ast: &AST,
+    path: &Path,
+    source: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> (Option<usize>, Option<usize>) {
     let arity = |name: &str| {
         ast.iter_functions()
             .find(|f| f.name == name)
@@ -359,65 +450,58 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
             ));
         }
     }
+    (check_arity, tenant_arity)
+}
 
-    let row_param = ast
-        .iter_functions()
-        .find(|f| f.name == "check")
-        .and_then(|f| f.params.first().map(|p| p.to_string()));
+/// The name of the first parameter of the function `name`, if any.
+fn first_param(ast: &AST, name: &str) -> Option<String> {
+    ast.iter_functions()
+        .find(|f| f.name == name)
+        .and_then(|f| f.params.first().map(|p| p.to_string()))
+}
+
+/// The row properties the rule reads as `<row_param>.<name>`, in the order
+/// they first appear, to show as evidence with its findings (the group's
+/// own fields, which every finding has, left out). A name rows do not
+/// have is an error in `errors`, with a hint.
+fn row_fields(
+    ast: &AST,
+    row_param: Option<&str>,
+    path: &Path,
+    source: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<&'static str> {
     let mut evidence_fields = Vec::new();
-    if let Some(row_param) = &row_param {
-        for access in property_accesses(source, row_param) {
-            match row_property_names().find(|n| *n == access.name) {
-                Some(name) => {
-                    if !evidence_fields.contains(&name)
-                        && !matches!(
-                            name,
-                            "group_display_name" | "group_id" | "owner_principal_name" | "line"
-                        )
-                    {
-                        evidence_fields.push(name);
-                    }
+    let Some(row_param) = row_param else {
+        return evidence_fields;
+    };
+    for access in property_accesses(ast, row_param) {
+        match row_property_names().find(|n| *n == access.name) {
+            Some(name) => {
+                if !evidence_fields.contains(&name)
+                    && !matches!(
+                        name,
+                        "group_display_name" | "group_id" | "owner_principal_name" | "line"
+                    )
+                {
+                    evidence_fields.push(name);
                 }
-                None => {
-                    let hint = did_you_mean(&access.name, row_property_names())
-                        .map(|h| format!("; did you mean `{h}`?"))
-                        .unwrap_or_default();
-                    errors.push(Diagnostic::at(
-                        path,
-                        source,
-                        access.line,
-                        access.column,
-                        format!("unknown field `{}`{hint}", access.name),
-                    ));
-                }
+            }
+            None => {
+                let hint = did_you_mean(&access.name, row_property_names())
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
+                errors.push(Diagnostic::at(
+                    path,
+                    source,
+                    access.line,
+                    access.column,
+                    format!("unknown field `{}`{hint}", access.name),
+                ));
             }
         }
     }
-
-    check_summary_accesses(&ast, path, source, row_param.as_deref(), &mut errors);
-
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    // The top level already ran; keep only what calls need.
-    let ast = Arc::new(with_constants_inlined(engine, path, source, &scope, ast)?);
-    let params = Params(Arc::new(defaults.clone()));
-    Ok(Rule {
-        id: id.into(),
-        title,
-        severity,
-        description,
-        path: path.to_owned(),
-        source: source.into(),
-        defaults,
-        params,
-        overridden: Vec::new(),
-        ast,
-        check_arity,
-        tenant_arity,
-        evidence_fields,
-        enabled: true,
-    })
+    evidence_fields
 }
 
 /// Calls run functions without re-running the top level, so they cannot
@@ -477,14 +561,11 @@ fn check_summary_accesses(
     row_param: Option<&str>,
     errors: &mut Vec<Diagnostic>,
 ) {
-    let summary_param = ast
-        .iter_functions()
-        .find(|f| f.name == "tenant")
-        .and_then(|f| f.params.first().map(|p| p.to_string()));
-    let Some(summary_param) = summary_param.filter(|p| Some(p.as_str()) != row_param) else {
+    let Some(summary_param) = first_param(ast, "tenant").filter(|p| Some(p.as_str()) != row_param)
+    else {
         return;
     };
-    for access in property_accesses(source, &summary_param) {
+    for access in property_accesses(ast, &summary_param) {
         if !summary_property_names().any(|n| n == access.name) {
             let hint = did_you_mean(&access.name, summary_property_names())
                 .map(|h| format!("; did you mean `{h}`?"))
@@ -527,95 +608,48 @@ fn find_declaration(source: &str, name: &str) -> (usize, usize) {
 /// A `row.name` in the source (not a method call).
 #[derive(Debug, PartialEq)]
 pub struct PropertyAccess {
+    /// The property's name.
     pub name: String,
+    /// Where the name starts: 1-based line and column.
     pub line: usize,
     pub column: usize,
 }
 
-/// Finds `<variable>.<name>` property reads, skipping comments and
-/// quoted strings. Method calls (`row.has("x")`) are not properties.
-/// Backtick strings are scanned as code, since their `${…}` parts are.
-pub fn property_accesses(source: &str, variable: &str) -> Vec<PropertyAccess> {
-    let chars: Vec<char> = source.chars().collect();
+/// Finds `<variable>.<name>` property reads anywhere in `ast` (its top
+/// level and every function), in source order, from Rhai's own parse:
+/// comments, strings and the text of backtick strings are not code,
+/// their `${…}` parts are. Method calls (`row.has("x")`) are not
+/// properties. Give it the AST [`parse_as_written`] makes, so reads in
+/// code the optimiser would drop are found too.
+pub fn property_accesses(ast: &AST, variable: &str) -> Vec<PropertyAccess> {
     let mut found = Vec::new();
-    let (mut i, mut line, mut line_start) = (0, 1, 0);
-    let ident_char = |c: char| c.is_alphanumeric() || c == '_';
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\n' => {
-                line += 1;
-                line_start = i + 1;
-                i += 1;
-            }
-            '/' if chars.get(i + 1) == Some(&'/') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    if chars[i] == '\n' {
-                        line += 1;
-                        line_start = i + 1;
-                    }
-                    i += 1;
-                }
-                i += 2;
-            }
-            '"' | '\'' => {
-                i += 1;
-                while i < chars.len() && chars[i] != c && chars[i] != '\n' {
-                    i += if chars[i] == '\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            _ if ident_char(c) => {
-                let start = i;
-                while i < chars.len() && ident_char(chars[i]) {
-                    i += 1;
-                }
-                let preceded_by_dot = start > 0 && chars[start - 1] == '.';
-                let word: String = chars[start..i].iter().collect();
-                if word != variable || preceded_by_dot {
-                    continue;
-                }
-                let mut j = i;
-                while j < chars.len() && chars[j] == ' ' {
-                    j += 1;
-                }
-                if chars.get(j) == Some(&'?') {
-                    j += 1;
-                }
-                if chars.get(j) != Some(&'.') {
-                    continue;
-                }
-                j += 1;
-                while j < chars.len() && chars[j] == ' ' {
-                    j += 1;
-                }
-                let name_start = j;
-                while j < chars.len() && ident_char(chars[j]) {
-                    j += 1;
-                }
-                let mut k = j;
-                while k < chars.len() && chars[k] == ' ' {
-                    k += 1;
-                }
-                if j > name_start && chars.get(k) != Some(&'(') {
-                    found.push(PropertyAccess {
-                        name: chars[name_start..j].iter().collect(),
-                        line,
-                        column: name_start - line_start + 1,
-                    });
-                }
-                i = j;
-            }
-            _ => i += 1,
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::Dot(chain, _, _))) = path.last()
+            && let Expr::Variable(name, _, _) = &chain.lhs
+            && name.1 == variable
+            && let Some((property, position)) = first_property(&chain.rhs)
+        {
+            found.push(PropertyAccess {
+                name: property.to_owned(),
+                line: position.line().unwrap_or(0),
+                column: position.position().unwrap_or(0),
+            });
         }
-    }
+        true
+    });
+    // The walk visits functions in no particular order.
+    found.sort_by_key(|access| (access.line, access.column));
     found
+}
+
+/// The property the right side of a `.` starts with: `x` of `row.x`,
+/// `row.x.y` and `row.x[0]`; `None` for a method call.
+fn first_property(rhs: &Expr) -> Option<(&str, Position)> {
+    match rhs {
+        Expr::Property(property, position) => Some((property.2.as_str(), *position)),
+        Expr::Dot(chain, _, _) | Expr::Index(chain, _, _) => first_property(&chain.lhs),
+        _ => None,
+    }
 }
 
 /// Text of an immutable string (helper for rule metadata in other modules).
@@ -701,11 +735,45 @@ mod tests {
     #[test]
     fn property_scan_skips_strings_comments_and_methods() {
         let src = "// row.nope\nlet a = \"row.nope\"; row.has(\"x\"); row . member_count; `${row.group_type}`";
-        let names: Vec<String> = property_accesses(src, "row")
+        let ast = parse_as_written(src).unwrap();
+        let names: Vec<String> = property_accesses(&ast, "row")
             .into_iter()
             .map(|a| a.name)
             .collect();
         assert_eq!(names, vec!["member_count", "group_type"]);
+    }
+
+    #[test]
+    fn property_scan_finds_every_read_in_source_order_also_dead_ones() {
+        let src = "fn helper(row) { row.b }\nfn check(row) {\n  if false { return row.zz; }\n  row.a.len() + row?.c + row.d[0] + row.f.g + row\n    .e\n}";
+        let ast = parse_as_written(src).unwrap();
+        let found: Vec<(String, usize, usize)> = property_accesses(&ast, "row")
+            .into_iter()
+            .map(|a| (a.name, a.line, a.column))
+            .collect();
+        let expected = [
+            ("b", 1, 22),
+            ("zz", 3, 25),
+            ("a", 4, 7),
+            ("c", 4, 22),
+            ("d", 4, 30),
+            ("f", 4, 41),
+            ("e", 5, 6),
+        ];
+        assert_eq!(
+            found,
+            expected.map(|(n, l, c)| (n.to_owned(), l, c)).to_vec()
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_in_dead_code_is_still_an_error() {
+        let errors =
+            compile("fn check(row) {\n  return true;\n  row.member_cuont > 3\n}").unwrap_err();
+        assert_eq!(
+            errors[0].short(),
+            "rules/demo.rhai:3:7: unknown field `member_cuont`; did you mean `member_count`?"
+        );
     }
 
     #[test]

@@ -5,14 +5,15 @@
 //! `eval`; `print` and `debug` go to tracing; every call is bounded in
 //! operations, call depth, expression depth and string, array and map size.
 
+use std::sync::LazyLock;
+
 use rhai::module_resolvers::DummyModuleResolver;
 use rhai::packages::{Package, StandardPackage};
-use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
-
-use super::native::Value;
+use rhai::{AST, Dynamic, Engine, EvalAltResult, ImmutableString, Map, ParseError, Position};
 
 use super::config::Limits;
-use super::rule::Params;
+use super::params::Params;
+use super::value::Value;
 use crate::report::header::{Col, Kind};
 use crate::report::row::{Cell, Row, RowData};
 
@@ -54,13 +55,11 @@ pub fn build_engine(limits: &Limits) -> Engine {
     let mut engine = Engine::new_raw();
     engine.register_global_module(StandardPackage::new().as_shared_module());
     engine.set_module_resolver(DummyModuleResolver::new());
-    engine.disable_symbol("eval");
-    engine.disable_symbol("import");
+    set_syntax(&mut engine);
 
     engine.set_optimization_level(rhai::OptimizationLevel::Full);
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_levels);
-    engine.set_max_expr_depths(64, 32);
     engine.set_max_string_size(limits.max_string_size);
     engine.set_max_array_size(limits.max_array_size);
     engine.set_max_map_size(limits.max_map_size);
@@ -74,6 +73,27 @@ pub fn build_engine(limits: &Limits) -> Engine {
     register_helpers(&mut engine);
     super::tenant::register(&mut engine);
     engine
+}
+
+/// What rules may write, shared by [`build_engine`] and
+/// [`parse_as_written`]: no `eval`, no `import`, bounded nesting.
+fn set_syntax(engine: &mut Engine) {
+    engine.disable_symbol("eval");
+    engine.disable_symbol("import");
+    engine.set_max_expr_depths(64, 32);
+}
+
+/// Parses `source` as it is written: without the optimiser, which drops
+/// code it proves unused and folds constants. For checks of what a rule
+/// reads, which must see every line the writer wrote, also dead ones.
+pub fn parse_as_written(source: &str) -> Result<AST, ParseError> {
+    static PARSER: LazyLock<Engine> = LazyLock::new(|| {
+        let mut engine = Engine::new_raw();
+        set_syntax(&mut engine);
+        engine.set_optimization_level(rhai::OptimizationLevel::None);
+        engine
+    });
+    PARSER.compile(source)
 }
 
 fn register_row(engine: &mut Engine) {

@@ -4,6 +4,7 @@ use std::io::{self, BufWriter, Write};
 
 use super::{FindingWriter, SummaryView};
 use crate::engine::finding::{EvidenceRef, Finding, FindingFields, Severity};
+use crate::engine::render::{PreparedRule, Render, RuleShape};
 use crate::scan::ScanSummary;
 use crate::state::Status;
 
@@ -14,7 +15,7 @@ use crate::state::Status;
 /// of findings and serde's string escaping, a byte at a time, was the
 /// largest cost of the writer thread.
 pub fn write_finding(finding: &dyn FindingFields, status: Option<Status>, out: &mut Vec<u8>) {
-    let prepared = finding.prepared_json();
+    let prepared = finding.prepared();
     let [rule_part, separator, group_part] = finding.key_parts();
     match prepared {
         Some(prepared) => out.extend_from_slice(&prepared.head),
@@ -92,39 +93,53 @@ fn write_key(out: &mut Vec<u8>, name: &str) {
 
 /// The JSON of what all findings a rule renders from its rows share,
 /// written once when the rule is loaded instead of for every finding (see
-/// [`FindingFields::prepared_json`]).
-#[derive(Clone, Debug)]
-pub struct PreparedJson {
-    /// `{"rule":…,"severity":…,"key":"` and the key's first two parts.
-    head: Vec<u8>,
-    /// `"name":` of each evidence field, in the order the finding's
-    /// `evidence` visits them.
-    evidence_keys: Vec<Vec<u8>>,
+/// [`FindingFields::prepared`]): `{"rule":…,"severity":…,"key":"` and the
+/// key's first two parts as the head, and `"name":` of each evidence
+/// field.
+pub fn prepare(rule: &RuleShape<'_>) -> PreparedRule {
+    let mut head = Vec::new();
+    write_head(&mut head, rule.rule, rule.severity, rule.key_start);
+    let evidence_keys = rule
+        .evidence
+        .iter()
+        .map(|name| {
+            let mut key = Vec::new();
+            write_key(&mut key, name);
+            key
+        })
+        .collect();
+    PreparedRule {
+        head,
+        evidence_keys,
+    }
 }
 
-impl PreparedJson {
-    /// For findings of `rule` at `severity` whose key starts with
-    /// `key_start` and whose evidence fields are `evidence`, in order.
-    pub fn new<'a>(
-        rule: &str,
-        severity: Severity,
-        key_start: [&str; 2],
-        evidence: impl IntoIterator<Item = &'a str>,
-    ) -> PreparedJson {
-        let mut head = Vec::new();
-        write_head(&mut head, rule, severity, key_start);
-        let evidence_keys = evidence
-            .into_iter()
-            .map(|name| {
-                let mut key = Vec::new();
-                write_key(&mut key, name);
-                key
-            })
-            .collect();
-        PreparedJson {
-            head,
-            evidence_keys,
-        }
+/// JSON lines rendered on the scan's workers ([`render_line`]).
+#[derive(Debug)]
+pub struct JsonLine;
+
+impl Render for JsonLine {
+    fn render(&self, finding: &dyn FindingFields, out: &mut Vec<u8>) {
+        render_line(finding, out);
+    }
+
+    fn prepare(&self, rule: &RuleShape<'_>) -> PreparedRule {
+        prepare(rule)
+    }
+}
+
+/// Elements of the JSON document's findings array rendered on the scan's
+/// workers ([`render_element`]).
+#[derive(Debug)]
+pub struct JsonElement;
+
+impl Render for JsonElement {
+    fn render(&self, finding: &dyn FindingFields, out: &mut Vec<u8>) {
+        render_element(finding, out);
+    }
+
+    fn prepare(&self, rule: &RuleShape<'_>) -> PreparedRule {
+        prepare(rule)
     }
 }
 
@@ -253,8 +268,8 @@ impl FindingWriter for JsonLinesWriter {
         self.line(finding, Some(status))
     }
 
-    fn render(&self) -> Option<crate::scan::Render> {
-        Some(render_line)
+    fn render(&self) -> Option<&'static dyn Render> {
+        Some(&JsonLine)
     }
 
     fn write_rendered(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -305,8 +320,8 @@ impl FindingWriter for JsonWriter {
         self.element(finding, Some(status))
     }
 
-    fn render(&self) -> Option<crate::scan::Render> {
-        Some(render_element)
+    fn render(&self) -> Option<&'static dyn Render> {
+        Some(&JsonElement)
     }
 
     /// Elements rendered by [`render_element`], each after `,\n`: the very
@@ -398,7 +413,7 @@ mod tests {
     fn prepared_rule_json_writes_the_same_bytes() {
         /// A finding with its rule's JSON prepared, as the evaluator's
         /// findings rendered from rows have it.
-        struct Prepared<'a>(&'a Finding, &'a str, PreparedJson);
+        struct Prepared<'a>(&'a Finding, &'a str, PreparedRule);
         impl FindingFields for Prepared<'_> {
             fn rule(&self) -> &str {
                 self.0.rule()
@@ -427,7 +442,7 @@ mod tests {
             fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>)) {
                 self.0.evidence(visit)
             }
-            fn prepared_json(&self) -> Option<&PreparedJson> {
+            fn prepared(&self) -> Option<&PreparedRule> {
                 Some(&self.2)
             }
         }
@@ -435,7 +450,12 @@ mod tests {
         for text in ["", "plain", all_bytes.as_str(), "Ωmega \"q\" \\"] {
             let finding = finding(text);
             let names: Vec<&str> = finding.evidence.0.iter().map(|(n, _)| &**n).collect();
-            let json = PreparedJson::new(&finding.rule, finding.severity, ["k", ":"], names);
+            let json = prepare(&RuleShape {
+                rule: &finding.rule,
+                severity: finding.severity,
+                key_start: ["k", ":"],
+                evidence: &names,
+            });
             let mut mine = Vec::new();
             write_finding(&Prepared(&finding, text, json), None, &mut mine);
             assert_eq!(

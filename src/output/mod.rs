@@ -18,6 +18,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::engine::finding::Finding;
+use crate::engine::render::Render;
 use crate::engine::rule::RuleSet;
 use crate::scan::ScanSummary;
 use crate::state::Status;
@@ -57,7 +58,7 @@ pub trait FindingWriter {
     /// formats whose findings are independent of each other: the scan's
     /// workers then render findings where they were found, in parallel,
     /// and hand over the bytes ([`FindingWriter::write_rendered`]).
-    fn render(&self) -> Option<crate::scan::Render> {
+    fn render(&self) -> Option<&'static dyn Render> {
         None
     }
     /// Findings rendered with [`FindingWriter::render`], in report order.
