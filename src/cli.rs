@@ -96,6 +96,9 @@ pub struct ScanArgs {
     /// Write findings to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// CSV: write cells that start with = + - @ as they are (for programs; by default they get a leading ' so a spreadsheet shows them as text).
+    #[arg(long)]
+    pub raw_csv: bool,
     /// Exit with status 1 when a finding of this severity or higher exists.
     #[arg(long, value_enum)]
     pub fail_on: Option<Severity>,

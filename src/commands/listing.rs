@@ -4,6 +4,7 @@
 
 use std::io::{self, BufWriter, Write};
 
+use crate::output::safe::{csv_cell, terminal};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
@@ -60,7 +61,9 @@ impl ListWriter {
                 if self.count == 0 {
                     self.table.set_header(T::TABLE);
                 }
-                self.table.add_row(record.table_row());
+                let row = record.table_row();
+                self.table
+                    .add_row(row.iter().map(|cell| terminal(cell).into_owned()));
             }
             Format::Jsonl => {
                 serde_json::to_writer(&mut self.out, record)?;
@@ -77,7 +80,8 @@ impl ListWriter {
                     self.csv_header_written = true;
                     csv.write_record(T::CSV)?;
                 }
-                csv.write_record(record.csv_row())?;
+                let row = record.csv_row();
+                csv.write_record(row.iter().map(|cell| csv_cell(cell).into_owned()))?;
                 csv.flush()?;
             }
         }

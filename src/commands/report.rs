@@ -23,6 +23,7 @@ pub fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
             path: Some(args.output.clone()),
             format: Some(Format::Html),
             discard: false,
+            raw_csv: false,
         },
         record: Some(RecordingPlan::default()),
         tuning: super::scan::tuning(&args.tuning),

@@ -34,6 +34,7 @@ pub fn plan(args: ScanArgs) -> ScanPlan {
             path: args.output,
             format: args.format,
             discard: false,
+            raw_csv: args.raw_csv,
         },
         record: (!args.no_state).then_some(RecordingPlan {
             path: args.state,

@@ -199,6 +199,7 @@ impl ScanJob {
                     path: Some(path.clone()),
                     format: Some(Format::Json),
                     discard: false,
+                    raw_csv: false,
                 },
                 None => OutputPlan {
                     discard: true,

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::FindingWriter;
+use super::safe::csv_cell;
 use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
 use crate::state::Status;
@@ -13,6 +14,9 @@ pub struct CsvWriter {
     header_written: bool,
     /// A `status` column follows the others (stateful scans).
     with_status: bool,
+    /// Cells that start like a formula are written as they are (for
+    /// programs, not spreadsheets).
+    raw: bool,
 }
 
 impl CsvWriter {
@@ -22,6 +26,16 @@ impl CsvWriter {
             out: csv::Writer::from_writer(out),
             header_written: false,
             with_status: false,
+            raw: false,
+        }
+    }
+
+    /// A CSV writer that writes cells starting like a formula as they are
+    /// (`--raw-csv`): for programs reading the file, never a spreadsheet.
+    pub fn raw(out: Box<dyn Write>) -> Self {
+        CsvWriter {
+            raw: true,
+            ..CsvWriter::new(out)
         }
     }
 
@@ -61,7 +75,12 @@ impl CsvWriter {
             &line,
             &evidence,
         ];
-        self.out.write_record(fields.into_iter().chain(status))?;
+        let raw = self.raw;
+        let cells = fields
+            .into_iter()
+            .chain(status)
+            .map(|cell| if raw { cell.into() } else { csv_cell(cell) });
+        self.out.write_record(cells.map(|c| c.into_owned()))?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod file;
 pub mod html;
 pub mod json;
+pub mod safe;
 pub mod table;
 
 use std::io::{self, Read, Write};
@@ -94,7 +95,11 @@ pub fn scan_writer(
     out: Box<dyn Write>,
     input: Box<dyn Read + Send>,
     rules: &RuleSet,
+    raw_csv: bool,
 ) -> (Box<dyn Read + Send>, Box<dyn FindingWriter>) {
+    if format == Format::Csv && raw_csv {
+        return (input, Box::new(csv::CsvWriter::raw(out)));
+    }
     if format != Format::Html {
         return (input, writer(format, out));
     }

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::FindingWriter;
+use super::safe::terminal;
 use crate::engine::finding::Finding;
 use crate::scan::ScanSummary;
 use crate::state::Status;
@@ -61,13 +62,14 @@ impl FindingWriter for TableWriter {
         );
         for (f, status) in &self.findings {
             let status = with_status.then(|| status.map_or("", Status::as_str));
-            table.add_row(status.into_iter().chain([
+            let cells = status.into_iter().chain([
                 f.severity.as_str(),
                 &f.rule,
                 f.group_name.as_deref().unwrap_or("(tenant)"),
                 f.owner.as_deref().unwrap_or("-"),
                 &f.message,
-            ]));
+            ]);
+            table.add_row(cells.map(|cell| terminal(cell).into_owned()));
         }
         writeln!(self.out, "{table}")?;
         self.out.flush()

@@ -64,6 +64,9 @@ pub struct OutputPlan {
     /// Write the findings nowhere (a scheduled scan without an output
     /// file); they are still recorded and announced.
     pub discard: bool,
+    /// CSV cells that start like a formula are written as they are, not
+    /// neutralised with a leading `'` (for programs, not spreadsheets).
+    pub raw_csv: bool,
 }
 
 /// How rows are read and evaluated.
@@ -244,7 +247,8 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         false => open_output(plan.output.path.as_deref(), plan.output.format)?,
     };
     let format = output.format;
-    let (input, mut writer) = crate::output::scan_writer(format, output.out, input, &rules);
+    let (input, mut writer) =
+        crate::output::scan_writer(format, output.out, input, &rules, plan.output.raw_csv);
     let reader = ReportReader::new(input, &source_name)
         .map_err(crate::scan::ScanError::from)
         .inspect_err(|error| recording.fail(&error.to_string()))?;

@@ -212,7 +212,7 @@ fn quote_list(items: &[String]) -> String {
     }
     items
         .iter()
-        .map(|i| format!("\"{i}\""))
+        .map(|i| format!("\"{}\"", super::text::for_message(i, 100)))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -19,3 +19,4 @@ pub mod reader;
 pub mod row;
 pub mod shape;
 pub mod stats;
+pub mod text;

@@ -111,7 +111,10 @@ impl RowData {
                     message: format!(
                         "expected {}, found \"{}\"",
                         expectation(kind),
-                        String::from_utf8_lossy(raw)
+                        super::text::for_message(
+                            &String::from_utf8_lossy(raw),
+                            super::text::QUOTED_CHARS
+                        )
                     ),
                 })?
             };

@@ -886,3 +886,45 @@ fn strict_stops_a_parallel_scan_at_the_first_bad_row() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("line 502"), "{}", stderr(&out));
 }
+
+#[test]
+fn group_names_cannot_run_as_formulas_or_reach_the_terminal_raw() {
+    let dir = TempDir::new().unwrap();
+    let rows = [
+        Group {
+            name: "=HYPERLINK(\"http://evil.example\",\"x\")",
+            owner: "",
+            ..Default::default()
+        }
+        .csv(),
+        Group {
+            name: "\u{1b}[2JFake\u{7}",
+            owner: "",
+            id: "00000000-0000-0000-0000-00000000000b",
+            ..Default::default()
+        }
+        .csv(),
+    ];
+    let text = report(&rows);
+    let csv = stdout(&scan(&dir, &text, &["--no-state", "--format", "csv"]));
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains(",=HYPERLINK") && !csv.contains(",\"=HYPERLINK"),
+        "{csv}"
+    );
+    let raw = stdout(&scan(
+        &dir,
+        &text,
+        &["--no-state", "--format", "csv", "--raw-csv"],
+    ));
+    assert!(raw.contains("\"=HYPERLINK("), "{raw}");
+    let table = stdout(&scan(&dir, &text, &["--no-state", "--format", "table"]));
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table}"
+    );
+    assert!(table.contains("\\u{1b}[2JFake"), "{table}");
+}
