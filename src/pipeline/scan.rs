@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use crate::config::LoadedConfig;
-use crate::engine::eval::RuleFailure;
+use crate::engine::eval::{RowOutcome, RuleFailure};
 use crate::engine::finding::{Finding, Severity};
 use crate::engine::rule::RuleSet;
 use crate::notify::Channel;
@@ -267,9 +267,12 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
 
     let mut worst: Option<Severity> = None;
     let mut shown = ErrorDisplay::default();
+    let mut names = NameKeys::default();
     let scanned = run_rows(reader, &engine, &rules, &options, &mut |event| {
         match event {
             ScanEvent::Row(outcome) => {
+                let renamed = names.distinct(outcome);
+                let outcome = renamed.as_ref().unwrap_or(outcome);
                 let statuses = recording.record_row(outcome)?;
                 write_row(&outcome.findings, statuses, &mut *writer, &mut worst)?;
                 for failure in &outcome.failures {
@@ -288,6 +291,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         Ok(())
     });
     let mut summary = scanned.inspect_err(|error| recording.fail(&error.to_string()))?;
+    names.warn(&source_name);
     check_row_errors(&summary, &loaded.config.scan)
         .inspect_err(|error| recording.fail(&error.to_string()))?;
     if summary.stats.period == Some(1) {
@@ -352,6 +356,57 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         deliveries: None,
         outbox,
     })
+}
+
+/// Keeps rows without a group id apart. Their findings are keyed by the
+/// group's name, and names repeat (duplicate display names, blank names,
+/// hashed names of a concealed report): the second and later rows with
+/// the same name key as `name:<name>#2`, `#3`, … in report order, so two
+/// groups never merge into one finding in state.
+#[derive(Default)]
+struct NameKeys {
+    /// How often each name key has been seen.
+    seen: std::collections::HashMap<String, u64>,
+    /// Rows that got a numbered key.
+    renamed: u64,
+}
+
+impl NameKeys {
+    /// `outcome` with numbered keys if its name key was seen before.
+    fn distinct(&mut self, outcome: &RowOutcome) -> Option<RowOutcome> {
+        if !outcome.group_key.starts_with("name:") {
+            return None;
+        }
+        let count = self.seen.entry(outcome.group_key.clone()).or_default();
+        *count += 1;
+        if *count == 1 {
+            return None;
+        }
+        self.renamed += 1;
+        let group_key = format!("{}#{count}", outcome.group_key);
+        let mut renamed = outcome.clone();
+        for finding in &mut renamed.findings {
+            let old = format!("{}:{}", finding.rule, outcome.group_key);
+            if let Some(rest) = finding.key.strip_prefix(&old) {
+                finding.key = format!("{}:{group_key}{rest}", finding.rule);
+            }
+        }
+        renamed.group_key = group_key;
+        Some(renamed)
+    }
+
+    /// One warning for the report, with the count.
+    fn warn(&self, source_name: &str) {
+        if self.renamed > 0 {
+            tracing::warn!(
+                rows = self.renamed,
+                "{source_name}: {} rows without a group id share a name with an earlier row; \
+                 their findings are keyed name#2, name#3, … in report order so the groups stay apart \
+                 (a report with Group Id keys findings by id)",
+                self.renamed
+            );
+        }
+    }
 }
 
 /// Writes a row's findings, with their statuses in a recorded scan.

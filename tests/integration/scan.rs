@@ -928,3 +928,32 @@ fn group_names_cannot_run_as_formulas_or_reach_the_terminal_raw() {
     );
     assert!(table.contains("\\u{1b}[2JFake"), "{table}");
 }
+
+#[test]
+fn groups_without_an_id_that_share_a_name_stay_apart_in_state() {
+    let dir = TempDir::new().unwrap();
+    let text = "Report Refresh Date,Group Display Name,Is Deleted,Owner Principal Name,Last Activity Date,Member Count,External Member Count,Report Period\n\
+        2026-11-25,Project,False,,2026-11-20,3,0,30\n\
+        2026-11-25,Project,False,,2026-11-21,4,0,30\n\
+        2026-11-25,Other,False,,2026-11-21,4,0,30\n";
+    let out = scan(&dir, text, &["--state", "state.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let keys: Vec<String> = findings(&out)
+        .iter()
+        .map(|f| f["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "ownerless-groups:name:Project",
+            "ownerless-groups:name:Project#2",
+            "ownerless-groups:name:Other"
+        ]
+    );
+    let log = stderr(&out);
+    assert!(
+        log.contains("1 rows without a group id share a name"),
+        "{log}"
+    );
+    assert!(log.contains("3 new"), "{log}");
+}
