@@ -58,6 +58,22 @@ pub fn open_existing(location: &crate::cli::StateLocation) -> Result<crate::stat
     )?)
 }
 
+/// The report a scanning command reads: `--input`, `--period`/`--date`,
+/// `--save-report` and `--input-format`.
+pub fn report_input(
+    path: Option<std::path::PathBuf>,
+    report: &ReportArgs,
+    save_report: Option<std::path::PathBuf>,
+    tuning: &crate::cli::ScanTuning,
+) -> crate::pipeline::input::ReportInput {
+    crate::pipeline::input::ReportInput {
+        path,
+        request: report_request(report),
+        save_dir: save_report,
+        format: tuning.input_format,
+    }
+}
+
 /// `--period`/`--date` as the report to ask Graph for.
 pub fn report_request(report: &ReportArgs) -> Option<ReportRequest> {
     match (report.period, report.date) {

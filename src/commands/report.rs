@@ -2,23 +2,17 @@
 
 use crate::cli::HtmlReportArgs;
 use crate::output::Format;
-use crate::pipeline::input::ReportInput;
 use crate::pipeline::{OutputPlan, ScanPlan};
 use crate::state::recording::RecordingPlan;
 
-use super::{Error, Outcome, report_request};
+use super::{Error, Outcome, report_input};
 
 /// Runs `groupwarden report`.
 pub fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
     let plan = ScanPlan {
         config: args.config,
         rules_dir: args.rules,
-        input: ReportInput {
-            request: report_request(&args.report),
-            path: args.input,
-            save_dir: args.save_report,
-            format: args.tuning.input_format,
-        },
+        input: report_input(args.input, &args.report, args.save_report, &args.tuning),
         output: OutputPlan {
             path: Some(args.output.clone()),
             format: Some(Format::Html),

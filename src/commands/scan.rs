@@ -4,13 +4,12 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::ScanArgs;
-use crate::pipeline::input::ReportInput;
 use crate::pipeline::{OutputPlan, ScanOutcome, ScanPlan, Tuning};
 use crate::scan::ScanSummary;
 use crate::state::Changes;
 use crate::state::recording::RecordingPlan;
 
-use super::{Error, Outcome, report_request};
+use super::{Error, Outcome, report_input};
 
 /// Runs `groupwarden scan`.
 pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
@@ -24,12 +23,7 @@ pub fn plan(args: ScanArgs) -> ScanPlan {
     ScanPlan {
         config: args.config,
         rules_dir: args.rules,
-        input: ReportInput {
-            request: report_request(&args.report),
-            path: args.input,
-            save_dir: args.save_report,
-            format: args.tuning.input_format,
-        },
+        input: report_input(args.input, &args.report, args.save_report, &args.tuning),
         output: OutputPlan {
             path: args.output,
             format: args.format,

@@ -81,29 +81,13 @@ pub struct RuleFigures {
 }
 
 impl ScanFigures {
-    /// The figures of `summary`.
+    /// The figures of `summary`: what the JSON formats write as the
+    /// document's `summary` (one definition of the figures for both).
     pub fn of(summary: &ScanSummary) -> ScanFigures {
-        ScanFigures {
-            source: summary.source.clone(),
-            report_refresh_date: summary.stats.refresh_date(),
-            report_period: summary.stats.period,
-            rows: summary.rows_read(),
-            row_errors: summary.row_errors,
-            findings: summary.findings,
-            rule_errors: summary.rule_errors,
-            concealed_rows: summary.stats.concealed,
-            rules: summary
-                .per_rule
-                .iter()
-                .map(|(id, counts)| {
-                    let figures = RuleFigures {
-                        findings: counts.findings,
-                        errors: counts.errors,
-                    };
-                    (id.to_string(), figures)
-                })
-                .collect(),
-        }
+        let view = crate::output::SummaryView::new(summary);
+        serde_json::to_value(view)
+            .and_then(serde_json::from_value)
+            .unwrap_or_default()
     }
 
     /// `rule=count` pairs for a log field.
