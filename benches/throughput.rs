@@ -40,7 +40,7 @@ fn synthetic(rows: usize) -> Vec<u8> {
         let last = if r % 10 == 0 {
             String::new()
         } else {
-            format!("2026-{:02}-{:02}", 1 + (r >> 8) % 11, 1 + (r >> 16) % 28)
+            format!("2026-{:02}-{:02}", 1 + (r >> 8) % 11, 1 + (r >> 16) % 25)
         };
         let owner = if (r >> 24) % 100 < 6 {
             String::new()

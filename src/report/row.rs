@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::report::reader::Record;
 
-use super::date::parse_day;
+use super::date::{format_day, parse_day};
 use super::header::{COLUMN_COUNT, Col, Kind, Layout};
 
 /// The all-zero id a concealed report gives every group.
@@ -101,23 +101,75 @@ impl RowData {
                 continue;
             };
             let raw = trim(raw);
-            self.cells[col as usize] = if raw.is_empty() {
-                Cell::Blank
-            } else {
-                parse_cell(kind, raw).ok_or_else(|| RowError {
-                    line,
-                    column: Some(self.layout.header_at(position).to_owned()),
-                    field: Some(position + 1),
-                    message: format!(
+            let bad = |message: String| RowError {
+                line,
+                column: Some(self.layout.header_at(position).to_owned()),
+                field: Some(position + 1),
+                message,
+            };
+            self.cells[col as usize] = match parse_cell(kind, raw) {
+                _ if raw.is_empty() => Cell::Blank,
+                // Every number of the report is a count, a size or a
+                // period: a negative one is a broken row, not data.
+                Some(Cell::Int(value)) if value < 0 => {
+                    return Err(bad(format!("expected a count of 0 or more, found {value}")));
+                }
+                Some(cell) => cell,
+                None => {
+                    return Err(bad(format!(
                         "expected {}, found \"{}\"",
                         expectation(kind),
                         super::text::for_message(
                             &String::from_utf8_lossy(raw),
                             super::text::QUOTED_CHARS
                         )
-                    ),
-                })?
+                    )));
+                }
             };
+        }
+        self.check_dates()
+    }
+
+    /// Dates that cannot be: activity after the report was refreshed, or
+    /// a report refreshed after today (a day of slack for time zones).
+    fn check_dates(&self) -> Result<(), RowError> {
+        let Cell::Day(refresh) = self.cells[Col::ReportRefreshDate as usize] else {
+            return Ok(());
+        };
+        let at = |col: Col| {
+            let position = self.layout.position(col);
+            (
+                position.map(|p| self.layout.header_at(p).to_owned()),
+                position.map(|p| p + 1),
+            )
+        };
+        if let Cell::Day(activity) = self.cells[Col::LastActivityDate as usize]
+            && activity > refresh
+        {
+            let (column, field) = at(Col::LastActivityDate);
+            return Err(RowError {
+                line: self.line,
+                column,
+                field,
+                message: format!(
+                    "{} is after the report's refresh date {}",
+                    format_day(activity),
+                    format_day(refresh)
+                ),
+            });
+        }
+        if refresh > *TODAY + 1 {
+            let (column, field) = at(Col::ReportRefreshDate);
+            return Err(RowError {
+                line: self.line,
+                column,
+                field,
+                message: format!(
+                    "{} is after today ({}): a report cannot be refreshed in the future (check the file, or this machine's clock)",
+                    format_day(refresh),
+                    format_day(*TODAY)
+                ),
+            });
         }
         Ok(())
     }
@@ -276,6 +328,12 @@ fn expectation(kind: Kind) -> &'static str {
     }
 }
 
+/// Today, as a day number, where groupwarden runs.
+static TODAY: std::sync::LazyLock<i32> = std::sync::LazyLock::new(|| {
+    let today = jiff::Zoned::now().date().to_string();
+    parse_day(today.as_bytes()).unwrap_or(i32::MAX - 1)
+});
+
 fn parse_cell(kind: Kind, raw: &[u8]) -> Option<Cell> {
     match kind {
         Kind::Text => Some(Cell::Text),
@@ -344,6 +402,42 @@ mod tests {
         let mut data = RowData::empty(layout);
         data.record = Record::from(fields.to_vec());
         data.parse(7).map(|_| data)
+    }
+
+    #[test]
+    fn impossible_values_are_row_errors_naming_their_column() {
+        let error = row(&["2026-11-25", "A", "False", "", "", "-3", "", "", ""]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "line 7, column 6 \"Member Count\": expected a count of 0 or more, found -3"
+        );
+        let error =
+            row(&["2026-11-25", "A", "False", "", "2026-11-26", "", "", "", ""]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("column 5 \"Last Activity Date\": 2026-11-26 is after the report's refresh date 2026-11-25"),
+            "{error}"
+        );
+        let error = row(&["2099-01-01", "A", "False", "", "", "", "", "", ""]).unwrap_err();
+        assert!(
+            error.to_string().contains("2099-01-01 is after today"),
+            "{error}"
+        );
+        assert!(
+            row(&[
+                "2026-11-25",
+                "A",
+                "False",
+                "",
+                "2026-11-25",
+                "0",
+                "",
+                "",
+                ""
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

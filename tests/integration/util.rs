@@ -165,7 +165,7 @@ pub fn synthetic_report(rows: usize) -> String {
         }
         let last = match i % 7 {
             0 => String::new(),
-            k => format!("2026-{:02}-{:02}", 5 + k, 1 + (i % 28)),
+            k => format!("2026-{:02}-{:02}", 5 + k, 1 + (i % 25)),
         };
         let id = format!("{i:08x}-0000-4000-8000-000000000000");
         let group = Group {
