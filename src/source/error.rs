@@ -44,6 +44,10 @@ pub enum SourceError {
     BadRedirect { endpoint: Endpoint, status: u16 },
     #[error("the report download was redirected more than {0} times")]
     TooManyRedirects(usize),
+    /// A page's `@odata.nextLink` that is not a URL on the Graph host the
+    /// report came from: the bearer token is not sent there.
+    #[error("Microsoft Graph's @odata.nextLink {0}")]
+    BadNextLink(String),
     #[error(
         "gave up fetching the report after {attempts} attempt(s) in {elapsed:.1?}: {reason}; last error: {last}"
     )]
