@@ -578,7 +578,9 @@ fn convert_pages(
             writer.flush()?;
         }
         number += 1;
-        page = next_page(&link).map_err(|error| ConvertError::Shape(error.to_string()))?;
+        page = next_page(&link).map_err(|error| {
+            ConvertError::Shape(format!("page {number} of the Graph answer: {error}"))
+        })?;
         previous_link = Some(link);
     }
 }

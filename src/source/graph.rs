@@ -217,6 +217,7 @@ impl GraphClient {
         error.retry_after = retry_after;
         error.request_id = error.request_id.or(request_id);
         error.for_date = matches!(self.request, ReportRequest::Date(_));
+        error.as_json = self.api_version == ApiVersion::Beta;
         SourceError::Graph(error)
     }
 }
@@ -344,6 +345,7 @@ pub fn parse_graph_error(status: u16, body: &str) -> GraphError {
         date: None,
         retry_after: None,
         for_date: false,
+        as_json: false,
     };
     let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(body) else {
         error.message = short_text(body);
