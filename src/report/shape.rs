@@ -570,7 +570,8 @@ fn convert_pages(
         // A server that sends the same link again would page for ever.
         if previous_link.as_deref() == Some(link.as_str()) {
             return Err(in_page(ConvertError::Shape(
-                "its @odata.nextLink is the same as the previous page's; the answer does not end".into(),
+                "its @odata.nextLink is the same as the previous page's; the answer does not end"
+                    .into(),
             )));
         }
         // The rows so far go to the reader while the next page is fetched.
@@ -646,6 +647,8 @@ enum ConvertError {
 impl std::fmt::Display for ConvertError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // A read that failed (a page cut short) is not a syntax error.
+            ConvertError::Json(error) if error.is_io() => write!(f, "{error}"),
             ConvertError::Json(error) => write!(f, "not valid JSON: {error}"),
             ConvertError::Shape(message) => f.write_str(message),
             ConvertError::Closed => f.write_str("the reader stopped"),
@@ -1132,7 +1135,9 @@ mod tests {
     #[test]
     fn a_page_that_fails_fails_the_read_after_the_rows_before_it() {
         let mut reader = json_pages_as_csv(page(&["A"], Some("https://g/2")), |_| {
-            Err(io::Error::other("gave up fetching the report after 3 attempt(s)"))
+            Err(io::Error::other(
+                "gave up fetching the report after 3 attempt(s)",
+            ))
         });
         let mut text = Vec::new();
         let error = reader.read_to_end(&mut text).unwrap_err();
@@ -1141,9 +1146,28 @@ mod tests {
     }
 
     #[test]
+    fn a_page_cut_short_is_not_called_bad_json() {
+        let cut = |_: &str| -> io::Result<Box<dyn Read + Send>> {
+            let start = Cursor::new(br#"{"value":[{"groupDisplayName":"B"#.to_vec());
+            let broken = FailedRead(Some(io::Error::other("the report download broke off")));
+            Ok(Box::new(start.chain(broken)))
+        };
+        let message = read_pages(page(&["A"], Some("https://g/2")), cut)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("page 2 of the Graph answer: the report download broke off"),
+            "{message}"
+        );
+        assert!(!message.contains("not valid JSON"), "{message}");
+    }
+
+    #[test]
     fn a_broken_page_a_non_page_or_a_repeated_link_fails_the_read() {
         let broken = |_: &str| -> io::Result<Box<dyn Read + Send>> {
-            Ok(Box::new(Cursor::new(br#"{"value":[{"groupDisplayName":"#.to_vec())))
+            Ok(Box::new(Cursor::new(
+                br#"{"value":[{"groupDisplayName":"#.to_vec(),
+            )))
         };
         let error = read_pages(page(&["A"], Some("https://g/2")), broken).unwrap_err();
         let message = error.to_string();
@@ -1152,7 +1176,9 @@ mod tests {
             "{message}"
         );
         let array = |_: &str| -> io::Result<Box<dyn Read + Send>> {
-            Ok(Box::new(Cursor::new(br#"[{"groupDisplayName":"B"}]"#.to_vec())))
+            Ok(Box::new(Cursor::new(
+                br#"[{"groupDisplayName":"B"}]"#.to_vec(),
+            )))
         };
         let error = read_pages(page(&["A"], Some("https://g/2")), array).unwrap_err();
         assert!(error.to_string().contains("not a Graph page"), "{error}");

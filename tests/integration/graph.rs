@@ -907,7 +907,11 @@ fn beta_name(header: &str) -> String {
 /// A CSV row as `/beta` writes the same group in JSON: typed values, a
 /// blank cell as `null`, the period as a string.
 fn beta_item(row: &str) -> serde_json::Value {
-    let headers: Vec<&str> = HEADER.trim_start_matches('\u{feff}').trim_end().split(',').collect();
+    let headers: Vec<&str> = HEADER
+        .trim_start_matches('\u{feff}')
+        .trim_end()
+        .split(',')
+        .collect();
     let mut item = serde_json::Map::new();
     for (header, cell) in headers.iter().zip(cells(row)) {
         let value = match (*header, cell.as_str()) {
@@ -1039,7 +1043,10 @@ async fn a_beta_json_fetch_of_several_pages_finds_what_the_csv_fetch_finds() {
         assert!(facts.iter().any(|f| f.contains(rule)), "{rule}: {facts:#?}");
     }
     let log = stderr(&json_output);
-    assert!(log.contains("HTTP 429") && log.contains("trying again"), "{log}");
+    assert!(
+        log.contains("HTTP 429") && log.contains("trying again"),
+        "{log}"
+    );
     assert!(log.contains("7 rows read"), "{log}");
     assert!(
         !log.contains(SKIP_TOKEN) && !log.contains("SkipTokenSecret"),
@@ -1094,7 +1101,10 @@ async fn a_beta_page_that_fails_for_good_fails_the_scan_and_records_nothing() {
             && log.contains("gave up fetching the report after 3 attempt(s)"),
         "{log}"
     );
-    assert!(!log.contains("scanned "), "no summary for a broken report: {log}");
+    assert!(
+        !log.contains("scanned "),
+        "no summary for a broken report: {log}"
+    );
     assert!(stdout(&output).is_empty());
     // Orphans was on the missing page: it must not resolve as gone.
     let listed = tenant.run(&["findings", "-f", "jsonl"]);
@@ -1136,7 +1146,9 @@ async fn a_national_cloud_fetches_from_beta_unless_v1_is_set() {
     assert_exit(&output, 0);
     let log = stderr(&output);
     assert!(
-        log.contains("[source] cloud = \"usgov\": the v1.0 report is not available in this cloud; using beta"),
+        log.contains(
+            "[source] cloud = \"usgov\": the v1.0 report is not available in this cloud; using beta"
+        ),
         "{log}"
     );
     let found = findings(&output);
