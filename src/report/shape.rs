@@ -492,9 +492,39 @@ impl Read for Redelimit {
 /// A JSON report as CSV text, converted on a thread of its own as the
 /// reader asks for it, so a large file is never held whole.
 fn json_as_csv(input: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
+    convert_on_thread("json-report", move |writer| {
+        convert_json(input, writer, None).map(|_| ())
+    })
+}
+
+/// The pages of a paged Graph `/beta` JSON answer as one CSV text: the
+/// rows of `first`, then of each page its `@odata.nextLink` names, fetched
+/// with `next_page`, until a page has no `@odata.nextLink`.
+///
+/// Pages are converted on a thread of their own, one at a time, as the
+/// reader asks for rows: only one page is ever open and memory stays
+/// bounded whatever the number of pages. The header comes from the first
+/// item; line numbers run on across pages (item N of the whole answer is
+/// line N + 1). A page that cannot be fetched or parsed fails the read
+/// with what went wrong, never a short report that ends cleanly.
+pub fn json_pages_as_csv(
+    first: Box<dyn Read + Send>,
+    next_page: impl FnMut(&str) -> io::Result<Box<dyn Read + Send>> + Send + 'static,
+) -> Box<dyn Read + Send> {
+    convert_on_thread("json-pages", move |writer| {
+        convert_pages(first, next_page, writer)
+    })
+}
+
+/// Runs `convert` on a thread of its own, its CSV chunks read back through
+/// the returned reader.
+fn convert_on_thread(
+    name: &str,
+    convert: impl FnOnce(&mut ChunkWriter<'_>) -> Result<(), ConvertError> + Send + 'static,
+) -> Box<dyn Read + Send> {
     let (sender, receiver) = crossbeam_channel::bounded(JSON_CHUNKS_IN_FLIGHT);
     let spawned = std::thread::Builder::new()
-        .name("json-report".into())
+        .name(name.into())
         .spawn(move || {
             let mut writer = ChunkWriter {
                 sender: &sender,
@@ -502,8 +532,7 @@ fn json_as_csv(input: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
                 header: None,
                 closed: false,
             };
-            let result = convert_json(input, &mut writer);
-            let result = result.and_then(|()| writer.finish());
+            let result = convert(&mut writer).and_then(|()| writer.finish());
             if let Err(error) = result
                 && !writer.closed
             {
@@ -518,6 +547,42 @@ fn json_as_csv(input: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
             pos: 0,
         }),
         Err(error) => Box::new(FailedRead(Some(error))),
+    }
+}
+
+/// Converts page after page, following each page's `@odata.nextLink`.
+fn convert_pages(
+    first: Box<dyn Read + Send>,
+    mut next_page: impl FnMut(&str) -> io::Result<Box<dyn Read + Send>>,
+    writer: &mut ChunkWriter<'_>,
+) -> Result<(), ConvertError> {
+    let mut page = first;
+    let mut number = 1usize;
+    let mut previous_link: Option<String> = None;
+    loop {
+        let in_page = |error: ConvertError| match error {
+            ConvertError::Closed => ConvertError::Closed,
+            other => ConvertError::Shape(format!("page {number} of the Graph answer: {other}")),
+        };
+        let Some(link) = convert_json(page, writer, Some(number)).map_err(in_page)? else {
+            return Ok(());
+        };
+        // A server that sends the same link again would page for ever.
+        if previous_link.as_deref() == Some(link.as_str()) {
+            return Err(in_page(ConvertError::Shape(
+                "its @odata.nextLink is the same as the previous page's; the answer does not end"
+                    .into(),
+            )));
+        }
+        // The rows so far go to the reader while the next page is fetched.
+        if !writer.buffer.is_empty() {
+            writer.flush()?;
+        }
+        number += 1;
+        page = next_page(&link).map_err(|error| {
+            ConvertError::Shape(format!("page {number} of the Graph answer: {error}"))
+        })?;
+        previous_link = Some(link);
     }
 }
 
@@ -582,6 +647,8 @@ enum ConvertError {
 impl std::fmt::Display for ConvertError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // A read that failed (a page cut short) is not a syntax error.
+            ConvertError::Json(error) if error.is_io() => write!(f, "{error}"),
             ConvertError::Json(error) => write!(f, "not valid JSON: {error}"),
             ConvertError::Shape(message) => f.write_str(message),
             ConvertError::Closed => f.write_str("the reader stopped"),
@@ -656,27 +723,39 @@ fn write_line<'a>(out: &mut Vec<u8>, cells: impl Iterator<Item = std::borrow::Co
 
 /// Reads the whole JSON document, handing each row to `writer` as it is
 /// parsed: an array of objects, a Graph page (`value`), or one object.
+///
+/// `page` is `None` for a file, where an `@odata.nextLink` is refused (the
+/// other pages are missing); for page N of an answer being fetched it is
+/// `Some(N)`, the document must be a page, and its `@odata.nextLink`, if
+/// any, is returned.
 fn convert_json(
     input: Box<dyn Read + Send>,
     writer: &mut ChunkWriter<'_>,
-) -> Result<(), ConvertError> {
+    page: Option<usize>,
+) -> Result<Option<String>, ConvertError> {
     let mut deserializer = serde_json::Deserializer::from_reader(BufReader::new(input));
     let mut failure = None;
+    let mut next_link = None;
     let result = deserializer.deserialize_any(Document {
         writer,
         failure: &mut failure,
+        next_link: page.map(|_| &mut next_link),
     });
     if let Some(failure) = failure {
         return Err(failure);
     }
     result.map_err(ConvertError::Json)?;
-    deserializer.end().map_err(ConvertError::Json)
+    deserializer.end().map_err(ConvertError::Json)?;
+    Ok(next_link)
 }
 
 /// The top level: an array of rows, or an object.
 struct Document<'w, 'a> {
     writer: &'w mut ChunkWriter<'a>,
     failure: &'w mut Option<ConvertError>,
+    /// Set when reading a page of an answer being fetched: where its
+    /// `@odata.nextLink` goes. `None` for a file.
+    next_link: Option<&'w mut Option<String>>,
 }
 
 fn stop<E: serde::de::Error>(failure: &mut Option<ConvertError>, error: ConvertError) -> E {
@@ -693,6 +772,9 @@ impl<'de> Visitor<'de> for Document<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        if self.next_link.is_some() {
+            return Err(stop(self.failure, not_a_page()));
+        }
         Rows {
             writer: self.writer,
             failure: self.failure,
@@ -700,7 +782,7 @@ impl<'de> Visitor<'de> for Document<'_, '_> {
         .visit_seq(seq)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         // A page (`value`, `@odata.*`) or one row (ConvertTo-Json writes a
         // single object, not an array, for a one-group report).
         let mut single = serde_json::Map::new();
@@ -713,6 +795,12 @@ impl<'de> Visitor<'de> for Document<'_, '_> {
                         writer: &mut *self.writer,
                         failure: &mut *self.failure,
                     })?;
+                }
+                "@odata.nextLink" if self.next_link.is_some() => {
+                    let link: String = map.next_value()?;
+                    if let Some(next_link) = self.next_link.as_deref_mut() {
+                        *next_link = Some(link);
+                    }
                 }
                 "@odata.nextLink" => {
                     let _: IgnoredAny = map.next_value()?;
@@ -736,6 +824,9 @@ impl<'de> Visitor<'de> for Document<'_, '_> {
         if saw_value {
             return Ok(());
         }
+        if self.next_link.is_some() {
+            return Err(stop(self.failure, not_a_page()));
+        }
         if single.keys().any(|k| is_known_header(k)) {
             return self.writer.row(&single).map_err(|e| stop(self.failure, e));
         }
@@ -746,6 +837,11 @@ impl<'de> Visitor<'de> for Document<'_, '_> {
             ),
         ))
     }
+}
+
+/// A fetched page that is not `{"value": [...]}`.
+fn not_a_page() -> ConvertError {
+    ConvertError::Shape("not a Graph page: expected an object with a `value` array".into())
 }
 
 /// The array of rows.
@@ -959,6 +1055,136 @@ mod tests {
         let broken = r#"[{"groupDisplayName":"A"},"#;
         let error = read(broken.as_bytes().to_vec(), InputFormat::Auto).unwrap_err();
         assert!(error.to_string().contains("not valid JSON"), "{error}");
+    }
+
+    /// A JSON page of `names` (beta's camelCase fields), with a next link
+    /// when `next` is given.
+    fn page(names: &[&str], next: Option<&str>) -> Box<dyn Read + Send> {
+        let items: Vec<serde_json::Value> = names
+            .iter()
+            .map(|name| {
+                serde_json::json!({
+                    "reportRefreshDate": "2026-11-25",
+                    "groupDisplayName": name,
+                    "isDeleted": false,
+                    "lastActivityDate": null,
+                    "reportPeriod": "30",
+                })
+            })
+            .collect();
+        let mut page = serde_json::json!({
+            "@odata.context": "https://graph.microsoft.com/beta/$metadata#Collection(microsoft.graph.office365GroupsActivityDetail)",
+            "value": items,
+        });
+        if let Some(next) = next {
+            page["@odata.nextLink"] = next.into();
+        }
+        Box::new(Cursor::new(page.to_string().into_bytes()))
+    }
+
+    fn read_pages(
+        first: Box<dyn Read + Send>,
+        next_page: impl FnMut(&str) -> io::Result<Box<dyn Read + Send>> + Send + 'static,
+    ) -> io::Result<String> {
+        let mut text = String::new();
+        json_pages_as_csv(first, next_page).read_to_string(&mut text)?;
+        Ok(text)
+    }
+
+    #[test]
+    fn pages_are_followed_by_their_next_links_into_one_csv() {
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let text = read_pages(page(&["A", "B"], Some("https://g/2")), move |link| {
+            seen.lock().unwrap().push(link.to_owned());
+            Ok(match link {
+                "https://g/2" => page(&["C"], Some("https://g/3?$skiptoken=x")),
+                _ => page(&["D"], None),
+            })
+        })
+        .unwrap();
+        assert_eq!(
+            *asked.lock().unwrap(),
+            ["https://g/2", "https://g/3?$skiptoken=x"]
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "groupDisplayName,isDeleted,lastActivityDate,reportPeriod,reportRefreshDate"
+        );
+        assert_eq!(
+            &lines[1..],
+            [
+                "A,False,,30,2026-11-25",
+                "B,False,,30,2026-11-25",
+                "C,False,,30,2026-11-25",
+                "D,False,,30,2026-11-25"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_single_page_or_empty_pages_need_no_next_page() {
+        let text = read_pages(page(&["A"], None), |_| panic!("no next link")).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        let text = read_pages(page(&[], Some("https://g/2")), |_| Ok(page(&[], None))).unwrap();
+        assert!(text.starts_with("Report Refresh Date,"), "{text}");
+        assert_eq!(text.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_page_that_fails_fails_the_read_after_the_rows_before_it() {
+        let mut reader = json_pages_as_csv(page(&["A"], Some("https://g/2")), |_| {
+            Err(io::Error::other(
+                "gave up fetching the report after 3 attempt(s)",
+            ))
+        });
+        let mut text = Vec::new();
+        let error = reader.read_to_end(&mut text).unwrap_err();
+        assert!(error.to_string().contains("gave up fetching"), "{error}");
+        assert!(String::from_utf8_lossy(&text).contains("A,False"));
+    }
+
+    #[test]
+    fn a_page_cut_short_is_not_called_bad_json() {
+        let cut = |_: &str| -> io::Result<Box<dyn Read + Send>> {
+            let start = Cursor::new(br#"{"value":[{"groupDisplayName":"B"#.to_vec());
+            let broken = FailedRead(Some(io::Error::other("the report download broke off")));
+            Ok(Box::new(start.chain(broken)))
+        };
+        let message = read_pages(page(&["A"], Some("https://g/2")), cut)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("page 2 of the Graph answer: the report download broke off"),
+            "{message}"
+        );
+        assert!(!message.contains("not valid JSON"), "{message}");
+    }
+
+    #[test]
+    fn a_broken_page_a_non_page_or_a_repeated_link_fails_the_read() {
+        let broken = |_: &str| -> io::Result<Box<dyn Read + Send>> {
+            Ok(Box::new(Cursor::new(
+                br#"{"value":[{"groupDisplayName":"#.to_vec(),
+            )))
+        };
+        let error = read_pages(page(&["A"], Some("https://g/2")), broken).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("page 2 of the Graph answer: not valid JSON"),
+            "{message}"
+        );
+        let array = |_: &str| -> io::Result<Box<dyn Read + Send>> {
+            Ok(Box::new(Cursor::new(
+                br#"[{"groupDisplayName":"B"}]"#.to_vec(),
+            )))
+        };
+        let error = read_pages(page(&["A"], Some("https://g/2")), array).unwrap_err();
+        assert!(error.to_string().contains("not a Graph page"), "{error}");
+        let again = |_: &str| Ok(page(&["B"], Some("https://g/2")));
+        let error = read_pages(page(&["A"], Some("https://g/2")), again).unwrap_err();
+        assert!(error.to_string().contains("does not end"), "{error}");
     }
 
     #[test]

@@ -37,6 +37,23 @@ impl Cloud {
             Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
         }
     }
+
+    /// Whether Graph's v1.0 API serves the groups activity report here.
+    /// In the US Government clouds and in China the report is served only
+    /// under `/beta`.
+    pub fn serves_v1_report(self) -> bool {
+        matches!(self, Cloud::Global)
+    }
+
+    /// The name as written in the config (`usgov-dod`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Global => "global",
+            Cloud::Usgov => "usgov",
+            Cloud::UsgovDod => "usgov-dod",
+            Cloud::China => "china",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +83,13 @@ mod tests {
             parse("global").authority_url(),
             "https://login.microsoftonline.com"
         );
+    }
+
+    #[test]
+    fn only_the_global_cloud_serves_the_v1_report() {
+        assert!(Cloud::Global.serves_v1_report());
+        for cloud in [Cloud::Usgov, Cloud::UsgovDod, Cloud::China] {
+            assert!(!cloud.serves_v1_report(), "{}", cloud.as_str());
+        }
     }
 }

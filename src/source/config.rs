@@ -87,10 +87,12 @@ pub struct SourceConfig {
     /// Overrides the Graph host of `cloud` (proxies, tests). `https://`
     /// except for a loopback address.
     pub graph_url: Option<String>,
-    /// The Graph API version: `v1.0`, or `beta` where a national cloud
-    /// serves the report only there. Default `v1.0`.
+    /// The Graph API version: `v1.0` (the report as CSV) or `beta` (the
+    /// report as JSON pages). Default `v1.0`, except in the national
+    /// clouds that serve the report only under `beta`
+    /// ([`Cloud::serves_v1_report`]), where it is `beta`.
     #[serde(default)]
-    pub api_version: ApiVersion,
+    pub api_version: Option<ApiVersion>,
     /// Tries at most this many times before giving up (throttling, server
     /// and network faults). Default 5.
     #[serde(default = "default_max_attempts")]
@@ -134,7 +136,7 @@ impl Default for SourceConfig {
             cloud: Cloud::default(),
             authority_url: None,
             graph_url: None,
-            api_version: ApiVersion::default(),
+            api_version: None,
             max_attempts: default_max_attempts(),
             deadline: default_deadline(),
             retry_delay: default_retry_delay(),
@@ -237,11 +239,14 @@ impl fmt::Display for ReportRequest {
     }
 }
 
+/// The Graph API version the report is asked from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum ApiVersion {
+    /// `v1.0`: the report as CSV.
     #[default]
     #[serde(rename = "v1.0")]
     V1,
+    /// `beta`: the report as JSON pages.
     #[serde(rename = "beta")]
     Beta,
 }
@@ -423,7 +428,7 @@ impl SourceConfig {
             client_id,
             credential: self.load_credential(env, resolve_path)?,
             request: self.request(request)?,
-            api_version: self.api_version,
+            api_version: self.api_version(),
             authority_url: base_url(
                 self.authority_url.as_deref(),
                 self.cloud.authority_url(),
@@ -438,6 +443,29 @@ impl SourceConfig {
             connect_timeout: self.connect_timeout.0,
             stall_timeout: self.stall_timeout.0,
         })
+    }
+
+    /// `api_version` as set, else `beta` in a cloud whose v1.0 has no
+    /// report, else `v1.0`. Either choice in those clouds is logged.
+    fn api_version(&self) -> ApiVersion {
+        let cloud = self.cloud.as_str();
+        match (self.api_version, self.cloud.serves_v1_report()) {
+            (Some(ApiVersion::V1), false) => {
+                tracing::warn!(
+                    "[source] cloud = \"{cloud}\": the v1.0 report is not available in this cloud, \
+                     but api_version = \"v1.0\" is set; remove it to use beta"
+                );
+                ApiVersion::V1
+            }
+            (Some(version), _) => version,
+            (None, false) => {
+                tracing::info!(
+                    "[source] cloud = \"{cloud}\": the v1.0 report is not available in this cloud; using beta"
+                );
+                ApiVersion::Beta
+            }
+            (None, true) => ApiVersion::V1,
+        }
     }
 
     fn request(&self, overridden: Option<ReportRequest>) -> Result<ReportRequest, SourceError> {
@@ -669,6 +697,23 @@ mod tests {
         }
         assert_eq!(settings.request, ReportRequest::Period(Period::D30));
         assert_eq!(settings.graph_url, "https://graph.microsoft.com");
+    }
+
+    #[test]
+    fn national_clouds_use_beta_unless_v1_is_set() {
+        let secret = env(&[("S", "x")]);
+        let version = |extra: &str| {
+            let text = format!("{GRAPH}client_secret_env = \"S\"\n{extra}");
+            graph(&text, &secret).unwrap().api_version
+        };
+        assert_eq!(version(""), ApiVersion::V1);
+        assert_eq!(version("api_version = \"beta\"\n"), ApiVersion::Beta);
+        for cloud in ["usgov", "usgov-dod", "china"] {
+            let cloud = format!("cloud = \"{cloud}\"\n");
+            assert_eq!(version(&cloud), ApiVersion::Beta, "{cloud}");
+            let explicit = format!("{cloud}api_version = \"v1.0\"\n");
+            assert_eq!(version(&explicit), ApiVersion::V1, "{cloud}");
+        }
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum SourceError {
     BadRedirect { endpoint: Endpoint, status: u16 },
     #[error("the report download was redirected more than {0} times")]
     TooManyRedirects(usize),
+    /// A page's `@odata.nextLink` that is not a URL on the Graph host the
+    /// report came from: the bearer token is not sent there.
+    #[error("Microsoft Graph's @odata.nextLink {0}")]
+    BadNextLink(String),
     #[error(
         "gave up fetching the report after {attempts} attempt(s) in {elapsed:.1?}: {reason}; last error: {last}"
     )]
@@ -107,6 +111,15 @@ impl SourceError {
     /// Advice once retrying is over, for errors whose retry warnings should
     /// not carry it.
     pub fn advice_when_given_up(&self) -> Option<&'static str> {
+        if let SourceError::Graph(error) = self
+            && error.status == 429
+            && error.as_json
+        {
+            return Some(
+                "Graph allows 100 JSON report requests (one per page) per 10 minutes per app: \
+                 wait a few minutes, or raise max_attempts and deadline",
+            );
+        }
         let throttled = match self {
             SourceError::Graph(error) => error.status == 429,
             SourceError::Token(error) => error.status == 429,
@@ -234,6 +247,8 @@ pub struct GraphError {
     pub retry_after: Option<Duration>,
     /// The request was for one day (`date=`), which changes what a 400 means.
     pub for_date: bool,
+    /// The request was for `/beta` JSON, which Graph throttles less.
+    pub as_json: bool,
 }
 
 impl fmt::Display for GraphError {
@@ -271,6 +286,9 @@ impl GraphError {
             }
             404 => {
                 "Check graph_url and api_version (national clouds may serve this report only under `beta`)"
+            }
+            429 if self.as_json => {
+                "Graph allows 100 JSON report requests (one per page) per 10 minutes per app: wait a few minutes before trying again"
             }
             429 => {
                 "Graph allows 14 report requests per 10 minutes per app: wait a few minutes before trying again"
@@ -311,6 +329,7 @@ mod tests {
             date: None,
             retry_after: None,
             for_date: true,
+            as_json: false,
         };
         let text = error.to_string();
         assert!(text.starts_with("Microsoft Graph answered HTTP 400: InvalidArgument: Only support data for the past 28 days (request-id r-1)"));
@@ -337,10 +356,24 @@ mod tests {
                 date: None,
                 retry_after: None,
                 for_date: false,
+                as_json: false,
             })
         };
         assert!(graph(429).is_transient());
         assert!(graph(504).is_transient());
+        let json_throttled = SourceError::Graph(GraphError {
+            as_json: true,
+            ..match graph(429) {
+                SourceError::Graph(error) => error,
+                _ => unreachable!(),
+            }
+        });
+        assert!(
+            json_throttled
+                .advice_when_given_up()
+                .is_some_and(|advice| advice.contains("100 JSON report requests")),
+            "beta JSON has its own allowance"
+        );
         assert!(!graph(403).is_transient());
         assert!(!graph(400).is_transient());
     }

@@ -7,8 +7,17 @@
 //! the bearer token cannot leak to the download host whatever the redirect
 //! rules; both clients follow no redirect on their own, because reqwest
 //! logs the URLs it redirects between and the download URL is a secret.
+//!
+//! With `api_version = "beta"` the report is asked for as JSON
+//! (`?$format=application/json`; v1.0 refuses that): Graph answers a page
+//! of up to 200 items and an `@odata.nextLink` to the next one. Each page
+//! is one more request to Graph, with the token, under the same retries,
+//! timeouts and error handling as the first; the pages become one CSV
+//! stream ([`crate::report::shape::json_pages_as_csv`]), so the rest of
+//! the program sees the report as if it had come as CSV.
 
-use std::io::Read;
+use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -17,11 +26,12 @@ use reqwest::header::LOCATION;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::config::{GraphSettings, ReportRequest};
+use super::config::{ApiVersion, GraphSettings, ReportRequest};
 use super::download::Download;
 use super::error::{Endpoint, GraphError, SourceError};
 use super::retry::with_retries;
 use super::token::{ClientCredentials, TokenSource};
+use crate::report::shape::json_pages_as_csv;
 use crate::retry::{RetryPolicy, retry_after};
 
 /// Redirects followed on the download host before giving up.
@@ -30,14 +40,22 @@ const MAX_DOWNLOAD_REDIRECTS: usize = 5;
 /// At most this much of an error answer is read.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 
+/// The query that asks `/beta` for the report as JSON pages.
+const JSON_FORMAT_QUERY: &str = "$format=application/json";
+
 /// Fetches the groups activity report.
+///
+/// Cheap to clone: the clones share the HTTP clients and the token cache
+/// (the JSON pages are fetched by a clone on the converting thread).
+#[derive(Clone)]
 pub struct GraphClient {
     /// Sends the bearer token; talks to Graph only.
     api: Client,
     /// Never sends a token; fetches the pre-authenticated URL.
     download: Client,
-    tokens: Box<dyn TokenSource>,
+    tokens: Arc<dyn TokenSource>,
     report_url: reqwest::Url,
+    api_version: ApiVersion,
     request: ReportRequest,
     retry: RetryPolicy,
 }
@@ -58,52 +76,101 @@ impl GraphClient {
         tokens: Box<dyn TokenSource>,
         api: Client,
     ) -> Result<GraphClient, SourceError> {
-        let report_url = format!(
-            "{}/{}/reports/{}",
-            settings.graph_url,
-            settings.api_version.as_str(),
-            settings.request.function()
-        );
-        let report_url = reqwest::Url::parse(&report_url).map_err(|e| SourceError::Config {
-            key: "graph_url",
-            message: format!("makes a bad report URL: {e}"),
-        })?;
+        let report_url = report_url(settings)?;
         Ok(GraphClient {
             api,
             download: http_client(settings)?,
-            tokens,
+            tokens: Arc::from(tokens),
             report_url,
+            api_version: settings.api_version,
             request: settings.request,
             retry: settings.retry,
         })
     }
 
     /// Asks for the report and opens its body, retrying throttling and
-    /// faults as the policy allows. Reading the result streams the CSV.
+    /// faults as the policy allows. Reading the result streams the CSV:
+    /// from `/beta`, the CSV that the JSON pages become, each page fetched
+    /// when the reader reaches it.
     pub fn open_report(&self, show_progress: bool) -> Result<Download, SourceError> {
-        let response = with_retries(&self.retry, |attempt| {
-            tracing::debug!(attempt, request = %self.request, url = %self.report_url, "requesting the groups activity report");
-            self.try_open()
-        })?;
+        if self.api_version == ApiVersion::Beta {
+            return self.open_json_pages(show_progress);
+        }
+        let response = self.request_with_retries(&self.report_url)?;
         Ok(Download::new(response, show_progress))
     }
 
-    /// One attempt: token, report request, and the download's answer.
-    fn try_open(&self) -> Result<Response, SourceError> {
+    /// The first page now (so that a refusal fails before a row is read),
+    /// the others as the reader gets to them, all as one CSV stream.
+    fn open_json_pages(&self, show_progress: bool) -> Result<Download, SourceError> {
+        let first = self.open_page(&self.report_url)?;
+        let client = self.clone();
+        let mut page = 1u32;
+        let pages = json_pages_as_csv(Box::new(first), move |link| {
+            page += 1;
+            match client.next_page(link, page) {
+                Ok(download) => Ok(Box::new(download) as Box<dyn Read + Send>),
+                Err(error) => Err(io::Error::other(error.to_string())),
+            }
+        });
+        // No Content-Length for the whole: each page checks its own.
+        Ok(Download::from_reader(pages, None, show_progress))
+    }
+
+    /// Page `number` of a JSON answer, at a previous page's `link`.
+    fn next_page(&self, link: &str, number: u32) -> Result<Download, SourceError> {
+        let url = self.next_link_url(link)?;
+        tracing::debug!(page = number, "requesting the next page of the report");
+        self.open_page(&url)
+    }
+
+    /// One page's body, checked for truncation like any download.
+    fn open_page(&self, url: &reqwest::Url) -> Result<Download, SourceError> {
+        let response = self.request_with_retries(url)?;
+        Ok(Download::new(response, false))
+    }
+
+    /// An `@odata.nextLink`, followed exactly as given, but only on the
+    /// Graph host the report came from: the request carries the token.
+    fn next_link_url(&self, link: &str) -> Result<reqwest::Url, SourceError> {
+        let url = reqwest::Url::parse(link)
+            .map_err(|_| SourceError::BadNextLink("is not an absolute URL".into()))?;
+        if url.origin() != self.report_url.origin() {
+            return Err(SourceError::BadNextLink(format!(
+                "points to {} rather than to Microsoft Graph at {}: not followed, so that the token does not leave Graph",
+                url.origin().ascii_serialization(),
+                self.report_url.origin().ascii_serialization()
+            )));
+        }
+        Ok(url)
+    }
+
+    /// Requests `url` from Graph until it answers, fails for good, or the
+    /// retry policy gives up.
+    fn request_with_retries(&self, url: &reqwest::Url) -> Result<Response, SourceError> {
+        with_retries(&self.retry, |attempt| {
+            // The query of a next link carries a paging token: not logged.
+            tracing::debug!(attempt, request = %self.request, url = %without_query(url), "requesting the groups activity report");
+            self.try_open(url)
+        })
+    }
+
+    /// One attempt: token, the request to Graph, and the download's answer.
+    fn try_open(&self, url: &reqwest::Url) -> Result<Response, SourceError> {
         let token = self.tokens.token()?;
         let response = self
             .api
-            .get(self.report_url.clone())
+            .get(url.clone())
             .bearer_auth(token.expose_secret())
             .send()
-            .map_err(|e| SourceError::transport(Endpoint::Graph, &self.report_url, e))?;
+            .map_err(|e| SourceError::transport(Endpoint::Graph, url, e))?;
         let status = response.status();
         if status == StatusCode::OK {
             tracing::debug!("Graph sent the report itself");
             return Ok(response);
         }
         if status.is_redirection() {
-            let location = location(&response, &self.report_url, Endpoint::Graph)?;
+            let location = location(&response, url, Endpoint::Graph)?;
             return self.download(location);
         }
         if status == StatusCode::UNAUTHORIZED {
@@ -150,8 +217,36 @@ impl GraphClient {
         error.retry_after = retry_after;
         error.request_id = error.request_id.or(request_id);
         error.for_date = matches!(self.request, ReportRequest::Date(_));
+        error.as_json = self.api_version == ApiVersion::Beta;
         SourceError::Graph(error)
     }
+}
+
+/// The report request's URL: `{graph}/{version}/reports/{function}`, and
+/// for `/beta` the query asking for JSON.
+fn report_url(settings: &GraphSettings) -> Result<reqwest::Url, SourceError> {
+    let mut text = format!(
+        "{}/{}/reports/{}",
+        settings.graph_url,
+        settings.api_version.as_str(),
+        settings.request.function()
+    );
+    if settings.api_version == ApiVersion::Beta {
+        text.push('?');
+        text.push_str(JSON_FORMAT_QUERY);
+    }
+    reqwest::Url::parse(&text).map_err(|e| SourceError::Config {
+        key: "graph_url",
+        message: format!("makes a bad report URL: {e}"),
+    })
+}
+
+/// A Graph URL for the log: scheme, host and path, without the query.
+fn without_query(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.into()
 }
 
 /// An HTTP client for one host: no redirects followed, a connect timeout,
@@ -250,6 +345,7 @@ pub fn parse_graph_error(status: u16, body: &str) -> GraphError {
         date: None,
         retry_after: None,
         for_date: false,
+        as_json: false,
     };
     let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(body) else {
         error.message = short_text(body);

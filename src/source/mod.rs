@@ -10,6 +10,9 @@
 //!                                                             │ GET …/getOffice365GroupsActivityDetail(…)
 //!                                                             │   200: the CSV itself
 //!                                                             │   302: Location → download client (no Authorization)
+//!                                                             │ beta: …?$format=application/json, a JSON page;
+//!                                                             │   each @odata.nextLink is requested the same way,
+//!                                                             │   and shape::json_pages_as_csv makes the pages one CSV
 //!                                                             ▼
 //!                                                           Download (Read: length check, stall timeout, progress)
 //!                                                             ▼
@@ -17,11 +20,13 @@
 //! ```
 //!
 //! - [`config`]: the `[source]` section and its validation into settings.
-//! - [`cloud`]: the national clouds and their endpoints.
+//! - [`cloud`]: the national clouds, their endpoints, and which of them
+//!   serve the report only under `beta`.
 //! - [`token`]: the [`token::TokenSource`] trait and the OAuth2 client
 //!   credentials grant (secret or certificate), with its cache.
 //! - [`assertion`]: the signed JWT a certificate credential sends.
-//! - [`graph`]: the report request, redirects, error answers.
+//! - [`graph`]: the report request, redirects, error answers, and the
+//!   `beta` JSON pages.
 //! - [`retry`]: which errors are retried under the shared
 //!   [`crate::retry`] policy, and the error when the fetch gives up.
 //! - [`download`]: the body as a `Read` that refuses to end early.

@@ -128,6 +128,7 @@ mod tests {
                 date: None,
                 retry_after: Some(Duration::ZERO),
                 for_date: false,
+                as_json: false,
             })
         };
         let message = with_retries::<()>(&policy(2, Duration::from_secs(60)), |_| Err(throttled()))

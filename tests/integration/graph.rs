@@ -12,7 +12,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tempfile::TempDir;
-use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
+use wiremock::matchers::{
+    body_string_contains, header, header_exists, method, path, query_param, query_param_is_missing,
+};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use crate::util::gw_std;
@@ -24,6 +26,7 @@ const DOWNLOAD_QUERY_TOKEN: &str = "sig=PreAuthenticatedQueryToken123";
 const TENANT: &str = "contoso.onmicrosoft.com";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const REPORT_PATH_D30: &str = "/v1.0/reports/getOffice365GroupsActivityDetail(period='D30')";
+const BETA_PATH_D30: &str = "/beta/reports/getOffice365GroupsActivityDetail(period='D30')";
 
 const HEADER: &str = "\u{feff}Report Refresh Date,Group Display Name,Is Deleted,Owner Principal Name,Last Activity Date,Group Type,Member Count,External Member Count,Exchange Received Email Count,SharePoint Active File Count,Yammer Posted Message Count,Yammer Read Message Count,Yammer Liked Message Count,Exchange Mailbox Total Item Count,Exchange Mailbox Storage Used (Byte),SharePoint Total File Count,SharePoint Site Storage Used (Byte),Group Id,Report Period\r\n";
 const SALES: &str = "2026-11-25,Sales,False,owner@contoso.com,2026-11-20,Private,10,0,,,,,,100,2000,3,4000,11111111-1111-1111-1111-111111111111,30\r\n";
@@ -863,4 +866,311 @@ async fn no_secret_token_or_download_url_reaches_the_logs_even_at_trace_level() 
             "`{encoded}` leaked into the output"
         );
     }
+}
+
+// ---- The /beta JSON report: pages, @odata.nextLink, national clouds ----
+
+/// More rows, so that every bundled rule finds something across pages.
+const STALE: &str = "2026-11-25,Stale,False,stale@contoso.com,2026-01-10,Private,4,0,,,,,,7,700,2,800,33333333-3333-3333-3333-333333333333,30\r\n";
+const GONE: &str = "2026-11-25,Gone,True,gone@contoso.com,,Private,0,0,,,,,,9,123456,5,654321,44444444-4444-4444-4444-444444444444,30\r\n";
+const GUESTS: &str = "2026-11-25,\"Partners \"\"EU\"\", Ltd\",False,p@contoso.com,2026-11-24,Public,40,25,3,1,,,,50,5000,6,6000,55555555-5555-5555-5555-555555555555,30\r\n";
+const QUIET: &str = "2026-11-25,Quiet,False,q@contoso.com,,Public,2,0,,,,,,0,0,0,0,66666666-6666-6666-6666-666666666666,30\r\n";
+
+/// A skip token shaped like Graph's; it must never reach the log.
+const SKIP_TOKEN: &str = "X%2744%27SkipTokenSecret";
+
+/// A report row, one cell per [`HEADER`] column (quotes honoured).
+fn cells(row: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(row.as_bytes());
+    let record = reader.records().next().unwrap().unwrap();
+    record.iter().map(str::to_owned).collect()
+}
+
+/// The `/beta` JSON name of a v1.0 CSV column: camelCase, `(Byte)` as
+/// `InBytes`.
+fn beta_name(header: &str) -> String {
+    let mut name = String::new();
+    for (i, word) in header.split(' ').enumerate() {
+        let word = if word == "(Byte)" { "InBytes" } else { word };
+        if i == 0 {
+            name.extend(word.chars().next().map(|c| c.to_ascii_lowercase()));
+            name.push_str(&word[1..]);
+        } else {
+            name.push_str(word);
+        }
+    }
+    name
+}
+
+/// A CSV row as `/beta` writes the same group in JSON: typed values, a
+/// blank cell as `null`, the period as a string.
+fn beta_item(row: &str) -> serde_json::Value {
+    let headers: Vec<&str> = HEADER
+        .trim_start_matches('\u{feff}')
+        .trim_end()
+        .split(',')
+        .collect();
+    let mut item = serde_json::Map::new();
+    for (header, cell) in headers.iter().zip(cells(row)) {
+        let value = match (*header, cell.as_str()) {
+            (_, "") => serde_json::Value::Null,
+            ("Is Deleted", flag) => (flag == "True").into(),
+            ("Report Period", days) => days.into(),
+            (name, count) if name.ends_with("Count") || name.ends_with("(Byte)") => {
+                count.parse::<u64>().unwrap().into()
+            }
+            (_, text) => text.into(),
+        };
+        item.insert(beta_name(header), value);
+    }
+    item.into()
+}
+
+/// One `/beta` page of `rows`, linking to `next`.
+fn beta_page(rows: &[&str], next: Option<String>) -> ResponseTemplate {
+    let mut page = serde_json::json!({
+        "@odata.context": "https://graph.microsoft.com/beta/$metadata#Collection(microsoft.graph.office365GroupsActivityDetail)",
+        "value": rows.iter().map(|row| beta_item(row)).collect::<Vec<_>>(),
+    });
+    if let Some(next) = next {
+        page["@odata.nextLink"] = next.into();
+    }
+    ResponseTemplate::new(200).set_body_raw(page.to_string().into_bytes(), "application/json")
+}
+
+impl Tenant {
+    /// The `@odata.nextLink` Graph would give for page `n`.
+    fn next_link(&self, n: u32) -> String {
+        format!(
+            "{}{BETA_PATH_D30}?$format=application/json&$skiptoken={SKIP_TOKEN}{n}",
+            self.graph.uri()
+        )
+    }
+
+    /// The `/beta` JSON request for page `n` (1: the report request itself).
+    fn beta_page_request(&self, n: u32) -> wiremock::MockBuilder {
+        let request = self
+            .report_request(BETA_PATH_D30)
+            .and(query_param("$format", "application/json"));
+        if n == 1 {
+            request.and(query_param_is_missing("$skiptoken"))
+        } else {
+            // wiremock decodes the query: `%27` is a quote here.
+            let token = format!("{}{n}", SKIP_TOKEN.replace("%27", "'"));
+            request.and(query_param("$skiptoken", token))
+        }
+    }
+
+    /// Graph serving `pages` as `/beta` JSON, each linking to the next.
+    async fn beta_pages(&self, pages: &[&[&str]]) {
+        for (i, rows) in pages.iter().enumerate() {
+            let n = i as u32 + 1;
+            let next = (i + 1 < pages.len()).then(|| self.next_link(n + 1));
+            self.beta_page_request(n)
+                .respond_with(beta_page(rows, next))
+                .expect(1)
+                .mount(&self.graph)
+                .await;
+        }
+    }
+}
+
+/// What a finding says, without what differs from one scan to another.
+fn finding_facts(output: &Output) -> Vec<String> {
+    let mut facts: Vec<String> = findings(output)
+        .iter()
+        .map(|f| {
+            format!(
+                "{} | {} | {} | {}",
+                f["rule"], f["group_name"], f["group_id"], f["message"]
+            )
+        })
+        .collect();
+    facts.sort();
+    facts
+}
+
+#[tokio::test]
+async fn a_beta_json_fetch_of_several_pages_finds_what_the_csv_fetch_finds() {
+    let rows = [SALES, ORPHANS, STALE, GONE, GUESTS, QUIET, CONCEALED];
+    let by_csv = Tenant::start().await;
+    by_csv.token_endpoint(1).await;
+    by_csv.report_via_redirect(&report(&rows)).await;
+    let csv_output = by_csv.scan(&[]);
+    assert_exit(&csv_output, 0);
+
+    let by_json = Tenant::start().await;
+    by_json.write_config("client_secret_env = \"GW_TEST_SECRET\"\napi_version = \"beta\"\n");
+    by_json.token_endpoint(1).await;
+    // Page 2 is throttled once.
+    by_json
+        .beta_page_request(2)
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&by_json.graph)
+        .await;
+    by_json
+        .beta_pages(&[&rows[..3], &rows[3..5], &rows[5..]])
+        .await;
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let json_output = by_json
+        .command(&[
+            "scan",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--format",
+            "jsonl",
+            "--save-report",
+            "audit",
+        ])
+        .env("GROUPWARDEN_LOG", "trace")
+        .output()
+        .unwrap();
+
+    assert_exit(&json_output, 0);
+    let facts = finding_facts(&json_output);
+    assert_eq!(facts, finding_facts(&csv_output));
+    for rule in [
+        "ownerless-groups",
+        "inactive-groups",
+        "deleted-with-storage",
+        "high-external-members",
+    ] {
+        assert!(facts.iter().any(|f| f.contains(rule)), "{rule}: {facts:#?}");
+    }
+    let log = stderr(&json_output);
+    assert!(
+        log.contains("HTTP 429") && log.contains("trying again"),
+        "{log}"
+    );
+    assert!(log.contains("7 rows read"), "{log}");
+    assert!(
+        !log.contains(SKIP_TOKEN) && !log.contains("SkipTokenSecret"),
+        "a next link's query reached the log:\n{log}"
+    );
+    // --save-report keeps the CSV the pages became, named as ever.
+    let saved = by_json
+        .dir
+        .path()
+        .join("audit")
+        .join("groups-activity-2026-11-25-D30.csv");
+    let saved = std::fs::read_to_string(&saved).unwrap();
+    assert_eq!(saved.lines().count(), 1 + rows.len(), "{saved}");
+    assert!(saved.contains("\"Partners \"\"EU\"\", Ltd\""), "{saved}");
+}
+
+#[tokio::test]
+async fn a_beta_page_that_fails_for_good_fails_the_scan_and_records_nothing() {
+    let tenant = Tenant::start().await;
+    tenant.write_config("client_secret_env = \"GW_TEST_SECRET\"\napi_version = \"beta\"\n");
+    tenant.token_endpoint(2).await;
+    // The first scan reads one page and finds Orphans ownerless.
+    tenant
+        .beta_page_request(1)
+        .respond_with(beta_page(&[SALES, ORPHANS], None))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+    assert_exit(&tenant.scan(&[]), 0);
+    // The second gets a first page without Orphans, and no second page.
+    tenant
+        .beta_page_request(1)
+        .respond_with(beta_page(&[SALES], Some(tenant.next_link(2))))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+    tenant
+        .beta_page_request(2)
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("page 2 of the Graph answer")
+            && log.contains("gave up fetching the report after 3 attempt(s)"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("scanned "),
+        "no summary for a broken report: {log}"
+    );
+    assert!(stdout(&output).is_empty());
+    // Orphans was on the missing page: it must not resolve as gone.
+    let listed = tenant.run(&["findings", "-f", "jsonl"]);
+    assert_exit(&listed, 0);
+    let listed = findings(&listed);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["status"], "new", "{listed:?}");
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_not_followed() {
+    let tenant = Tenant::start().await;
+    tenant.write_config("client_secret_env = \"GW_TEST_SECRET\"\napi_version = \"beta\"\n");
+    tenant.token_endpoint(1).await;
+    let elsewhere = format!("{}/steal?$skiptoken=x", tenant.download.uri());
+    tenant
+        .beta_page_request(1)
+        .respond_with(beta_page(&[SALES], Some(elsewhere)))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(log.contains("@odata.nextLink points to"), "{log}");
+}
+
+#[tokio::test]
+async fn a_national_cloud_fetches_from_beta_unless_v1_is_set() {
+    let tenant = Tenant::start().await;
+    tenant.write_config("client_secret_env = \"GW_TEST_SECRET\"\ncloud = \"usgov\"\n");
+    tenant.token_endpoint(2).await;
+    tenant.beta_pages(&[&[SALES, ORPHANS]]).await;
+
+    let output = tenant.scan(&[]);
+
+    assert_exit(&output, 0);
+    let log = stderr(&output);
+    assert!(
+        log.contains(
+            "[source] cloud = \"usgov\": the v1.0 report is not available in this cloud; using beta"
+        ),
+        "{log}"
+    );
+    let found = findings(&output);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["group_name"], "Orphans");
+
+    // An explicit v1.0 is honoured, with a warning.
+    tenant.write_config(
+        "client_secret_env = \"GW_TEST_SECRET\"\ncloud = \"usgov\"\napi_version = \"v1.0\"\n",
+    );
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(csv_answer(&report(&[SALES])))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+    let output = tenant.run(&["fetch", "-o", "-"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), report(&[SALES]));
+    assert!(
+        stderr(&output).contains("api_version = \"v1.0\" is set"),
+        "{}",
+        stderr(&output)
+    );
 }
