@@ -355,9 +355,8 @@ pub enum SmtpTls {
 }
 
 impl SmtpTls {
-    /// The usual port of this encryption: 587 (STARTTLS), 465 (TLS) or 25
-    /// (none);
-    /// the `smtp_port` default.
+    /// The usual port of this encryption, the `smtp_port` default: 587
+    /// (STARTTLS), 465 (TLS) or 25 (none).
     pub fn default_port(self) -> u16 {
         match self {
             SmtpTls::Starttls => 587,

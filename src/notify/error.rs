@@ -13,12 +13,12 @@ pub enum NotifyError {
     /// The `[[notify]]` sections of the configuration are not usable.
     #[error(transparent)]
     Channels(#[from] InvalidChannels),
-    /// A file given as a digest cannot be read as one.
+    /// A file given as a digest does not hold a digest's JSON.
     #[error("{path}: not a digest: {message}")]
     Digest {
         /// The file given as a digest.
         path: PathBuf,
-        /// Why it is not one (unreadable, or not a digest's JSON).
+        /// What the JSON parser objected to.
         message: String,
     },
     /// A channel asked for by name is not configured.
