@@ -50,18 +50,29 @@ pub struct Config {
 /// The configuration file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read config file {path}: {error}")]
     Io {
+        /// The config file.
         path: PathBuf,
+        /// Why it cannot be read.
         error: std::io::Error,
     },
+    /// The file is not valid TOML, or does not fit the configuration's
+    /// shape (unknown key, wrong type, missing value).
     #[error("config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, with its line and column.
+        message: String,
+    },
 }
 
 /// A loaded configuration and where it came from.
 #[derive(Clone, Debug, Default)]
 pub struct LoadedConfig {
+    /// The settings read (all defaults when no file was read).
     pub config: Config,
     /// The file, if one was read; relative paths in it are relative to
     /// its folder.

@@ -78,6 +78,7 @@ impl ScheduleConfig {
         self.cron.iter().chain(&self.crons).cloned().collect()
     }
 
+    /// The longest random delay before a scheduled scan: `jitter`, or zero.
     pub fn jitter(&self) -> Duration {
         self.jitter.map(|j| j.0).unwrap_or_default()
     }
@@ -96,7 +97,9 @@ pub struct HealthConfig {
 /// A parsed cron pattern and the text it came from.
 #[derive(Clone)]
 pub struct CronPattern {
+    /// The pattern as written, for logs and messages.
     pub text: String,
+    /// The parsed pattern.
     pub cron: Cron,
 }
 
@@ -140,7 +143,9 @@ impl<'de> Deserialize<'de> for CronPattern {
 /// An IANA time zone and its name.
 #[derive(Clone, Debug)]
 pub struct Zone {
+    /// The zone's IANA name as written (`"Europe/Berlin"`), for logs.
     pub name: String,
+    /// The zone.
     pub zone: TimeZone,
 }
 

@@ -33,14 +33,18 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// The channel's `name`, else its `type`: how logs, the outbox and
+    /// `notify --test NAME` refer to it.
     pub fn name(&self) -> &str {
         self.config.name()
     }
 
+    /// The channel's `[[notify]]` section as configured.
     pub fn config(&self) -> &ChannelConfig {
         &self.config
     }
 
+    /// The channel's templates: the built-ins with its `template_dir` applied.
     pub fn templates(&self) -> &Templates {
         &self.templates
     }
@@ -132,7 +136,9 @@ impl Channel {
 /// The `[[notify]]` sections are not usable; every problem is listed.
 #[derive(Debug, thiserror::Error)]
 pub struct InvalidChannels {
+    /// The configuration file, when the configuration came from one.
     pub file: Option<PathBuf>,
+    /// Every problem found, each naming its channel and key.
     pub problems: Vec<String>,
 }
 
@@ -148,7 +154,7 @@ impl fmt::Display for InvalidChannels {
 
 /// Checks every `[[notify]]` channel of the configuration (keys that fit
 /// the type, addresses, URLs, rule globs, templates, unique names) and
-/// returns them ready for [`super::plan`] and [`super::deliver`].
+/// returns them ready for [`super::plan`] and [`super::deliver()`].
 ///
 /// Secrets are not read here: `groupwarden validate` may run where they
 /// are not set. Delivery reports a missing one by name.

@@ -90,7 +90,8 @@ pub struct ChannelConfig {
     #[serde(default)]
     pub from: Option<String>,
 
-    /// Graph-mail: the Microsoft Graph endpoint [default: https://graph.microsoft.com].
+    /// Graph-mail: the Microsoft Graph endpoint [default:
+    /// `https://graph.microsoft.com`].
     #[serde(default)]
     pub graph_url: Option<String>,
 
@@ -292,12 +293,19 @@ impl ChannelConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChannelKind {
+    /// `email`: an SMTP server sends the mail.
     Email,
+    /// `graph-mail`: Microsoft Graph's sendMail sends it, as the `from`
+    /// mailbox, for tenants where SMTP basic auth is off.
     GraphMail,
+    /// `webhook`: an HTTPS POST of JSON (groupwarden's payload, Slack or
+    /// Teams).
     Webhook,
 }
 
 impl ChannelKind {
+    /// The `type` as written in the configuration: `email`, `graph-mail` or
+    /// `webhook`.
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Email => "email",
@@ -347,6 +355,8 @@ pub enum SmtpTls {
 }
 
 impl SmtpTls {
+    /// The usual port of this encryption, the `smtp_port` default: 587
+    /// (STARTTLS), 465 (TLS) or 25 (none).
     pub fn default_port(self) -> u16 {
         match self {
             SmtpTls::Starttls => 587,
@@ -372,6 +382,7 @@ pub enum WebhookFormat {
 /// Who receives an email channel's messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipients {
+    /// These addresses receive every message.
     Addresses(Vec<String>),
     /// Each group owner receives their own groups' findings.
     GroupOwners,
@@ -420,10 +431,12 @@ impl<'de> Deserialize<'de> for Recipients {
 pub struct SecretUrl(SecretString);
 
 impl SecretUrl {
+    /// Wraps a URL read from the config or an environment variable.
     pub fn new(url: String) -> SecretUrl {
         SecretUrl(url.into())
     }
 
+    /// The whole URL, key included: only for sending to it.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }

@@ -1,5 +1,6 @@
 //! Delivery: render a planned message, send it through its channel's
-//! [`Notifier`], retry what is worth retrying, and say what failed.
+//! [`Notifier`](super::notifier::Notifier), retry what is worth retrying,
+//! and say what failed.
 //!
 //! A message that fails is reported, never dropped: the state store keeps
 //! it in the outbox for the next run, and the command exits 2 after every
@@ -22,27 +23,53 @@ use super::webhook::{WebhookNotifier, extra_headers};
 /// A planned message that was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
+    /// The message names a channel the configuration no longer has (it
+    /// was planned under an older configuration).
     #[error("channel `{channel}`: no such channel in the configuration")]
-    UnknownChannel { channel: String },
+    UnknownChannel {
+        /// The channel name the message was planned for.
+        channel: String,
+    },
+    /// The channel's templates could not turn the message into something
+    /// to send.
     #[error("channel `{channel}`: {source}")]
     Render {
+        /// The channel's name.
         channel: String,
+        /// What went wrong with the templates.
         source: RenderError,
     },
     /// The channel cannot send at all: a missing secret, no Graph
     /// credentials, an unusable address.
     #[error("channel `{channel}`: {message}")]
-    Setup { channel: String, message: String },
+    Setup {
+        /// The channel's name.
+        channel: String,
+        /// What is missing or wrong, for the operator.
+        message: String,
+    },
+    /// Sending was tried and failed: refused for good, or still failing
+    /// after its retries.
     #[error("channel `{channel}` to {recipient}: {}", describe(.failure))]
     Failed {
+        /// The channel's name.
         channel: String,
+        /// Who the message was for, as in [`Planned::recipient`].
         recipient: String,
+        /// The last error and how many attempts were made.
         failure: Failure,
     },
+    /// Not tried: the channel had already failed in this run in a way
+    /// that would fail this message too (see [`Courier::deliver_all`]).
     #[error(
         "channel `{channel}` to {recipient}: not tried, the channel failed earlier in this run"
     )]
-    Skipped { channel: String, recipient: String },
+    Skipped {
+        /// The channel's name.
+        channel: String,
+        /// Who the message was for, as in [`Planned::recipient`].
+        recipient: String,
+    },
 }
 
 fn describe(failure: &Failure) -> String {
@@ -78,10 +105,12 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
+    /// How many messages were delivered.
     pub fn delivered(&self) -> usize {
         self.results.iter().filter(|r| r.is_ok()).count()
     }
 
+    /// The messages that were not delivered, and why.
     pub fn failures(&self) -> impl Iterator<Item = &DeliveryError> {
         self.results.iter().filter_map(|r| r.as_ref().err())
     }
@@ -99,6 +128,9 @@ pub struct Courier {
 type SmtpPools = HashMap<String, SmtpTransport>;
 
 impl Courier {
+    /// A courier without Graph credentials (see
+    /// [`Courier::with_graph_token`]); fails only when the HTTP client
+    /// cannot be set up.
     pub fn new() -> Result<Courier, String> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("groupwarden/", env!("CARGO_PKG_VERSION")))

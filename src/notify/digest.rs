@@ -16,11 +16,15 @@ use crate::engine::finding::{EvidenceMap, Finding, Severity};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Digest {
+    /// Which scan this is, and of which report.
     pub scan: ScanInfo,
+    /// How many findings changed in this scan; these cover every finding even
+    /// when a cap shortened `items`.
     pub counts: Counts,
     /// Most severe first once routed (see [`Digest::sort`]).
     #[serde(default)]
     pub items: Vec<DigestItem>,
+    /// Exemptions that run out soon, for someone to renew or drop.
     #[serde(default)]
     pub expiring_exemptions: Vec<ExpiringExemption>,
     /// Set when a cap shortened the list; the counts still cover everything.
@@ -40,11 +44,14 @@ pub struct ScanInfo {
     pub tenant: Option<String>,
     /// Where the report came from (a file name or `graph`).
     pub source: String,
+    /// The day Microsoft last refreshed the report's data, when the report
+    /// says.
     #[serde(default)]
     pub report_refresh_date: Option<Date>,
     /// The report period in days (7, 30, 90 or 180).
     #[serde(default)]
     pub report_period: Option<i64>,
+    /// When groupwarden ran the scan.
     pub scanned_at: Timestamp,
     /// Report rows read.
     pub rows: u64,
@@ -61,16 +68,22 @@ impl ScanInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Counts {
+    /// Findings seen for the first time.
     pub new: u64,
+    /// Findings that had been resolved and are back.
     pub reopened: u64,
+    /// Open findings whose reminder interval has passed.
     pub reminders: u64,
+    /// Findings gone since the last scan.
     pub resolved: u64,
     /// Findings silenced by an exemption this scan.
     pub exempted: u64,
+    /// Exemptions that run out soon.
     pub expiring_exemptions: u64,
 }
 
 impl Counts {
+    /// Whether every count is 0.
     pub fn is_empty(&self) -> bool {
         *self == Counts::default()
     }
@@ -106,6 +119,8 @@ pub enum ItemStatus {
 }
 
 impl ItemStatus {
+    /// The status as JSON and templates spell it: `new`, `reopened`,
+    /// `reminder` or `resolved`.
     pub fn as_str(self) -> &'static str {
         match self {
             ItemStatus::New => "new",
@@ -120,20 +135,29 @@ impl ItemStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DigestItem {
+    /// Why the finding is announced.
     pub status: ItemStatus,
     /// The finding's stable key (`rule:group-id`): what receivers
     /// deduplicate on.
     pub key: String,
+    /// The id of the rule that raised the finding.
     pub rule: String,
+    /// How serious the rule rates the finding.
     pub severity: Severity,
+    /// The group's id; `None` for tenant-wide findings and where the report
+    /// conceals or lacks it.
     #[serde(default)]
     pub group_id: Option<String>,
+    /// The group's display name; `None` for tenant-wide findings and where
+    /// the report conceals or lacks it.
     #[serde(default)]
     pub group_name: Option<String>,
     /// The owner's user principal name, as the report gives it.
     #[serde(default)]
     pub owner: Option<String>,
+    /// The finding in words, as the rule wrote it.
     pub message: String,
+    /// The named values behind the finding, in the order the rule gave them.
     #[serde(default, deserialize_with = "evidence::deserialize")]
     pub evidence: EvidenceMap,
     /// The report refresh date of the scan that first saw the finding.
@@ -142,6 +166,8 @@ pub struct DigestItem {
 }
 
 impl DigestItem {
+    /// The item announcing `finding` with `status`; `first_seen` is the
+    /// report refresh date of the scan that first saw it, when known.
     pub fn from_finding(
         status: ItemStatus,
         finding: &Finding,
@@ -174,10 +200,13 @@ impl DigestItem {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpiringExemption {
+    /// The id of the exempted rule, or `*` for every rule.
     pub rule: String,
     /// The exempted group (name or id), or `*` for every group.
     pub group: String,
+    /// Why the exemption was granted, as its author wrote it.
     pub reason: String,
+    /// The last day the exemption applies.
     pub expires: Date,
 }
 

@@ -11,9 +11,12 @@ use super::notifier::{Notifier, SendError};
 use super::render::EmailContent;
 use super::secrets::read_secret;
 
+/// lettre's SMTP transport (with its connection pool), run on Tokio.
 pub type SmtpTransport = AsyncSmtpTransport<Tokio1Executor>;
 
+/// Sends emails through one channel's SMTP server.
 pub struct EmailNotifier {
+    /// The channel's SMTP connection (pool), set up by [`transport`].
     pub transport: SmtpTransport,
 }
 

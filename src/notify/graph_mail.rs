@@ -39,11 +39,16 @@ impl AccessToken for StaticToken {
     }
 }
 
+/// Sends emails with Microsoft Graph's sendMail, as a graph-mail channel's
+/// `from` mailbox.
 pub struct GraphMailNotifier<'a> {
+    /// The HTTP client, shared by every channel.
     pub http: &'a reqwest::Client,
     /// `{graph_url}/v1.0/users/{from}/sendMail`.
     pub url: reqwest::Url,
+    /// Where the Graph access token comes from.
     pub token: &'a dyn AccessToken,
+    /// How long one attempt may take (the channel's `timeout`).
     pub timeout: Duration,
 }
 

@@ -14,7 +14,7 @@
 //! owner about their own groups. Planning is pure, so the state store can
 //! do it in the transaction that records the scan and keep every
 //! [`Planned`] message in its outbox. [`Courier`] then renders each one
-//! ([`render`], [`templates`]) and sends it through the channel's
+//! ([`render`](mod@render), [`templates`]) and sends it through the channel's
 //! [`notifier::Notifier`] under one shared retry loop; what fails is
 //! reported, never dropped.
 

@@ -20,6 +20,8 @@ use super::templates::{self, TemplateError};
 /// Slack: at most 50 blocks per message; the whole message is kept well
 /// under its 40,000-character text limit.
 pub const SLACK_MAX_BLOCKS: usize = 50;
+/// Slack: the most bytes a message may take; counting bytes keeps it
+/// within Slack's 40,000-character text limit.
 pub const SLACK_MAX_BYTES: usize = 40_000;
 /// Teams: a message (card included) must stay under about 28 KB.
 pub const TEAMS_MAX_BYTES: usize = 27_000;
@@ -29,35 +31,54 @@ pub const JSON_MAX_BYTES: usize = 1_000_000;
 /// What one planned message becomes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rendered {
+    /// An email (email and graph-mail channels).
     Email(EmailContent),
+    /// A body to POST to a webhook.
     Webhook(WebhookBody),
 }
 
+/// The parts of one rendered email.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmailContent {
+    /// The subject line, on one line: whitespace runs become one space.
     pub subject: String,
+    /// The plain-text body.
     pub text: String,
+    /// The HTML body.
     pub html: String,
 }
 
+/// The body of one webhook request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookBody {
+    /// Which receiver it is written for (`json`, `slack` or `teams`).
     pub format: WebhookFormat,
+    /// The JSON text to send, laid out as the template (or payload) has it.
     pub body: String,
 }
 
 /// A template failed, or rendered something unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// A template failed to render.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// A Slack or Teams template rendered text that is not JSON.
     #[error("template {template} did not render valid JSON: {error}")]
     NotJson {
+        /// The template's file name, e.g. `slack.json`.
         template: String,
+        /// What the JSON parser objected to.
         error: serde_json::Error,
     },
+    /// A Slack template rendered a message Slack would refuse.
     #[error("template {template} rendered a message Slack would refuse: {problem}")]
-    Slack { template: String, problem: String },
+    Slack {
+        /// The template's file name, `slack.json`.
+        template: String,
+        /// What Slack would object to.
+        problem: String,
+    },
 }
 
 /// Renders `planned` the way `channel` sends it.
@@ -164,15 +185,22 @@ fn largest_fitting(
 /// What templates see.
 #[derive(Debug, Serialize)]
 pub struct MessageView<'a> {
+    /// The name of the channel sending the message.
     pub channel: &'a str,
+    /// Who it goes to: email addresses separated by `, `, or a webhook's
+    /// endpoint without its path.
     pub recipient: &'a str,
     /// The tenant's name, else the report's source.
     pub title: &'a str,
     /// The counts in words: `2 new, 1 reopened, 1 expiring exemption`.
     pub summary: String,
+    /// Whether this is a `groupwarden notify --test` message.
     pub test: bool,
+    /// groupwarden's version, e.g. for a footer.
     pub version: &'static str,
+    /// Which scan the message is about.
     pub scan: &'a ScanInfo,
+    /// How many findings changed; these cover every finding, shown or not.
     pub counts: &'a Counts,
     /// The items shown, most severe first.
     pub items: Vec<ItemView<'a>>,
@@ -180,32 +208,54 @@ pub struct MessageView<'a> {
     pub rules: Vec<RuleView<'a>>,
     /// Items left out for size.
     pub more: usize,
+    /// Exemptions that run out soon, for someone to renew or drop.
     pub expiring_exemptions: &'a [ExpiringExemption],
+    /// Set when a cap shortened the list: how many items there were, how
+    /// many are listed, and why.
     pub capped: Option<&'a Capped>,
 }
 
+/// The items of one rule, for templates that list findings by rule.
 #[derive(Debug, Serialize)]
 pub struct RuleView<'a> {
+    /// The rule's id.
     pub rule: &'a str,
+    /// How serious the rule rates its findings.
     pub severity: Severity,
+    /// Its items, in the order of [`MessageView::items`].
     pub items: Vec<ItemView<'a>>,
 }
 
+/// One item (a finding and why it is announced) as templates see it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ItemView<'a> {
+    /// Why it is announced: `new`, `reopened`, `reminder` or `resolved`.
     pub status: ItemStatus,
+    /// The finding's stable key (`rule:group-id`): what receivers
+    /// deduplicate on.
     pub key: &'a str,
+    /// The id of the rule that raised it.
     pub rule: &'a str,
+    /// How serious the rule rates it.
     pub severity: Severity,
     /// The group's name, else its id, else `tenant`.
     pub group: &'a str,
+    /// The group's id; `None` for tenant-wide findings or when the report
+    /// lacks or conceals it.
     pub group_id: Option<&'a str>,
+    /// The group's display name; `None` for tenant-wide findings or when the
+    /// report lacks or conceals it.
     pub group_name: Option<&'a str>,
+    /// The owner's user principal name, when the report gives one.
     pub owner: Option<&'a str>,
+    /// The finding in words, as the rule wrote it.
     pub message: &'a str,
+    /// The named values behind the finding, in the order the rule gave them.
     pub evidence: &'a EvidenceMap,
     /// `name=value, …`, or empty.
     pub evidence_text: String,
+    /// The report refresh date (`YYYY-MM-DD`) of the scan that first saw the
+    /// finding, when known.
     pub first_seen: Option<String>,
 }
 

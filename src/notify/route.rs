@@ -3,7 +3,7 @@
 //! [`plan`] is a pure function from the channels and one scan's digest to
 //! the messages to send. The state store calls it inside the transaction
 //! that records the scan and keeps each [`Planned`] in its outbox until
-//! [`super::deliver`] succeeds, so a message is never lost between the two.
+//! [`super::deliver()`] succeeds, so a message is never lost between the two.
 
 use std::collections::BTreeMap;
 
@@ -18,10 +18,13 @@ use super::digest::{Capped, Counts, Digest, DigestItem, ItemStatus};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Planned {
+    /// The name of the `[[notify]]` channel that sends it.
     pub channel: String,
     /// Email and graph-mail: the addresses, separated by `, `. Webhook: the
     /// endpoint with its path hidden (the URL may carry a key).
     pub recipient: String,
+    /// What the recipient is told: the scan's digest cut to what this channel
+    /// routes to this recipient.
     pub digest: Digest,
 }
 

@@ -26,26 +26,46 @@ pub const BUILT_IN: [(&str, &str); 5] = [
     (TEAMS, include_str!("templates/teams.json")),
 ];
 
+/// The email subject line; line breaks in its output become spaces.
 pub const EMAIL_SUBJECT: &str = "email-subject.txt";
+/// The plain-text part of an email.
 pub const EMAIL_TEXT: &str = "email.txt";
+/// The HTML part of an email.
 pub const EMAIL_HTML: &str = "email.html";
+/// A Slack webhook's message (Block Kit JSON).
 pub const SLACK: &str = "slack.json";
+/// A Teams webhook's message (an Adaptive Card, as JSON).
 pub const TEAMS: &str = "teams.json";
 
 /// A template that cannot be loaded or rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
+    /// A channel's `template_dir`, or a file in it, cannot be read.
     #[error("cannot read template folder {path}: {error}")]
     Io {
+        /// The folder or file that could not be read.
         path: PathBuf,
+        /// Why.
         error: std::io::Error,
     },
+    /// A file in `template_dir` is neither a built-in template's name nor
+    /// a partial (`_*`), so it would never be used; likely a typo.
     #[error(
         "{path}: not a template groupwarden uses (expected one of email-subject.txt, email.txt, email.html, slack.json, teams.json, or a partial whose name starts with `_`)"
     )]
-    Unknown { path: PathBuf },
+    Unknown {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A template does not parse, or failed to render (e.g. an undefined
+    /// name).
     #[error("template {origin}: {message}")]
-    Invalid { origin: String, message: String },
+    Invalid {
+        /// The template's file, or `NAME (built-in)`, and the line when known.
+        origin: String,
+        /// What minijinja reported, with its causes.
+        message: String,
+    },
 }
 
 /// One channel's templates: the built-ins with its overrides applied.

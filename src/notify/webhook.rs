@@ -16,14 +16,25 @@ use sha2::Sha256;
 use super::http::{classify_response, request_error};
 use super::notifier::{Notifier, SendError};
 
+/// The header holding the request's Unix time in seconds (signed requests
+/// only).
 pub const TIMESTAMP_HEADER: &str = "x-groupwarden-timestamp";
+/// The header holding `sha256=<hex>`, the request's HMAC signature
+/// (signed requests only; see [`signature`]).
 pub const SIGNATURE_HEADER: &str = "x-groupwarden-signature";
 
+/// POSTs a JSON body to one webhook, signed when the channel has a key.
 pub struct WebhookNotifier<'a> {
+    /// The HTTP client, shared by every channel.
     pub http: &'a reqwest::Client,
+    /// The endpoint; it may carry a key, so it is never logged whole.
     pub url: reqwest::Url,
+    /// The channel's extra `headers`, sent with every request.
     pub headers: HeaderMap,
+    /// The key from `secret_env` or `secret_file`; `None` sends unsigned
+    /// requests.
     pub signing_key: Option<SecretString>,
+    /// How long one attempt may take (the channel's `timeout`).
     pub timeout: Duration,
 }
 
@@ -57,7 +68,7 @@ impl Notifier for WebhookNotifier<'_> {
     }
 }
 
-/// `sha256=<hex>` of HMAC-SHA256(key, "<timestamp>.<body>").
+/// `sha256=<hex>` of HMAC-SHA256(key, `<timestamp>.<body>`).
 pub fn signature(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());

@@ -25,9 +25,11 @@ pub enum Error {
     /// `--strict`, or the sink failed.
     #[error(transparent)]
     Scan(#[from] ScanError),
-    /// The state database could not be used.
+    /// The scan ran but cannot be trusted: too many report rows could not
+    /// be read (the `[scan]` limits).
     #[error(transparent)]
     Failed(#[from] crate::pipeline::scan::ScanFailure),
+    /// The state database could not be used.
     #[error(transparent)]
     State(#[from] StateError),
     /// The exemptions could not be loaded.
