@@ -33,8 +33,11 @@ use crate::retry::RetryPolicy;
 /// Environment variables read when the config leaves a credential out,
 /// as the Azure SDKs read them.
 pub const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
+/// The app registration's client (application) id.
 pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+/// The app's client secret.
 pub const ENV_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+/// A PEM file with the app's certificate and private key.
 pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
 /// Set by Kubernetes workload identity (and by hand elsewhere).
 pub const ENV_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
@@ -166,31 +169,39 @@ fn default_stall_timeout() -> ConfigDuration {
     ConfigDuration::from_secs(120)
 }
 
+/// `[source] type`: where the report comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
+    /// A CSV (or JSON) file named by `path`.
     File,
+    /// Microsoft Graph's reports API.
     Graph,
 }
 
 /// The periods Graph offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ValueEnum)]
 pub enum Period {
+    /// The last 7 days.
     #[serde(rename = "D7")]
-    #[value(name = "D7")]
+    #[value(name = "D7", help = None)]
     D7,
+    /// The last 30 days.
     #[serde(rename = "D30")]
-    #[value(name = "D30")]
+    #[value(name = "D30", help = None)]
     D30,
+    /// The last 90 days.
     #[serde(rename = "D90")]
-    #[value(name = "D90")]
+    #[value(name = "D90", help = None)]
     D90,
+    /// The last 180 days.
     #[serde(rename = "D180")]
-    #[value(name = "D180")]
+    #[value(name = "D180", help = None)]
     D180,
 }
 
 impl Period {
+    /// The period as Graph's `period=` parameter writes it (`D30`).
     pub fn as_str(self) -> &'static str {
         match self {
             Period::D7 => "D7",
@@ -204,7 +215,9 @@ impl Period {
 /// Which report to ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportRequest {
+    /// The activity of a period ending at the refresh date.
     Period(Period),
+    /// One day's activity (within the past 28 days).
     Date(Date),
 }
 
@@ -252,6 +265,7 @@ pub enum ApiVersion {
 }
 
 impl ApiVersion {
+    /// The version as it stands in the request path.
     pub fn as_str(self) -> &'static str {
         match self {
             ApiVersion::V1 => "v1.0",
@@ -280,31 +294,43 @@ fn deserialize_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
 /// The source, checked and ready to use.
 #[derive(Debug)]
 pub enum ResolvedSource {
+    /// Read this file.
     File(PathBuf),
+    /// Fetch from Graph with these settings.
     Graph(Box<GraphSettings>),
 }
 
 /// Everything needed to fetch the report from Graph.
 #[derive(Debug)]
 pub struct GraphSettings {
+    /// The Entra tenant (directory) id.
     pub tenant_id: String,
+    /// The app registration's client id.
     pub client_id: String,
+    /// How the app signs in (its secret is never shown).
     pub credential: Credential,
+    /// The period or day to ask for.
     pub request: ReportRequest,
+    /// `v1.0` (CSV) or `beta` (JSON pages).
     pub api_version: ApiVersion,
     /// Without a trailing slash.
     pub authority_url: String,
     /// Without a trailing slash.
     pub graph_url: String,
+    /// How often and how long to retry a failed request.
     pub retry: RetryPolicy,
+    /// The longest wait for a connection.
     pub connect_timeout: Duration,
+    /// The longest wait for the next byte of a download.
     pub stall_timeout: Duration,
 }
 
 /// How the app proves who it is.
 #[derive(Clone, Debug)]
 pub enum Credential {
+    /// A client secret.
     Secret(SecretString),
+    /// A certificate and its private key (a signed assertion per token).
     Certificate(Arc<CertificateCredential>),
     /// Workload identity federation: the file's token is the assertion.
     FederatedToken(PathBuf),
@@ -313,6 +339,7 @@ pub enum Credential {
 /// What the environment offers, so tests need not change the process
 /// environment.
 pub trait Environment {
+    /// The variable's value; `None` when unset or empty.
     fn var(&self, name: &str) -> Option<String>;
 }
 
