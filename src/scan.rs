@@ -37,6 +37,7 @@ use crate::report::stats::ReportStats;
 /// Rows per chunk handed to a worker.
 const CHUNK_ROWS: usize = 512;
 
+/// How a scan runs; [`ScanOptions::default`] suits a command-line scan.
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
     /// Worker threads; 1 evaluates on the caller's thread.
@@ -90,12 +91,18 @@ pub fn default_threads() -> usize {
 /// What the sink is handed, in report order.
 #[derive(Debug)]
 pub enum ScanEvent<'a> {
+    /// A row's findings and rule failures; every row with
+    /// [`ScanOptions::track_groups`], else only rows that have some.
     Row(&'a RowOutcome),
+    /// A record that could not be read as a row (skipped unless
+    /// [`ScanOptions::strict`], which stops the scan instead).
     RowError(&'a RowError),
     /// Findings rendered by [`ScanOptions::render`], in report order, and
     /// the highest severity among them.
     Rendered {
+        /// The rendered findings of one chunk of rows.
         bytes: &'a [u8],
+        /// The highest severity among them; `None` for none.
         worst: Option<Severity>,
     },
 }
@@ -103,36 +110,53 @@ pub enum ScanEvent<'a> {
 /// Per-rule counts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleCounts {
+    /// Findings the rule reported.
     pub findings: u64,
+    /// Rows (or tenant calls) on which the rule failed.
     pub errors: u64,
 }
 
 /// What a scan did.
 #[derive(Clone, Debug, Default)]
 pub struct ScanSummary {
+    /// The report's name: its path, `<stdin>`, or the Graph report.
     pub source: String,
+    /// The figures of every row read without error.
     pub stats: ReportStats,
+    /// Records that could not be read as rows.
     pub row_errors: u64,
+    /// Findings of all rules (the caller adds tenant rules' findings
+    /// after the scan).
     pub findings: u64,
+    /// Times a rule failed on a row or a tenant call (the caller adds
+    /// the tenant ones).
     pub rule_errors: u64,
     /// Every enabled rule, in id order.
     pub per_rule: Vec<(Arc<str>, RuleCounts)>,
+    /// Wall-clock time of the scan, from the first read to the last
+    /// delivery.
     pub elapsed: Duration,
 }
 
 impl ScanSummary {
+    /// Every record read, readable or not.
     pub fn rows_read(&self) -> u64 {
         self.stats.rows + self.row_errors
     }
 }
 
+/// Why a scan stopped before the end of the report.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    /// The report could not be read on (an I/O error, a malformed record).
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// A row could not be read and [`ScanOptions::strict`] is set.
     #[error("{source_name}: {error} (--strict stops at the first bad row)")]
     Strict {
+        /// The report's name.
         source_name: String,
+        /// The first bad row.
         error: RowError,
     },
     /// The sink (writing findings, recording state) failed; the scan stops.

@@ -25,10 +25,16 @@ pub struct RulesConfig {
 /// The limits of the rule sandbox.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Rhai operations one rule may spend on one row (or one tenant call)
+    /// before it is stopped with an error.
     pub max_operations: u64,
+    /// How deep function calls may nest.
     pub max_call_levels: usize,
+    /// Longest string a rule may build, in bytes.
     pub max_string_size: usize,
+    /// Most elements an array built by a rule may hold.
     pub max_array_size: usize,
+    /// Most entries a map built by a rule may hold.
     pub max_map_size: usize,
 }
 
@@ -45,6 +51,8 @@ impl Default for Limits {
 }
 
 impl RulesConfig {
+    /// The default limits, with `max_operations` replaced when the
+    /// configuration sets it.
     pub fn limits(&self) -> Limits {
         let mut limits = Limits::default();
         if let Some(max) = self.max_operations {

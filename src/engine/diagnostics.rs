@@ -9,10 +9,13 @@ use rhai::{EvalAltResult, ParseError, Position};
 /// An error located in a rule file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    /// The rule (or rule test) file the error is in.
     pub path: PathBuf,
     /// 1-based; 0 when Rhai gave no position.
     pub line: usize,
+    /// 1-based character position in the line; 0 when unknown.
     pub column: usize,
+    /// What went wrong, in words for the rule author.
     pub message: String,
     /// The text of `line`, for the caret display.
     pub source_line: Option<String>,
@@ -22,6 +25,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error at a Rhai position; a position with no line gives line and
+    /// column 0.
     pub fn new(
         path: &Path,
         source: &str,
@@ -33,6 +38,8 @@ impl Diagnostic {
         Diagnostic::at(path, source, line, column, message)
     }
 
+    /// An error at `line` and `column` (1-based, 0 for unknown); the source
+    /// line is taken from `source` for the caret display.
     pub fn at(
         path: &Path,
         source: &str,
@@ -53,6 +60,7 @@ impl Diagnostic {
         }
     }
 
+    /// A syntax error Rhai found while compiling the rule in `source`.
     pub fn from_parse(path: &Path, source: &str, error: &ParseError) -> Diagnostic {
         // ParseError's Display appends the position; take the bare message.
         Diagnostic::new(path, source, error.position(), error.err_type().to_string())

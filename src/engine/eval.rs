@@ -27,10 +27,14 @@ use crate::report::stats::ReportStats;
 /// A rule that failed on one row. The scan goes on.
 #[derive(Clone, Debug)]
 pub struct RuleFailure {
+    /// The id of the rule that failed.
     pub rule: Arc<str>,
     /// The report line of the row; `None` for a tenant-level failure.
     pub line: Option<u64>,
+    /// The group's display name, when the row has one; `None` for a
+    /// tenant-level failure.
     pub group: Option<String>,
+    /// The script error, located in the rule file.
     pub diagnostic: Diagnostic,
 }
 
@@ -50,9 +54,11 @@ impl std::fmt::Display for RuleFailure {
 /// What the rules made of one row.
 #[derive(Clone, Debug, Default)]
 pub struct RowOutcome {
+    /// The row's line number in the report.
     pub line: u64,
     /// The group's key part (`id` or `name:…`), for the state store.
     pub group_key: String,
+    /// What the rules reported on this row, in rule order.
     pub findings: Vec<Finding>,
     /// Rules that errored on this row: they neither fired nor cleared.
     pub failures: Vec<RuleFailure>,
@@ -61,16 +67,20 @@ pub struct RowOutcome {
 /// What a chunk of records became, in report order.
 #[derive(Debug)]
 pub enum ChunkItem {
+    /// A row that parsed, with what the rules made of it.
     Row(RowOutcome),
+    /// A record that could not be read as a row; no rule saw it.
     Error(RowError),
 }
 
 /// Findings a worker rendered to bytes itself (see [`Evaluator::set_render`]).
 #[derive(Debug, Default)]
 pub struct Rendered {
+    /// The rendered findings, one after another, in the renderer's format.
     pub bytes: Vec<u8>,
     /// Findings per rule.
     pub per_rule: Vec<(Arc<str>, u64)>,
+    /// The highest severity among the findings; `None` when there were none.
     pub worst: Option<Severity>,
 }
 
@@ -169,6 +179,9 @@ pub struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
+    /// An evaluator for `rules` (those without a `check`, tenant-only
+    /// rules, are left out); `empty_row` is the first row buffer, laid out
+    /// for the report's columns.
     pub fn new(
         engine: &'a Engine,
         rules: impl IntoIterator<Item = &'a Rule>,
@@ -523,8 +536,11 @@ fn collect_findings(
 /// What one returned value says: the parts a finding takes from the
 /// script, shared by row rules (`check`) and tenant rules (`tenant`).
 pub struct Reported {
+    /// The finding's text: the script's message, or the rule's title.
     pub message: String,
+    /// The script's `severity`, or else the rule's own.
     pub severity: Severity,
+    /// The script's `evidence` map; empty when it gave none.
     pub evidence: EvidenceMap,
     /// Distinguishes several findings of one rule on one group.
     pub id_suffix: Option<String>,

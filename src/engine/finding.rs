@@ -26,14 +26,20 @@ use super::render::PreparedRule;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing; nothing to fix.
     Info,
+    /// A minor issue, to fix when convenient.
     Low,
+    /// An issue to fix soon.
     Medium,
+    /// A serious issue, to fix promptly.
     High,
+    /// An issue to fix now.
     Critical,
 }
 
 impl Severity {
+    /// Every severity, least first.
     pub const ALL: [Severity; 5] = [
         Severity::Info,
         Severity::Low,
@@ -42,6 +48,8 @@ impl Severity {
         Severity::Critical,
     ];
 
+    /// The lowercase name used in configuration, rules and output
+    /// (`"high"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -78,10 +86,16 @@ impl FromStr for Severity {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Evidence {
+    /// No value: the report's field was empty or the script gave `()`.
+    /// Shown as `unknown`, written as JSON `null`.
     Null,
+    /// A yes/no value.
     Bool(bool),
+    /// A whole number, such as a count of days or bytes.
     Int(i64),
+    /// A number with a fraction.
     Float(f64),
+    /// Text; any other script value is kept as its text.
     Text(String),
 }
 
@@ -110,6 +124,7 @@ impl EvidenceMap {
         }
     }
 
+    /// Whether there is no evidence at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -138,32 +153,50 @@ impl Serialize for EvidenceMap {
 /// whole tenant).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Finding {
+    /// The id of the rule that reported it.
     pub rule: Arc<str>,
+    /// The rule's severity, unless the script gave one for this finding.
     pub severity: Severity,
     /// Stable across scans: `rule:group-id`, `rule:name:group-name` where
     /// the id is missing or concealed, or the rule id alone for tenant
     /// findings. Never contains the message.
     pub key: String,
+    /// The group's object id; `None` when the report has no usable id
+    /// (missing or concealed) and for tenant findings.
     pub group_id: Option<String>,
+    /// The group's display name; `None` when the report has none and for
+    /// tenant findings.
     pub group_name: Option<String>,
+    /// The owner's principal name, from the report; `None` when there is
+    /// none and for tenant findings.
     pub owner: Option<String>,
+    /// What the rule says about the group, for people.
     pub message: String,
     /// The report line of the group's row; `None` for tenant findings.
     pub line: Option<u64>,
+    /// The values that support the finding: the row fields the rule
+    /// declares as evidence, then what the script added (which replaces a
+    /// declared field of the same name).
     pub evidence: EvidenceMap,
 }
 
 /// An evidence value, borrowed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EvidenceRef<'a> {
+    /// As [`Evidence::Null`].
     Null,
+    /// As [`Evidence::Bool`].
     Bool(bool),
+    /// As [`Evidence::Int`].
     Int(i64),
+    /// As [`Evidence::Float`].
     Float(f64),
+    /// As [`Evidence::Text`], borrowed.
     Text(&'a str),
 }
 
 impl Evidence {
+    /// This value, borrowed.
     pub fn as_ref(&self) -> EvidenceRef<'_> {
         match self {
             Evidence::Null => EvidenceRef::Null,
@@ -176,6 +209,7 @@ impl Evidence {
 }
 
 impl EvidenceRef<'_> {
+    /// This value as an owned [`Evidence`], copying any text.
     pub fn to_owned(self) -> Evidence {
         match self {
             EvidenceRef::Null => Evidence::Null,
@@ -192,14 +226,21 @@ impl EvidenceRef<'_> {
 /// copying the row's text into a `Finding` first (see
 /// `engine::eval::Evaluator::set_render`).
 pub trait FindingFields {
+    /// As [`Finding::rule`].
     fn rule(&self) -> &str;
+    /// As [`Finding::severity`].
     fn severity(&self) -> Severity;
     /// The key, in pieces to be written one after the other.
     fn key_parts(&self) -> [&str; 3];
+    /// As [`Finding::group_id`].
     fn group_id(&self) -> Option<Cow<'_, str>>;
+    /// As [`Finding::group_name`].
     fn group_name(&self) -> Option<Cow<'_, str>>;
+    /// As [`Finding::owner`].
     fn owner(&self) -> Option<Cow<'_, str>>;
+    /// As [`Finding::message`].
     fn message(&self) -> &str;
+    /// As [`Finding::line`].
     fn line(&self) -> Option<u64>;
     /// Calls `visit` with each evidence name and value, in order.
     fn evidence(&self, visit: &mut dyn FnMut(&str, EvidenceRef<'_>));

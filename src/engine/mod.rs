@@ -18,9 +18,9 @@
 //! column and a caret.
 //!
 //! For rule writers: [`ruletest`] runs the cases of `<rule>.test.toml`
-//! through the real parser and evaluator, and [`reference`] generates the
-//! field reference of `docs/writing-rules.md` from the tables the engine
-//! itself runs on.
+//! through the real parser and evaluator, and [`reference`](mod@reference)
+//! generates the field reference of `docs/writing-rules.md` from the
+//! tables the engine itself runs on.
 //!
 //! The engine is a leaf above [`crate::report`]: it imports nothing else of
 //! the crate. What it needs from the stages above (how findings are

@@ -6,7 +6,7 @@
 //! against parameters, so at load time [`NativeCheck::compile`] walks the
 //! body of `check` (the AST Rhai already parsed and optimised) and, when
 //! every construct in it is one this module models, builds a tree of
-//! [`Node`]s that evaluates directly on the row's cells, with parameters
+//! `Node`s that evaluates directly on the row's cells, with parameters
 //! folded in as constants.
 //!
 //! Exactness comes first. The tree models only the cases whose result is

@@ -17,11 +17,20 @@ use super::tenant::summary_property_names;
 /// One compiled rule.
 #[derive(Clone)]
 pub struct Rule {
+    /// The rule's `ID`, or its file name without `.rhai`; unique in a
+    /// rule set, and the first part of its findings' keys.
     pub id: Arc<str>,
+    /// The rule's `TITLE` (default: the id); the message of a finding
+    /// the script reports as just `true`.
     pub title: String,
+    /// The rule's `SEVERITY` (default: medium), which its findings have
+    /// unless the script gives another.
     pub severity: Severity,
+    /// The rule's `DESCRIPTION`; empty when it has none.
     pub description: String,
+    /// The `.rhai` file the rule was compiled from.
     pub path: PathBuf,
+    /// The text of that file, for the source lines of diagnostics.
     pub source: Arc<str>,
     /// `PARAMS` as the rule declares them.
     pub defaults: Map,
@@ -29,6 +38,8 @@ pub struct Rule {
     pub params: Params,
     /// Names of parameters the config overrode.
     pub overridden: Vec<String>,
+    /// The compiled script, with top-level constants folded into its
+    /// functions.
     pub ast: Arc<AST>,
     /// Arity of `check` (1: `check(row)`, 2: `check(row, params)`), if defined.
     pub check_arity: Option<usize>,
@@ -36,6 +47,7 @@ pub struct Rule {
     pub tenant_arity: Option<usize>,
     /// Row properties the rule reads, shown as evidence with its findings.
     pub evidence_fields: Vec<&'static str>,
+    /// `false` when the config lists the rule in `[rules] disabled`.
     pub enabled: bool,
     /// `check` compiled for the fast path with the parameters in force,
     /// once for the rule set and shared by every worker; `Err` says why it
@@ -58,17 +70,30 @@ impl fmt::Debug for Rule {
 /// Loading the rules failed; nothing was scanned.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
+    /// The rules folder or a rule file could not be read.
     #[error("cannot read rules from {path}: {error}")]
     Io {
+        /// The folder or file.
         path: PathBuf,
+        /// Why reading it failed.
         error: std::io::Error,
     },
+    /// The rules folder holds no `*.rhai` file.
     #[error("no rules (*.rhai) in {0}")]
     NoRules(PathBuf),
+    /// One or more rules did not compile (or two share an id): every
+    /// error of every file, so one run shows them all.
     #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n\n"))]
     Compile(Vec<Diagnostic>),
+    /// The `[rules]` configuration names an unknown rule or parameter, or
+    /// gives a parameter a value of the wrong type.
     #[error("config key `{key}`: {message}")]
-    Config { key: String, message: String },
+    Config {
+        /// The key at fault, such as `rules.params.inactive-groups.days`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// The rules of one folder.
@@ -161,6 +186,7 @@ impl RuleSet {
         self.rules.iter().filter(|r| r.enabled)
     }
 
+    /// The rule with this id, enabled or not.
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| &*r.id == id)
     }
@@ -612,6 +638,7 @@ pub struct PropertyAccess {
     pub name: String,
     /// Where the name starts: 1-based line and column.
     pub line: usize,
+    /// 1-based column of the name's first character.
     pub column: usize,
 }
 

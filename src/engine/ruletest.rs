@@ -87,18 +87,33 @@ pub fn test_default(col: Col, index: usize) -> Option<String> {
 /// A test file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TestFileError {
+    /// The test file could not be read.
     #[error("cannot read {path}: {error}")]
     Io {
+        /// The test file.
         path: PathBuf,
+        /// Why reading it failed.
         error: std::io::Error,
     },
+    /// The file is not valid TOML of the test format (the message names
+    /// the place), or it has no `[[case]]`.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The test file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A case is wrong at one place: an unknown field, a bad value.
     #[error("{path}:{line}:{column}: {message}")]
     At {
+        /// The test file.
         path: PathBuf,
+        /// 1-based line of the bad value.
         line: usize,
+        /// 1-based column, in bytes, of the bad value.
         column: usize,
+        /// What is wrong there.
         message: String,
     },
 }
@@ -106,13 +121,16 @@ pub enum TestFileError {
 /// The cases of one test file.
 #[derive(Debug)]
 pub struct TestFile {
+    /// The `<rule>.test.toml` file.
     pub path: PathBuf,
+    /// Its `[[case]]`s, in file order; never empty.
     pub cases: Vec<Case>,
 }
 
 /// One case: rows to evaluate and what the rule should make of them.
 #[derive(Debug)]
 pub struct Case {
+    /// The case's `name`, shown in the results.
     pub name: String,
     /// Where the case starts in the test file.
     pub line: usize,
@@ -597,16 +615,20 @@ impl fmt::Display for Expectation {
 /// How one case went: passed when `problems` is empty.
 #[derive(Debug)]
 pub struct CaseResult {
+    /// The case's name.
     pub name: String,
+    /// Where the case starts in the test file.
     pub line: usize,
+    /// What went wrong, one short line each; empty when the case passed.
+    pub problems: Vec<String>,
     /// A readable expected-vs-actual diff, one line each: `- ` expected but
     /// missing, `+ ` found but not expected, `  ` as expected, `! ` an
     /// error.
-    pub problems: Vec<String>,
     pub diff: Vec<String>,
 }
 
 impl CaseResult {
+    /// Whether the rule did what the case expects.
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
     }

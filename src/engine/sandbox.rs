@@ -139,10 +139,18 @@ fn register_row(engine: &mut Engine) {
 /// through this, so they cannot disagree.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Prop {
+    /// A report column, as parsed (`()` when blank).
     Column(Col),
+    /// `row.days_since_activity`: days from the last activity date to the
+    /// report's refresh date; `()` when either date is blank.
     DaysSinceActivity,
+    /// `row.total_storage_bytes`: mailbox plus site storage in bytes (the
+    /// known part when one is blank); `()` when both are blank.
     TotalStorageBytes,
+    /// `row.is_concealed`: whether the tenant's privacy setting hides the
+    /// report's names and ids.
     IsConcealed,
+    /// `row.line`: the row's line number in the report.
     Line,
 }
 
@@ -162,6 +170,8 @@ impl Prop {
         Prop::all().find(|p| p.name() == name)
     }
 
+    /// The name scripts use, as in `row.<name>` (a column's field name,
+    /// such as `group_display_name`).
     pub fn name(self) -> &'static str {
         match self {
             Prop::Column(col) => col.spec().field,

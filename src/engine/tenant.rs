@@ -24,14 +24,18 @@ use crate::report::stats::{ReportStats, TopGroups};
 #[derive(Clone, Debug)]
 pub struct Summary(pub Arc<SummaryData>);
 
+/// The figures behind a [`Summary`].
 #[derive(Clone, Debug, Default)]
 pub struct SummaryData {
+    /// Every row read without error, folded into one set of figures.
     pub stats: ReportStats,
     /// Rows that could not be read (not in any other figure).
     pub row_errors: u64,
 }
 
 impl Summary {
+    /// The summary of a report whose readable rows gave `stats` and which
+    /// had `row_errors` unreadable rows.
     pub fn new(stats: ReportStats, row_errors: u64) -> Summary {
         Summary(Arc::new(SummaryData { stats, row_errors }))
     }
@@ -40,9 +44,13 @@ impl Summary {
 /// One `summary.<name>` property: the reference docs and the getter come
 /// from the same entry, so they cannot disagree.
 pub struct SummaryProperty {
+    /// The name after `summary.`, such as `not_deleted`.
     pub name: &'static str,
+    /// The Rhai type a script gets, such as `int`.
     pub kind: &'static str,
+    /// What the figure means, for the rule-writing reference.
     pub doc: &'static str,
+    /// A typical value, for the reference.
     pub example: &'static str,
     get: fn(&SummaryData) -> Dynamic,
 }
@@ -241,7 +249,9 @@ pub fn register(engine: &mut Engine) {
 /// What the tenant rules made of the whole report.
 #[derive(Clone, Debug, Default)]
 pub struct TenantOutcome {
+    /// What the tenant rules reported, in rule order.
     pub findings: Vec<Finding>,
+    /// Tenant rules that errored (their `line` is `None`).
     pub failures: Vec<RuleFailure>,
 }
 

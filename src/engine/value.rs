@@ -10,11 +10,16 @@ use rhai::{Dynamic, Map};
 /// A script value the fast path models.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Value<'a> {
+    /// `()`: no value, as a blank cell reads.
     #[default]
     Unit,
+    /// A Rhai `bool`.
     Bool(bool),
+    /// A Rhai `int`.
     Int(i64),
+    /// A Rhai `float`.
     Float(f64),
+    /// A Rhai string, borrowed from the row where it can be.
     Str(Cow<'a, str>),
     /// An object map, as `check` returns a finding: `#{ message, … }`.
     Map(Vec<(Cow<'a, str>, Value<'a>)>),

@@ -9,11 +9,11 @@ use crate::scan::ScanSummary;
 use crate::state::Status;
 
 /// Writes `finding` as one JSON object, exactly as serde writes
-/// [`Finding`] (or [`FindingWithStatus`] when there is a status): the
-/// field order, escapes and number forms are the same, which the tests
-/// check. Written by hand because a big scan writes hundreds of thousands
-/// of findings and serde's string escaping, a byte at a time, was the
-/// largest cost of the writer thread.
+/// [`Finding`] (or [`FindingWithStatus`](super::FindingWithStatus) when
+/// there is a status): the field order, escapes and number forms are the
+/// same, which the tests check. Written by hand because a big scan writes
+/// hundreds of thousands of findings and serde's string escaping, a byte
+/// at a time, was the largest cost of the writer thread.
 pub fn write_finding(finding: &dyn FindingFields, status: Option<Status>, out: &mut Vec<u8>) {
     let prepared = finding.prepared();
     let [rule_part, separator, group_part] = finding.key_parts();
@@ -238,12 +238,15 @@ fn write_through(out: &mut BufWriter<Box<dyn Write>>, bytes: &[u8]) -> io::Resul
     out.get_mut().write_all(bytes)
 }
 
+/// JSON Lines: one finding per line as a JSON object, written as it is
+/// found; no summary.
 pub struct JsonLinesWriter {
     out: BufWriter<Box<dyn Write>>,
     line: Vec<u8>,
 }
 
 impl JsonLinesWriter {
+    /// A writer to `out`, buffered.
     pub fn new(out: Box<dyn Write>) -> Self {
         JsonLinesWriter {
             out: BufWriter::with_capacity(256 * 1024, out),
@@ -290,6 +293,8 @@ pub struct JsonWriter {
 }
 
 impl JsonWriter {
+    /// A writer to `out`, buffered; nothing is written before the first
+    /// finding or [`FindingWriter::finish`].
     pub fn new(out: Box<dyn Write>) -> Self {
         JsonWriter {
             out: BufWriter::with_capacity(256 * 1024, out),

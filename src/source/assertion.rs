@@ -56,6 +56,8 @@ impl CertificateCredential {
         Self::from_pem(&pem, path)
     }
 
+    /// As [`CertificateCredential::from_pem_file`], from the file's
+    /// contents; `path` only names the file in errors.
     pub fn from_pem(pem: &[u8], path: &Path) -> Result<CertificateCredential, SourceError> {
         let certificate = CertificateDer::pem_slice_iter(pem)
             .next()

@@ -29,6 +29,8 @@ impl Download {
         Download::from_reader(Box::new(response), expected, show_progress)
     }
 
+    /// Wraps any body; `expected` is the announced length in bytes
+    /// (`Content-Length`), `None` when the server gave none.
     pub fn from_reader(
         body: Box<dyn Read + Send>,
         expected: Option<u64>,

@@ -9,52 +9,97 @@ use std::time::Duration;
 /// Getting the report failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The `[source]` configuration is unusable (no credential, a bad URL,
+    /// …); fix the config, retrying will not help.
     #[error("[source] {key}: {message}")]
-    Config { key: &'static str, message: String },
-    #[error("cannot read the client secret file {path}: {error}")]
-    SecretFile {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("cannot read the federated token file {path}: {error}")]
-    FederatedTokenFile {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("certificate file {path}: {message}")]
-    Certificate { path: PathBuf, message: String },
-    #[error("cannot reach {endpoint} at {host}: {message}")]
-    Transport {
-        endpoint: Endpoint,
-        host: String,
+    Config {
+        /// The key at fault, such as `graph_url`.
+        key: &'static str,
+        /// What is wrong with it.
         message: String,
     },
+    /// The file named by `client_secret_file` could not be read.
+    #[error("cannot read the client secret file {path}: {error}")]
+    SecretFile {
+        /// The secret file.
+        path: PathBuf,
+        /// Why reading it failed.
+        error: std::io::Error,
+    },
+    /// The workload-identity token file (`federated_token_file`) could
+    /// not be read.
+    #[error("cannot read the federated token file {path}: {error}")]
+    FederatedTokenFile {
+        /// The token file.
+        path: PathBuf,
+        /// Why reading it failed.
+        error: std::io::Error,
+    },
+    /// The certificate file could not be read, or holds no usable
+    /// certificate and private key.
+    #[error("certificate file {path}: {message}")]
+    Certificate {
+        /// The PEM file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A request got no answer: DNS, connection, TLS or a timeout.
+    /// Transient.
+    #[error("cannot reach {endpoint} at {host}: {message}")]
+    Transport {
+        /// The server the request was for.
+        endpoint: Endpoint,
+        /// Its host (and port), never the full URL.
+        host: String,
+        /// The network error and its causes, on one line.
+        message: String,
+    },
+    /// Microsoft Entra refused to issue an access token.
     #[error("{0}")]
     Token(TokenError),
+    /// Microsoft Graph refused the report request.
     #[error("{0}")]
     Graph(GraphError),
+    /// The download of the report file itself failed with an HTTP error;
+    /// a refused or expired download URL is fetched anew from Graph.
     #[error("the report download answered HTTP {status}")]
     Download {
+        /// The HTTP status of the answer.
         status: u16,
+        /// How long the host asked to wait (`Retry-After`), if it did.
         retry_after: Option<Duration>,
     },
+    /// A redirect to the report file had no `Location`, or one that is not
+    /// an http(s) URL.
     #[error(
         "{endpoint} answered HTTP {status} without a usable Location to download the report from"
     )]
-    BadRedirect { endpoint: Endpoint, status: u16 },
+    BadRedirect {
+        /// The server that answered.
+        endpoint: Endpoint,
+        /// The HTTP status of its redirect.
+        status: u16,
+    },
+    /// The download was redirected more than this many times.
     #[error("the report download was redirected more than {0} times")]
     TooManyRedirects(usize),
     /// A page's `@odata.nextLink` that is not a URL on the Graph host the
     /// report came from: the bearer token is not sent there.
     #[error("Microsoft Graph's @odata.nextLink {0}")]
     BadNextLink(String),
+    /// Retrying a transient error stopped (no attempts or time left).
     #[error(
         "gave up fetching the report after {attempts} attempt(s) in {elapsed:.1?}: {reason}; last error: {last}"
     )]
     GaveUp {
+        /// Attempts made, the first included.
         attempts: u32,
+        /// Time from the first attempt to giving up.
         elapsed: Duration,
+        /// Why retrying stopped, with advice when throttled.
         reason: String,
+        /// The error of the last attempt.
         last: Box<SourceError>,
     },
 }
@@ -62,8 +107,12 @@ pub enum SourceError {
 /// Which server a request went to, for messages (never the download URL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
+    /// The Microsoft Entra token endpoint (sign-in).
     Token,
+    /// Microsoft Graph, asked for the report.
     Graph,
+    /// The host the report file is downloaded from, found by Graph's
+    /// redirect.
     Download,
 }
 
@@ -172,12 +221,16 @@ fn is_transient_status(status: u16) -> bool {
 /// the code usually means.
 #[derive(Debug)]
 pub struct TokenError {
+    /// The HTTP status of the answer.
     pub status: u16,
     /// The OAuth error, e.g. `invalid_client`.
     pub code: String,
     /// Microsoft Entra's description, e.g. `AADSTS7000215: Invalid client secret provided…`.
     pub description: String,
+    /// Microsoft Entra's id for the request, for a support case; `None`
+    /// when the answer had none.
     pub correlation_id: Option<String>,
+    /// How long the endpoint asked to wait (`Retry-After`), if it did.
     pub retry_after: Option<Duration>,
 }
 
@@ -239,11 +292,20 @@ fn token_hint(description: &str, code: &str) -> Option<&'static str> {
 /// Graph refused the report request.
 #[derive(Debug)]
 pub struct GraphError {
+    /// The HTTP status of the answer.
     pub status: u16,
+    /// Graph's error code, e.g. `Authorization_RequestDenied`; empty when
+    /// the body had none.
     pub code: String,
+    /// Graph's message, or the start of a body that was not Graph's JSON;
+    /// may be empty.
     pub message: String,
+    /// Graph's `request-id`, for a support case; `None` when the body had
+    /// none.
     pub request_id: Option<String>,
+    /// When Graph says the error happened (its `innerError.date`, as sent).
     pub date: Option<String>,
+    /// How long Graph asked to wait (`Retry-After`), if it did.
     pub retry_after: Option<Duration>,
     /// The request was for one day (`date=`), which changes what a 400 means.
     pub for_date: bool,
