@@ -1,3 +1,4 @@
+#![warn(missing_docs, unreachable_pub)]
 //! groupwarden: governance rules over the Microsoft 365 groups activity
 //! report. See `docs/architecture.md` for how the stages fit.
 
@@ -11,7 +12,7 @@ pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod report;
-pub mod retry;
+pub(crate) mod retry;
 pub mod scan;
 pub mod source;
 pub mod state;

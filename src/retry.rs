@@ -56,7 +56,7 @@ impl RetryPolicy {
 }
 
 /// What a failed attempt says about trying again.
-pub trait Transient {
+pub(crate) trait Transient {
     /// Whether another attempt may succeed (network trouble, throttling,
     /// a server error); a refusal that will not change is not.
     fn is_transient(&self) -> bool;
@@ -67,7 +67,7 @@ pub trait Transient {
 
 /// Why retrying stopped while the error was still worth another try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GaveUp {
+pub(crate) enum GaveUp {
     /// Every attempt the policy allows was made.
     NoAttemptsLeft {
         /// The policy's limit.
@@ -114,7 +114,7 @@ impl fmt::Display for GaveUp {
 
 /// How the attempts ended without success.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stopped<E> {
+pub(crate) struct Stopped<E> {
     /// The last attempt's error.
     pub error: E,
     /// Attempts made, the first included.
@@ -211,7 +211,7 @@ impl Retries {
 /// fails for good, or the policy says stop, sleeping the thread between
 /// attempts. `before_retry` hears of each failure that will be retried,
 /// with its attempt number and the wait, to log it.
-pub fn retry_blocking<T, E: Transient>(
+pub(crate) fn retry_blocking<T, E: Transient>(
     policy: &RetryPolicy,
     mut attempt: impl FnMut(u32) -> Result<T, E>,
     mut before_retry: impl FnMut(&E, u32, Duration),
@@ -230,7 +230,7 @@ pub fn retry_blocking<T, E: Transient>(
 }
 
 /// [`retry_blocking`] for async attempts: sleeps with tokio between them.
-pub async fn retry_async<T, E: Transient, F: Future<Output = Result<T, E>>>(
+pub(crate) async fn retry_async<T, E: Transient, F: Future<Output = Result<T, E>>>(
     policy: &RetryPolicy,
     mut attempt: impl FnMut(u32) -> F,
     mut before_retry: impl FnMut(&E, u32, Duration),
@@ -249,7 +249,7 @@ pub async fn retry_async<T, E: Transient, F: Future<Output = Result<T, E>>>(
 }
 
 /// The `Retry-After` header of an answer, if it has a readable one.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?)
 }
 

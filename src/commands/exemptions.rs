@@ -15,7 +15,7 @@ use crate::state::recording::{load_exemptions, state_path, store_options, today}
 
 /// An exemption and the findings it covered at the last scan.
 #[derive(Serialize)]
-pub struct ExemptionRow {
+pub(crate) struct ExemptionRow {
     /// The exemption as listings show it.
     #[serde(flatten)]
     pub notice: ExemptionNotice,
@@ -24,7 +24,7 @@ pub struct ExemptionRow {
 }
 
 /// Runs `groupwarden exemptions`.
-pub fn run(args: ExemptionsArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: ExemptionsArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
     let exemptions = load_exemptions(&loaded)?;
     let counts = exempted_counts(&args, &loaded)?;

@@ -30,7 +30,7 @@ use super::scan::CONCEALED_ADVICE;
 use super::{Error, Outcome, load_rules, open_input};
 
 /// Runs `groupwarden explain`.
-pub fn run(args: ExplainArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: ExplainArgs) -> Result<Outcome, Error> {
     let query = args.group.trim();
     if query.eq_ignore_ascii_case(NIL_GROUP_ID) {
         return Err(Error::Usage(format!(

@@ -16,7 +16,7 @@ use crate::source::download::Download;
 use super::{Error, Outcome};
 
 /// Runs `groupwarden fetch`.
-pub fn run(args: FetchArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: FetchArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
     let source = loaded.config.source.clone().unwrap_or_default();
     let settings = match resolve_source(&source, super::report_request(&args.report), &loaded)? {

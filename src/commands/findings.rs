@@ -7,7 +7,7 @@ use crate::state::StoredFinding;
 use crate::state::query::FindingFilter;
 
 /// Runs `groupwarden findings`.
-pub fn run(args: FindingsArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: FindingsArgs) -> Result<Outcome, Error> {
     let store = super::open_existing(&args.location)?;
     let Output { out, format, .. } = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);

@@ -6,7 +6,7 @@ use crate::cli::HistoryArgs;
 use crate::state::query::HistoryEntry;
 
 /// Runs `groupwarden history`.
-pub fn run(args: HistoryArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: HistoryArgs) -> Result<Outcome, Error> {
     let store = super::open_existing(&args.location)?;
     let entries = store.history(&args.group)?;
     let Output { out, format, .. } = open_output(None, args.format)?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::output::Format;
 
 /// A record that can be listed.
-pub trait Listed: Serialize {
+pub(crate) trait Listed: Serialize {
     /// Column headers of the table (few, for a terminal).
     const TABLE: &'static [&'static str];
     /// The record's cells in the table, as [`Listed::TABLE`] names them.
@@ -23,7 +23,7 @@ pub trait Listed: Serialize {
 }
 
 /// Writes records as they come (the table waits for the end).
-pub struct ListWriter {
+pub(crate) struct ListWriter {
     format: Format,
     out: BufWriter<Box<dyn Write>>,
     table: Table,
@@ -33,7 +33,7 @@ pub struct ListWriter {
 
 impl ListWriter {
     /// A writer of `format` on `out`; `html` lists as a table.
-    pub fn new(format: Format, out: Box<dyn Write>) -> ListWriter {
+    pub(crate) fn new(format: Format, out: Box<dyn Write>) -> ListWriter {
         // The HTML page is a scan report; a listing has no page of its own.
         let format = if format == Format::Html {
             tracing::warn!("--format html is for scans; listing as a table");
@@ -55,7 +55,7 @@ impl ListWriter {
     }
 
     /// Writes one record (a table row waits for the end).
-    pub fn write<T: Listed>(&mut self, record: &T) -> io::Result<()> {
+    pub(crate) fn write<T: Listed>(&mut self, record: &T) -> io::Result<()> {
         match self.format {
             Format::Table | Format::Html => {
                 if self.count == 0 {
@@ -90,7 +90,7 @@ impl ListWriter {
     }
 
     /// Ends the listing; `nothing` is what a table says when empty.
-    pub fn finish<T: Listed>(mut self, nothing: &str) -> io::Result<()> {
+    pub(crate) fn finish<T: Listed>(mut self, nothing: &str) -> io::Result<()> {
         match self.format {
             Format::Table if self.count == 0 => writeln!(self.out, "{nothing}")?,
             Format::Table => writeln!(self.out, "{}", self.table)?,
@@ -107,6 +107,6 @@ impl ListWriter {
 }
 
 /// An optional text cell.
-pub fn cell(value: &Option<String>) -> String {
+pub(crate) fn cell(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
 }

@@ -2,18 +2,18 @@
 //! [`crate::pipeline`] plan, a query), run it, and turn what came back
 //! into text and an exit status. Nothing below calls up into here.
 
-pub mod exemptions;
-pub mod explain;
-pub mod fetch;
-pub mod findings;
-pub mod history;
-pub mod listing;
-pub mod notify;
-pub mod report;
-pub mod rules;
-pub mod run;
-pub mod scan;
-pub mod validate;
+pub(crate) mod exemptions;
+pub(crate) mod explain;
+pub(crate) mod fetch;
+pub(crate) mod findings;
+pub(crate) mod history;
+pub(crate) mod listing;
+pub(crate) mod notify;
+pub(crate) mod report;
+pub(crate) mod rules;
+pub(crate) mod run;
+pub(crate) mod scan;
+pub(crate) mod validate;
 
 use crate::cli::{Cli, Command, ReportArgs};
 use crate::source::config::ReportRequest;

@@ -24,7 +24,7 @@ use crate::scan::{ScanEvent, ScanOptions, scan};
 use super::{Error, Outcome, load_rules, open_input};
 
 /// Runs `groupwarden notify`.
-pub fn run(args: NotifyArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
     let channels = selected(
         validate(&loaded).map_err(NotifyError::from)?,

@@ -8,7 +8,7 @@ use crate::state::recording::RecordingPlan;
 use super::{Error, Outcome, report_input};
 
 /// Runs `groupwarden report`.
-pub fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
     let plan = ScanPlan {
         config: args.config,
         rules_dir: args.rules,

@@ -15,7 +15,7 @@ use crate::engine::sandbox::build_engine;
 use super::{Error, Outcome, load_rules, rules_dir};
 
 /// Runs `groupwarden rules …`.
-pub fn run(command: RulesCommand) -> Result<Outcome, Error> {
+pub(crate) fn run(command: RulesCommand) -> Result<Outcome, Error> {
     let mut out = io::stdout().lock();
     match command {
         RulesCommand::List(args) => list(args, &mut out),
@@ -105,7 +105,7 @@ fn runs_on(rule: &Rule) -> &'static str {
 }
 
 /// A script value as it would be written in Rhai.
-pub fn literal(value: &rhai::Dynamic) -> String {
+pub(crate) fn literal(value: &rhai::Dynamic) -> String {
     if value.is_unit() {
         "()".to_owned()
     } else if value.is_string() {

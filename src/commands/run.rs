@@ -8,7 +8,7 @@ use crate::config::DEFAULT_CONFIG_FILE;
 use super::{Error, Outcome};
 
 /// Runs `groupwarden run` until the daemon stops.
-pub fn run(args: RunArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: RunArgs) -> Result<Outcome, Error> {
     let config = match args.config {
         Some(path) => path,
         None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),

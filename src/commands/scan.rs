@@ -12,14 +12,14 @@ use crate::state::recording::RecordingPlan;
 use super::{Error, Outcome, report_input};
 
 /// Runs `groupwarden scan`.
-pub fn run(args: ScanArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let fail_on = args.fail_on;
     let mut outcome = crate::pipeline::scan(&plan(args))?;
     finish(&mut outcome, fail_on)
 }
 
 /// The plan `scan`'s arguments describe.
-pub fn plan(args: ScanArgs) -> ScanPlan {
+pub(crate) fn plan(args: ScanArgs) -> ScanPlan {
     ScanPlan {
         config: args.config,
         rules_dir: args.rules,
@@ -39,7 +39,7 @@ pub fn plan(args: ScanArgs) -> ScanPlan {
 }
 
 /// `--threads`, `--strict`, `--no-fast-path`.
-pub fn tuning(args: &crate::cli::ScanTuning) -> Tuning {
+pub(crate) fn tuning(args: &crate::cli::ScanTuning) -> Tuning {
     Tuning {
         threads: args.threads,
         strict: args.strict,
@@ -50,7 +50,7 @@ pub fn tuning(args: &crate::cli::ScanTuning) -> Tuning {
 /// Prints the summary and what changed, delivers the outbox, and says
 /// how the scan ends: exit 1 for a finding at or above `fail_on`, an
 /// error when a message was not delivered.
-pub fn finish(
+pub(crate) fn finish(
     outcome: &mut ScanOutcome,
     fail_on: Option<crate::engine::finding::Severity>,
 ) -> Result<Outcome, Error> {
@@ -75,7 +75,11 @@ pub fn finish(
 }
 
 /// The summary's last lines: findings by status.
-pub fn print_changes(path: &Path, changes: &Changes, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn print_changes(
+    path: &Path,
+    changes: &Changes,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "state {} (scan {}): {}",
@@ -102,13 +106,13 @@ pub fn print_changes(path: &Path, changes: &Changes, out: &mut dyn Write) -> std
 }
 
 /// Advice for a report whose names are concealed.
-pub const CONCEALED_ADVICE: &str = "the report conceals user, group and site names (names are 32-character hashes, group ids all zeros): \
+pub(crate) const CONCEALED_ADVICE: &str = "the report conceals user, group and site names (names are 32-character hashes, group ids all zeros): \
 findings are keyed by the hashed names and cannot name the groups. To see real names, a Global Administrator turns off \
 \"Display concealed user, group, and site names in all reports\" in the Microsoft 365 admin center under \
 Settings > Org settings > Services > Reports.";
 
 /// The human summary on stderr.
-pub fn print_summary(summary: &ScanSummary, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn print_summary(summary: &ScanSummary, out: &mut dyn Write) -> std::io::Result<()> {
     if summary.stats.concealed > 0 {
         tracing::warn!(rows = summary.stats.concealed, "{CONCEALED_ADVICE}");
     }

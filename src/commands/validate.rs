@@ -9,7 +9,7 @@ use crate::pipeline::checks::{Context, STEPS, Step, Verdict};
 use super::{Error, Outcome};
 
 /// Runs `groupwarden validate`.
-pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(args: ValidateArgs) -> Result<Outcome, Error> {
     let mut context = Context {
         config_flag: args.location.config,
         rules_flag: args.location.rules,
@@ -24,7 +24,11 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
 }
 
 /// Runs `steps`, prints each verdict and returns the number of problems.
-pub fn run_steps(steps: &[Step], context: &mut Context, out: &mut dyn Write) -> io::Result<usize> {
+pub(crate) fn run_steps(
+    steps: &[Step],
+    context: &mut Context,
+    out: &mut dyn Write,
+) -> io::Result<usize> {
     let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut problems = 0;
     for step in steps {

@@ -24,7 +24,7 @@ use super::status::Status;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Answers on `listener` until the runtime stops.
-pub async fn serve(listener: TcpListener, status: Arc<Mutex<Status>>) {
+pub(crate) async fn serve(listener: TcpListener, status: Arc<Mutex<Status>>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,

@@ -28,7 +28,7 @@ use super::pinned::Pinned;
 
 /// Why a scan started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// `run_on_start`.
     Start,
     /// A scheduled time.
@@ -39,7 +39,7 @@ pub enum Trigger {
 
 impl Trigger {
     /// The trigger as logs and `/healthz` name it (`schedule`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Trigger::Start => "start",
             Trigger::Schedule => "schedule",
@@ -50,7 +50,7 @@ impl Trigger {
 
 /// The figures of a completed scan.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
-pub struct ScanFigures {
+pub(crate) struct ScanFigures {
     /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub source: String,
     /// The report's refresh date (`YYYY-MM-DD`); `None` when no row gave one.
@@ -73,7 +73,7 @@ pub struct ScanFigures {
 
 /// One rule's figures in a completed scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct RuleFigures {
+pub(crate) struct RuleFigures {
     /// Findings the rule made.
     pub findings: u64,
     /// Rows the rule failed on.
@@ -83,7 +83,7 @@ pub struct RuleFigures {
 impl ScanFigures {
     /// The figures of `summary`: what the JSON formats write as the
     /// document's `summary` (one definition of the figures for both).
-    pub fn of(summary: &ScanSummary) -> ScanFigures {
+    pub(crate) fn of(summary: &ScanSummary) -> ScanFigures {
         let view = crate::output::SummaryView::new(summary);
         serde_json::to_value(view)
             .and_then(serde_json::from_value)
@@ -91,7 +91,7 @@ impl ScanFigures {
     }
 
     /// `rule=count` pairs for a log field.
-    pub fn findings_by_rule(&self) -> String {
+    pub(crate) fn findings_by_rule(&self) -> String {
         self.rules
             .iter()
             .map(|(id, figures)| format!("{id}={}", figures.findings))
@@ -102,7 +102,7 @@ impl ScanFigures {
 
 /// A scan that ended, well or not.
 #[derive(Clone, Debug)]
-pub struct FinishedScan {
+pub(crate) struct FinishedScan {
     /// Why the scan started.
     pub trigger: Trigger,
     /// When it started.
@@ -120,7 +120,7 @@ pub struct FinishedScan {
 
 /// Everything one scan needs.
 #[derive(Clone, Debug)]
-pub struct ScanJob {
+pub(crate) struct ScanJob {
     /// The config and rules generation the scan runs with.
     pub pinned: Arc<Pinned>,
     /// Where to leave the findings document, or `None` to discard it.
@@ -132,7 +132,7 @@ pub struct ScanJob {
 
 impl ScanJob {
     /// The job for `pinned`'s `[schedule]`.
-    pub fn new(pinned: Arc<Pinned>) -> ScanJob {
+    pub(crate) fn new(pinned: Arc<Pinned>) -> ScanJob {
         let schedule = pinned.schedule();
         let output = schedule.output.as_deref().map(|o| pinned.loaded.resolve(o));
         let save_report = schedule
@@ -147,7 +147,10 @@ impl ScanJob {
     }
 
     /// Starts the scan on its own thread; the receiver gets the result.
-    pub fn spawn(self, trigger: Trigger) -> std::io::Result<oneshot::Receiver<FinishedScan>> {
+    pub(crate) fn spawn(
+        self,
+        trigger: Trigger,
+    ) -> std::io::Result<oneshot::Receiver<FinishedScan>> {
         let (sender, receiver) = oneshot::channel();
         std::thread::Builder::new()
             .name("scan".into())
@@ -170,7 +173,7 @@ impl ScanJob {
     /// The plan of this job's scans: the pinned config and rules, the
     /// findings as a JSON document (a file that is replaced only when the
     /// scan completes), recorded in the configured state database.
-    pub fn plan(&self) -> ScanPlan {
+    pub(crate) fn plan(&self) -> ScanPlan {
         ScanPlan {
             config: Some(self.pinned.config_copy.clone()),
             rules_dir: Some(self.pinned.rules_copy.clone()),
@@ -197,7 +200,7 @@ impl ScanJob {
 
     /// Runs the scan and delivers its outbox: the figures (or why it
     /// failed) and how many notifications were not delivered.
-    pub fn run(&self) -> (Result<ScanFigures, String>, u64) {
+    pub(crate) fn run(&self) -> (Result<ScanFigures, String>, u64) {
         let mut outcome = match crate::pipeline::scan(&self.plan()) {
             Ok(outcome) => outcome,
             Err(error) => return (Err(error.to_string()), 0),

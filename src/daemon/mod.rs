@@ -12,12 +12,12 @@
 //! See `docs/deployment.md` for how to run it.
 
 pub mod config;
-pub mod http;
-pub mod job;
-pub mod pinned;
-pub mod schedule;
-pub mod service;
-pub mod status;
+pub(crate) mod http;
+pub(crate) mod job;
+pub(crate) mod pinned;
+pub(crate) mod schedule;
+pub(crate) mod service;
+pub(crate) mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -22,7 +22,7 @@ use super::config::ScheduleConfig;
 /// One generation of pinned configuration; its folder goes when the last
 /// scan using it lets go.
 #[derive(Debug)]
-pub struct Pinned {
+pub(crate) struct Pinned {
     /// The configuration as read from the original file (paths resolve
     /// against the original's folder).
     pub loaded: LoadedConfig,
@@ -45,7 +45,7 @@ impl Drop for Pinned {
 
 impl Pinned {
     /// The `[schedule]` section; `pin` refuses a config without one.
-    pub fn schedule(&self) -> &ScheduleConfig {
+    pub(crate) fn schedule(&self) -> &ScheduleConfig {
         self.loaded
             .config
             .schedule
@@ -57,7 +57,7 @@ impl Pinned {
 /// Reads `config_path` and its rules, copies them into `folder` (created
 /// here; it must not exist yet) and checks the copies. The problems name
 /// the original file, rule file or config key.
-pub fn pin(config_path: &Path, folder: &Path) -> Result<Pinned, Vec<String>> {
+pub(crate) fn pin(config_path: &Path, folder: &Path) -> Result<Pinned, Vec<String>> {
     let text = std::fs::read_to_string(config_path).map_err(|error| {
         vec![
             ConfigError::Io {

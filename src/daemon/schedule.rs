@@ -11,7 +11,7 @@ use super::config::{CronPattern, ScheduleConfig, Zone};
 
 /// The cron patterns of `[schedule]` in their time zone.
 #[derive(Clone, Debug)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     patterns: Vec<CronPattern>,
     zone: Zone,
     jitter: Duration,
@@ -19,7 +19,7 @@ pub struct Schedule {
 
 /// A scheduled time and the moment to act on it (the time plus jitter).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tick {
+pub(crate) struct Tick {
     /// The time a pattern names, in the schedule's time zone.
     pub scheduled: Zoned,
     /// When to start the scan: the scheduled time plus jitter.
@@ -28,7 +28,7 @@ pub struct Tick {
 
 impl Schedule {
     /// The schedule of a `[schedule]` section.
-    pub fn new(config: &ScheduleConfig) -> Schedule {
+    pub(crate) fn new(config: &ScheduleConfig) -> Schedule {
         Schedule {
             patterns: config.patterns(),
             zone: config.timezone.clone(),
@@ -36,20 +36,15 @@ impl Schedule {
         }
     }
 
-    /// No patterns: nothing is ever due.
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-    }
-
     /// The patterns as written, for logs.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let patterns: Vec<&str> = self.patterns.iter().map(|p| p.text.as_str()).collect();
         format!("{} ({})", patterns.join(", "), self.zone.name)
     }
 
     /// The first scheduled time strictly after `after`, or `None` when no
     /// pattern names a time again (a date that never comes).
-    pub fn next_after(&self, after: Timestamp) -> Option<Zoned> {
+    pub(crate) fn next_after(&self, after: Timestamp) -> Option<Zoned> {
         let start = after.to_zoned(self.zone.zone.clone());
         self.patterns
             .iter()
@@ -59,7 +54,7 @@ impl Schedule {
 
     /// The next tick after `after`, its jitter drawn from `random` (a
     /// fraction in [0, 1)).
-    pub fn next_tick(&self, after: Timestamp, random: f64) -> Option<Tick> {
+    pub(crate) fn next_tick(&self, after: Timestamp, random: f64) -> Option<Tick> {
         let scheduled = self.next_after(after)?;
         let jitter = self.jitter.mul_f64(random.clamp(0.0, 1.0));
         let due = scheduled

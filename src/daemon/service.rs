@@ -30,7 +30,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// Runs the daemon for the config file at `config_path` until a signal
 /// stops it.
-pub fn run(config_path: &Path) -> Result<(), DaemonError> {
+pub(crate) fn run(config_path: &Path) -> Result<(), DaemonError> {
     let workspace = tempfile::Builder::new()
         .prefix("groupwarden-run-")
         .tempdir()

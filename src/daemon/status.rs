@@ -13,7 +13,7 @@ use super::job::{FinishedScan, ScanFigures, Trigger};
 
 /// The daemon's record of its scans.
 #[derive(Debug)]
-pub struct Status {
+pub(crate) struct Status {
     /// When the daemon started.
     pub started: Timestamp,
     /// The schedule as written, for `/healthz` (`0 6 * * * (UTC)`).
@@ -46,7 +46,7 @@ pub struct Status {
 
 impl Status {
     /// A fresh record for a daemon that starts now; `schedule` as shown.
-    pub fn new(schedule: String) -> Status {
+    pub(crate) fn new(schedule: String) -> Status {
         Status {
             started: Timestamp::now(),
             schedule,
@@ -66,7 +66,7 @@ impl Status {
     }
 
     /// Counts a scan that ended.
-    pub fn record(&mut self, scan: FinishedScan) {
+    pub(crate) fn record(&mut self, scan: FinishedScan) {
         self.running_since = None;
         self.notify_failures += scan.undelivered;
         match &scan.result {
@@ -83,12 +83,12 @@ impl Status {
 
     /// Healthy unless the last scan failed: a daemon that has not scanned
     /// yet is waiting, not broken.
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.last.as_ref().is_none_or(|scan| scan.result.is_ok())
     }
 
     /// The `/healthz` document.
-    pub fn health_json(&self) -> serde_json::Value {
+    pub(crate) fn health_json(&self) -> serde_json::Value {
         let status = match (&self.last, self.healthy()) {
             (None, _) => "waiting",
             (Some(_), true) => "ok",
@@ -125,7 +125,7 @@ impl Status {
     }
 
     /// The `/metrics` page.
-    pub fn prometheus_text(&self) -> String {
+    pub(crate) fn prometheus_text(&self) -> String {
         let mut page = Page::default();
         page.family("groupwarden_info", "gauge", "The running groupwarden.");
         page.sample(

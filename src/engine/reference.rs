@@ -13,7 +13,7 @@ use super::tenant::{SUMMARY_METHODS, SUMMARY_PROPERTIES};
 use crate::report::header::{COLUMNS, Col, Kind};
 
 /// The reference as Markdown.
-pub fn markdown() -> String {
+pub(crate) fn markdown() -> String {
     let mut out = String::new();
     out.push_str("### Row fields\n\n");
     out.push_str(

@@ -42,14 +42,14 @@ use crate::report::row::RowData;
 use crate::report::stats::ReportStats;
 
 /// The refresh date of test rows that do not set one.
-pub const TEST_REFRESH_DATE: &str = "2026-11-25";
+pub(crate) const TEST_REFRESH_DATE: &str = "2026-11-25";
 
 /// Most rows one case may describe (with `times`), so a typo cannot make
 /// a test run forever.
 const MAX_ROWS_PER_CASE: usize = 100_000;
 
 /// The test file of a rule: `inactive-groups.rhai` → `inactive-groups.test.toml`.
-pub fn test_file_for(rule_path: &Path) -> PathBuf {
+pub(crate) fn test_file_for(rule_path: &Path) -> PathBuf {
     rule_path.with_extension("test.toml")
 }
 
@@ -57,7 +57,7 @@ pub fn test_file_for(rule_path: &Path) -> PathBuf {
 /// `index`-th row of the case (1-based); `None` when the column is absent
 /// from test reports unless a case sets it (the Teams columns, which only
 /// `/beta` reports have).
-pub fn test_default(col: Col, index: usize) -> Option<String> {
+pub(crate) fn test_default(col: Col, index: usize) -> Option<String> {
     let text = match col {
         Col::ReportRefreshDate => TEST_REFRESH_DATE,
         Col::GroupDisplayName if index > 1 => return Some(format!("Test Group {index}")),
@@ -86,7 +86,7 @@ pub fn test_default(col: Col, index: usize) -> Option<String> {
 
 /// A test file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum TestFileError {
+pub(crate) enum TestFileError {
     /// The test file could not be read.
     #[error("cannot read {path}: {error}")]
     Io {
@@ -120,16 +120,14 @@ pub enum TestFileError {
 
 /// The cases of one test file.
 #[derive(Debug)]
-pub struct TestFile {
-    /// The `<rule>.test.toml` file.
-    pub path: PathBuf,
+pub(crate) struct TestFile {
     /// Its `[[case]]`s, in file order; never empty.
     pub cases: Vec<Case>,
 }
 
 /// One case: rows to evaluate and what the rule should make of them.
 #[derive(Debug)]
-pub struct Case {
+pub(crate) struct Case {
     /// The case's `name`, shown in the results.
     pub name: String,
     /// Where the case starts in the test file.
@@ -202,7 +200,7 @@ impl SpanError {
 }
 
 /// Reads and checks a test file.
-pub fn load(path: &Path) -> Result<TestFile, TestFileError> {
+pub(crate) fn load(path: &Path) -> Result<TestFile, TestFileError> {
     let text = std::fs::read_to_string(path).map_err(|error| TestFileError::Io {
         path: path.to_owned(),
         error,
@@ -211,7 +209,7 @@ pub fn load(path: &Path) -> Result<TestFile, TestFileError> {
 }
 
 /// Parses test-file text; errors name the line and column.
-pub fn parse(path: &Path, text: &str) -> Result<TestFile, TestFileError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<TestFile, TestFileError> {
     let spec: FileSpec = toml::from_str(text).map_err(|e| TestFileError::Invalid {
         path: path.to_owned(),
         message: toml_error(&e, text),
@@ -236,10 +234,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, TestFileError> {
         .into_iter()
         .map(|case| build_case(case, text).map_err(at))
         .collect::<Result<_, _>>()?;
-    Ok(TestFile {
-        path: path.to_owned(),
-        cases,
-    })
+    Ok(TestFile { cases })
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -614,7 +609,7 @@ impl fmt::Display for Expectation {
 
 /// How one case went: passed when `problems` is empty.
 #[derive(Debug)]
-pub struct CaseResult {
+pub(crate) struct CaseResult {
     /// The case's name.
     pub name: String,
     /// Where the case starts in the test file.
@@ -629,7 +624,7 @@ pub struct CaseResult {
 
 impl CaseResult {
     /// Whether the rule did what the case expects.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.problems.is_empty()
     }
 }
@@ -644,7 +639,7 @@ struct Actual {
 
 /// Runs one case against `rule` (with its declared defaults; the case's
 /// `params` override them).
-pub fn run_case(engine: &Engine, rule: &Rule, case: &Case) -> CaseResult {
+pub(crate) fn run_case(engine: &Engine, rule: &Rule, case: &Case) -> CaseResult {
     let mut result = CaseResult {
         name: case.name.clone(),
         line: case.line,

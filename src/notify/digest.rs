@@ -282,7 +282,7 @@ mod evidence {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<EvidenceMap, D::Error> {
         deserializer.deserialize_map(OrderedMap)

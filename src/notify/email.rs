@@ -12,10 +12,10 @@ use super::render::EmailContent;
 use super::secrets::read_secret;
 
 /// lettre's SMTP transport (with its connection pool), run on Tokio.
-pub type SmtpTransport = AsyncSmtpTransport<Tokio1Executor>;
+pub(crate) type SmtpTransport = AsyncSmtpTransport<Tokio1Executor>;
 
 /// Sends emails through one channel's SMTP server.
-pub struct EmailNotifier {
+pub(crate) struct EmailNotifier {
     /// The channel's SMTP connection (pool), set up by [`transport`].
     pub transport: SmtpTransport,
 }
@@ -38,7 +38,7 @@ impl Notifier for EmailNotifier {
 /// The channel's SMTP connection settings. TLS certificates are always
 /// verified; plain text is only configurable for a server on this machine.
 /// Must run inside a Tokio runtime (lettre's pool spawns a task).
-pub fn transport(channel: &Channel) -> Result<SmtpTransport, String> {
+pub(crate) fn transport(channel: &Channel) -> Result<SmtpTransport, String> {
     let config = channel.config();
     let host = config
         .smtp_host
@@ -64,7 +64,7 @@ pub fn transport(channel: &Channel) -> Result<SmtpTransport, String> {
 }
 
 /// The message for `recipients` (addresses separated by `,`).
-pub fn message(
+pub(crate) fn message(
     channel: &Channel,
     recipients: &str,
     content: &EmailContent,

@@ -18,7 +18,8 @@ use super::render::EmailContent;
 
 /// A future that yields a token, boxed so the trait can be used as
 /// `dyn AccessToken`.
-pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<SecretString, String>> + Send + 'a>>;
+pub(crate) type TokenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<SecretString, String>> + Send + 'a>>;
 
 /// Where graph-mail gets its bearer token: the source's app registration
 /// (client credentials, managed identity, …). Implementations cache and
@@ -41,7 +42,7 @@ impl AccessToken for StaticToken {
 
 /// Sends emails with Microsoft Graph's sendMail, as a graph-mail channel's
 /// `from` mailbox.
-pub struct GraphMailNotifier<'a> {
+pub(crate) struct GraphMailNotifier<'a> {
     /// The HTTP client, shared by every channel.
     pub http: &'a reqwest::Client,
     /// `{graph_url}/v1.0/users/{from}/sendMail`.
@@ -77,7 +78,7 @@ impl Notifier for GraphMailNotifier<'_> {
 }
 
 /// The sendMail endpoint of mailbox `from`.
-pub fn send_mail_url(graph_url: &str, from: &str) -> Result<reqwest::Url, String> {
+pub(crate) fn send_mail_url(graph_url: &str, from: &str) -> Result<reqwest::Url, String> {
     let mut url = reqwest::Url::parse(graph_url).map_err(|e| format!("`graph_url`: {e}"))?;
     url.path_segments_mut()
         .map_err(|()| "`graph_url` cannot take a path".to_owned())?
@@ -87,7 +88,7 @@ pub fn send_mail_url(graph_url: &str, from: &str) -> Result<reqwest::Url, String
 }
 
 /// The sendMail request body: the HTML rendering to every recipient.
-pub fn send_mail_body(recipients: &[String], content: &EmailContent) -> String {
+pub(crate) fn send_mail_body(recipients: &[String], content: &EmailContent) -> String {
     let to: Vec<_> = recipients
         .iter()
         .map(|address| json!({ "emailAddress": { "address": address } }))

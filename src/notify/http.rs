@@ -10,7 +10,7 @@ const BODY_QUOTED: usize = 300;
 
 /// 2xx is delivered; throttling, timeouts and server errors are worth a
 /// retry (after `Retry-After` when given); other refusals are final.
-pub async fn classify_response(response: reqwest::Response) -> Result<(), SendError> {
+pub(super) async fn classify_response(response: reqwest::Response) -> Result<(), SendError> {
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -35,7 +35,7 @@ pub async fn classify_response(response: reqwest::Response) -> Result<(), SendEr
 }
 
 /// Network trouble and timeouts are worth a retry.
-pub fn request_error(error: reqwest::Error) -> SendError {
+pub(super) fn request_error(error: reqwest::Error) -> SendError {
     let error = error.without_url();
     let mut message = error.to_string();
     let mut source = std::error::Error::source(&error);

@@ -9,7 +9,7 @@ use crate::engine::finding::{Evidence, EvidenceMap, Severity};
 use super::digest::{Capped, Counts, Digest, DigestItem, ExpiringExemption, ItemStatus, ScanInfo};
 
 /// A digest touching every field; `test` marks it as a test message.
-pub fn sample_digest(test: bool) -> Digest {
+pub(crate) fn sample_digest(test: bool) -> Digest {
     let items = vec![
         item(
             ItemStatus::New,

@@ -8,7 +8,10 @@ use secrecy::SecretString;
 
 /// The secret in environment variable `env` or in `file`; `None` when
 /// neither is configured.
-pub fn read_secret(env: Option<&str>, file: Option<&Path>) -> Result<Option<SecretString>, String> {
+pub(crate) fn read_secret(
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, String> {
     if let Some(name) = env {
         return match std::env::var(name) {
             Ok(value) if !value.is_empty() => Ok(Some(value.into())),

@@ -18,7 +18,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 /// The templates groupwarden ships, by name.
-pub const BUILT_IN: [(&str, &str); 5] = [
+pub(crate) const BUILT_IN: [(&str, &str); 5] = [
     (EMAIL_SUBJECT, include_str!("templates/email-subject.txt")),
     (EMAIL_TEXT, include_str!("templates/email.txt")),
     (EMAIL_HTML, include_str!("templates/email.html")),
@@ -27,15 +27,15 @@ pub const BUILT_IN: [(&str, &str); 5] = [
 ];
 
 /// The email subject line; line breaks in its output become spaces.
-pub const EMAIL_SUBJECT: &str = "email-subject.txt";
+pub(crate) const EMAIL_SUBJECT: &str = "email-subject.txt";
 /// The plain-text part of an email.
-pub const EMAIL_TEXT: &str = "email.txt";
+pub(crate) const EMAIL_TEXT: &str = "email.txt";
 /// The HTML part of an email.
-pub const EMAIL_HTML: &str = "email.html";
+pub(crate) const EMAIL_HTML: &str = "email.html";
 /// A Slack webhook's message (Block Kit JSON).
-pub const SLACK: &str = "slack.json";
+pub(crate) const SLACK: &str = "slack.json";
 /// A Teams webhook's message (an Adaptive Card, as JSON).
-pub const TEAMS: &str = "teams.json";
+pub(crate) const TEAMS: &str = "teams.json";
 
 /// A template that cannot be loaded or rendered.
 #[derive(Debug, thiserror::Error)]

@@ -14,12 +14,12 @@ use super::{AccessToken, Channel, StaticToken};
 
 /// A bearer token for graph-mail channels, taking precedence over the
 /// source's app registration (see docs/notifications.md).
-pub const GRAPH_TOKEN_ENV: &str = "GROUPWARDEN_GRAPH_TOKEN";
+pub(crate) const GRAPH_TOKEN_ENV: &str = "GROUPWARDEN_GRAPH_TOKEN";
 
 /// Where graph-mail channels get their token: `GROUPWARDEN_GRAPH_TOKEN`
 /// if set, else the app registration of the `[source]` (or of the Azure
 /// environment variables) that fetches the report.
-pub fn graph_token(
+pub(crate) fn graph_token(
     channels: &[Channel],
     loaded: &LoadedConfig,
 ) -> Result<Option<Arc<dyn AccessToken>>, NotifyError> {

@@ -9,7 +9,7 @@ use crate::scan::ScanSummary;
 use crate::state::Status;
 
 /// Writes CSV: a header, then one row per finding, evidence as JSON text.
-pub struct CsvWriter {
+pub(crate) struct CsvWriter {
     out: csv::Writer<Box<dyn Write>>,
     header_written: bool,
     /// A `status` column follows the others (stateful scans).
@@ -21,7 +21,7 @@ pub struct CsvWriter {
 
 impl CsvWriter {
     /// A CSV writer on `out`.
-    pub fn new(out: Box<dyn Write>) -> Self {
+    pub(crate) fn new(out: Box<dyn Write>) -> Self {
         CsvWriter {
             out: csv::Writer::from_writer(out),
             header_written: false,
@@ -32,7 +32,7 @@ impl CsvWriter {
 
     /// A CSV writer that writes cells starting like a formula as they are
     /// (`--raw-csv`): for programs reading the file, never a spreadsheet.
-    pub fn raw(out: Box<dyn Write>) -> Self {
+    pub(crate) fn raw(out: Box<dyn Write>) -> Self {
         CsvWriter {
             raw: true,
             ..CsvWriter::new(out)

@@ -6,12 +6,12 @@
 //! terminal and lays out what it has at the end; so is `html`, which also
 //! taps the report for its charts (see [`html`]).
 
-pub mod csv;
+pub(crate) mod csv;
 pub mod file;
-pub mod html;
+pub(crate) mod html;
 pub mod json;
-pub mod safe;
-pub mod table;
+pub(crate) mod safe;
+pub(crate) mod table;
 
 use std::io::{self, Read, Write};
 

@@ -12,7 +12,7 @@ const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 /// A CSV cell that Excel, LibreOffice or Google Sheets will not run: one
 /// that starts like a formula gets a leading `'` (which they show as
 /// text and hide). Other cells are unchanged.
-pub fn csv_cell(text: &str) -> Cow<'_, str> {
+pub(crate) fn csv_cell(text: &str) -> Cow<'_, str> {
     if text.starts_with(FORMULA_STARTS) {
         Cow::Owned(format!("'{text}"))
     } else {
@@ -23,7 +23,7 @@ pub fn csv_cell(text: &str) -> Cow<'_, str> {
 /// Text for a terminal: control characters (ESC, BEL, backspace, CR, …)
 /// written as escapes (`\u{1b}`), so a name cannot clear the screen or
 /// fake output. Line breaks are kept; a table cell may wrap.
-pub fn terminal(text: &str) -> Cow<'_, str> {
+pub(crate) fn terminal(text: &str) -> Cow<'_, str> {
     if !text.chars().any(|c| c.is_control() && c != '\n') {
         return Cow::Borrowed(text);
     }

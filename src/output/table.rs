@@ -12,14 +12,14 @@ use crate::state::Status;
 
 /// Writes a table for a terminal; keeps every finding until `finish`,
 /// then lays them out most severe first.
-pub struct TableWriter {
+pub(crate) struct TableWriter {
     out: Box<dyn Write>,
     findings: Vec<(Finding, Option<Status>)>,
 }
 
 impl TableWriter {
     /// A table writer on `out`.
-    pub fn new(out: Box<dyn Write>) -> Self {
+    pub(crate) fn new(out: Box<dyn Write>) -> Self {
         TableWriter {
             out,
             findings: Vec::new(),

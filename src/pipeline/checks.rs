@@ -28,7 +28,7 @@ use crate::source::config::{
 use super::rules::rules_dir;
 
 /// What the steps share.
-pub struct Context {
+pub(crate) struct Context {
     /// `--config`, when given.
     pub config_flag: Option<PathBuf>,
     /// `--rules`, when given.
@@ -39,7 +39,7 @@ pub struct Context {
 
 /// The outcome of one step.
 #[derive(Debug, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Passed; a one-line summary.
     Ok(String),
     /// Failed; each problem found.
@@ -49,7 +49,7 @@ pub enum Verdict {
 }
 
 /// One thing `validate` checks.
-pub struct Step {
+pub(crate) struct Step {
     /// The step's name as `validate` prints it (`config`, `rules`).
     pub name: &'static str,
     /// The check itself.
@@ -57,7 +57,7 @@ pub struct Step {
 }
 
 /// The checks, in order.
-pub const STEPS: &[Step] = &[
+pub(crate) const STEPS: &[Step] = &[
     Step {
         name: "config",
         run: check_config,

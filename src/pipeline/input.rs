@@ -36,7 +36,7 @@ pub struct ReportInput {
 /// The report to scan and its name for messages: `--input` if given, else
 /// the config's `[source]`, else Graph when the Azure environment
 /// variables name an app. `save_dir` keeps a copy of the raw CSV.
-pub fn open_report(
+pub(crate) fn open_report(
     choice: &ReportInput,
     loaded: &LoadedConfig,
 ) -> Result<(Box<dyn Read + Send>, String), Error> {
@@ -90,7 +90,7 @@ fn azure_app_in_environment() -> bool {
 
 /// `source` checked and its credential loaded, for `request` (else the
 /// source's own period).
-pub fn resolve_source(
+pub(crate) fn resolve_source(
     source: &SourceConfig,
     request: Option<ReportRequest>,
     loaded: &LoadedConfig,
@@ -99,7 +99,7 @@ pub fn resolve_source(
 }
 
 /// Opens the download; a progress bar only when standard error is a terminal.
-pub fn open_graph(settings: &GraphSettings) -> Result<(Download, String), Error> {
+pub(crate) fn open_graph(settings: &GraphSettings) -> Result<(Download, String), Error> {
     let client = GraphClient::new(settings)?;
     let download = client.open_report(io::stderr().is_terminal())?;
     Ok((

@@ -10,10 +10,10 @@
 //! - [`checks`] validates a configuration without contacting a server.
 //! - [`error`] is the one error type of a command or scan.
 
-pub mod checks;
+pub(crate) mod checks;
 pub mod error;
-pub mod input;
-pub mod rules;
+pub(crate) mod input;
+pub(crate) mod rules;
 pub mod scan;
 
 pub use error::Error;

@@ -5,7 +5,7 @@
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date, or `None` when the text is
 /// not a valid calendar date.
-pub fn parse_day(text: &[u8]) -> Option<i32> {
+pub(crate) fn parse_day(text: &[u8]) -> Option<i32> {
     if text.len() != 10 || text[4] != b'-' || text[7] != b'-' {
         return None;
     }
@@ -19,7 +19,7 @@ pub fn parse_day(text: &[u8]) -> Option<i32> {
 }
 
 /// The `YYYY-MM-DD` text of a day number.
-pub fn format_day(days: i32) -> String {
+pub(crate) fn format_day(days: i32) -> String {
     let (year, month, day) = civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02}")
 }

@@ -74,7 +74,7 @@ const OTHER_REPORTS: &[OtherReport] = &[
 ];
 
 /// Why a header is not this report's, when it is another report's.
-pub fn other_report(headers: &[String]) -> Option<String> {
+pub(crate) fn other_report(headers: &[String]) -> Option<String> {
     let keys: Vec<String> = headers.iter().map(|h| match_key(h)).collect();
     let has = |key: &&str| keys.iter().any(|k| k == key);
     let ours = has(&"groupdisplayname") && !has(&"office365connected");

@@ -12,11 +12,11 @@
 //! Blank cells are *unknown*, never zero: the report leaves activity counts
 //! and `Last Activity Date` blank routinely.
 
-pub mod date;
+pub(crate) mod date;
 pub mod header;
-pub mod identify;
+pub(crate) mod identify;
 pub mod reader;
 pub mod row;
 pub mod shape;
 pub mod stats;
-pub mod text;
+pub(crate) mod text;

@@ -3,11 +3,11 @@
 //! cut short (so one huge cell cannot flood them).
 
 /// The most characters of a cell a message quotes.
-pub const QUOTED_CHARS: usize = 200;
+pub(crate) const QUOTED_CHARS: usize = 200;
 
 /// `text` with control characters escaped (`\u{1b}`, `\n`), cut to
 /// `max` characters with `…` after.
-pub fn for_message(text: &str, max: usize) -> String {
+pub(crate) fn for_message(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max) + 4);
     for (i, c) in text.chars().enumerate() {
         if i == max {

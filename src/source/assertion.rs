@@ -28,7 +28,7 @@ use super::error::SourceError;
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// The `client_assertion_type` form value.
-pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A certificate and its private key, ready to sign assertions.
 pub struct CertificateCredential {
@@ -180,7 +180,7 @@ mod tests {
     /// A throwaway self-signed certificate made for these tests only
     /// (`openssl req -x509 -newkey rsa:2048 -nodes`); its SHA-1 thumbprint is
     /// 3F:14:14:34:4B:A3:D0:E4:58:1C:58:2C:56:EC:6D:30:36:EE:00:A8.
-    pub const TEST_CERTIFICATE_PEM: &str =
+    pub(super) const TEST_CERTIFICATE_PEM: &str =
         include_str!("../../tests/data/test-only-certificate.pem");
 
     fn decode(part: &str) -> serde_json::Value {

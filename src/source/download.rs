@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::blocking::Response;
 
 /// The report as it arrives.
-pub struct Download {
+pub(crate) struct Download {
     body: Box<dyn Read + Send>,
     expected: Option<u64>,
     received: u64,
@@ -24,14 +24,14 @@ pub struct Download {
 impl Download {
     /// Wraps an answer whose status was success. `show_progress` draws a
     /// bar on standard error (for terminals).
-    pub fn new(response: Response, show_progress: bool) -> Download {
+    pub(crate) fn new(response: Response, show_progress: bool) -> Download {
         let expected = response.content_length();
         Download::from_reader(Box::new(response), expected, show_progress)
     }
 
     /// Wraps any body; `expected` is the announced length in bytes
     /// (`Content-Length`), `None` when the server gave none.
-    pub fn from_reader(
+    pub(crate) fn from_reader(
         body: Box<dyn Read + Send>,
         expected: Option<u64>,
         show_progress: bool,
@@ -47,7 +47,7 @@ impl Download {
     }
 
     /// Bytes received so far.
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.received
     }
 

@@ -48,7 +48,7 @@ const JSON_FORMAT_QUERY: &str = "$format=application/json";
 /// Cheap to clone: the clones share the HTTP clients and the token cache
 /// (the JSON pages are fetched by a clone on the converting thread).
 #[derive(Clone)]
-pub struct GraphClient {
+pub(crate) struct GraphClient {
     /// Sends the bearer token; talks to Graph only.
     api: Client,
     /// Never sends a token; fetches the pre-authenticated URL.
@@ -63,7 +63,7 @@ pub struct GraphClient {
 impl GraphClient {
     /// A client that signs in with the client-credentials grant. The token
     /// endpoint and Graph share one HTTP client; the download has its own.
-    pub fn new(settings: &GraphSettings) -> Result<GraphClient, SourceError> {
+    pub(crate) fn new(settings: &GraphSettings) -> Result<GraphClient, SourceError> {
         let api = http_client(settings)?;
         let tokens = ClientCredentials::new(api.clone(), settings)?;
         GraphClient::with_token_source(settings, Box::new(tokens), api)
@@ -71,7 +71,7 @@ impl GraphClient {
 
     /// A client that gets its tokens from `tokens` and talks to Graph
     /// through `api`.
-    pub fn with_token_source(
+    pub(crate) fn with_token_source(
         settings: &GraphSettings,
         tokens: Box<dyn TokenSource>,
         api: Client,
@@ -92,7 +92,7 @@ impl GraphClient {
     /// faults as the policy allows. Reading the result streams the CSV:
     /// from `/beta`, the CSV that the JSON pages become, each page fetched
     /// when the reader reaches it.
-    pub fn open_report(&self, show_progress: bool) -> Result<Download, SourceError> {
+    pub(crate) fn open_report(&self, show_progress: bool) -> Result<Download, SourceError> {
         if self.api_version == ApiVersion::Beta {
             return self.open_json_pages(show_progress);
         }
@@ -251,7 +251,7 @@ fn without_query(url: &reqwest::Url) -> String {
 
 /// An HTTP client for one host: no redirects followed, a connect timeout,
 /// and a per-read timeout that catches a stalled answer or download.
-pub fn http_client(settings: &GraphSettings) -> Result<Client, SourceError> {
+pub(crate) fn http_client(settings: &GraphSettings) -> Result<Client, SourceError> {
     Client::builder()
         .user_agent(concat!("groupwarden/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
@@ -305,7 +305,7 @@ fn header_text(response: &Response, name: &str) -> Option<String> {
 }
 
 /// The start of an error answer's body, as text.
-pub fn read_error_body(response: Response) -> String {
+pub(crate) fn read_error_body(response: Response) -> String {
     let mut body = Vec::new();
     // A broken error body still leaves the status to report.
     let _ = response.take(ERROR_BODY_LIMIT).read_to_end(&mut body);
@@ -336,7 +336,7 @@ struct InnerError {
 
 /// Graph's `{"error":{"code","message","innerError":{…}}}`. The message is
 /// sometimes itself such a document, as text; then the inner one is used.
-pub fn parse_graph_error(status: u16, body: &str) -> GraphError {
+pub(crate) fn parse_graph_error(status: u16, body: &str) -> GraphError {
     let mut error = GraphError {
         status,
         code: String::new(),

@@ -37,12 +37,12 @@
 //! URL) live in `secrecy` types and are never formatted into logs or
 //! errors.
 
-pub mod assertion;
-pub mod cloud;
+pub(crate) mod assertion;
+pub(crate) mod cloud;
 pub mod config;
-pub mod download;
+pub(crate) mod download;
 pub mod error;
-pub mod graph;
-pub mod retry;
-pub mod save;
-pub mod token;
+pub(crate) mod graph;
+pub(crate) mod retry;
+pub(crate) mod save;
+pub(crate) mod token;

@@ -21,7 +21,7 @@ impl Transient for SourceError {
 /// stop. `attempt` gets the attempt number, from 1. An error that is not
 /// worth retrying comes back as it is; one the policy stopped retrying
 /// comes back inside [`SourceError::GaveUp`].
-pub fn with_retries<T>(
+pub(crate) fn with_retries<T>(
     policy: &RetryPolicy,
     attempt: impl FnMut(u32) -> Result<T, SourceError>,
 ) -> Result<T, SourceError> {

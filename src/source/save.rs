@@ -14,7 +14,7 @@ use crate::report::header::Col;
 use crate::report::reader::ReportReader;
 
 /// Copies what is read from `inner` into `dir`.
-pub struct SavedCopy<R> {
+pub(crate) struct SavedCopy<R> {
     inner: R,
     file: Option<BufWriter<File>>,
     partial: PathBuf,
@@ -25,7 +25,7 @@ pub struct SavedCopy<R> {
 impl<R: Read> SavedCopy<R> {
     /// `fallback_period` (`D30`) names the file when the report has no
     /// rows to read the period from.
-    pub fn new(inner: R, dir: &Path, fallback_period: &str) -> io::Result<SavedCopy<R>> {
+    pub(crate) fn new(inner: R, dir: &Path, fallback_period: &str) -> io::Result<SavedCopy<R>> {
         std::fs::create_dir_all(dir).map_err(|e| in_dir(dir, e))?;
         let partial = dir.join(format!(".groups-activity-{}.partial", std::process::id()));
         let file = File::create(&partial).map_err(|e| in_dir(dir, e))?;

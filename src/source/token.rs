@@ -30,7 +30,7 @@ use crate::retry::retry_after;
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// Gives bearer tokens for Graph.
-pub trait TokenSource: Send + Sync {
+pub(crate) trait TokenSource: Send + Sync {
     /// A token valid for a while yet: the cached one, or a new one.
     fn token(&self) -> Result<SecretString, SourceError>;
     /// Forgets the cached token (Graph refused it).
@@ -39,7 +39,7 @@ pub trait TokenSource: Send + Sync {
 
 /// The OAuth2 client-credentials grant with a client secret, a
 /// certificate or a federated token, caching the token until shortly before it expires.
-pub struct ClientCredentials {
+pub(crate) struct ClientCredentials {
     http: Client,
     endpoint: reqwest::Url,
     client_id: String,
@@ -87,7 +87,10 @@ struct TokenErrorAnswer {
 
 impl ClientCredentials {
     /// The grant for `settings`, sending requests with `http`.
-    pub fn new(http: Client, settings: &GraphSettings) -> Result<ClientCredentials, SourceError> {
+    pub(crate) fn new(
+        http: Client,
+        settings: &GraphSettings,
+    ) -> Result<ClientCredentials, SourceError> {
         let endpoint = format!(
             "{}/{}/oauth2/v2.0/token",
             settings.authority_url, settings.tenant_id

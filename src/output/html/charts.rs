@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::stats::{ActivityHistogram, MAX_TRACKED_DAYS};
 
 /// Width of every chart's view box; the SVG scales to its container.
-pub const VIEW_WIDTH: u32 = 640;
+pub(crate) const VIEW_WIDTH: u32 = 640;
 const LABEL_WIDTH: u32 = 200;
 const BAR_SPACE: f64 = 280.0;
 const ROW_HEIGHT: u32 = 28;
@@ -23,7 +23,7 @@ const LABEL_CHARS: usize = 26;
 
 /// One bar of a horizontal bar chart.
 #[derive(Clone, Debug, Serialize)]
-pub struct Bar {
+pub(crate) struct Bar {
     /// The label shown, cut to a fixed length.
     pub label: String,
     /// The whole label, the bar's tooltip.
@@ -43,7 +43,7 @@ pub struct Bar {
 /// A horizontal bar chart laid out for SVG: one row per bar, the label
 /// on the left and the value on the right. Positions are in view-box units.
 #[derive(Clone, Debug, Serialize)]
-pub struct BarChart {
+pub(crate) struct BarChart {
     /// The bars, top to bottom.
     pub bars: Vec<Bar>,
     /// View-box height.
@@ -59,7 +59,7 @@ pub struct BarChart {
 }
 
 /// A bar's data before layout.
-pub struct BarInput {
+pub(crate) struct BarInput {
     /// The label; cut when shown, whole in the tooltip.
     pub label: String,
     /// What the bar's length stands for.
@@ -69,7 +69,7 @@ pub struct BarInput {
 }
 
 /// Lays out bars in the given order, scaled to the largest value.
-pub fn bar_chart(inputs: Vec<BarInput>) -> BarChart {
+pub(crate) fn bar_chart(inputs: Vec<BarInput>) -> BarChart {
     let max = inputs.iter().map(|b| b.value).max().unwrap_or(0).max(1) as f64;
     let bars = inputs
         .into_iter()
@@ -104,7 +104,7 @@ pub fn bar_chart(inputs: Vec<BarInput>) -> BarChart {
 }
 
 /// `label`, cut to `LABEL_CHARS` characters with an ellipsis.
-pub fn shorten(label: &str) -> String {
+pub(crate) fn shorten(label: &str) -> String {
     if label.chars().count() <= LABEL_CHARS {
         return label.to_owned();
     }
@@ -129,7 +129,7 @@ const HISTOGRAM_HEIGHT: u32 = 262;
 
 /// One histogram bar: the groups last active within a range of days.
 #[derive(Clone, Debug, Serialize)]
-pub struct Bin {
+pub(crate) struct Bin {
     /// The range shown under the bar (`7–29`, `≥730`, `none`).
     pub label: String,
     /// Groups in the range.
@@ -152,7 +152,7 @@ pub struct Bin {
 
 /// The vertical line marking the inactivity rule's threshold.
 #[derive(Clone, Debug, Serialize)]
-pub struct ThresholdMark {
+pub(crate) struct ThresholdMark {
     /// The threshold, in days.
     pub days: i64,
     /// Where the line is drawn, in view-box units.
@@ -167,7 +167,7 @@ pub struct ThresholdMark {
 /// last activity, with the inactivity threshold marked. Positions are in
 /// view-box units.
 #[derive(Clone, Debug, Serialize)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     /// The bars, left to right; the last one counts groups with no activity.
     pub bins: Vec<Bin>,
     /// The inactivity threshold's line; `None` without an enabled inactivity rule.
@@ -196,7 +196,10 @@ pub struct Histogram {
 
 /// The activity histogram; `threshold` (days) becomes a bin edge so the
 /// bars on either side of the line are exactly the groups under and over.
-pub fn activity_histogram(activity: &ActivityHistogram, threshold: Option<i64>) -> Histogram {
+pub(crate) fn activity_histogram(
+    activity: &ActivityHistogram,
+    threshold: Option<i64>,
+) -> Histogram {
     let threshold_edge = threshold
         .filter(|&days| days > 0)
         .map(|days| (days as usize).min(MAX_TRACKED_DAYS));

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use jiff::civil::Date;
 
 /// Where a finding is in its life: the state store's own status.
-pub use crate::state::Status;
+pub(crate) use crate::state::Status;
 
 /// One finding's history.
 #[derive(Clone, Debug, PartialEq)]

@@ -29,13 +29,13 @@
 //! Without one, the status cards, status and first-seen columns and the
 //! exemptions section are left out.
 
-pub mod charts;
-pub mod lifecycle;
-pub mod render;
-pub mod stats;
-pub mod tap;
-pub mod view;
-pub mod writer;
+pub(crate) mod charts;
+pub(crate) mod lifecycle;
+pub(crate) mod render;
+pub(crate) mod stats;
+pub(crate) mod tap;
+pub(crate) mod view;
+pub(crate) mod writer;
 
 #[cfg(test)]
 mod tests;

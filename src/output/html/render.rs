@@ -47,7 +47,7 @@ impl From<RenderError> for io::Error {
 /// The page may run only its own script and style and load nothing: a
 /// script or handler that slipped in anyway would not run, and nothing
 /// can reach the network.
-pub fn content_security_policy() -> String {
+pub(crate) fn content_security_policy() -> String {
     format!(
         "default-src 'none'; img-src data:; script-src '{}'; style-src '{}'",
         sha256_source(SCRIPT),
@@ -68,7 +68,7 @@ pub(super) fn sha256_source(text: &str) -> String {
 /// table row by row (a row's context lives only while it is written, so
 /// memory holds the findings once, not again as page text or template
 /// values), then the rest.
-pub fn write_page(
+pub(crate) fn write_page(
     view: &ReportView,
     sections: &[Section<'_>],
     lifecycle: Option<&Lifecycle>,

@@ -16,15 +16,15 @@ use crate::report::row::RowData;
 
 /// Days since last activity counted one by one up to here; older
 /// activity shares one counter.
-pub const MAX_TRACKED_DAYS: usize = 3 * 365;
+pub(crate) const MAX_TRACKED_DAYS: usize = 3 * 365;
 /// Distinct group types kept; more (a malformed report) go to "other".
-pub const MAX_GROUP_TYPES: usize = 12;
+pub(crate) const MAX_GROUP_TYPES: usize = 12;
 /// Groups listed in the external-members chart.
-pub const TOP_EXTERNAL: usize = 10;
+pub(crate) const TOP_EXTERNAL: usize = 10;
 
 /// Figures the HTML charts need, over the rows read without error.
 #[derive(Clone, Debug, PartialEq)]
-pub struct HtmlStats {
+pub(crate) struct HtmlStats {
     /// Groups not deleted, by days since last activity.
     pub activity: ActivityHistogram,
     /// Mailbox plus site storage of groups not deleted, by group type.
@@ -51,7 +51,7 @@ impl Default for HtmlStats {
 
 impl HtmlStats {
     /// Counts one row read without error.
-    pub fn add_row(&mut self, row: &RowData) {
+    pub(crate) fn add_row(&mut self, row: &RowData) {
         let storage = row.total_storage_bytes().map_or(0, clamp_to_u64);
         if row.is_deleted() {
             self.deleted_groups += 1;
@@ -75,7 +75,8 @@ impl HtmlStats {
     }
 
     /// Adds the figures of `other`, gathered over other rows.
-    pub fn merge(&mut self, other: &HtmlStats) {
+    #[cfg(test)]
+    pub(crate) fn merge(&mut self, other: &HtmlStats) {
         self.activity.merge(&other.activity);
         for t in &other.storage_by_type {
             self.add_storage(&t.group_type, t.bytes, t.groups);
@@ -121,7 +122,7 @@ fn clamp_to_u64(value: i64) -> u64 {
 
 /// Storage of one group type.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TypeStorage {
+pub(crate) struct TypeStorage {
     /// The report's group type (`Public`, `Private`); `unknown` when blank,
     /// `other` for the types past [`MAX_GROUP_TYPES`].
     pub group_type: String,
@@ -133,7 +134,7 @@ pub struct TypeStorage {
 
 /// Groups by days since their last activity.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ActivityHistogram {
+pub(crate) struct ActivityHistogram {
     /// `per_day[d]`: groups last active `d` days before the refresh date.
     /// Activity dated after the refresh date counts as day 0.
     per_day: Vec<u64>,
@@ -156,7 +157,7 @@ impl Default for ActivityHistogram {
 impl ActivityHistogram {
     /// Counts a group last active `days` days before the refresh date;
     /// `None` for no activity in the report period.
-    pub fn add(&mut self, days: Option<i64>) {
+    pub(crate) fn add(&mut self, days: Option<i64>) {
         match days {
             None => self.never += 1,
             Some(d) => match usize::try_from(d.max(0)) {
@@ -167,7 +168,8 @@ impl ActivityHistogram {
     }
 
     /// Adds the counts of `other`, gathered over other rows.
-    pub fn merge(&mut self, other: &ActivityHistogram) {
+    #[cfg(test)]
+    pub(crate) fn merge(&mut self, other: &ActivityHistogram) {
         for (mine, theirs) in self.per_day.iter_mut().zip(&other.per_day) {
             *mine += theirs;
         }
@@ -177,7 +179,7 @@ impl ActivityHistogram {
 
     /// Groups last active between `from` and `to` days ago (inclusive);
     /// `to == None` counts everything from `from` on, older ones too.
-    pub fn count_between(&self, from: usize, to: Option<usize>) -> u64 {
+    pub(crate) fn count_between(&self, from: usize, to: Option<usize>) -> u64 {
         let start = from.min(self.per_day.len());
         match to {
             Some(to) if to < from => 0,
@@ -190,14 +192,14 @@ impl ActivityHistogram {
     }
 
     /// Groups with a known last activity.
-    pub fn active(&self) -> u64 {
+    pub(crate) fn active(&self) -> u64 {
         self.count_between(0, None)
     }
 }
 
 /// A group with external members.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ExternalGroup {
+pub(crate) struct ExternalGroup {
     /// Group name as the report gives it.
     pub name: String,
     /// External members (guests).
@@ -212,7 +214,7 @@ pub struct ExternalGroup {
 /// group earlier in the report, so the result does not depend on order of
 /// arrival.
 #[derive(Clone, Debug)]
-pub struct TopExternal {
+pub(crate) struct TopExternal {
     capacity: usize,
     /// Min-heap on (external, earlier line): the weakest on top.
     heap: BinaryHeap<Reverse<Ranked>>,
@@ -235,7 +237,7 @@ struct Ranked {
 
 impl TopExternal {
     /// An empty list that keeps at most `capacity` groups.
-    pub fn new(capacity: usize) -> TopExternal {
+    pub(crate) fn new(capacity: usize) -> TopExternal {
         TopExternal {
             capacity,
             heap: BinaryHeap::with_capacity(capacity + 1),
@@ -244,7 +246,7 @@ impl TopExternal {
 
     /// Considers a group; `make` runs only when it makes the list, so a
     /// row that does not costs no allocation.
-    pub fn offer(&mut self, external: u64, line: u64, make: impl FnOnce() -> ExternalGroup) {
+    pub(crate) fn offer(&mut self, external: u64, line: u64, make: impl FnOnce() -> ExternalGroup) {
         if self.capacity == 0 {
             return;
         }
@@ -264,7 +266,7 @@ impl TopExternal {
     }
 
     /// Most external members first.
-    pub fn sorted(&self) -> Vec<ExternalGroup> {
+    pub(crate) fn sorted(&self) -> Vec<ExternalGroup> {
         let mut ranked: Vec<&Ranked> = self.heap.iter().map(|r| &r.0).collect();
         ranked.sort_by(|a, b| b.cmp(a));
         ranked.into_iter().map(|r| r.group.clone()).collect()

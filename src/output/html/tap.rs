@@ -24,13 +24,13 @@ use crate::report::row::RowData;
 const CHANNEL_BUFFERS: usize = 32;
 
 /// The thread that turns tapped bytes into [`HtmlStats`].
-pub struct Tap {
+pub(crate) struct Tap {
     thread: JoinHandle<HtmlStats>,
 }
 
 impl Tap {
     /// Wraps `input`; the returned reader must replace it.
-    pub fn wrap(input: Box<dyn Read + Send>) -> (Box<dyn Read + Send>, Tap) {
+    pub(crate) fn wrap(input: Box<dyn Read + Send>) -> (Box<dyn Read + Send>, Tap) {
         let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_BUFFERS);
         let thread = std::thread::Builder::new()
             .name("html-stats".to_owned())
@@ -46,7 +46,7 @@ impl Tap {
     /// The figures, once the scan has dropped the reader. A tap that
     /// failed (it cannot, short of a bug) yields empty figures rather
     /// than losing the findings.
-    pub fn finish(self) -> HtmlStats {
+    pub(crate) fn finish(self) -> HtmlStats {
         self.thread.join().unwrap_or_else(|_| {
             tracing::warn!("the HTML report's charts could not be computed");
             HtmlStats::default()

@@ -20,13 +20,13 @@ use crate::output::SummaryView;
 use crate::scan::ScanSummary;
 
 /// The rule whose `days` parameter marks the activity histogram.
-pub const INACTIVITY_RULE: &str = "inactive-groups";
+pub(crate) const INACTIVITY_RULE: &str = "inactive-groups";
 /// Exemptions ending within this many days are flagged.
-pub const EXPIRING_SOON_DAYS: i32 = 14;
+pub(crate) const EXPIRING_SOON_DAYS: i32 = 14;
 
 /// What the report needs to know besides the findings.
 #[derive(Clone, Debug)]
-pub struct HtmlContext {
+pub(crate) struct HtmlContext {
     /// When the scan ran (shown, and the day exemption expiry counts from).
     pub generated_at: Timestamp,
     /// The enabled rules, whose titles and descriptions head the sections.
@@ -37,7 +37,7 @@ pub struct HtmlContext {
 
 /// A rule as the report describes it.
 #[derive(Clone, Debug)]
-pub struct RuleInfo {
+pub(crate) struct RuleInfo {
     /// Rule id, as in the rules file.
     pub id: String,
     /// Short name, the section heading.
@@ -48,7 +48,7 @@ pub struct RuleInfo {
 
 impl HtmlContext {
     /// The enabled rules of `rules`, as of `generated_at`.
-    pub fn new(rules: &RuleSet, generated_at: Timestamp) -> HtmlContext {
+    pub(crate) fn new(rules: &RuleSet, generated_at: Timestamp) -> HtmlContext {
         let inactivity_days = rules
             .enabled()
             .find(|r| &*r.id == INACTIVITY_RULE)
@@ -72,7 +72,7 @@ impl HtmlContext {
 /// The page around the findings: summary figures, count cards, charts
 /// and, when the state store ran, resolved findings and exemptions.
 #[derive(Serialize)]
-pub struct ReportView {
+pub(crate) struct ReportView {
     /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub source: String,
     /// The report's latest refresh date (`YYYY-MM-DD`); `None` when no row gave one.
@@ -123,7 +123,7 @@ pub struct ReportView {
 
 /// A summary card: how many findings have one severity or status.
 #[derive(Serialize)]
-pub struct CountCard {
+pub(crate) struct CountCard {
     /// The severity or status id (`high`, `new`), for CSS classes and filtering.
     pub key: &'static str,
     /// The name shown.
@@ -135,7 +135,7 @@ pub struct CountCard {
 }
 
 /// One rule's table: its heading, and its findings in the order shown.
-pub struct Section<'a> {
+pub(crate) struct Section<'a> {
     /// The section's heading.
     pub header: SectionHeader,
     /// The rule's findings, most severe first, then in report order.
@@ -144,7 +144,7 @@ pub struct Section<'a> {
 
 /// A section's heading: the rule and how much it found.
 #[derive(Serialize)]
-pub struct SectionHeader {
+pub(crate) struct SectionHeader {
     /// Rule id.
     pub id: String,
     /// Rule title, or the id for a rule the context does not know.
@@ -159,7 +159,7 @@ pub struct SectionHeader {
 
 /// Which optional columns the findings tables have.
 #[derive(Clone, Copy, Serialize)]
-pub struct Columns {
+pub(crate) struct Columns {
     /// Status column (the state store ran).
     pub status: bool,
     /// First-seen column (some finding has a first-seen date).
@@ -168,7 +168,7 @@ pub struct Columns {
 
 /// One row of a findings table, all text ready for the template.
 #[derive(Serialize)]
-pub struct FindingRow {
+pub(crate) struct FindingRow {
     /// Severity id (`high`), for CSS classes and filtering.
     pub severity: &'static str,
     /// Severity name shown.
@@ -201,7 +201,7 @@ pub struct FindingRow {
 
 /// A finding this scan resolved, as the resolved list shows it.
 #[derive(Serialize)]
-pub struct ResolvedRow {
+pub(crate) struct ResolvedRow {
     /// Rule id.
     pub rule: String,
     /// Group name, or the finding's key when the name is unknown.
@@ -212,7 +212,7 @@ pub struct ResolvedRow {
 
 /// An exemption in force, as the exemptions list shows it.
 #[derive(Serialize)]
-pub struct ExemptionRow {
+pub(crate) struct ExemptionRow {
     /// Rule id, or `all rules`.
     pub rule: String,
     /// The group, as the exemption names it.
@@ -230,7 +230,7 @@ pub struct ExemptionRow {
 impl ReportView {
     /// Gathers the page's figures from the scan's summary, its findings,
     /// the chart figures and (when the state store ran) the lifecycle.
-    pub fn build(
+    pub(crate) fn build(
         summary: &ScanSummary,
         findings: &[Finding],
         stats: &HtmlStats,
@@ -271,7 +271,7 @@ impl ReportView {
 }
 
 /// `1 group`, `2 groups`.
-pub fn count_of(count: u64, word: &str) -> String {
+pub(crate) fn count_of(count: u64, word: &str) -> String {
     if count == 1 {
         format!("1 {word}")
     } else {
@@ -280,7 +280,7 @@ pub fn count_of(count: u64, word: &str) -> String {
 }
 
 /// The severity's name as shown (`High`).
-pub fn severity_label(severity: Severity) -> &'static str {
+pub(crate) fn severity_label(severity: Severity) -> &'static str {
     match severity {
         Severity::Info => "Info",
         Severity::Low => "Low",
@@ -291,7 +291,7 @@ pub fn severity_label(severity: Severity) -> &'static str {
 }
 
 /// A shape per severity, so severity never rests on colour alone.
-pub fn severity_icon(severity: Severity) -> &'static str {
+pub(crate) fn severity_icon(severity: Severity) -> &'static str {
     match severity {
         Severity::Info => "○",
         Severity::Low => "▽",
@@ -420,7 +420,7 @@ fn external_chart(stats: &HtmlStats) -> BarChart {
 
 impl ReportView {
     /// Which optional columns the findings tables have.
-    pub fn columns(&self) -> Columns {
+    pub(crate) fn columns(&self) -> Columns {
         Columns {
             status: self.show_status,
             first_seen: self.show_first_seen,
@@ -430,7 +430,7 @@ impl ReportView {
 
 /// One section per rule that found something, most severe first; rows
 /// most severe first, then in report order.
-pub fn sections<'a>(findings: &'a [Finding], context: &HtmlContext) -> Vec<Section<'a>> {
+pub(crate) fn sections<'a>(findings: &'a [Finding], context: &HtmlContext) -> Vec<Section<'a>> {
     let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
     for finding in findings {
         by_rule.entry(&finding.rule).or_default().push(finding);
@@ -463,7 +463,7 @@ pub fn sections<'a>(findings: &'a [Finding], context: &HtmlContext) -> Vec<Secti
 }
 
 /// A finding as its table row shows it.
-pub fn finding_row(finding: &Finding, lifecycle: Option<&Lifecycle>) -> FindingRow {
+pub(crate) fn finding_row(finding: &Finding, lifecycle: Option<&Lifecycle>) -> FindingRow {
     let state = lifecycle.map(|l| {
         let known = l.findings.get(&finding.key);
         (

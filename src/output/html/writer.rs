@@ -13,7 +13,7 @@ use crate::scan::ScanSummary;
 
 /// Holds every finding (the page lists them all); the per-row figures
 /// come from the [`Tap`] in bounded memory.
-pub struct HtmlWriter {
+pub(crate) struct HtmlWriter {
     out: Box<dyn Write>,
     context: HtmlContext,
     findings: Vec<Finding>,
@@ -23,7 +23,7 @@ pub struct HtmlWriter {
 
 impl HtmlWriter {
     /// `tap` feeds the charts; without one they show an empty report.
-    pub fn new(out: Box<dyn Write>, context: HtmlContext, tap: Option<Tap>) -> HtmlWriter {
+    pub(crate) fn new(out: Box<dyn Write>, context: HtmlContext, tap: Option<Tap>) -> HtmlWriter {
         HtmlWriter {
             out,
             context,
