@@ -141,7 +141,7 @@ impl Visitor<'_> for DurationVisitor {
 /// Settles a duration key that also has an older spelling (`timeout` and
 /// `timeout_seconds`): whichever was given, and an error naming both when
 /// both were. `old` is already converted from its unit.
-pub fn one_spelling(
+pub(crate) fn one_spelling(
     key: &str,
     value: Option<ConfigDuration>,
     old_key: &str,

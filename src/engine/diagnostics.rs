@@ -187,7 +187,7 @@ fn explain(message: &str) -> String {
 const BLANK_ADVICE: &str = "() is a blank report cell (unknown, never 0 or false): test `value == ()` first, or compare with `== true`";
 
 /// The closest candidate to `name`, if one is close enough to be a typo.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
@@ -201,7 +201,7 @@ pub fn did_you_mean<'a>(
 
 /// A TOML error (config or rule test file) with serde's "unknown field
 /// `x`, expected one of …" turned into a "did you mean" naming the table.
-pub fn toml_error(error: &toml::de::Error, text: &str) -> String {
+pub(crate) fn toml_error(error: &toml::de::Error, text: &str) -> String {
     let display = error.to_string().trim_end().to_owned();
     let message = error.message().trim_end();
     match unknown_name_hint(message, text, error.span()) {

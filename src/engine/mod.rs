@@ -27,15 +27,15 @@
 //! written) it defines as a contract for them to implement ([`render`]).
 
 pub mod config;
-pub mod diagnostics;
+pub(crate) mod diagnostics;
 pub mod eval;
 pub mod finding;
-pub mod native;
-pub mod params;
+pub(crate) mod native;
+pub(crate) mod params;
 pub(crate) mod reference;
-pub mod render;
+pub(crate) mod render;
 pub mod rule;
 pub(crate) mod ruletest;
 pub mod sandbox;
-pub mod tenant;
-pub mod value;
+pub(crate) mod tenant;
+pub(crate) mod value;

@@ -22,11 +22,11 @@ use crate::report::stats::{ReportStats, TopGroups};
 
 /// The whole-report figures a tenant rule sees.
 #[derive(Clone, Debug)]
-pub struct Summary(pub Arc<SummaryData>);
+pub(crate) struct Summary(pub Arc<SummaryData>);
 
 /// The figures behind a [`Summary`].
 #[derive(Clone, Debug, Default)]
-pub struct SummaryData {
+pub(crate) struct SummaryData {
     /// Every row read without error, folded into one set of figures.
     pub stats: ReportStats,
     /// Rows that could not be read (not in any other figure).
@@ -36,14 +36,14 @@ pub struct SummaryData {
 impl Summary {
     /// The summary of a report whose readable rows gave `stats` and which
     /// had `row_errors` unreadable rows.
-    pub fn new(stats: ReportStats, row_errors: u64) -> Summary {
+    pub(crate) fn new(stats: ReportStats, row_errors: u64) -> Summary {
         Summary(Arc::new(SummaryData { stats, row_errors }))
     }
 }
 
 /// One `summary.<name>` property: the reference docs and the getter come
 /// from the same entry, so they cannot disagree.
-pub struct SummaryProperty {
+pub(crate) struct SummaryProperty {
     /// The name after `summary.`, such as `not_deleted`.
     pub name: &'static str,
     /// The Rhai type a script gets, such as `int`.
@@ -72,7 +72,7 @@ macro_rules! property {
 }
 
 /// Every property `summary.<name>` accepts.
-pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
+pub(crate) const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
     property!(
         "rows",
         "int",
@@ -198,7 +198,7 @@ pub const SUMMARY_PROPERTIES: &[SummaryProperty] = &[
 ];
 
 /// Methods of `summary`, for the reference docs: (call, returns, doc, example).
-pub const SUMMARY_METHODS: &[(&str, &str, &str, &str)] = &[(
+pub(crate) const SUMMARY_METHODS: &[(&str, &str, &str, &str)] = &[(
     "inactive_for(days)",
     "int",
     "Groups (not deleted) whose last activity was `days` or more days before the refresh date; never-active groups are not included (add `never_active`).",
@@ -224,12 +224,12 @@ fn top_list(top: &TopGroups, value_name: &str) -> Dynamic {
 }
 
 /// Every property name `summary.<name>` accepts.
-pub fn summary_property_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn summary_property_names() -> impl Iterator<Item = &'static str> {
     SUMMARY_PROPERTIES.iter().map(|p| p.name)
 }
 
 /// Registers the `Summary` type with the engine.
-pub fn register(engine: &mut Engine) {
+pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Summary>("Summary");
     for property in SUMMARY_PROPERTIES {
         let get = property.get;
@@ -248,7 +248,7 @@ pub fn register(engine: &mut Engine) {
 
 /// What the tenant rules made of the whole report.
 #[derive(Clone, Debug, Default)]
-pub struct TenantOutcome {
+pub(crate) struct TenantOutcome {
     /// What the tenant rules reported, in rule order.
     pub findings: Vec<Finding>,
     /// Tenant rules that errored (their `line` is `None`).
@@ -256,7 +256,7 @@ pub struct TenantOutcome {
 }
 
 /// Runs `tenant` of every rule that defines it.
-pub fn evaluate<'a>(
+pub(crate) fn evaluate<'a>(
     engine: &Engine,
     rules: impl IntoIterator<Item = &'a Rule>,
     summary: &Summary,

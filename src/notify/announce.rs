@@ -36,7 +36,7 @@ use super::{
 const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// The digest of one scan's changes.
-pub fn digest_of(changes: &Changes, summary: &ScanSummary) -> Digest {
+pub(crate) fn digest_of(changes: &Changes, summary: &ScanSummary) -> Digest {
     let mut items = Vec::new();
     let lists = [
         (ItemStatus::New, &changes.new),
@@ -113,7 +113,7 @@ fn item(status: ItemStatus, stored: &StoredFinding) -> DigestItem {
 /// Plans this scan's messages and writes them to the outbox inside the
 /// scan's transaction; marks the announced findings. Returns how many
 /// messages were queued.
-pub fn enqueue_changes(
+pub(crate) fn enqueue_changes(
     pending: &PendingScan,
     channels: &[Channel],
     summary: &ScanSummary,
@@ -164,7 +164,7 @@ impl Deliveries {
 /// Sends every undelivered outbox message. Messages for channels no
 /// longer configured stay queued (with a warning). Every message is
 /// tried; those that fail are counted and stay queued.
-pub fn deliver_outbox(
+pub(crate) fn deliver_outbox(
     store: &Store,
     channels: &[Channel],
     loaded: &LoadedConfig,
@@ -226,7 +226,7 @@ pub fn deliver_outbox(
 
 /// Sends `planned` now, each message under the channel's retry policy,
 /// with a courier set up for this one run.
-pub fn send_now(
+pub(crate) fn send_now(
     channels: &[Channel],
     planned: &[Planned],
     loaded: &LoadedConfig,

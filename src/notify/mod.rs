@@ -18,16 +18,16 @@
 //! [`notifier::Notifier`] under one shared retry loop; what fails is
 //! reported, never dropped.
 
-pub mod announce;
+pub(crate) mod announce;
 pub mod channel;
 pub mod config;
 pub mod deliver;
 pub mod digest;
 pub(crate) mod email;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod graph_mail;
 mod http;
-pub mod notifier;
+pub(crate) mod notifier;
 pub mod render;
 pub mod route;
 pub(crate) mod sample;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::retry::{GaveUp, RetryPolicy, Stopped, Transient, retry_async};
 
 /// Sends a rendered message once.
-pub trait Notifier {
+pub(crate) trait Notifier {
     /// What one attempt sends; rendered once, sent on every attempt.
     type Message: Sync;
 
@@ -78,7 +78,7 @@ pub struct Failure {
 /// Sends `message` under the channel's retry policy ([`crate::retry`]):
 /// transient failures are tried again after the server's `Retry-After` or
 /// the backoff. Returns the attempts it took.
-pub async fn send_with_retries<N: Notifier>(
+pub(crate) async fn send_with_retries<N: Notifier>(
     notifier: &N,
     message: &N::Message,
     policy: &RetryPolicy,

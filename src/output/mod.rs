@@ -7,7 +7,7 @@
 //! taps the report for its charts (see [`html`]).
 
 pub(crate) mod csv;
-pub mod file;
+pub(crate) mod file;
 pub(crate) mod html;
 pub mod json;
 pub(crate) mod safe;

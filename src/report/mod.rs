@@ -17,6 +17,6 @@ pub mod header;
 pub(crate) mod identify;
 pub mod reader;
 pub mod row;
-pub mod shape;
+pub(crate) mod shape;
 pub mod stats;
 pub(crate) mod text;

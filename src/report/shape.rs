@@ -53,7 +53,7 @@ pub enum InputFormat {
 
 /// What [`open`] found, for the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// The text encoding: `UTF-8`, `UTF-16LE` or `UTF-16BE`.
     pub encoding: &'static str,
     /// CSV or JSON.
@@ -68,7 +68,7 @@ pub struct Shape {
 
 impl Shape {
     /// Anything but Graph's own CSV, worth a line in the log.
-    pub fn is_unusual(&self) -> bool {
+    pub(crate) fn is_unusual(&self) -> bool {
         self.encoding != "UTF-8"
             || self.format == InputFormat::Json
             || self.delimiter != b','
@@ -100,7 +100,7 @@ impl std::fmt::Display for Shape {
 /// The report in `input` as UTF-8, comma-separated CSV, and the shape it
 /// had. Refuses, naming what it found, what is not a report of a shape
 /// groupwarden reads.
-pub fn open(
+pub(crate) fn open(
     input: Box<dyn Read + Send>,
     source_name: &str,
     format: InputFormat,
@@ -358,7 +358,7 @@ fn likely_separator(line: &str) -> Option<String> {
 
 /// `text` cut to `max` characters with control characters escaped, fit
 /// to quote in a message.
-pub fn printable(text: &str, max: usize) -> String {
+pub(crate) fn printable(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
         if i == max {
@@ -507,7 +507,7 @@ fn json_as_csv(input: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
 /// item; line numbers run on across pages (item N of the whole answer is
 /// line N + 1). A page that cannot be fetched or parsed fails the read
 /// with what went wrong, never a short report that ends cleanly.
-pub fn json_pages_as_csv(
+pub(crate) fn json_pages_as_csv(
     first: Box<dyn Read + Send>,
     next_page: impl FnMut(&str) -> io::Result<Box<dyn Read + Send>> + Send + 'static,
 ) -> Box<dyn Read + Send> {

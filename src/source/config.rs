@@ -32,15 +32,15 @@ use crate::retry::RetryPolicy;
 
 /// Environment variables read when the config leaves a credential out,
 /// as the Azure SDKs read them.
-pub const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
+pub(crate) const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
 /// The app registration's client (application) id.
-pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+pub(crate) const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 /// The app's client secret.
-pub const ENV_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+pub(crate) const ENV_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 /// A PEM file with the app's certificate and private key.
-pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+pub(crate) const ENV_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
 /// Set by Kubernetes workload identity (and by hand elsewhere).
-pub const ENV_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+pub(crate) const ENV_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 
 /// Where the report comes from.
 #[derive(Clone, Debug, Deserialize)]
@@ -344,7 +344,7 @@ pub trait Environment {
 }
 
 /// The process environment; empty values count as unset.
-pub struct ProcessEnvironment;
+pub(crate) struct ProcessEnvironment;
 
 impl Environment for ProcessEnvironment {
     fn var(&self, name: &str) -> Option<String> {
@@ -616,7 +616,7 @@ fn federated_token(path: PathBuf) -> Result<Credential, SourceError> {
 }
 
 /// The token in a federated token file, as sent in `client_assertion`.
-pub fn read_federated_token(path: &Path) -> Result<SecretString, SourceError> {
+pub(crate) fn read_federated_token(path: &Path) -> Result<SecretString, SourceError> {
     read_secret_file(path).map_err(|error| match error {
         SourceError::SecretFile { path, error } => SourceError::FederatedTokenFile { path, error },
         other => other,

@@ -194,7 +194,7 @@ impl SourceError {
 
 /// A reqwest error and its causes on one line, without the URL (reqwest
 /// puts the full URL in its messages).
-pub fn describe(error: reqwest::Error) -> String {
+pub(crate) fn describe(error: reqwest::Error) -> String {
     let timed_out = error.is_timeout();
     let error = error.without_url();
     let mut text = error.to_string();

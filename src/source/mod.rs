@@ -39,9 +39,9 @@
 
 pub(crate) mod assertion;
 pub(crate) mod cloud;
-pub mod config;
+pub(crate) mod config;
 pub(crate) mod download;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod graph;
 pub(crate) mod retry;
 pub(crate) mod save;

@@ -28,9 +28,9 @@ pub mod config;
 pub mod exemptions;
 pub mod lifecycle;
 pub mod outbox;
-pub mod query;
-pub mod recording;
-pub mod schema;
+pub(crate) mod query;
+pub(crate) mod recording;
+pub(crate) mod schema;
 pub mod store;
 
 pub use changes::{Changes, Status, StoredFinding};

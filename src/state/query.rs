@@ -9,7 +9,7 @@ use super::changes::{Status, StoredEvidence, StoredFinding};
 use super::store::{StateError, Store};
 
 /// The columns [`stored_finding`] reads, in its order.
-pub const FINDING_COLUMNS: &str = "key, status, rule, severity, group_key, group_id, group_name, owner, message, evidence, \
+pub(crate) const FINDING_COLUMNS: &str = "key, status, rule, severity, group_key, group_id, group_name, owner, message, evidence, \
      first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, last_announced_at, resolved_at, resolution, exemption, exemption_reason";
 
 fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
@@ -19,7 +19,7 @@ fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, index: usize) -> ru
 }
 
 /// One row of `SELECT FINDING_COLUMNS FROM findings`.
-pub fn stored_finding(row: &Row<'_>) -> rusqlite::Result<StoredFinding> {
+pub(crate) fn stored_finding(row: &Row<'_>) -> rusqlite::Result<StoredFinding> {
     let evidence: String = row.get(9)?;
     let resolution: Option<String> = row.get(16)?;
     Ok(StoredFinding {

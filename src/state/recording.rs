@@ -50,14 +50,14 @@ const HEAD_BYTES: usize = 64 * 1024;
 
 /// The database named by the flag, else by `[state] path` (relative to
 /// the config file's folder).
-pub fn state_path(flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
+pub(crate) fn state_path(flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
     flag.map(Path::to_owned)
         .unwrap_or_else(|| loaded.resolve(&loaded.config.state.path))
 }
 
 /// How to open the database, from `[state]` in the config; `create`:
 /// make it when missing.
-pub fn store_options(loaded: &LoadedConfig, create: bool) -> StoreOptions {
+pub(crate) fn store_options(loaded: &LoadedConfig, create: bool) -> StoreOptions {
     StoreOptions {
         lock_timeout: loaded.config.state.lock_timeout.as_duration(),
         create,
@@ -65,7 +65,7 @@ pub fn store_options(loaded: &LoadedConfig, create: bool) -> StoreOptions {
 }
 
 /// The config's exemptions and those of `[state] exemptions_file`.
-pub fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, ExemptionError> {
+pub(crate) fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, ExemptionError> {
     let config_name = loaded
         .path
         .as_ref()
@@ -81,25 +81,28 @@ pub fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, ExemptionErr
 
 /// The existing database at `flag`, else `[state] path`, for commands
 /// that only read.
-pub fn open_existing(flag: Option<&Path>, loaded: &LoadedConfig) -> Result<Store, StateError> {
+pub(crate) fn open_existing(
+    flag: Option<&Path>,
+    loaded: &LoadedConfig,
+) -> Result<Store, StateError> {
     Store::open(&state_path(flag, loaded), &store_options(loaded, false))
 }
 
 /// Today, where groupwarden runs: exemptions end at the end of their day.
-pub fn today() -> jiff::civil::Date {
+pub(crate) fn today() -> jiff::civil::Date {
     Zoned::now().date()
 }
 
 /// A scan's link to the state database; inert without a plan
 /// (`--no-state`).
-pub struct ScanRecording {
+pub(crate) struct ScanRecording {
     recorder: Option<ScanRecorder>,
 }
 
 impl ScanRecording {
     /// Opens the database and takes its write lock (no plan: does
     /// nothing). Warns about expired exemptions.
-    pub fn begin(
+    pub(crate) fn begin(
         plan: Option<&RecordingPlan>,
         loaded: &LoadedConfig,
         rules: &RuleSet,
@@ -142,7 +145,7 @@ impl ScanRecording {
     }
 
     /// The scan is being recorded (not `--no-state`).
-    pub fn is_recording(&self) -> bool {
+    pub(crate) fn is_recording(&self) -> bool {
         self.recorder.is_some()
     }
 
@@ -150,7 +153,7 @@ impl ScanRecording {
     /// written: reads the first row's refresh date from the head of
     /// `input` and hands back a stream that replays that head. The end of
     /// the scan checks again with the report's latest date.
-    pub fn check_report_start(
+    pub(crate) fn check_report_start(
         &mut self,
         mut input: Box<dyn Read + Send>,
         source: &str,
@@ -180,7 +183,10 @@ impl ScanRecording {
 
     /// Records a row; the status of each of its findings, in order
     /// (`None` when not recording).
-    pub fn record_row(&mut self, outcome: &RowOutcome) -> Result<Option<&[Status]>, StateError> {
+    pub(crate) fn record_row(
+        &mut self,
+        outcome: &RowOutcome,
+    ) -> Result<Option<&[Status]>, StateError> {
         match &mut self.recorder {
             Some(recorder) => recorder.record_row(outcome).map(Some),
             None => Ok(None),
@@ -189,7 +195,7 @@ impl ScanRecording {
 
     /// The scan failed or was cut short: nothing it saw is kept, and the
     /// failed attempt is recorded.
-    pub fn fail(&mut self, message: &str) {
+    pub(crate) fn fail(&mut self, message: &str) {
         if let Some(recorder) = self.recorder.take() {
             recorder.fail(message);
         }
@@ -198,7 +204,10 @@ impl ScanRecording {
     /// Applies the scan to the database and hands back the transaction,
     /// still open, for the findings it resolved and the messages to
     /// queue with it (`None` when not recording).
-    pub fn finish(mut self, summary: &ScanSummary) -> Result<Option<PendingScan>, StateError> {
+    pub(crate) fn finish(
+        mut self,
+        summary: &ScanSummary,
+    ) -> Result<Option<PendingScan>, StateError> {
         match self.recorder.take() {
             Some(recorder) => recorder.finish(summary).map(Some),
             None => Ok(None),

@@ -13,7 +13,7 @@
 use rusqlite::Connection;
 
 /// "GWd1": groupwarden's `PRAGMA application_id`.
-pub const APPLICATION_ID: i32 = 0x4757_6431;
+pub(crate) const APPLICATION_ID: i32 = 0x4757_6431;
 
 /// Version 1: scans, findings and their history.
 const V1: &str = r#"
@@ -99,14 +99,14 @@ CREATE INDEX outbox_undelivered ON outbox(id) WHERE delivered_at IS NULL;
 "#;
 
 /// Every migration, oldest first; the schema version is their count.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The version this program writes.
-pub const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
+pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// What the file says about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// `PRAGMA user_version`: migrations applied.
     pub version: i32,
     /// `PRAGMA application_id`: [`APPLICATION_ID`] in a file groupwarden made.
@@ -116,7 +116,7 @@ pub struct Identity {
 }
 
 /// Reads what the file at `conn` says about itself.
-pub fn identity(conn: &Connection) -> rusqlite::Result<Identity> {
+pub(crate) fn identity(conn: &Connection) -> rusqlite::Result<Identity> {
     Ok(Identity {
         version: conn.pragma_query_value(None, "user_version", |row| row.get(0))?,
         application_id: conn.pragma_query_value(None, "application_id", |row| row.get(0))?,
@@ -126,14 +126,14 @@ pub fn identity(conn: &Connection) -> rusqlite::Result<Identity> {
 
 impl Identity {
     /// A file groupwarden made, or an empty one it may take.
-    pub fn is_ours(&self) -> bool {
+    pub(crate) fn is_ours(&self) -> bool {
         self.application_id == APPLICATION_ID || (self.application_id == 0 && self.tables == 0)
     }
 }
 
 /// Applies the migrations after `from`. The caller holds the write lock
 /// and commits.
-pub fn apply(conn: &Connection, from: i32) -> rusqlite::Result<()> {
+pub(crate) fn apply(conn: &Connection, from: i32) -> rusqlite::Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
         conn.execute_batch(sql)?;
         conn.pragma_update(None, "user_version", index as i32 + 1)?;
