@@ -323,7 +323,7 @@ fn detect_delimiter(head: &[u8], cr_line_ends: bool) -> Result<u8, String> {
         separator
             .map(|c| format!(" (it seems separated by {c})"))
             .unwrap_or_default(),
-        printable(&header, 120)
+        super::text::for_message(&header, 120)
     ))
 }
 
@@ -356,23 +356,6 @@ fn likely_separator(line: &str) -> Option<String> {
     (count >= 2).then(|| format!("'{}'", c.escape_default()))
 }
 
-/// `text` cut to `max` characters with control characters escaped, fit
-/// to quote in a message.
-pub(crate) fn printable(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Excel for Mac's CR line ends as LF.
 struct CrToLf(Box<dyn Read + Send>);
