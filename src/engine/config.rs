@@ -18,8 +18,21 @@ pub struct RulesConfig {
     #[serde(default)]
     pub params: BTreeMap<String, toml::Table>,
     /// Rhai operations one rule may spend on one row before it is stopped
-    /// (default 100000, a few milliseconds).
+    /// (default 100000, a few milliseconds). At least 1: Rhai reads 0 as
+    /// "unlimited", which a runaway rule must never get.
+    #[serde(default, deserialize_with = "at_least_one")]
     pub max_operations: Option<u64>,
+}
+
+fn at_least_one<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    match <u64 as serde::Deserialize>::deserialize(deserializer)? {
+        0 => Err(serde::de::Error::custom(
+            "max_operations = 0 would mean no limit at all; give a number of operations (the default is 100000)",
+        )),
+        n => Ok(Some(n)),
+    }
 }
 
 /// The limits of the rule sandbox.

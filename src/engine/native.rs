@@ -465,6 +465,13 @@ fn binary<'a>(op: Op, left: Value<'a>, right: Value<'a>, max_string_size: usize)
     };
     let same_kind = std::mem::discriminant(&left) == std::mem::discriminant(&right);
     let numeric = |v: &Value| matches!(v, Int(_) | Float(_));
+    // A number against text is a rule error in the interpreter (see
+    // `sandbox::register_mixed_comparisons`): let it say so.
+    let text_and_number =
+        (matches!(left, Str(_)) && numeric(&right)) || (numeric(&left) && matches!(right, Str(_)));
+    if text_and_number && matches!(op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
+        return Err(Bail);
+    }
     Ok(match op {
         Op::Eq | Op::Ne => {
             let equal = match (&left, &right) {

@@ -301,6 +301,7 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
     let row_param = first_param(&written, "check");
     let evidence_fields = row_fields(&written, row_param.as_deref(), path, source, &mut errors);
     check_summary_accesses(&written, path, source, row_param.as_deref(), &mut errors);
+    check_param_accesses(&written, &metadata.defaults, path, source, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -513,18 +514,13 @@ fn row_fields(
                     evidence_fields.push(name);
                 }
             }
-            None => {
-                let hint = did_you_mean(&access.name, row_property_names())
-                    .map(|h| format!("; did you mean `{h}`?"))
-                    .unwrap_or_default();
-                errors.push(Diagnostic::at(
-                    path,
-                    source,
-                    access.line,
-                    access.column,
-                    format!("unknown field `{}`{hint}", access.name),
-                ));
-            }
+            None => errors.push(unknown_name(
+                path,
+                source,
+                &access,
+                "field",
+                row_property_names(),
+            )),
         }
     }
     evidence_fields
@@ -593,18 +589,75 @@ fn check_summary_accesses(
     };
     for access in property_accesses(ast, &summary_param) {
         if !summary_property_names().any(|n| n == access.name) {
-            let hint = did_you_mean(&access.name, summary_property_names())
-                .map(|h| format!("; did you mean `{h}`?"))
-                .unwrap_or_default();
-            errors.push(Diagnostic::at(
+            errors.push(unknown_name(
                 path,
                 source,
-                access.line,
-                access.column,
-                format!("unknown summary property `{}`{hint}", access.name),
+                &access,
+                "summary property",
+                summary_property_names(),
             ));
         }
     }
+}
+
+/// `params.<name>` reads of a name `PARAMS` does not declare: they would
+/// read `()` on every row and the rule would silently never fire (or
+/// always fire). The parameters are the second parameter of `check` and
+/// of `tenant`.
+fn check_param_accesses(
+    ast: &AST,
+    declared: &Map,
+    path: &Path,
+    source: &str,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let params_names = ["check", "tenant"].into_iter().filter_map(|function| {
+        ast.iter_functions()
+            .find(|f| f.name == function)
+            .and_then(|f| f.params.get(1).map(|p| p.to_string()))
+    });
+    let mut seen = Vec::new();
+    for params in params_names {
+        if seen.contains(&params) {
+            continue;
+        }
+        for access in property_accesses(ast, &params) {
+            if !declared.contains_key(access.name.as_str()) {
+                let mut error = unknown_name(
+                    path,
+                    source,
+                    &access,
+                    "parameter",
+                    declared.keys().map(|k| k.as_str()),
+                );
+                if declared.is_empty() {
+                    error.message.push_str(" (the rule declares no PARAMS)");
+                }
+                errors.push(error);
+            }
+        }
+        seen.push(params);
+    }
+}
+
+/// An error for a name that is not one of `known`, with the closest as a hint.
+fn unknown_name<'a>(
+    path: &Path,
+    source: &str,
+    access: &PropertyAccess,
+    what: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Diagnostic {
+    let hint = did_you_mean(&access.name, known)
+        .map(|h| format!("; did you mean `{h}`?"))
+        .unwrap_or_default();
+    Diagnostic::at(
+        path,
+        source,
+        access.line,
+        access.column,
+        format!("unknown {what} `{}`{hint}", access.name),
+    )
 }
 
 /// A rule id: letters, digits, `-` and `_`.

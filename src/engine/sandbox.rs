@@ -58,6 +58,9 @@ pub fn build_engine(limits: &Limits) -> Engine {
     set_syntax(&mut engine);
 
     engine.set_optimization_level(rhai::OptimizationLevel::Full);
+    // Operators look up registered functions too, so the mixed-type
+    // comparisons below are errors (see `register_mixed_comparisons`).
+    engine.set_fast_operators(false);
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_levels);
     engine.set_max_string_size(limits.max_string_size);
@@ -71,8 +74,45 @@ pub fn build_engine(limits: &Limits) -> Engine {
 
     register_row(&mut engine);
     register_helpers(&mut engine);
+    register_mixed_comparisons(&mut engine);
     super::tenant::register(&mut engine);
     engine
+}
+
+/// Comparing a number with a string is a mistake, never data: Rhai alone
+/// answers `false` (`row.report_period == "30"`, or a date, which is a
+/// string, `> 90`), and the rule silently never fires. Here it is a rule
+/// error naming the line and column. Comparisons with `()` (a blank cell)
+/// still answer `false`, as documented.
+fn register_mixed_comparisons(engine: &mut Engine) {
+    fn refuse(
+        op: &'static str,
+        left: &'static str,
+        right: &'static str,
+    ) -> Box<rhai::EvalAltResult> {
+        format!(
+            "cannot compare {left} with {right} (`{op}`): a number is never equal to text; \
+             convert one side (`parse_int(text)`, `number.to_string()`), or compare dates as strings"
+        )
+        .into()
+    }
+    macro_rules! mixed {
+        ($($op:literal),*) => {$(
+            engine.register_fn($op, |_: rhai::INT, _: rhai::ImmutableString| -> Result<bool, Box<rhai::EvalAltResult>> {
+                Err(refuse($op, "a number", "a string"))
+            });
+            engine.register_fn($op, |_: rhai::ImmutableString, _: rhai::INT| -> Result<bool, Box<rhai::EvalAltResult>> {
+                Err(refuse($op, "a string", "a number"))
+            });
+            engine.register_fn($op, |_: rhai::FLOAT, _: rhai::ImmutableString| -> Result<bool, Box<rhai::EvalAltResult>> {
+                Err(refuse($op, "a number", "a string"))
+            });
+            engine.register_fn($op, |_: rhai::ImmutableString, _: rhai::FLOAT| -> Result<bool, Box<rhai::EvalAltResult>> {
+                Err(refuse($op, "a string", "a number"))
+            });
+        )*};
+    }
+    mixed!("==", "!=", "<", "<=", ">", ">=");
 }
 
 /// What rules may write, shared by [`build_engine`] and

@@ -356,7 +356,6 @@ fn likely_separator(line: &str) -> Option<String> {
     (count >= 2).then(|| format!("'{}'", c.escape_default()))
 }
 
-
 /// Excel for Mac's CR line ends as LF.
 struct CrToLf(Box<dyn Read + Send>);
 

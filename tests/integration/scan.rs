@@ -957,3 +957,55 @@ fn groups_without_an_id_that_share_a_name_stay_apart_in_state() {
     );
     assert!(log.contains("3 new"), "{log}");
 }
+
+#[test]
+fn rule_mistakes_that_would_fail_silently_are_errors() {
+    // A parameter PARAMS does not declare: a load error with the closest.
+    let out = scan_with_rule(
+        "const PARAMS = #{ min_external: 10 };\nfn check(row, params) {\n    row.external_member_count >= params.min_externals\n}\n",
+        &[Group::default().csv()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("rules/custom.rhai:3:41: unknown parameter `min_externals`; did you mean `min_external`?"),
+        "{err}"
+    );
+    // A number against text (a date is text): a rule error with line and
+    // column on both paths, not a quiet `false`.
+    for extra in [&[][..], &["--no-fast-path"][..]] {
+        let dir = TempDir::new().unwrap();
+        write(
+            dir.path(),
+            "rules/custom.rhai",
+            "fn check(row) {\n    if row.last_activity_date > 90 { return true; }\n}\n",
+        );
+        let input = write(dir.path(), "r.csv", &report(&[Group::default().csv()]));
+        let out = gw(dir.path())
+            .args(["scan", "--no-state", "--rules", "rules", "--input"])
+            .arg(&input)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(
+            err.contains("custom.rhai:2:")
+                && err.contains("cannot compare a string with a number (`>`)"),
+            "{extra:?}: {err}"
+        );
+        assert!(err.contains("1 rule errors"), "{extra:?}: {err}");
+    }
+    // max_operations = 0 would be "unlimited": refused, naming the key.
+    let dir = TempDir::new().unwrap();
+    write(
+        dir.path(),
+        "groupwarden.toml",
+        "[rules]\nmax_operations = 0\n",
+    );
+    let out = gw(dir.path()).args(["validate"]).output().unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("max_operations = 0 would mean no limit"),
+        "{text}"
+    );
+}
