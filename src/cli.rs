@@ -70,6 +70,18 @@ pub enum Command {
     Exemptions(ExemptionsArgs),
     /// Keep running and scan on the config's `[schedule]`; SIGHUP reloads, SIGTERM stops.
     Run(RunArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), for `man -l -` or a man directory.
+    Man,
+}
+
+/// Options of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Options of `scan`.

@@ -12,13 +12,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    let log_format = cli.log_format;
+    init_logging(&cli.log_level, log_format);
     match commands::run(cli) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Failing) => ExitCode::from(1),
         Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            match log_format {
+                LogFormat::Text => eprintln!("error: {error}"),
+                // Only JSON lines on stderr: the error is an event too.
+                LogFormat::Json => tracing::error!("{error}"),
+            }
             ExitCode::from(2)
         }
     }

@@ -23,6 +23,17 @@ pub use crate::pipeline::Error;
 pub use crate::pipeline::input::open_input;
 pub use crate::pipeline::rules::{load_rules, rules_dir};
 
+/// `--log-format`, for the commands whose summary becomes an event in JSON.
+static LOG_FORMAT: std::sync::OnceLock<crate::cli::LogFormat> = std::sync::OnceLock::new();
+
+/// The log format the command runs with.
+fn log_format() -> crate::cli::LogFormat {
+    LOG_FORMAT
+        .get()
+        .copied()
+        .unwrap_or(crate::cli::LogFormat::Text)
+}
+
 /// How a successful command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -34,6 +45,7 @@ pub enum Outcome {
 
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    let _ = LOG_FORMAT.set(cli.log_format);
     match cli.command {
         Command::Scan(args) => scan::run(args),
         Command::Fetch(args) => fetch::run(args),
@@ -46,6 +58,19 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::History(args) => history::run(args),
         Command::Exemptions(args) => exemptions::run(args),
         Command::Run(args) => run::run(args),
+        Command::Completions(args) => {
+            // Into a buffer first: clap_complete panics on a closed pipe.
+            let mut script = Vec::new();
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "groupwarden", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(Outcome::Clean)
+        }
     }
 }
 

@@ -54,14 +54,7 @@ pub(crate) fn finish(
     outcome: &mut ScanOutcome,
     fail_on: Option<crate::engine::finding::Severity>,
 ) -> Result<Outcome, Error> {
-    print_summary(&outcome.summary, &mut std::io::stderr().lock())?;
-    if let Some(recorded) = &outcome.recorded {
-        print_changes(
-            &recorded.path,
-            &recorded.changes,
-            &mut std::io::stderr().lock(),
-        )?;
-    }
+    report_summary(outcome)?;
     if let Some(deliveries) = outcome.deliver()? {
         deliveries.into_result()?;
     }
@@ -72,6 +65,53 @@ pub(crate) fn finish(
     } else {
         Outcome::Clean
     })
+}
+
+/// The summary on stderr: a table for people, or with `--log-format
+/// json` one structured event, so stderr carries only JSON lines.
+fn report_summary(outcome: &ScanOutcome) -> std::io::Result<()> {
+    if super::log_format() == crate::cli::LogFormat::Json {
+        summary_event(outcome);
+        return Ok(());
+    }
+    print_summary(&outcome.summary, &mut std::io::stderr().lock())?;
+    if let Some(recorded) = &outcome.recorded {
+        print_changes(
+            &recorded.path,
+            &recorded.changes,
+            &mut std::io::stderr().lock(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The summary as one `scan finished` event with its figures as fields.
+fn summary_event(outcome: &ScanOutcome) {
+    let summary = &outcome.summary;
+    if summary.stats.concealed > 0 {
+        tracing::warn!(rows = summary.stats.concealed, "{CONCEALED_ADVICE}");
+    }
+    let per_rule =
+        serde_json::to_string(&crate::output::SummaryView::new(summary).rules).unwrap_or_default();
+    let changes = outcome.recorded.as_ref().map(|r| &r.changes.counts);
+    tracing::info!(
+        source = %summary.source,
+        refresh_date = summary.stats.refresh_date(),
+        period = summary.stats.period,
+        rows = summary.rows_read(),
+        row_errors = summary.row_errors,
+        findings = summary.findings,
+        rule_errors = summary.rule_errors,
+        elapsed_ms = summary.elapsed.as_millis() as u64,
+        rules = %per_rule,
+        state = outcome.recorded.as_ref().map(|r| r.path.display().to_string()),
+        new = changes.map(|c| c.new),
+        open = changes.map(|c| c.open),
+        reopened = changes.map(|c| c.reopened),
+        resolved = changes.map(|c| c.resolved),
+        exempted = changes.map(|c| c.exempted),
+        "scan finished"
+    );
 }
 
 /// The summary's last lines: findings by status.

@@ -1009,3 +1009,31 @@ fn rule_mistakes_that_would_fail_silently_are_errors() {
         "{text}"
     );
 }
+
+#[test]
+fn with_json_logs_stderr_carries_only_json_lines() {
+    let dir = TempDir::new().unwrap();
+    let input = write(dir.path(), "report.csv", &synthetic_report(300));
+    for args in [
+        vec!["scan", "--state", "s.db"],
+        vec!["scan", "--state", "s.db"],
+        vec!["scan", "--no-state", "--strict"],
+    ] {
+        let out = gw(dir.path())
+            .args(["--log-format", "json"])
+            .args(&args)
+            .args(["--format", "jsonl", "--rules"])
+            .arg(bundled_rules())
+            .arg("--input")
+            .arg(&input)
+            .output()
+            .unwrap();
+        let log = stderr(&out);
+        assert!(!log.trim().is_empty(), "{args:?}");
+        for line in log.lines() {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {line}"));
+            assert!(event["fields"]["message"].is_string(), "{line}");
+        }
+    }
+}
