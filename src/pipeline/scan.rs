@@ -235,6 +235,10 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     // Channels are checked before anything is read: a broken template
     // must not surface only after the scan is recorded.
     let channels = crate::notify::validate(&loaded).map_err(crate::notify::NotifyError::from)?;
+    if let Some(record) = &plan.record {
+        // Before any download: a report fetched for nothing costs an API call.
+        crate::state::recording::check_writable(record.path.as_deref(), &loaded)?;
+    }
     let (input, source_name) = open_report(&plan.input, &loaded)?;
     let mut recording = ScanRecording::begin(plan.record.as_ref(), &loaded, &rules, &source_name)?;
     let input = recording.check_report_start(input, &source_name)?;

@@ -15,10 +15,12 @@ use crate::duration::ConfigDuration;
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// The SQLite database that remembers findings between scans. Relative
-    /// paths are relative to the config file's folder. Default
-    /// `groupwarden.db`; `--state PATH` overrides it and `--no-state` runs
-    /// without one.
-    pub path: PathBuf,
+    /// paths are relative to the config file's folder. When not set: the
+    /// `GROUPWARDEN_STATE` environment variable, else `groupwarden.db` in
+    /// `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else
+    /// `groupwarden.db` beside the config file. `--state PATH` overrides
+    /// it and `--no-state` runs without one.
+    pub path: Option<PathBuf>,
     /// Remind about still-open findings this often (`"12h"`, `"7d"`,
     /// `"2w"`), or `"never"`. Default `7d`.
     pub renotify_after: Every,
@@ -44,7 +46,7 @@ pub const DEFAULT_STATE_FILE: &str = "groupwarden.db";
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
-            path: PathBuf::from(DEFAULT_STATE_FILE),
+            path: None,
             renotify_after: Every::After(ConfigDuration::days(7)),
             retention: Every::After(ConfigDuration::days(180)),
             max_new_findings: 500,
@@ -227,7 +229,7 @@ mod tests {
     #[test]
     fn defaults_and_never() {
         let config = state("").unwrap();
-        assert_eq!(config.path, PathBuf::from("groupwarden.db"));
+        assert_eq!(config.path, None);
         assert_eq!(config.renotify_after, Every::After(ConfigDuration::days(7)));
         assert_eq!(config.retention, Every::After(ConfigDuration::days(180)));
         assert_eq!(config.lock_timeout, ConfigDuration::from_secs(600));

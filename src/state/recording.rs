@@ -51,8 +51,82 @@ const HEAD_BYTES: usize = 64 * 1024;
 /// The database named by the flag, else by `[state] path` (relative to
 /// the config file's folder).
 pub(crate) fn state_path(flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
-    flag.map(Path::to_owned)
-        .unwrap_or_else(|| loaded.resolve(&loaded.config.state.path))
+    state_location(flag, loaded, &|name| std::env::var_os(name)).0
+}
+
+/// The environment variable that names the database when `[state] path`
+/// does not.
+pub(crate) const STATE_ENV: &str = "GROUPWARDEN_STATE";
+
+/// The database and what chose it: `--state`, `[state] path`,
+/// `GROUPWARDEN_STATE`, systemd's `$STATE_DIRECTORY`, else beside the
+/// config file.
+pub(crate) fn state_location(
+    flag: Option<&Path>,
+    loaded: &LoadedConfig,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> (PathBuf, &'static str) {
+    if let Some(flag) = flag {
+        return (flag.to_owned(), "--state");
+    }
+    if let Some(path) = &loaded.config.state.path {
+        return (loaded.resolve(path), "[state] path");
+    }
+    let set = |name: &str| env(name).filter(|value| !value.is_empty());
+    if let Some(path) = set(STATE_ENV) {
+        return (PathBuf::from(path), "GROUPWARDEN_STATE");
+    }
+    // systemd sets it from `StateDirectory=` (several folders are
+    // separated by `:`; the first is ours).
+    if let Some(dirs) = set("STATE_DIRECTORY") {
+        let first = dirs
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        if !first.is_empty() {
+            return (
+                Path::new(&first).join(super::config::DEFAULT_STATE_FILE),
+                "$STATE_DIRECTORY",
+            );
+        }
+    }
+    (
+        loaded.resolve(Path::new(super::config::DEFAULT_STATE_FILE)),
+        "the default, beside the config file",
+    )
+}
+
+/// Checks, before anything is downloaded, that the database can be
+/// written where it is to be: an error here names the place, what chose
+/// it, and how to choose another.
+pub(crate) fn check_writable(flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(), StateError> {
+    let (path, origin) = state_location(flag, loaded, &|name| std::env::var_os(name));
+    let probe = match std::fs::metadata(&path) {
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map(drop),
+        Err(_) => {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            tempfile::Builder::new()
+                .prefix(".groupwarden-probe-")
+                .tempfile_in(&dir)
+                .map(drop)
+        }
+    };
+    probe.map_err(|error| StateError::Unwritable {
+        path: path.clone(),
+        reason: format!(
+            "{error} (the path comes from {origin}). Put the database where groupwarden may write: \
+             set [state] path in the config, or the GROUPWARDEN_STATE environment variable, \
+             or StateDirectory= in a systemd unit; --no-state scans without one"
+        ),
+    })
 }
 
 /// How to open the database, from `[state]` in the config; `create`:
@@ -231,6 +305,56 @@ fn first_refresh_date(head: &[u8], at_end: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_goes_where_the_flag_config_environment_or_systemd_say() {
+        let loaded = LoadedConfig {
+            path: Some(PathBuf::from("/etc/groupwarden/groupwarden.toml")),
+            ..LoadedConfig::default()
+        };
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let none = env(&[]);
+        assert_eq!(
+            state_location(None, &loaded, &none),
+            (
+                PathBuf::from("/etc/groupwarden/groupwarden.db"),
+                "the default, beside the config file"
+            )
+        );
+        let systemd = env(&[("STATE_DIRECTORY", "/var/lib/groupwarden:/var/lib/other")]);
+        assert_eq!(
+            state_location(None, &loaded, &systemd).0,
+            PathBuf::from("/var/lib/groupwarden/groupwarden.db")
+        );
+        let both = env(&[
+            ("STATE_DIRECTORY", "/var/lib/groupwarden"),
+            ("GROUPWARDEN_STATE", "/data/gw.db"),
+        ]);
+        assert_eq!(
+            state_location(None, &loaded, &both).0,
+            PathBuf::from("/data/gw.db")
+        );
+        let mut configured = loaded.clone();
+        configured.config.state.path = Some(PathBuf::from("state/gw.db"));
+        assert_eq!(
+            state_location(None, &configured, &both),
+            (
+                PathBuf::from("/etc/groupwarden/state/gw.db"),
+                "[state] path"
+            )
+        );
+        assert_eq!(
+            state_location(Some(Path::new("x.db")), &configured, &both),
+            (PathBuf::from("x.db"), "--state")
+        );
+    }
 
     const HEAD: &str = "Report Refresh Date,Group Display Name,Is Deleted,Last Activity Date\n";
 

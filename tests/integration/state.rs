@@ -1272,3 +1272,45 @@ fn resolved_findings_and_old_scans_are_purged_after_retention() {
         "scans from day 0 and 1 are gone"
     );
 }
+
+#[test]
+fn the_state_goes_where_the_platform_says_or_the_error_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.csv");
+    std::fs::write(&report, format!("{HEADER}\n")).unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let scan = |env: &[(&str, &Path)]| {
+        let mut command = gw_std(dir.path());
+        command
+            .args(["scan", "--format", "jsonl", "--rules"])
+            .arg(&rules)
+            .arg("--input")
+            .arg(&report);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    // systemd's StateDirectory=, then GROUPWARDEN_STATE over it.
+    let state_dir = dir.path().join("var-lib");
+    std::fs::create_dir(&state_dir).unwrap();
+    assert!(scan(&[("STATE_DIRECTORY", &state_dir)]).status.success());
+    assert!(state_dir.join("groupwarden.db").is_file());
+    let own = dir.path().join("own.db");
+    assert!(
+        scan(&[("STATE_DIRECTORY", &state_dir), ("GROUPWARDEN_STATE", &own)])
+            .status
+            .success()
+    );
+    assert!(own.is_file());
+    // A place that cannot be written: exit 2, naming the origin and the fix.
+    let blocked = report.join("gw.db");
+    let output = scan(&[("GROUPWARDEN_STATE", &blocked)]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("(the path comes from GROUPWARDEN_STATE)"),
+        "{log}"
+    );
+    assert!(log.contains("set [state] path in the config"), "{log}");
+}

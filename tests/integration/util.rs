@@ -60,7 +60,8 @@ pub fn remove_settings(
 /// SDK convention it follows). Bytes, not UTF-8: a name need not be valid.
 fn is_setting(name: &OsStr) -> bool {
     let name = name.as_encoded_bytes();
-    name.starts_with(b"GROUPWARDEN_") || name.starts_with(b"AZURE_")
+    // STATE_DIRECTORY: systemd's, read for where the state goes.
+    name.starts_with(b"GROUPWARDEN_") || name.starts_with(b"AZURE_") || name == b"STATE_DIRECTORY"
 }
 
 /// Writes `content` to `dir/name`, creating folders on the way.
