@@ -103,30 +103,33 @@ pub(crate) fn state_location(
 /// it, and how to choose another.
 pub(crate) fn check_writable(flag: Option<&Path>, loaded: &LoadedConfig) -> Result<(), StateError> {
     let (path, origin) = state_location(flag, loaded, &|name| std::env::var_os(name));
-    let probe = match std::fs::metadata(&path) {
-        Ok(_) => std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map(drop),
-        Err(_) => {
-            let dir = match path.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-                _ => PathBuf::from("."),
-            };
-            tempfile::Builder::new()
-                .prefix(".groupwarden-probe-")
-                .tempfile_in(&dir)
-                .map(drop)
-        }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
     };
-    probe.map_err(|error| StateError::Unwritable {
-        path: path.clone(),
-        reason: format!(
-            "{error} (the path comes from {origin}). Put the database where groupwarden may write: \
-             set [state] path in the config, or the GROUPWARDEN_STATE environment variable, \
-             or StateDirectory= in a systemd unit; --no-state scans without one"
-        ),
-    })
+    let problem = if std::fs::metadata(&path).is_ok() {
+        let open = std::fs::OpenOptions::new().append(true).open(&path);
+        open.err().map(|error| error.kind().to_string())
+    } else if !dir.is_dir() {
+        Some(format!("the folder {} does not exist", dir.display()))
+    } else {
+        let probe = tempfile::Builder::new()
+            .prefix(".groupwarden-probe-")
+            .tempfile_in(&dir);
+        // The kind alone: tempfile names its temporary file in the text.
+        probe.err().map(|error| error.kind().to_string())
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(StateError::Unwritable {
+            path,
+            reason: format!(
+                "{problem} (the path comes from {origin}). Put the database where groupwarden may write: \
+                 set [state] path in the config, or the GROUPWARDEN_STATE environment variable, \
+                 or StateDirectory= in a systemd unit; --no-state scans without one"
+            ),
+        }),
+    }
 }
 
 /// How to open the database, from `[state]` in the config; `create`:
