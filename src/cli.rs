@@ -299,6 +299,18 @@ pub enum RulesCommand {
     New(RulesNewArgs),
     /// Print the reference of row fields and tenant summary properties (Markdown).
     Fields,
+    /// Write the rules built into groupwarden, and their tests, to a folder to edit.
+    Eject(RulesEjectArgs),
+}
+
+/// Options of `rules eject`.
+#[derive(Debug, Args)]
+pub struct RulesEjectArgs {
+    /// The folder to write them to (created if need be).
+    pub dir: PathBuf,
+    /// Overwrite files that are there.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where the rules are, as `scan` finds them.

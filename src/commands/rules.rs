@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::cli::{RulesCommand, RulesListArgs, RulesNewArgs, RulesTestArgs};
+use crate::cli::{RulesCommand, RulesEjectArgs, RulesListArgs, RulesNewArgs, RulesTestArgs};
 use crate::config::LoadedConfig;
 use crate::engine::diagnostics::did_you_mean;
 use crate::engine::native::NativeCheck;
@@ -21,6 +21,7 @@ pub(crate) fn run(command: RulesCommand) -> Result<Outcome, Error> {
         RulesCommand::List(args) => list(args, &mut out),
         RulesCommand::Test(args) => test(args, &mut out),
         RulesCommand::New(args) => new(args, &mut out),
+        RulesCommand::Eject(args) => eject(args, &mut out),
         RulesCommand::Fields => {
             out.write_all(crate::engine::reference::markdown().as_bytes())?;
             Ok(Outcome::Clean)
@@ -88,10 +89,34 @@ fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
         .as_ref()
         .map(|p| format!("; config {}", p.display()))
         .unwrap_or_default();
+    let dir = rules_dir(args.location.rules.as_deref(), &loaded);
+    let from = if crate::pipeline::rules::is_built_in(&dir) {
+        "built into groupwarden (`groupwarden rules eject DIR` writes them out to edit)".to_owned()
+    } else {
+        dir.display().to_string()
+    };
     writeln!(
         out,
-        "\n{} rules, {disabled} disabled{config}",
+        "\n{} rules, {disabled} disabled, from {from}{config}",
         rules.rules.len()
+    )?;
+    Ok(Outcome::Clean)
+}
+
+/// `rules eject DIR`: the built-in rules and their tests, written out.
+fn eject(args: RulesEjectArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
+    let written =
+        crate::pipeline::rules::eject(&args.dir, args.force).map_err(|error| Error::File {
+            path: args.dir.clone(),
+            error,
+        })?;
+    for path in &written {
+        writeln!(out, "wrote {}", path.display())?;
+    }
+    writeln!(
+        out,
+        "\nScans use them when [rules] dir (or --rules) names {}.",
+        args.dir.display()
     )?;
     Ok(Outcome::Clean)
 }

@@ -757,3 +757,52 @@ fn the_walk_through_in_the_docs_runs_as_shown() {
     }
     ws.run(&["validate", "--rules", "guide"]).success();
 }
+
+#[test]
+fn a_scan_in_an_empty_folder_runs_the_built_in_rules_and_eject_writes_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = repo("examples/sample-report.csv");
+    let out = crate::util::gw(dir.path())
+        .args(["scan", "--no-state", "--format", "jsonl", "--input"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("185 findings"));
+    let list = crate::util::gw(dir.path())
+        .args(["rules", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("from built into groupwarden"));
+    let eject = crate::util::gw(dir.path())
+        .args(["rules", "eject", "mine"])
+        .output()
+        .unwrap();
+    assert!(eject.status.success());
+    for name in [
+        "inactive-groups.rhai",
+        "inactive-groups.test.toml",
+        "ownerless-groups.rhai",
+    ] {
+        assert!(dir.path().join("mine").join(name).is_file(), "{name}");
+    }
+    // Ejecting again would overwrite edits: refused without --force.
+    let again = crate::util::gw(dir.path())
+        .args(["rules", "eject", "mine"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    let tested = crate::util::gw(dir.path())
+        .args(["rules", "test", "--rules", "mine"])
+        .output()
+        .unwrap();
+    assert!(
+        tested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tested.stdout)
+    );
+}
