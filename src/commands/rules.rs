@@ -13,6 +13,7 @@ use crate::engine::ruletest::{self, CaseResult, test_file_for};
 use crate::engine::sandbox::build_engine;
 
 use super::{Error, Outcome, load_rules, rules_dir};
+use crate::pipeline::rules::rules_to_read;
 
 /// Runs `groupwarden rules …`.
 pub(crate) fn run(command: RulesCommand) -> Result<Outcome, Error> {
@@ -89,7 +90,7 @@ fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
         .as_ref()
         .map(|p| format!("; config {}", p.display()))
         .unwrap_or_default();
-    let dir = rules_dir(args.location.rules.as_deref(), &loaded);
+    let dir = rules_to_read(args.location.rules.as_deref(), &loaded);
     let from = if crate::pipeline::rules::is_built_in(&dir) {
         "built into groupwarden (`groupwarden rules eject DIR` writes them out to edit)".to_owned()
     } else {
@@ -97,7 +98,7 @@ fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     };
     writeln!(
         out,
-        "\n{} rules, {disabled} disabled, from {from}{config}",
+        "\n{} rules, {disabled} disabled{config}\nrules from {from}",
         rules.rules.len()
     )?;
     Ok(Outcome::Clean)
@@ -152,7 +153,7 @@ struct TestTally {
 
 fn test(args: RulesTestArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
-    let dir = rules_dir(args.location.rules.as_deref(), &loaded);
+    let dir = rules_to_read(args.location.rules.as_deref(), &loaded);
     let engine = build_engine(&loaded.config.rules.limits());
     let paths = files_ending(&dir, ".rhai")?;
     if paths.is_empty() {

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigError, LoadedConfig};
 use crate::pipeline::checks::{Context, STEPS, Verdict};
-use crate::pipeline::rules::rules_dir;
 use crate::source::config::{ENV_CLIENT_ID, ENV_TENANT_ID, Environment, ProcessEnvironment};
 
 use super::config::ScheduleConfig;
@@ -86,7 +85,7 @@ pub(crate) fn pin(config_path: &Path, folder: &Path) -> Result<Pinned, Vec<Strin
         return Err(problems.into_iter().flat_map(invalid).collect());
     }
 
-    let rules_origin = rules_dir(None, &loaded);
+    let rules_origin = crate::pipeline::rules::rules_to_read(None, &loaded);
     std::fs::create_dir_all(folder).map_err(|e| vec![format!("{}: {e}", folder.display())])?;
     let mut pinned = Pinned {
         config_copy: folder.join("groupwarden.toml"),

@@ -25,8 +25,6 @@ use crate::source::config::{
     SourceConfig,
 };
 
-use super::rules::rules_dir;
-
 /// What the steps share.
 pub(crate) struct Context {
     /// `--config`, when given.
@@ -162,7 +160,7 @@ fn check_rules(context: &mut Context) -> Verdict {
     let Some(loaded) = &context.loaded else {
         return Verdict::Skipped("needs a readable config".into());
     };
-    let dir = rules_dir(context.rules_flag.as_deref(), loaded);
+    let dir = super::rules::rules_to_read(context.rules_flag.as_deref(), loaded);
     let config = &loaded.config.rules;
     // Compile with no config first, then check each config entry on its
     // own, so one run lists every problem rather than the first.

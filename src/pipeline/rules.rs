@@ -17,22 +17,32 @@ pub fn load_rules(
     loaded: &LoadedConfig,
 ) -> Result<(Engine, RuleSet), Error> {
     let config = &loaded.config.rules;
-    let dir = rules_dir(dir_flag, loaded);
+    let dir = rules_to_read(dir_flag, loaded);
     let engine = build_engine(&config.limits());
     let rules = RuleSet::load(&engine, &dir, config)?;
     Ok((engine, rules))
 }
 
-/// The rules folder: `dir_flag`, else the config's `rules.dir`, else
-/// `./rules` if there is one, else the rules built into the binary
-/// (written once to a private temporary folder, see [`BUILT_IN`]).
+/// The rules folder to write to (`rules new`): `dir_flag`, else the
+/// config's `rules.dir`, else `./rules`.
 pub fn rules_dir(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
     match (dir_flag, &loaded.config.rules.dir) {
         (Some(dir), _) => dir.to_owned(),
         (None, Some(dir)) => loaded.resolve(dir),
-        (None, None) if Path::new("rules").is_dir() => PathBuf::from("rules"),
-        (None, None) => built_in_dir().unwrap_or_else(|_| PathBuf::from("rules")),
+        (None, None) => PathBuf::from("rules"),
     }
+}
+
+/// The rules folder to read: as [`rules_dir`], but when neither the flag
+/// nor the config names one and there is no `./rules`, the rules built
+/// into the binary (written once to a private temporary folder, see
+/// [`BUILT_IN`]).
+pub(crate) fn rules_to_read(dir_flag: Option<&Path>, loaded: &LoadedConfig) -> PathBuf {
+    let dir = rules_dir(dir_flag, loaded);
+    if dir_flag.is_none() && loaded.config.rules.dir.is_none() && !dir.is_dir() {
+        return built_in_dir().unwrap_or(dir);
+    }
+    dir
 }
 
 /// The bundled rules and their tests, built into the binary: a scan in an

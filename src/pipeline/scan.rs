@@ -305,6 +305,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
              Scan a period report (D7, D30, D90, D180) for inactivity"
         );
     }
+    warn_about_odd_dates_and_periods(&summary);
     run_tenant_rules(
         &engine,
         &rules,
@@ -410,6 +411,29 @@ impl NameKeys {
                 self.renamed
             );
         }
+    }
+}
+
+/// Rows refreshed on another date than most (a file that mixes reports,
+/// an edited row) and periods Graph does not serve are accepted, but said.
+fn warn_about_odd_dates_and_periods(summary: &ScanSummary) {
+    let outliers = summary.stats.refresh_date_outliers();
+    if outliers > 0 {
+        tracing::warn!(
+            rows = outliers,
+            "{}: {outliers} rows carry another refresh date than the report's {} (the date most rows carry, which the state keeps): \
+             does the file mix two reports?",
+            summary.source,
+            summary.stats.refresh_date().unwrap_or_default()
+        );
+    }
+    if let Some(period) = summary.stats.period
+        && ![1, 7, 30, 90, 180].contains(&period)
+    {
+        tracing::warn!(
+            "{}: Report Period {period} is not one Graph serves (7, 30, 90, 180, or 1 for a daily report): is this the groups activity report?",
+            summary.source
+        );
     }
 }
 

@@ -28,9 +28,14 @@ pub struct ReportStats {
     pub deleted: u64,
     /// Rows whose names or ids are concealed.
     pub concealed: u64,
-    /// The latest refresh date seen, as days since 1970-01-01.
+    /// The report's refresh date, as days since 1970-01-01: the one most
+    /// rows carry (see [`ReportStats::refresh_days`]).
     #[serde(skip)]
     pub refresh_day: Option<i32>,
+    /// Rows per refresh date: nearly always one date; more when a file
+    /// mixes reports or a row was edited.
+    #[serde(skip)]
+    pub refresh_days: Vec<(i32, u64)>,
     /// The report period in days, from the first row that gives one.
     pub period: Option<i64>,
     /// Rows of groups that are not deleted; the figures below count only
@@ -161,7 +166,7 @@ impl ReportStats {
             self.concealed += 1;
         }
         if let Some(day) = row.day(Col::ReportRefreshDate) {
-            self.refresh_day = self.refresh_day.max(Some(day));
+            self.count_refresh_day(day, 1);
         }
         if self.period.is_none() {
             self.period = row.int(Col::ReportPeriod);
@@ -202,7 +207,9 @@ impl ReportStats {
         self.rows += other.rows;
         self.deleted += other.deleted;
         self.concealed += other.concealed;
-        self.refresh_day = self.refresh_day.max(other.refresh_day);
+        for &(day, rows) in &other.refresh_days {
+            self.count_refresh_day(day, rows);
+        }
         if self.period.is_none() {
             self.period = other.period;
         }
@@ -225,6 +232,30 @@ impl ReportStats {
             .saturating_add(other.deleted_storage_bytes);
         self.top_by_guests.merge(&other.top_by_guests);
         self.top_by_storage.merge(&other.top_by_storage);
+    }
+
+    /// Counts `rows` on refresh date `day`; the report's date is the one
+    /// most rows carry (the later on a tie), so one odd row cannot move
+    /// the date the state keeps as the last refresh.
+    fn count_refresh_day(&mut self, day: i32, rows: u64) {
+        match self.refresh_days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, count)) => *count += rows,
+            None => self.refresh_days.push((day, rows)),
+        }
+        self.refresh_day = self
+            .refresh_days
+            .iter()
+            .max_by_key(|&&(day, rows)| (rows, day))
+            .map(|&(day, _)| day);
+    }
+
+    /// Rows whose refresh date is not the report's.
+    pub fn refresh_date_outliers(&self) -> u64 {
+        self.refresh_days
+            .iter()
+            .filter(|(day, _)| Some(*day) != self.refresh_day)
+            .map(|(_, rows)| rows)
+            .sum()
     }
 
     /// The refresh date as `YYYY-MM-DD`.
@@ -250,6 +281,21 @@ mod tests {
     use crate::report::reader::Record;
 
     use super::*;
+
+    #[test]
+    fn the_refresh_date_is_the_one_most_rows_carry() {
+        let mut stats = ReportStats::default();
+        stats.count_refresh_day(20_000, 1);
+        stats.count_refresh_day(19_990, 1);
+        stats.count_refresh_day(19_990, 1);
+        assert_eq!(stats.refresh_day, Some(19_990));
+        assert_eq!(stats.refresh_date_outliers(), 1);
+        let mut other = ReportStats::default();
+        other.count_refresh_day(20_000, 5);
+        stats.merge(&other);
+        assert_eq!(stats.refresh_day, Some(20_000));
+        assert_eq!(stats.refresh_date_outliers(), 2);
+    }
     use crate::report::header::Layout;
 
     const HEADER: &[&str] = &[

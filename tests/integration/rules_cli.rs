@@ -777,7 +777,7 @@ fn a_scan_in_an_empty_folder_runs_the_built_in_rules_and_eject_writes_them_out()
         .args(["rules", "list"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&list.stdout).contains("from built into groupwarden"));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("rules from built into groupwarden"));
     let eject = crate::util::gw(dir.path())
         .args(["rules", "eject", "mine"])
         .output()
