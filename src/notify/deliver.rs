@@ -356,25 +356,10 @@ fn with_delivery_id(planned: &Planned) -> Cow<'_, Planned> {
     }
 }
 
-/// `gw-direct-<32 hex digits>`: random enough to be unique (128 bits from
-/// the standard library's randomly keyed hasher), and dot-atom text, so
-/// it makes a valid `Message-ID`.
+/// `gw-direct-<32 hex digits>`: 128 random bits, unique enough, and
+/// dot-atom text, so it makes a valid `Message-ID`.
 pub(crate) fn fresh_delivery_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let half = || {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        hasher.write_u32(std::process::id());
-        hasher.finish()
-    };
-    format!("gw-direct-{:016x}{:016x}", half(), half())
+    format!("gw-direct-{:032x}", fastrand::u128(..))
 }
 
 fn smtp_transport(pools: &mut SmtpPools, channel: &Channel) -> Result<SmtpTransport, String> {
