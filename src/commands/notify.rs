@@ -106,7 +106,10 @@ fn list_dead_letters(args: &NotifyArgs, loaded: &LoadedConfig) -> Result<Outcome
     let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
     let dead = outbox::dead_letters(store.connection()).map_err(|e| store.fail(e))?;
     if dead.is_empty() {
-        eprintln!("the outbox of {} has no dead letters", store.path().display());
+        eprintln!(
+            "the outbox of {} has no dead letters",
+            store.path().display()
+        );
         return Ok(Outcome::Clean);
     }
     let mut stdout = std::io::stdout().lock();

@@ -32,8 +32,7 @@ use crate::state::outbox;
 use super::token::graph_token;
 use super::{
     Capped, Channel, Counts, Courier, DeliveryError, DeliveryReport, Digest, DigestItem,
-    ExpiringExemption,
-    ItemStatus, NotifyError, Planned, ScanInfo, plan,
+    ExpiringExemption, ItemStatus, NotifyError, Planned, ScanInfo, plan,
 };
 
 /// How long a claimed message is reserved for the run sending it; after

@@ -263,9 +263,7 @@ impl Courier {
                 send_with_retries(&notifier, &body, &policy, name).await
             }
             (ChannelKind::Webhook, Rendered::Webhook(webhook)) => {
-                let notifier = self
-                    .webhook(channel, timeout, delivery_id)
-                    .map_err(setup)?;
+                let notifier = self.webhook(channel, timeout, delivery_id).map_err(setup)?;
                 send_with_retries(&notifier, &webhook.body, &policy, name).await
             }
             (kind, _) => unreachable!("render() renders a {} channel as its kind", kind.as_str()),

@@ -454,13 +454,28 @@ mod tests {
              see https://reports.example.net/data/download/abc?sig=XYZ123&se=2026 and https://aka.ms/help"
         );
         let redacted = redact(&echoed, &[secret]);
-        for leaked in ["s3cr3t", "eyJhbGciOi", "abc123", "sig=XYZ123", "data/download"] {
+        for leaked in [
+            "s3cr3t",
+            "eyJhbGciOi",
+            "abc123",
+            "sig=XYZ123",
+            "data/download",
+        ] {
             assert!(!redacted.contains(leaked), "{leaked} in {redacted}");
         }
         assert!(redacted.contains("AADSTS900144"), "{redacted}");
-        assert!(redacted.contains("https://reports.example.net/[REDACTED]"), "{redacted}");
-        assert!(redacted.contains("https://aka.ms/help"), "a URL without a query stays: {redacted}");
-        assert!(redacted.contains("grant_type=client_credentials"), "{redacted}");
+        assert!(
+            redacted.contains("https://reports.example.net/[REDACTED]"),
+            "{redacted}"
+        );
+        assert!(
+            redacted.contains("https://aka.ms/help"),
+            "a URL without a query stays: {redacted}"
+        );
+        assert!(
+            redacted.contains("grant_type=client_credentials"),
+            "{redacted}"
+        );
     }
 
     #[test]

@@ -343,7 +343,10 @@ mod tests {
         assert!(release(&conn, other).unwrap());
         assert_eq!(count_dead_letters(&conn).unwrap(), 1);
         let dead = dead_letters(&conn).unwrap();
-        assert_eq!((dead[0].id, dead[0].state()), (id, MessageState::DeadLetter));
+        assert_eq!(
+            (dead[0].id, dead[0].state()),
+            (id, MessageState::DeadLetter)
+        );
         assert_eq!(
             claim(&conn, Duration::from_secs(60))
                 .unwrap()

@@ -198,7 +198,10 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(ids.len(), 2);
-        assert!(ids[0].starts_with("gw-1-") && ids[1].starts_with("gw-2-"), "{ids:?}");
+        assert!(
+            ids[0].starts_with("gw-1-") && ids[1].starts_with("gw-2-"),
+            "{ids:?}"
+        );
         assert_ne!(ids[0], ids[1]);
     }
 

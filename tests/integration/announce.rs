@@ -225,7 +225,11 @@ async fn delivery_ids(receiver: &MockServer) -> Vec<String> {
                 .unwrap()
                 .to_owned();
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-            assert_eq!(body["delivery_id"], header.as_str(), "the payload has it too");
+            assert_eq!(
+                body["delivery_id"],
+                header.as_str(),
+                "the payload has it too"
+            );
             header
         })
         .collect()
@@ -263,7 +267,8 @@ async fn a_webhook_answering_after_the_timeout_gets_one_delivery_id_on_every_att
     let later = run(tenant.retry()).await;
     assert_eq!(later.status.code(), Some(0), "{}", stderr(&later));
     assert!(
-        stderr(&later).contains("1 messages dead-lettered; see `groupwarden notify --dead-letters`"),
+        stderr(&later)
+            .contains("1 messages dead-lettered; see `groupwarden notify --dead-letters`"),
         "{}",
         stderr(&later)
     );
@@ -278,9 +283,7 @@ async fn a_webhook_answering_after_the_timeout_gets_one_delivery_id_on_every_att
     let all = delivery_ids(&receiver).await;
     assert_eq!(all.len(), 5);
     assert_eq!(all[4], ids[0]);
-    assert!(
-        stderr(&run(tenant.notify(&["--dead-letters"])).await).contains("no dead letters")
-    );
+    assert!(stderr(&run(tenant.notify(&["--dead-letters"])).await).contains("no dead letters"));
 }
 
 #[tokio::test]
@@ -310,11 +313,16 @@ async fn a_webhook_refusing_with_400_is_dead_lettered_at_once_and_later_scans_ex
         "Beta's message is refused too: {}",
         stderr(&second)
     );
-    assert_eq!(bodies(&receiver).await.len(), 2, "the dead letter is not resent");
+    assert_eq!(
+        bodies(&receiver).await.len(),
+        2,
+        "the dead letter is not resent"
+    );
     let third = run(tenant.scan()).await;
     assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
     assert!(
-        stderr(&third).contains("2 messages dead-lettered; see `groupwarden notify --dead-letters`"),
+        stderr(&third)
+            .contains("2 messages dead-lettered; see `groupwarden notify --dead-letters`"),
         "{}",
         stderr(&third)
     );
@@ -330,7 +338,10 @@ async fn a_webhook_refusing_with_400_is_dead_lettered_at_once_and_later_scans_ex
 
 #[test]
 fn an_email_refused_with_552_is_a_dead_letter_until_discarded() {
-    let sink = SmtpSink::replying("552 5.3.4 Message size exceeds fixed maximum message size", None);
+    let sink = SmtpSink::replying(
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+        None,
+    );
     let tenant = Tenant::with_mail(sink.port);
     tenant.report(&[ownerless("Alpha", "g-1")]);
 
@@ -360,11 +371,19 @@ fn an_email_refused_with_552_is_a_dead_letter_until_discarded() {
     );
     let pending = tenant.notify(&["--discard", "2"]).output().unwrap();
     assert_eq!(pending.status.code(), Some(2), "no message 2");
-    assert!(stderr(&pending).contains("outbox message 2: no such message"), "{}", stderr(&pending));
+    assert!(
+        stderr(&pending).contains("outbox message 2: no such message"),
+        "{}",
+        stderr(&pending)
+    );
     let discarded = tenant.notify(&["--discard", "1"]).output().unwrap();
     assert_eq!(discarded.status.code(), Some(0), "{}", stderr(&discarded));
     let empty = tenant.notify(&["--dead-letters"]).output().unwrap();
-    assert!(stderr(&empty).contains("no dead letters"), "{}", stderr(&empty));
+    assert!(
+        stderr(&empty).contains("no dead letters"),
+        "{}",
+        stderr(&empty)
+    );
     assert_eq!(stdout(&empty), "");
 }
 
@@ -380,10 +399,18 @@ fn an_emails_message_id_is_the_same_on_every_attempt_and_run() {
     assert_eq!(retry.status.code(), Some(0), "{}", stderr(&retry));
 
     let messages = sink.messages();
-    let replies: Vec<&str> = messages.iter().map(|m| m["reply"].as_str().unwrap()).collect();
+    let replies: Vec<&str> = messages
+        .iter()
+        .map(|m| m["reply"].as_str().unwrap())
+        .collect();
     assert_eq!(
         replies,
-        ["451 4.3.0 Try again later", "451 4.3.0 Try again later", "451 4.3.0 Try again later", "250 OK"]
+        [
+            "451 4.3.0 Try again later",
+            "451 4.3.0 Try again later",
+            "451 4.3.0 Try again later",
+            "250 OK"
+        ]
     );
     let ids: Vec<String> = messages
         .iter()

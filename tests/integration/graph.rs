@@ -508,7 +508,11 @@ async fn a_token_endpoint_echoing_the_request_never_gets_the_secret_printed() {
         .await;
 
     let output = tenant
-        .command(&["scan", "--rules", concat!(env!("CARGO_MANIFEST_DIR"), "/rules")])
+        .command(&[
+            "scan",
+            "--rules",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        ])
         .env("GROUPWARDEN_LOG", "trace")
         .output()
         .unwrap();
