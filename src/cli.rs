@@ -240,7 +240,7 @@ pub struct NotifyArgs {
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub out: Option<PathBuf>,
     /// Send the messages still waiting in the state database's outbox; with ID (a number or delivery id from --dead-letters), make that dead letter pending again first.
-    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = false)]
+    #[arg(long, value_name = "ID", num_args = 0..=1)]
     pub retry: Option<Option<String>>,
     /// List the outbox's dead letters: messages refused for good or out of runs, which no scan tries any more.
     #[arg(long)]

@@ -143,9 +143,12 @@ fn describe_dead_letter(message: &OutboxMessage) -> String {
 /// answer, which must not drive the terminal.
 fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| match c.is_control() {
-            true => c.escape_default().to_string(),
-            false => c.to_string(),
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
         })
         .collect()
 }

@@ -174,7 +174,8 @@ impl Deliveries {
     }
 }
 
-/// A claimed message on its way: its outbox row and what is sent.
+/// A claimed message on its way: its outbox row and how many runs its
+/// channel gives it.
 struct Claimed {
     message: outbox::OutboxMessage,
     max_runs: u32,
@@ -279,9 +280,10 @@ fn record_outcome(
     if error.is_refusal() || runs >= claimed.max_runs {
         outbox::mark_dead(conn, message.id, &note, attempts).map_err(|e| store.fail(e))?;
         deliveries.dead_lettered += 1;
-        let why = match error.is_refusal() {
-            true => "refused".to_owned(),
-            false => format!("failed in {runs} runs"),
+        let why = if error.is_refusal() {
+            "refused".to_owned()
+        } else {
+            format!("failed in {runs} runs")
         };
         eprintln!(
             "notifications: message {} ({}) {why}; it is now a dead letter and will not be retried",
