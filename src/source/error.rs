@@ -27,6 +27,12 @@ static SECRET_PARAMETER: LazyLock<Regex> = LazyLock::new(|| {
     .expect("a valid pattern")
 });
 
+/// An `Authorization: Bearer …` value, as a proxy echoing the request
+/// headers shows it.
+static BEARER_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?P<scheme>bearer\s+)[A-Za-z0-9._~+/=-]+").expect("a valid pattern")
+});
+
 /// A URL with a query: the query and path may carry a signature (the
 /// pre-authenticated download URL does).
 static URL_WITH_QUERY: LazyLock<Regex> = LazyLock::new(|| {
@@ -36,8 +42,8 @@ static URL_WITH_QUERY: LazyLock<Regex> = LazyLock::new(|| {
 
 /// `text` (something a server sent back) without the `secrets` (in any
 /// spelling a form body or URL gives them), without the values of
-/// credential parameters whatever they are, and without the paths and
-/// queries of URLs that have a query.
+/// credential parameters and bearer tokens whatever they are, and without
+/// the paths and queries of URLs that have a query.
 pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
     let mut text = text.to_owned();
     for secret in secrets
@@ -49,6 +55,7 @@ pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
         }
     }
     let text = SECRET_PARAMETER.replace_all(&text, format!("${{key}}{REDACTED}"));
+    let text = BEARER_TOKEN.replace_all(&text, format!("${{scheme}}{REDACTED}"));
     URL_WITH_QUERY
         .replace_all(&text, format!("${{origin}}/{REDACTED}"))
         .into_owned()
@@ -451,7 +458,8 @@ mod tests {
         let echoed = format!(
             "AADSTS900144: body was grant_type=client_credentials&client_secret=s3cr3t~Value%2B%2F%3D&scope=x; raw {secret}; \
              json {{\"client_assertion\": \"eyJhbGciOi.eyJzdWIi.c2ln\"}} refresh_token=abc123&x=1 \
-             see https://reports.example.net/data/download/abc?sig=XYZ123&se=2026 and https://aka.ms/help"
+             see https://reports.example.net/data/download/abc?sig=XYZ123&se=2026 and https://aka.ms/help; \
+             Authorization: Bearer eyJ0eXAi.body.sig"
         );
         let redacted = redact(&echoed, &[secret]);
         for leaked in [
