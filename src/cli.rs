@@ -222,10 +222,10 @@ pub struct FetchArgs {
     pub report: ReportArgs,
 }
 
-/// Options of `notify`: exactly one of `--test`, `--digest`, `--input`
-/// or `--retry`.
+/// Options of `notify`: exactly one of `--test`, `--digest`, `--input`,
+/// `--retry`, `--dead-letters` or `--discard`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["test", "digest", "input", "retry"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["test", "digest", "input", "retry", "dead_letters", "discard"])))]
 pub struct NotifyArgs {
     /// Configuration file with the `[[notify]]` channels [default: ./groupwarden.toml if present].
     #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
@@ -251,11 +251,17 @@ pub struct NotifyArgs {
     /// With --dry-run: write each message into this folder instead of standard output.
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub out: Option<PathBuf>,
-    /// Send the messages still waiting in the state database's outbox.
+    /// Send the messages still waiting in the state database's outbox; with ID (a number or delivery id from --dead-letters), make that dead letter pending again first.
+    #[arg(long, value_name = "ID", num_args = 0..=1)]
+    pub retry: Option<Option<String>>,
+    /// List the outbox's dead letters: messages refused for good or out of runs, which no scan tries any more.
     #[arg(long)]
-    pub retry: bool,
-    /// With --retry: the state database [default: `[state] path` from the config].
-    #[arg(long, value_name = "PATH", requires = "retry")]
+    pub dead_letters: bool,
+    /// Remove this dead letter (a number or delivery id from --dead-letters) from the outbox for good.
+    #[arg(long, value_name = "ID")]
+    pub discard: Option<String>,
+    /// With --retry, --dead-letters or --discard: the state database [default: `[state] path` from the config].
+    #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 }
 

@@ -4,7 +4,10 @@
 //!
 //! The scan-time path (state store → outbox → delivery) calls the same
 //! [`crate::notify`] functions; this command is how an admin tries a
-//! channel or previews the messages before trusting a schedule with them.
+//! channel or previews the messages before trusting a schedule with them,
+//! and how they settle the outbox: `--retry` sends what waits,
+//! `--dead-letters` lists the messages no run tries any more, `--retry ID`
+//! and `--discard ID` send one again or drop it.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -20,18 +23,34 @@ use crate::notify::{
 };
 use crate::report::reader::ReportReader;
 use crate::scan::{ScanEvent, ScanOptions, scan};
+use crate::state::Store;
+use crate::state::outbox::{self, MessageState, OutboxMessage};
 
 use super::{Error, Outcome, load_rules, open_input};
 
 /// Runs `groupwarden notify`.
 pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
+    let outbox_action = args.retry.is_some() || args.dead_letters || args.discard.is_some();
+    if args.state.is_some() && !outbox_action {
+        return Err(Error::Usage(
+            "--state goes with --retry, --dead-letters or --discard".into(),
+        ));
+    }
     let loaded = LoadedConfig::load(args.config.as_deref())?;
+    // Listing and discarding need no channel: a broken `[[notify]]` must
+    // not stop an admin from looking at the outbox.
+    if args.dead_letters {
+        return list_dead_letters(&args, &loaded);
+    }
+    if let Some(key) = &args.discard {
+        return discard(&args, key, &loaded);
+    }
     let channels = selected(
         validate(&loaded).map_err(NotifyError::from)?,
         &args.channels,
     )?;
-    if args.retry {
-        return retry_outbox(&args, &channels, &loaded);
+    if let Some(revive) = &args.retry {
+        return retry_outbox(&args, revive.as_deref(), &channels, &loaded);
     }
     let planned = match (&args.test, &args.digest, &args.input) {
         (Some(name), _, _) => vec![test_message(&channels, name)?],
@@ -53,13 +72,23 @@ pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
     send(&channels, &planned, &loaded)
 }
 
-/// `notify --retry`: what earlier scans queued and could not deliver.
+/// `notify --retry [ID]`: what earlier scans queued and could not
+/// deliver, and dead letter `ID` made pending again first.
 fn retry_outbox(
     args: &NotifyArgs,
+    revive: Option<&str>,
     channels: &[Channel],
     loaded: &LoadedConfig,
 ) -> Result<Outcome, Error> {
     let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
+    if let Some(key) = revive {
+        let message = dead_letter(&store, key)?;
+        outbox::revive(store.connection(), message.id).map_err(|e| store.fail(e))?;
+        eprintln!(
+            "message {} ({}) is pending again",
+            message.id, message.delivery_id
+        );
+    }
     let deliveries = deliver_outbox(&store, channels, loaded)?;
     if deliveries.total() == 0 {
         eprintln!(
@@ -69,6 +98,89 @@ fn retry_outbox(
     }
     deliveries.into_result()?;
     Ok(Outcome::Clean)
+}
+
+/// `notify --dead-letters`: each dead letter, what it was and why it
+/// stopped, on standard output.
+fn list_dead_letters(args: &NotifyArgs, loaded: &LoadedConfig) -> Result<Outcome, Error> {
+    let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
+    let dead = outbox::dead_letters(store.connection()).map_err(|e| store.fail(e))?;
+    if dead.is_empty() {
+        eprintln!(
+            "the outbox of {} has no dead letters",
+            store.path().display()
+        );
+        return Ok(Outcome::Clean);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for message in &dead {
+        write!(stdout, "{}", describe_dead_letter(message))?;
+    }
+    eprintln!(
+        "{} dead letters; `groupwarden notify --retry ID` sends one again, `--discard ID` drops it",
+        dead.len()
+    );
+    Ok(Outcome::Clean)
+}
+
+fn describe_dead_letter(message: &OutboxMessage) -> String {
+    let plural = |n: u32, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}  {}  channel `{}` to {}\n    queued {}, dead since {}, {} in {}: {}\n",
+        message.id,
+        message.delivery_id,
+        printable(&message.channel),
+        printable(&message.recipient),
+        message.created_at,
+        message.dead_at.as_deref().unwrap_or("?"),
+        plural(message.attempts, "attempt"),
+        plural(message.runs, "run"),
+        printable(message.last_error.as_deref().unwrap_or("no error recorded")),
+    )
+}
+
+/// `text` with control characters escaped: an error may quote a server's
+/// answer, which must not drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `notify --discard ID`: drops a dead letter for good.
+fn discard(args: &NotifyArgs, key: &str, loaded: &LoadedConfig) -> Result<Outcome, Error> {
+    let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
+    let message = dead_letter(&store, key)?;
+    outbox::discard(store.connection(), message.id).map_err(|e| store.fail(e))?;
+    eprintln!(
+        "discarded message {} ({}) for channel `{}`",
+        message.id,
+        message.delivery_id,
+        printable(&message.channel)
+    );
+    Ok(Outcome::Clean)
+}
+
+/// The dead letter `key` (a number or delivery id) names.
+fn dead_letter(store: &Store, key: &str) -> Result<OutboxMessage, Error> {
+    let message = outbox::find(store.connection(), key).map_err(|e| store.fail(e))?;
+    let problem = match message.as_ref().map(OutboxMessage::state) {
+        Some(MessageState::DeadLetter) => return Ok(message.expect("found")),
+        Some(MessageState::Delivered) => "delivered already",
+        Some(MessageState::Pending) => "still pending, not a dead letter (`--retry` sends it)",
+        None => "no such message (`--dead-letters` lists them)",
+    };
+    Err(NotifyError::NotADeadLetter {
+        key: key.to_owned(),
+        problem,
+    }
+    .into())
 }
 
 fn send(
@@ -139,6 +251,7 @@ fn test_message(channels: &[Channel], name: &str) -> Result<Planned, NotifyError
         channel: name.to_owned(),
         recipient,
         digest,
+        delivery_id: None,
     })
 }
 

@@ -7,8 +7,12 @@
 //!    the commit leaves neither, a crash after it leaves messages waiting.
 //! 2. After the commit, [`deliver_outbox`] claims every undelivered message
 //!    (this scan's and any left by earlier runs), sends it, and marks it
-//!    delivered only once the channel accepted it. A message that fails
-//!    stays in the outbox for the next run or `groupwarden notify --retry`.
+//!    delivered only once the channel accepted it, with its delivery id
+//!    (the receivers' idempotency key) on every attempt. A message that
+//!    fails stays in the outbox for the next run or `groupwarden notify
+//!    --retry`; one refused for good, or failing for its channel's
+//!    `max_runs` runs, becomes a dead letter that no later run tries (or
+//!    fails on) until an operator retries or discards it.
 //!
 //! [`send_now`] is the one place a courier is set up (an async runtime,
 //! the HTTP and SMTP clients, graph-mail's token): the outbox and
@@ -27,8 +31,8 @@ use crate::state::outbox;
 
 use super::token::graph_token;
 use super::{
-    Capped, Channel, Counts, Courier, DeliveryReport, Digest, DigestItem, ExpiringExemption,
-    ItemStatus, NotifyError, Planned, ScanInfo, plan,
+    Capped, Channel, Counts, Courier, DeliveryError, DeliveryReport, Digest, DigestItem,
+    ExpiringExemption, ItemStatus, NotifyError, Planned, ScanInfo, plan,
 };
 
 /// How long a claimed message is reserved for the run sending it; after
@@ -139,8 +143,16 @@ pub(crate) fn enqueue_changes(
 pub struct Deliveries {
     /// Messages the channels accepted.
     pub delivered: usize,
-    /// Messages that failed after their retries; they stay in the outbox.
+    /// Messages that failed in this run (those it made dead letters
+    /// included); the others stay in the outbox for the next run.
     pub failed: usize,
+    /// Messages this run made dead letters: refused for good, or out of
+    /// their channel's `max_runs`.
+    pub dead_lettered: usize,
+    /// Dead letters in the outbox after this run, earlier runs' included.
+    /// They fail no later run: `groupwarden notify --dead-letters` lists
+    /// them, `--retry ID` and `--discard ID` settle them.
+    pub dead_letters: u64,
 }
 
 impl Deliveries {
@@ -149,7 +161,8 @@ impl Deliveries {
         self.delivered + self.failed
     }
 
-    /// `Err` when any message was not delivered.
+    /// `Err` when any message failed in this run (earlier dead letters
+    /// do not count).
     pub fn into_result(self) -> Result<Deliveries, NotifyError> {
         match self.failed {
             0 => Ok(self),
@@ -161,9 +174,18 @@ impl Deliveries {
     }
 }
 
-/// Sends every undelivered outbox message. Messages for channels no
-/// longer configured stay queued (with a warning). Every message is
-/// tried; those that fail are counted and stay queued.
+/// A claimed message on its way: its outbox row and how many runs its
+/// channel gives it.
+struct Claimed {
+    message: outbox::OutboxMessage,
+    max_runs: u32,
+}
+
+/// Sends every pending outbox message. Messages for channels no longer
+/// configured (or not selected) stay queued, with a warning. Every other
+/// message is tried; one that fails stays queued, unless it was refused
+/// for good or has used its channel's `max_runs`: then it becomes a dead
+/// letter, which later runs leave alone.
 pub(crate) fn deliver_outbox(
     store: &Store,
     channels: &[Channel],
@@ -171,57 +193,106 @@ pub(crate) fn deliver_outbox(
 ) -> Result<Deliveries, NotifyError> {
     let conn = store.connection();
     let claimed = outbox::claim(conn, CLAIM_LEASE).map_err(|e| store.fail(e))?;
-    if claimed.is_empty() {
-        return Ok(Deliveries::default());
-    }
+    let mut deliveries = Deliveries::default();
     let mut planned = Vec::new();
-    let mut ids = Vec::new();
+    let mut sent = Vec::new();
     for message in claimed {
-        if !channels.iter().any(|c| c.name() == message.channel) {
+        let Some(channel) = channels.iter().find(|c| c.name() == message.channel) else {
             tracing::warn!(
                 channel = message.channel,
                 id = message.id,
-                "an outbox message is for a channel that is no longer configured; it stays queued"
+                "an outbox message is for a channel that is not configured (or not selected); it stays queued"
             );
+            outbox::release(conn, message.id).map_err(|e| store.fail(e))?;
             continue;
-        }
+        };
         let digest: Digest = match serde_json::from_str(&message.payload) {
             Ok(digest) => digest,
             Err(error) => {
+                // It will not become readable: no run can send it.
                 let note = format!("unreadable payload: {error}");
-                let _ = outbox::mark_failed(conn, message.id, &note, message.attempts + 1);
                 tracing::error!(id = message.id, "{note}");
+                outbox::mark_dead(conn, message.id, &note, message.attempts)
+                    .map_err(|e| store.fail(e))?;
+                deliveries.failed += 1;
+                deliveries.dead_lettered += 1;
                 continue;
             }
         };
-        ids.push((message.id, message.attempts));
         planned.push(Planned {
-            channel: message.channel,
-            recipient: message.recipient,
+            channel: message.channel.clone(),
+            recipient: message.recipient.clone(),
             digest,
+            delivery_id: Some(message.delivery_id.clone()),
+        });
+        sent.push(Claimed {
+            message,
+            max_runs: channel.config().max_runs.max(1),
         });
     }
-    let report = send_now(channels, &planned, loaded)?;
-    let mut deliveries = Deliveries::default();
-    for ((id, attempts), outcome) in ids.iter().zip(&report.results) {
-        match outcome {
-            Ok(()) => {
-                deliveries.delivered += 1;
-                outbox::mark_delivered(conn, *id).map_err(|e| store.fail(e))?;
-            }
-            Err(error) => {
-                deliveries.failed += 1;
-                outbox::mark_failed(conn, *id, &error.to_string(), attempts + 1)
-                    .map_err(|e| store.fail(e))?;
-            }
+    if !planned.is_empty() {
+        let report = send_now(channels, &planned, loaded)?;
+        for (claimed, outcome) in sent.iter().zip(&report.results) {
+            record_outcome(store, claimed, outcome, &mut deliveries)?;
         }
+        eprintln!(
+            "notifications: {} of {} messages delivered",
+            deliveries.delivered,
+            planned.len()
+        );
     }
-    eprintln!(
-        "notifications: {} of {} messages delivered",
-        deliveries.delivered,
-        planned.len()
-    );
+    deliveries.dead_letters = outbox::count_dead_letters(conn).map_err(|e| store.fail(e))?;
+    if deliveries.dead_letters > 0 {
+        eprintln!(
+            "notifications: {} messages dead-lettered; see `groupwarden notify --dead-letters`",
+            deliveries.dead_letters
+        );
+    }
     Ok(deliveries)
+}
+
+/// Writes what happened to one message to the outbox, and counts it.
+fn record_outcome(
+    store: &Store,
+    claimed: &Claimed,
+    outcome: &Result<(), DeliveryError>,
+    deliveries: &mut Deliveries,
+) -> Result<(), NotifyError> {
+    let conn = store.connection();
+    let message = &claimed.message;
+    let error = match outcome {
+        Ok(()) => {
+            deliveries.delivered += 1;
+            outbox::mark_delivered(conn, message.id).map_err(|e| store.fail(e))?;
+            return Ok(());
+        }
+        Err(error) => error,
+    };
+    deliveries.failed += 1;
+    if !error.was_tried() {
+        // Its channel failed earlier in the run: this is not its failure.
+        outbox::release(conn, message.id).map_err(|e| store.fail(e))?;
+        return Ok(());
+    }
+    let attempts = message.attempts + error.attempts();
+    let runs = message.runs + 1;
+    let note = error.to_string();
+    if error.is_refusal() || runs >= claimed.max_runs {
+        outbox::mark_dead(conn, message.id, &note, attempts).map_err(|e| store.fail(e))?;
+        deliveries.dead_lettered += 1;
+        let why = if error.is_refusal() {
+            "refused".to_owned()
+        } else {
+            format!("failed in {runs} runs")
+        };
+        eprintln!(
+            "notifications: message {} ({}) {why}; it is now a dead letter and will not be retried",
+            message.id, message.delivery_id
+        );
+    } else {
+        outbox::mark_failed(conn, message.id, &note, attempts).map_err(|e| store.fail(e))?;
+    }
+    Ok(())
 }
 
 /// Sends `planned` now, each message under the channel's retry policy,

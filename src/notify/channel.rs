@@ -126,6 +126,7 @@ impl Channel {
                 channel: self.name().to_owned(),
                 recipient: "someone@example.com".into(),
                 digest: sample_digest(test),
+                delivery_id: None,
             };
             render(self, &planned)?;
         }

@@ -152,6 +152,12 @@ pub struct ChannelConfig {
     /// `max_retry_after` in seconds, as it was once written.
     #[serde(default)]
     max_retry_after_seconds: Option<u64>,
+    /// How many delivery runs (scans, `groupwarden notify --retry`) may
+    /// try a queued message before it becomes a dead letter; a refusal
+    /// (SMTP 5xx, HTTP 4xx other than 408/425/429) makes it one at once
+    /// [default: 5].
+    #[serde(default = "default_max_runs")]
+    pub max_runs: u32,
 }
 
 impl<'de> Deserialize<'de> for ChannelConfig {
@@ -185,6 +191,9 @@ fn default_max_owner_messages() -> usize {
 }
 fn default_retries() -> u32 {
     3
+}
+fn default_max_runs() -> u32 {
+    5
 }
 
 impl ChannelConfig {

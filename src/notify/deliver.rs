@@ -6,6 +6,7 @@
 //! it in the outbox for the next run, and the command exits 2 after every
 //! other channel was tried.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,38 @@ fn describe(failure: &Failure) -> String {
 }
 
 impl DeliveryError {
+    /// Whether the channel refused the message for good (an SMTP 5xx
+    /// reply, an HTTP 4xx other than 408, 425 and 429): trying it again
+    /// will not help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            DeliveryError::Failed {
+                failure: Failure {
+                    error: SendError::Permanent { .. },
+                    ..
+                },
+                ..
+            }
+        )
+    }
+
+    /// Whether the message was tried at all (not [`DeliveryError::Skipped`]).
+    pub fn was_tried(&self) -> bool {
+        !matches!(self, DeliveryError::Skipped { .. })
+    }
+
+    /// Sending attempts this error stands for: the retries of a failed
+    /// send, none for a skipped message, one for a message that could not
+    /// be rendered or set up.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            DeliveryError::Failed { failure, .. } => failure.attempts,
+            DeliveryError::Skipped { .. } => 0,
+            _ => 1,
+        }
+    }
+
     /// Whether the channel as a whole is unusable for now, so its other
     /// messages need not wait for the same timeouts.
     fn downs_the_channel(&self) -> bool {
@@ -206,6 +239,8 @@ impl Courier {
             channel: name.to_owned(),
             message,
         };
+        let planned = &with_delivery_id(planned);
+        let delivery_id = planned.delivery_id.as_deref().unwrap_or_default();
         let rendered = render(channel, planned).map_err(|source| DeliveryError::Render {
             channel: name.to_owned(),
             source,
@@ -214,8 +249,8 @@ impl Courier {
         let timeout = channel.config().timeout();
         let outcome = match (channel.config().kind, rendered) {
             (ChannelKind::Email, Rendered::Email(content)) => {
-                let message =
-                    email::message(channel, &planned.recipient, &content).map_err(setup)?;
+                let message = email::message(channel, &planned.recipient, &content, delivery_id)
+                    .map_err(setup)?;
                 let notifier = EmailNotifier {
                     transport: smtp_transport(pools, channel).map_err(setup)?,
                 };
@@ -223,12 +258,12 @@ impl Courier {
             }
             (ChannelKind::GraphMail, Rendered::Email(content)) => {
                 let (notifier, body) = self
-                    .graph_mail(channel, &planned.recipient, &content, timeout)
+                    .graph_mail(channel, &planned.recipient, &content, timeout, delivery_id)
                     .map_err(setup)?;
                 send_with_retries(&notifier, &body, &policy, name).await
             }
             (ChannelKind::Webhook, Rendered::Webhook(webhook)) => {
-                let notifier = self.webhook(channel, timeout).map_err(setup)?;
+                let notifier = self.webhook(channel, timeout, delivery_id).map_err(setup)?;
                 send_with_retries(&notifier, &webhook.body, &policy, name).await
             }
             (kind, _) => unreachable!("render() renders a {} channel as its kind", kind.as_str()),
@@ -248,6 +283,7 @@ impl Courier {
         recipients: &str,
         content: &EmailContent,
         timeout: Duration,
+        delivery_id: &str,
     ) -> Result<(GraphMailNotifier<'a>, String), String> {
         let config = channel.config();
         let token = self.graph_token.as_deref().ok_or(
@@ -261,7 +297,7 @@ impl Courier {
             .filter(|a| !a.is_empty())
             .map(str::to_owned)
             .collect();
-        let body = send_mail_body(&recipients, content);
+        let body = send_mail_body(&recipients, content, delivery_id);
         Ok((
             GraphMailNotifier {
                 http: &self.http,
@@ -273,7 +309,12 @@ impl Courier {
         ))
     }
 
-    fn webhook(&self, channel: &Channel, timeout: Duration) -> Result<WebhookNotifier<'_>, String> {
+    fn webhook(
+        &self,
+        channel: &Channel,
+        timeout: Duration,
+        delivery_id: &str,
+    ) -> Result<WebhookNotifier<'_>, String> {
         let config = channel.config();
         let url = match (&config.url, &config.url_env) {
             (Some(url), _) => url.clone(),
@@ -295,8 +336,28 @@ impl Courier {
             headers,
             signing_key,
             timeout,
+            delivery_id: delivery_id.to_owned(),
         })
     }
+}
+
+/// `planned` with a delivery id: its own (an outbox message's), or a new
+/// one for a message sent straight away (`notify --digest`, `--test`),
+/// kept for every attempt of this run.
+fn with_delivery_id(planned: &Planned) -> Cow<'_, Planned> {
+    match planned.delivery_id {
+        Some(_) => Cow::Borrowed(planned),
+        None => Cow::Owned(Planned {
+            delivery_id: Some(fresh_delivery_id()),
+            ..planned.clone()
+        }),
+    }
+}
+
+/// `gw-direct-<32 hex digits>`: 128 random bits, unique enough, and
+/// dot-atom text, so it makes a valid `Message-ID`.
+pub(crate) fn fresh_delivery_id() -> String {
+    format!("gw-direct-{:032x}", fastrand::u128(..))
 }
 
 fn smtp_transport(pools: &mut SmtpPools, channel: &Channel) -> Result<SmtpTransport, String> {

@@ -63,11 +63,14 @@ pub(crate) fn transport(channel: &Channel) -> Result<SmtpTransport, String> {
     Ok(builder.build())
 }
 
-/// The message for `recipients` (addresses separated by `,`).
+/// The message for `recipients` (addresses separated by `,`), with
+/// `Message-ID: <delivery id@groupwarden>`: the same on every attempt and
+/// run, so a mail system (or a person's filter) can drop duplicates.
 pub(crate) fn message(
     channel: &Channel,
     recipients: &str,
     content: &EmailContent,
+    delivery_id: &str,
 ) -> Result<Message, String> {
     let from: Mailbox = channel
         .config()
@@ -81,7 +84,8 @@ pub(crate) fn message(
         .map_err(|e| format!("recipients `{recipients}`: {e}"))?;
     let mut builder = Message::builder()
         .from(from)
-        .subject(content.subject.clone());
+        .subject(content.subject.clone())
+        .message_id(Some(message_id(delivery_id)));
     for mailbox in to {
         builder = builder.to(mailbox);
     }
@@ -92,6 +96,12 @@ pub(crate) fn message(
             content.html.clone(),
         ))
         .map_err(|e| e.to_string())
+}
+
+/// `<delivery id@groupwarden>`: a valid RFC 5322 msg-id as long as the
+/// id is dot-atom text, which the outbox's `gw-<n>-<hex>` ids are.
+pub(crate) fn message_id(delivery_id: &str) -> String {
+    format!("<{delivery_id}@groupwarden>")
 }
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): out-of-office replies and

@@ -43,6 +43,14 @@ pub enum NotifyError {
         /// How many messages there were to deliver.
         total: usize,
     },
+    /// `notify --retry ID` or `--discard ID` named no dead letter.
+    #[error("outbox message {key}: {problem}")]
+    NotADeadLetter {
+        /// The number or delivery id given.
+        key: String,
+        /// What the message is instead: missing, delivered, pending.
+        problem: &'static str,
+    },
     /// Notifying cannot start or go on: no async runtime or HTTP client,
     /// no Graph credentials, a digest that cannot be stored.
     #[error("{0}")]

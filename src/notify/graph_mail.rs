@@ -87,8 +87,14 @@ pub(crate) fn send_mail_url(graph_url: &str, from: &str) -> Result<reqwest::Url,
     Ok(url)
 }
 
-/// The sendMail request body: the HTML rendering to every recipient.
-pub(crate) fn send_mail_body(recipients: &[String], content: &EmailContent) -> String {
+/// The sendMail request body: the HTML rendering to every recipient, with
+/// the delivery id as the `X-Groupwarden-Delivery` header (Graph accepts
+/// custom `X-` headers on a message; it sets the `Message-ID` itself).
+pub(crate) fn send_mail_body(
+    recipients: &[String],
+    content: &EmailContent,
+    delivery_id: &str,
+) -> String {
     let to: Vec<_> = recipients
         .iter()
         .map(|address| json!({ "emailAddress": { "address": address } }))
@@ -98,6 +104,9 @@ pub(crate) fn send_mail_body(recipients: &[String], content: &EmailContent) -> S
             "subject": content.subject,
             "body": { "contentType": "HTML", "content": content.html },
             "toRecipients": to,
+            "internetMessageHeaders": [
+                { "name": "X-Groupwarden-Delivery", "value": delivery_id },
+            ],
         },
         "saveToSentItems": false,
     })

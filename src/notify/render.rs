@@ -366,6 +366,9 @@ struct PayloadV1<'a> {
     /// `digest`, or `test` for `groupwarden notify --test`.
     event: &'static str,
     channel: &'a str,
+    /// The message's idempotency key, the same on every attempt and run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_id: Option<&'a str>,
     scan: &'a ScanInfo,
     counts: &'a Counts,
     findings: Vec<PayloadFinding<'a>>,
@@ -407,6 +410,7 @@ fn json_payload(planned: &Planned) -> Result<String, RenderError> {
             version: 1,
             event: if digest.test { "test" } else { "digest" },
             channel: &planned.channel,
+            delivery_id: planned.delivery_id.as_deref(),
             scan: &digest.scan,
             counts: &digest.counts,
             omitted: digest.items.len() - findings.len(),

@@ -26,6 +26,11 @@ pub struct Planned {
     /// What the recipient is told: the scan's digest cut to what this channel
     /// routes to this recipient.
     pub digest: Digest,
+    /// The idempotency key sent with every attempt (the outbox's, so it
+    /// is the same on every run); `None` until the message is queued or
+    /// sent, when the courier gives it one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
 }
 
 /// The messages `channels` send for `digest`: for each channel one digest
@@ -47,6 +52,7 @@ fn plan_channel(channel: &Channel, digest: &Digest) -> Vec<Planned> {
         channel: channel.name().to_owned(),
         recipient,
         digest,
+        delivery_id: None,
     };
     match &channel.config().to {
         Some(Recipients::GroupOwners) => by_owner(channel, routed)

@@ -5,6 +5,11 @@
 //! `X-Groupwarden-Signature: sha256=<hex>`, the HMAC-SHA256 with the key
 //! over `<timestamp>.<body>`. Receivers recompute it and reject stale
 //! timestamps, which stops replays (docs/notifications.md has examples).
+//!
+//! Every request carries `X-Groupwarden-Delivery: <delivery id>`, the
+//! same on every attempt and every run, so a receiver can drop the
+//! duplicates a timeout or a crash causes (the JSON payload has it as
+//! `delivery_id` too).
 
 use std::time::Duration;
 
@@ -19,6 +24,9 @@ use super::notifier::{Notifier, SendError};
 /// The header holding the request's Unix time in seconds (signed requests
 /// only).
 pub const TIMESTAMP_HEADER: &str = "x-groupwarden-timestamp";
+/// The header holding the message's delivery id: an idempotency key,
+/// identical on every attempt and retry run.
+pub const DELIVERY_HEADER: &str = "x-groupwarden-delivery";
 /// The header holding `sha256=<hex>`, the request's HMAC signature
 /// (signed requests only; see [`signature`]).
 pub const SIGNATURE_HEADER: &str = "x-groupwarden-signature";
@@ -36,6 +44,8 @@ pub struct WebhookNotifier<'a> {
     pub signing_key: Option<SecretString>,
     /// How long one attempt may take (the channel's `timeout`).
     pub timeout: Duration,
+    /// The message's delivery id, sent as [`DELIVERY_HEADER`].
+    pub delivery_id: String,
 }
 
 impl Notifier for WebhookNotifier<'_> {
@@ -47,7 +57,8 @@ impl Notifier for WebhookNotifier<'_> {
             .post(self.url.clone())
             .timeout(self.timeout)
             .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json");
+            .header(CONTENT_TYPE, "application/json")
+            .header(DELIVERY_HEADER, &self.delivery_id);
         // Signed per attempt: a retry carries a fresh timestamp, so
         // receivers that reject old timestamps accept it.
         if let Some(key) = &self.signing_key {

@@ -1,10 +1,96 @@
 //! What can go wrong getting the report, worded so the reader knows what
 //! to do next. No variant ever holds a secret, a token or the
-//! pre-authenticated download URL.
+//! pre-authenticated download URL: text a server sent back passes through
+//! [`redact`] first, because a token endpoint or a proxy may echo the
+//! request (the client secret, the assertion) in its error.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use regex::Regex;
+
+/// What a redacted value is replaced with.
+pub(crate) const REDACTED: &str = "[REDACTED]";
+
+/// Shorter values are not searched for: they would match ordinary text.
+const SHORTEST_REDACTED_SECRET: usize = 6;
+
+/// `name=value` and `"name": "value"` for the names whose values are
+/// credentials, as a form body or a JSON echo of one spells them.
+static SECRET_PARAMETER: LazyLock<Regex> = LazyLock::new(|| {
+    let names = "client_secret|client_assertion|assertion|refresh_token|access_token|id_token|password|code_verifier";
+    Regex::new(&format!(
+        r#"(?i)(?P<key>\b(?:{names})\b(?:"\s*:\s*"|\\?"?\s*[=:]\s*\\?"?))(?P<value>(?:[^"\\&\s,;'}}<]|\\.)+)"#
+    ))
+    .expect("a valid pattern")
+});
+
+/// An `Authorization: Bearer …` value, as a proxy echoing the request
+/// headers shows it.
+static BEARER_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?P<scheme>bearer\s+)[A-Za-z0-9._~+/=-]+").expect("a valid pattern")
+});
+
+/// A URL with a query: the query and path may carry a signature (the
+/// pre-authenticated download URL does).
+static URL_WITH_QUERY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(?P<origin>https?://[^/\s"'<>?#]+)[^\s"'<>?#]*\?[^\s"'<>]*"#)
+        .expect("a valid pattern")
+});
+
+/// `text` (something a server sent back) without the `secrets` (in any
+/// spelling a form body or URL gives them), without the values of
+/// credential parameters and bearer tokens whatever they are, and without
+/// the paths and queries of URLs that have a query.
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets
+        .iter()
+        .filter(|s| s.len() >= SHORTEST_REDACTED_SECRET)
+    {
+        for spelling in spellings(secret) {
+            text = text.replace(&spelling, REDACTED);
+        }
+    }
+    let text = SECRET_PARAMETER.replace_all(&text, format!("${{key}}{REDACTED}"));
+    let text = BEARER_TOKEN.replace_all(&text, format!("${{scheme}}{REDACTED}"));
+    URL_WITH_QUERY
+        .replace_all(&text, format!("${{origin}}/{REDACTED}"))
+        .into_owned()
+}
+
+/// A secret as it is, form-encoded (upper- and lower-case escapes, `+`
+/// or `%20` for a space) and JSON-escaped.
+fn spellings(secret: &str) -> Vec<String> {
+    let encode = |upper: bool, space: &str| -> String {
+        secret
+            .bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    (byte as char).to_string()
+                }
+                b' ' => space.to_owned(),
+                _ if upper => format!("%{byte:02X}"),
+                _ => format!("%{byte:02x}"),
+            })
+            .collect()
+    };
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let mut spellings = vec![
+        secret.to_owned(),
+        encode(true, "+"),
+        encode(false, "+"),
+        encode(true, "%20"),
+        json.trim_matches('"').to_owned(),
+    ];
+    spellings.sort();
+    spellings.dedup();
+    // Longest first: a shorter spelling must not leave part of a longer one.
+    spellings.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    spellings
+}
 
 /// Getting the report failed.
 #[derive(Debug, thiserror::Error)]
@@ -316,10 +402,12 @@ pub struct GraphError {
 impl fmt::Display for GraphError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Microsoft Graph answered HTTP {}", self.status)?;
-        match (self.code.is_empty(), self.message.is_empty()) {
-            (false, false) => write!(f, ": {}: {}", self.code, self.message)?,
+        // Graph's text is the server's: it may quote a signed URL.
+        let message = redact(&self.message, &[]);
+        match (self.code.is_empty(), message.is_empty()) {
+            (false, false) => write!(f, ": {}: {}", self.code, message)?,
             (false, true) => write!(f, ": {}", self.code)?,
-            (true, false) => write!(f, ": {}", self.message)?,
+            (true, false) => write!(f, ": {}", message)?,
             (true, true) => {}
         }
         match (&self.request_id, &self.date) {
@@ -363,6 +451,40 @@ impl GraphError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_secrets_are_redacted_in_every_spelling() {
+        let secret = "s3cr3t~Value+/=";
+        let echoed = format!(
+            "AADSTS900144: body was grant_type=client_credentials&client_secret=s3cr3t~Value%2B%2F%3D&scope=x; raw {secret}; \
+             json {{\"client_assertion\": \"eyJhbGciOi.eyJzdWIi.c2ln\"}} refresh_token=abc123&x=1 \
+             see https://reports.example.net/data/download/abc?sig=XYZ123&se=2026 and https://aka.ms/help; \
+             Authorization: Bearer eyJ0eXAi.body.sig"
+        );
+        let redacted = redact(&echoed, &[secret]);
+        for leaked in [
+            "s3cr3t",
+            "eyJhbGciOi",
+            "abc123",
+            "sig=XYZ123",
+            "data/download",
+        ] {
+            assert!(!redacted.contains(leaked), "{leaked} in {redacted}");
+        }
+        assert!(redacted.contains("AADSTS900144"), "{redacted}");
+        assert!(
+            redacted.contains("https://reports.example.net/[REDACTED]"),
+            "{redacted}"
+        );
+        assert!(
+            redacted.contains("https://aka.ms/help"),
+            "a URL without a query stays: {redacted}"
+        );
+        assert!(
+            redacted.contains("grant_type=client_credentials"),
+            "{redacted}"
+        );
+    }
 
     #[test]
     fn token_errors_show_code_description_and_advice() {

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::assertion::ASSERTION_TYPE;
 use super::config::{Credential, GraphSettings};
-use super::error::{Endpoint, SourceError, TokenError};
+use super::error::{Endpoint, SourceError, TokenError, redact};
 use super::graph::read_error_body;
 use crate::retry::retry_after;
 
@@ -142,14 +142,23 @@ impl ClientCredentials {
             .send()
             .map_err(|e| SourceError::transport(Endpoint::Token, &self.endpoint, e))?;
         let status = response.status();
+        // What was sent and must not come back in a message.
+        let sent_secrets: Vec<&str> = form
+            .iter()
+            .filter(|(name, _)| matches!(*name, "client_secret" | "client_assertion"))
+            .map(|(_, value)| *value)
+            .collect();
         if !status.is_success() {
-            return Err(token_error(response));
+            return Err(token_error(response, &sent_secrets));
         }
         let answer: TokenAnswer = response.json().map_err(|e| {
             SourceError::Token(TokenError {
                 status: status.as_u16(),
                 code: String::new(),
-                description: format!("the answer is not a token: {}", super::error::describe(e)),
+                description: redact(
+                    &format!("the answer is not a token: {}", super::error::describe(e)),
+                    &sent_secrets,
+                ),
                 correlation_id: None,
                 retry_after: None,
             })
@@ -165,7 +174,10 @@ impl ClientCredentials {
     }
 }
 
-fn token_error(response: reqwest::blocking::Response) -> SourceError {
+/// The endpoint's refusal, with every text it sent back redacted: an
+/// endpoint (or a proxy before it) may echo the request body, secret and
+/// all.
+fn token_error(response: reqwest::blocking::Response, sent_secrets: &[&str]) -> SourceError {
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let body = read_error_body(response);
@@ -177,11 +189,12 @@ fn token_error(response: reqwest::blocking::Response) -> SourceError {
         .filter(|l| !l.trim().is_empty())
         .collect::<Vec<_>>()
         .join("; ");
+    let redact = |text: &str| redact(text, sent_secrets);
     SourceError::Token(TokenError {
         status,
-        code: answer.error,
-        description,
-        correlation_id: answer.correlation_id,
+        code: redact(&answer.error),
+        description: redact(&description),
+        correlation_id: answer.correlation_id.as_deref().map(redact),
         retry_after,
     })
 }

@@ -13,12 +13,19 @@
 //!    messages when the lease runs out.
 //! 3. Send one; only after the channel accepted it, [`mark_delivered`]. If
 //!    it failed, [`mark_failed`]: the message stays pending for the next
-//!    run.
+//!    run. If it was refused for good, or ran out of runs, [`mark_dead`]:
+//!    it becomes a dead letter, kept (and listed by [`dead_letters`]) but
+//!    no longer tried, until [`revive`] makes it pending again or
+//!    [`discard`] removes it.
 //!
 //! A crash between the channel's acceptance and step 3's commit (one small
 //! write) sends that message again on the next run; that window cannot be
-//! closed from this side, so a message's `id` is stable and a receiver can
-//! use it to drop duplicates.
+//! closed from this side, so every message gets a `delivery_id` when it
+//! is queued, sent with every attempt, and a receiver can use it to drop
+//! duplicates.
+//!
+//! A message is in one of three states ([`OutboxMessage::state`]):
+//! pending (`delivered_at` and `dead_at` unset), delivered, or dead.
 
 use std::time::Duration;
 
@@ -31,8 +38,13 @@ use super::lifecycle::time_text;
 /// A message waiting in (or delivered from) the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OutboxMessage {
-    /// Stable for the message's life: an idempotency key for receivers.
+    /// The row's number: what `groupwarden notify --discard` and
+    /// `--retry` take (besides the delivery id).
     pub id: i64,
+    /// Stable for the message's life and sent with every attempt (the
+    /// `X-Groupwarden-Delivery` header, the email's `Message-ID`): an
+    /// idempotency key for receivers.
+    pub delivery_id: String,
     /// When it was queued (UTC, RFC 3339).
     pub created_at: String,
     /// The channel's name as configured (`[[notify]] name`).
@@ -43,32 +55,63 @@ pub struct OutboxMessage {
     pub payload: String,
     /// Delivery attempts so far.
     pub attempts: u32,
+    /// Delivery runs (a scan's or `notify --retry`'s) that tried it.
+    pub runs: u32,
     /// When it was last tried (UTC, RFC 3339); `None`: not yet.
     pub last_attempt_at: Option<String>,
     /// Why the last attempt failed; `None` when it did not (or none was made).
     pub last_error: Option<String>,
     /// When it was delivered (UTC, RFC 3339); `None` while waiting.
     pub delivered_at: Option<String>,
+    /// When delivery stopped for good (UTC, RFC 3339): a dead letter.
+    pub dead_at: Option<String>,
 }
 
-const COLUMNS: &str = "id, created_at, channel, recipient, payload, attempts, last_attempt_at, last_error, delivered_at";
+/// Where a message is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageState {
+    /// Waiting to be (re)tried.
+    Pending,
+    /// Accepted by its channel; final.
+    Delivered,
+    /// Refused for good or out of runs: kept, listed, no longer tried.
+    DeadLetter,
+}
+
+impl OutboxMessage {
+    /// Pending, delivered or dead-lettered.
+    pub fn state(&self) -> MessageState {
+        match (&self.delivered_at, &self.dead_at) {
+            (Some(_), _) => MessageState::Delivered,
+            (None, Some(_)) => MessageState::DeadLetter,
+            (None, None) => MessageState::Pending,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, delivery_id, created_at, channel, recipient, payload, attempts, runs, last_attempt_at, last_error, delivered_at, dead_at";
 
 fn message(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxMessage> {
     Ok(OutboxMessage {
         id: row.get(0)?,
-        created_at: row.get(1)?,
-        channel: row.get(2)?,
-        recipient: row.get(3)?,
-        payload: row.get(4)?,
-        attempts: row.get(5)?,
-        last_attempt_at: row.get(6)?,
-        last_error: row.get(7)?,
-        delivered_at: row.get(8)?,
+        delivery_id: row.get(1)?,
+        created_at: row.get(2)?,
+        channel: row.get(3)?,
+        recipient: row.get(4)?,
+        payload: row.get(5)?,
+        attempts: row.get(6)?,
+        runs: row.get(7)?,
+        last_attempt_at: row.get(8)?,
+        last_error: row.get(9)?,
+        delivered_at: row.get(10)?,
+        dead_at: row.get(11)?,
     })
 }
 
-/// Adds a message; returns its id. Call it inside the transaction that
-/// records what the message announces.
+/// Adds a message with a new delivery id (`gw-<id>-<16 random hex
+/// digits>`); returns its id. Call it inside the transaction that records
+/// what the message announces.
 pub fn enqueue(
     conn: &Connection,
     channel: &str,
@@ -84,15 +127,54 @@ pub fn enqueue(
         recipient,
         payload_json
     ])?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    // The same form the migration gives older messages; random, so ids
+    // stay unique even across databases.
+    conn.prepare_cached(
+        "UPDATE outbox SET delivery_id = 'gw-' || id || '-' || lower(hex(randomblob(8))) WHERE id = ?1",
+    )?
+    .execute([id])?;
+    Ok(id)
 }
 
-/// Every undelivered message, oldest first (claimed or not).
+/// Every pending message (neither delivered nor dead), oldest first,
+/// claimed or not.
 pub fn pending(conn: &Connection) -> rusqlite::Result<Vec<OutboxMessage>> {
+    select(conn, "delivered_at IS NULL AND dead_at IS NULL", [])
+}
+
+/// Every dead letter, oldest first.
+pub fn dead_letters(conn: &Connection) -> rusqlite::Result<Vec<OutboxMessage>> {
+    select(conn, "delivered_at IS NULL AND dead_at IS NOT NULL", [])
+}
+
+/// How many dead letters wait for an operator.
+pub fn count_dead_letters(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NOT NULL",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// The message `key` names: its number or its delivery id.
+pub fn find(conn: &Connection, key: &str) -> rusqlite::Result<Option<OutboxMessage>> {
+    let found = match key.parse::<i64>() {
+        Ok(id) => select(conn, "id = ?1", [id])?,
+        Err(_) => select(conn, "delivery_id = ?1", [key])?,
+    };
+    Ok(found.into_iter().next())
+}
+
+fn select<P: rusqlite::Params>(
+    conn: &Connection,
+    condition: &str,
+    values: P,
+) -> rusqlite::Result<Vec<OutboxMessage>> {
     let mut statement = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM outbox WHERE delivered_at IS NULL ORDER BY id"
+        "SELECT {COLUMNS} FROM outbox WHERE {condition} ORDER BY id"
     ))?;
-    let rows = statement.query_map([], message)?;
+    let rows = statement.query_map(values, message)?;
     rows.collect()
 }
 
@@ -107,7 +189,7 @@ pub fn claim(conn: &Connection, lease: Duration) -> rusqlite::Result<Vec<OutboxM
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let claimed = (|| {
         let mut statement = conn.prepare(&format!(
-            "UPDATE outbox SET claimed_until = ?1 WHERE delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until <= ?2) \
+            "UPDATE outbox SET claimed_until = ?1 WHERE delivered_at IS NULL AND dead_at IS NULL AND (claimed_until IS NULL OR claimed_until <= ?2) \
              RETURNING {COLUMNS}"
         ))?;
         let rows = statement.query_map(params![time_text(until), time_text(now)], message)?;
@@ -131,7 +213,8 @@ pub fn claim(conn: &Connection, lease: Duration) -> rusqlite::Result<Vec<OutboxM
 /// already marked delivered (or does not exist).
 pub fn mark_delivered(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     let changed = conn.execute(
-        "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_attempt_at = ?2, last_error = NULL, claimed_until = NULL \
+        "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, runs = runs + 1, last_attempt_at = ?2, last_error = NULL, \
+         claimed_until = NULL, dead_at = NULL \
          WHERE id = ?1 AND delivered_at IS NULL",
         params![id, time_text(Timestamp::now())],
     )?;
@@ -148,9 +231,52 @@ pub fn mark_failed(
     attempts: u32,
 ) -> rusqlite::Result<bool> {
     let changed = conn.execute(
-        "UPDATE outbox SET attempts = ?3, last_attempt_at = ?4, last_error = ?2, claimed_until = NULL \
+        "UPDATE outbox SET attempts = ?3, runs = runs + 1, last_attempt_at = ?4, last_error = ?2, claimed_until = NULL \
          WHERE id = ?1 AND delivered_at IS NULL",
         params![id, error, attempts, time_text(Timestamp::now())],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Records a last failed attempt and makes the message a dead letter: it
+/// was refused for good, or the channel's runs ran out. It is kept but no
+/// longer claimed.
+pub fn mark_dead(conn: &Connection, id: i64, error: &str, attempts: u32) -> rusqlite::Result<bool> {
+    let now = time_text(Timestamp::now());
+    let changed = conn.execute(
+        "UPDATE outbox SET attempts = ?3, runs = runs + 1, last_attempt_at = ?4, last_error = ?2, claimed_until = NULL, dead_at = ?4 \
+         WHERE id = ?1 AND delivered_at IS NULL",
+        params![id, error, attempts, now],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Gives a claimed message back untried (its channel was down, or is not
+/// configured here): nothing is counted against it.
+pub fn release(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    let changed = conn.execute(
+        "UPDATE outbox SET claimed_until = NULL WHERE id = ?1 AND delivered_at IS NULL",
+        [id],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Makes dead letter `id` pending again with a fresh count of runs. False
+/// if it is not a dead letter.
+pub fn revive(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    let changed = conn.execute(
+        "UPDATE outbox SET dead_at = NULL, runs = 0, claimed_until = NULL \
+         WHERE id = ?1 AND delivered_at IS NULL AND dead_at IS NOT NULL",
+        [id],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Removes dead letter `id` for good. False if it is not a dead letter.
+pub fn discard(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    let changed = conn.execute(
+        "DELETE FROM outbox WHERE id = ?1 AND delivered_at IS NULL AND dead_at IS NOT NULL",
+        [id],
     )?;
     Ok(changed == 1)
 }
@@ -203,6 +329,42 @@ mod tests {
             1,
             "a zero lease lapses at once"
         );
+    }
+
+    #[test]
+    fn a_dead_letter_is_not_claimed_until_revived_and_can_be_discarded() {
+        let conn = outbox();
+        let id = enqueue(&conn, "mail", "a@x", "{}").unwrap();
+        let other = enqueue(&conn, "mail", "b@x", "{}").unwrap();
+        let claimed = claim(&conn, Duration::from_secs(60)).unwrap();
+        assert!(claimed[0].delivery_id.starts_with(&format!("gw-{id}-")));
+        assert_ne!(claimed[0].delivery_id, claimed[1].delivery_id);
+        assert!(mark_dead(&conn, id, "552 message too large", 1).unwrap());
+        assert!(release(&conn, other).unwrap());
+        assert_eq!(count_dead_letters(&conn).unwrap(), 1);
+        let dead = dead_letters(&conn).unwrap();
+        assert_eq!(
+            (dead[0].id, dead[0].state()),
+            (id, MessageState::DeadLetter)
+        );
+        assert_eq!(
+            claim(&conn, Duration::from_secs(60))
+                .unwrap()
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>(),
+            [other]
+        );
+        let by_delivery_id = find(&conn, &dead[0].delivery_id).unwrap().unwrap();
+        assert_eq!(by_delivery_id.id, id);
+        assert!(revive(&conn, id).unwrap());
+        assert!(!revive(&conn, id).unwrap(), "pending now");
+        let again = find(&conn, &id.to_string()).unwrap().unwrap();
+        assert_eq!((again.state(), again.runs), (MessageState::Pending, 0));
+        assert_eq!(again.delivery_id, dead[0].delivery_id, "the id survives");
+        assert!(mark_dead(&conn, id, "552 again", 2).unwrap());
+        assert!(discard(&conn, id).unwrap());
+        assert!(find(&conn, &id.to_string()).unwrap().is_none());
     }
 
     #[test]

@@ -98,8 +98,22 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_undelivered ON outbox(id) WHERE delivered_at IS NULL;
 "#;
 
+/// Version 3: outbox messages get a delivery id (an idempotency key sent
+/// with every attempt), a count of the delivery runs that tried them, and
+/// a dead-letter mark. Messages already queued get their id here.
+const V3: &str = r#"
+ALTER TABLE outbox ADD COLUMN delivery_id TEXT;
+-- delivery runs (a scan's or `notify --retry`'s) that tried the message
+ALTER TABLE outbox ADD COLUMN runs INTEGER NOT NULL DEFAULT 0;
+-- set when delivery stopped for good: refused, or out of runs
+ALTER TABLE outbox ADD COLUMN dead_at TEXT;
+UPDATE outbox SET delivery_id = 'gw-' || id || '-' || lower(hex(randomblob(8)))
+    WHERE delivery_id IS NULL;
+CREATE UNIQUE INDEX outbox_by_delivery_id ON outbox(delivery_id);
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -158,6 +172,37 @@ mod tests {
         assert!(id.is_ours());
         // Applying again from the current version is a no-op.
         apply(&conn, CURRENT_VERSION).unwrap();
+    }
+
+    #[test]
+    fn messages_queued_before_version_3_get_a_delivery_id() {
+        // A version-2 database with two messages waiting.
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        for recipient in ["a@x", "b@x"] {
+            conn.execute(
+                "INSERT INTO outbox (created_at, channel, recipient, payload) VALUES ('2026-11-25T06:00:00Z', 'team', ?1, '{}')",
+                [recipient],
+            )
+            .unwrap();
+        }
+        apply(&conn, 2).unwrap();
+        let ids: Vec<String> = conn
+            .prepare("SELECT delivery_id FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(
+            ids[0].starts_with("gw-1-") && ids[1].starts_with("gw-2-"),
+            "{ids:?}"
+        );
+        assert_ne!(ids[0], ids[1]);
     }
 
     #[test]

@@ -475,6 +475,63 @@ async fn a_refused_secret_shows_the_entra_error_but_never_the_secret() {
     assert!(!log.contains(SECRET) && !stdout(&output).contains(SECRET));
 }
 
+/// A token endpoint (or a proxy before it) that echoes the request body in
+/// its error, as sent and decoded.
+struct EchoesTheForm;
+
+impl wiremock::Respond for EchoesTheForm {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let sent = String::from_utf8_lossy(&request.body).into_owned();
+        let decoded: Vec<String> = parse_form(&request.body)
+            .into_iter()
+            .map(|(key, value)| format!("{key}: {value}"))
+            .collect();
+        ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": format!("invalid_request ({sent})"),
+            "error_description": format!(
+                "AADSTS900144: The request body must contain the following parameter: 'x'. Request: {sent}; fields: {}\r\nTrace ID: t-2",
+                decoded.join(", ")
+            ),
+            "correlation_id": sent,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_token_endpoint_echoing_the_request_never_gets_the_secret_printed() {
+    let tenant = Tenant::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
+        .respond_with(EchoesTheForm)
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = tenant
+        .command(&[
+            "scan",
+            "--rules",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        ])
+        .env("GROUPWARDEN_LOG", "trace")
+        .output()
+        .unwrap();
+
+    assert_exit(&output, 2);
+    let everything = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(everything.contains("AADSTS900144"), "{everything}");
+    assert!(
+        everything.contains("grant_type=client_credentials"),
+        "the rest of the echo stays: {everything}"
+    );
+    for secret in [SECRET, &form_encoded(SECRET), &url_encode(SECRET), "s3cr3t"] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` leaked into the output:\n{everything}"
+        );
+    }
+}
+
 /// A download host that announces more bytes than it sends, then hangs up.
 fn short_download_host(body: &str) -> (String, std::thread::JoinHandle<Vec<u8>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -127,15 +127,29 @@ fn closed_port() -> u16 {
 }
 
 /// aiosmtpd, run by this test, writing what it receives to a folder.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     inbox: TempDir,
 }
 
 impl SmtpSink {
-    fn start(port: u16, login: Option<(&str, &str)>) -> SmtpSink {
+    pub(crate) fn start(port: u16, login: Option<(&str, &str)>) -> SmtpSink {
         SmtpSink::start_with(port, login, &[])
+    }
+
+    /// A sink answering DATA with `reply` (an SMTP reply line) for the
+    /// first `times` messages, or all.
+    pub(crate) fn replying(reply: &str, times: Option<u32>) -> SmtpSink {
+        let times = times.map(|n| n.to_string()).unwrap_or_default();
+        SmtpSink::start_with(
+            0,
+            None,
+            &[
+                ("SMTP_SINK_REPLY", Path::new(reply)),
+                ("SMTP_SINK_REPLY_TIMES", Path::new(&times)),
+            ],
+        )
     }
 
     fn start_with(port: u16, login: Option<(&str, &str)>, env: &[(&str, &Path)]) -> SmtpSink {
@@ -166,8 +180,8 @@ impl SmtpSink {
         }
     }
 
-    /// Every message received, oldest first.
-    fn messages(&self) -> Vec<Value> {
+    /// Every message received (and refused, with its `reply`), oldest first.
+    pub(crate) fn messages(&self) -> Vec<Value> {
         let mut files: Vec<_> = std::fs::read_dir(self.inbox.path())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -221,7 +235,7 @@ fn mime_part(raw: &str, content_type: &str) -> String {
     part.text_contents().expect("a text part").to_owned()
 }
 
-fn header_value(raw: &str, name: &str) -> String {
+pub(crate) fn header_value(raw: &str, name: &str) -> String {
     let message = mail_parser::MessageParser::default()
         .parse(raw.as_bytes())
         .unwrap();
@@ -739,6 +753,44 @@ retry_backoff_ms = 10
         first["evidence"],
         json!({"days_since_activity": 212, "last_activity": null})
     );
+}
+
+#[tokio::test]
+async fn every_webhook_request_names_its_delivery_and_chat_payloads_only_in_the_header() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let config = format!(
+        "[[notify]]\nname = \"json\"\ntype = \"webhook\"\nurl = \"{uri}/json\"\n\n\
+         [[notify]]\nname = \"slack\"\ntype = \"webhook\"\nformat = \"slack\"\nurl = \"{uri}/slack\"\n\n\
+         [[notify]]\nname = \"teams\"\ntype = \"webhook\"\nformat = \"teams\"\nurl = \"{uri}/teams\"\n",
+        uri = receiver.uri()
+    );
+    let setup = Setup::new(&config);
+
+    let output = run(setup.command(&["--digest", "digest.json"])).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let requests = receiver.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3);
+    let mut ids = Vec::new();
+    for request in &requests {
+        let id = request.headers["x-groupwarden-delivery"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(id.starts_with("gw-direct-") && id.len() == 42, "{id}");
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        match request.url.path() {
+            "/json" => assert_eq!(body["delivery_id"], id.as_str()),
+            // Slack and Teams refuse fields they do not know.
+            _ => assert!(body.get("delivery_id").is_none(), "{body}"),
+        }
+        ids.push(id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "one id per message");
 }
 
 #[tokio::test]

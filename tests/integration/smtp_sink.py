@@ -10,6 +10,11 @@ accepts connections, and writes every message it receives to
 OUT_DIR/NNN.json as {"mail_from", "rcpt_tos", "login", "data"}. With USER
 and PASSWORD it offers AUTH PLAIN/LOGIN (without TLS: loopback only) and
 refuses other credentials. Runs until killed.
+
+With SMTP_SINK_REPLY set (e.g. "552 5.3.4 Message too big"), it answers
+DATA with that reply instead of 250, for the first SMTP_SINK_REPLY_TIMES
+messages (default: all); the refused messages are written too, with the
+reply as "reply".
 """
 
 import json
@@ -33,6 +38,9 @@ class Sink:
     def __init__(self, out_dir):
         self.out_dir = out_dir
         self.count = 0
+        self.reply = os.environ.get("SMTP_SINK_REPLY")
+        times = os.environ.get("SMTP_SINK_REPLY_TIMES")
+        self.reply_times = int(times) if times else None
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
@@ -42,12 +50,15 @@ class Sink:
             "rcpt_tos": envelope.rcpt_tos,
             "login": login,
             "data": envelope.content.decode("utf8", errors="replace"),
+            "reply": "250 OK",
         }
+        if self.reply and (self.reply_times is None or self.count <= self.reply_times):
+            record["reply"] = self.reply
         path = os.path.join(self.out_dir, "%03d.json" % self.count)
         with open(path + ".tmp", "w") as f:
             json.dump(record, f)
         os.replace(path + ".tmp", path)
-        return "250 OK"
+        return record["reply"]
 
 
 def main():
