@@ -235,7 +235,9 @@ pub(crate) fn deliver_outbox(
         for (claimed, outcome) in sent.iter().zip(&report.results) {
             record_outcome(store, claimed, outcome, &mut deliveries)?;
         }
-        eprintln!(
+        tracing::info!(
+            delivered = deliveries.delivered,
+            messages = planned.len(),
             "notifications: {} of {} messages delivered",
             deliveries.delivered,
             planned.len()
@@ -243,7 +245,8 @@ pub(crate) fn deliver_outbox(
     }
     deliveries.dead_letters = outbox::count_dead_letters(conn).map_err(|e| store.fail(e))?;
     if deliveries.dead_letters > 0 {
-        eprintln!(
+        tracing::warn!(
+            dead_letters = deliveries.dead_letters,
             "notifications: {} messages dead-lettered; see `groupwarden notify --dead-letters`",
             deliveries.dead_letters
         );
@@ -285,9 +288,12 @@ fn record_outcome(
         } else {
             format!("failed in {runs} runs")
         };
-        eprintln!(
+        tracing::warn!(
+            outbox_id = message.id,
+            delivery_id = %message.delivery_id,
             "notifications: message {} ({}) {why}; it is now a dead letter and will not be retried",
-            message.id, message.delivery_id
+            message.id,
+            message.delivery_id
         );
     } else {
         outbox::mark_failed(conn, message.id, &note, attempts).map_err(|e| store.fail(e))?;
