@@ -11,6 +11,7 @@ use groupwarden::commands::{self, Outcome};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = Cli::parse();
     let log_format = cli.log_format;
     init_logging(&cli.log_level, log_format);
@@ -45,4 +46,16 @@ fn init_logging(level: &str, format: LogFormat) {
     tracing_subscriber::registry()
         .with(lines.with_filter(filter))
         .init();
+}
+
+/// Past a file size limit (`ulimit -f`) the kernel kills a writer with
+/// SIGXFSZ, which ends groupwarden without a word. Ignored, the write
+/// fails with EFBIG instead, and the error names the file.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread starts;
+    // SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

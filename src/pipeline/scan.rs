@@ -269,6 +269,16 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         full_stats: format == Format::Html || rules.enabled().any(|r| r.tenant_arity.is_some()),
     };
 
+    // A write that fails (a full disk, a file size limit) names the output.
+    let output_name = plan
+        .output
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("standard output"));
+    let out_err = |error: std::io::Error| Error::File {
+        path: output_name.clone(),
+        error,
+    };
     let mut worst: Option<Severity> = None;
     let mut shown = ErrorDisplay::default();
     let mut names = NameKeys::default();
@@ -278,7 +288,8 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
                 let renamed = names.distinct(outcome);
                 let outcome = renamed.as_ref().unwrap_or(outcome);
                 let statuses = recording.record_row(outcome)?;
-                write_row(&outcome.findings, statuses, &mut *writer, &mut worst)?;
+                write_row(&outcome.findings, statuses, &mut *writer, &mut worst)
+                    .map_err(out_err)?;
                 for failure in &outcome.failures {
                     shown.rule_failure(failure);
                 }
@@ -289,7 +300,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
                 worst: rendered,
             } => {
                 worst = worst.max(rendered);
-                writer.write_rendered(bytes)?;
+                writer.write_rendered(bytes).map_err(out_err)?;
             }
         }
         Ok(())
@@ -321,14 +332,14 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
             pending.for_each_resolved(|stored| {
                 writer
                     .write_with_status(&stored.to_finding(), Status::Resolved)
-                    .map_err(Error::Output)
+                    .map_err(out_err)
             })?;
             enqueue_changes(&pending, &channels, &summary)?;
             Some(pending.commit()?)
         }
         None => None,
     };
-    writer.finish(&summary)?;
+    writer.finish(&summary).map_err(out_err)?;
     if let Some(file) = output.file {
         file.commit()?;
     }

@@ -1037,3 +1037,48 @@ fn with_json_logs_stderr_carries_only_json_lines() {
         }
     }
 }
+
+#[test]
+fn a_full_disk_or_a_file_size_limit_is_an_error_naming_the_output() {
+    let dir = TempDir::new().unwrap();
+    let input = write(dir.path(), "report.csv", &synthetic_report(300));
+    let out = gw(dir.path())
+        .args(["scan", "--no-state", "--format", "jsonl", "--rules"])
+        .arg(bundled_rules())
+        .arg("--input")
+        .arg(&input)
+        .args(["--output", "/dev/full"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/dev/full: No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    // `ulimit -f 1`: without SIGXFSZ ignored the kernel would kill the
+    // process silently (exit 153).
+    let script = format!(
+        "ulimit -f 1 && exec \"$0\" scan --no-state --format jsonl --rules {} --input {} --output out.jsonl",
+        bundled_rules().display(),
+        input.display()
+    );
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .current_dir(dir.path())
+        .args(["-c", &script])
+        .arg(crate::util::binary());
+    crate::util::remove_settings(&mut shell, std::env::vars_os());
+    let out = shell.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("File too large"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
