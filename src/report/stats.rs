@@ -242,6 +242,10 @@ impl ReportStats {
             Some((_, count)) => *count += rows,
             None => self.refresh_days.push((day, rows)),
         }
+        if self.refresh_day == Some(day) {
+            // More rows for the leading date: it only leads further.
+            return;
+        }
         self.refresh_day = self
             .refresh_days
             .iter()
