@@ -750,6 +750,9 @@ impl Compiler<'_> {
             Expr::IntegerConstant(i, _) => Node::Const(Value::Int(*i)),
             Expr::FloatConstant(f, _) => Node::Const(Value::Float(**f)),
             Expr::StringConstant(s, _) => Node::Const(Value::Str(Cow::Owned(s.to_string()))),
+            Expr::DynamicConstant(value, pos) if value.is_fnptr() => {
+                return Err(format!("a closure or function pointer at {pos}"));
+            }
             Expr::DynamicConstant(value, pos) => Node::Const(
                 Value::from_dynamic(value)
                     .ok_or_else(|| format!("the {} constant at {pos}", value.type_name()))?,
@@ -923,6 +926,9 @@ impl Compiler<'_> {
             });
         }
         let pos = args.first().map_or(rhai::Position::NONE, Expr::position);
+        if matches!(call.name.as_str(), "Fn" | "curry") {
+            return Err(format!("a closure or function pointer at {pos}"));
+        }
         let func = self.known_function(&call.name, args.len(), pos)?;
         Ok(call_node(func, self.exprs(args)?))
     }
@@ -1206,6 +1212,14 @@ mod tests {
                 "own `len`",
             ),
             ("fn check(row) { throw \"no\"; }", "`throw`"),
+            (
+                "fn check(row) { let f = |x| x + 1; f.call(row.line) }",
+                "closure",
+            ),
+            (
+                "fn check(row) { let f = || { return \"boom\"; }; if row.is_deleted ?? false { f.call() } }",
+                "closure",
+            ),
             ("fn check(row) { row }", "`row` used as a value"),
             (
                 "const PARAMS = #{ names: [\"a\"] }; fn check(row, params) { params.names }",
