@@ -351,7 +351,7 @@ impl<'a> Evaluator<'a> {
         {
             let every = self.verify_every[index];
             if every != 0
-                && row.line % every == 0
+                && row.line.is_multiple_of(every)
                 && let Err(disagreement) = self.verify(index, row, &value)
             {
                 return Checked::Script(Err(disagreement));
@@ -759,7 +759,7 @@ mod verify_tests {
     #[test]
     fn a_divergence_on_a_verified_row_is_a_rule_error() {
         for outcome in outcomes(3) {
-            if outcome.line % 3 == 0 {
+            if outcome.line.is_multiple_of(3) {
                 assert!(outcome.findings.is_empty());
                 let failure = outcome.failures[0].to_string();
                 assert!(

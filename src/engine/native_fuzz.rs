@@ -536,5 +536,8 @@ fn most_generated_rules_compile_to_the_fast_path() {
         compiled * cells.len()
     );
     assert!(total >= 300, "only {total} of 400 generated rules compile");
-    assert!(share >= 0.8, "{compiled} of {total} compile to the fast path");
+    assert!(
+        share >= 0.8,
+        "{compiled} of {total} compile to the fast path"
+    );
 }
