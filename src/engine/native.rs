@@ -15,10 +15,11 @@
 //! makes it give up with [`Bail`] before it has done anything visible, and
 //! the evaluator asks the interpreter for that row, which then gives its
 //! usual result or error. A rule that uses something the compiler does not
-//! know (loops, maps, arrays, closures, other functions of the file,
-//! `print`, …) is not compiled at all and always runs in the interpreter;
+//! know (loops, arrays, closures, other functions of the file, `print`, …)
+//! is not compiled at all and always runs in the interpreter;
 //! [`NativeCheck::compile`] says why. `rules test` runs every case both ways
-//! and fails on any difference.
+//! and fails on any difference, and a differential fuzzer (`native_fuzz.rs`)
+//! runs generated rules both ways.
 
 use std::borrow::Cow;
 
