@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::cli::{RulesCommand, RulesEjectArgs, RulesListArgs, RulesNewArgs, RulesTestArgs};
 use crate::config::LoadedConfig;
 use crate::engine::diagnostics::did_you_mean;
-use crate::engine::native::NativeCheck;
 use crate::engine::rule::{Rule, compile_rule, valid_id};
 use crate::engine::ruletest::{self, CaseResult, test_file_for};
 use crate::engine::sandbox::build_engine;
@@ -32,7 +31,7 @@ pub(crate) fn run(command: RulesCommand) -> Result<Outcome, Error> {
 
 fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
-    let (engine, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
+    let (_, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
     let width = rules
         .rules
         .iter()
@@ -47,10 +46,9 @@ fn list(args: RulesListArgs, out: &mut dyn Write) -> Result<Outcome, Error> {
     )?;
     for rule in &rules.rules {
         let enabled = if rule.enabled { "yes" } else { "no" };
-        // Whether `check` compiles to native code; why not, when it does not.
-        let native = rule
-            .check_arity
-            .map(|_| NativeCheck::compile(&engine, rule).map(|_| ()));
+        // What a scan runs: the `check` compiled with the rule (with the
+        // config's parameters), or why there is none.
+        let native = rule.check_arity.map(|_| rule.native.as_ref().map(|_| ()));
         let fast = match &native {
             None => "-",
             Some(Ok(())) => "yes",

@@ -22,6 +22,23 @@ pub struct RulesConfig {
     /// "unlimited", which a runaway rule must never get.
     #[serde(default, deserialize_with = "at_least_one")]
     pub max_operations: Option<u64>,
+    /// Share of rows, from 0 (the default: off) to 1, whose fast-path
+    /// answers are checked: those rows (every Nth by report line, N =
+    /// 1/share) run in the interpreter too, and any difference is a rule
+    /// error naming the rule and the line. `0.001` checks one row in a
+    /// thousand.
+    #[serde(default, deserialize_with = "share")]
+    pub verify_fast_path: f64,
+}
+
+fn share<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let share = <f64 as serde::Deserialize>::deserialize(deserializer)?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(serde::de::Error::custom(format!(
+            "verify_fast_path = {share} is not a share of rows: give a number from 0 (off) to 1 (every row)"
+        )));
+    }
+    Ok(share)
 }
 
 fn at_least_one<'de, D: serde::Deserializer<'de>>(
@@ -72,5 +89,16 @@ impl RulesConfig {
             limits.max_operations = max;
         }
         limits
+    }
+
+    /// Every how many report lines `verify_fast_path` checks a row; 0
+    /// when it is off.
+    pub fn verify_fast_path_every(&self) -> u64 {
+        if self.verify_fast_path > 0.0 {
+            // At most 2^64 - 1, however small the share (`as` saturates).
+            ((1.0 / self.verify_fast_path).round() as u64).max(1)
+        } else {
+            0
+        }
     }
 }

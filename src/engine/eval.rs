@@ -154,6 +154,9 @@ pub struct Evaluator<'a> {
     /// Each rule's `check` compiled for the fast path, where it could be:
     /// the rule's own, shared with the other workers (it is never written).
     natives: Vec<Option<&'a NativeCheck>>,
+    /// Each rule's `[rules] verify_fast_path`, as every how many report
+    /// lines; 0: never.
+    verify_every: Vec<u64>,
     /// Each rule's names, this evaluator's own copies: findings take
     /// clones, and a reference count shared between worker threads would
     /// bounce between their caches.
@@ -202,10 +205,12 @@ impl<'a> Evaluator<'a> {
             })
             .collect();
         let names = rules.iter().map(|rule| RuleNames::new(rule)).collect();
+        let verify_every = rules.iter().map(|r| r.verify_fast_path_every).collect();
         Evaluator {
             engine,
             rules,
             natives,
+            verify_every,
             names,
             spare: Vec::new(),
             fast_path: true,
@@ -344,6 +349,13 @@ impl<'a> Evaluator<'a> {
             && let Some(native) = self.natives[index]
             && let Ok(value) = native.check(row)
         {
+            let every = self.verify_every[index];
+            if every != 0
+                && row.line.is_multiple_of(every)
+                && let Err(disagreement) = self.verify(index, row, &value)
+            {
+                return Checked::Script(Err(disagreement));
+            }
             return match value {
                 Value::Unit | Value::Bool(false) => Checked::Nothing,
                 Value::Bool(true) => Checked::Message(self.rules[index].title.clone()),
@@ -357,6 +369,32 @@ impl<'a> Evaluator<'a> {
             self.rules[index],
             row,
         ))
+    }
+
+    /// `[rules] verify_fast_path`: runs rule `index` on `row` in the
+    /// interpreter too; a different answer is a rule error, so a fast-path
+    /// divergence in the field is reported rather than silent.
+    fn verify(
+        &mut self,
+        index: usize,
+        row: &Arc<RowData>,
+        fast: &Value<'_>,
+    ) -> Result<(), Diagnostic> {
+        let rule = self.rules[index];
+        let describe = |value: &Dynamic| format!("{}: {value:?}", value.type_name());
+        let fast = describe(&fast.clone().into_dynamic());
+        let slow = match interpret(self.engine, &mut self.scope, rule, row) {
+            Ok(value) => describe(&value),
+            Err(error) => format!("the error {}", error.short()),
+        };
+        if fast == slow {
+            return Ok(());
+        }
+        let message = format!(
+            "fast path and interpreter disagree on rule {} at report line {}: the fast path gave {fast}, the interpreter {slow} (please report this; `--no-fast-path` gives the interpreter's answers)",
+            rule.id, row.line
+        );
+        Err(Diagnostic::at(&rule.path, &rule.source, 0, 0, message))
     }
 
     /// Adds what rule `index` made of `row` to the row's outcome.
@@ -671,5 +709,98 @@ pub fn to_evidence(value: &Dynamic) -> Evidence {
         Evidence::Float(f)
     } else {
         Evidence::Text(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod verify_tests {
+    //! `[rules] verify_fast_path`, with a divergence forced by running one
+    //! rule's compiled `check` in place of another's.
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::engine::config::Limits;
+    use crate::engine::rule::compile_rule;
+    use crate::engine::sandbox::build_engine;
+    use crate::report::header::Layout;
+
+    const HEADERS: [&str; 4] = [
+        "Report Refresh Date",
+        "Group Display Name",
+        "Is Deleted",
+        "Last Activity Date",
+    ];
+
+    fn outcomes(verify_every: u64) -> Vec<RowOutcome> {
+        let engine = build_engine(&Limits::default());
+        let compile = |source: &str| {
+            let mut rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+            rule.verify_fast_path_every = verify_every;
+            rule
+        };
+        let rule = compile(r#"const ID = "said-a"; fn check(row) { "a" }"#);
+        let other = compile(r#"fn check(row) { "b" }"#);
+        let layout = Arc::new(Layout::from_headers(&HEADERS).unwrap());
+        let mut evaluator = Evaluator::new(&engine, [&rule], RowData::empty(layout));
+        evaluator.natives[0] = Some(other.native.as_ref().unwrap());
+        (2..8)
+            .map(|line| {
+                let row = evaluator.row_mut();
+                row.record = Record::from(vec!["2026-08-27", "Sales", "False", ""]);
+                row.parse(line).unwrap();
+                let mut outcome = RowOutcome::default();
+                evaluator.evaluate(&mut outcome);
+                outcome
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_divergence_on_a_verified_row_is_a_rule_error() {
+        for outcome in outcomes(3) {
+            if outcome.line.is_multiple_of(3) {
+                assert!(outcome.findings.is_empty());
+                let failure = outcome.failures[0].to_string();
+                assert!(
+                    failure.contains(&format!(
+                        "fast path and interpreter disagree on rule said-a at report line {}",
+                        outcome.line
+                    )),
+                    "{failure}"
+                );
+                assert!(
+                    failure.contains(r#""b""#) && failure.contains(r#""a""#),
+                    "{failure}"
+                );
+            } else {
+                // Unverified rows take the fast path's word.
+                assert!(outcome.failures.is_empty());
+                assert_eq!(outcome.findings[0].message, "b");
+            }
+        }
+    }
+
+    #[test]
+    fn verification_is_off_by_default() {
+        assert!(outcomes(0).iter().all(|o| o.failures.is_empty()));
+        assert_eq!(
+            crate::engine::config::RulesConfig::default().verify_fast_path_every(),
+            0
+        );
+    }
+
+    #[test]
+    fn the_share_is_read_as_every_nth_line_and_checked() {
+        use crate::engine::config::RulesConfig;
+        let every =
+            |text: &str| toml::from_str::<RulesConfig>(text).map(|c| c.verify_fast_path_every());
+        assert_eq!(every("verify_fast_path = 0.001").unwrap(), 1000);
+        assert_eq!(every("verify_fast_path = 1.0").unwrap(), 1);
+        assert_eq!(every("verify_fast_path = 0.0").unwrap(), 0);
+        assert_eq!(every("verify_fast_path = 1e-300").unwrap(), u64::MAX);
+        let error = every("verify_fast_path = 1.5").unwrap_err().to_string();
+        assert!(error.contains("from 0 (off) to 1"), "{error}");
+        assert!(every("verify_fast_path = -0.1").is_err());
     }
 }

@@ -15,10 +15,11 @@
 //! makes it give up with [`Bail`] before it has done anything visible, and
 //! the evaluator asks the interpreter for that row, which then gives its
 //! usual result or error. A rule that uses something the compiler does not
-//! know (loops, maps, arrays, closures, other functions of the file,
-//! `print`, …) is not compiled at all and always runs in the interpreter;
+//! know (loops, arrays, closures, other functions of the file, `print`, …)
+//! is not compiled at all and always runs in the interpreter;
 //! [`NativeCheck::compile`] says why. `rules test` runs every case both ways
-//! and fails on any difference.
+//! and fails on any difference, and a differential fuzzer (`native_fuzz.rs`)
+//! runs generated rules both ways.
 
 use std::borrow::Cow;
 
@@ -140,17 +141,17 @@ fn check_body(rule: &Rule) -> Result<(&rhai::ScriptFuncDef, Vec<Stmt>), String> 
         .get_script_fn("check", arity)
         .ok_or("the rule has no `check`")?;
     // Rhai does not export the type of a function's body, but its walk
-    // visits every top-level statement: those of `check` are the ones
-    // between its braces (functions do not nest).
-    let key = |p: rhai::Position| (p.line().unwrap_or(0), p.position().unwrap_or(0));
-    let (start, end) = (key(def.body.start_position()), key(def.body.end_position()));
+    // visits the top-level statements of every function of an AST: in an
+    // AST holding `check` alone they are exactly those of its body.
+    // (Closures are functions of their own, left out here; positions are
+    // not used, as a closure's statements lie between `check`'s braces.)
+    let mut lib = rhai::Module::new();
+    lib.set_script_fn(def.clone());
+    let only_check = AST::new_from_module(lib);
     let mut statements = Vec::new();
-    rule.ast.walk(&mut |path: &[ASTNode]| {
+    only_check.walk(&mut |path: &[ASTNode]| {
         if let [ASTNode::Stmt(stmt)] = path {
-            let at = key(stmt.position());
-            if at > start && at < end {
-                statements.push((*stmt).clone());
-            }
+            statements.push((*stmt).clone());
         }
         true
     });
@@ -456,11 +457,15 @@ impl<'a> Cx<'a, '_> {
 }
 
 fn binary<'a>(op: Op, left: Value<'a>, right: Value<'a>, max_string_size: usize) -> Eval<'a> {
-    use Value::{Bool, Float, Int, Str, Unit};
+    use Value::{Bool, Float, Int, Map, Str, Unit};
+    if let (Float(x), Float(y)) = (&left, &right)
+        && let Some(answer) = compare_floats(op, *x, *y)
+    {
+        return Ok(Bool(answer));
+    }
     let ordering = match (&left, &right) {
         (Int(a), Int(b)) => Some(a.cmp(b)),
         (Str(a), Str(b)) => Some(a.cmp(b)),
-        (Float(a), Float(b)) => a.partial_cmp(b),
         _ => None,
     };
     let same_kind = std::mem::discriminant(&left) == std::mem::discriminant(&right);
@@ -478,8 +483,8 @@ fn binary<'a>(op: Op, left: Value<'a>, right: Value<'a>, max_string_size: usize)
                 (Unit, Unit) => true,
                 (Bool(a), Bool(b)) => a == b,
                 (Int(a), Int(b)) => a == b,
-                (Float(a), Float(b)) => a == b,
                 (Str(a), Str(b)) => a == b,
+                (Map(a), Map(b)) => maps_equal(a, b)?,
                 // An int against a float compares numerically in Rhai.
                 _ if numeric(&left) && numeric(&right) => return Err(Bail),
                 // Different kinds are never equal.
@@ -540,6 +545,68 @@ fn binary<'a>(op: Op, left: Value<'a>, right: Value<'a>, max_string_size: usize)
             _ => return Err(Bail),
         },
     })
+}
+
+/// A comparison of two floats as Rhai 1.27 makes it (`func::builtin`,
+/// checked build): relative to the larger magnitude, within
+/// `f64::EPSILON`, with its own answers for zeros, infinities and NaN.
+/// `None` for an operator that is not a comparison.
+fn compare_floats(op: Op, x: f64, y: f64) -> Option<bool> {
+    let max = if x * y == 0.0 {
+        1.0
+    } else {
+        x.abs().max(y.abs())
+    };
+    if max == 0.0 {
+        return Some(matches!(op, Op::Eq | Op::Ge | Op::Le));
+    }
+    let epsilon = f64::EPSILON;
+    Some(match op {
+        Op::Eq => (x - y).abs() / max <= epsilon,
+        Op::Ne => (x - y).abs() / max > epsilon,
+        Op::Gt => (x - y) / max > epsilon,
+        Op::Ge => (x - y) / max > -epsilon,
+        Op::Lt => (y - x) / max > epsilon,
+        Op::Le => (y - x) / max > -epsilon,
+        _ => return None,
+    })
+}
+
+/// `a == b` for two maps as Rhai's `map_basic::equals` decides it: the
+/// same number of entries and, in key order, each key in both with values
+/// `==` (the first difference decides, so a later entry that would be an
+/// error in Rhai is not reached).
+fn maps_equal(
+    a: &[(Cow<'_, str>, Value<'_>)],
+    b: &[(Cow<'_, str>, Value<'_>)],
+) -> Result<bool, Bail> {
+    let sorted = |entries: &[(Cow<'_, str>, Value<'_>)]| {
+        let mut keys: Vec<usize> = (0..entries.len()).collect();
+        keys.sort_by(|&i, &j| entries[i].0.cmp(&entries[j].0));
+        keys
+    };
+    let (left, right) = (sorted(a), sorted(b));
+    let duplicated = |entries: &[(Cow<'_, str>, Value<'_>)], keys: &[usize]| {
+        keys.windows(2).any(|w| entries[w[0]].0 == entries[w[1]].0)
+    };
+    if duplicated(a, &left) || duplicated(b, &right) {
+        return Err(Bail);
+    }
+    if a.len() != b.len() {
+        return Ok(false);
+    }
+    for &i in &left {
+        let (name, value) = &a[i];
+        let Some((_, other)) = b.iter().find(|(n, _)| n == name) else {
+            return Ok(false);
+        };
+        match binary(Op::Eq, value.borrowed(), other.borrowed(), 0)? {
+            Value::Bool(true) => {}
+            Value::Bool(false) => return Ok(false),
+            _ => return Err(Bail),
+        }
+    }
+    Ok(true)
 }
 
 fn call<'a>(func: Func, first: Value<'a>, second: Option<Value<'a>>) -> Eval<'a> {
@@ -622,7 +689,15 @@ impl Compiler<'_> {
         for statement in statements {
             self.nodes += 1;
             match statement {
-                Stmt::Noop(_) => {}
+                // The optimiser leaves an empty statement for a trailing
+                // `return;` or an empty `if` body: it evaluates to `()`, so
+                // as the last statement it is the block's value. (Anywhere
+                // else the next statement sets the value anyway.)
+                Stmt::Noop(_) => {
+                    if std::ptr::eq(statement, statements.last().expect("in the loop")) {
+                        out.push(Statement::Expr(Node::Const(Value::Unit)));
+                    }
+                }
                 Stmt::Var(var, flags, _) => {
                     if flags.contains(ASTFlags::EXPORTED) {
                         return Err("`export`".into());
@@ -676,6 +751,9 @@ impl Compiler<'_> {
             Expr::IntegerConstant(i, _) => Node::Const(Value::Int(*i)),
             Expr::FloatConstant(f, _) => Node::Const(Value::Float(**f)),
             Expr::StringConstant(s, _) => Node::Const(Value::Str(Cow::Owned(s.to_string()))),
+            Expr::DynamicConstant(value, pos) if value.is_fnptr() => {
+                return Err(format!("a closure or function pointer at {pos}"));
+            }
             Expr::DynamicConstant(value, pos) => Node::Const(
                 Value::from_dynamic(value)
                     .ok_or_else(|| format!("the {} constant at {pos}", value.type_name()))?,
@@ -849,10 +927,17 @@ impl Compiler<'_> {
             });
         }
         let pos = args.first().map_or(rhai::Position::NONE, Expr::position);
+        if matches!(call.name.as_str(), "Fn" | "curry") {
+            return Err(format!("a closure or function pointer at {pos}"));
+        }
         let func = self.known_function(&call.name, args.len(), pos)?;
         Ok(call_node(func, self.exprs(args)?))
     }
 }
+
+#[cfg(test)]
+#[path = "native_fuzz.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
@@ -1128,6 +1213,14 @@ mod tests {
                 "own `len`",
             ),
             ("fn check(row) { throw \"no\"; }", "`throw`"),
+            (
+                "fn check(row) { let f = |x| x + 1; f.call(row.line) }",
+                "closure",
+            ),
+            (
+                "fn check(row) { let f = || { return \"boom\"; }; if row.is_deleted ?? false { f.call() } }",
+                "closure",
+            ),
             ("fn check(row) { row }", "`row` used as a value"),
             (
                 "const PARAMS = #{ names: [\"a\"] }; fn check(row, params) { params.names }",
@@ -1154,6 +1247,62 @@ mod tests {
         copy.apply_overrides(&toml::from_str("n = 7").unwrap())
             .unwrap();
         assert_eq!(copy.native.as_ref().unwrap().check(row), Ok(Value::Int(7)));
+    }
+
+    /// Issue #21's five divergences, one rule each: both paths must agree
+    /// on every row (and the fast path must answer where it compiles).
+    #[test]
+    fn the_five_divergences_of_issue_21_are_closed() {
+        let rows = rows(&all_headers(), 600, 21);
+        for source in [
+            // 1. A trailing `return;` (an empty statement) gives `()`.
+            r#"fn check(row) { if row.member_count > 5 { "big" } return; }"#,
+            // 2. A final `if` with an empty body gives `()`.
+            r#"fn check(row, params) { if (row.member_count ?? 0) > 5 {} }"#,
+            r#"fn check(row) { let x = "T"; if row.is_deleted ?? false {} }"#,
+            // 3. Floats compare with Rhai's relative epsilon.
+            r#"fn check(row) { if (row.member_count ?? 0).to_float() * 0.1 > 0.3 { "more" } }"#,
+            r#"fn check(row) {
+                let f = (row.member_count ?? 0).to_float() * 1e-300 * 1e-20;
+                `${f == 0.0} ${f != 0.0} ${f < 1e-320} ${f >= 0.0} ${0.1 + 0.2 == 0.3} ${0.1 + 0.2 <= 0.3}`
+            }"#,
+            r#"fn check(row) {
+                let big = 1.7976931348623157e308 * (row.member_count ?? 0).to_float();
+                let nan = big - big;
+                `${big == big} ${big > 1.0} ${nan == nan} ${nan != nan} ${nan < 1.0} ${nan >= nan} ${-0.0 == 0.0}`
+            }"#,
+            // 4. Maps compare by content.
+            r#"fn check(row) { `${#{a: row.line} == #{a: row.line}} ${#{a: row.line, b: 1} != #{b: 1, a: row.line}}` }"#,
+            r#"fn check(row) { `${#{a: row.group_type} == #{a: row.group_type}} ${#{a: 0.1 + 0.2} == #{a: 0.3}} ${#{a: 1} == #{b: 1}}` }"#,
+        ] {
+            assert_eq!(differential(source, &rows), rows.len(), "{source}");
+        }
+    }
+
+    /// Issue #21's fifth divergence: `check` is compiled from its own
+    /// definition, so a closure's statements (a function of their own,
+    /// lying between `check`'s braces) are never spliced into it, and a
+    /// rule that makes a closure stays in the interpreter.
+    #[test]
+    fn closure_bodies_are_not_spliced_into_check() {
+        let engine = build_engine(&Limits::default());
+        let row = &rows(&all_headers(), 1, 1)[0];
+        // The optimiser drops the dead branch: what is left is empty.
+        let source = r#"fn check(row) { if false { let f = || { return "boom"; }; } }"#;
+        let rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+        let (_, statements) = check_body(&rule).unwrap();
+        assert!(
+            statements.iter().all(|s| matches!(s, Stmt::Noop(_))),
+            "{statements:?}"
+        );
+        assert_eq!(rule.native.as_ref().unwrap().check(row), Ok(Value::Unit));
+        for source in [
+            r#"fn check(row) { let f = || { return "boom"; }; if row.is_deleted ?? false { f.call() } }"#,
+            r#"fn check(row) { let f = |x| x + 1; f.call(row.line) }"#,
+        ] {
+            let rule = compile_rule(&engine, Path::new("t.rhai"), source).unwrap();
+            assert!(rule.native.is_err(), "{source}");
+        }
     }
 
     /// The shape of a statement as the compiler walks it, one word per

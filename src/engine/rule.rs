@@ -56,6 +56,9 @@ pub struct Rule {
     /// The limits of the engine that compiled the rule, for compiling
     /// `native` again when the parameters change.
     native_limits: NativeLimits,
+    /// Every how many report lines the fast path's answer is checked in
+    /// the interpreter (`[rules] verify_fast_path`); 0: never.
+    pub verify_fast_path_every: u64,
 }
 
 impl fmt::Debug for Rule {
@@ -164,6 +167,9 @@ impl RuleSet {
             ),
             key,
         };
+        for rule in &mut rules {
+            rule.verify_fast_path_every = config.verify_fast_path_every();
+        }
         for (index, id) in config.disabled.iter().enumerate() {
             let rule = rules
                 .iter_mut()
@@ -331,6 +337,7 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         enabled: true,
         native: Err(String::new()),
         native_limits: NativeLimits::of(engine),
+        verify_fast_path_every: 0,
     };
     rule.compile_native();
     Ok(rule)

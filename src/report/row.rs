@@ -371,12 +371,21 @@ fn parse_int(raw: &[u8]) -> Option<i64> {
             value = value * 10 + i64::from(digit);
         }
     } else {
+        // Accumulated with its sign, so that i64::MIN (one more in
+        // magnitude than i64::MAX) is read too.
         for &byte in digits {
             if !byte.is_ascii_digit() {
                 return None;
             }
-            value = value.checked_mul(10)?.checked_add(i64::from(byte - b'0'))?;
+            let digit = i64::from(byte - b'0');
+            value = value.checked_mul(10)?;
+            value = if negative {
+                value.checked_sub(digit)?
+            } else {
+                value.checked_add(digit)?
+            };
         }
+        return Some(value);
     }
     Some(if negative { -value } else { value })
 }
@@ -534,6 +543,9 @@ mod tests {
         assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_int(b"9223372036854775808"), None);
         assert_eq!(parse_int(b"-3"), Some(-3));
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int(b"-9223372036854775809"), None);
+        assert_eq!(parse_int(b"-0000000000000000000003"), Some(-3));
         assert_eq!(parse_int(b"1.5"), None);
     }
 

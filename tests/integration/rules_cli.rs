@@ -337,6 +337,27 @@ fn rules_list_shows_severity_parameters_overrides_and_disabled_rules() {
     );
 }
 
+#[test]
+fn rules_list_says_which_rules_run_on_the_fast_path_and_why_not() {
+    let ws = Workspace::new();
+    ws.write(
+        "rules/simple.rhai",
+        "fn check(row) { if row.member_count > 5 { \"big\" } return; }\n",
+    );
+    ws.write(
+        "rules/closure.rhai",
+        "fn check(row) {\n    let f = || { return \"boom\"; };\n    if row.is_deleted ?? false { f.call() }\n}\n",
+    );
+    let out = stdout_of(&ws.run(&["rules", "list", "--rules", "rules"]).success());
+    let line = |id: &str| out.lines().find(|l| l.starts_with(id)).unwrap_or_default();
+    assert!(line("simple").contains(" yes "), "{out}");
+    assert!(line("closure").contains(" no "), "{out}");
+    assert!(
+        out.contains("interpreted: `check` uses a closure or function pointer"),
+        "{out}"
+    );
+}
+
 // --- validate -----------------------------------------------------------
 
 #[test]

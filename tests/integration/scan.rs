@@ -814,6 +814,11 @@ fn the_fast_path_and_the_interpreter_give_identical_output() {
     text.push_str("\r\n");
     let input = write(dir.path(), "report.csv", &text);
     let rules = every_rule_dir(&dir);
+    let verify = write(
+        dir.path(),
+        "verify.toml",
+        "[rules]\nverify_fast_path = 1.0\n",
+    );
     for format in ["jsonl", "csv", "json"] {
         let run = |extra: &[&str]| {
             let out = gw(dir.path())
@@ -829,6 +834,13 @@ fn the_fast_path_and_the_interpreter_give_identical_output() {
         };
         let fast = run(&[]);
         let interpreted = run(&["--no-fast-path"]);
+        // Every row checked both ways: no disagreement to report.
+        let verified = run(&["--config", verify.to_str().unwrap()]);
+        assert!(
+            !stderr(&verified).contains("disagree"),
+            "{}",
+            stderr(&verified)
+        );
         assert!(fast.stdout.len() > 1000, "{format}");
         let body = |o: &std::process::Output| -> String {
             // The elapsed time in the json summary differs.
@@ -839,9 +851,10 @@ fn the_fast_path_and_the_interpreter_give_identical_output() {
                 .join("\n")
         };
         assert_eq!(body(&fast), body(&interpreted), "{format}");
+        assert_eq!(body(&fast), body(&verified), "{format}");
         // The huge row overflows `to_int`: the fast path leaves it to the
         // interpreter, which reports the rule's error the same way.
-        for out in [&fast, &interpreted] {
+        for out in [&fast, &interpreted, &verified] {
             assert!(
                 stderr(out).contains("rule `guest-majority` failed on report line 3002"),
                 "{}",
