@@ -10,6 +10,7 @@
 mod util;
 
 mod announce;
+mod bounds;
 mod daemon;
 mod deploy;
 mod graph;
