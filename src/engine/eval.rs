@@ -383,7 +383,9 @@ impl<'a> Evaluator<'a> {
         let result = run_script(self.engine, &mut self.scope, rule, row, &self.limits)
             .and_then(|value| self.within_findings_cap(rule, value));
         match &result {
-            Err(Failed { over_limit: true, .. }) => self.limit_streaks[index] += 1,
+            Err(Failed {
+                over_limit: true, ..
+            }) => self.limit_streaks[index] += 1,
             _ => self.limit_streaks[index] = 0,
         }
         Checked::Script(result.map_err(|failed| failed.diagnostic))
@@ -417,11 +419,8 @@ impl<'a> Evaluator<'a> {
         let count = value.as_array_ref().map_or(0, |items| items.len());
         match count {
             count if count > max => Err(Failed {
-                diagnostic: Diagnostic::at(
-                    &rule.path,
-                    &rule.source,
-                    0,
-                    0,
+                diagnostic: at_check(
+                    rule,
                     format!(
                         "`check` returned {} findings for one row; at most {max} are allowed \
                          ([rules] max_findings_per_row), so none of them is kept",
@@ -598,12 +597,45 @@ fn run_script(
         let limit = limit_message(innermost(&error), limits);
         if let Some(message) = &limit {
             diagnostic.message = message.clone();
+            if diagnostic.line == 0 {
+                locate_in_check(&mut diagnostic, rule);
+            }
         }
         Failed {
             diagnostic,
             over_limit: limit.is_some(),
         }
     })
+}
+
+/// Points a limit error at `fn check`. Rhai moves a limit error (a system
+/// exception) to the call site of each function it leaves, and `check` is
+/// called from Rust: so it arrives with no position at all.
+fn locate_in_check(diagnostic: &mut Diagnostic, rule: &Rule) {
+    let message = format!(
+        "{} (somewhere in `check`: Rhai does not say where it stopped)",
+        diagnostic.message
+    );
+    let notes = std::mem::take(&mut diagnostic.notes);
+    *diagnostic = at_check(rule, message);
+    diagnostic.notes = notes;
+}
+
+/// An error at the rule's `fn check` line (line 0 if it cannot be found).
+fn at_check(rule: &Rule, message: String) -> Diagnostic {
+    let (line, column) = rule
+        .source
+        .lines()
+        .enumerate()
+        .find_map(|(index, text)| {
+            let column = text.find("fn check")?;
+            text[column + "fn check".len()..]
+                .trim_start()
+                .starts_with('(')
+                .then_some((index + 1, text[..column].chars().count() + 1))
+        })
+        .unwrap_or((0, 0));
+    Diagnostic::at(&rule.path, &rule.source, line, column, message)
 }
 
 /// The error a chain of function calls ended in.

@@ -86,10 +86,13 @@ pub fn build_engine(limits: &Limits) -> Engine {
             tracing::debug!(target: "groupwarden::rule", rule = %debugged.current_rule(), line = position.line().unwrap_or(0), "{text}")
         }
     });
-    register_bounds(&mut engine, EngineBounds {
-        limits: *limits,
-        output,
-    });
+    register_bounds(
+        &mut engine,
+        EngineBounds {
+            limits: *limits,
+            output,
+        },
+    );
 
     register_row(&mut engine);
     register_helpers(&mut engine);
