@@ -652,7 +652,7 @@ fn innermost(error: &EvalAltResult) -> &EvalAltResult {
 fn limit_message(error: &EvalAltResult, limits: &Limits) -> Option<String> {
     Some(match error {
         EvalAltResult::ErrorTooManyOperations(_) => format!(
-            "too many operations: more than {} on one row ([rules] max_operations)",
+            "Too many operations: more than {} on one row ([rules] max_operations)",
             limits.max_operations
         ),
         // The token is the deadline's own message (`sandbox::set_deadline`).

@@ -146,7 +146,7 @@ fn the_default_limits_stop_a_growing_array_and_a_busy_loop() {
     assert!(log.contains("busy-loop.rhai:4:1: "), "{log}");
     assert!(log.contains("(somewhere in `check`"), "{log}");
     assert!(
-        log.contains("too many operations: more than 100000 on one row ([rules] max_operations)")
+        log.contains("Too many operations: more than 100000 on one row ([rules] max_operations)")
             || log.contains("stopped after 50ms on one row"),
         "{log}"
     );
