@@ -7,10 +7,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rhai::{CallFnOptions, Dynamic, Engine, Map, Scope};
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use crate::report::reader::Record;
 
+use super::config::Limits;
 use super::diagnostics::Diagnostic;
 use super::finding::{
     Evidence, EvidenceMap, EvidenceRef, Finding, FindingFields, Severity, finding_key,
@@ -18,7 +19,7 @@ use super::finding::{
 use super::native::NativeCheck;
 use super::render::{PreparedRule, Render, RuleShape};
 use super::rule::{Rule, kind_name};
-use super::sandbox::Prop;
+use super::sandbox::{Prop, RuleCall};
 use super::value::Value;
 use crate::report::header::Col;
 use crate::report::row::{Row, RowData, RowError};
@@ -48,6 +49,18 @@ impl std::fmt::Display for RuleFailure {
             write!(f, " (group \"{group}\")")?;
         }
         write!(f, ": {}", self.diagnostic.short())
+    }
+}
+
+/// How the message of a row a disabled rule skipped starts.
+const DISABLED: &str = "rule disabled for the rest of the scan";
+
+impl RuleFailure {
+    /// Whether the rule did not run on the row because it was disabled
+    /// after too many rows over its limits (see
+    /// [`Limits::disable_after_limit_errors`]).
+    pub fn is_disabled_rule(&self) -> bool {
+        self.diagnostic.message.starts_with(DISABLED)
     }
 }
 
@@ -179,6 +192,12 @@ pub struct Evaluator<'a> {
     /// Gather every figure of [`ReportStats`] in `evaluate_chunk` (for
     /// tenant rules and the HTML page); `false` keeps the basics only.
     pub full_stats: bool,
+    /// The limits the engine was built with.
+    limits: Limits,
+    /// Per rule: rows in a row over its limits (see
+    /// [`Limits::disable_after_limit_errors`]), counted per worker, whose
+    /// rows are a contiguous run of the report.
+    limit_streaks: Vec<u64>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -206,6 +225,7 @@ impl<'a> Evaluator<'a> {
             .collect();
         let names = rules.iter().map(|rule| RuleNames::new(rule)).collect();
         let verify_every = rules.iter().map(|r| r.verify_fast_path_every).collect();
+        let limit_streaks = vec![0; rules.len()];
         Evaluator {
             engine,
             rules,
@@ -220,6 +240,8 @@ impl<'a> Evaluator<'a> {
             row: Arc::new(empty_row),
             track_groups: true,
             full_stats: true,
+            limits: super::sandbox::limits_of(engine),
+            limit_streaks,
         }
     }
 
@@ -343,8 +365,13 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Runs rule `index` on `row`: compiled when it can, else (or when the
-    /// compiled rule leaves the row to it) in the interpreter.
+    /// compiled rule leaves the row to it) in the interpreter. A rule over
+    /// its limits on too many rows in a row is not run again: each later
+    /// row is a rule error, so its findings are neither made nor resolved.
     fn check_one(&mut self, index: usize, row: &Arc<RowData>) -> Checked {
+        if self.is_disabled(index) {
+            return Checked::Script(Err(self.disabled_diagnostic(index)));
+        }
         if self.fast_path
             && let Some(native) = self.natives[index]
             && let Ok(value) = native.check(row)
@@ -356,6 +383,7 @@ impl<'a> Evaluator<'a> {
             {
                 return Checked::Script(Err(disagreement));
             }
+            self.limit_streaks[index] = 0;
             return match value {
                 Value::Unit | Value::Bool(false) => Checked::Nothing,
                 Value::Bool(true) => Checked::Message(self.rules[index].title.clone()),
@@ -363,12 +391,58 @@ impl<'a> Evaluator<'a> {
                 other => Checked::Script(Ok(other.into_dynamic())),
             };
         }
-        Checked::Script(interpret(
-            self.engine,
-            &mut self.scope,
-            self.rules[index],
-            row,
-        ))
+        let rule = self.rules[index];
+        let result = run_script(self.engine, &mut self.scope, rule, row, &self.limits)
+            .and_then(|value| self.within_findings_cap(rule, value));
+        match &result {
+            Err(Failed {
+                over_limit: true, ..
+            }) => self.limit_streaks[index] += 1,
+            _ => self.limit_streaks[index] = 0,
+        }
+        Checked::Script(result.map_err(|failed| failed.diagnostic))
+    }
+
+    fn is_disabled(&self, index: usize) -> bool {
+        let after = self.limits.disable_after_limit_errors;
+        after > 0 && self.limit_streaks[index] >= after
+    }
+
+    fn disabled_diagnostic(&self, index: usize) -> Diagnostic {
+        let rule = self.rules[index];
+        Diagnostic::at(
+            &rule.path,
+            &rule.source,
+            0,
+            0,
+            format!(
+                "{DISABLED} after {} rows in a row over its limits ([rules] disable_after_limit_errors); \
+                 this row was not evaluated",
+                self.limits.disable_after_limit_errors
+            ),
+        )
+    }
+
+    /// `value` unless it holds more findings than one row may have: then
+    /// the row is a rule error, not a partial list (which would resolve
+    /// the findings left out).
+    fn within_findings_cap(&self, rule: &Rule, value: Dynamic) -> Result<Dynamic, Failed> {
+        let max = self.limits.max_findings_per_row;
+        let count = value.as_array_ref().map_or(0, |items| items.len());
+        match count {
+            count if count > max => Err(Failed {
+                diagnostic: at_check(
+                    rule,
+                    format!(
+                        "`check` returned {} findings for one row; at most {max} are allowed \
+                         ([rules] max_findings_per_row), so none of them is kept",
+                        count
+                    ),
+                ),
+                over_limit: true,
+            }),
+            _ => Ok(value),
+        }
     }
 
     /// `[rules] verify_fast_path`: runs rule `index` on `row` in the
@@ -508,14 +582,36 @@ fn unique(slot: &mut Arc<RowData>) -> &mut RowData {
     Arc::get_mut(slot).expect("row buffer was just made unique")
 }
 
-/// Runs `rule`'s `check` on `row` in the interpreter.
+/// Runs `rule`'s `check` on `row` in the interpreter, within the default
+/// limits' wall time.
+// The fast path's verification (`[rules] verify_fast_path`) and its tests.
 pub(crate) fn interpret(
     engine: &Engine,
     scope: &mut Scope<'static>,
     rule: &Rule,
     row: &Arc<RowData>,
 ) -> CheckResult {
+    run_script(engine, scope, rule, row, &super::sandbox::limits_of(engine))
+        .map_err(|failed| failed.diagnostic)
+}
+
+/// A rule error, and whether a sandbox limit caused it.
+struct Failed {
+    diagnostic: Diagnostic,
+    over_limit: bool,
+}
+
+/// Runs `rule`'s `check` on `row` in the interpreter, with its wall-time
+/// deadline running.
+fn run_script(
+    engine: &Engine,
+    scope: &mut Scope<'static>,
+    rule: &Rule,
+    row: &Arc<RowData>,
+    limits: &Limits,
+) -> Result<Dynamic, Failed> {
     let row_value = Dynamic::from(Row(Arc::clone(row)));
+    let call = RuleCall::start(&rule.id);
     let result = match rule.check_arity {
         Some(1) => engine.call_fn_with_options::<Dynamic>(
             call_options(),
@@ -532,7 +628,82 @@ pub(crate) fn interpret(
             (row_value, rule.params.script_value()),
         ),
     };
-    result.map_err(|e| Diagnostic::from_eval(&rule.path, &rule.source, &e))
+    drop(call);
+    result.map_err(|error| {
+        let mut diagnostic = Diagnostic::from_eval(&rule.path, &rule.source, &error);
+        let limit = limit_message(innermost(&error), limits);
+        if let Some(message) = &limit {
+            diagnostic.message = message.clone();
+            if diagnostic.line == 0 {
+                locate_in_check(&mut diagnostic, rule);
+            }
+        }
+        Failed {
+            diagnostic,
+            over_limit: limit.is_some(),
+        }
+    })
+}
+
+/// Points a limit error at `fn check`. Rhai moves a limit error (a system
+/// exception) to the call site of each function it leaves, and `check` is
+/// called from Rust: so it arrives with no position at all.
+fn locate_in_check(diagnostic: &mut Diagnostic, rule: &Rule) {
+    let message = format!(
+        "{} (somewhere in `check`: Rhai does not say where it stopped)",
+        diagnostic.message
+    );
+    let notes = std::mem::take(&mut diagnostic.notes);
+    *diagnostic = at_check(rule, message);
+    diagnostic.notes = notes;
+}
+
+/// An error at the rule's `fn check` line (line 0 if it cannot be found).
+fn at_check(rule: &Rule, message: String) -> Diagnostic {
+    let (line, column) = rule
+        .source
+        .lines()
+        .enumerate()
+        .find_map(|(index, text)| {
+            let column = text.find("fn check")?;
+            text[column + "fn check".len()..]
+                .trim_start()
+                .starts_with('(')
+                .then_some((index + 1, text[..column].chars().count() + 1))
+        })
+        .unwrap_or((0, 0));
+    Diagnostic::at(&rule.path, &rule.source, line, column, message)
+}
+
+/// The error a chain of function calls ended in.
+fn innermost(error: &EvalAltResult) -> &EvalAltResult {
+    let mut inner = error;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, cause, _) = inner {
+        inner = cause;
+    }
+    inner.unwrap_inner()
+}
+
+/// For an error a sandbox limit raised, what it says with the limit and
+/// its configuration key; `None` for any other error.
+fn limit_message(error: &EvalAltResult, limits: &Limits) -> Option<String> {
+    Some(match error {
+        EvalAltResult::ErrorTooManyOperations(_) => format!(
+            "Too many operations: more than {} on one row ([rules] max_operations)",
+            limits.max_operations
+        ),
+        // The token is the deadline's own message (`sandbox::set_deadline`).
+        EvalAltResult::ErrorTerminated(token, _) => token.to_string(),
+        EvalAltResult::ErrorDataTooLarge(what, _) => format!(
+            "{what} is over the sandbox limit (strings {} bytes, arrays {} items, maps {} entries)",
+            limits.max_string_size, limits.max_array_size, limits.max_map_size
+        ),
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "function calls nested deeper than {} (stack overflow)",
+            limits.max_call_levels
+        ),
+        _ => return None,
+    })
 }
 
 /// Calls run the function only, not the script's top level again.

@@ -82,6 +82,36 @@ fn limits_table() -> String {
         ),
         ("array length", limits.max_array_size.to_string(), "no"),
         ("map size", limits.max_map_size.to_string(), "no"),
+        (
+            "wall time per rule per row",
+            crate::duration::ConfigDuration(limits.max_time_per_row).to_string(),
+            "`[rules] max_time_per_row`",
+        ),
+        (
+            "findings per rule per row (more: the row is a rule error)",
+            limits.max_findings_per_row.to_string(),
+            "`[rules] max_findings_per_row`",
+        ),
+        (
+            "rows in a row over a limit before the rule is disabled for the rest of the scan",
+            limits.disable_after_limit_errors.to_string(),
+            "`[rules] disable_after_limit_errors` (0: never)",
+        ),
+        (
+            "`print`/`debug` lines shown per rule per scan",
+            limits.max_print_lines_per_rule.to_string(),
+            "no",
+        ),
+        (
+            "`print`/`debug` lines shown per scan",
+            limits.max_print_lines_per_scan.to_string(),
+            "no",
+        ),
+        (
+            "characters of one `print`/`debug` line shown",
+            limits.max_print_chars.to_string(),
+            "no",
+        ),
     ];
     let mut out =
         String::from("\n### Sandbox limits\n\n| limit | default | configurable |\n|---|---|---|\n");

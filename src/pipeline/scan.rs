@@ -327,6 +327,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         },
         &mut shown,
     )?;
+    crate::engine::sandbox::report_hidden_output(&engine);
     let committed = match recording.finish(&summary)? {
         Some(pending) => {
             pending.for_each_resolved(|stored| {
@@ -518,6 +519,8 @@ fn run_tenant_rules(
 struct ErrorDisplay {
     row_errors: u64,
     rule_errors: std::collections::HashMap<std::sync::Arc<str>, u64>,
+    /// Rules already reported as disabled for the rest of the scan.
+    disabled: std::collections::HashSet<std::sync::Arc<str>>,
 }
 
 impl ErrorDisplay {
@@ -531,6 +534,19 @@ impl ErrorDisplay {
     }
 
     fn rule_failure(&mut self, failure: &RuleFailure) {
+        if failure.is_disabled_rule() {
+            // Once per rule, whatever the count.
+            if self.disabled.insert(failure.rule.clone()) {
+                tracing::warn!(
+                    "rule `{}` was disabled after too many rows in a row over its limits; \
+                     its findings for the rest of the report are missing (each row it skipped \
+                     counts as a rule error, and none of its findings is resolved): {}",
+                    failure.rule,
+                    failure.diagnostic.short()
+                );
+            }
+            return;
+        }
         let count = self.rule_errors.entry(failure.rule.clone()).or_default();
         *count += 1;
         if *count <= RULE_ERRORS_SHOWN_PER_RULE {

@@ -10,6 +10,7 @@
 mod util;
 
 mod announce;
+mod bounds;
 mod completions;
 mod daemon;
 mod deploy;
