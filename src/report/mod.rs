@@ -13,6 +13,8 @@
 //! and `Last Activity Date` blank routinely.
 
 pub(crate) mod date;
+#[cfg(test)]
+mod fuzz;
 pub mod header;
 pub(crate) mod identify;
 pub mod reader;
