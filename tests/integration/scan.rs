@@ -1095,3 +1095,23 @@ fn a_full_disk_or_a_file_size_limit_is_an_error_naming_the_output() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_overlong_line_is_a_row_error_and_the_rows_after_it_are_read() {
+    let dir = TempDir::new().unwrap();
+    let mut text = synthetic_report(300);
+    // Among 300 rows, one 3 MiB line of junk (no quote): one row error,
+    // under the 1% the scan tolerates, and every other row read.
+    let at = text.find('\n').unwrap() + 1;
+    text.insert_str(at, &format!("{}\n", "x".repeat(3 << 20)));
+    let out = scan(&dir, &text, &["--no-state"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "line 2: a line longer than 1048576 bytes, too long to be a row of the report; skipped"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("301 rows read"), "{err}");
+}
