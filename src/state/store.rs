@@ -21,8 +21,9 @@ use super::schema::{self, CURRENT_VERSION};
 /// The state database cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// The database (or its folder) could not be created.
-    #[error("state database {path}: cannot create it: {reason}")]
+    /// The database (or its folder) could not be created, or an existing
+    /// one cannot be written or locked.
+    #[error("state database {}: {}: {reason}", .path.display(), cannot_what(.path))]
     Unwritable {
         /// The database file.
         path: PathBuf,
@@ -361,6 +362,16 @@ fn is_busy(error: &rusqlite::Error) -> bool {
 /// to WAL, upgrades it judges a deadlock) fail at once instead of waiting;
 /// the file lock makes a second scan simply wait its turn. The operating
 /// system releases it when the process ends, however it ends.
+/// What went wrong with the file at `path`: it is there but cannot be
+/// written, or it is not there and cannot be made.
+fn cannot_what(path: &Path) -> &'static str {
+    if path.exists() {
+        "cannot write to it"
+    } else {
+        "cannot create it"
+    }
+}
+
 fn writer_lock(path: &Path, timeout: Duration) -> Result<std::fs::File, StateError> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");

@@ -1314,3 +1314,22 @@ fn the_state_goes_where_the_platform_says_or_the_error_names_the_fix() {
     );
     assert!(log.contains("set [state] path in the config"), "{log}");
 }
+
+#[test]
+fn a_lock_that_cannot_be_taken_on_an_existing_database_is_not_called_creating_it() {
+    let tenant = Tenant::new();
+    let first = tenant.report("r1.csv", "2026-11-01", &[group("g-a", "Alpha").ownerless()]);
+    tenant.scan(&first, &[]);
+    let mut lock = tenant.db().into_os_string();
+    lock.push(".lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    let output = tenant.run(&["scan", "-i", first.to_str().unwrap(), "-f", "jsonl"]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("cannot write to it: cannot open its lock file"),
+        "{log}"
+    );
+    assert!(!log.contains("cannot create it"), "{log}");
+}
