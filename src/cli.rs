@@ -292,6 +292,9 @@ pub struct HtmlReportArgs {
     /// How the scan reads and evaluates.
     #[command(flatten)]
     pub tuning: ScanTuning,
+    /// The state database whose statuses, first-seen days, resolved findings and exemptions the page shows (read, never written) [default: `[state] path`, as `scan` finds it].
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 /// The `rules` subcommands.

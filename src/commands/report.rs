@@ -19,8 +19,14 @@ pub(crate) fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
             discard: false,
             raw_csv: false,
         },
-        record: Some(RecordingPlan::default()),
+        // The page shows the state; recording (and announcing) is the
+        // scan's job, so `report` on another file changes nothing.
+        record: None,
         tuning: super::scan::tuning(&args.tuning),
+        read_state: Some(RecordingPlan {
+            path: args.state.clone(),
+            allow_older: false,
+        }),
     };
     let mut outcome = crate::pipeline::scan(&plan)?;
     let result = super::scan::finish(&mut outcome, args.fail_on)?;

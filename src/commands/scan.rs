@@ -35,6 +35,7 @@ pub(crate) fn plan(args: ScanArgs) -> ScanPlan {
             allow_older: args.allow_older,
         }),
         tuning: tuning(&args.tuning),
+        read_state: None,
     }
 }
 

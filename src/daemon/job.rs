@@ -195,6 +195,7 @@ impl ScanJob {
             },
             record: Some(RecordingPlan::default()),
             tuning: Default::default(),
+            read_state: None,
         }
     }
 

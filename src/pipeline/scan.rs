@@ -21,10 +21,12 @@ use crate::engine::rule::RuleSet;
 use crate::notify::Channel;
 use crate::notify::announce::{Deliveries, deliver_outbox, enqueue_changes};
 use crate::output::file::{Output, open_output};
+use crate::output::html::lifecycle::Lifecycle;
 use crate::output::{FindingWriter, Format};
 use crate::report::reader::ReportReader;
 use crate::report::row::RowError;
 use crate::scan::{ScanEvent, ScanOptions, ScanSummary, default_threads, scan as run_rows};
+use crate::state::exemptions::ExemptionState;
 use crate::state::recording::{RecordingPlan, ScanRecording};
 use crate::state::{Changes, Status, Store};
 
@@ -51,6 +53,10 @@ pub struct ScanPlan {
     pub record: Option<RecordingPlan>,
     /// How rows are read and evaluated.
     pub tuning: Tuning,
+    /// For a scan that is not recorded (`report`): the state database to
+    /// read, never write, for the HTML page's statuses, first-seen days,
+    /// resolved findings and exemptions. Missing is fine (no lifecycle).
+    pub read_state: Option<RecordingPlan>,
 }
 
 /// Where a scan writes its findings.
@@ -340,6 +346,16 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         }
         None => None,
     };
+    if format == Format::Html {
+        let lifecycle = match (&committed, &plan.read_state) {
+            (Some((store, _)), _) => Some(page_lifecycle(store, &loaded)?),
+            (None, Some(read)) => existing_lifecycle(read, &loaded)?,
+            (None, None) => None,
+        };
+        if let Some(lifecycle) = lifecycle {
+            writer.set_lifecycle(lifecycle);
+        }
+    }
     writer.finish(&summary).map_err(out_err)?;
     if let Some(file) = output.file {
         file.commit()?;
@@ -424,6 +440,67 @@ impl NameKeys {
             );
         }
     }
+}
+
+/// The state of an existing database for a report that records
+/// nothing; `None` when there is no database yet.
+fn existing_lifecycle(
+    read: &RecordingPlan,
+    loaded: &LoadedConfig,
+) -> Result<Option<Lifecycle>, Error> {
+    let path = crate::state::recording::state_path(read.path.as_deref(), loaded);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = crate::state::recording::open_existing(read.path.as_deref(), loaded)?;
+    Ok(Some(page_lifecycle(&store, loaded)?))
+}
+
+/// What the HTML page shows of the state: each finding's status and
+/// first-seen day, what the latest scan resolved, the exemptions in force.
+fn page_lifecycle(store: &Store, loaded: &LoadedConfig) -> Result<Lifecycle, Error> {
+    use crate::output::html::lifecycle::{Exemption, FindingLifecycle, ResolvedFinding};
+    let view = store.lifecycle_view()?;
+    let day = |timestamp: &str| timestamp.get(..10).and_then(|d| d.parse().ok());
+    let findings = view
+        .findings
+        .iter()
+        .map(|f| {
+            let lifecycle = FindingLifecycle {
+                status: f.status,
+                first_seen: day(&f.first_seen_at),
+            };
+            (f.key.clone(), lifecycle)
+        })
+        .collect();
+    let resolved = view
+        .resolved_last_scan
+        .iter()
+        .map(|f| ResolvedFinding {
+            rule: f.rule.clone(),
+            key: f.key.clone(),
+            group_name: f.group_name.clone(),
+            first_seen: day(&f.first_seen_at),
+        })
+        .collect();
+    let today = crate::state::recording::today();
+    let exemptions = crate::state::recording::load_exemptions(loaded)?;
+    let in_force = [ExemptionState::Active, ExemptionState::Expiring]
+        .into_iter()
+        .flat_map(|state| exemptions.in_state(today, state))
+        .map(|e| Exemption {
+            rule: (e.rule != "*").then(|| e.rule.clone()),
+            group: e.group.to_string(),
+            reason: Some(e.reason.clone()),
+            granted_by: e.approved_by.clone(),
+            expires: Some(e.expires),
+        })
+        .collect();
+    Ok(Lifecycle {
+        findings,
+        resolved,
+        exemptions: in_force,
+    })
 }
 
 /// Rows refreshed on another date than most (a file that mixes reports,

@@ -100,6 +100,36 @@ impl Store {
         Ok(())
     }
 
+    /// What the HTML page shows of the state after its latest scan: each
+    /// remembered finding's status and first-seen day (resolved ones
+    /// included), and which findings that scan resolved.
+    pub fn lifecycle_view(&self) -> Result<LifecycleView, StateError> {
+        let conn = self.connection();
+        let latest: Option<i64> = conn
+            .query_row(
+                "SELECT max(id) FROM scans WHERE outcome = 'completed'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut view = LifecycleView::default();
+        let sql = format!("SELECT {FINDING_COLUMNS}, resolved_scan FROM findings");
+        let mut statement = conn.prepare(&sql).map_err(|e| self.fail(e))?;
+        let mut rows = statement.query([]).map_err(|e| self.fail(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+            let finding = stored_finding(row).map_err(|e| self.fail(e))?;
+            let resolved_scan: Option<i64> = row.get(19).map_err(|e| self.fail(e))?;
+            if finding.status == Status::Resolved
+                && resolved_scan.is_some()
+                && resolved_scan == latest
+            {
+                view.resolved_last_scan.push(finding.clone());
+            }
+            view.findings.push(finding);
+        }
+        Ok(view)
+    }
+
     /// Every status change of the findings of one group, oldest first.
     /// `group` is a group id or key (`name:…`) or a display name (any
     /// case).
@@ -171,4 +201,13 @@ pub struct HistoryEntry {
     /// The message (new, open, reopened), the exemption's reason
     /// (exempted) or how it resolved (resolved).
     pub detail: Option<String>,
+}
+
+/// The findings the state remembers, for a report of its latest scan.
+#[derive(Clone, Debug, Default)]
+pub struct LifecycleView {
+    /// Every remembered finding.
+    pub findings: Vec<StoredFinding>,
+    /// Those the latest completed scan resolved.
+    pub resolved_last_scan: Vec<StoredFinding>,
 }

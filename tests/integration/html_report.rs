@@ -108,9 +108,20 @@ fn scan_format_html_by_flag_or_extension_and_the_report_command_write_the_same_p
     let by_flag = write_html(
         dir.path(),
         &input,
-        &["scan", "--format", "html", "--output", "a.out"],
+        &[
+            "scan",
+            "--no-state",
+            "--format",
+            "html",
+            "--output",
+            "a.out",
+        ],
     );
-    let by_extension = write_html(dir.path(), &input, &["scan", "--output", "b.html"]);
+    let by_extension = write_html(
+        dir.path(),
+        &input,
+        &["scan", "--no-state", "--output", "b.html"],
+    );
     let by_command = write_html(dir.path(), &input, &["report", "--output", "c.html"]);
     assert!(by_flag.starts_with("<!DOCTYPE html>"));
     assert_same_page(&by_flag, &by_extension);
@@ -409,4 +420,27 @@ fn in_a_real_browser_counts_match_names_stay_text_and_filters_narrow_the_table()
         let png = std::fs::read(&path).expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
     }
+}
+
+#[test]
+fn report_shows_the_state_and_leaves_the_database_byte_identical() {
+    let dir = TempDir::new().unwrap();
+    let input = report_with_hostile_names(dir.path());
+    // Two stateful scans: the findings are open the second time.
+    json_findings(dir.path(), &input);
+    json_findings(dir.path(), &input);
+    let db = dir.path().join("groupwarden.db");
+    let before = std::fs::read(&db).unwrap();
+    let page = write_html(dir.path(), &input, &["report", "--output", "r.html"]);
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "report wrote to the database"
+    );
+    assert!(page.contains("First seen"), "no lifecycle columns");
+    assert!(page.contains("Open"), "no open status");
+    // On another report it still records nothing: nothing resolves.
+    let other = write(dir.path(), "other.csv", &format!("{}\n", util::HEADER));
+    write_html(dir.path(), &other, &["report", "--output", "empty.html"]);
+    assert_eq!(std::fs::read(&db).unwrap(), before);
 }
