@@ -222,7 +222,11 @@ pub struct RuleView<'a> {
     pub rule: &'a str,
     /// How serious the rule rates its findings.
     pub severity: Severity,
-    /// Its items, in the order of [`MessageView::items`].
+    /// How many items the digest holds for the rule, shown or not: what a
+    /// heading prints.
+    pub total: usize,
+    /// Its items shown, in the order of [`MessageView::items`]; empty when
+    /// none fit, the rule is still listed so its total is not lost.
     pub items: Vec<ItemView<'a>>,
 }
 
@@ -273,7 +277,7 @@ impl<'a> MessageView<'a> {
             version: env!("CARGO_PKG_VERSION"),
             scan: &digest.scan,
             counts: &digest.counts,
-            rules: group_by_rule(&items),
+            rules: group_by_rule(&digest.items, &items),
             more: digest.items.len() - items.len(),
             items,
             expiring_exemptions: &digest.expiring_exemptions,
@@ -301,18 +305,26 @@ impl<'a> ItemView<'a> {
     }
 }
 
-/// Consecutive runs of one rule: items arrive sorted most severe first,
-/// then by rule, so each rule forms one run.
-fn group_by_rule<'a>(items: &[ItemView<'a>]) -> Vec<RuleView<'a>> {
+/// Every rule of `all` with its true total, and the `shown` items (the
+/// first ones of `all`) under it. Consecutive runs of one rule: items
+/// arrive sorted most severe first, then by rule, so each rule forms one
+/// run.
+fn group_by_rule<'a>(all: &'a [DigestItem], shown: &[ItemView<'a>]) -> Vec<RuleView<'a>> {
     let mut groups: Vec<RuleView<'a>> = Vec::new();
-    for item in items {
-        match groups.last_mut() {
-            Some(group) if group.rule == item.rule => group.items.push(item.clone()),
-            _ => groups.push(RuleView {
-                rule: item.rule,
+    for (index, item) in all.iter().enumerate() {
+        let same_rule = groups.last().is_some_and(|group| group.rule == item.rule);
+        if !same_rule {
+            groups.push(RuleView {
+                rule: &item.rule,
                 severity: item.severity,
-                items: vec![item.clone()],
-            }),
+                total: 0,
+                items: Vec::new(),
+            });
+        }
+        let group = groups.last_mut().expect("a group was just pushed");
+        group.total += 1;
+        if let Some(view) = shown.get(index) {
+            group.items.push(view.clone());
         }
     }
     groups
@@ -453,6 +465,29 @@ mod tests {
         assert_eq!(body.len(), 370);
         let nothing_fits = largest_fitting(3, |n: usize| Ok("y".repeat(n + 1)), |_| false).unwrap();
         assert_eq!(nothing_fits, "y");
+    }
+
+    #[test]
+    fn every_rule_keeps_its_true_total_when_items_are_left_out() {
+        let mut digest = super::super::sample::sample_digest(false);
+        let template = digest.items[0].clone();
+        digest.items = (0..5)
+            .map(|n| DigestItem {
+                rule: if n < 3 {
+                    "first".into()
+                } else {
+                    "second".into()
+                },
+                ..template.clone()
+            })
+            .collect();
+        let shown: Vec<ItemView> = digest.items.iter().take(2).map(ItemView::new).collect();
+        let rules = group_by_rule(&digest.items, &shown);
+        let summary: Vec<_> = rules
+            .iter()
+            .map(|r| (r.rule, r.total, r.items.len()))
+            .collect();
+        assert_eq!(summary, [("first", 3, 2), ("second", 2, 0)]);
     }
 
     #[test]

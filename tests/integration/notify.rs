@@ -1239,3 +1239,177 @@ fn the_documented_signature_checks_accept_groupwarden_signatures() {
     assert_eq!(run_shell(&signature), "valid");
     assert_eq!(run_shell("sha256=0000"), "INVALID");
 }
+
+// ------------------------------------------------------ hostile names, totals
+
+/// One message of every format (email, Slack, Teams) for `digest`.
+fn render_every_format(digest: &Digest) -> Vec<(String, Rendered)> {
+    let config = "[[notify]]\nname = \"email\"\ntype = \"email\"\nsmtp_host = \"smtp.example.com\"\n\
+                  from = \"groupwarden <alerts@contoso.com>\"\nto = [\"m365-admins@contoso.com\"]\n\
+                  [[notify]]\nname = \"slack\"\ntype = \"webhook\"\nformat = \"slack\"\nurl = \"https://hooks.example.com/s\"\n\
+                  [[notify]]\nname = \"teams\"\ntype = \"webhook\"\nformat = \"teams\"\nurl = \"https://hooks.example.com/t\"\n";
+    let setup = Setup::new(config);
+    let channels = setup.channels();
+    notify::plan(&channels, digest)
+        .iter()
+        .map(|planned| {
+            let channel = channels
+                .iter()
+                .find(|c| c.name() == planned.channel)
+                .unwrap();
+            (
+                planned.channel.clone(),
+                notify::render(channel, planned).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every `"text"` string in a chat payload, wherever it is nested.
+fn texts(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::String(text) if key == "text" => into.push(text.clone()),
+                    _ => texts(value, into),
+                }
+            }
+        }
+        Value::Array(values) => values.iter().for_each(|v| texts(v, into)),
+        _ => {}
+    }
+}
+
+fn webhook_texts(rendered: &Rendered) -> Vec<String> {
+    let Rendered::Webhook(webhook) = rendered else {
+        panic!("a webhook body")
+    };
+    let mut found = Vec::new();
+    texts(&serde_json::from_str(&webhook.body).unwrap(), &mut found);
+    found
+}
+
+const PHISHING_NAME: &str = "[Reset your password](https://evil.example/login)";
+
+/// A digest whose user-supplied strings are all hostile.
+fn hostile_digest() -> Digest {
+    let mut digest: Digest = serde_json::from_value(digest()).unwrap();
+    digest.scan.tenant = Some("Smith & Sons <!here>".into());
+    for (n, item) in digest.items.iter_mut().enumerate() {
+        item.group_name = Some(format!("{PHISHING_NAME} *bold* <!channel> R&D\u{7}\n# {n}"));
+        item.owner = Some("[owner](https://evil.example/o)@x.com".into());
+        item.message = "`code` _it_ ~s~ <https://evil.example|click> & | > quote".into();
+    }
+    digest.expiring_exemptions[0].group = PHISHING_NAME.into();
+    digest.expiring_exemptions[0].reason = "**[see](http://www.evil.example)** <!channel> &".into();
+    digest
+}
+
+#[test]
+fn hostile_names_stay_text_in_every_format() {
+    let rendered = render_every_format(&hostile_digest());
+    assert_eq!(rendered.len(), 3);
+    for (channel, message) in &rendered {
+        match channel.as_str() {
+            "teams" => {
+                let texts = webhook_texts(message);
+                let all = texts.join("\n");
+                assert!(all.contains(r"\[Reset your password\]\(https:"), "{all}");
+                for text in &texts {
+                    assert!(!text.contains("]("), "a Markdown link in Teams: {text}");
+                    assert!(!text.contains("://"), "an autolink in Teams: {text}");
+                    assert!(!text.contains("www."), "an autolink in Teams: {text}");
+                    assert!(!text.contains(" *bold*"), "Markdown emphasis: {text}");
+                    assert!(!text.contains('\u{7}') && !text.contains('\n'), "{text:?}");
+                }
+            }
+            "slack" => {
+                let texts = webhook_texts(message);
+                let all = texts.join("\n");
+                assert!(all.contains("Smith &amp; Sons &lt;!here&gt;"), "{all}");
+                assert!(all.contains("&lt;!channel&gt; R&amp;D"), "{all}");
+                for text in &texts {
+                    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+                    let unescaped = text.match_indices('&').any(|(at, _)| {
+                        !["&amp;", "&lt;", "&gt;"]
+                            .iter()
+                            .any(|e| text[at..].starts_with(e))
+                    });
+                    assert!(!unescaped, "an unescaped & in Slack: {text}");
+                    assert!(!text.contains('\u{7}'), "{text:?}");
+                }
+            }
+            "email" => {
+                let Rendered::Email(email) = message else {
+                    panic!("an email")
+                };
+                assert!(!email.html.contains("<!channel>"), "{}", email.html);
+                assert!(!email.html.contains("<!here>"));
+                assert!(!email.html.contains("<https://evil"));
+                assert!(email.html.contains("&lt;!channel&gt; R&amp;D"));
+                assert!(email.html.contains("Smith &amp; Sons &lt;!here&gt;"));
+            }
+            other => panic!("unexpected channel {other}"),
+        }
+    }
+}
+
+/// `count` items of `rule`, each with a long message.
+fn many_items(template: &Value, rule: &str, severity: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|n| {
+            let mut item = template.clone();
+            item["rule"] = json!(rule);
+            item["severity"] = json!(severity);
+            item["status"] = json!("new");
+            item["key"] = json!(format!("{rule}:g{n}"));
+            item["group_name"] = json!(format!("Group number {n} with a fairly long display name"));
+            item["message"] = json!("No activity for a long time; ".repeat(20));
+            item
+        })
+        .collect()
+}
+
+#[test]
+fn chat_headings_give_every_rules_true_total_even_when_not_listed() {
+    let mut value = digest();
+    let template = value["items"][1].clone();
+    let mut items = many_items(&template, "ownerless-groups", "high", 300);
+    items.extend(many_items(&template, "inactive-groups", "medium", 163));
+    items.extend(many_items(&template, "external-members", "low", 56));
+    value["items"] = json!(items);
+    let mut digest: Digest = serde_json::from_value(value).unwrap();
+    digest.sort();
+    for (channel, message) in render_every_format(&digest) {
+        let all = match &message {
+            // Teams escapes the rule ids' `-` for Markdown.
+            Rendered::Webhook(_) => webhook_texts(&message).join("\n").replace("\\-", "-"),
+            Rendered::Email(email) => email.text.clone(),
+        };
+        if channel == "email" {
+            assert!(all.contains("inactive-groups (medium): 163"), "{all}");
+            continue;
+        }
+        let heading = |rule: &str| {
+            all.lines()
+                .find(|line| line.contains(rule) && line.contains("): "))
+                .unwrap_or_else(|| panic!("{channel}: no heading for {rule}:\n{all}"))
+                .to_owned()
+        };
+        assert!(
+            heading("ownerless-groups").contains("(high): 300 — "),
+            "{channel}"
+        );
+        assert!(heading("ownerless-groups").contains(" listed"), "{channel}");
+        assert!(
+            heading("inactive-groups").contains("(medium): 163 — not listed"),
+            "{channel}: {}",
+            heading("inactive-groups")
+        );
+        assert!(
+            heading("external-members").contains("(low): 56 — not listed"),
+            "{channel}"
+        );
+    }
+}
