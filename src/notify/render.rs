@@ -5,7 +5,9 @@
 //! and cap note as they are, the items both flat (`items`) and grouped by
 //! rule (`rules`, most severe first), a one-line `summary` of the counts,
 //! and `more`, the number of items left out to respect a chat service's
-//! size limit (templates then print "and N more").
+//! size limit (templates then print "and N more"); likewise the expiring
+//! exemptions listed and `more_exemptions`. A chat message lists findings
+//! first, then exemptions, as many as fit.
 
 use serde::Serialize;
 
@@ -107,7 +109,7 @@ pub fn render(channel: &Channel, planned: &Planned) -> Result<Rendered, RenderEr
 }
 
 fn render_email(channel: &Channel, planned: &Planned) -> Result<EmailContent, RenderError> {
-    let view = MessageView::new(planned, planned.digest.items.len());
+    let view = MessageView::new(planned, listable(&planned.digest));
     let templates = channel.templates();
     // A header cannot hold a line break, whatever a template produces.
     let subject = templates
@@ -144,7 +146,13 @@ fn render_chat(
         })?;
         Ok(body)
     };
-    largest_fitting(planned.digest.items.len(), render, fits)
+    largest_fitting(listable(&planned.digest), render, fits)
+}
+
+/// How many entries a message could list: findings, then expiring
+/// exemptions.
+fn listable(digest: &Digest) -> usize {
+    digest.items.len() + digest.expiring_exemptions.len()
 }
 
 fn slack_fits(body: &str) -> bool {
@@ -208,8 +216,11 @@ pub struct MessageView<'a> {
     pub rules: Vec<RuleView<'a>>,
     /// Items left out for size.
     pub more: usize,
-    /// Exemptions that run out soon, for someone to renew or drop.
+    /// Exemptions that run out soon, for someone to renew or drop: those
+    /// listed.
     pub expiring_exemptions: &'a [ExpiringExemption],
+    /// Expiring exemptions left out for size.
+    pub more_exemptions: usize,
     /// Set when a cap shortened the list: how many items there were, how
     /// many are listed, and why.
     pub capped: Option<&'a Capped>,
@@ -264,10 +275,14 @@ pub struct ItemView<'a> {
 }
 
 impl<'a> MessageView<'a> {
-    /// The view of `planned` listing its first `shown` items.
+    /// The view of `planned` listing its first `shown` entries: items
+    /// first, then expiring exemptions.
     pub fn new(planned: &'a Planned, shown: usize) -> MessageView<'a> {
         let digest = &planned.digest;
         let items: Vec<ItemView<'a>> = digest.items.iter().take(shown).map(ItemView::new).collect();
+        let exemptions_shown = shown
+            .saturating_sub(items.len())
+            .min(digest.expiring_exemptions.len());
         MessageView {
             channel: &planned.channel,
             recipient: &planned.recipient,
@@ -280,7 +295,8 @@ impl<'a> MessageView<'a> {
             rules: group_by_rule(&digest.items, &items),
             more: digest.items.len() - items.len(),
             items,
-            expiring_exemptions: &digest.expiring_exemptions,
+            expiring_exemptions: &digest.expiring_exemptions[..exemptions_shown],
+            more_exemptions: digest.expiring_exemptions.len() - exemptions_shown,
             capped: digest.capped.as_ref(),
         }
     }

@@ -1413,3 +1413,77 @@ fn chat_headings_give_every_rules_true_total_even_when_not_listed() {
         );
     }
 }
+
+/// `count` exemptions expiring soon, with hostile group names.
+fn many_exemptions(count: usize) -> Value {
+    json!((0..count)
+        .map(|n| json!({
+            "rule": "inactive-groups",
+            "group": format!("{PHISHING_NAME} {n}"),
+            "reason": "Legal hold until the audit of the whole department is over; ask legal".to_string(),
+            "expires": "2026-12-01"
+        }))
+        .collect::<Vec<_>>())
+}
+
+#[test]
+fn a_teams_card_fits_28_kb_with_3000_findings_and_150_expiring_exemptions() {
+    let mut value = digest();
+    let template = value["items"][1].clone();
+    let mut items = many_items(&template, "ownerless-groups", "high", 1500);
+    items.extend(many_items(&template, "inactive-groups", "medium", 1000));
+    items.extend(many_items(&template, "external-members", "low", 500));
+    for item in &mut items {
+        item["group_name"] = json!(format!("{PHISHING_NAME} {}", item["key"]));
+    }
+    value["items"] = json!(items);
+    value["expiring_exemptions"] = many_exemptions(150);
+    let mut digest: Digest = serde_json::from_value(value).unwrap();
+    digest.sort();
+    for (channel, message) in render_every_format(&digest) {
+        let Rendered::Webhook(webhook) = &message else {
+            continue;
+        };
+        // Teams escapes `-`; Slack puts rule ids in bold.
+        let all = webhook_texts(&message)
+            .join("\n")
+            .replace("\\-", "-")
+            .replace('*', "");
+        if channel == "teams" {
+            assert!(webhook.body.len() <= 28_000, "{}", webhook.body.len());
+            assert!(!all.contains("]("), "a Markdown link in Teams");
+        } else {
+            assert!(webhook.body.len() <= 40_000, "{}", webhook.body.len());
+        }
+        assert!(
+            all.contains("ownerless-groups (high): 1500"),
+            "{channel}: {all}"
+        );
+        assert!(all.contains("inactive-groups (medium): 1000"), "{channel}");
+        assert!(all.contains("external-members (low): 500"), "{channel}");
+        assert!(all.contains("Exemptions expiring soon: 150"), "{channel}");
+        assert!(and_n_more(&webhook.body) > 0, "{channel}");
+    }
+}
+
+#[test]
+fn expiring_exemptions_alone_are_listed_as_far_as_they_fit() {
+    let mut value = digest();
+    value["items"] = json!([]);
+    value["expiring_exemptions"] = many_exemptions(150);
+    let digest: Digest = serde_json::from_value(value).unwrap();
+    for (channel, message) in render_every_format(&digest) {
+        let Rendered::Webhook(webhook) = &message else {
+            continue;
+        };
+        let all = webhook_texts(&message).join("\n");
+        assert!(all.contains("Exemptions expiring soon: 150"), "{channel}");
+        let listed = all.matches("Reset your password").count();
+        assert!(listed > 0 && listed < 150, "{channel}: {listed} listed");
+        if channel == "teams" {
+            assert!(webhook.body.len() <= 28_000, "{}", webhook.body.len());
+            let more = and_n_more(&webhook.body);
+            assert_eq!(listed + more, 150, "{all}");
+        }
+    }
+}
