@@ -1487,3 +1487,31 @@ fn expiring_exemptions_alone_are_listed_as_far_as_they_fit() {
         }
     }
 }
+
+#[test]
+fn a_slack_message_names_40_rules_within_50_blocks() {
+    let mut value = digest();
+    let template = value["items"][1].clone();
+    let items: Vec<Value> = (0..40)
+        .flat_map(|n| many_items(&template, &format!("custom-rule-{n:02}"), "medium", 10))
+        .collect();
+    value["items"] = json!(items);
+    let mut digest: Digest = serde_json::from_value(value).unwrap();
+    digest.sort();
+    let (_, slack) = render_every_format(&digest)
+        .into_iter()
+        .find(|(channel, _)| channel == "slack")
+        .unwrap();
+    let Rendered::Webhook(webhook) = &slack else {
+        panic!("a webhook body")
+    };
+    let body: Value = serde_json::from_str(&webhook.body).unwrap();
+    assert!(body["blocks"].as_array().unwrap().len() <= 50);
+    let all = webhook_texts(&slack).join("\n");
+    for n in 0..40 {
+        assert!(
+            all.contains(&format!("*custom-rule-{n:02}* (medium): 10")),
+            "rule {n} is not named:\n{all}"
+        );
+    }
+}
