@@ -5,7 +5,9 @@
 //! and cap note as they are, the items both flat (`items`) and grouped by
 //! rule (`rules`, most severe first), a one-line `summary` of the counts,
 //! and `more`, the number of items left out to respect a chat service's
-//! size limit (templates then print "and N more").
+//! size limit (templates then print "and N more"); likewise the expiring
+//! exemptions listed and `more_exemptions`. A chat message lists findings
+//! first, then exemptions, as many as fit.
 
 use serde::Serialize;
 
@@ -107,7 +109,7 @@ pub fn render(channel: &Channel, planned: &Planned) -> Result<Rendered, RenderEr
 }
 
 fn render_email(channel: &Channel, planned: &Planned) -> Result<EmailContent, RenderError> {
-    let view = MessageView::new(planned, planned.digest.items.len());
+    let view = MessageView::new(planned, listable(&planned.digest));
     let templates = channel.templates();
     // A header cannot hold a line break, whatever a template produces.
     let subject = templates
@@ -144,7 +146,13 @@ fn render_chat(
         })?;
         Ok(body)
     };
-    largest_fitting(planned.digest.items.len(), render, fits)
+    largest_fitting(listable(&planned.digest), render, fits)
+}
+
+/// How many entries a message could list: findings, then expiring
+/// exemptions.
+fn listable(digest: &Digest) -> usize {
+    digest.items.len() + digest.expiring_exemptions.len()
 }
 
 fn slack_fits(body: &str) -> bool {
@@ -208,8 +216,11 @@ pub struct MessageView<'a> {
     pub rules: Vec<RuleView<'a>>,
     /// Items left out for size.
     pub more: usize,
-    /// Exemptions that run out soon, for someone to renew or drop.
+    /// Exemptions that run out soon, for someone to renew or drop: those
+    /// listed.
     pub expiring_exemptions: &'a [ExpiringExemption],
+    /// Expiring exemptions left out for size.
+    pub more_exemptions: usize,
     /// Set when a cap shortened the list: how many items there were, how
     /// many are listed, and why.
     pub capped: Option<&'a Capped>,
@@ -222,7 +233,11 @@ pub struct RuleView<'a> {
     pub rule: &'a str,
     /// How serious the rule rates its findings.
     pub severity: Severity,
-    /// Its items, in the order of [`MessageView::items`].
+    /// How many items the digest holds for the rule, shown or not: what a
+    /// heading prints.
+    pub total: usize,
+    /// Its items shown, in the order of [`MessageView::items`]; empty when
+    /// none fit, the rule is still listed so its total is not lost.
     pub items: Vec<ItemView<'a>>,
 }
 
@@ -260,10 +275,14 @@ pub struct ItemView<'a> {
 }
 
 impl<'a> MessageView<'a> {
-    /// The view of `planned` listing its first `shown` items.
+    /// The view of `planned` listing its first `shown` entries: items
+    /// first, then expiring exemptions.
     pub fn new(planned: &'a Planned, shown: usize) -> MessageView<'a> {
         let digest = &planned.digest;
         let items: Vec<ItemView<'a>> = digest.items.iter().take(shown).map(ItemView::new).collect();
+        let exemptions_shown = shown
+            .saturating_sub(items.len())
+            .min(digest.expiring_exemptions.len());
         MessageView {
             channel: &planned.channel,
             recipient: &planned.recipient,
@@ -273,10 +292,11 @@ impl<'a> MessageView<'a> {
             version: env!("CARGO_PKG_VERSION"),
             scan: &digest.scan,
             counts: &digest.counts,
-            rules: group_by_rule(&items),
+            rules: group_by_rule(&digest.items, &items),
             more: digest.items.len() - items.len(),
             items,
-            expiring_exemptions: &digest.expiring_exemptions,
+            expiring_exemptions: &digest.expiring_exemptions[..exemptions_shown],
+            more_exemptions: digest.expiring_exemptions.len() - exemptions_shown,
             capped: digest.capped.as_ref(),
         }
     }
@@ -301,18 +321,26 @@ impl<'a> ItemView<'a> {
     }
 }
 
-/// Consecutive runs of one rule: items arrive sorted most severe first,
-/// then by rule, so each rule forms one run.
-fn group_by_rule<'a>(items: &[ItemView<'a>]) -> Vec<RuleView<'a>> {
+/// Every rule of `all` with its true total, and the `shown` items (the
+/// first ones of `all`) under it. Consecutive runs of one rule: items
+/// arrive sorted most severe first, then by rule, so each rule forms one
+/// run.
+fn group_by_rule<'a>(all: &'a [DigestItem], shown: &[ItemView<'a>]) -> Vec<RuleView<'a>> {
     let mut groups: Vec<RuleView<'a>> = Vec::new();
-    for item in items {
-        match groups.last_mut() {
-            Some(group) if group.rule == item.rule => group.items.push(item.clone()),
-            _ => groups.push(RuleView {
-                rule: item.rule,
+    for (index, item) in all.iter().enumerate() {
+        let same_rule = groups.last().is_some_and(|group| group.rule == item.rule);
+        if !same_rule {
+            groups.push(RuleView {
+                rule: &item.rule,
                 severity: item.severity,
-                items: vec![item.clone()],
-            }),
+                total: 0,
+                items: Vec::new(),
+            });
+        }
+        let group = groups.last_mut().expect("a group was just pushed");
+        group.total += 1;
+        if let Some(view) = shown.get(index) {
+            group.items.push(view.clone());
         }
     }
     groups
@@ -453,6 +481,29 @@ mod tests {
         assert_eq!(body.len(), 370);
         let nothing_fits = largest_fitting(3, |n: usize| Ok("y".repeat(n + 1)), |_| false).unwrap();
         assert_eq!(nothing_fits, "y");
+    }
+
+    #[test]
+    fn every_rule_keeps_its_true_total_when_items_are_left_out() {
+        let mut digest = super::super::sample::sample_digest(false);
+        let template = digest.items[0].clone();
+        digest.items = (0..5)
+            .map(|n| DigestItem {
+                rule: if n < 3 {
+                    "first".into()
+                } else {
+                    "second".into()
+                },
+                ..template.clone()
+            })
+            .collect();
+        let shown: Vec<ItemView> = digest.items.iter().take(2).map(ItemView::new).collect();
+        let rules = group_by_rule(&digest.items, &shown);
+        let summary: Vec<_> = rules
+            .iter()
+            .map(|r| (r.rule, r.total, r.items.len()))
+            .collect();
+        assert_eq!(summary, [("first", 3, 2), ("second", 2, 0)]);
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn new_environment() -> Environment<'static> {
     });
     env.add_filter("shorten", shorten);
     env.add_filter("slack", slack_escape);
+    env.add_filter("teams_md", teams_markdown_escape);
     env
 }
 
@@ -202,11 +203,52 @@ fn shorten(text: String, max: usize) -> String {
     cut
 }
 
-/// Slack's mrkdwn treats `&`, `<` and `>` as markup.
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup; control characters
+/// become spaces so a name cannot break the layout.
 fn slack_escape(text: String) -> String {
-    text.replace('&', "&amp;")
+    without_control_characters(&text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// The characters Adaptive Card Markdown (and the Markdown subset Teams
+/// renders) gives a meaning to.
+const TEAMS_MARKDOWN_SPECIAL: &[char] = &[
+    '\\', '[', ']', '(', ')', '*', '_', '~', '`', '#', '>', '-', '+', '!', '|',
+];
+
+/// Zero-width joiner: splits what Teams would turn into a link into text
+/// that reads the same.
+const ZERO_WIDTH_JOINER: char = '\u{200D}';
+
+/// Text that Teams shows as written: every Markdown character is escaped
+/// with a backslash, and `scheme://` and `www.` get a zero-width joiner so
+/// Teams does not autolink a URL someone put in a group's name.
+fn teams_markdown_escape(text: String) -> String {
+    let text = without_control_characters(&text);
+    let mut escaped = String::with_capacity(text.len() + text.len() / 4);
+    for c in text.chars() {
+        if TEAMS_MARKDOWN_SPECIAL.contains(&c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+        if c == ':' {
+            // `https:` + ZWJ + `//`: no longer a URL scheme.
+            escaped.push(ZERO_WIDTH_JOINER);
+        }
+    }
+    escaped
+        .replace("www.", &format!("www{ZERO_WIDTH_JOINER}."))
+        .replace("WWW.", &format!("WWW{ZERO_WIDTH_JOINER}."))
+}
+
+/// `text` with control characters (line breaks included) as spaces: user
+/// input is one line in a chat message.
+fn without_control_characters(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -217,6 +259,24 @@ mod tests {
     fn shorten_counts_characters_not_bytes() {
         assert_eq!(shorten("héllo wörld".into(), 5), "héll…");
         assert_eq!(shorten("short".into(), 5), "short");
+    }
+
+    #[test]
+    fn teams_markdown_is_shown_as_text() {
+        let escaped = teams_markdown_escape("[Reset](https://evil.example/login) *b* 1.\n".into());
+        assert_eq!(
+            escaped,
+            "\\[Reset\\]\\(https:\u{200D}//evil.example/login\\) \\*b\\* 1. "
+        );
+        assert!(teams_markdown_escape("www.evil.example".into()).starts_with("www\u{200D}."));
+    }
+
+    #[test]
+    fn slack_markup_and_control_characters_are_escaped() {
+        assert_eq!(
+            slack_escape("R&D <ops>\u{7}.csv".into()),
+            "R&amp;D &lt;ops&gt; .csv"
+        );
     }
 
     #[test]

@@ -1239,3 +1239,279 @@ fn the_documented_signature_checks_accept_groupwarden_signatures() {
     assert_eq!(run_shell(&signature), "valid");
     assert_eq!(run_shell("sha256=0000"), "INVALID");
 }
+
+// ------------------------------------------------------ hostile names, totals
+
+/// One message of every format (email, Slack, Teams) for `digest`.
+fn render_every_format(digest: &Digest) -> Vec<(String, Rendered)> {
+    let config = "[[notify]]\nname = \"email\"\ntype = \"email\"\nsmtp_host = \"smtp.example.com\"\n\
+                  from = \"groupwarden <alerts@contoso.com>\"\nto = [\"m365-admins@contoso.com\"]\n\
+                  [[notify]]\nname = \"slack\"\ntype = \"webhook\"\nformat = \"slack\"\nurl = \"https://hooks.example.com/s\"\n\
+                  [[notify]]\nname = \"teams\"\ntype = \"webhook\"\nformat = \"teams\"\nurl = \"https://hooks.example.com/t\"\n";
+    let setup = Setup::new(config);
+    let channels = setup.channels();
+    notify::plan(&channels, digest)
+        .iter()
+        .map(|planned| {
+            let channel = channels
+                .iter()
+                .find(|c| c.name() == planned.channel)
+                .unwrap();
+            (
+                planned.channel.clone(),
+                notify::render(channel, planned).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every `"text"` string in a chat payload, wherever it is nested.
+fn texts(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::String(text) if key == "text" => into.push(text.clone()),
+                    _ => texts(value, into),
+                }
+            }
+        }
+        Value::Array(values) => values.iter().for_each(|v| texts(v, into)),
+        _ => {}
+    }
+}
+
+fn webhook_texts(rendered: &Rendered) -> Vec<String> {
+    let Rendered::Webhook(webhook) = rendered else {
+        panic!("a webhook body")
+    };
+    let mut found = Vec::new();
+    texts(&serde_json::from_str(&webhook.body).unwrap(), &mut found);
+    found
+}
+
+const PHISHING_NAME: &str = "[Reset your password](https://evil.example/login)";
+
+/// A digest whose user-supplied strings are all hostile.
+fn hostile_digest() -> Digest {
+    let mut digest: Digest = serde_json::from_value(digest()).unwrap();
+    digest.scan.tenant = Some("Smith & Sons <!here>".into());
+    for (n, item) in digest.items.iter_mut().enumerate() {
+        item.group_name = Some(format!("{PHISHING_NAME} *bold* <!channel> R&D\u{7}\n# {n}"));
+        item.owner = Some("[owner](https://evil.example/o)@x.com".into());
+        item.message = "`code` _it_ ~s~ <https://evil.example|click> & | > quote".into();
+    }
+    digest.expiring_exemptions[0].group = PHISHING_NAME.into();
+    digest.expiring_exemptions[0].reason = "**[see](http://www.evil.example)** <!channel> &".into();
+    digest
+}
+
+#[test]
+fn hostile_names_stay_text_in_every_format() {
+    let rendered = render_every_format(&hostile_digest());
+    assert_eq!(rendered.len(), 3);
+    for (channel, message) in &rendered {
+        match channel.as_str() {
+            "teams" => {
+                let texts = webhook_texts(message);
+                let all = texts.join("\n");
+                assert!(all.contains(r"\[Reset your password\]\(https:"), "{all}");
+                for text in &texts {
+                    assert!(!text.contains("]("), "a Markdown link in Teams: {text}");
+                    assert!(!text.contains("://"), "an autolink in Teams: {text}");
+                    assert!(!text.contains("www."), "an autolink in Teams: {text}");
+                    assert!(!text.contains(" *bold*"), "Markdown emphasis: {text}");
+                    assert!(!text.contains('\u{7}') && !text.contains('\n'), "{text:?}");
+                }
+            }
+            "slack" => {
+                let texts = webhook_texts(message);
+                let all = texts.join("\n");
+                assert!(all.contains("Smith &amp; Sons &lt;!here&gt;"), "{all}");
+                assert!(all.contains("&lt;!channel&gt; R&amp;D"), "{all}");
+                for text in &texts {
+                    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+                    let unescaped = text.match_indices('&').any(|(at, _)| {
+                        !["&amp;", "&lt;", "&gt;"]
+                            .iter()
+                            .any(|e| text[at..].starts_with(e))
+                    });
+                    assert!(!unescaped, "an unescaped & in Slack: {text}");
+                    assert!(!text.contains('\u{7}'), "{text:?}");
+                }
+            }
+            "email" => {
+                let Rendered::Email(email) = message else {
+                    panic!("an email")
+                };
+                assert!(!email.html.contains("<!channel>"), "{}", email.html);
+                assert!(!email.html.contains("<!here>"));
+                assert!(!email.html.contains("<https://evil"));
+                assert!(email.html.contains("&lt;!channel&gt; R&amp;D"));
+                assert!(email.html.contains("Smith &amp; Sons &lt;!here&gt;"));
+            }
+            other => panic!("unexpected channel {other}"),
+        }
+    }
+}
+
+/// `count` items of `rule`, each with a long message.
+fn many_items(template: &Value, rule: &str, severity: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|n| {
+            let mut item = template.clone();
+            item["rule"] = json!(rule);
+            item["severity"] = json!(severity);
+            item["status"] = json!("new");
+            item["key"] = json!(format!("{rule}:g{n}"));
+            item["group_name"] = json!(format!("Group number {n} with a fairly long display name"));
+            item["message"] = json!("No activity for a long time; ".repeat(20));
+            item
+        })
+        .collect()
+}
+
+#[test]
+fn chat_headings_give_every_rules_true_total_even_when_not_listed() {
+    let mut value = digest();
+    let template = value["items"][1].clone();
+    let mut items = many_items(&template, "ownerless-groups", "high", 300);
+    items.extend(many_items(&template, "inactive-groups", "medium", 163));
+    items.extend(many_items(&template, "external-members", "low", 56));
+    value["items"] = json!(items);
+    let mut digest: Digest = serde_json::from_value(value).unwrap();
+    digest.sort();
+    for (channel, message) in render_every_format(&digest) {
+        let all = match &message {
+            // Teams escapes the rule ids' `-` for Markdown.
+            Rendered::Webhook(_) => webhook_texts(&message).join("\n").replace("\\-", "-"),
+            Rendered::Email(email) => email.text.clone(),
+        };
+        if channel == "email" {
+            assert!(all.contains("inactive-groups (medium): 163"), "{all}");
+            continue;
+        }
+        let heading = |rule: &str| {
+            all.lines()
+                .find(|line| line.contains(rule) && line.contains("): "))
+                .unwrap_or_else(|| panic!("{channel}: no heading for {rule}:\n{all}"))
+                .to_owned()
+        };
+        assert!(
+            heading("ownerless-groups").contains("(high): 300 — "),
+            "{channel}"
+        );
+        assert!(heading("ownerless-groups").contains(" listed"), "{channel}");
+        assert!(
+            heading("inactive-groups").contains("(medium): 163 — not listed"),
+            "{channel}: {}",
+            heading("inactive-groups")
+        );
+        assert!(
+            heading("external-members").contains("(low): 56 — not listed"),
+            "{channel}"
+        );
+    }
+}
+
+/// `count` exemptions expiring soon, with hostile group names.
+fn many_exemptions(count: usize) -> Value {
+    json!((0..count)
+        .map(|n| json!({
+            "rule": "inactive-groups",
+            "group": format!("{PHISHING_NAME} {n}"),
+            "reason": "Legal hold until the audit of the whole department is over; ask legal".to_string(),
+            "expires": "2026-12-01"
+        }))
+        .collect::<Vec<_>>())
+}
+
+#[test]
+fn a_teams_card_fits_28_kb_with_3000_findings_and_150_expiring_exemptions() {
+    let mut value = digest();
+    let template = value["items"][1].clone();
+    let mut items = many_items(&template, "ownerless-groups", "high", 1500);
+    items.extend(many_items(&template, "inactive-groups", "medium", 1000));
+    items.extend(many_items(&template, "external-members", "low", 500));
+    for item in &mut items {
+        item["group_name"] = json!(format!("{PHISHING_NAME} {}", item["key"]));
+    }
+    value["items"] = json!(items);
+    value["expiring_exemptions"] = many_exemptions(150);
+    let mut digest: Digest = serde_json::from_value(value).unwrap();
+    digest.sort();
+    for (channel, message) in render_every_format(&digest) {
+        let Rendered::Webhook(webhook) = &message else {
+            continue;
+        };
+        // Teams escapes `-`; Slack puts rule ids in bold.
+        let all = webhook_texts(&message)
+            .join("\n")
+            .replace("\\-", "-")
+            .replace('*', "");
+        if channel == "teams" {
+            assert!(webhook.body.len() <= 28_000, "{}", webhook.body.len());
+            assert!(!all.contains("]("), "a Markdown link in Teams");
+        } else {
+            assert!(webhook.body.len() <= 40_000, "{}", webhook.body.len());
+        }
+        assert!(
+            all.contains("ownerless-groups (high): 1500"),
+            "{channel}: {all}"
+        );
+        assert!(all.contains("inactive-groups (medium): 1000"), "{channel}");
+        assert!(all.contains("external-members (low): 500"), "{channel}");
+        assert!(all.contains("Exemptions expiring soon: 150"), "{channel}");
+        assert!(and_n_more(&webhook.body) > 0, "{channel}");
+    }
+}
+
+#[test]
+fn expiring_exemptions_alone_are_listed_as_far_as_they_fit() {
+    let mut value = digest();
+    value["items"] = json!([]);
+    value["expiring_exemptions"] = many_exemptions(150);
+    let digest: Digest = serde_json::from_value(value).unwrap();
+    for (channel, message) in render_every_format(&digest) {
+        let Rendered::Webhook(webhook) = &message else {
+            continue;
+        };
+        let all = webhook_texts(&message).join("\n");
+        assert!(all.contains("Exemptions expiring soon: 150"), "{channel}");
+        let listed = all.matches("Reset your password").count();
+        assert!(listed > 0 && listed < 150, "{channel}: {listed} listed");
+        if channel == "teams" {
+            assert!(webhook.body.len() <= 28_000, "{}", webhook.body.len());
+            let more = and_n_more(&webhook.body);
+            assert_eq!(listed + more, 150, "{all}");
+        }
+    }
+}
+
+#[test]
+fn a_slack_message_names_40_rules_within_50_blocks() {
+    let mut value = digest();
+    let template = value["items"][1].clone();
+    let items: Vec<Value> = (0..40)
+        .flat_map(|n| many_items(&template, &format!("custom-rule-{n:02}"), "medium", 10))
+        .collect();
+    value["items"] = json!(items);
+    let mut digest: Digest = serde_json::from_value(value).unwrap();
+    digest.sort();
+    let (_, slack) = render_every_format(&digest)
+        .into_iter()
+        .find(|(channel, _)| channel == "slack")
+        .unwrap();
+    let Rendered::Webhook(webhook) = &slack else {
+        panic!("a webhook body")
+    };
+    let body: Value = serde_json::from_str(&webhook.body).unwrap();
+    assert!(body["blocks"].as_array().unwrap().len() <= 50);
+    let all = webhook_texts(&slack).join("\n");
+    for n in 0..40 {
+        assert!(
+            all.contains(&format!("*custom-rule-{n:02}* (medium): 10")),
+            "rule {n} is not named:\n{all}"
+        );
+    }
+}
