@@ -213,10 +213,12 @@ fn slack_escape(text: String) -> String {
 }
 
 /// The characters Adaptive Card Markdown (and the Markdown subset Teams
-/// renders) gives a meaning to.
-const TEAMS_MARKDOWN_SPECIAL: &[char] = &[
-    '\\', '[', ']', '(', ')', '*', '_', '~', '`', '#', '>', '-', '+', '!', '|',
-];
+/// renders) gives a meaning to anywhere in a line: links, emphasis, code.
+const TEAMS_MARKDOWN_SPECIAL: &[char] = &['\\', '[', ']', '(', ')', '*', '_', '~', '`'];
+
+/// Characters that mean something only at the start of a line (headings,
+/// quotes, lists, tables); line breaks are gone, so only the text's start.
+const TEAMS_MARKDOWN_LINE_START: &[char] = &['#', '>', '-', '+', '!', '|'];
 
 /// Zero-width joiner: splits what Teams would turn into a link into text
 /// that reads the same.
@@ -228,8 +230,11 @@ const ZERO_WIDTH_JOINER: char = '\u{200D}';
 fn teams_markdown_escape(text: String) -> String {
     let text = without_control_characters(&text);
     let mut escaped = String::with_capacity(text.len() + text.len() / 4);
-    for c in text.chars() {
-        if TEAMS_MARKDOWN_SPECIAL.contains(&c) {
+    let start = text.len() - text.trim_start().len();
+    for (at, c) in text.char_indices() {
+        if TEAMS_MARKDOWN_SPECIAL.contains(&c)
+            || (at == start && TEAMS_MARKDOWN_LINE_START.contains(&c))
+        {
             escaped.push('\\');
         }
         escaped.push(c);
