@@ -16,3 +16,5 @@ pub(crate) mod retry;
 pub mod scan;
 pub(crate) mod source;
 pub mod state;
+#[cfg(test)]
+mod test_support;

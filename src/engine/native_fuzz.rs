@@ -13,7 +13,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
 
 use crate::engine::config::Limits;
 use crate::engine::eval::{Evaluator, RowOutcome};
@@ -488,21 +487,8 @@ fn compiles_native(source: &str, cells: &[Vec<&str>]) -> Option<(bool, usize)> {
     Some((true, answered))
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(256)
-}
-
 proptest! {
-    #![proptest_config(Config {
-        cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
-            "proptest-regressions",
-        ))),
-        ..Config::default()
-    })]
+    #![proptest_config(crate::test_support::proptest_config())]
 
     #[test]
     fn fuzz_fast_path_against_the_interpreter(

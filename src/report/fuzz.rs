@@ -9,7 +9,6 @@ use std::io::{Cursor, Read};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
 
 use super::reader::{MAX_RECORD_BYTES, Record, ReportReader};
 use super::row::RowData;
@@ -48,13 +47,6 @@ pub(crate) fn read_all(bytes: &[u8]) -> (u64, u64) {
 const HEADER: &str = "Report Refresh Date,Group Display Name,Is Deleted,Owner Principal Name,Last Activity Date,Group Type,Member Count,External Member Count,Exchange Mailbox Storage Used (Byte),Group Id,Report Period\r\n";
 const ROW: &str = "2026-11-25,\"Sales, EMEA\",False,o@contoso.com,2026-10-01,Private,5,1,1000,11111111-2222-3333-4444-555555555555,30\r\n";
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(256)
-}
-
 /// A real report with bytes flipped, cut, inserted or removed.
 fn mutated_report() -> impl Strategy<Value = Vec<u8>> {
     let base = format!("\u{feff}{HEADER}{ROW}{ROW}{ROW}").into_bytes();
@@ -80,13 +72,7 @@ fn mutated_report() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(Config {
-        cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
-            "proptest-regressions",
-        ))),
-        ..Config::default()
-    })]
+    #![proptest_config(crate::test_support::proptest_config())]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
