@@ -27,6 +27,9 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/groupwarden /usr/local/bin/groupwarden
 COPY --from=build /src/rules /usr/share/groupwarden/rules
 ENV GROUPWARDEN_CONFIG=/etc/groupwarden/groupwarden.toml
+# The config is mounted read-only; the state lives on the data volume
+# unless the config's [state] path says otherwise.
+ENV GROUPWARDEN_STATE=/var/lib/groupwarden/groupwarden.db
 WORKDIR /var/lib/groupwarden
 USER 65532:65532
 EXPOSE 9464
