@@ -20,8 +20,6 @@
 
 use std::time::Duration;
 
-use jiff::civil::Date;
-
 use crate::config::LoadedConfig;
 use crate::scan::ScanSummary;
 use crate::state::Store;
@@ -106,11 +104,7 @@ pub(crate) fn digest_of(changes: &Changes, summary: &ScanSummary) -> Digest {
 }
 
 fn item(status: ItemStatus, stored: &StoredFinding) -> DigestItem {
-    // `first_seen_at` is a timestamp; the digest shows its day.
-    let first_seen = stored
-        .first_seen_at
-        .get(..10)
-        .and_then(|day| day.parse::<Date>().ok());
+    let first_seen = stored.first_seen_day();
     DigestItem::from_finding(status, &stored.to_finding(), first_seen)
 }
 

@@ -461,14 +461,13 @@ fn existing_lifecycle(
 fn page_lifecycle(store: &Store, loaded: &LoadedConfig) -> Result<Lifecycle, Error> {
     use crate::output::html::lifecycle::{Exemption, FindingLifecycle, ResolvedFinding};
     let view = store.lifecycle_view()?;
-    let day = |timestamp: &str| timestamp.get(..10).and_then(|d| d.parse().ok());
     let findings = view
         .findings
         .iter()
         .map(|f| {
             let lifecycle = FindingLifecycle {
                 status: f.status,
-                first_seen: day(&f.first_seen_at),
+                first_seen: f.first_seen_day(),
             };
             (f.key.clone(), lifecycle)
         })
@@ -480,7 +479,7 @@ fn page_lifecycle(store: &Store, loaded: &LoadedConfig) -> Result<Lifecycle, Err
             rule: f.rule.clone(),
             key: f.key.clone(),
             group_name: f.group_name.clone(),
-            first_seen: day(&f.first_seen_at),
+            first_seen: f.first_seen_day(),
         })
         .collect();
     let today = crate::state::recording::today();

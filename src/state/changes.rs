@@ -159,9 +159,23 @@ pub struct StoredFinding {
     pub exemption: Option<String>,
     /// The covering exemption's reason; `None` when not exempted.
     pub exemption_reason: Option<String>,
+    /// The refresh date (`YYYY-MM-DD`) of the report that first showed it;
+    /// `None` for a scan that recorded none.
+    #[serde(default)]
+    pub first_seen_report: Option<String>,
 }
 
 impl StoredFinding {
+    /// The day it was first seen, as the docs define it: the refresh date
+    /// of the report that first showed it (else, for a scan that recorded
+    /// no date, the day that scan ran).
+    pub fn first_seen_day(&self) -> Option<jiff::civil::Date> {
+        self.first_seen_report
+            .as_deref()
+            .or_else(|| self.first_seen_at.get(..10))
+            .and_then(|day| day.parse().ok())
+    }
+
     /// Back into the shape the output writers take. The report line is
     /// unknown: the finding may not be in this report at all.
     pub fn to_finding(&self) -> Finding {

@@ -304,6 +304,13 @@ impl ScanRecorder {
         let conn = store.connection();
         let now = time_text(self.start.now);
         let fail = |e| store.fail(e);
+        // Before the changes are read: a finding's first report date is
+        // that of its first scan, this one for what is new.
+        conn.execute(
+            "UPDATE scans SET refresh_date = ?1 WHERE id = ?2",
+            rusqlite::params![refresh_date, self.scan_id],
+        )
+        .map_err(fail)?;
         let mut counts = self.seen.counts;
         counts.resolved = resolve(conn, self.scan_id, &now, complete).map_err(fail)?;
         let changes = self

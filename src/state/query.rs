@@ -10,7 +10,8 @@ use super::store::{StateError, Store};
 
 /// The columns [`stored_finding`] reads, in its order.
 pub(crate) const FINDING_COLUMNS: &str = "key, status, rule, severity, group_key, group_id, group_name, owner, message, evidence, \
-     first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, last_announced_at, resolved_at, resolution, exemption, exemption_reason";
+     first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, last_announced_at, resolved_at, resolution, exemption, exemption_reason, \
+     (SELECT refresh_date FROM scans WHERE scans.id = findings.first_seen_scan)";
 
 fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
@@ -49,6 +50,7 @@ pub(crate) fn stored_finding(row: &Row<'_>) -> rusqlite::Result<StoredFinding> {
             .transpose()?,
         exemption: row.get(17)?,
         exemption_reason: row.get(18)?,
+        first_seen_report: row.get(19)?,
     })
 }
 
@@ -118,7 +120,7 @@ impl Store {
         let mut rows = statement.query([]).map_err(|e| self.fail(e))?;
         while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
             let finding = stored_finding(row).map_err(|e| self.fail(e))?;
-            let resolved_scan: Option<i64> = row.get(19).map_err(|e| self.fail(e))?;
+            let resolved_scan: Option<i64> = row.get(20).map_err(|e| self.fail(e))?;
             if finding.status == Status::Resolved
                 && resolved_scan.is_some()
                 && resolved_scan == latest

@@ -1333,3 +1333,33 @@ fn a_lock_that_cannot_be_taken_on_an_existing_database_is_not_called_creating_it
     );
     assert!(!log.contains("cannot create it"), "{log}");
 }
+
+#[test]
+fn first_seen_is_the_refresh_date_of_the_report_that_first_showed_it() {
+    let tenant = Tenant::new();
+    let first = tenant.report("r1.csv", "2026-11-01", &[group("g-a", "Alpha").ownerless()]);
+    tenant.scan(&first, &[]);
+    let second = tenant.report("r2.csv", "2026-11-08", &[group("g-a", "Alpha").ownerless()]);
+    tenant.scan(&second, &[]);
+    let finding = &tenant.findings(&[])["ownerless-groups:g-a"];
+    assert_eq!(finding["first_seen_report"], "2026-11-01", "{finding}");
+    // The page shows that day too, not the day the scan ran.
+    let page = tenant.path("page.html");
+    let output = tenant.run(&[
+        "report",
+        "-i",
+        second.to_str().unwrap(),
+        "--output",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&page)
+            .unwrap()
+            .contains("2026-11-01")
+    );
+}
