@@ -181,6 +181,10 @@ pub struct Layout {
     pub headers: Vec<String>,
     /// Columns that are not known fields, kept for rules.
     pub extra: Vec<ExtraColumn>,
+    /// Today where groupwarden runs, as days since 1970-01-01, taken when
+    /// the header is read: a report refreshed after it is broken. (Per
+    /// report, not per process: the daemon runs for weeks.)
+    pub(crate) today: i32,
 }
 
 /// The header lacks columns the scan needs.
@@ -264,11 +268,13 @@ impl Layout {
                 columns[position] = Some((col, col.spec().kind));
             }
         }
+        let today = jiff::Zoned::now().date().to_string();
         Ok(Layout {
             positions,
             columns,
             headers,
             extra,
+            today: super::date::parse_day(today.as_bytes()).unwrap_or(i32::MAX - 1),
         })
     }
 

@@ -169,7 +169,8 @@ impl RowData {
                 ),
             });
         }
-        if refresh > *TODAY + 1 {
+        let today = self.layout.today;
+        if refresh > today + 1 {
             let (column, field) = at(Col::ReportRefreshDate);
             return Err(RowError {
                 line: self.line,
@@ -178,7 +179,7 @@ impl RowData {
                 message: format!(
                     "{} is after today ({}): a report cannot be refreshed in the future (check the file, or this machine's clock)",
                     format_day(refresh),
-                    format_day(*TODAY)
+                    format_day(today)
                 ),
             });
         }
@@ -338,12 +339,6 @@ fn expectation(kind: Kind) -> &'static str {
         Kind::Date => "a date as YYYY-MM-DD",
     }
 }
-
-/// Today, as a day number, where groupwarden runs.
-static TODAY: std::sync::LazyLock<i32> = std::sync::LazyLock::new(|| {
-    let today = jiff::Zoned::now().date().to_string();
-    parse_day(today.as_bytes()).unwrap_or(i32::MAX - 1)
-});
 
 fn parse_cell(kind: Kind, raw: &[u8]) -> Option<Cell> {
     match kind {
