@@ -55,6 +55,12 @@ pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
     let planned = match (&args.test, &args.digest, &args.input) {
         (Some(name), _, _) => vec![test_message(&channels, name)?],
         (None, Some(path), _) => plan(&channels, &read_digest(path)?),
+        (None, None, Some(report)) if args.dry_run && has_state(&args, &loaded) => {
+            preview_next_scan(&args, report)?
+                .into_iter()
+                .filter(|planned| channels.iter().any(|c| c.name() == planned.channel))
+                .collect()
+        }
         (None, None, Some(report)) => plan(
             &channels,
             &digest_of_scan(report, args.rules.as_deref(), &loaded)?,
@@ -267,6 +273,40 @@ fn read_digest(path: &Path) -> Result<Digest, Error> {
         }
         .into()
     })
+}
+
+/// A state database to compare with exists.
+fn has_state(args: &NotifyArgs, loaded: &LoadedConfig) -> bool {
+    crate::state::recording::state_path(args.state.as_deref(), loaded).is_file()
+}
+
+/// `notify --dry-run --input REPORT` with a state database: the scan of
+/// `REPORT` recorded in a transaction that is rolled back, so the
+/// messages are exactly those the next scan would queue (new, reopened,
+/// reminders, resolved, exemptions and caps applied), and the database
+/// is left as it was.
+fn preview_next_scan(args: &NotifyArgs, report: &Path) -> Result<Vec<Planned>, Error> {
+    let plan = crate::pipeline::ScanPlan {
+        config: args.config.clone(),
+        rules_dir: args.rules.clone(),
+        input: crate::pipeline::input::ReportInput {
+            path: Some(report.to_owned()),
+            ..Default::default()
+        },
+        output: crate::pipeline::OutputPlan {
+            discard: true,
+            ..Default::default()
+        },
+        record: Some(crate::state::recording::RecordingPlan {
+            path: args.state.clone(),
+            allow_older: false,
+        }),
+        tuning: Default::default(),
+        read_state: None,
+        preview: true,
+    };
+    let outcome = crate::pipeline::scan(&plan)?;
+    Ok(outcome.preview.unwrap_or_default())
 }
 
 /// Scans `report` and makes every finding new: the digest a first run,

@@ -27,6 +27,7 @@ pub(crate) fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
             path: args.state.clone(),
             allow_older: false,
         }),
+        preview: false,
     };
     let mut outcome = crate::pipeline::scan(&plan)?;
     let result = super::scan::finish(&mut outcome, args.fail_on)?;

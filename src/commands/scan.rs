@@ -36,6 +36,7 @@ pub(crate) fn plan(args: ScanArgs) -> ScanPlan {
         }),
         tuning: tuning(&args.tuning),
         read_state: None,
+        preview: false,
     }
 }
 

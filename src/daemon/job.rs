@@ -196,6 +196,7 @@ impl ScanJob {
             record: Some(RecordingPlan::default()),
             tuning: Default::default(),
             read_state: None,
+            preview: false,
         }
     }
 

@@ -57,6 +57,10 @@ pub struct ScanPlan {
     /// read, never write, for the HTML page's statuses, first-seen days,
     /// resolved findings and exemptions. Missing is fine (no lifecycle).
     pub read_state: Option<RecordingPlan>,
+    /// Record the scan in a transaction that is rolled back, and hand back
+    /// the messages it would have queued ([`ScanOutcome::preview`]):
+    /// `notify --dry-run`'s view of what the next scan would send.
+    pub preview: bool,
 }
 
 /// Where a scan writes its findings.
@@ -193,6 +197,9 @@ pub struct ScanOutcome {
     pub deliveries: Option<Deliveries>,
     /// What delivery needs, kept until it runs.
     outbox: Option<Outbox>,
+    /// With [`ScanPlan::preview`]: the messages this scan would queue
+    /// (nothing of it was kept).
+    pub preview: Option<Vec<crate::notify::Planned>>,
 }
 
 /// A recorded scan.
@@ -286,6 +293,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         error,
     };
     let mut worst: Option<Severity> = None;
+    let mut preview = None;
     let mut shown = ErrorDisplay::default();
     let mut names = NameKeys::default();
     let scanned = run_rows(reader, &engine, &rules, &options, &mut |event| {
@@ -335,6 +343,13 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     )?;
     crate::engine::sandbox::report_hidden_output(&engine);
     let committed = match recording.finish(&summary)? {
+        Some(pending) if plan.preview => {
+            let digest = crate::notify::announce::digest_of(pending.changes(), &summary);
+            preview = Some(crate::notify::plan(&channels, &digest));
+            // Dropped uncommitted: rolled back, the database as it was.
+            drop(pending);
+            None
+        }
         Some(pending) => {
             pending.for_each_resolved(|stored| {
                 writer
@@ -374,7 +389,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
             (Some(recorded), outbox)
         }
         None => {
-            if !channels.is_empty() {
+            if !channels.is_empty() && plan.record.is_none() {
                 tracing::info!(
                     "--no-state: nothing is announced (notifications tell what changed since the last scan)"
                 );
@@ -388,6 +403,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         recorded,
         deliveries: None,
         outbox,
+        preview,
     })
 }
 

@@ -1363,3 +1363,53 @@ fn first_seen_is_the_refresh_date_of_the_report_that_first_showed_it() {
             .contains("2026-11-01")
     );
 }
+
+#[test]
+fn notify_dry_run_previews_what_the_next_scan_would_send_and_changes_nothing() {
+    let tenant = Tenant::new();
+    let first = tenant.report(
+        "r1.csv",
+        "2026-11-01",
+        &[group("g-a", "Alpha").ownerless(), group("g-b", "Beta")],
+    );
+    let dry_run = |report: &Path| {
+        let output = tenant.run(&["notify", "--input", report.to_str().unwrap(), "--dry-run"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let hook = "[[notify]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nformat = \"json\"\ninclude_resolved = true\n";
+    // No database yet: a first run announces everything.
+    tenant.config(hook);
+    assert!(dry_run(&first).contains("ownerless-groups"));
+    assert!(!tenant.db().exists(), "the preview made a database");
+    // Recorded without channels, then previewed with one: nothing changed
+    // since, so nothing would be sent, and the database is untouched.
+    tenant.config("");
+    tenant.scan(&first, &[]);
+    tenant.config(hook);
+    let before = std::fs::read(tenant.db()).unwrap();
+    assert!(
+        !dry_run(&first).contains("==> message"),
+        "an unchanged report would send"
+    );
+    // A report where Alpha got an owner: the resolution would be sent.
+    let second = tenant.report(
+        "r2.csv",
+        "2026-11-08",
+        &[group("g-a", "Alpha"), group("g-b", "Beta")],
+    );
+    let preview = dry_run(&second);
+    assert!(
+        preview.contains("==> message 1 of 1") && preview.contains("resolved"),
+        "{preview}"
+    );
+    assert_eq!(
+        std::fs::read(tenant.db()).unwrap(),
+        before,
+        "the preview wrote to the database"
+    );
+}
