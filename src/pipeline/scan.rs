@@ -323,13 +323,6 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     names.warn(&source_name);
     check_row_errors(&summary, &loaded.config.scan)
         .inspect_err(|error| recording.fail(&error.to_string()))?;
-    if summary.stats.period == Some(1) {
-        tracing::warn!(
-            "{source_name} is a daily report (Report Period 1): its Last Activity Date is blank for most groups, \
-             so it cannot tell which groups are inactive (the bundled inactive-groups rule skips it). \
-             Scan a period report (D7, D30, D90, D180) for inactivity"
-        );
-    }
     warn_about_odd_dates_and_periods(&summary);
     run_tenant_rules(
         &engine,
@@ -389,7 +382,8 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
             (Some(recorded), outbox)
         }
         None => {
-            if !channels.is_empty() && plan.record.is_none() {
+            // `report` (read_state) and previews announce nothing by design.
+            if !channels.is_empty() && plan.record.is_none() && plan.read_state.is_none() {
                 tracing::info!(
                     "--no-state: nothing is announced (notifications tell what changed since the last scan)"
                 );
@@ -464,12 +458,11 @@ fn existing_lifecycle(
     read: &RecordingPlan,
     loaded: &LoadedConfig,
 ) -> Result<Option<Lifecycle>, Error> {
-    let path = crate::state::recording::state_path(read.path.as_deref(), loaded);
-    if !path.exists() {
-        return Ok(None);
+    match crate::state::recording::open_existing(read.path.as_deref(), loaded) {
+        Ok(store) => Ok(Some(page_lifecycle(&store, loaded)?)),
+        Err(crate::state::StateError::Missing { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
     }
-    let store = crate::state::recording::open_existing(read.path.as_deref(), loaded)?;
-    Ok(Some(page_lifecycle(&store, loaded)?))
 }
 
 /// What the HTML page shows of the state: each finding's status and
@@ -518,8 +511,9 @@ fn page_lifecycle(store: &Store, loaded: &LoadedConfig) -> Result<Lifecycle, Err
     })
 }
 
-/// Rows refreshed on another date than most (a file that mixes reports,
-/// an edited row) and periods Graph does not serve are accepted, but said.
+/// A daily report, rows refreshed on another date than most (a file that
+/// mixes reports, an edited row) and periods Graph does not serve are
+/// accepted, but said.
 fn warn_about_odd_dates_and_periods(summary: &ScanSummary) {
     let outliers = summary.stats.refresh_date_outliers();
     if outliers > 0 {
@@ -529,6 +523,14 @@ fn warn_about_odd_dates_and_periods(summary: &ScanSummary) {
              does the file mix two reports?",
             summary.source,
             summary.stats.refresh_date().unwrap_or_default()
+        );
+    }
+    if summary.stats.period == Some(1) {
+        tracing::warn!(
+            "{} is a daily report (Report Period 1): its Last Activity Date is blank for most groups, \
+             so it cannot tell which groups are inactive (the bundled inactive-groups rule skips it). \
+             Scan a period report (D7, D30, D90, D180) for inactivity",
+            summary.source
         );
     }
     if let Some(period) = summary.stats.period
