@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::config::LoadedConfig;
 use crate::source::config::{ProcessEnvironment, ResolvedSource};
 use crate::source::graph::http_client;
-use crate::source::token::{ClientCredentials, TokenSource};
+use crate::source::token::{TokenSource, token_source};
 
 use super::NotifyError;
 use super::config::ChannelKind;
@@ -17,8 +17,9 @@ use super::{AccessToken, Channel, StaticToken};
 pub(crate) const GRAPH_TOKEN_ENV: &str = "GROUPWARDEN_GRAPH_TOKEN";
 
 /// Where graph-mail channels get their token: `GROUPWARDEN_GRAPH_TOKEN`
-/// if set, else the app registration of the `[source]` (or of the Azure
-/// environment variables) that fetches the report.
+/// if set, else the credential of the `[source]` (or of the Azure
+/// environment variables) that fetches the report: its app registration
+/// or its managed identity.
 pub(crate) fn graph_token(
     channels: &[Channel],
     loaded: &LoadedConfig,
@@ -45,9 +46,10 @@ pub(crate) fn graph_token(
         ResolvedSource::Graph(settings) => settings,
         ResolvedSource::File(_) => return Ok(None),
     };
+    // The source's own credential: an app registration or a managed identity.
     let credentials =
-        ClientCredentials::new(http_client(&settings).map_err(needs)?, &settings).map_err(needs)?;
-    Ok(Some(Arc::new(SourceToken(Arc::new(credentials)))))
+        token_source(http_client(&settings).map_err(needs)?, &settings).map_err(needs)?;
+    Ok(Some(Arc::new(SourceToken(Arc::from(credentials)))))
 }
 
 /// The source's (blocking) token source as graph-mail's [`AccessToken`].

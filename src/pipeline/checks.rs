@@ -264,6 +264,11 @@ fn check_source(context: &mut Context) -> Verdict {
                 Credential::Secret(_) => "client secret",
                 Credential::Certificate(_) => "certificate",
                 Credential::FederatedToken(_) => "federated token file",
+                Credential::ManagedIdentity(identity) => {
+                    return Verdict::Ok(format!(
+                        "Microsoft Graph, signing in as {identity} (not contacted)"
+                    ));
+                }
             };
             Verdict::Ok(format!(
                 "Microsoft Graph, tenant {}, app {}, {credential} loaded (not contacted)",

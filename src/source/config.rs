@@ -27,6 +27,7 @@ use serde::{Deserialize, Deserializer};
 use super::assertion::CertificateCredential;
 use super::cloud::Cloud;
 use super::error::SourceError;
+use super::managed_identity::ManagedIdentity;
 use crate::duration::ConfigDuration;
 use crate::retry::RetryPolicy;
 
@@ -73,6 +74,15 @@ pub struct SourceConfig {
     /// Default, when no other credential is set anywhere:
     /// `$AZURE_FEDERATED_TOKEN_FILE`.
     pub federated_token_file: Option<PathBuf>,
+    /// How groupwarden signs in: `"client-secret"`, `"certificate"`,
+    /// `"workload-identity"` (the app registration's credential of that
+    /// kind) or `"managed-identity"` (the Azure resource's own identity:
+    /// no app registration, no credential). Default: whichever app
+    /// credential is configured (or found in the environment).
+    pub auth: Option<AuthKind>,
+    /// `auth = "managed-identity"`: the client id of a user-assigned
+    /// managed identity. Default: the system-assigned identity.
+    pub managed_identity_client_id: Option<String>,
     /// The report period: `D7`, `D30`, `D90` or `D180`. Default `D30`.
     /// `--period` overrides it.
     pub period: Option<Period>,
@@ -134,6 +144,8 @@ impl Default for SourceConfig {
             client_secret_file: None,
             certificate_file: None,
             federated_token_file: None,
+            auth: None,
+            managed_identity_client_id: None,
             period: None,
             date: None,
             cloud: Cloud::default(),
@@ -177,6 +189,37 @@ pub enum SourceKind {
     File,
     /// Microsoft Graph's reports API.
     Graph,
+}
+
+/// `[source] auth`: how groupwarden signs in to Microsoft Graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthKind {
+    /// The app registration's client secret (`client_secret_env`,
+    /// `client_secret_file` or `$AZURE_CLIENT_SECRET`).
+    ClientSecret,
+    /// The app registration's certificate (`certificate_file` or
+    /// `$AZURE_CLIENT_CERTIFICATE_PATH`).
+    Certificate,
+    /// A federated token the app registration trusts
+    /// (`federated_token_file` or `$AZURE_FEDERATED_TOKEN_FILE`).
+    WorkloadIdentity,
+    /// The managed identity of the Azure resource groupwarden runs on,
+    /// from its identity endpoint (App Service, Container Apps, Functions)
+    /// or the instance metadata service (VMs, scale sets).
+    ManagedIdentity,
+}
+
+impl AuthKind {
+    /// The value as the config writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::ClientSecret => "client-secret",
+            AuthKind::Certificate => "certificate",
+            AuthKind::WorkloadIdentity => "workload-identity",
+            AuthKind::ManagedIdentity => "managed-identity",
+        }
+    }
 }
 
 /// The periods Graph offers.
@@ -303,9 +346,12 @@ pub enum ResolvedSource {
 /// Everything needed to fetch the report from Graph.
 #[derive(Debug)]
 pub struct GraphSettings {
-    /// The Entra tenant (directory) id.
+    /// The Entra tenant (directory) id; with a managed identity, what
+    /// `tenant_id` or `$AZURE_TENANT_ID` says, else empty (the identity's
+    /// own tenant is used).
     pub tenant_id: String,
-    /// The app registration's client id.
+    /// The app registration's client id; empty with a managed identity
+    /// (whose client id, if user-assigned, is in the credential).
     pub client_id: String,
     /// How the app signs in (its secret is never shown).
     pub credential: Credential,
@@ -334,6 +380,9 @@ pub enum Credential {
     Certificate(Arc<CertificateCredential>),
     /// Workload identity federation: the file's token is the assertion.
     FederatedToken(PathBuf),
+    /// The Azure resource's managed identity: tokens from its identity
+    /// endpoint, no app registration.
+    ManagedIdentity(ManagedIdentity),
 }
 
 /// What the environment offers, so tests need not change the process
@@ -355,13 +404,15 @@ impl Environment for ProcessEnvironment {
 }
 
 /// Keys that only `type = "graph"` uses, for the file-type check.
-const GRAPH_ONLY_KEYS: [&str; 10] = [
+const GRAPH_ONLY_KEYS: [&str; 12] = [
     "tenant_id",
     "client_id",
     "client_secret_env",
     "client_secret_file",
     "certificate_file",
     "federated_token_file",
+    "auth",
+    "managed_identity_client_id",
     "period",
     "date",
     "authority_url",
@@ -413,6 +464,8 @@ impl SourceConfig {
             self.client_secret_file.is_some(),
             self.certificate_file.is_some(),
             self.federated_token_file.is_some(),
+            self.auth.is_some(),
+            self.managed_identity_client_id.is_some(),
             self.period.is_some(),
             self.date.is_some(),
             self.authority_url.is_some(),
@@ -438,9 +491,21 @@ impl SourceConfig {
                 "applies only to type = \"file\"".to_owned(),
             ));
         }
-        let tenant_id = required(&self.tenant_id, "tenant_id", ENV_TENANT_ID, env)?;
-        check_tenant_id(&tenant_id)?;
-        let client_id = required(&self.client_id, "client_id", ENV_CLIENT_ID, env)?;
+        let (tenant_id, client_id, credential) = if self.auth == Some(AuthKind::ManagedIdentity) {
+            self.managed_identity(env)?
+        } else {
+            if self.managed_identity_client_id.is_some() {
+                return Err(config_error(
+                    "managed_identity_client_id",
+                    "applies only with auth = \"managed-identity\"".to_owned(),
+                ));
+            }
+            let tenant_id = required(&self.tenant_id, "tenant_id", ENV_TENANT_ID, env)?;
+            check_tenant_id(&tenant_id)?;
+            let client_id = required(&self.client_id, "client_id", ENV_CLIENT_ID, env)?;
+            let credential = self.load_credential(env, resolve_path)?;
+            (tenant_id, client_id, credential)
+        };
         let retry = RetryPolicy {
             max_attempts: self.max_attempts.max(1),
             deadline: Some(self.deadline.0),
@@ -453,7 +518,7 @@ impl SourceConfig {
         Ok(GraphSettings {
             tenant_id,
             client_id,
-            credential: self.load_credential(env, resolve_path)?,
+            credential,
             request: self.request(request)?,
             api_version: self.api_version(),
             authority_url: base_url(
@@ -509,20 +574,105 @@ impl SourceConfig {
         }
     }
 
-    /// The one configured credential, else `AZURE_CLIENT_SECRET`, else
-    /// `AZURE_CLIENT_CERTIFICATE_PATH`.
+    /// `auth = "managed-identity"`: no app credential and no app
+    /// registration; the endpoint comes from the environment the Azure
+    /// host sets.
+    fn managed_identity(
+        &self,
+        env: &dyn Environment,
+    ) -> Result<(String, String, Credential), SourceError> {
+        let app_keys = [
+            ("client_id", self.client_id.is_some()),
+            ("client_secret_env", self.client_secret_env.is_some()),
+            ("client_secret_file", self.client_secret_file.is_some()),
+            ("certificate_file", self.certificate_file.is_some()),
+            ("federated_token_file", self.federated_token_file.is_some()),
+        ];
+        if let Some((key, _)) = app_keys.iter().find(|(_, set)| *set) {
+            let advice = if *key == "client_id" {
+                "; for a user-assigned identity set `managed_identity_client_id`"
+            } else {
+                ""
+            };
+            return Err(config_error(
+                key,
+                format!(
+                    "belongs to an app registration and does not go with auth = \"managed-identity\"{advice}"
+                ),
+            ));
+        }
+        let client_id = self
+            .managed_identity_client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
+        if self.managed_identity_client_id.is_some() && client_id.is_none() {
+            return Err(config_error(
+                "managed_identity_client_id",
+                "is empty: set the user-assigned identity's client id, or remove the key for the system-assigned one".to_owned(),
+            ));
+        }
+        // Only informative with a managed identity (the token names the
+        // identity's tenant), but still checked when given.
+        let tenant_id = self
+            .tenant_id
+            .clone()
+            .or_else(|| env.var(ENV_TENANT_ID))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default();
+        if !tenant_id.is_empty() {
+            check_tenant_id(&tenant_id)?;
+        }
+        let identity = ManagedIdentity::from_environment(client_id, env)?;
+        Ok((
+            tenant_id,
+            String::new(),
+            Credential::ManagedIdentity(identity),
+        ))
+    }
+
+    /// The one configured app credential (of the kind `auth` names, if
+    /// set), else `AZURE_CLIENT_SECRET`, else
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`, else `AZURE_FEDERATED_TOKEN_FILE`.
     fn load_credential(
         &self,
         env: &dyn Environment,
         resolve_path: &dyn Fn(&Path) -> PathBuf,
     ) -> Result<Credential, SourceError> {
         let configured = [
-            self.client_secret_env.is_some(),
-            self.client_secret_file.is_some(),
-            self.certificate_file.is_some(),
-            self.federated_token_file.is_some(),
+            (
+                "client_secret_env",
+                AuthKind::ClientSecret,
+                self.client_secret_env.is_some(),
+            ),
+            (
+                "client_secret_file",
+                AuthKind::ClientSecret,
+                self.client_secret_file.is_some(),
+            ),
+            (
+                "certificate_file",
+                AuthKind::Certificate,
+                self.certificate_file.is_some(),
+            ),
+            (
+                "federated_token_file",
+                AuthKind::WorkloadIdentity,
+                self.federated_token_file.is_some(),
+            ),
         ];
-        if configured.iter().filter(|set| **set).count() > 1 {
+        if let Some(auth) = self.auth
+            && let Some((key, _, _)) = configured
+                .iter()
+                .find(|(_, kind, set)| *set && *kind != auth)
+        {
+            return Err(config_error(
+                key,
+                format!("does not go with auth = \"{}\"", auth.as_str()),
+            ));
+        }
+        if configured.iter().filter(|(_, _, set)| *set).count() > 1 {
             return Err(config_error(
                 "client_secret_env",
                 "`client_secret_env`, `client_secret_file`, `certificate_file` and `federated_token_file` are alternatives: set one".to_owned(),
@@ -548,25 +698,62 @@ impl SourceConfig {
         if let Some(path) = &self.federated_token_file {
             return federated_token(resolve_path(path));
         }
-        if let Some(secret) = env.var(ENV_CLIENT_SECRET) {
+        let wanted = |kind: AuthKind| self.auth.is_none_or(|auth| auth == kind);
+        if wanted(AuthKind::ClientSecret)
+            && let Some(secret) = env.var(ENV_CLIENT_SECRET)
+        {
             return Ok(Credential::Secret(SecretString::from(secret)));
         }
-        if let Some(path) = env.var(ENV_CLIENT_CERTIFICATE_PATH) {
+        if wanted(AuthKind::Certificate)
+            && let Some(path) = env.var(ENV_CLIENT_CERTIFICATE_PATH)
+        {
             return Ok(Credential::Certificate(Arc::new(
                 CertificateCredential::from_pem_file(Path::new(&path))?,
             )));
         }
-        if let Some(path) = env.var(ENV_FEDERATED_TOKEN_FILE) {
+        if wanted(AuthKind::WorkloadIdentity)
+            && let Some(path) = env.var(ENV_FEDERATED_TOKEN_FILE)
+        {
             return federated_token(PathBuf::from(path));
         }
-        Err(config_error(
-            "client_secret_env",
-            format!(
-                "no credential: set one of `client_secret_env`, `client_secret_file`, `certificate_file` or \
-                 `federated_token_file`, or the environment variable {ENV_CLIENT_SECRET}, \
-                 {ENV_CLIENT_CERTIFICATE_PATH} or {ENV_FEDERATED_TOKEN_FILE}"
+        Err(self.no_credential())
+    }
+
+    /// What to set when no credential was found, for `auth` as set.
+    fn no_credential(&self) -> SourceError {
+        let (key, message) = match self.auth {
+            Some(AuthKind::ClientSecret) => (
+                "client_secret_env",
+                format!(
+                    "auth = \"client-secret\" but no secret: set `client_secret_env` or `client_secret_file`, \
+                     or the environment variable {ENV_CLIENT_SECRET}"
+                ),
             ),
-        ))
+            Some(AuthKind::Certificate) => (
+                "certificate_file",
+                format!(
+                    "auth = \"certificate\" but no certificate: set `certificate_file`, \
+                     or the environment variable {ENV_CLIENT_CERTIFICATE_PATH}"
+                ),
+            ),
+            Some(AuthKind::WorkloadIdentity) => (
+                "federated_token_file",
+                format!(
+                    "auth = \"workload-identity\" but no token file: set `federated_token_file`, \
+                     or the environment variable {ENV_FEDERATED_TOKEN_FILE}"
+                ),
+            ),
+            Some(AuthKind::ManagedIdentity) | None => (
+                "client_secret_env",
+                format!(
+                    "no credential: set one of `client_secret_env`, `client_secret_file`, `certificate_file` or \
+                     `federated_token_file`, or the environment variable {ENV_CLIENT_SECRET}, \
+                     {ENV_CLIENT_CERTIFICATE_PATH} or {ENV_FEDERATED_TOKEN_FILE}; \
+                     on Azure, auth = \"managed-identity\" needs none"
+                ),
+            ),
+        };
+        config_error(key, message)
     }
 }
 
@@ -932,5 +1119,78 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("[source] tenant_id:"), "{err}");
+    }
+
+    #[test]
+    fn auth_picks_the_kind_and_refuses_keys_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "jwt").unwrap();
+        let path = token.to_str().unwrap().to_owned().leak();
+        // Without `auth` a secret in the environment wins; with it, the named kind.
+        let vars = env(&[(ENV_FEDERATED_TOKEN_FILE, path), (ENV_CLIENT_SECRET, "s")]);
+        let chosen = graph(&format!("{GRAPH}auth = \"workload-identity\"\n"), &vars).unwrap();
+        assert!(matches!(chosen.credential, Credential::FederatedToken(_)));
+        let err = graph(
+            &format!("{GRAPH}auth = \"certificate\"\nclient_secret_env = \"S\"\n"),
+            &vars,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[source] client_secret_env: does not go with auth = \"certificate\""
+        );
+        let err = graph(&format!("{GRAPH}auth = \"certificate\"\n"), &vars).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "[source] certificate_file: auth = \"certificate\" but no certificate"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_managed_identity_needs_no_app_and_no_credential() {
+        let text = "[source]\ntype = \"graph\"\nauth = \"managed-identity\"\nmanaged_identity_client_id = \" uai \"\n";
+        let settings = graph(text, &env(&[])).unwrap();
+        let Credential::ManagedIdentity(identity) = &settings.credential else {
+            panic!("expected a managed identity");
+        };
+        assert_eq!(
+            identity.to_string(),
+            "the user-assigned managed identity with client id uai, from the Azure instance metadata service (IMDS) at 169.254.169.254"
+        );
+        assert_eq!(
+            (settings.tenant_id.as_str(), settings.client_id.as_str()),
+            ("", "")
+        );
+        let err = graph(
+            &format!("{GRAPH}managed_identity_client_id = \"x\"\n"),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[source] managed_identity_client_id: applies only with auth = \"managed-identity\""
+        );
+        let err = graph(
+            "[source]\ntype = \"graph\"\nauth = \"managed-identity\"\nfederated_token_file = \"t\"\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("[source] federated_token_file: belongs to an app registration"),
+            "{err}"
+        );
+        let err =
+            section("[source]\ntype = \"file\"\npath = \"r.csv\"\nauth = \"managed-identity\"\n")
+                .unwrap()
+                .resolve(None, &env(&[]), &|p| p.to_owned())
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[source] auth: applies only to type = \"graph\""
+        );
     }
 }

@@ -144,6 +144,9 @@ pub enum SourceError {
     /// Microsoft Entra refused to issue an access token.
     #[error("{0}")]
     Token(TokenError),
+    /// The managed identity's endpoint refused to issue an access token.
+    #[error("{0}")]
+    Identity(IdentityError),
     /// Microsoft Graph refused the report request.
     #[error("{0}")]
     Graph(GraphError),
@@ -200,6 +203,11 @@ pub enum Endpoint {
     /// The host the report file is downloaded from, found by Graph's
     /// redirect.
     Download,
+    /// The Azure instance metadata service, for a managed identity's token.
+    Imds,
+    /// App Service's (Container Apps', Functions') identity endpoint, for
+    /// a managed identity's token.
+    AppServiceIdentity,
 }
 
 impl fmt::Display for Endpoint {
@@ -208,6 +216,8 @@ impl fmt::Display for Endpoint {
             Endpoint::Token => "the Microsoft Entra token endpoint",
             Endpoint::Graph => "Microsoft Graph",
             Endpoint::Download => "the report download host",
+            Endpoint::Imds => "the Azure instance metadata service (IMDS)",
+            Endpoint::AppServiceIdentity => "the managed identity endpoint (IDENTITY_ENDPOINT)",
         })
     }
 }
@@ -233,6 +243,11 @@ impl SourceError {
         match self {
             SourceError::Transport { .. } => true,
             SourceError::Token(error) => is_transient_status(error.status),
+            // IMDS answers 404 and 410 while it is being updated.
+            SourceError::Identity(error) => {
+                is_transient_status(error.status)
+                    || (error.endpoint == Endpoint::Imds && matches!(error.status, 404 | 410))
+            }
             SourceError::Graph(error) => is_transient_status(error.status),
             // A pre-authenticated URL that expired or was refused is
             // replaced by asking Graph again.
@@ -271,6 +286,7 @@ impl SourceError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SourceError::Token(error) => error.retry_after,
+            SourceError::Identity(error) => error.retry_after,
             SourceError::Graph(error) => error.retry_after,
             SourceError::Download { retry_after, .. } => *retry_after,
             _ => None,
@@ -375,6 +391,46 @@ fn token_hint(description: &str, code: &str) -> Option<&'static str> {
     Some(hint)
 }
 
+/// A managed identity's endpoint refused to issue a token: what it said,
+/// which identity was asked for, and how to assign it.
+#[derive(Debug)]
+pub struct IdentityError {
+    /// IMDS or App Service's identity endpoint.
+    pub endpoint: Endpoint,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// IMDS's OAuth error (`invalid_request`); empty when there was none.
+    pub code: String,
+    /// What the endpoint said (`Identity not found`), redacted.
+    pub message: String,
+    /// The identity asked for, as words (`the system-assigned managed identity`).
+    pub identity: String,
+    /// What to do, when the status says.
+    pub hint: Option<String>,
+    /// How long the endpoint asked to wait (`Retry-After`), if it did.
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} refused a token for {} (HTTP {})",
+            self.endpoint, self.identity, self.status
+        )?;
+        if !self.code.is_empty() {
+            write!(f, ": {}", self.code)?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, ". {hint}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Graph refused the report request.
 #[derive(Debug)]
 pub struct GraphError {
@@ -397,6 +453,9 @@ pub struct GraphError {
     pub for_date: bool,
     /// The request was for `/beta` JSON, which Graph throttles less.
     pub as_json: bool,
+    /// The token was a managed identity's, which gets its permission
+    /// differently from an app registration.
+    pub managed_identity: bool,
 }
 
 impl fmt::Display for GraphError {
@@ -425,6 +484,12 @@ impl fmt::Display for GraphError {
 impl GraphError {
     fn hint(&self) -> Option<&'static str> {
         Some(match self.status {
+            401 | 403 if self.managed_identity => {
+                "The managed identity needs the Microsoft Graph application permission Reports.Read.All: \
+                 grant it with PowerShell or the Graph API (the portal cannot; see docs/graph.md, \
+                 \"Azure-hosted: managed identity\"); a new grant can take a few minutes, and up to a day \
+                 for a token already issued, to apply"
+            }
             401 | 403 => {
                 "The app registration needs the Microsoft Graph *application* permission Reports.Read.All, \
                  with admin consent granted (Entra admin center > App registrations > your app > API permissions > \
@@ -514,6 +579,7 @@ mod tests {
             retry_after: None,
             for_date: true,
             as_json: false,
+            managed_identity: false,
         };
         let text = error.to_string();
         assert!(text.starts_with("Microsoft Graph answered HTTP 400: InvalidArgument: Only support data for the past 28 days (request-id r-1)"));
@@ -541,6 +607,7 @@ mod tests {
                 retry_after: None,
                 for_date: false,
                 as_json: false,
+                managed_identity: false,
             })
         };
         assert!(graph(429).is_transient());

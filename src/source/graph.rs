@@ -26,11 +26,11 @@ use reqwest::header::LOCATION;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::config::{ApiVersion, GraphSettings, ReportRequest};
+use super::config::{ApiVersion, Credential, GraphSettings, ReportRequest};
 use super::download::Download;
 use super::error::{Endpoint, GraphError, SourceError};
 use super::retry::with_retries;
-use super::token::{ClientCredentials, TokenSource};
+use super::token::{TokenSource, token_source};
 use crate::report::shape::json_pages_as_csv;
 use crate::retry::{RetryPolicy, retry_after};
 
@@ -58,15 +58,18 @@ pub(crate) struct GraphClient {
     api_version: ApiVersion,
     request: ReportRequest,
     retry: RetryPolicy,
+    /// Graph's refusals then say how a managed identity gets its permission.
+    managed_identity: bool,
 }
 
 impl GraphClient {
-    /// A client that signs in with the client-credentials grant. The token
-    /// endpoint and Graph share one HTTP client; the download has its own.
+    /// A client that signs in as the settings say (the client-credentials
+    /// grant or a managed identity). The token endpoint and Graph share one
+    /// HTTP client; the download has its own.
     pub(crate) fn new(settings: &GraphSettings) -> Result<GraphClient, SourceError> {
         let api = http_client(settings)?;
-        let tokens = ClientCredentials::new(api.clone(), settings)?;
-        GraphClient::with_token_source(settings, Box::new(tokens), api)
+        let tokens = token_source(api.clone(), settings)?;
+        GraphClient::with_token_source(settings, tokens, api)
     }
 
     /// A client that gets its tokens from `tokens` and talks to Graph
@@ -85,6 +88,7 @@ impl GraphClient {
             api_version: settings.api_version,
             request: settings.request,
             retry: settings.retry,
+            managed_identity: matches!(settings.credential, Credential::ManagedIdentity(_)),
         })
     }
 
@@ -218,6 +222,7 @@ impl GraphClient {
         error.request_id = error.request_id.or(request_id);
         error.for_date = matches!(self.request, ReportRequest::Date(_));
         error.as_json = self.api_version == ApiVersion::Beta;
+        error.managed_identity = self.managed_identity;
         SourceError::Graph(error)
     }
 }
@@ -346,6 +351,7 @@ pub(crate) fn parse_graph_error(status: u16, body: &str) -> GraphError {
         retry_after: None,
         for_date: false,
         as_json: false,
+        managed_identity: false,
     };
     let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(body) else {
         error.message = short_text(body);

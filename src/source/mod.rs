@@ -25,6 +25,8 @@
 //! - [`token`]: the [`token::TokenSource`] trait and the OAuth2 client
 //!   credentials grant (secret or certificate), with its cache.
 //! - [`assertion`]: the signed JWT a certificate credential sends.
+//! - [`managed_identity`]: tokens from the Azure resource's managed
+//!   identity (App Service's identity endpoint or IMDS).
 //! - [`graph`]: the report request, redirects, error answers, and the
 //!   `beta` JSON pages.
 //! - [`retry`]: which errors are retried under the shared
@@ -43,6 +45,7 @@ pub(crate) mod config;
 pub(crate) mod download;
 pub(crate) mod error;
 pub(crate) mod graph;
+pub(crate) mod managed_identity;
 pub(crate) mod retry;
 pub(crate) mod save;
 pub(crate) mod token;

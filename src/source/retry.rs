@@ -129,6 +129,7 @@ mod tests {
                 retry_after: Some(Duration::ZERO),
                 for_date: false,
                 as_json: false,
+                managed_identity: false,
             })
         };
         let message = with_retries::<()>(&policy(2, Duration::from_secs(60)), |_| Err(throttled()))

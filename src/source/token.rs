@@ -1,8 +1,10 @@
 //! Access tokens for Graph.
 //!
-//! [`TokenSource`] is all the Graph client knows about credentials, so
-//! other kinds (managed identity, workload identity federation) can be
-//! added beside [`ClientCredentials`] without touching the request code.
+//! [`TokenSource`] is all the Graph client knows about credentials:
+//! [`token_source`] picks the client-credentials grant ([`ClientCredentials`]:
+//! secret, certificate or federated token) or the managed identity
+//! ([`super::managed_identity`]) from the settings, and both cache their
+//! token in a [`TokenCache`].
 //!
 //! Why the client-credentials grant is written here rather than taken from
 //! `azure_identity`: that crate refuses an authority that is not
@@ -12,7 +14,8 @@
 //! also keeps the token endpoint's error text (the `AADSTS…` code and
 //! description) intact for the user.
 
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::blocking::Client;
@@ -20,9 +23,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::assertion::ASSERTION_TYPE;
+use super::assertion::CertificateCredential;
 use super::config::{Credential, GraphSettings};
 use super::error::{Endpoint, SourceError, TokenError, redact};
 use super::graph::read_error_body;
+use super::managed_identity::ManagedIdentityCredential;
 use crate::retry::retry_after;
 
 /// Refresh a token this long before it expires (or at half its
@@ -37,6 +42,34 @@ pub(crate) trait TokenSource: Send + Sync {
     fn invalidate(&self);
 }
 
+/// The token source `settings` call for: the managed identity's
+/// endpoint, or the client-credentials grant of the app registration.
+/// `http` is the client the token endpoint is reached through (the
+/// managed identity's endpoint, being local, has its own).
+pub(crate) fn token_source(
+    http: Client,
+    settings: &GraphSettings,
+) -> Result<Box<dyn TokenSource>, SourceError> {
+    let app_credential = match &settings.credential {
+        Credential::ManagedIdentity(identity) => {
+            return Ok(Box::new(ManagedIdentityCredential::new(
+                identity.clone(),
+                &settings.graph_url,
+                settings.connect_timeout,
+                settings.stall_timeout,
+            )?));
+        }
+        Credential::Secret(secret) => AppCredential::Secret(secret.clone()),
+        Credential::Certificate(certificate) => AppCredential::Certificate(Arc::clone(certificate)),
+        Credential::FederatedToken(path) => AppCredential::FederatedToken(path.clone()),
+    };
+    Ok(Box::new(ClientCredentials::new(
+        http,
+        settings,
+        app_credential,
+    )?))
+}
+
 /// The OAuth2 client-credentials grant with a client secret, a
 /// certificate or a federated token, caching the token until shortly before it expires.
 pub(crate) struct ClientCredentials {
@@ -44,13 +77,70 @@ pub(crate) struct ClientCredentials {
     endpoint: reqwest::Url,
     client_id: String,
     scope: String,
-    credential: Credential,
-    cache: Mutex<Option<CachedToken>>,
+    credential: AppCredential,
+    cache: TokenCache,
 }
 
-struct CachedToken {
+/// How an app registration proves who it is.
+enum AppCredential {
+    Secret(SecretString),
+    Certificate(Arc<CertificateCredential>),
+    FederatedToken(PathBuf),
+}
+
+/// A token and when to ask for a new one.
+pub(crate) struct CachedToken {
     token: SecretString,
     refresh_at: Instant,
+}
+
+impl CachedToken {
+    /// A token asked for at `requested_at` and valid for `lifetime`: used
+    /// until [`REFRESH_MARGIN`] (or half its lifetime) before it expires.
+    pub(crate) fn new(
+        token: SecretString,
+        requested_at: Instant,
+        lifetime: Duration,
+    ) -> CachedToken {
+        let margin = REFRESH_MARGIN.min(lifetime / 2);
+        CachedToken {
+            token,
+            refresh_at: requested_at + lifetime - margin,
+        }
+    }
+}
+
+/// The one token a source keeps, shared by the threads that fetch pages.
+#[derive(Default)]
+pub(crate) struct TokenCache(Mutex<Option<CachedToken>>);
+
+impl TokenCache {
+    /// The cached token while it is fresh, else the one `fetch` gets
+    /// (kept). The lock is held while fetching, so threads ask once.
+    pub(crate) fn get_or_fetch(
+        &self,
+        fetch: impl FnOnce() -> Result<CachedToken, SourceError>,
+    ) -> Result<SecretString, SourceError> {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(cached) = cache.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+            return Ok(cached.token.clone());
+        }
+        let fresh = fetch()?;
+        let token = fresh.token.clone();
+        *cache = Some(fresh);
+        Ok(token)
+    }
+
+    /// Forgets the token.
+    pub(crate) fn clear(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
 }
 
 #[derive(Deserialize)]
@@ -60,15 +150,19 @@ struct TokenAnswer {
     expires_in: Option<Seconds>,
 }
 
+/// A number of seconds, as a JSON number or a string of digits.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Seconds {
+pub(crate) enum Seconds {
+    /// `3599`
     Number(u64),
+    /// `"3599"`
     Text(String),
 }
 
 impl Seconds {
-    fn value(&self) -> Option<u64> {
+    /// The number; `None` for text that is not one.
+    pub(crate) fn value(&self) -> Option<u64> {
         match self {
             Seconds::Number(n) => Some(*n),
             Seconds::Text(text) => text.trim().parse().ok(),
@@ -86,10 +180,11 @@ struct TokenErrorAnswer {
 }
 
 impl ClientCredentials {
-    /// The grant for `settings`, sending requests with `http`.
-    pub(crate) fn new(
+    /// The grant for `settings` with `credential`, sending requests with `http`.
+    fn new(
         http: Client,
         settings: &GraphSettings,
+        credential: AppCredential,
     ) -> Result<ClientCredentials, SourceError> {
         let endpoint = format!(
             "{}/{}/oauth2/v2.0/token",
@@ -104,8 +199,8 @@ impl ClientCredentials {
             endpoint,
             client_id: settings.client_id.clone(),
             scope: format!("{}/.default", settings.graph_url),
-            credential: settings.credential.clone(),
-            cache: Mutex::new(None),
+            credential,
+            cache: TokenCache::default(),
         })
     }
 
@@ -117,8 +212,8 @@ impl ClientCredentials {
             ("scope", &self.scope),
         ];
         match &self.credential {
-            Credential::Secret(secret) => form.push(("client_secret", secret.expose_secret())),
-            Credential::Certificate(certificate) => {
+            AppCredential::Secret(secret) => form.push(("client_secret", secret.expose_secret())),
+            AppCredential::Certificate(certificate) => {
                 assertion = certificate.assertion(
                     &self.client_id,
                     self.endpoint.as_str(),
@@ -127,7 +222,7 @@ impl ClientCredentials {
                 form.push(("client_assertion_type", ASSERTION_TYPE));
                 form.push(("client_assertion", assertion.expose_secret()));
             }
-            Credential::FederatedToken(path) => {
+            AppCredential::FederatedToken(path) => {
                 assertion = super::config::read_federated_token(path)?;
                 form.push(("client_assertion_type", ASSERTION_TYPE));
                 form.push(("client_assertion", assertion.expose_secret()));
@@ -166,11 +261,11 @@ impl ClientCredentials {
         let lifetime =
             Duration::from_secs(answer.expires_in.and_then(|s| s.value()).unwrap_or(3599));
         tracing::debug!(expires_in_s = lifetime.as_secs(), "got an access token");
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        Ok(CachedToken {
-            token: answer.access_token,
-            refresh_at: requested_at + lifetime - margin,
-        })
+        Ok(CachedToken::new(
+            answer.access_token,
+            requested_at,
+            lifetime,
+        ))
     }
 }
 
@@ -201,23 +296,10 @@ fn token_error(response: reqwest::blocking::Response, sent_secrets: &[&str]) -> 
 
 impl TokenSource for ClientCredentials {
     fn token(&self) -> Result<SecretString, SourceError> {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(cached) = cache.as_ref().filter(|c| Instant::now() < c.refresh_at) {
-            return Ok(cached.token.clone());
-        }
-        let fresh = self.request_token()?;
-        let token = fresh.token.clone();
-        *cache = Some(fresh);
-        Ok(token)
+        self.cache.get_or_fetch(|| self.request_token())
     }
 
     fn invalidate(&self) {
-        *self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        self.cache.clear();
     }
 }

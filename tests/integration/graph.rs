@@ -1231,3 +1231,453 @@ async fn a_national_cloud_fetches_from_beta_unless_v1_is_set() {
         stderr(&output)
     );
 }
+
+// --- Managed identity ------------------------------------------------------
+//
+// `auth = "managed-identity"` against loopback stand-ins for both of
+// Azure's identity endpoints: IMDS (its host replaced with
+// AZURE_POD_IDENTITY_AUTHORITY_HOST, as the Azure SDKs allow) and App
+// Service's IDENTITY_ENDPOINT with its IDENTITY_HEADER.
+
+const IDENTITY_HEADER_VALUE: &str = "f1a2b3c4-identity-header-secret";
+const IDENTITY_CLIENT_ID: &str = "99999999-8888-7777-6666-555555555555";
+const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
+const APP_SERVICE_PATH: &str = "/msi/token";
+
+/// A managed-identity token answer as Azure sends it: every number a string,
+/// `expires_on` seconds since the epoch.
+fn identity_answer(expires_in: u64) -> ResponseTemplate {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "access_token": ACCESS_TOKEN,
+        "client_id": IDENTITY_CLIENT_ID,
+        "expires_in": expires_in.to_string(),
+        "expires_on": (now + expires_in).to_string(),
+        "ext_expires_in": expires_in.to_string(),
+        "not_before": now.to_string(),
+        "resource": "https://graph.microsoft.com",
+        "token_type": "Bearer",
+    }))
+}
+
+/// The IMDS token request for the Graph stand-in, for the system-assigned
+/// identity unless `client_id` names one.
+fn imds_request(tenant: &Tenant, client_id: Option<&str>) -> wiremock::MockBuilder {
+    let request = Mock::given(method("GET"))
+        .and(path(IMDS_PATH))
+        .and(query_param("api-version", "2018-02-01"))
+        .and(query_param("resource", tenant.graph.uri()))
+        .and(header("metadata", "true"));
+    match client_id {
+        Some(id) => request.and(query_param("client_id", id)),
+        None => request.and(query_param_is_missing("client_id")),
+    }
+}
+
+/// The config: managed identity, Graph on the stand-in, tiny retry waits.
+fn write_identity_config(tenant: &Tenant, extra: &str) {
+    let uri = tenant.graph.uri();
+    std::fs::write(
+        tenant.config_path(),
+        format!(
+            "[source]\ntype = \"graph\"\nauth = \"managed-identity\"\ngraph_url = \"{uri}\"\n\
+             max_attempts = 3\nretry_delay = \"10ms\"\nretry_max_delay = \"20ms\"\n{extra}"
+        ),
+    )
+    .unwrap();
+}
+
+/// The command with none of the platform's identity variables but those given.
+fn identity_command(
+    tenant: &Tenant,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> std::process::Command {
+    let mut command = tenant.command(args);
+    for name in [
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "IMDS_ENDPOINT",
+        "MSI_ENDPOINT",
+        "MSI_SECRET",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(vars.iter().copied());
+    command
+}
+
+fn scan_args() -> Vec<String> {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    [
+        "scan",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--no-state",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn run_identity_scan(tenant: &Tenant, vars: &[(&str, &str)]) -> Output {
+    let args = scan_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    identity_command(tenant, &args, vars).output().unwrap()
+}
+
+/// Graph throttles the first report request once, then redirects to the
+/// report: two requests, each needing a token.
+async fn throttled_then_served(tenant: &Tenant) {
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+    tenant.report_via_redirect(&report(&[SALES, ORPHANS])).await;
+}
+
+#[tokio::test]
+async fn a_managed_identity_signs_in_through_imds_and_reuses_its_token() {
+    let tenant = Tenant::start().await;
+    write_identity_config(&tenant, "");
+    let imds = MockServer::start().await;
+    imds_request(&tenant, None)
+        .respond_with(identity_answer(86_399))
+        .expect(1)
+        .mount(&imds)
+        .await;
+    throttled_then_served(&tenant).await;
+
+    let output = run_identity_scan(
+        &tenant,
+        &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds.uri())],
+    );
+
+    assert_exit(&output, 0);
+    let found = findings(&output);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["group_name"], "Orphans");
+    assert!(stderr(&output).contains("HTTP 429"), "{}", stderr(&output));
+    // `expect(1)` on IMDS: the second Graph request reused the token.
+}
+
+#[tokio::test]
+async fn a_managed_identity_token_about_to_expire_is_asked_for_again() {
+    let tenant = Tenant::start().await;
+    write_identity_config(&tenant, "");
+    let imds = MockServer::start().await;
+    // Expires now: not worth using for the next request.
+    imds_request(&tenant, None)
+        .respond_with(identity_answer(0))
+        .expect(2)
+        .mount(&imds)
+        .await;
+    throttled_then_served(&tenant).await;
+
+    let output = run_identity_scan(
+        &tenant,
+        &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds.uri())],
+    );
+
+    assert_exit(&output, 0);
+    assert_eq!(findings(&output).len(), 1);
+}
+
+#[tokio::test]
+async fn app_service_identity_endpoint_wins_and_its_header_is_never_shown() {
+    let tenant = Tenant::start().await;
+    write_identity_config(
+        &tenant,
+        &format!("managed_identity_client_id = \"{IDENTITY_CLIENT_ID}\"\n"),
+    );
+    let identity = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(APP_SERVICE_PATH))
+        .and(query_param("api-version", "2019-08-01"))
+        .and(query_param("resource", tenant.graph.uri()))
+        .and(query_param("client_id", IDENTITY_CLIENT_ID))
+        .and(header("x-identity-header", IDENTITY_HEADER_VALUE))
+        .respond_with(identity_answer(86_399))
+        .expect(1)
+        .mount(&identity)
+        .await;
+    // IMDS is there too, but App Service's variables say where to ask.
+    let imds = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(identity_answer(86_399))
+        .expect(0)
+        .mount(&imds)
+        .await;
+    throttled_then_served(&tenant).await;
+    let endpoint = format!("{}{APP_SERVICE_PATH}", identity.uri());
+
+    let output = run_identity_scan(
+        &tenant,
+        &[
+            ("IDENTITY_ENDPOINT", &endpoint),
+            ("IDENTITY_HEADER", IDENTITY_HEADER_VALUE),
+            ("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds.uri()),
+            ("GROUPWARDEN_LOG", "trace"),
+        ],
+    );
+
+    assert_exit(&output, 0);
+    assert_eq!(findings(&output).len(), 1);
+    let everything = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(!everything.contains(IDENTITY_HEADER_VALUE), "{everything}");
+    assert!(!everything.contains(ACCESS_TOKEN), "{everything}");
+}
+
+#[tokio::test]
+async fn an_identity_not_assigned_names_it_and_how_to_assign_it_without_retrying() {
+    let tenant = Tenant::start().await;
+    write_identity_config(
+        &tenant,
+        &format!("managed_identity_client_id = \"{IDENTITY_CLIENT_ID}\"\n"),
+    );
+    let imds = MockServer::start().await;
+    imds_request(&tenant, Some(IDENTITY_CLIENT_ID))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": "invalid_request",
+            "error_description": "Identity not found",
+        })))
+        .expect(1)
+        .mount(&imds)
+        .await;
+
+    let output = run_identity_scan(
+        &tenant,
+        &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds.uri())],
+    );
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains(&format!(
+            "the Azure instance metadata service (IMDS) refused a token for the user-assigned managed identity \
+             with client id {IDENTITY_CLIENT_ID} (HTTP 400): invalid_request: Identity not found"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("az vm identity assign"), "{log}");
+}
+
+#[tokio::test]
+async fn an_app_without_identity_and_a_failing_endpoint_say_what_to_do() {
+    let tenant = Tenant::start().await;
+    write_identity_config(&tenant, "");
+    let identity = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(APP_SERVICE_PATH))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "statusCode": 400,
+            "message": "Unable to load the proper Managed Identity.",
+            "correlationId": "corr-77",
+        })))
+        .expect(1)
+        .mount(&identity)
+        .await;
+    let endpoint = format!("{}{APP_SERVICE_PATH}", identity.uri());
+    let vars = [
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", IDENTITY_HEADER_VALUE),
+    ];
+
+    let output = run_identity_scan(&tenant, &vars);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("Unable to load the proper Managed Identity. (correlation id corr-77)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("az containerapp identity assign --system-assigned"),
+        "{log}"
+    );
+    assert!(!log.contains(IDENTITY_HEADER_VALUE), "{log}");
+
+    // A server fault is retried up to max_attempts.
+    identity.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .mount(&identity)
+        .await;
+    let output = run_identity_scan(&tenant, &vars);
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("gave up fetching the report after 3 attempt(s)"),
+        "{log}"
+    );
+    assert!(log.contains("(IDENTITY_ENDPOINT) refused a token"), "{log}");
+}
+
+#[tokio::test]
+async fn imds_out_of_reach_says_where_managed_identity_works() {
+    let tenant = Tenant::start().await;
+    write_identity_config(&tenant, "");
+    let config = std::fs::read_to_string(tenant.config_path()).unwrap();
+    std::fs::write(
+        tenant.config_path(),
+        config.replace("max_attempts = 3", "max_attempts = 1"),
+    )
+    .unwrap();
+    // Nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+
+    let output = run_identity_scan(&tenant, &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &host)]);
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(
+        log.contains("cannot reach the Azure instance metadata service (IMDS) at 127.0.0.1:"),
+        "{log}"
+    );
+    assert!(
+        log.contains("only on an Azure VM, scale set or AKS node"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn graph_refusing_a_managed_identity_says_how_to_grant_it_the_permission() {
+    let tenant = Tenant::start().await;
+    write_identity_config(&tenant, "");
+    let imds = MockServer::start().await;
+    imds_request(&tenant, None)
+        .respond_with(identity_answer(86_399))
+        .mount(&imds)
+        .await;
+    tenant
+        .report_request(REPORT_PATH_D30)
+        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({
+            "error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation."}
+        })))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = run_identity_scan(
+        &tenant,
+        &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds.uri())],
+    );
+
+    assert_exit(&output, 2);
+    let log = stderr(&output);
+    assert!(log.contains("Authorization_RequestDenied"), "{log}");
+    assert!(
+        log.contains(
+            "The managed identity needs the Microsoft Graph application permission Reports.Read.All"
+        ),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn managed_identity_config_mistakes_are_named_before_any_request() {
+    let tenant = Tenant::start().await;
+    for (extra, expected) in [
+        (
+            "client_secret_env = \"GW_TEST_SECRET\"\n",
+            "[source] client_secret_env: belongs to an app registration and does not go with auth = \"managed-identity\"",
+        ),
+        (
+            "client_id = \"x\"\n",
+            "for a user-assigned identity set `managed_identity_client_id`",
+        ),
+        (
+            "auth = \"managed-idenity\"\n",
+            "did you mean `managed-identity`?",
+        ),
+    ] {
+        let uri = tenant.graph.uri();
+        let auth = if extra.starts_with("auth") {
+            ""
+        } else {
+            "auth = \"managed-identity\"\n"
+        };
+        std::fs::write(
+            tenant.config_path(),
+            format!("[source]\ntype = \"graph\"\n{auth}graph_url = \"{uri}\"\n{extra}"),
+        )
+        .unwrap();
+        let output = run_identity_scan(&tenant, &[]);
+        assert_exit(&output, 2);
+        assert!(
+            stderr(&output).contains(expected),
+            "{extra}: {}",
+            stderr(&output)
+        );
+    }
+    // `validate` says which identity and endpoint, and contacts nothing.
+    write_identity_config(&tenant, "");
+    let output = identity_command(
+        &tenant,
+        &["validate"],
+        &[
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi/token"),
+            ("IDENTITY_HEADER", IDENTITY_HEADER_VALUE),
+        ],
+    )
+    .output()
+    .unwrap();
+    let text = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(
+        text.contains(
+            "signing in as the system-assigned managed identity, from the managed identity endpoint \
+             (IDENTITY_ENDPOINT) at 127.0.0.1:9"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(IDENTITY_HEADER_VALUE), "{text}");
+}
+
+#[tokio::test]
+async fn graph_mail_sends_with_the_sources_managed_identity() {
+    let tenant = Tenant::start().await;
+    let uri = tenant.graph.uri();
+    std::fs::write(
+        tenant.config_path(),
+        format!(
+            "[source]\ntype = \"graph\"\nauth = \"managed-identity\"\ngraph_url = \"{uri}\"\n\
+             [[notify]]\ntype = \"graph-mail\"\nfrom = \"alerts@contoso.com\"\nto = [\"a@contoso.com\"]\n\
+             graph_url = \"{uri}\"\n"
+        ),
+    )
+    .unwrap();
+    let imds = MockServer::start().await;
+    imds_request(&tenant, None)
+        .respond_with(identity_answer(86_399))
+        .expect(1)
+        .mount(&imds)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/users/alerts@contoso.com/sendMail"))
+        .and(header("authorization", format!("Bearer {ACCESS_TOKEN}")))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&tenant.graph)
+        .await;
+
+    let output = identity_command(
+        &tenant,
+        &["notify", "--test", "graph-mail"],
+        &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds.uri())],
+    )
+    .output()
+    .unwrap();
+
+    assert_exit(&output, 0);
+}
