@@ -146,7 +146,7 @@ pub enum SourceError {
     Token(TokenError),
     /// The managed identity's endpoint refused to issue an access token.
     #[error("{0}")]
-    Identity(IdentityError),
+    Identity(Box<IdentityError>),
     /// Microsoft Graph refused the report request.
     #[error("{0}")]
     Graph(GraphError),

@@ -292,7 +292,7 @@ impl ManagedIdentityCredential {
             return Err(self.refusal(response, &header_secret));
         }
         let answer: IdentityAnswer = response.json().map_err(|e| {
-            SourceError::Identity(IdentityError {
+            SourceError::Identity(Box::new(IdentityError {
                 endpoint,
                 status: status.as_u16(),
                 code: String::new(),
@@ -303,7 +303,7 @@ impl ManagedIdentityCredential {
                 identity: self.identity.who(),
                 hint: None,
                 retry_after: None,
-            })
+            }))
         })?;
         let lifetime = lifetime(&answer, SystemTime::now());
         tracing::debug!(
@@ -361,7 +361,7 @@ impl ManagedIdentityCredential {
             message.push_str(&format!(" (correlation id {id})"));
         }
         let endpoint = self.identity.endpoint_kind();
-        SourceError::Identity(IdentityError {
+        SourceError::Identity(Box::new(IdentityError {
             endpoint,
             status,
             code: redact(&answer.error, secrets),
@@ -369,7 +369,7 @@ impl ManagedIdentityCredential {
             identity: self.identity.who(),
             hint: identity_hint(endpoint, status, self.identity.client_id.as_deref()),
             retry_after,
-        })
+        }))
     }
 }
 
