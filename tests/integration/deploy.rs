@@ -3,6 +3,10 @@
 //! this machine has it (`systemd-analyze`, `hadolint`), and holds the
 //! properties the docs promise (hardening, no stored secret, one run at a
 //! time). Their groupwarden configs are checked with groupwarden's parser.
+//! Then each is run as its platform runs it (its own command line, config
+//! and environment; an unprivileged user; a read-only config folder; a
+//! Graph stand-in), twice, and must keep its state in its data folder
+//! (see docs/deployment.md, "What the tests check").
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1048,7 +1052,10 @@ fn secret_mode(cronjob: &str) -> u32 {
         .find_map(|l| l.trim().strip_prefix("defaultMode:"))
         .expect("defaultMode")
         .trim();
-    assert!(written.starts_with('0'), "defaultMode {written}: write it in octal");
+    assert!(
+        written.starts_with('0'),
+        "defaultMode {written}: write it in octal"
+    );
     u32::from_str_radix(written, 8).unwrap()
 }
 

@@ -1344,10 +1344,33 @@ async fn throttled_then_served(tenant: &Tenant) {
     tenant.report_via_redirect(&report(&[SALES, ORPHANS])).await;
 }
 
+/// The `[source]` example of docs/graph.md's managed identity section.
+fn documented_identity_config() -> String {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/graph.md"))
+            .unwrap();
+    let section = guide
+        .split("### Azure-hosted: managed identity")
+        .nth(1)
+        .expect("the managed identity section");
+    let block = section.split("```toml\n").nth(1).unwrap();
+    block.split("```").next().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn a_managed_identity_signs_in_through_imds_and_reuses_its_token() {
     let tenant = Tenant::start().await;
-    write_identity_config(&tenant, "");
+    // The documented example, with Graph on the stand-in.
+    let config = documented_identity_config();
+    assert!(config.contains("auth = \"managed-identity\""), "{config}");
+    std::fs::write(
+        tenant.config_path(),
+        format!(
+            "{config}graph_url = \"{}\"\nretry_delay = \"10ms\"\n",
+            tenant.graph.uri()
+        ),
+    )
+    .unwrap();
     let imds = MockServer::start().await;
     imds_request(&tenant, None)
         .respond_with(identity_answer(86_399))
