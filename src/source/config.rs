@@ -687,16 +687,19 @@ impl SourceConfig {
             })?;
             return Ok(Credential::Secret(SecretString::from(secret)));
         }
+        let file = |key: &'static str, path: &Path| -> Result<PathBuf, SourceError> {
+            Ok(resolve_path(&in_credentials_directory(key, path, env)?))
+        };
         if let Some(path) = &self.client_secret_file {
-            return read_secret_file(&resolve_path(path)).map(Credential::Secret);
+            return read_secret_file(&file("client_secret_file", path)?).map(Credential::Secret);
         }
         if let Some(path) = &self.certificate_file {
             return Ok(Credential::Certificate(Arc::new(
-                CertificateCredential::from_pem_file(&resolve_path(path))?,
+                CertificateCredential::from_pem_file(&file("certificate_file", path)?)?,
             )));
         }
         if let Some(path) = &self.federated_token_file {
-            return federated_token(resolve_path(path));
+            return federated_token(file("federated_token_file", path)?);
         }
         let wanted = |kind: AuthKind| self.auth.is_none_or(|auth| auth == kind);
         if wanted(AuthKind::ClientSecret)
@@ -755,6 +758,39 @@ impl SourceConfig {
         };
         config_error(key, message)
     }
+}
+
+/// systemd's folder of the credentials `LoadCredential=` hands a unit.
+pub(crate) const ENV_CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// A credential file's path with a leading `$CREDENTIALS_DIRECTORY/` (or
+/// `${CREDENTIALS_DIRECTORY}/`) replaced by that variable: systemd names
+/// the folder after the unit, so one config serves every unit that loads
+/// the credential. Any other path is as written.
+fn in_credentials_directory(
+    key: &'static str,
+    path: &Path,
+    env: &dyn Environment,
+) -> Result<PathBuf, SourceError> {
+    let Some(text) = path.to_str() else {
+        return Ok(path.to_owned());
+    };
+    let rest = ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"]
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix));
+    let Some(rest) = rest else {
+        return Ok(path.to_owned());
+    };
+    let dir = env.var(ENV_CREDENTIALS_DIRECTORY).ok_or_else(|| {
+        config_error(
+            key,
+            format!(
+                "\"{text}\" names ${ENV_CREDENTIALS_DIRECTORY}, which is not set: systemd sets it for a unit \
+                 with LoadCredential=; elsewhere name the file itself"
+            ),
+        )
+    })?;
+    Ok(Path::new(&dir).join(rest))
 }
 
 fn config_error(key: &'static str, message: String) -> SourceError {
@@ -1192,5 +1228,30 @@ mod tests {
             err.to_string(),
             "[source] auth: applies only to type = \"graph\""
         );
+    }
+
+    #[test]
+    fn a_credential_file_can_be_in_systemds_credentials_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("client-secret"), "s3cret\n").unwrap();
+        let folder = dir.path().to_str().unwrap().to_owned().leak();
+        for written in [
+            "$CREDENTIALS_DIRECTORY/client-secret",
+            "${CREDENTIALS_DIRECTORY}/client-secret",
+        ] {
+            let text = format!("{GRAPH}client_secret_file = \"{written}\"\n");
+            let settings = graph(&text, &env(&[(ENV_CREDENTIALS_DIRECTORY, folder)])).unwrap();
+            let Credential::Secret(secret) = settings.credential else {
+                panic!("expected a secret");
+            };
+            assert_eq!(secret.expose_secret(), "s3cret");
+            let err = graph(&text, &env(&[])).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "[source] client_secret_file: \"{written}\" names $CREDENTIALS_DIRECTORY, which is not set"
+                )),
+                "{err}"
+            );
+        }
     }
 }

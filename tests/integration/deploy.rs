@@ -162,7 +162,7 @@ fn the_systemd_units_are_hardened_and_pass_systemd_analyze() {
     let source = config.source.unwrap();
     assert_eq!(
         source.client_secret_file.unwrap(),
-        Path::new("/run/credentials/groupwarden.service/client-secret")
+        Path::new("$CREDENTIALS_DIRECTORY/client-secret")
     );
 
     if checker_available("systemd-analyze") {
@@ -740,18 +740,27 @@ fn assert_two_scans_kept_state(
     assert!(log.contains("(scan 2)"), "{log}");
 }
 
-#[tokio::test]
-async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_its_state_directory()
-{
-    let unit_path = deploy("systemd/groupwarden.service");
-    let unit = unit_file(&unit_path);
-    let value =
-        |key: &str| unit_value(&unit, "Service", key).unwrap_or_else(|| panic!("no {key}="));
-    let server = graph_stand_in(
-        TENANT,
-        &format!("client_secret={}", CLIENT_SECRET.replace('~', "%7E")),
-    )
-    .await;
+/// A systemd unit installed as its header says, and what systemd does
+/// when it starts it.
+struct InstalledUnit {
+    root: Root,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    working_dir: PathBuf,
+    umask: String,
+    config_dir: PathBuf,
+    data_dir: PathBuf,
+}
+
+/// DynamicUser=: an unprivileged uid of systemd's choosing.
+const UNIT_USER: (u32, u32) = (65534, 65534);
+
+fn install_unit(name: &str, server: &MockServer) -> InstalledUnit {
+    let unit = unit_file(&deploy(&format!("systemd/{name}")));
+    let value = |key: &str| {
+        unit_value(&unit, "Service", key).unwrap_or_else(|| panic!("{name}: no {key}="))
+    };
     let root = Root::new();
     let mapped = [
         "/usr/local/bin",
@@ -759,21 +768,21 @@ async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_it
         "/var/lib/groupwarden",
         "/run/credentials",
     ];
-    // The install steps of the unit's header: binary, config, rules, secret.
-    let (uid, gid) = (65534, 65534); // DynamicUser: an unprivileged uid of systemd's choosing
+    let (uid, gid) = UNIT_USER;
+    assert!(
+        !value("ExecStart").contains(['"', '\'', '$']),
+        "split as systemd would only without quotes or variables"
+    );
     let exec: Vec<String> = root
         .map(value("ExecStart"), &mapped)
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    assert!(
-        !value("ExecStart").contains(['"', '\'', '$']),
-        "split as systemd would only without quotes or variables"
-    );
+    // The install steps of the units' header: binary, config, rules, secret.
     let program = root.install_binary("/usr/local/bin/groupwarden");
     assert_eq!(Path::new(&exec[0]), program);
     let config_dir = root.mkdir("/etc/groupwarden", 0o755);
-    let config = point_at(&read(&deploy("systemd/groupwarden.toml")), &server);
+    let config = point_at(&read(&deploy("systemd/groupwarden.toml")), server);
     std::fs::write(
         config_dir.join("groupwarden.toml"),
         root.map(&config, &mapped),
@@ -789,17 +798,17 @@ async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_it
     make_read_only(&config_dir);
 
     // What systemd does at start: StateDirectory= (owned by the user,
-    // StateDirectoryMode=), LoadCredential= (a copy for the unit alone).
-    let state_dir = format!("/var/lib/{}", value("StateDirectory"));
+    // StateDirectoryMode=), LoadCredential= (a copy for this unit alone,
+    // in a folder named after it).
     let data_dir = root.mkdir(
-        &state_dir,
+        &format!("/var/lib/{}", value("StateDirectory")),
         u32::from_str_radix(value("StateDirectoryMode"), 8).unwrap(),
     );
     chown(&data_dir, uid, gid);
-    let credentials = root.mkdir("/run/credentials/groupwarden.service", 0o500);
+    let credentials = root.mkdir(&format!("/run/credentials/{name}"), 0o500);
     chown(&credentials, uid, gid);
-    let (name, source) = value("LoadCredential").split_once(':').unwrap();
-    let credential = credentials.join(name);
+    let (credential, source) = value("LoadCredential").split_once(':').unwrap();
+    let credential = credentials.join(credential);
     std::fs::copy(root.at(source), &credential).unwrap();
     set_mode(&credential, 0o400);
     chown(&credential, uid, gid);
@@ -807,8 +816,8 @@ async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_it
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), PATH.into()),
         ("HOME".into(), "/".into()),
-        ("USER".into(), "groupwarden".into()),
-        ("LOGNAME".into(), "groupwarden".into()),
+        ("USER".into(), name.trim_end_matches(".service").into()),
+        ("LOGNAME".into(), name.trim_end_matches(".service").into()),
         ("SHELL".into(), "/usr/sbin/nologin".into()),
         (
             "INVOCATION_ID".into(),
@@ -820,47 +829,66 @@ async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_it
             credentials.to_str().unwrap().into(),
         ),
     ];
-    for (_, key, assignment) in unit
+    for (_, _, assignment) in unit
         .iter()
         .filter(|(s, k, _)| s == "Service" && k == "Environment")
     {
-        let (name, value) = assignment
-            .split_once('=')
-            .unwrap_or_else(|| panic!("{key}={assignment}"));
+        let (name, value) = assignment.split_once('=').unwrap();
         env.push((name.into(), value.into()));
     }
-    let working_dir = root.at(value("WorkingDirectory"));
-    let before = snapshot(&config_dir);
+    InstalledUnit {
+        working_dir: root.at(value("WorkingDirectory")),
+        umask: value("UMask").to_owned(),
+        program,
+        args: exec[1..].to_vec(),
+        env,
+        config_dir,
+        data_dir,
+        root,
+    }
+}
+
+#[tokio::test]
+async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_its_state_directory()
+{
+    let server = graph_stand_in(
+        TENANT,
+        &format!("client_secret={}", CLIENT_SECRET.replace('~', "%7E")),
+    )
+    .await;
+    let unit = install_unit("groupwarden.service", &server);
+    let before = snapshot(&unit.config_dir);
 
     let mut outputs = Vec::new();
     let mut findings = Vec::new();
-    let findings_file = root.at("/var/lib/groupwarden/findings.json");
+    let findings_file = unit.root.at("/var/lib/groupwarden/findings.json");
     for _ in 0..2 {
         outputs.push(as_platform(
-            (uid, gid, &[]),
-            Some(value("UMask")),
-            &program,
-            &exec[1..],
-            &env,
-            &working_dir,
+            (UNIT_USER.0, UNIT_USER.1, &[]),
+            Some(&unit.umask),
+            &unit.program,
+            &unit.args,
+            &unit.env,
+            &unit.working_dir,
         ));
         assert_ran(outputs.last().unwrap(), "groupwarden.service");
         findings.push(statuses(&findings_file));
     }
 
+    let data_dir = &unit.data_dir;
     assert_two_scans_kept_state(
         &outputs,
         &findings,
         &data_dir.join("groupwarden.db"),
-        &data_dir,
+        data_dir,
     );
     assert!(
-        root.at("/var/lib/groupwarden/reports").is_dir(),
+        unit.root.at("/var/lib/groupwarden/reports").is_dir(),
         "--save-report"
     );
     assert_eq!(
         before,
-        snapshot(&config_dir),
+        snapshot(&unit.config_dir),
         "the config folder was written to"
     );
     let secret_shown = outputs.iter().any(|o| {
@@ -870,9 +898,61 @@ async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_it
     assert!(!secret_shown);
     if running_as_root() {
         let db = std::fs::metadata(data_dir.join("groupwarden.db")).unwrap();
-        assert_eq!(db.uid(), uid, "written by the unit's user");
+        assert_eq!(db.uid(), UNIT_USER.0, "written by the unit's user");
         assert_eq!(db.mode() & 0o077, 0, "UMask=0077 keeps it private");
     }
+}
+
+/// The daemon unit's schedule is hours away: the test runs its command
+/// line until it has passed its start-up checks (config, rules, `[source]`
+/// with the credential systemd hands this unit) and serves /healthz, then
+/// stops it as `systemctl stop` does.
+#[tokio::test]
+async fn the_systemd_daemon_unit_starts_with_the_same_config_and_its_own_credential() {
+    let server = graph_stand_in(TENANT, "client_secret=").await;
+    let mut unit = install_unit("groupwarden-daemon.service", &server);
+    // The shipped [health] port may be taken on the machine running the
+    // tests: the listen address is the one change to the config copy.
+    let config = unit.config_dir.join("groupwarden.toml");
+    let text = read(&config);
+    assert!(text.contains("listen = \"127.0.0.1:9464\""));
+    set_mode(&unit.config_dir, 0o755);
+    set_mode(&config, 0o644);
+    std::fs::write(&config, text.replace("127.0.0.1:9464", "127.0.0.1:0")).unwrap();
+    make_read_only(&unit.config_dir);
+    unit.env.push(("GROUPWARDEN_LOG".into(), "info".into()));
+    let mut command = Command::new(if running_as_root() { "setpriv" } else { "env" });
+    if running_as_root() {
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    }
+    let mut child = command
+        .arg(&unit.program)
+        .args(&unit.args)
+        .env_clear()
+        .envs(unit.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&unit.working_dir)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut log = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let started = lines.by_ref().take(50).any(|line| {
+        let line = line.unwrap_or_default();
+        log.push_str(&line);
+        log.push('\n');
+        line.contains("health endpoint listening")
+    });
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    log.extend(lines.map_while(Result::ok).map(|l| l + "\n"));
+    let status = child.wait().unwrap();
+    assert!(started, "the daemon did not start:\n{log}");
+    assert!(status.success(), "{status}\n{log}");
+    assert!(!log.contains(CLIENT_SECRET));
 }
 
 /// The bundled rules, copied as the install steps do.
