@@ -896,6 +896,20 @@ async fn the_systemd_service_scans_twice_as_its_dynamic_user_keeping_state_in_it
             || String::from_utf8_lossy(&o.stdout).contains(CLIENT_SECRET)
     });
     assert!(!secret_shown);
+    // docs/deployment.md's check from a root shell (here: the test's user).
+    let validate = Command::new(&unit.program)
+        .args(["validate", "--config"])
+        .arg(unit.config_dir.join("groupwarden.toml"))
+        .env_clear()
+        .env("PATH", PATH)
+        .env("CREDENTIALS_DIRECTORY", &unit.config_dir)
+        .current_dir(unit.root.at("/"))
+        .output()
+        .unwrap();
+    assert_ran(
+        &validate,
+        "CREDENTIALS_DIRECTORY=/etc/groupwarden groupwarden validate",
+    );
     if running_as_root() {
         let db = std::fs::metadata(data_dir.join("groupwarden.db")).unwrap();
         assert_eq!(db.uid(), UNIT_USER.0, "written by the unit's user");
