@@ -1241,7 +1241,7 @@ async fn the_github_workflow_runs_its_steps_twice_carrying_the_state_in_the_cach
         let github_env = runner_temp.join("github_env");
         std::fs::write(&github_env, "").unwrap();
         chown(&github_env, uid, gid);
-        let mut env: Vec<(String, String)> = vec![
+        let env: Vec<(String, String)> = vec![
             ("PATH".into(), PATH.into()),
             ("HOME".into(), home.to_str().unwrap().into()),
             ("CI".into(), "true".into()),
@@ -1265,7 +1265,7 @@ async fn the_github_workflow_runs_its_steps_twice_carrying_the_state_in_the_cach
         for step in steps {
             let name = step.get("name").and_then(Value::as_str).unwrap_or("");
             if let Some(action) = step.get("uses").and_then(Value::as_str) {
-                run_action(action, step, &workspace, &cache, &root, &server, (uid, gid));
+                run_action(action, step, &workspace, &cache, &server, (uid, gid));
                 continue;
             }
             let script = text(step, "run");
@@ -1321,7 +1321,18 @@ async fn the_github_workflow_runs_its_steps_twice_carrying_the_state_in_the_cach
             workspace.join("out/report.html").is_file(),
             "run {run}: the HTML report step"
         );
-        env.clear();
+        // The runs wrote only the state (which the cache carries) and out/.
+        let mut written: Vec<String> = std::fs::read_dir(&workspace)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !["groupwarden.toml", "rules", "out"].contains(&name.as_str()))
+            .collect();
+        written.sort();
+        assert_eq!(
+            written,
+            ["groupwarden.db", "groupwarden.db.lock"],
+            "run {run}"
+        );
     }
 
     let state = at(&workflow, "jobs.scan.steps")
@@ -1341,11 +1352,9 @@ fn run_action(
     step: &Value,
     workspace: &Path,
     cache: &Path,
-    root: &Root,
     server: &MockServer,
     (uid, gid): (u32, u32),
 ) {
-    let _ = root;
     let with_path = || text(step, "with.path").to_owned();
     match action.split('@').next().unwrap() {
         "actions/checkout" => {
