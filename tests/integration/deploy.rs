@@ -1278,7 +1278,9 @@ async fn the_github_workflow_runs_its_steps_twice_carrying_the_state_in_the_cach
                 );
                 let bin = runner_temp.join("groupwarden/bin");
                 std::fs::create_dir_all(&bin).unwrap();
-                std::fs::copy(binary(), bin.join("groupwarden")).unwrap();
+                if std::fs::hard_link(binary(), bin.join("groupwarden")).is_err() {
+                    std::fs::copy(binary(), bin.join("groupwarden")).unwrap();
+                }
                 continue;
             }
             let mut step_env = env.clone();
