@@ -29,6 +29,12 @@ use super::route::{Planned, owner_addresses};
 /// 102 KB and hides the rest behind "View entire message".
 pub const HTML_MAX_BYTES: usize = 100_000;
 
+/// The size of `html` as sent: mail is written with CRLF line ends, one
+/// byte more per line than it is rendered with.
+pub fn sent_size(html: &str) -> usize {
+    html.len() + html.bytes().filter(|&b| b == b'\n').count()
+}
+
 /// The most bytes graph-mail attaches: Graph's sendMail takes attachments
 /// of up to 3 MB in the request (larger ones need an upload session).
 pub const GRAPH_MAIL_MAX_ATTACHMENT_BYTES: usize = 3_000_000;
@@ -172,7 +178,9 @@ pub(crate) fn email_view<'a>(
     let items: Vec<EmailItem<'a>> = rules.iter().flat_map(|r| r.items.clone()).collect();
     let listed = items.len();
     let exemptions_listed = per_rule.min(digest.expiring_exemptions.len());
-    rules.iter_mut().for_each(|r| r.more = r.total - r.items.len());
+    rules
+        .iter_mut()
+        .for_each(|r| r.more = r.total - r.items.len());
     EmailView {
         channel: &planned.channel,
         recipient: &planned.recipient,
@@ -245,7 +253,10 @@ fn email_item<'a>(digest: &'a Digest, item: &'a DigestItem, cloud: Cloud) -> Ema
         rule_title: digest.rule_title(&item.rule),
         status_text: status_text(item.status),
         figures: figures(&item.evidence),
-        link: item.group_id.as_deref().and_then(|id| group_link(cloud, id)),
+        link: item
+            .group_id
+            .as_deref()
+            .and_then(|id| group_link(cloud, id)),
     }
 }
 
@@ -306,7 +317,8 @@ fn headline(digest: &Digest) -> String {
     };
     let resolved = digest.counts.resolved;
     let expiring = digest.expiring_exemptions.len();
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     if total_open > 0 {
         plural(total_open, "group needs attention", "groups need attention")
     } else if resolved > 0 {
@@ -324,7 +336,13 @@ fn headline(digest: &Digest) -> String {
 /// report's file name.
 fn tenant_label(channel: &Channel, planned: &Planned) -> String {
     let tenant = channel.tenant();
-    if let Some(name) = planned.digest.scan.tenant.as_deref().or(tenant.name.as_deref()) {
+    if let Some(name) = planned
+        .digest
+        .scan
+        .tenant
+        .as_deref()
+        .or(tenant.name.as_deref())
+    {
         return name.to_owned();
     }
     tenant_domain(channel, planned).unwrap_or_else(|| "Microsoft 365".to_owned())
@@ -373,7 +391,11 @@ pub(crate) fn list_id(channel: &Channel, planned: &Planned) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
         .collect();
     let domain = domain.trim_matches('.');
-    let domain = if domain.is_empty() { "localhost" } else { domain };
+    let domain = if domain.is_empty() {
+        "localhost"
+    } else {
+        domain
+    };
     format!("groupwarden <groupwarden.{domain}>")
 }
 
@@ -395,10 +417,9 @@ fn contact_link(contact: &str) -> Option<String> {
 /// not a GUID (missing, or hidden by the report's privacy setting).
 pub fn group_link(cloud: Cloud, group_id: &str) -> Option<String> {
     let is_guid = group_id.len() == 36
-        && group_id
-            .chars()
-            .enumerate()
-            .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit()));
+        && group_id.chars().enumerate().all(|(i, c)| {
+            matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit())
+        });
     let concealed = group_id.chars().all(|c| c == '0' || c == '-');
     if !is_guid || concealed {
         return None;
@@ -418,7 +439,13 @@ pub fn group_link(cloud: Cloud, group_id: &str) -> Option<String> {
 /// them; fields that only place the row (name, id, line, report period)
 /// are left out, and a field nobody named is shown as `name: value`.
 pub fn figures(evidence: &EvidenceMap) -> Vec<String> {
-    let value = |name: &str| evidence.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| v);
+    let value = |name: &str| {
+        evidence
+            .0
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v)
+    };
     let mut words = Vec::new();
     for (name, found) in &evidence.0 {
         let phrase = match (&**name, found) {
@@ -427,14 +454,16 @@ pub fn figures(evidence: &EvidenceMap) -> Vec<String> {
                     Some(Evidence::Text(date)) => format!(" (on {date})"),
                     _ => String::new(),
                 };
-                Some(format!("last activity {} ago{on}", count(*days, "day", "days")))
+                Some(format!(
+                    "last activity {} ago{on}",
+                    count(*days, "day", "days")
+                ))
             }
             ("days_since_activity", Evidence::Null) => {
                 Some("no activity in the report period".to_owned())
             }
             ("last_activity_date", Evidence::Text(date)) => {
-                (value("days_since_activity").is_none())
-                    .then(|| format!("last activity on {date}"))
+                (value("days_since_activity").is_none()).then(|| format!("last activity on {date}"))
             }
             ("last_activity_date", Evidence::Null) => (value("days_since_activity").is_none())
                 .then(|| "no activity in the report period".to_owned()),
@@ -462,10 +491,9 @@ pub fn figures(evidence: &EvidenceMap) -> Vec<String> {
                 "{} in the period",
                 count(*n, "active file", "active files")
             )),
-            ("sharepoint_total_file_count", Evidence::Int(n)) => Some(format!(
-                "{} on the site",
-                count(*n, "file", "files")
-            )),
+            ("sharepoint_total_file_count", Evidence::Int(n)) => {
+                Some(format!("{} on the site", count(*n, "file", "files")))
+            }
             ("yammer_posted_message_count", Evidence::Int(n)) => Some(format!(
                 "{} posted in the period",
                 count(*n, "Yammer message", "Yammer messages")
@@ -490,8 +518,14 @@ pub fn figures(evidence: &EvidenceMap) -> Vec<String> {
             ("is_deleted", Evidence::Bool(true)) => Some("deleted".to_owned()),
             ("owner_principal_name", Evidence::Null) => Some("no owner".to_owned()),
             (
-                "is_deleted" | "owner_principal_name" | "group_display_name" | "group_id"
-                | "report_refresh_date" | "report_period" | "is_concealed" | "line",
+                "is_deleted"
+                | "owner_principal_name"
+                | "group_display_name"
+                | "group_id"
+                | "report_refresh_date"
+                | "report_period"
+                | "is_concealed"
+                | "line",
                 _,
             ) => None,
             (other, found) => Some(generic_figure(other, found)),
@@ -546,8 +580,17 @@ pub(crate) fn attachments(
     let mut files = Vec::new();
     if !listed_everything.0 {
         let header = [
-            "status", "severity", "rule", "rule_title", "group_name", "group_id", "owner",
-            "message", "figures", "evidence", "first_seen",
+            "status",
+            "severity",
+            "rule",
+            "rule_title",
+            "group_name",
+            "group_id",
+            "owner",
+            "message",
+            "figures",
+            "evidence",
+            "first_seen",
         ];
         let rows = digest.items.iter().map(|item| {
             vec![
@@ -565,7 +608,14 @@ pub(crate) fn attachments(
             ]
         });
         let name = format!("groupwarden-findings-{day}.csv");
-        files.push(csv_file(name, "findings", &header, rows, digest.items.len(), limit));
+        files.push(csv_file(
+            name,
+            "findings",
+            &header,
+            rows,
+            digest.items.len(),
+            limit,
+        ));
     }
     if !listed_everything.1 {
         let header = ["rule", "rule_title", "group", "reason", "expires"];
@@ -580,7 +630,14 @@ pub(crate) fn attachments(
         });
         let name = format!("groupwarden-expiring-exemptions-{day}.csv");
         let total = digest.expiring_exemptions.len();
-        files.push(csv_file(name, "expiring exemptions", &header, rows, total, limit));
+        files.push(csv_file(
+            name,
+            "expiring exemptions",
+            &header,
+            rows,
+            total,
+            limit,
+        ));
     }
     files
 }
@@ -655,7 +712,10 @@ mod tests {
             ("last_activity_date", Evidence::Text("2025-10-11".into())),
             ("external_member_count", Evidence::Int(3)),
             ("member_count", Evidence::Int(1)),
-            ("exchange_mailbox_storage_used_byte", Evidence::Int(2_100_000_000)),
+            (
+                "exchange_mailbox_storage_used_byte",
+                Evidence::Int(2_100_000_000),
+            ),
             ("report_period", Evidence::Int(30)),
             ("guest_share", Evidence::Float(0.756)),
         ]));
@@ -682,11 +742,25 @@ mod tests {
             group_link(Cloud::Global, id).unwrap(),
             "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/01c48e08-8b1e-4bd4-9d43-0e3f7f1d0a55"
         );
-        assert!(group_link(Cloud::Usgov, id).unwrap().starts_with("https://portal.azure.us/#view/"));
-        assert!(group_link(Cloud::China, id).unwrap().starts_with("https://portal.azure.cn/#view/"));
-        assert_eq!(group_link(Cloud::Global, "00000000-0000-0000-0000-000000000000"), None);
+        assert!(
+            group_link(Cloud::Usgov, id)
+                .unwrap()
+                .starts_with("https://portal.azure.us/#view/")
+        );
+        assert!(
+            group_link(Cloud::China, id)
+                .unwrap()
+                .starts_with("https://portal.azure.cn/#view/")
+        );
+        assert_eq!(
+            group_link(Cloud::Global, "00000000-0000-0000-0000-000000000000"),
+            None
+        );
         assert_eq!(group_link(Cloud::Global, "x\"><script>"), None);
-        assert_eq!(group_link(Cloud::Global, "01c48e08x8b1e-4bd4-9d43-0e3f7f1d0a55"), None);
+        assert_eq!(
+            group_link(Cloud::Global, "01c48e08x8b1e-4bd4-9d43-0e3f7f1d0a55"),
+            None
+        );
     }
 
     #[test]

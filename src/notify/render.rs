@@ -16,8 +16,8 @@ use crate::engine::finding::{EvidenceMap, Severity};
 use super::channel::Channel;
 use super::config::{ChannelKind, WebhookFormat};
 use super::digest::{Capped, Counts, Digest, DigestItem, ExpiringExemption, ItemStatus, ScanInfo};
-use super::email_view::{self, AttachmentNote};
 pub use super::email_view::Attachment;
+use super::email_view::{self, AttachmentNote};
 use super::route::Planned;
 use super::templates::{self, TemplateError};
 
@@ -151,7 +151,7 @@ fn render_email(channel: &Channel, planned: &Planned) -> Result<EmailContent, Re
     };
     let most = config.max_listed_per_rule();
     let full = render(most)?;
-    if full.html.len() <= email_view::HTML_MAX_BYTES {
+    if email_view::sent_size(&full.html) <= email_view::HTML_MAX_BYTES {
         return Ok(full);
     }
     // Fewer findings per rule until the HTML fits; the attachment has them all.
@@ -160,7 +160,7 @@ fn render_email(channel: &Channel, planned: &Planned) -> Result<EmailContent, Re
     while high - low > 1 {
         let middle = low + (high - low) / 2;
         let content = render(middle)?;
-        if content.html.len() <= email_view::HTML_MAX_BYTES {
+        if email_view::sent_size(&content.html) <= email_view::HTML_MAX_BYTES {
             low = middle;
             best = content;
         } else {

@@ -89,8 +89,16 @@ pub(crate) fn sample_digest(test: bool) -> Digest {
         }),
         test,
         rules: [
-            ("ownerless-groups", "Ownerless groups", "Ask your admin to name an owner."),
-            ("inactive-groups", "Inactive groups", "Delete or archive it if nobody needs it."),
+            (
+                "ownerless-groups",
+                "Ownerless groups",
+                "Ask your admin to name an owner.",
+            ),
+            (
+                "inactive-groups",
+                "Inactive groups",
+                "Delete or archive it if nobody needs it.",
+            ),
             ("external-members", "Groups with guests", ""),
         ]
         .into_iter()

@@ -309,7 +309,10 @@ include_resolved = true"#;
     );
 
     let html = mime_part(raw, "text/html");
-    assert!(!html.contains("<table"), "one column of blocks, no tables: {html}");
+    assert!(
+        !html.contains("<table"),
+        "one column of blocks, no tables: {html}"
+    );
     assert!(
         html.contains("Board &lt;Confidential&gt; &amp; Co"),
         "group names are HTML-escaped: {html}"
@@ -960,7 +963,11 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
         body["message"]["body"]["content"]
             .as_str()
             .unwrap()
-            .contains("<table")
+            .contains("Board &lt;Confidential&gt; &amp; Co")
+    );
+    assert!(
+        body["message"].get("attachments").is_none(),
+        "everything is listed: no attachment"
     );
     assert_eq!(body["saveToSentItems"], false);
 }
