@@ -42,6 +42,9 @@ pub const GRAPH_MAIL_MAX_ATTACHMENT_BYTES: usize = 3_000_000;
 /// Whom an owner asks for an exemption unless `exemption_contact` says.
 const DEFAULT_EXEMPTION_CONTACT: &str = "your Microsoft 365 administrators";
 
+/// The attachments of one email, each with what the body says about it.
+pub(crate) type Files = Vec<(Attachment, AttachmentNote)>;
+
 /// A file sent with an email.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attachment {
@@ -564,11 +567,7 @@ fn count(n: i64, one: &str, many: &str) -> String {
 /// finding, and every expiring exemption when some are not listed; each cut
 /// at `limit` bytes. Cells are neutralised as `--format csv` writes them,
 /// so a group name cannot run as a spreadsheet formula.
-pub(crate) fn attachments(
-    digest: &Digest,
-    listed_everything: (bool, bool),
-    limit: usize,
-) -> Vec<(Attachment, AttachmentNote)> {
+pub(crate) fn attachments(digest: &Digest, listed_everything: (bool, bool), limit: usize) -> Files {
     if limit == 0 {
         return Vec::new();
     }

@@ -16,8 +16,8 @@ use crate::engine::finding::{EvidenceMap, Severity};
 use super::channel::Channel;
 use super::config::{ChannelKind, WebhookFormat};
 use super::digest::{Capped, Counts, Digest, DigestItem, ExpiringExemption, ItemStatus, ScanInfo};
+use super::email_view;
 pub use super::email_view::Attachment;
-use super::email_view::{self, AttachmentNote};
 use super::route::Planned;
 use super::templates::{self, TemplateError};
 
@@ -127,7 +127,7 @@ fn render_email(channel: &Channel, planned: &Planned) -> Result<EmailContent, Re
     };
     let templates = channel.templates();
     let list_id = email_view::list_id(channel, planned);
-    let mut cached: Option<((bool, bool), Vec<(Attachment, AttachmentNote)>)> = None;
+    let mut cached: Option<((bool, bool), email_view::Files)> = None;
     let mut render = |per_rule: usize| -> Result<EmailContent, RenderError> {
         let listed = lists_everything(digest, per_rule);
         if cached.as_ref().is_none_or(|(key, _)| *key != listed) {
