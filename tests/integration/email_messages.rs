@@ -619,3 +619,46 @@ fn emails_fit_a_phone_screen_without_sideways_scrolling() {
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
     assert_eq!(width, 375, "the screenshot is phone-wide");
 }
+
+// ------------------------------------------------------------------- docs
+
+/// The code block of `language` in docs/notifications.md holding `marker`.
+fn documented(language: &str, marker: &str) -> String {
+    let docs = std::fs::read_to_string(root().join("docs/notifications.md")).unwrap();
+    docs.split(&format!("```{language}\n"))
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap().to_owned())
+        .find(|code| code.contains(marker))
+        .unwrap_or_else(|| panic!("no {language} block with {marker:?} in docs/notifications.md"))
+}
+
+#[test]
+fn the_documented_tenant_name_and_owner_subject_are_what_is_sent() {
+    let source = documented("toml", "tenant_name = \"Contoso\"");
+    let dir = folder(&format!(
+        "{source}\n[[notify]]\nname = \"owners\"\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\ntls = \"none\"\n\
+         from = \"alerts@contoso.com\"\nto = \"group-owners\"\n"
+    ));
+    let item = |n: usize| {
+        json!({"status": "new", "key": format!("inactive-groups:{n}"), "rule": "inactive-groups", "severity": "medium",
+               "group_id": format!("{n:08x}-0000-4000-8000-000000000000"), "group_name": format!("Team {n}"),
+               "owner": OWNER, "message": "No activity for 412 days", "evidence": {"days_since_activity": 412}})
+    };
+    let digest = json!({
+        "scan": {"source": "groups.csv", "scanned_at": "2026-11-26T06:00:00Z", "rows": 2},
+        "counts": {"new": 2, "reopened": 0, "reminders": 0, "resolved": 0, "exempted": 0, "expiring_exemptions": 0},
+        "items": [item(1), item(2)],
+    });
+    write(dir.path(), "digest.json", &digest.to_string());
+    let output = gw(dir.path())
+        .args(["notify", "--digest", "digest.json", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let subject = documented("", "groups need attention");
+    assert!(
+        stdout(&output).contains(&format!("Subject: {}", subject.trim())),
+        "{}",
+        stdout(&output)
+    );
+}
