@@ -249,6 +249,13 @@ fn check_keys(config: &ChannelConfig) -> Vec<String> {
     if config.timeout().is_zero() {
         problems.push("`timeout` must be more than zero".into());
     }
+    if config
+        .exemption_contact
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        problems.push("`exemption_contact` is empty".into());
+    }
     if config.max_findings_per_owner == 0 {
         problems.push("`max_findings_per_owner` must be at least 1".into());
     }

@@ -322,7 +322,15 @@ fn headline(digest: &Digest) -> String {
     let expiring = digest.expiring_exemptions.len();
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    if total_open > 0 {
+    let cut = digest
+        .capped
+        .as_ref()
+        .filter(|c| !digest.items.is_empty() && c.total > digest.items.len() as u64);
+    if let Some(capped) = cut {
+        // Not every finding is in the message: count findings, not the groups listed.
+        let total = capped.total as usize;
+        plural(total, "finding needs attention", "findings need attention")
+    } else if total_open > 0 {
         plural(total_open, "group needs attention", "groups need attention")
     } else if resolved > 0 {
         plural(resolved as usize, "finding resolved", "findings resolved")
@@ -732,6 +740,22 @@ mod tests {
             figures(&evidence(&[("days_since_activity", Evidence::Null)])),
             ["no activity in the report period"]
         );
+    }
+
+    #[test]
+    fn the_headline_counts_groups_or_all_findings_when_a_cap_cut_the_list() {
+        let mut digest = crate::notify::sample::sample_digest(false);
+        // The sample lists 4 of 5 findings.
+        assert_eq!(headline(&digest), "5 findings need attention");
+        digest.capped = None;
+        // Three groups with open findings; the resolved one does not count.
+        assert_eq!(headline(&digest), "3 groups need attention");
+        digest
+            .items
+            .retain(|item| item.status == ItemStatus::Resolved);
+        digest.counts = Counts::of_items(&digest.items);
+        assert_eq!(headline(&digest), "1 finding resolved");
+        assert_eq!(status_text(ItemStatus::Reopened), "flagged again");
     }
 
     #[test]
