@@ -133,6 +133,9 @@ pub struct ScanSummary {
     pub rule_errors: u64,
     /// Every enabled rule, in id order.
     pub per_rule: Vec<(Arc<str>, RuleCounts)>,
+    /// Every enabled rule's title and help, by id: what messages about
+    /// its findings say about it.
+    pub rule_texts: std::collections::BTreeMap<String, crate::engine::rule::RuleText>,
     /// Wall-clock time of the scan, from the first read to the last
     /// delivery.
     pub elapsed: Duration,
@@ -406,6 +409,10 @@ impl Tally {
             summary: ScanSummary {
                 source: source.to_owned(),
                 per_rule,
+                rule_texts: rules
+                    .enabled()
+                    .map(|r| (r.id.to_string(), r.text()))
+                    .collect(),
                 ..Default::default()
             },
             rule_index,

@@ -357,7 +357,9 @@ fn digest_of_scan(
         expiring_exemptions: Vec::new(),
         capped: None,
         test: false,
+        rules: Default::default(),
     };
+    digest.describe_rules(&summary.rule_texts);
     digest.sort();
     Ok(digest)
 }
@@ -406,11 +408,22 @@ fn describe(
             subject,
             text: plain,
             html,
+            attachments,
+            ..
         }) => {
             let _ = write!(
                 text,
                 "Subject: {subject}\n\n{plain}\n--- text/html ---\n{html}\n"
             );
+            for file in attachments {
+                let _ = writeln!(
+                    text,
+                    "--- attachment {} ({}, {} bytes) ---",
+                    file.filename,
+                    file.content_type,
+                    file.content.len()
+                );
+            }
         }
         Rendered::Webhook(webhook) => {
             let _ = writeln!(text, "{}", webhook.body.trim_end());
@@ -430,18 +443,30 @@ fn write_files(
         slug(&message.channel),
         slug(&message.recipient)
     );
-    let files = match rendered {
-        Rendered::Email(content) => vec![
-            (
-                format!("{stem}.txt"),
-                format!(
-                    "To: {}\nSubject: {}\n\n{}",
-                    message.recipient, content.subject, content.text
+    let files: Vec<(String, Vec<u8>)> = match rendered {
+        Rendered::Email(content) => {
+            let mut files = vec![
+                (
+                    format!("{stem}.txt"),
+                    format!(
+                        "To: {}\nSubject: {}\n\n{}",
+                        message.recipient, content.subject, content.text
+                    )
+                    .into_bytes(),
                 ),
-            ),
-            (format!("{stem}.html"), content.html.clone()),
-        ],
-        Rendered::Webhook(webhook) => vec![(format!("{stem}.json"), webhook.body.clone())],
+                (format!("{stem}.html"), content.html.clone().into_bytes()),
+            ];
+            files.extend(content.attachments.iter().map(|file| {
+                (
+                    format!("{stem}-{}", slug(&file.filename)),
+                    file.content.clone(),
+                )
+            }));
+            files
+        }
+        Rendered::Webhook(webhook) => {
+            vec![(format!("{stem}.json"), webhook.body.clone().into_bytes())]
+        }
     };
     for (name, contents) in files {
         let path = dir.join(name);

@@ -457,6 +457,9 @@ const TITLE = "{title}";
 // info, low, medium, high or critical. A finding may override it.
 const SEVERITY = "low";
 const DESCRIPTION = "Groups (not deleted) with fewer than `min_members` members.";
+// For the people who get the findings (group owners, in their email): why
+// it matters and what to do, in one paragraph.
+const HELP = "A group with hardly any members is often a leftover. If it is still needed, add the people who use it; if not, delete it or ask your admin to.";
 // Parameters and their defaults. The configuration overrides them:
 //   [rules.params.{name}]
 //   min_members = 3

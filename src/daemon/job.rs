@@ -249,6 +249,7 @@ mod tests {
                     errors: 1,
                 },
             )],
+            rule_texts: Default::default(),
             elapsed: Duration::from_millis(5),
         };
         let figures = ScanFigures::of(&summary);

@@ -28,6 +28,10 @@ pub struct Rule {
     pub severity: Severity,
     /// The rule's `DESCRIPTION`; empty when it has none.
     pub description: String,
+    /// The rule's `HELP`: a paragraph for the people who get its findings
+    /// (group owners): why it matters and what to do. Empty when it has
+    /// none.
+    pub help: String,
     /// The `.rhai` file the rule was compiled from.
     pub path: PathBuf,
     /// The text of that file, for the source lines of diagnostics.
@@ -59,6 +63,27 @@ pub struct Rule {
     /// Every how many report lines the fast path's answer is checked in
     /// the interpreter (`[rules] verify_fast_path`); 0: never.
     pub verify_fast_path_every: u64,
+}
+
+/// What people who get a rule's findings read about it: its `TITLE` and
+/// its `HELP`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuleText {
+    /// The rule's `TITLE`.
+    pub title: String,
+    /// The rule's `HELP`; empty when it has none.
+    #[serde(default)]
+    pub help: String,
+}
+
+impl Rule {
+    /// The rule's title and help, for messages about its findings.
+    pub fn text(&self) -> RuleText {
+        RuleText {
+            title: self.title.clone(),
+            help: self.help.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Rule {
@@ -318,6 +343,7 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         title,
         severity,
         description,
+        help,
         defaults,
     } = metadata;
     let mut rule = Rule {
@@ -325,6 +351,7 @@ pub fn compile_rule(engine: &Engine, path: &Path, source: &str) -> Result<Rule, 
         title,
         severity,
         description,
+        help,
         path: path.to_owned(),
         source: source.into(),
         params: Params(Arc::new(defaults.clone())),
@@ -373,10 +400,11 @@ struct Metadata {
     title: String,
     severity: Severity,
     description: String,
+    help: String,
     defaults: Map,
 }
 
-/// Reads `ID`, `TITLE`, `DESCRIPTION`, `SEVERITY` and `PARAMS` from the
+/// Reads `ID`, `TITLE`, `DESCRIPTION`, `HELP`, `SEVERITY` and `PARAMS` from the
 /// top level's scope, with their defaults; a wrong one is an error in
 /// `errors`, pointing at its declaration.
 fn read_metadata(
@@ -409,6 +437,7 @@ fn read_metadata(
     let id = text("ID", errors).unwrap_or(stem);
     let title = text("TITLE", errors).unwrap_or_else(|| id.clone());
     let description = text("DESCRIPTION", errors).unwrap_or_default();
+    let help = text("HELP", errors).unwrap_or_default();
     let severity = match text("SEVERITY", errors) {
         Some(s) => s.parse().unwrap_or_else(|message| {
             errors.push(meta_error("SEVERITY", message));
@@ -440,6 +469,7 @@ fn read_metadata(
         title,
         severity,
         description,
+        help,
         defaults,
     }
 }
@@ -763,6 +793,7 @@ mod tests {
         let rule = compile(
             r#"
             const TITLE = "Demo";
+            const HELP = "Ask the owner.";
             const SEVERITY = "high";
             const PARAMS = #{ days: 90, label: "x" };
             fn check(row, params) { row.days_since_activity >= params.days }
@@ -771,6 +802,7 @@ mod tests {
         .unwrap();
         assert_eq!(&*rule.id, "demo");
         assert_eq!(rule.title, "Demo");
+        assert_eq!(rule.help, "Ask the owner.");
         assert_eq!(rule.severity, Severity::High);
         assert_eq!(rule.defaults.get("days").unwrap().as_int().unwrap(), 90);
         assert_eq!(rule.check_arity, Some(2));

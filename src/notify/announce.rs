@@ -98,7 +98,9 @@ pub(crate) fn digest_of(changes: &Changes, summary: &ScanSummary) -> Digest {
         expiring_exemptions,
         capped,
         test: false,
+        rules: Default::default(),
     };
+    digest.describe_rules(&summary.rule_texts);
     digest.sort();
     digest
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::config::LoadedConfig;
+use crate::source::cloud::Cloud;
 
 use super::config::{
     ChannelConfig, ChannelKind, GROUP_OWNERS, Recipients, SmtpTls, is_loopback_host,
@@ -30,6 +31,37 @@ pub struct Channel {
     templates: Templates,
     password_file: Option<PathBuf>,
     secret_file: Option<PathBuf>,
+    tenant: TenantInfo,
+}
+
+/// What emails say about the tenant, from the `[source]` section.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TenantInfo {
+    /// `[source] tenant_name`.
+    pub(crate) name: Option<String>,
+    /// `[source] tenant_id` when it is a domain (`contoso.onmicrosoft.com`).
+    pub(crate) domain: Option<String>,
+    /// `[source] cloud`: which admin portal links point at.
+    pub(crate) cloud: Cloud,
+}
+
+impl TenantInfo {
+    fn of(loaded: &LoadedConfig) -> TenantInfo {
+        let Some(source) = &loaded.config.source else {
+            return TenantInfo::default();
+        };
+        let given = |text: &Option<String>| {
+            text.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        TenantInfo {
+            name: given(&source.tenant_name),
+            domain: given(&source.tenant_id).filter(|id| id.contains('.')),
+            cloud: source.cloud,
+        }
+    }
 }
 
 impl Channel {
@@ -47,6 +79,11 @@ impl Channel {
     /// The channel's templates: the built-ins with its `template_dir` applied.
     pub fn templates(&self) -> &Templates {
         &self.templates
+    }
+
+    /// The tenant as `[source]` describes it, for emails.
+    pub(crate) fn tenant(&self) -> &TenantInfo {
+        &self.tenant
     }
 
     /// `password_file`, relative to the config file's folder.
@@ -110,6 +147,7 @@ impl Channel {
                     templates,
                     password_file: config.password_file.as_deref().map(|p| loaded.resolve(p)),
                     secret_file: config.secret_file.as_deref().map(|p| loaded.resolve(p)),
+                    tenant: TenantInfo::of(loaded),
                 };
                 channel.try_templates().map_err(|e| vec![e.to_string()])?;
                 Ok(channel)
@@ -210,6 +248,13 @@ fn check_keys(config: &ChannelConfig) -> Vec<String> {
     }
     if config.timeout().is_zero() {
         problems.push("`timeout` must be more than zero".into());
+    }
+    if config
+        .exemption_contact
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        problems.push("`exemption_contact` is empty".into());
     }
     if config.max_findings_per_owner == 0 {
         problems.push("`max_findings_per_owner` must be at least 1".into());

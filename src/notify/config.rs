@@ -65,6 +65,23 @@ pub struct ChannelConfig {
     #[serde(default = "default_max_owner_messages")]
     pub max_owner_messages: usize,
 
+    /// Email and graph-mail: the most findings of one rule an email lists
+    /// (each rule's heading still gives its true total); the full list
+    /// goes out as a CSV attachment [default: 25]. Lowered further when
+    /// the HTML would pass about 100 KB.
+    #[serde(default)]
+    pub max_listed_per_rule: Option<usize>,
+    /// Email and graph-mail: the largest CSV attachment, in bytes; a longer
+    /// list is cut (the message says so). 0 attaches nothing [default:
+    /// 5000000].
+    #[serde(default)]
+    pub max_attachment_bytes: Option<usize>,
+    /// Email and graph-mail: whom owners ask to exempt a group (a name, an
+    /// address or an https link), in "ask … to exempt it" [default: your
+    /// Microsoft 365 administrators].
+    #[serde(default)]
+    pub exemption_contact: Option<String>,
+
     /// Email: the SMTP server.
     #[serde(default)]
     pub smtp_host: Option<String>,
@@ -189,6 +206,14 @@ fn default_max_findings_per_owner() -> usize {
 fn default_max_owner_messages() -> usize {
     100
 }
+/// How many findings of one rule an email lists unless
+/// `max_listed_per_rule` says otherwise.
+pub const DEFAULT_MAX_LISTED_PER_RULE: usize = 25;
+/// The largest CSV attachment unless `max_attachment_bytes` says
+/// otherwise (5 MB: well within what mail servers and Graph's sendMail,
+/// 4 MB of attachment after base64 aside, accept).
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 5_000_000;
+
 fn default_retries() -> u32 {
     3
 }
@@ -264,6 +289,18 @@ impl ChannelConfig {
         self.format.unwrap_or_default()
     }
 
+    /// `max_listed_per_rule`, or its default.
+    pub fn max_listed_per_rule(&self) -> usize {
+        self.max_listed_per_rule
+            .unwrap_or(DEFAULT_MAX_LISTED_PER_RULE)
+    }
+
+    /// `max_attachment_bytes`, or its default.
+    pub fn max_attachment_bytes(&self) -> usize {
+        self.max_attachment_bytes
+            .unwrap_or(DEFAULT_MAX_ATTACHMENT_BYTES)
+    }
+
     /// Whether each owner gets their own message.
     pub fn routes_to_owners(&self) -> bool {
         matches!(self.to, Some(Recipients::GroupOwners))
@@ -282,6 +319,9 @@ impl ChannelConfig {
             ("password_env", self.password_env.is_some()),
             ("password_file", self.password_file.is_some()),
             ("from", self.from.is_some()),
+            ("max_listed_per_rule", self.max_listed_per_rule.is_some()),
+            ("max_attachment_bytes", self.max_attachment_bytes.is_some()),
+            ("exemption_contact", self.exemption_contact.is_some()),
             ("graph_url", self.graph_url.is_some()),
             ("url", self.url.is_some()),
             ("url_env", self.url_env.is_some()),
@@ -336,8 +376,19 @@ impl ChannelKind {
                 "password_env",
                 "password_file",
                 "from",
+                "max_listed_per_rule",
+                "max_attachment_bytes",
+                "exemption_contact",
             ],
-            ChannelKind::GraphMail => &["to", "fallback_to", "from", "graph_url"],
+            ChannelKind::GraphMail => &[
+                "to",
+                "fallback_to",
+                "from",
+                "graph_url",
+                "max_listed_per_rule",
+                "max_attachment_bytes",
+                "exemption_contact",
+            ],
             ChannelKind::Webhook => &[
                 "url",
                 "url_env",

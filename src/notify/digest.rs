@@ -6,11 +6,14 @@
 //! plain data that serialises to JSON, so the outbox can keep a planned
 //! message until it is delivered.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::finding::{EvidenceMap, Finding, Severity};
+use crate::engine::rule::RuleText;
 
 /// Everything a scan announces, for every channel at once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +36,12 @@ pub struct Digest {
     /// A `groupwarden notify --test` message rather than a scan's news.
     #[serde(default)]
     pub test: bool,
+    /// The title and help text of each rule the digest's items and
+    /// exemptions name, by rule id, for messages people can act on.
+    /// Digests queued before rules had help texts have none: messages
+    /// then fall back to the rule id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, RuleText>,
 }
 
 /// Which scan the digest is about.
@@ -233,6 +242,29 @@ impl Digest {
             && !self.test
     }
 
+    /// Keeps from `texts` (every rule's title and help, by id) those of
+    /// the rules this digest names.
+    pub fn describe_rules(&mut self, texts: &BTreeMap<String, RuleText>) {
+        let named = |rule: &str| {
+            self.items.iter().any(|item| item.rule == rule)
+                || self.expiring_exemptions.iter().any(|e| e.rule == rule)
+        };
+        self.rules = texts
+            .iter()
+            .filter(|(rule, _)| named(rule))
+            .map(|(rule, text)| (rule.clone(), text.clone()))
+            .collect();
+    }
+
+    /// The title of `rule`, else its id.
+    pub fn rule_title<'a>(&'a self, rule: &'a str) -> &'a str {
+        self.rules
+            .get(rule)
+            .map(|text| text.title.as_str())
+            .filter(|title| !title.is_empty())
+            .unwrap_or(rule)
+    }
+
     /// Most severe first, then by rule, status and group, so every
     /// rendering lists items in the same order.
     pub fn sort(&mut self) {
@@ -350,6 +382,13 @@ mod tests {
             expiring_exemptions: vec![],
             capped: None,
             test: false,
+            rules: BTreeMap::from([(
+                "r".to_owned(),
+                RuleText {
+                    title: "Rule R".into(),
+                    help: "Do this.".into(),
+                },
+            )]),
         };
         let json = serde_json::to_string(&digest).unwrap();
         assert!(

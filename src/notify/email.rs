@@ -1,7 +1,9 @@
-//! Email over SMTP with lettre: one multipart message, plain text and
-//! HTML, per planned message.
+//! Email over SMTP with lettre: one multipart message per planned
+//! message, plain text and HTML (multipart/alternative), inside
+//! multipart/mixed with the CSV attachment when there is one. Headers:
+//! `Message-ID` (the delivery id), `Date`, `Auto-Submitted` and `List-Id`.
 
-use lettre::message::{Mailbox, Mailboxes, MultiPart, header};
+use lettre::message::{Attachment, Mailbox, Mailboxes, MultiPart, header};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -89,12 +91,26 @@ pub(crate) fn message(
     for mailbox in to {
         builder = builder.to(mailbox);
     }
+    let alternative = MultiPart::alternative_plain_html(content.text.clone(), content.html.clone());
+    let body = if content.attachments.is_empty() {
+        alternative
+    } else {
+        // multipart/mixed: the text and HTML as alternatives, then the files.
+        let mut mixed = MultiPart::mixed().multipart(alternative);
+        for file in &content.attachments {
+            let content_type = header::ContentType::parse(file.content_type)
+                .map_err(|e| format!("attachment {}: {e}", file.filename))?;
+            mixed = mixed.singlepart(
+                Attachment::new(file.filename.clone()).body(file.content.clone(), content_type),
+            );
+        }
+        mixed
+    };
     builder
+        .date_now()
         .header(AutoSubmitted)
-        .multipart(MultiPart::alternative_plain_html(
-            content.text.clone(),
-            content.html.clone(),
-        ))
+        .header(ListId(content.list_id.clone()))
+        .multipart(body)
         .map_err(|e| e.to_string())
 }
 
@@ -102,6 +118,25 @@ pub(crate) fn message(
 /// id is dot-atom text, which the outbox's `gw-<n>-<hex>` ids are.
 pub(crate) fn message_id(delivery_id: &str) -> String {
     format!("<{delivery_id}@groupwarden>")
+}
+
+/// `List-Id` (RFC 2919): mail rules can file every message of the
+/// channel together.
+#[derive(Clone)]
+struct ListId(String);
+
+impl header::Header for ListId {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("List-Id")
+    }
+
+    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListId(text.to_owned()))
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), self.0.clone())
+    }
 }
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): out-of-office replies and

@@ -9,6 +9,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -89,7 +91,8 @@ pub(crate) fn send_mail_url(graph_url: &str, from: &str) -> Result<reqwest::Url,
 
 /// The sendMail request body: the HTML rendering to every recipient, with
 /// the delivery id as the `X-Groupwarden-Delivery` header (Graph accepts
-/// custom `X-` headers on a message; it sets the `Message-ID` itself).
+/// only custom `X-` headers on a message; it sets the `Message-ID` and
+/// `Date` itself) and the CSV attachment as a `fileAttachment`.
 pub(crate) fn send_mail_body(
     recipients: &[String],
     content: &EmailContent,
@@ -99,18 +102,30 @@ pub(crate) fn send_mail_body(
         .iter()
         .map(|address| json!({ "emailAddress": { "address": address } }))
         .collect();
-    json!({
-        "message": {
-            "subject": content.subject,
-            "body": { "contentType": "HTML", "content": content.html },
-            "toRecipients": to,
-            "internetMessageHeaders": [
-                { "name": "X-Groupwarden-Delivery", "value": delivery_id },
-            ],
-        },
-        "saveToSentItems": false,
-    })
-    .to_string()
+    let attachments: Vec<_> = content
+        .attachments
+        .iter()
+        .map(|file| {
+            json!({
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": file.filename,
+                "contentType": file.content_type,
+                "contentBytes": BASE64_STANDARD.encode(&file.content),
+            })
+        })
+        .collect();
+    let mut message = json!({
+        "subject": content.subject,
+        "body": { "contentType": "HTML", "content": content.html },
+        "toRecipients": to,
+        "internetMessageHeaders": [
+            { "name": "X-Groupwarden-Delivery", "value": delivery_id },
+        ],
+    });
+    if !attachments.is_empty() {
+        message["attachments"] = serde_json::Value::Array(attachments);
+    }
+    json!({ "message": message, "saveToSentItems": false }).to_string()
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod config;
 pub mod deliver;
 pub mod digest;
 pub(crate) mod email;
+pub mod email_view;
 pub(crate) mod error;
 pub(crate) mod graph_mail;
 mod http;

@@ -16,6 +16,8 @@ use crate::engine::finding::{EvidenceMap, Severity};
 use super::channel::Channel;
 use super::config::{ChannelKind, WebhookFormat};
 use super::digest::{Capped, Counts, Digest, DigestItem, ExpiringExemption, ItemStatus, ScanInfo};
+use super::email_view;
+pub use super::email_view::Attachment;
 use super::route::Planned;
 use super::templates::{self, TemplateError};
 
@@ -48,6 +50,12 @@ pub struct EmailContent {
     pub text: String,
     /// The HTML body.
     pub html: String,
+    /// Files sent with it: the CSV of every finding when the body does
+    /// not list them all.
+    pub attachments: Vec<Attachment>,
+    /// The `List-Id` header's value (RFC 2919), `groupwarden
+    /// <groupwarden.contoso.com>`, so mail rules can file the messages.
+    pub list_id: String,
 }
 
 /// The body of one webhook request.
@@ -109,21 +117,70 @@ pub fn render(channel: &Channel, planned: &Planned) -> Result<Rendered, RenderEr
 }
 
 fn render_email(channel: &Channel, planned: &Planned) -> Result<EmailContent, RenderError> {
-    let view = MessageView::new(planned, listable(&planned.digest));
+    let config = channel.config();
+    let digest = &planned.digest;
+    let limit = match config.kind {
+        ChannelKind::GraphMail => config
+            .max_attachment_bytes()
+            .min(email_view::GRAPH_MAIL_MAX_ATTACHMENT_BYTES),
+        _ => config.max_attachment_bytes(),
+    };
     let templates = channel.templates();
-    // A header cannot hold a line break, whatever a template produces.
-    let subject = templates
-        .render(templates::EMAIL_SUBJECT, &view)?
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let text = templates.render(templates::EMAIL_TEXT, &view)?;
-    let html = templates.render(templates::EMAIL_HTML, &view)?;
-    Ok(EmailContent {
-        subject,
-        text,
-        html,
-    })
+    let list_id = email_view::list_id(channel, planned);
+    let mut cached: Option<((bool, bool), email_view::Files)> = None;
+    let mut render = |per_rule: usize| -> Result<EmailContent, RenderError> {
+        let listed = lists_everything(digest, per_rule);
+        if cached.as_ref().is_none_or(|(key, _)| *key != listed) {
+            cached = Some((listed, email_view::attachments(digest, listed, limit)));
+        }
+        let files = &cached.as_ref().expect("just filled").1;
+        let view = email_view::email_view(channel, planned, per_rule, files);
+        // A header cannot hold a line break, whatever a template produces.
+        let subject = templates
+            .render(templates::EMAIL_SUBJECT, &view)?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(EmailContent {
+            subject,
+            text: templates.render(templates::EMAIL_TEXT, &view)?,
+            html: templates.render(templates::EMAIL_HTML, &view)?,
+            attachments: files.iter().map(|(file, _)| file.clone()).collect(),
+            list_id: list_id.clone(),
+        })
+    };
+    let most = config.max_listed_per_rule();
+    let full = render(most)?;
+    if email_view::sent_size(&full.html) <= email_view::HTML_MAX_BYTES {
+        return Ok(full);
+    }
+    // Fewer findings per rule until the HTML fits; the attachment has them all.
+    let (mut low, mut high) = (0, most);
+    let mut best = render(0)?;
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        let content = render(middle)?;
+        if email_view::sent_size(&content.html) <= email_view::HTML_MAX_BYTES {
+            low = middle;
+            best = content;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(best)
+}
+
+/// Whether listing `per_rule` findings of each rule lists every finding,
+/// and every expiring exemption.
+fn lists_everything(digest: &Digest, per_rule: usize) -> (bool, bool) {
+    let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for item in &digest.items {
+        *per.entry(&item.rule).or_default() += 1;
+    }
+    (
+        per.values().all(|&n| n <= per_rule),
+        digest.expiring_exemptions.len() <= per_rule,
+    )
 }
 
 /// A chat message holding as many items as fit, found by bisection.
@@ -303,7 +360,8 @@ impl<'a> MessageView<'a> {
 }
 
 impl<'a> ItemView<'a> {
-    fn new(item: &'a DigestItem) -> ItemView<'a> {
+    /// The view of `item`.
+    pub(crate) fn new(item: &'a DigestItem) -> ItemView<'a> {
         ItemView {
             status: item.status,
             key: &item.key,

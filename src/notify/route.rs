@@ -206,6 +206,7 @@ fn owner_digest(routed: &Digest, mut items: Vec<DigestItem>, cap: Option<usize>)
         expiring_exemptions: Vec::new(),
         capped,
         test: routed.test,
+        rules: routed.rules.clone(),
     }
 }
 

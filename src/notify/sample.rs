@@ -5,6 +5,7 @@
 use jiff::civil::Date;
 
 use crate::engine::finding::{Evidence, EvidenceMap, Severity};
+use crate::engine::rule::RuleText;
 
 use super::digest::{Capped, Counts, Digest, DigestItem, ExpiringExemption, ItemStatus, ScanInfo};
 
@@ -87,6 +88,28 @@ pub(crate) fn sample_digest(test: bool) -> Digest {
             reason: "a sample cap".into(),
         }),
         test,
+        rules: [
+            (
+                "ownerless-groups",
+                "Ownerless groups",
+                "Ask your admin to name an owner.",
+            ),
+            (
+                "inactive-groups",
+                "Inactive groups",
+                "Delete or archive it if nobody needs it.",
+            ),
+            ("external-members", "Groups with guests", ""),
+        ]
+        .into_iter()
+        .map(|(rule, title, help)| {
+            let text = RuleText {
+                title: title.into(),
+                help: help.into(),
+            };
+            (rule.to_owned(), text)
+        })
+        .collect(),
     }
 }
 

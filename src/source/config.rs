@@ -56,6 +56,11 @@ pub struct SourceConfig {
     /// The tenant: its GUID or a verified domain such as
     /// `contoso.onmicrosoft.com`. Default: `$AZURE_TENANT_ID`.
     pub tenant_id: Option<String>,
+    /// The tenant's name as people know it (`Contoso`): what email
+    /// subjects and bodies call the tenant. Either source type. Default:
+    /// `tenant_id` when it is a domain, else the domain of the owners'
+    /// addresses.
+    pub tenant_name: Option<String>,
     /// The app registration's Application (client) ID. Default: `$AZURE_CLIENT_ID`.
     pub client_id: Option<String>,
     /// The name of the environment variable that holds the client secret.
@@ -139,6 +144,7 @@ impl Default for SourceConfig {
             kind: SourceKind::Graph,
             path: None,
             tenant_id: None,
+            tenant_name: None,
             client_id: None,
             client_secret_env: None,
             client_secret_file: None,

@@ -292,12 +292,12 @@ include_resolved = true"#;
     let raw = message["data"].as_str().unwrap();
     assert_eq!(
         subject(raw),
-        "[groupwarden] Contoso: 3 new, 1 reopened, 1 reminder, 1 resolved, 1 expiring exemption"
+        "[groupwarden] Contoso: 3 new, 1 flagged again, 1 reminder, 1 resolved, 1 expiring exemption"
     );
     assert_eq!(header_value(raw, "Auto-Submitted"), "auto-generated");
 
     let plain = mime_part(raw, "text/plain");
-    assert!(plain.contains("New: 3 | Reopened: 1 | Reminders: 1 | Resolved: 1 | Exempted: 2 | Expiring exemptions: 1"), "{plain}");
+    assert!(plain.contains("New: 3 | Flagged again: 1 | Reminders: 1 | Resolved: 1 | Exempted: 2 | Expiring exemptions: 1"), "{plain}");
     // Most severe rule first.
     let critical = plain.find("== public-with-guests (critical)").unwrap();
     let high = plain.find("== ownerless-groups (high)").unwrap();
@@ -309,7 +309,10 @@ include_resolved = true"#;
     );
 
     let html = mime_part(raw, "text/html");
-    assert!(html.contains("<table"), "{html}");
+    assert!(
+        !html.contains("<table"),
+        "one column of blocks, no tables: {html}"
+    );
     assert!(
         html.contains("Board &lt;Confidential&gt; &amp; Co"),
         "group names are HTML-escaped: {html}"
@@ -949,7 +952,7 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(
         body["message"]["subject"],
-        "[groupwarden] Contoso: 3 new, 1 reopened, 1 reminder, 1 expiring exemption"
+        "[groupwarden] Contoso: 3 new, 1 flagged again, 1 reminder, 1 expiring exemption"
     );
     assert_eq!(
         body["message"]["toRecipients"],
@@ -960,7 +963,11 @@ async fn graph_mail_posts_send_mail_with_the_bearer_token() {
         body["message"]["body"]["content"]
             .as_str()
             .unwrap()
-            .contains("<table")
+            .contains("Board &lt;Confidential&gt; &amp; Co")
+    );
+    assert!(
+        body["message"].get("attachments").is_none(),
+        "everything is listed: no attachment"
     );
     assert_eq!(body["saveToSentItems"], false);
 }
@@ -1123,7 +1130,7 @@ fn dry_run_writes_every_message_to_a_folder_and_sends_nothing() {
             .unwrap();
     assert!(
         adele.starts_with(
-            "To: adele.vance@contoso.com\nSubject: [groupwarden] Contoso: 1 new, 1 reopened\n"
+            "To: adele.vance@contoso.com\nSubject: [groupwarden] Contoso: 2 groups need attention\n"
         ),
         "{adele}"
     );

@@ -94,6 +94,7 @@ fn summary(findings: &[Finding]) -> ScanSummary {
             (Arc::from(id), counts)
         })
         .collect(),
+        rule_texts: Default::default(),
         elapsed: Duration::from_millis(120),
     }
 }
