@@ -109,7 +109,7 @@ fn retry_outbox(
 /// `notify --dead-letters`: each dead letter, what it was and why it
 /// stopped, on standard output.
 fn list_dead_letters(args: &NotifyArgs, loaded: &LoadedConfig) -> Result<Outcome, Error> {
-    let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
+    let store = super::open_read_only(args.state.as_deref(), loaded)?;
     let dead = outbox::dead_letters(store.connection()).map_err(|e| store.fail(e))?;
     if dead.is_empty() {
         eprintln!(

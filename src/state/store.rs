@@ -183,6 +183,94 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the existing database at `path` for reading only, for the
+    /// commands that only look (`findings`, `history`, `exemptions`,
+    /// `report`, `notify --dead-letters`): SQLite's read-only mode, so the
+    /// file is never written and no write lock is taken. When the folder
+    /// cannot be written either (SQLite could not make the `-shm` file
+    /// WAL readers share) and no `-wal` file holds unmerged writes, the
+    /// file is opened `immutable`: read as it is, without any lock files.
+    /// A file whose schema is older than this program's is upgraded
+    /// through [`Store::open`] first, which needs to write.
+    pub fn open_read_only(path: &Path, options: &StoreOptions) -> Result<Store, StateError> {
+        check_location(path, false)?;
+        let store = match Self::connect_read_only(path, options, false) {
+            Err(_) if !pending_wal(path) && !folder_writable(path) => {
+                Self::connect_read_only(path, options, true)?
+            }
+            result => result?,
+        };
+        let identity = schema::identity(&store.conn).map_err(|e| store.fail(e))?;
+        store.check_identity(identity)?;
+        if identity.version < CURRENT_VERSION {
+            drop(store);
+            return Store::open(
+                path,
+                &StoreOptions {
+                    create: false,
+                    ..options.clone()
+                },
+            );
+        }
+        Ok(store)
+    }
+
+    /// A copy in memory of the existing database at `path`, for a scan
+    /// whose recording is only previewed (`notify --dry-run --input`): the
+    /// file is opened read-only (see [`Store::open_read_only`]) and copied
+    /// with SQLite's backup API, so the preview may write what it likes and
+    /// the file stays as it was, even in a folder nobody may write. Errors
+    /// still name `path`.
+    pub fn open_copy(path: &Path, options: &StoreOptions) -> Result<Store, StateError> {
+        let file = Store::open_read_only(path, options)?;
+        let fail = |e| classify(path, options.lock_timeout, e);
+        let mut conn = Connection::open_in_memory().map_err(fail)?;
+        rusqlite::backup::Backup::new(&file.conn, &mut conn)
+            .and_then(|backup| backup.run_to_completion(256, Duration::ZERO, None))
+            .map_err(fail)?;
+        conn.execute_batch("PRAGMA foreign_keys = OFF;")
+            .map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            lock_timeout: options.lock_timeout,
+            _writer_lock: None,
+        })
+    }
+
+    /// A read-only connection, checked by reading the schema version;
+    /// `immutable`: without locks or `-shm` (see [`Store::open_read_only`]).
+    fn connect_read_only(
+        path: &Path,
+        options: &StoreOptions,
+        immutable: bool,
+    ) -> Result<Store, StateError> {
+        let fail = |e| classify(path, options.lock_timeout, e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            Connection::open_with_flags(
+                immutable_uri(path),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(fail)?;
+        conn.busy_timeout(options.lock_timeout).map_err(fail)?;
+        conn.pragma_query_value(None, "user_version", |row| row.get::<_, i32>(0))
+            .map_err(fail)?;
+        conn.execute_batch("PRAGMA cache_size = -32768;")
+            .map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            lock_timeout: options.lock_timeout,
+            _writer_lock: None,
+        })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -348,6 +436,46 @@ fn check_location(path: &Path, create: bool) -> Result<(), StateError> {
         )));
     }
     Ok(())
+}
+
+/// The database has a `-wal` file with writes not yet merged into it: an
+/// `immutable` open would not see them.
+fn pending_wal(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// This process may create files in the database's folder.
+fn folder_writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let Ok(folder) = std::ffi::CString::new(folder.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `folder` is a NUL-terminated string that outlives the call.
+    unsafe { libc::access(folder.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// `path` as an SQLite URI opening it read-only and `immutable`; bytes
+/// outside the unreserved set are percent-encoded (a `?` or `#` in a
+/// file name must not start the query).
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut uri = String::from("file:");
+    for &byte in absolute.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    uri
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {

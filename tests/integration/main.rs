@@ -11,6 +11,7 @@ mod util;
 
 mod announce;
 mod bounds;
+mod chat_schema;
 mod completions;
 mod daemon;
 mod deploy;
