@@ -113,7 +113,10 @@ pub struct ScanConfig {
     /// The longest record (in bytes) read from the report; a longer one,
     /// quoted or not, is a row error and reading goes on. Bounded to
     /// [`MAX_RECORD_BYTES_RANGE`].
-    #[serde(default = "default_max_record_bytes", deserialize_with = "record_bytes")]
+    #[serde(
+        default = "default_max_record_bytes",
+        deserialize_with = "record_bytes"
+    )]
     pub max_record_bytes: usize,
 }
 

@@ -534,10 +534,8 @@ impl<R: Read> Lines<R> {
         };
         record.clear();
         record.skipped = Some(
-            format!(
-                "{what}; skipped this line and read on from the next. It starts: {excerpt}"
-            )
-            .into(),
+            format!("{what}; skipped this line and read on from the next. It starts: {excerpt}")
+                .into(),
         );
         Ok(line)
     }
@@ -748,7 +746,10 @@ mod tests {
         for (text, what) in [
             (format!("{HEAD}{long}\na,b,c,d\n"), "a line longer than"),
             (format!("{HEAD}a,\"{long}\"\na,b,c,d\n"), "a quoted field"),
-            (format!("{HEAD}\u{1b}[2J{long}\na,b,c,d\n"), "a line longer than"),
+            (
+                format!("{HEAD}\u{1b}[2J{long}\na,b,c,d\n"),
+                "a line longer than",
+            ),
         ] {
             let rows = capped(&text, MAX_RECORD_BYTES);
             assert_eq!(rows.len(), 2, "{what}");
@@ -758,7 +759,10 @@ mod tests {
             assert!(reason.contains(what), "{reason}");
             assert!(reason.contains(&MAX_RECORD_BYTES.to_string()), "{reason}");
             assert!(reason.len() < 500, "quotes at most 200 bytes: {reason}");
-            assert!(!reason.contains('\u{1b}'), "control characters escaped: {reason}");
+            assert!(
+                !reason.contains('\u{1b}'),
+                "control characters escaped: {reason}"
+            );
             assert_eq!(rows[1], (3, fields(["a", "b", "c", "d"]), None));
         }
     }

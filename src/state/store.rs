@@ -249,10 +249,7 @@ impl Store {
         let fail = |e| classify(path, options.lock_timeout, e);
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = if immutable {
-            Connection::open_with_flags(
-                immutable_uri(path),
-                flags | OpenFlags::SQLITE_OPEN_URI,
-            )
+            Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
         } else {
             Connection::open_with_flags(path, flags)
         }

@@ -141,7 +141,11 @@ fn read_only_commands_read_a_read_only_database_and_leave_it_byte_identical() {
             "{args:?}: {}",
             stderr(&out)
         );
-        assert!(!stderr(&out).contains("read-only"), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("read-only"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
         assert_eq!(
             std::fs::read(&tenant.db).unwrap(),
             before,
@@ -150,9 +154,16 @@ fn read_only_commands_read_a_read_only_database_and_leave_it_byte_identical() {
         assert_eq!(listing(&dir.join("state")), files_before, "{args:?}");
     }
     let findings = gw_unprivileged(dir, &["findings", "--format", "json"]);
-    assert!(stdout(&findings).contains("ownerless-groups"), "{}", stdout(&findings));
+    assert!(
+        stdout(&findings).contains("ownerless-groups"),
+        "{}",
+        stdout(&findings)
+    );
     let page = std::fs::read_to_string(dir.join("out/page.html")).unwrap();
-    assert!(page.contains("Legal hold"), "the page shows the state's exemptions");
+    assert!(
+        page.contains("Legal hold"),
+        "the page shows the state's exemptions"
+    );
 }
 
 #[test]
@@ -187,14 +198,18 @@ fn a_lock_that_cannot_be_taken_on_an_existing_database_is_not_a_failure_to_creat
     write(dir.path(), "r.csv", &report(&[Group::default().csv()]));
     let scan = |dir: &Path| {
         gw(dir)
-            .args(["scan", "--input", "r.csv", "--format", "jsonl", "--state", "gw.db", "--rules"])
+            .args([
+                "scan", "--input", "r.csv", "--format", "jsonl", "--state", "gw.db", "--rules",
+            ])
             .arg(bundled_rules())
             .output()
             .unwrap()
     };
     assert_eq!(scan(dir.path()).status.code(), Some(0));
     // The lock file's name taken by a folder: the lock cannot be opened.
-    std::fs::create_dir(dir.path().join("gw.db.lock")).unwrap();
+    let lock = dir.path().join("gw.db.lock");
+    let _ = std::fs::remove_file(&lock);
+    std::fs::create_dir(&lock).unwrap();
     let out = scan(dir.path());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -209,7 +224,10 @@ fn a_lock_that_cannot_be_taken_on_an_existing_database_is_not_a_failure_to_creat
 fn peak_rss_kib(stderr_text: &str) -> u64 {
     stderr_text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .expect("/usr/bin/time -v reports the peak")
         .trim()
         .parse()
@@ -225,7 +243,15 @@ fn scan_streamed(head: &[u8], chunk: &[u8], repeat: usize) -> (Output, u64) {
     child
         .arg("-v")
         .arg(binary())
-        .args(["scan", "--no-state", "--format", "jsonl", "--input", "-", "--rules"])
+        .args([
+            "scan",
+            "--no-state",
+            "--format",
+            "jsonl",
+            "--input",
+            "-",
+            "--rules",
+        ])
         .arg(bundled_rules())
         .current_dir(dir.path())
         .stdin(Stdio::piped())
@@ -261,7 +287,11 @@ fn scan_streamed(head: &[u8], chunk: &[u8], repeat: usize) -> (Output, u64) {
 fn a_200_mb_line_quoted_or_not_is_one_row_error_within_a_few_hundred_mib() {
     let chunk = vec![b'x'; 1 << 20];
     for (what, head, message) in [
-        ("plain", &b""[..], "line 152: a line longer than 1048576 bytes"),
+        (
+            "plain",
+            &b""[..],
+            "line 152: a line longer than 1048576 bytes",
+        ),
         (
             "quoted",
             &b"2026-11-25,\"open"[..],
@@ -284,7 +314,8 @@ fn a_200_mb_line_quoted_or_not_is_one_row_error_within_a_few_hundred_mib() {
 #[test]
 fn an_unclosed_quote_near_the_top_costs_one_row_and_the_rest_is_read() {
     let dir = TempDir::new().unwrap();
-    let mut rows = vec!["2026-11-25,\"never closed,False,,,Private,5,0,,,,,,10,1,3,1,2,30".to_owned()];
+    let mut rows =
+        vec!["2026-11-25,\"never closed,False,,,Private,5,0,,,,,,10,1,3,1,2,30".to_owned()];
     rows.extend((0..300).map(|n| {
         Group {
             name: &format!("Group {n}"),
@@ -296,7 +327,15 @@ fn an_unclosed_quote_near_the_top_costs_one_row_and_the_rest_is_read() {
     }));
     write(dir.path(), "r.csv", &report(&rows));
     let out = gw(dir.path())
-        .args(["scan", "--no-state", "--format", "jsonl", "--input", "r.csv", "--rules"])
+        .args([
+            "scan",
+            "--no-state",
+            "--format",
+            "jsonl",
+            "--input",
+            "r.csv",
+            "--rules",
+        ])
         .arg(bundled_rules())
         .output()
         .unwrap();
@@ -319,26 +358,45 @@ fn an_unclosed_quote_near_the_top_costs_one_row_and_the_rest_is_read() {
 #[test]
 fn the_record_cap_is_configurable() {
     let dir = TempDir::new().unwrap();
-    let long = format!("2026-11-25,{},False,,,Private,5,0,,,,,,10,1,3,1,2,30", "x".repeat(5000));
+    let long = format!(
+        "2026-11-25,{},False,,,Private,5,0,,,,,,10,1,3,1,2,30",
+        "x".repeat(5000)
+    );
     let mut rows: Vec<String> = (0..200).map(|_| Group::default().csv()).collect();
     rows.insert(10, long);
     write(dir.path(), "r.csv", &report(&rows));
     let scan = |config: &str| {
         write(dir.path(), "groupwarden.toml", config);
         gw(dir.path())
-            .args(["scan", "--no-state", "--format", "jsonl", "--input", "r.csv", "--rules"])
+            .args([
+                "scan",
+                "--no-state",
+                "--format",
+                "jsonl",
+                "--input",
+                "r.csv",
+                "--rules",
+            ])
             .arg(bundled_rules())
             .output()
             .unwrap()
     };
     let out = scan("[scan]\nmax_record_bytes = 4096\n");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("line 12: a line longer than 4096 bytes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 12: a line longer than 4096 bytes"),
+        "{}",
+        stderr(&out)
+    );
     let out = scan("");
     assert!(!stderr(&out).contains("longer than"), "{}", stderr(&out));
     let out = scan("[scan]\nmax_record_bytes = 10\n");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("[scan] max_record_bytes must be"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("[scan] max_record_bytes must be"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -379,7 +437,9 @@ fn with_small_disk(dir: &Path, args: &[&str]) -> Option<Output> {
     }
     remove_settings(&mut command, std::env::vars_os());
     let out = command.output().unwrap();
-    if out.status.code() == Some(99) || (out.status.code() == Some(1) && stderr(&out).contains("unshare")) {
+    if out.status.code() == Some(99)
+        || (out.status.code() == Some(1) && stderr(&out).contains("unshare"))
+    {
         eprintln!("skipped: cannot mount a tmpfs here: {}", stderr(&out));
         return None;
     }
@@ -394,15 +454,51 @@ fn a_full_disk_names_the_state_database_the_output_and_the_saved_report() {
     let cases: [(&str, Vec<&str>); 3] = [
         (
             "full/gw.db",
-            vec!["scan", "--input", "r.csv", "--format", "jsonl", "--output", "/dev/null", "--state", "full/gw.db", "--rules", &rules],
+            vec![
+                "scan",
+                "--input",
+                "r.csv",
+                "--format",
+                "jsonl",
+                "--output",
+                "/dev/null",
+                "--state",
+                "full/gw.db",
+                "--rules",
+                &rules,
+            ],
         ),
         (
             "full/out.jsonl",
-            vec!["scan", "--no-state", "--input", "r.csv", "--format", "jsonl", "--output", "full/out.jsonl", "--rules", &rules],
+            vec![
+                "scan",
+                "--no-state",
+                "--input",
+                "r.csv",
+                "--format",
+                "jsonl",
+                "--output",
+                "full/out.jsonl",
+                "--rules",
+                &rules,
+            ],
         ),
         (
             "--save-report full",
-            vec!["scan", "--no-state", "--input", "r.csv", "--format", "jsonl", "--output", "/dev/null", "--save-report", "full", "--rules", &rules],
+            vec![
+                "scan",
+                "--no-state",
+                "--input",
+                "r.csv",
+                "--format",
+                "jsonl",
+                "--output",
+                "/dev/null",
+                "--save-report",
+                "full",
+                "--rules",
+                &rules,
+            ],
         ),
     ];
     for (names, args) in cases {

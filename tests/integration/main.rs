@@ -16,6 +16,7 @@ mod completions;
 mod daemon;
 mod deploy;
 mod graph;
+mod hardening;
 mod html_report;
 mod launcher;
 mod notify;
