@@ -264,7 +264,7 @@ const HOSTILE: &[&str] = &[
 
 fn hostile_name(n: usize) -> String {
     let base = HOSTILE[n % HOSTILE.len()];
-    if n % 97 == 0 {
+    if n.is_multiple_of(97) {
         // A very long name.
         format!("{base} {}", "Ünïcödé long name ".repeat(300))
     } else {
