@@ -582,6 +582,47 @@ mod tests {
     }
 
     #[test]
+    fn an_immutable_open_reads_a_file_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd ?name#1%2é.db");
+        drop(Store::open(&path, &StoreOptions::default()).unwrap());
+        assert!(
+            immutable_uri(&path).ends_with("odd%20%3Fname%231%252%C3%A9.db?mode=ro&immutable=1")
+        );
+        let store = Store::connect_read_only(&path, &StoreOptions::default(), true).unwrap();
+        assert_eq!(
+            schema::identity(store.connection()).unwrap().version,
+            CURRENT_VERSION
+        );
+        let error = store
+            .connection()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap_err();
+        assert!(matches!(store.fail(error), StateError::ReadOnly { .. }));
+    }
+
+    #[test]
+    fn a_read_only_open_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(Store::open(&path, &StoreOptions::default()).unwrap());
+        let before = std::fs::read(&path).unwrap();
+        let store = Store::open_read_only(&path, &StoreOptions::default()).unwrap();
+        assert!(store.history("nobody").unwrap().is_empty());
+        drop(store);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let copy = Store::open_copy(&path, &StoreOptions::default()).unwrap();
+        copy.begin_write().unwrap();
+        copy.connection()
+            .execute_batch("CREATE TABLE scratch (x)")
+            .unwrap();
+        copy.commit().unwrap();
+        assert_eq!(copy.path(), path);
+        drop(copy);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
     fn missing_folders_and_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let err = Store::open(&dir.path().join("nope/s.db"), &StoreOptions::default()).unwrap_err();

@@ -606,6 +606,14 @@ async fn one_scan_of_3000_hostile_groups_sends_a_valid_teams_card_and_a_slack_me
     };
     let teams = body_of("/teams");
     let slack = body_of("/slack");
+    let blocks = serde_json::from_str::<Value>(&slack).unwrap()["blocks"]
+        .as_array()
+        .map_or(0, Vec::len);
+    eprintln!(
+        "Teams card {} bytes; Slack message {} bytes in {blocks} blocks",
+        teams.len(),
+        slack.len()
+    );
     assert!(teams.len() <= TEAMS_MAX_BYTES, "{} bytes", teams.len());
     let problems = teams_violations(&teams);
     assert!(problems.is_empty(), "{problems:#?}");

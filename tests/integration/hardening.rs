@@ -85,6 +85,18 @@ impl ReadOnlyTenant {
             })
             .collect();
         write(dir.path(), "r.csv", &report(&rows));
+        // The next report: one more ownerless group, for the preview.
+        let mut next = rows.clone();
+        next.push(
+            Group {
+                name: "Newly ownerless",
+                owner: "",
+                id: "000000ff-0000-4000-8000-000000000000",
+                ..Default::default()
+            }
+            .csv(),
+        );
+        write(dir.path(), "r2.csv", &report(&next));
         write(
             dir.path(),
             "groupwarden.toml",
@@ -133,7 +145,7 @@ fn read_only_commands_read_a_read_only_database_and_leave_it_byte_identical() {
         &["exemptions"],
         &["report", "--input", "r.csv", "--output", "out/page.html"],
         &["notify", "--dead-letters"],
-        &["notify", "--dry-run", "--input", "r.csv"],
+        &["notify", "--dry-run", "--input", "r2.csv"],
     ] {
         let out = gw_unprivileged(dir, args);
         assert!(
@@ -153,6 +165,23 @@ fn read_only_commands_read_a_read_only_database_and_leave_it_byte_identical() {
         );
         assert_eq!(listing(&dir.join("state")), files_before, "{args:?}");
     }
+    // The preview is the next scan's message: the one new group only.
+    let preview = gw_unprivileged(dir, &["notify", "--dry-run", "--input", "r2.csv"]);
+    assert!(
+        stdout(&preview).contains("==> message 1 of 1"),
+        "{}",
+        stdout(&preview)
+    );
+    assert!(
+        stdout(&preview).contains("Newly ownerless"),
+        "{}",
+        stdout(&preview)
+    );
+    assert!(
+        !stdout(&preview).contains("Group 2\""),
+        "{}",
+        stdout(&preview)
+    );
     let findings = gw_unprivileged(dir, &["findings", "--format", "json"]);
     assert!(
         stdout(&findings).contains("ownerless-groups"),
