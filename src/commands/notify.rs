@@ -318,7 +318,9 @@ fn digest_of_scan(
 ) -> Result<Digest, Error> {
     let (engine, rules) = load_rules(rules_dir, loaded)?;
     let (input, source_name) = open_input(report, Default::default())?;
-    let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
+    let cap = loaded.config.scan.max_record_bytes;
+    let reader = ReportReader::with_max_record_bytes(input, &source_name, cap)
+        .map_err(crate::scan::ScanError::from)?;
     let options = ScanOptions {
         track_groups: false,
         ..ScanOptions::default()

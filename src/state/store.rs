@@ -80,7 +80,8 @@ pub enum StateError {
     },
     /// The file or its folder cannot be written.
     #[error(
-        "state database {path} is read-only ({detail}); groupwarden needs to write to it and to its folder"
+        "state database {path} is read-only ({detail}); this command writes to it: make the file and its folder \
+         writable for the user groupwarden runs as, or point --state or [state] path at a copy it may write"
     )]
     ReadOnly {
         /// The database file.

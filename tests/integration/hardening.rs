@@ -214,7 +214,7 @@ fn a_write_to_a_read_only_database_names_the_file_and_the_fix() {
         );
         assert!(!err.contains("cannot create it"), "{args:?}: {err}");
         assert!(
-            err.contains("GROUPWARDEN_STATE") || err.contains("writ"),
+            err.contains("set [state] path") || err.contains("point --state or [state] path"),
             "{args:?}: a fix: {err}"
         );
         assert_eq!(std::fs::read(&tenant.db).unwrap(), before, "{args:?}");
