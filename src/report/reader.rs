@@ -888,6 +888,48 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any mix of quotes, separators and line breaks, read with a small
+        /// cap a few bytes at a time: no record over the cap, line numbers
+        /// always rising, and the whole input read (the last line given is
+        /// reached whatever came before it).
+        #[test]
+        fn a_small_cap_bounds_every_record_and_reading_goes_on(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["a", ",", "\"", "\n", "\r\n", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "\"\"", "é"]),
+                0..200,
+            ),
+            // Above the header's 80 bytes, below many records.
+            cap in 100usize..160,
+            step in 1usize..9,
+        ) {
+            let mut text = String::from(HEAD);
+            text.push_str(&pieces.concat());
+            text.push_str("\nlast,b,c,d\n");
+            let mut reader = ReportReader::with_max_record_bytes(
+                Trickle { bytes: text.as_bytes(), step },
+                "t.csv",
+                cap,
+            )
+            .unwrap();
+            let mut record = Record::default();
+            let mut previous = 1;
+            let mut last = None;
+            while let Some(line) = reader.read_record(&mut record).unwrap() {
+                proptest::prop_assert!(line > previous, "line {line} after {previous}");
+                proptest::prop_assert!(record.bytes.len() <= cap);
+                previous = line;
+                last = Some((line, record.clone()));
+            }
+            let lines = text.matches('\n').count() as u64;
+            let (line, record) = last.unwrap();
+            proptest::prop_assert_eq!(line, lines);
+            if !record.is_overlong() {
+                proptest::prop_assert_eq!(record.get(0), Some(&b"last"[..]));
+            }
+        }
+    }
+
     #[test]
     fn record_fields_by_index_and_in_order() {
         let record = Record::from(vec!["a", "", "ccc"]);
