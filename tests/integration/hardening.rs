@@ -21,13 +21,39 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// `setpriv` arguments that run a program as `nobody`.
+const AS_NOBODY: [&str; 4] = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+
+/// The binary as `nobody` can run it: where it was built, or, when a
+/// folder above it is closed to others (a checkout in root's home), a
+/// copy in a folder of its own.
+fn binary_for_nobody() -> PathBuf {
+    static COPY: std::sync::OnceLock<(Option<TempDir>, PathBuf)> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let runs = Command::new("setpriv")
+            .args(AS_NOBODY)
+            .arg(binary())
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if runs {
+            return (None, binary().to_owned());
+        }
+        let dir = TempDir::new().unwrap();
+        set_mode(dir.path(), 0o755);
+        let copy = dir.path().join("groupwarden");
+        std::fs::copy(binary(), &copy).unwrap();
+        (Some(dir), copy)
+    })
+    .1
+    .clone()
+}
+
 /// groupwarden with `args` in `dir`, as `nobody` when the tests run as root.
 fn gw_unprivileged(dir: &Path, args: &[&str]) -> Output {
     let mut command = if is_root() {
         let mut command = Command::new("setpriv");
-        command
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(binary());
+        command.args(AS_NOBODY).arg(binary_for_nobody());
         command
     } else {
         Command::new(binary())
@@ -85,6 +111,16 @@ impl ReadOnlyTenant {
             })
             .collect();
         write(dir.path(), "r.csv", &report(&rows));
+        // The rules where `nobody` may read them, whatever the checkout's
+        // permissions.
+        for rule in std::fs::read_dir(bundled_rules()).unwrap() {
+            let rule = rule.unwrap().path();
+            write(
+                dir.path(),
+                &format!("rules/{}", rule.file_name().unwrap().to_string_lossy()),
+                &std::fs::read_to_string(&rule).unwrap(),
+            );
+        }
         // The next report: one more ownerless group, for the preview.
         let mut next = rows.clone();
         next.push(
@@ -101,11 +137,11 @@ impl ReadOnlyTenant {
             dir.path(),
             "groupwarden.toml",
             &format!(
-                "[rules]\ndir = \"{}\"\n\n[state]\npath = \"state/gw.db\"\n\n\
+                "[rules]\ndir = \"{}/rules\"\n\n[state]\npath = \"state/gw.db\"\n\n\
                  [[exemptions]]\nrule = \"ownerless-groups\"\ngroup_id = \"00000000-0000-4000-8000-000000000000\"\n\
                  reason = \"Legal hold\"\nexpires = \"2099-01-01\"\n\n\
                  [[notify]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
-                bundled_rules().display()
+                dir.path().display()
             ),
         );
         // Queued for a channel that is down: the outbox has a message.
