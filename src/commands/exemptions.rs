@@ -51,7 +51,7 @@ fn exempted_counts(
     if !path.exists() {
         return Ok(None);
     }
-    let store = Store::open(&path, &store_options(loaded, false))?;
+    let store = Store::open_read_only(&path, &store_options(loaded, false))?;
     Ok(Some(store.exempted_counts()?.into_iter().collect()))
 }
 

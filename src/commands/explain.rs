@@ -40,7 +40,9 @@ pub(crate) fn run(args: ExplainArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
     let (engine, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
     let (input, source_name) = open_input(&args.input, Default::default())?;
-    let mut reader = ReportReader::new(input, &source_name).map_err(ScanError::from)?;
+    let cap = loaded.config.scan.max_record_bytes;
+    let mut reader =
+        ReportReader::with_max_record_bytes(input, &source_name, cap).map_err(ScanError::from)?;
     let mut out = io::stdout().lock();
 
     let mut evaluator = Evaluator::new(

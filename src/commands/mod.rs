@@ -74,13 +74,21 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     }
 }
 
-/// The existing state database, for the commands that only read it.
+/// The existing state database, opened read-only, for the commands that
+/// only read it.
 pub fn open_existing(location: &crate::cli::StateLocation) -> Result<crate::state::Store, Error> {
     let loaded = crate::config::LoadedConfig::load(location.config.as_deref())?;
-    Ok(crate::state::recording::open_existing(
-        location.state.as_deref(),
-        &loaded,
-    )?)
+    Ok(open_read_only(location.state.as_deref(), &loaded)?)
+}
+
+/// The existing database at `flag`, else `[state] path`, opened read-only
+/// (see [`crate::state::Store::open_read_only`]).
+pub(crate) fn open_read_only(
+    flag: Option<&std::path::Path>,
+    loaded: &crate::config::LoadedConfig,
+) -> Result<crate::state::Store, crate::state::StateError> {
+    use crate::state::recording::{state_path, store_options};
+    crate::state::Store::open_read_only(&state_path(flag, loaded), &store_options(loaded, false))
 }
 
 /// The report a scanning command reads: `--input`, `--period`/`--date`,

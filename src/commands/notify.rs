@@ -109,7 +109,7 @@ fn retry_outbox(
 /// `notify --dead-letters`: each dead letter, what it was and why it
 /// stopped, on standard output.
 fn list_dead_letters(args: &NotifyArgs, loaded: &LoadedConfig) -> Result<Outcome, Error> {
-    let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
+    let store = super::open_read_only(args.state.as_deref(), loaded)?;
     let dead = outbox::dead_letters(store.connection()).map_err(|e| store.fail(e))?;
     if dead.is_empty() {
         eprintln!(
@@ -318,7 +318,9 @@ fn digest_of_scan(
 ) -> Result<Digest, Error> {
     let (engine, rules) = load_rules(rules_dir, loaded)?;
     let (input, source_name) = open_input(report, Default::default())?;
-    let reader = ReportReader::new(input, &source_name).map_err(crate::scan::ScanError::from)?;
+    let cap = loaded.config.scan.max_record_bytes;
+    let reader = ReportReader::with_max_record_bytes(input, &source_name, cap)
+        .map_err(crate::scan::ScanError::from)?;
     let options = ScanOptions {
         track_groups: false,
         ..ScanOptions::default()

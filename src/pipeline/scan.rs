@@ -110,13 +110,42 @@ pub struct ScanConfig {
     /// the scan exits 2. A scan where every row failed always fails.
     #[serde(default = "default_max_row_error_ratio", deserialize_with = "ratio")]
     pub max_row_error_ratio: f64,
+    /// The longest record (in bytes) read from the report; a longer one,
+    /// quoted or not, is a row error and reading goes on. Bounded to
+    /// [`MAX_RECORD_BYTES_RANGE`].
+    #[serde(
+        default = "default_max_record_bytes",
+        deserialize_with = "record_bytes"
+    )]
+    pub max_record_bytes: usize,
 }
 
 impl Default for ScanConfig {
     fn default() -> Self {
         ScanConfig {
             max_row_error_ratio: default_max_row_error_ratio(),
+            max_record_bytes: default_max_record_bytes(),
         }
+    }
+}
+
+/// The values `[scan] max_record_bytes` may take: a row is a few hundred
+/// bytes, and the reader may hold about twice the cap.
+pub const MAX_RECORD_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=64 << 20;
+
+fn default_max_record_bytes() -> usize {
+    crate::report::reader::MAX_RECORD_BYTES
+}
+
+fn record_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    let value = <i64 as serde::Deserialize>::deserialize(deserializer)?;
+    match usize::try_from(value) {
+        Ok(bytes) if MAX_RECORD_BYTES_RANGE.contains(&bytes) => Ok(bytes),
+        _ => Err(serde::de::Error::custom(format!(
+            "[scan] max_record_bytes must be a number of bytes from {} (1 KiB) to {} (64 MiB), found {value}",
+            MAX_RECORD_BYTES_RANGE.start(),
+            MAX_RECORD_BYTES_RANGE.end()
+        ))),
     }
 }
 
@@ -248,12 +277,18 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     // Channels are checked before anything is read: a broken template
     // must not surface only after the scan is recorded.
     let channels = crate::notify::validate(&loaded).map_err(crate::notify::NotifyError::from)?;
-    if let Some(record) = &plan.record {
+    if let Some(record) = plan.record.as_ref().filter(|_| !plan.preview) {
         // Before any download: a report fetched for nothing costs an API call.
         crate::state::recording::check_writable(record.path.as_deref(), &loaded)?;
     }
     let (input, source_name) = open_report(&plan.input, &loaded)?;
-    let mut recording = ScanRecording::begin(plan.record.as_ref(), &loaded, &rules, &source_name)?;
+    let mut recording = ScanRecording::begin(
+        plan.record.as_ref(),
+        plan.preview,
+        &loaded,
+        &rules,
+        &source_name,
+    )?;
     let input = recording.check_report_start(input, &source_name)?;
     let output = match plan.output.discard {
         true => Output {
@@ -266,7 +301,8 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     let format = output.format;
     let (input, mut writer) =
         crate::output::scan_writer(format, output.out, input, &rules, plan.output.raw_csv);
-    let reader = ReportReader::new(input, &source_name)
+    let max_record_bytes = loaded.config.scan.max_record_bytes;
+    let reader = ReportReader::with_max_record_bytes(input, &source_name, max_record_bytes)
         .map_err(crate::scan::ScanError::from)
         .inspect_err(|error| recording.fail(&error.to_string()))?;
     let options = ScanOptions {
@@ -458,7 +494,9 @@ fn existing_lifecycle(
     read: &RecordingPlan,
     loaded: &LoadedConfig,
 ) -> Result<Option<Lifecycle>, Error> {
-    match crate::state::recording::open_existing(read.path.as_deref(), loaded) {
+    use crate::state::recording::{state_path, store_options};
+    let path = state_path(read.path.as_deref(), loaded);
+    match Store::open_read_only(&path, &store_options(loaded, false)) {
         Ok(store) => Ok(Some(page_lifecycle(&store, loaded)?)),
         Err(crate::state::StateError::Missing { .. }) => Ok(None),
         Err(error) => Err(error.into()),
@@ -676,6 +714,7 @@ mod tests {
         assert!(error.to_string().contains("11 of 1000 rows could not be read (1.1%), more than [scan] max_row_error_ratio = 0.01 allows"), "{error}");
         let lenient = ScanConfig {
             max_row_error_ratio: 1.0,
+            ..ScanConfig::default()
         };
         assert!(check_row_errors(&summary(10, 9), &lenient).is_ok());
         let error = check_row_errors(&summary(10, 10), &lenient).unwrap_err();
@@ -696,5 +735,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("from 0 to 1"), "{error}");
+    }
+
+    #[test]
+    fn the_record_cap_is_bounded_and_errors_name_the_key() {
+        let parse = |text: &str| crate::config::parse(text).map(|c| c.scan);
+        assert_eq!(
+            parse("").unwrap().max_record_bytes,
+            crate::report::reader::MAX_RECORD_BYTES
+        );
+        assert_eq!(
+            parse("[scan]\nmax_record_bytes = 4096\n")
+                .unwrap()
+                .max_record_bytes,
+            4096
+        );
+        for bad in ["0", "-5", "100", "1073741824"] {
+            let error = parse(&format!("[scan]\nmax_record_bytes = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("[scan] max_record_bytes must be a number of bytes from 1024"),
+                "{error}"
+            );
+            assert!(error.contains(&format!("found {bad}")), "{error}");
+        }
+        let error = parse("[scan]\nmax_record_bytes = \"1 MiB\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_record_bytes"), "{error}");
     }
 }

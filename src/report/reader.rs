@@ -57,10 +57,14 @@ pub enum ReportError {
 /// for a single record longer than it.
 const READ_SIZE: usize = 1 << 20;
 
-/// The longest record read: a row of the report is a few hundred bytes,
-/// so anything longer is a broken file (a quote never closed, binary
-/// data, `/dev/zero`), refused before it fills memory.
+/// The longest record read by default (`[scan] max_record_bytes`): a row
+/// of the report is a few hundred bytes, so anything longer is a broken
+/// file (a quote never closed, binary data, `/dev/zero`), skipped as a row
+/// error before it fills memory.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The most bytes of a skipped record an error message quotes.
+const QUOTED_BYTES: usize = 200;
 
 /// One raw record: its fields' bytes, unparsed and unescaped.
 ///
@@ -73,9 +77,10 @@ pub struct Record {
     ends: Vec<usize>,
     /// Some field may hold `#` (and so the report's `#QUOT#` escape).
     has_hash: bool,
-    /// The line was longer than [`MAX_RECORD_BYTES`] and was skipped: the
-    /// record holds nothing of it, and parsing it is a row error.
-    overlong: bool,
+    /// Why the reader skipped this record (longer than the cap, or a
+    /// quote never closed): the record holds no fields, and parsing it is
+    /// a row error with this message.
+    skipped: Option<Box<str>>,
 }
 
 impl Record {
@@ -110,10 +115,16 @@ impl Record {
         })
     }
 
-    /// Whether the reader skipped this line as longer than
-    /// [`MAX_RECORD_BYTES`] (the record is empty).
+    /// Whether the reader skipped this record (longer than the cap, or a
+    /// quote never closed); the record is then empty.
     pub fn is_overlong(&self) -> bool {
-        self.overlong
+        self.skipped.is_some()
+    }
+
+    /// Why the reader skipped this record, for the row error: what was
+    /// wrong, where reading went on, and at most 200 bytes of the text.
+    pub fn skip_reason(&self) -> Option<&str> {
+        self.skipped.as_deref()
     }
 
     /// Whether some field may hold a `#`; when false none does.
@@ -126,7 +137,7 @@ impl Record {
         self.bytes.clear();
         self.ends.clear();
         self.has_hash = false;
-        self.overlong = false;
+        self.skipped = None;
     }
 
     /// Appends a field.
@@ -142,7 +153,7 @@ impl Record {
     /// Replaces the record with the fields of `line`, which holds no quote
     /// and no line break: split at every comma.
     fn set_unquoted(&mut self, line: &[u8]) {
-        self.overlong = false;
+        self.skipped = None;
         const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
         const LOW7: u64 = 0x7f * ONES;
         // The high bit of each byte of `x` that is zero; exact, as no
@@ -206,7 +217,18 @@ impl<R: Read> ReportReader<R> {
     /// Reads and maps the header line. `source_name` (a path, `-` or a URL
     /// without secrets) names the input in every error.
     pub fn new(input: R, source_name: &str) -> Result<Self, ReportError> {
-        let mut lines = Lines::new(input);
+        Self::with_max_record_bytes(input, source_name, MAX_RECORD_BYTES)
+    }
+
+    /// [`ReportReader::new`] with records capped at `max_record_bytes`
+    /// (`[scan] max_record_bytes`) instead of [`MAX_RECORD_BYTES`]: a
+    /// longer record is a row error and reading goes on.
+    pub fn with_max_record_bytes(
+        input: R,
+        source_name: &str,
+        max_record_bytes: usize,
+    ) -> Result<Self, ReportError> {
+        let mut lines = Lines::new(input, max_record_bytes);
         let mut header = Record::default();
         let io_error = |error: io::Error| ReportError::Io {
             source_name: source_name.to_owned(),
@@ -274,13 +296,15 @@ struct Lines<R> {
     eof: bool,
     /// The 1-based line number of `buf[pos]`.
     line: u64,
+    /// The longest record kept; a longer one is skipped.
+    max_record: usize,
     quoted: csv_core::Reader,
     fields: Vec<u8>,
     ends: Vec<usize>,
 }
 
 impl<R: Read> Lines<R> {
-    fn new(input: R) -> Self {
+    fn new(input: R, max_record: usize) -> Self {
         Lines {
             input,
             buf: vec![0; READ_SIZE],
@@ -288,6 +312,7 @@ impl<R: Read> Lines<R> {
             end: 0,
             eof: false,
             line: 1,
+            max_record,
             // Records end at `\n` only, so each record's start line is
             // exact; the `\r` of a CRLF stays on the last field, where
             // cells are trimmed anyway.
@@ -336,13 +361,30 @@ impl<R: Read> Lines<R> {
         Ok(())
     }
 
-    /// Skips a line longer than [`MAX_RECORD_BYTES`] (no quote in it) to
-    /// its end, reading on without keeping it, and hands back an empty
-    /// record marked overlong: a row error, not a reason to stop, and
-    /// never more than the buffer in memory (`/dev/zero` ends with the
-    /// input). Returns the line it started on.
+    /// Skips a line longer than the cap (no quote before its end) to its
+    /// end, reading on without keeping it, and hands back an empty record
+    /// marked skipped: a row error, not a reason to stop, and never more
+    /// than the cap in memory (`/dev/zero` ends with the input). Returns
+    /// the line it started on.
     fn skip_overlong(&mut self, record: &mut Record) -> io::Result<u64> {
         let line = self.line;
+        let excerpt = self.excerpt();
+        self.skip_line()?;
+        record.clear();
+        record.skipped = Some(
+            format!(
+                "a line longer than {} bytes, too long to be a row of the report; skipped to the next line \
+                 ([scan] max_record_bytes sets the limit). It starts: {excerpt}",
+                self.max_record
+            )
+            .into(),
+        );
+        Ok(line)
+    }
+
+    /// Consumes the input up to and including the next line break (or to
+    /// the end), keeping none of it.
+    fn skip_line(&mut self) -> io::Result<()> {
         loop {
             match memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
                 Some(i) => {
@@ -358,9 +400,32 @@ impl<R: Read> Lines<R> {
             }
         }
         self.line += 1;
-        record.clear();
-        record.overlong = true;
-        Ok(line)
+        Ok(())
+    }
+
+    /// At most [`QUOTED_BYTES`] of the line at `pos`, quoted for a message:
+    /// control characters escaped, the cut marked.
+    fn excerpt(&self) -> String {
+        let rest = &self.buf[self.pos..self.end];
+        let line = memchr::memchr(b'\n', rest).map_or(rest, |i| &rest[..i]);
+        let cut = line.len() > QUOTED_BYTES;
+        let shown = String::from_utf8_lossy(&line[..line.len().min(QUOTED_BYTES)]);
+        let mut text: String = shown
+            .trim_end_matches('\u{fffd}')
+            .chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect();
+        if cut {
+            text.push('…');
+        }
+        format!("`{text}`")
     }
 
     /// The next record that is not a blank line, and the line it starts on.
@@ -375,7 +440,7 @@ impl<R: Read> Lines<R> {
                     read => return Ok(read),
                 },
                 Some(i) => (self.pos + i, self.pos + i + 1),
-                None if self.end - self.pos > MAX_RECORD_BYTES => {
+                None if self.end - self.pos > self.max_record => {
                     return self.skip_overlong(record).map(Some);
                 }
                 None if self.fill()? => continue,
@@ -383,7 +448,7 @@ impl<R: Read> Lines<R> {
                 // The last line, without a line break.
                 None => (self.end, self.end),
             };
-            if line_end - self.pos > MAX_RECORD_BYTES {
+            if line_end - self.pos > self.max_record {
                 return self.skip_overlong(record).map(Some);
             }
             let text = &self.buf[self.pos..line_end];
@@ -399,28 +464,26 @@ impl<R: Read> Lines<R> {
     }
 
     /// Reads a record whose first line holds a quote with `csv_core`,
-    /// across as many lines as its quoted fields span.
+    /// across as many lines as its quoted fields span. The record's bytes
+    /// stay in the buffer until it is whole, so one that runs over the cap
+    /// or never closes its quote is skipped from the line after its start:
+    /// a row error, and the rest of the file is still read.
     fn read_quoted(&mut self, record: &mut Record) -> io::Result<Option<u64>> {
         use csv_core::ReadRecordResult;
-        let line = self.line;
         let (mut out, mut ends) = (0, 0);
+        // Bytes of the record consumed so far, from `self.pos`.
         let mut consumed = 0;
         let mut quoting = QuoteState::FieldStart;
         loop {
-            let input = &self.buf[self.pos..self.end];
+            let input = &self.buf[self.pos + consumed..self.end];
             let (result, nin, nout, nend) =
                 self.quoted
                     .read_record(input, &mut self.fields[out..], &mut self.ends[ends..]);
-            self.line += memchr::memchr_iter(b'\n', &input[..nin]).count() as u64;
             quoting = input[..nin].iter().fold(quoting, QuoteState::next);
             consumed += nin;
-            if consumed > MAX_RECORD_BYTES {
-                return Err(invalid(format!(
-                    "line {line}: a quoted field that starts on this line is not closed within {MAX_RECORD_BYTES} bytes; \
-                     a quote that is never closed runs to the end of the file (the scan stops here)"
-                )));
+            if consumed > self.max_record {
+                return self.skip_quoted(record, SkipCause::TooLong).map(Some);
             }
-            self.pos += nin;
             out += nout;
             ends += nend;
             match result {
@@ -432,12 +495,13 @@ impl<R: Read> Lines<R> {
                 ReadRecordResult::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
                 ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
                 ReadRecordResult::Record if self.eof && quoting == QuoteState::Quoted => {
-                    return Err(invalid(format!(
-                        "line {line}: a quote that opens a field on this line is never closed: it runs to the end of the file, \
-                         taking every later row with it (the scan stops here)"
-                    )));
+                    return self.skip_quoted(record, SkipCause::Unclosed).map(Some);
                 }
                 ReadRecordResult::Record => {
+                    let line = self.line;
+                    let read = &self.buf[self.pos..self.pos + consumed];
+                    self.line += memchr::memchr_iter(b'\n', read).count() as u64;
+                    self.pos += consumed;
                     record.clear();
                     let mut start = 0;
                     for &end in &self.ends[..ends] {
@@ -450,7 +514,42 @@ impl<R: Read> Lines<R> {
             }
         }
     }
+
+    /// Gives up the quoted record at `pos`: an empty record marked skipped
+    /// with `cause`, and reading resumes on the line after its first.
+    fn skip_quoted(&mut self, record: &mut Record, cause: SkipCause) -> io::Result<u64> {
+        self.quoted.reset();
+        let line = self.line;
+        let excerpt = self.excerpt();
+        self.skip_line()?;
+        let what = match cause {
+            SkipCause::TooLong => format!(
+                "a record with a quoted field that is not closed within {} bytes ([scan] max_record_bytes)",
+                self.max_record
+            ),
+            SkipCause::Unclosed => {
+                "a quote that opens a field on this line is never closed (it would run to the end of the file)"
+                    .to_owned()
+            }
+        };
+        record.clear();
+        record.skipped = Some(
+            format!("{what}; skipped this line and read on from the next. It starts: {excerpt}")
+                .into(),
+        );
+        Ok(line)
+    }
 }
+
+/// Why a quoted record was skipped.
+#[derive(Clone, Copy, Debug)]
+enum SkipCause {
+    /// It ran over the cap.
+    TooLong,
+    /// The input ended inside a quoted field.
+    Unclosed,
+}
+
 /// Where a byte leaves a record, as `csv_core` reads it: only to tell a
 /// record that ended because the input did, inside a quoted field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -473,11 +572,6 @@ impl QuoteState {
             _ => Unquoted,
         }
     }
-}
-
-/// A broken input: an `io::Error` of kind `InvalidData`.
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 #[cfg(test)]
@@ -580,39 +674,112 @@ mod tests {
         );
     }
 
+    /// The records of `text` read with a cap of `cap` bytes: line, fields,
+    /// and the skip reason of a skipped one.
+    fn capped(text: &str, cap: usize) -> Vec<(u64, Vec<String>, Option<String>)> {
+        let mut reader =
+            ReportReader::with_max_record_bytes(text.as_bytes(), "t.csv", cap).unwrap();
+        let mut record = Record::default();
+        let mut out = Vec::new();
+        while let Some(line) = reader.read_record(&mut record).unwrap() {
+            out.push((
+                line,
+                record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+                record.skip_reason().map(str::to_owned),
+            ));
+        }
+        out
+    }
+
+    fn fields(list: [&str; 4]) -> Vec<String> {
+        list.iter().map(|f| (*f).to_owned()).collect()
+    }
+
     #[test]
-    fn a_quote_never_closed_is_an_error_naming_its_line() {
-        for text in [
-            format!("{HEAD}a,b,c,d\na,\"open,c,d\nx,y,z,w\n"),
-            format!("{HEAD}a,b,c,d\na,\"open"),
+    fn a_quote_never_closed_skips_its_line_and_the_rest_is_read() {
+        let rows = capped(&format!("{HEAD}a,b,c,d\na,\"open,c,d\nx,y,z,w\n"), 4096);
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0].0, 2);
+        assert_eq!(rows[1].0, 3);
+        assert!(rows[1].1.is_empty());
+        let reason = rows[1].2.as_deref().unwrap();
+        assert!(
+            reason.contains("a quote that opens a field on this line is never closed"),
+            "{reason}"
+        );
+        assert!(reason.contains("read on from the next"), "{reason}");
+        assert!(reason.ends_with("It starts: `a,\"open,c,d`"), "{reason}");
+        assert_eq!(rows[2], (4, fields(["x", "y", "z", "w"]), None));
+        // At the very end, without a line break.
+        let rows = capped(&format!("{HEAD}a,b,c,d\na,\"open"), 4096);
+        assert_eq!(rows.len(), 2);
+        assert!(rows[1].2.is_some());
+    }
+
+    #[test]
+    fn an_unclosed_quote_near_the_top_of_a_big_file_costs_one_row() {
+        // The quote would swallow the whole file; with a 4 KiB cap the
+        // reader gives up after 4 KiB and reads every later row.
+        let mut text = format!("{HEAD}a,\"open,c,d\n");
+        for i in 0..2000 {
+            text.push_str(&format!("r{i},b,c,d\n"));
+        }
+        let rows = capped(&text, 4096);
+        assert_eq!(rows.len(), 2001);
+        let reason = rows[0].2.as_deref().unwrap();
+        assert!(
+            reason.contains("not closed within 4096 bytes ([scan] max_record_bytes)"),
+            "{reason}"
+        );
+        assert_eq!(rows[1].0, 3);
+        assert_eq!(rows[1].1[0], "r0");
+        assert_eq!(rows[2000].0, 2002);
+        assert!(rows[1..].iter().all(|r| r.2.is_none() && r.1.len() == 4));
+    }
+
+    #[test]
+    fn overlong_lines_quoted_or_not_are_skipped_with_a_short_quote() {
+        let long = "x".repeat(3 * MAX_RECORD_BYTES);
+        for (text, what) in [
+            (format!("{HEAD}{long}\na,b,c,d\n"), "a line longer than"),
+            (format!("{HEAD}a,\"{long}\"\na,b,c,d\n"), "a quoted field"),
+            (
+                format!("{HEAD}\u{1b}[2J{long}\na,b,c,d\n"),
+                "a line longer than",
+            ),
         ] {
-            let mut reader = ReportReader::new(text.as_bytes(), "t.csv").unwrap();
-            let mut record = Record::default();
-            assert_eq!(reader.read_record(&mut record).unwrap(), Some(2));
-            let error = reader.read_record(&mut record).unwrap_err().to_string();
+            let rows = capped(&text, MAX_RECORD_BYTES);
+            assert_eq!(rows.len(), 2, "{what}");
+            assert_eq!(rows[0].0, 2);
+            assert!(rows[0].1.is_empty());
+            let reason = rows[0].2.as_deref().unwrap();
+            assert!(reason.contains(what), "{reason}");
+            assert!(reason.contains(&MAX_RECORD_BYTES.to_string()), "{reason}");
+            assert!(reason.len() < 500, "quotes at most 200 bytes: {reason}");
             assert!(
-                error.contains("line 3: a quote that opens a field on this line is never closed"),
-                "{error}"
+                !reason.contains('\u{1b}'),
+                "control characters escaped: {reason}"
             );
+            assert_eq!(rows[1], (3, fields(["a", "b", "c", "d"]), None));
         }
     }
 
     #[test]
-    fn an_overlong_line_is_skipped_and_an_overlong_quoted_field_stops_the_read() {
-        let long = "x".repeat(3 * MAX_RECORD_BYTES);
-        let text = format!("{HEAD}{long}\na,b,c,d\n");
-        let mut reader = ReportReader::new(text.as_bytes(), "t.csv").unwrap();
-        let mut record = Record::default();
-        assert_eq!(reader.read_record(&mut record).unwrap(), Some(2));
-        assert!(record.is_overlong() && record.is_empty());
-        assert_eq!(reader.read_record(&mut record).unwrap(), Some(3));
-        assert!(!record.is_overlong());
-        assert_eq!(record.len(), 4);
-        let quoted = format!("{HEAD}a,\"{long}\"\n");
-        let mut reader = ReportReader::new(quoted.as_bytes(), "t.csv").unwrap();
-        let error = reader.read_record(&mut record).unwrap_err().to_string();
-        assert!(error.contains("line 2: a quoted field"), "{error}");
-        assert!(error.contains(&MAX_RECORD_BYTES.to_string()), "{error}");
+    fn a_quoted_record_over_the_cap_resumes_on_the_line_after_its_start() {
+        // A multi-line quoted field over a 1 KiB cap: its first line is
+        // the row error, and the lines after it are read as records.
+        let body = "y".repeat(600);
+        let text = format!("{HEAD}a,\"{body}\n{body}\n\",c,d\ne,f,g,h\n");
+        let rows = capped(&text, 1024);
+        assert_eq!(rows[0].0, 2);
+        let reason = rows[0].2.as_deref().unwrap();
+        assert!(reason.contains("not closed within 1024 bytes"), "{reason}");
+        assert_eq!(rows[1].0, 3);
+        assert_eq!(rows.last().unwrap().1, fields(["e", "f", "g", "h"]));
+        assert_eq!(rows.last().unwrap().0, 5);
     }
 
     #[test]
@@ -705,7 +872,7 @@ mod tests {
                 == QuoteState::Quoted;
             if unclosed {
                 // The csv crate reads a quote never closed as ending with
-                // the input; groupwarden refuses it (tested above).
+                // the input; groupwarden skips its line (tested above).
                 continue;
             }
             for step in [usize::MAX, 1, 7] {
@@ -717,6 +884,48 @@ mod tests {
                 .map(|(_, fields)| fields)
                 .collect();
                 assert_eq!(read, expected, "{text:?} read {step} bytes at a time");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Any mix of quotes, separators and line breaks, read with a small
+        /// cap a few bytes at a time: no record over the cap, line numbers
+        /// always rising, and the whole input read (the last line given is
+        /// reached whatever came before it).
+        #[test]
+        fn a_small_cap_bounds_every_record_and_reading_goes_on(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["a", ",", "\"", "\n", "\r\n", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "\"\"", "é"]),
+                0..200,
+            ),
+            // Above the header's 80 bytes, below many records.
+            cap in 100usize..160,
+            step in 1usize..9,
+        ) {
+            let mut text = String::from(HEAD);
+            text.push_str(&pieces.concat());
+            text.push_str("\nlast,b,c,d\n");
+            let mut reader = ReportReader::with_max_record_bytes(
+                Trickle { bytes: text.as_bytes(), step },
+                "t.csv",
+                cap,
+            )
+            .unwrap();
+            let mut record = Record::default();
+            let mut previous = 1;
+            let mut last = None;
+            while let Some(line) = reader.read_record(&mut record).unwrap() {
+                proptest::prop_assert!(line > previous, "line {line} after {previous}");
+                proptest::prop_assert!(record.bytes.len() <= cap);
+                previous = line;
+                last = Some((line, record.clone()));
+            }
+            let lines = text.matches('\n').count() as u64;
+            let (line, record) = last.unwrap();
+            proptest::prop_assert_eq!(line, lines);
+            if !record.is_overlong() {
+                proptest::prop_assert_eq!(record.get(0), Some(&b"last"[..]));
             }
         }
     }

@@ -82,15 +82,12 @@ impl RowData {
     /// Parses `self.record` (read from `line`) into typed cells.
     pub fn parse(&mut self, line: u64) -> Result<(), RowError> {
         self.line = line;
-        if self.record.is_overlong() {
+        if let Some(reason) = self.record.skip_reason() {
             return Err(RowError {
                 line,
                 column: None,
                 field: None,
-                message: format!(
-                    "a line longer than {} bytes, too long to be a row of the report; skipped to the next line",
-                    super::reader::MAX_RECORD_BYTES
-                ),
+                message: reason.to_owned(),
             });
         }
         let expected = self.layout.headers.len();

@@ -178,9 +178,11 @@ pub(crate) struct ScanRecording {
 
 impl ScanRecording {
     /// Opens the database and takes its write lock (no plan: does
-    /// nothing). Warns about expired exemptions.
+    /// nothing); `preview`: records into a copy in memory of the existing
+    /// database instead, which is only read. Warns about expired exemptions.
     pub(crate) fn begin(
         plan: Option<&RecordingPlan>,
+        preview: bool,
         loaded: &LoadedConfig,
         rules: &RuleSet,
         source: &str,
@@ -215,7 +217,11 @@ impl ScanRecording {
             allow_older: plan.allow_older,
         };
         let path = state_path(plan.path.as_deref(), loaded);
-        let store = Store::open(&path, &store_options(loaded, true))?;
+        let store = if preview {
+            Store::open_copy(&path, &store_options(loaded, false))?
+        } else {
+            Store::open(&path, &store_options(loaded, true))?
+        };
         Ok(ScanRecording {
             recorder: Some(ScanRecorder::begin(store, start)?),
         })

@@ -80,7 +80,8 @@ pub enum StateError {
     },
     /// The file or its folder cannot be written.
     #[error(
-        "state database {path} is read-only ({detail}); groupwarden needs to write to it and to its folder"
+        "state database {path} is read-only ({detail}); this command writes to it: make the file and its folder \
+         writable for the user groupwarden runs as, or point --state or [state] path at a copy it may write"
     )]
     ReadOnly {
         /// The database file.
@@ -181,6 +182,91 @@ impl Store {
         store.configure()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Opens the existing database at `path` for reading only, for the
+    /// commands that only look (`findings`, `history`, `exemptions`,
+    /// `report`, `notify --dead-letters`): SQLite's read-only mode, so the
+    /// file is never written and no write lock is taken. When the folder
+    /// cannot be written either (SQLite could not make the `-shm` file
+    /// WAL readers share) and no `-wal` file holds unmerged writes, the
+    /// file is opened `immutable`: read as it is, without any lock files.
+    /// A file whose schema is older than this program's is upgraded
+    /// through [`Store::open`] first, which needs to write.
+    pub fn open_read_only(path: &Path, options: &StoreOptions) -> Result<Store, StateError> {
+        check_location(path, false)?;
+        let store = match Self::connect_read_only(path, options, false) {
+            Err(_) if !pending_wal(path) && !folder_writable(path) => {
+                Self::connect_read_only(path, options, true)?
+            }
+            result => result?,
+        };
+        let identity = schema::identity(&store.conn).map_err(|e| store.fail(e))?;
+        store.check_identity(identity)?;
+        if identity.version < CURRENT_VERSION {
+            drop(store);
+            return Store::open(
+                path,
+                &StoreOptions {
+                    create: false,
+                    ..options.clone()
+                },
+            );
+        }
+        Ok(store)
+    }
+
+    /// A copy in memory of the existing database at `path`, for a scan
+    /// whose recording is only previewed (`notify --dry-run --input`): the
+    /// file is opened read-only (see [`Store::open_read_only`]) and copied
+    /// with SQLite's backup API, so the preview may write what it likes and
+    /// the file stays as it was, even in a folder nobody may write. Errors
+    /// still name `path`.
+    pub fn open_copy(path: &Path, options: &StoreOptions) -> Result<Store, StateError> {
+        let file = Store::open_read_only(path, options)?;
+        let fail = |e| classify(path, options.lock_timeout, e);
+        let mut conn = Connection::open_in_memory().map_err(fail)?;
+        rusqlite::backup::Backup::new(&file.conn, &mut conn)
+            .and_then(|backup| backup.run_to_completion(256, Duration::ZERO, None))
+            .map_err(fail)?;
+        conn.execute_batch("PRAGMA foreign_keys = OFF;")
+            .map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            lock_timeout: options.lock_timeout,
+            _writer_lock: None,
+        })
+    }
+
+    /// A read-only connection, checked by reading the schema version;
+    /// `immutable`: without locks or `-shm` (see [`Store::open_read_only`]).
+    fn connect_read_only(
+        path: &Path,
+        options: &StoreOptions,
+        immutable: bool,
+    ) -> Result<Store, StateError> {
+        let fail = |e| classify(path, options.lock_timeout, e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(fail)?;
+        conn.busy_timeout(options.lock_timeout).map_err(fail)?;
+        conn.pragma_query_value(None, "user_version", |row| row.get::<_, i32>(0))
+            .map_err(fail)?;
+        conn.execute_batch("PRAGMA cache_size = -32768;")
+            .map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            lock_timeout: options.lock_timeout,
+            _writer_lock: None,
+        })
     }
 
     /// The database file.
@@ -350,6 +436,46 @@ fn check_location(path: &Path, create: bool) -> Result<(), StateError> {
     Ok(())
 }
 
+/// The database has a `-wal` file with writes not yet merged into it: an
+/// `immutable` open would not see them.
+fn pending_wal(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// This process may create files in the database's folder.
+fn folder_writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let Ok(folder) = std::ffi::CString::new(folder.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `folder` is a NUL-terminated string that outlives the call.
+    unsafe { libc::access(folder.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// `path` as an SQLite URI opening it read-only and `immutable`; bytes
+/// outside the unreserved set are percent-encoded (a `?` or `#` in a
+/// file name must not start the query).
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut uri = String::from("file:");
+    for &byte in absolute.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    uri
+}
+
 fn is_busy(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(failure, _)
         if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
@@ -454,6 +580,47 @@ mod tests {
             schema::identity(store.connection()).unwrap().version,
             CURRENT_VERSION
         );
+    }
+
+    #[test]
+    fn an_immutable_open_reads_a_file_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd ?name#1%2é.db");
+        drop(Store::open(&path, &StoreOptions::default()).unwrap());
+        assert!(
+            immutable_uri(&path).ends_with("odd%20%3Fname%231%252%C3%A9.db?mode=ro&immutable=1")
+        );
+        let store = Store::connect_read_only(&path, &StoreOptions::default(), true).unwrap();
+        assert_eq!(
+            schema::identity(store.connection()).unwrap().version,
+            CURRENT_VERSION
+        );
+        let error = store
+            .connection()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap_err();
+        assert!(matches!(store.fail(error), StateError::ReadOnly { .. }));
+    }
+
+    #[test]
+    fn a_read_only_open_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(Store::open(&path, &StoreOptions::default()).unwrap());
+        let before = std::fs::read(&path).unwrap();
+        let store = Store::open_read_only(&path, &StoreOptions::default()).unwrap();
+        assert!(store.history("nobody").unwrap().is_empty());
+        drop(store);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let copy = Store::open_copy(&path, &StoreOptions::default()).unwrap();
+        copy.begin_write().unwrap();
+        copy.connection()
+            .execute_batch("CREATE TABLE scratch (x)")
+            .unwrap();
+        copy.commit().unwrap();
+        assert_eq!(copy.path(), path);
+        drop(copy);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
     #[test]

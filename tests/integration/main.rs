@@ -11,11 +11,13 @@ mod util;
 
 mod announce;
 mod bounds;
+mod chat_schema;
 mod completions;
 mod daemon;
 mod deploy;
 mod email_messages;
 mod graph;
+mod hardening;
 mod html_report;
 mod launcher;
 mod notify;
