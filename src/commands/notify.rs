@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::cli::NotifyArgs;
 use crate::config::LoadedConfig;
-use crate::notify::announce::deliver_outbox;
+use crate::notify::announce::{deliver_outbox, enqueue_owed_now};
 use crate::notify::render::{EmailContent, Rendered};
 use crate::notify::{
     Channel, Counts, Digest, DigestItem, ItemStatus, NotifyError, Planned, ScanInfo, plan, render,
@@ -79,7 +79,8 @@ pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
 }
 
 /// `notify --retry [ID]`: what earlier scans queued and could not
-/// deliver, and dead letter `ID` made pending again first.
+/// deliver, what the caps held back and now allow, and dead letter `ID`
+/// made pending again first.
 fn retry_outbox(
     args: &NotifyArgs,
     revive: Option<&str>,
@@ -93,6 +94,24 @@ fn retry_outbox(
         eprintln!(
             "message {} ({}) is pending again",
             message.id, message.delivery_id
+        );
+    }
+    // What the caps held back and now allow (or a channel added since
+    // the last scan is owed) goes out with what waits.
+    let queued = enqueue_owed_now(&store, channels, loaded)?;
+    if !queued.planned.is_empty() {
+        eprintln!(
+            "queued {} messages the last scan held back or a channel is owed",
+            queued.planned.len()
+        );
+    }
+    for held in &queued.held {
+        eprintln!(
+            "channel \"{}\" is still held back: {} findings, over {} = {}",
+            held.channel,
+            held.owed.total(),
+            held.cap,
+            held.limit
         );
     }
     let deliveries = deliver_outbox(&store, channels, loaded)?;

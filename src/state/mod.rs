@@ -20,9 +20,12 @@
 //!   ([`Changes`]) for the notifiers, and a finding as remembered.
 //! - [`exemptions`] matches findings against `[[exemptions]]`.
 //! - [`outbox`] holds messages until a channel accepted them.
+//! - [`announced`] keeps, per channel, what it accepted, and so what it is
+//!   owed next (see `docs/notifications.md`, "What each channel is told").
 //! - [`query`] lists findings, a group's history and the scans.
 //! - [`config`] is the `[state]` section and the exemption entries.
 
+pub mod announced;
 pub mod changes;
 pub mod config;
 pub mod exemptions;

@@ -112,8 +112,51 @@ UPDATE outbox SET delivery_id = 'gw-' || id || '-' || lower(hex(randomblob(8)))
 CREATE UNIQUE INDEX outbox_by_delivery_id ON outbox(delivery_id);
 "#;
 
+/// Version 4: announcement accounting per channel. `announcements` holds
+/// what each channel accepted last about each finding (or notice);
+/// `outbox_items` what each queued message carries, copied into
+/// `announcements` when the channel accepts it. Both are filled from the
+/// messages already in the outbox, so an upgrade neither repeats what
+/// was delivered nor forgets what waits.
+const V4: &str = r#"
+CREATE TABLE announcements (
+    channel TEXT NOT NULL,
+    -- a finding's key, or `exemption:…` / `held:…` for a notice
+    key     TEXT NOT NULL,
+    -- new, reopened, reminder, resolved (a finding); due (a reminder is
+    -- owed); expiring, expired (an exemption); held (a held-back notice)
+    status  TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    PRIMARY KEY (channel, key)
+) WITHOUT ROWID;
+-- a scan's reopened and reminded findings, and retention, go by key
+CREATE INDEX announcements_by_key ON announcements(key);
+
+CREATE TABLE outbox_items (
+    outbox_id INTEGER NOT NULL,
+    channel   TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    PRIMARY KEY (outbox_id, key)
+) WITHOUT ROWID;
+CREATE INDEX outbox_items_by_channel ON outbox_items(channel, key);
+
+INSERT OR REPLACE INTO announcements (channel, key, status, at)
+SELECT o.channel, json_extract(i.value, '$.key'), json_extract(i.value, '$.status'), o.delivered_at
+FROM outbox o,
+     json_each(CASE WHEN json_valid(o.payload) THEN o.payload ELSE '{}' END, '$.items') i
+WHERE o.delivered_at IS NOT NULL AND json_extract(i.value, '$.key') IS NOT NULL
+ORDER BY o.delivered_at, o.id;
+
+INSERT OR IGNORE INTO outbox_items (outbox_id, channel, key, status)
+SELECT o.id, o.channel, json_extract(i.value, '$.key'), json_extract(i.value, '$.status')
+FROM outbox o,
+     json_each(CASE WHEN json_valid(o.payload) THEN o.payload ELSE '{}' END, '$.items') i
+WHERE o.delivered_at IS NULL AND json_extract(i.value, '$.key') IS NOT NULL;
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
