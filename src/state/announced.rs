@@ -33,6 +33,9 @@ use super::exemptions::ExemptionNotice;
 use super::lifecycle::time_text;
 use super::query::{FINDING_COLUMNS, stored_finding};
 
+/// How many columns `FINDING_COLUMNS` selects.
+const FINDING_COLUMN_COUNT: usize = 20;
+
 /// What a channel is owed about a finding: the status its next message
 /// announces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -177,11 +180,16 @@ pub fn owed(
             scope.reminder_cutoff
         ],
         |row| {
-            let told: String = row.get(19)?;
-            Ok((
-                stored_finding(row)?,
-                Owed::parse(&told).unwrap_or(Owed::New),
-            ))
+            // After the finding's columns.
+            let told: String = row.get(FINDING_COLUMN_COUNT)?;
+            let owed = Owed::parse(&told).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    FINDING_COLUMN_COUNT,
+                    rusqlite::types::Type::Text,
+                    format!("unknown announcement status `{told}`").into(),
+                )
+            })?;
+            Ok((stored_finding(row)?, owed))
         },
     )?;
     rows.collect()
@@ -358,4 +366,154 @@ pub struct LastScan {
     pub period: Option<i64>,
     /// Rows read.
     pub rows: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::schema;
+
+    fn database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        schema::apply(&conn, 0).unwrap();
+        conn.execute(
+            "INSERT INTO scans (id, started_at, source, outcome) VALUES (1, '2026-11-01T06:00:00Z', 'r.csv', 'completed')",
+            [],
+        )
+        .unwrap();
+        conn
+    }
+
+    fn finding(conn: &Connection, key: &str, severity: &str, status: &str) {
+        conn.execute(
+            "INSERT INTO findings (key, rule, group_key, severity, message, evidence, status, \
+             first_seen_scan, first_seen_at, last_seen_scan, last_seen_at) \
+             VALUES (?1, 'r', ?1, ?2, 'm', '{}', ?3, 1, '2026-11-01T06:00:00Z', 1, '2026-11-01T06:00:00Z')",
+            params![key, severity, status],
+        )
+        .unwrap();
+    }
+
+    fn told(conn: &Connection, key: &str, status: &str, at: &str) {
+        conn.execute(
+            "INSERT INTO announcements (channel, key, status, at) VALUES ('c', ?1, ?2, ?3)",
+            params![key, status, at],
+        )
+        .unwrap();
+    }
+
+    fn scope(include_resolved: bool) -> ChannelScope<'static> {
+        ChannelScope {
+            channel: "c",
+            rules: vec!["r".into()],
+            severities: vec!["medium", "high"],
+            include_resolved,
+            reminder_cutoff: Some("2026-11-10T00:00:00Z".into()),
+        }
+    }
+
+    fn owed_keys(conn: &Connection, include_resolved: bool) -> Vec<(String, Owed)> {
+        owed(conn, &scope(include_resolved))
+            .unwrap()
+            .into_iter()
+            .map(|(f, o)| (f.key, o))
+            .collect()
+    }
+
+    #[test]
+    fn the_finding_columns_are_counted_right() {
+        let conn = database();
+        let statement = conn
+            .prepare(&format!("SELECT {FINDING_COLUMNS} FROM findings"))
+            .unwrap();
+        assert_eq!(statement.column_count(), FINDING_COLUMN_COUNT);
+    }
+
+    #[test]
+    fn a_channel_is_owed_what_it_routes_minus_what_it_was_told() {
+        let conn = database();
+        finding(&conn, "never-told", "medium", "open");
+        finding(&conn, "told", "medium", "open");
+        finding(&conn, "told-long-ago", "high", "open");
+        finding(&conn, "told-resolved-back", "medium", "reopened");
+        finding(&conn, "due", "medium", "open");
+        finding(&conn, "fixed", "medium", "resolved");
+        finding(&conn, "fixed-unheard", "medium", "resolved");
+        finding(&conn, "too-low", "low", "new");
+        finding(&conn, "muted", "medium", "exempted");
+        told(&conn, "told", "new", "2026-11-20T00:00:00Z");
+        told(&conn, "told-long-ago", "new", "2026-11-01T00:00:00Z");
+        told(
+            &conn,
+            "told-resolved-back",
+            "resolved",
+            "2026-11-20T00:00:00Z",
+        );
+        told(&conn, "due", "due", "2026-11-20T00:00:00Z");
+        told(&conn, "fixed", "reminder", "2026-11-20T00:00:00Z");
+        let mut expected = vec![
+            ("due".to_owned(), Owed::Reminder),
+            ("fixed".to_owned(), Owed::Resolved),
+            ("never-told".to_owned(), Owed::New),
+            ("told-long-ago".to_owned(), Owed::Reminder),
+            ("told-resolved-back".to_owned(), Owed::Reopened),
+        ];
+        assert_eq!(owed_keys(&conn, true), expected);
+        let counts = count_owed(&conn, &scope(true)).unwrap();
+        assert_eq!(
+            (
+                counts.new,
+                counts.reopened,
+                counts.reminders,
+                counts.resolved
+            ),
+            (1, 1, 2, 1)
+        );
+        expected.retain(|(_, o)| *o != Owed::Resolved);
+        assert_eq!(owed_keys(&conn, false), expected);
+    }
+
+    #[test]
+    fn what_a_waiting_message_carries_is_not_owed_and_delivery_records_it() {
+        let conn = database();
+        finding(&conn, "a", "medium", "new");
+        let id = super::super::outbox::enqueue(&conn, "c", "x@y", "{}").unwrap();
+        note_carried(&conn, id, "c", &[("a", "new")]).unwrap();
+        assert!(
+            owed_keys(&conn, false).is_empty(),
+            "carried by a waiting message"
+        );
+        assert!(told_or_carried(&conn, "c", "a", "new").unwrap());
+        super::super::outbox::mark_delivered(&conn, id).unwrap();
+        assert_eq!(record_delivery(&conn, id).unwrap(), 1);
+        assert!(owed_keys(&conn, false).is_empty(), "told now");
+        let status: String = conn
+            .query_row(
+                "SELECT status FROM announcements WHERE key = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(status, "new");
+        let announced: Option<String> = conn
+            .query_row(
+                "SELECT last_announced_at FROM findings WHERE key = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(announced.is_some());
+    }
+
+    #[test]
+    fn a_discarded_message_leaves_its_findings_owed() {
+        let conn = database();
+        finding(&conn, "a", "medium", "new");
+        let id = super::super::outbox::enqueue(&conn, "c", "x@y", "{}").unwrap();
+        note_carried(&conn, id, "c", &[("a", "new")]).unwrap();
+        super::super::outbox::mark_dead(&conn, id, "refused", 1).unwrap();
+        assert!(owed_keys(&conn, false).is_empty(), "a dead letter holds it");
+        assert!(super::super::outbox::discard(&conn, id).unwrap());
+        assert_eq!(owed_keys(&conn, false), [("a".to_owned(), Owed::New)]);
+    }
 }
