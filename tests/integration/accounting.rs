@@ -161,6 +161,16 @@ async fn the_owner_journey_holds_visibly_then_mails_each_owner_once() {
             && err.contains("over [state] max_new_findings = 500"),
         "{err}"
     );
+    // The warning as docs/notifications.md shows it.
+    let docs = std::fs::read_to_string(root().join("docs/notifications.md")).unwrap();
+    let documented = docs
+        .lines()
+        .find_map(|line| line.strip_prefix("WARN notifications held back"))
+        .expect("the documented warning");
+    assert!(
+        err.contains(&format!("notifications held back{documented}")),
+        "{err}\n---\n{documented}"
+    );
     let mail = by_recipient(&sink.messages());
     assert_eq!(
         mail.keys().collect::<Vec<_>>(),
