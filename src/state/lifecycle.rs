@@ -379,7 +379,7 @@ impl ScanRecorder {
                 would_announce,
                 reason: format!(
                     "{would_announce} findings to announce (new {}, reopened {}, reminders {}, resolved {}) exceed [state] max_new_findings = {limit}: \
-                     notifications carry a summary instead of each finding, so a broken rule or report cannot mass-mail the tenant. \
+                     a channel owed more than that is held back (the admin channels are told), so a broken rule or report cannot mass-mail the tenant. \
                      `groupwarden findings` lists them",
                     counts.new, counts.reopened, counts.reminders, counts.resolved
                 ),
