@@ -330,3 +330,85 @@ async fn a_failing_webhook_gets_its_findings_when_it_recovers_and_the_mail_is_no
     assert_eq!(hook_bodies(&receiver).await.len(), 1);
     assert_eq!(sink.messages().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_retry_sends_what_a_raised_cap_now_allows_once() {
+    let sink = SmtpSink::start(0, None);
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let journey = Journey {
+        dir: TempDir::new().unwrap(),
+        smtp_port: sink.port,
+        hook: format!(
+            "[[notify]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}/hook\"\nretries = 0\n",
+            receiver.uri()
+        ),
+    };
+    let rows: Vec<String> = (0..5)
+        .map(|i| {
+            Group {
+                name: &format!("Team {i}"),
+                owner: "",
+                id: &format!("{i:08x}-0000-4000-8000-000000000000"),
+                ..Default::default()
+            }
+            .csv()
+        })
+        .collect();
+    write(journey.dir.path(), "r.csv", &report(&rows));
+    journey.config("max_new_findings = 2", std::slice::from_ref(&journey.hook));
+
+    let held = run(journey.scan()).await;
+    let err = stderr(&held);
+    assert!(
+        err.contains("notifications held back on channel \"hook\": 5 findings, over [state] max_new_findings = 2"),
+        "{err}"
+    );
+    let notes = hook_bodies(&receiver).await;
+    assert_eq!(notes.len(), 1, "the held note, alone");
+    assert!(notes[0]["findings"].as_array().unwrap().is_empty());
+    assert_eq!(
+        notes[0]["counts"]["new"], 5,
+        "the note counts what was held"
+    );
+    let reason = notes[0]["capped"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("channel \"hook\": 5 findings (more than [state] max_new_findings = 2)")
+            && reason.contains("ownerless-groups (medium) 5"),
+        "{reason}"
+    );
+
+    // The cap raised, no scan: `notify --retry` sends the held findings.
+    journey.config("max_new_findings = 10", std::slice::from_ref(&journey.hook));
+    let mut retry = gw(journey.dir.path());
+    retry.args(["notify", "--retry"]);
+    let retried = run(retry).await;
+    assert_eq!(retried.status.code(), Some(0), "{}", stderr(&retried));
+    let bodies = hook_bodies(&receiver).await;
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[1]["findings"].as_array().unwrap().len(), 5);
+    assert_eq!(bodies[1]["counts"]["new"], 5);
+
+    // Once: neither another retry nor the next scan sends them again.
+    let mut again = gw(journey.dir.path());
+    again.args(["notify", "--retry"]);
+    assert_eq!(run(again).await.status.code(), Some(0));
+    let scan = run(journey.scan()).await;
+    assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
+    // The scan tells the exemption expiring soon (held, and `--retry`
+    // sends no notices), and nothing else.
+    let bodies = hook_bodies(&receiver).await;
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert!(bodies[2]["findings"].as_array().unwrap().is_empty());
+    assert_eq!(
+        bodies[2]["expiring_exemptions"][0]["reason"],
+        "Kept for legal hold"
+    );
+    assert_eq!(bodies[2]["counts"]["expiring_exemptions"], 1);
+    let scan = run(journey.scan()).await;
+    assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
+    assert_eq!(hook_bodies(&receiver).await.len(), 3, "silent");
+}
