@@ -5,9 +5,10 @@
 //!                  (status per finding,                                      │
 //!                   exemptions applied)                                      ▼
 //!                                              PendingScan (transaction still open): Changes
-//!                                                 │  notifier glue: outbox::enqueue(…) ×N, mark_announced()
+//!                                                 │  notifier glue: what each channel is owed (announced::owed),
+//!                                                 │  outbox::enqueue(…) + announced::note_carried(…) ×N
 //!                                                 ▼
-//!                                              commit ──▶ outbox::claim → send → mark_delivered / mark_failed
+//!                                              commit ──▶ outbox::claim → send → mark_delivered + announced::record_delivery / mark_failed
 //! ```
 //!
 //! - [`store`] opens the file (WAL, busy timeout, write lock, clear

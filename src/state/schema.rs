@@ -249,6 +249,53 @@ mod tests {
     }
 
     #[test]
+    fn version_4_accounts_for_the_messages_already_in_the_outbox() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let items =
+            r#"{"items":[{"key":"r:g1","status":"new"},{"key":"r:g2","status":"reminder"}]}"#;
+        for (channel, delivered) in [("hook", Some("2026-11-25T06:00:01Z")), ("mail", None)] {
+            conn.execute(
+                "INSERT INTO outbox (created_at, channel, recipient, payload, delivered_at, delivery_id) \
+                 VALUES ('2026-11-25T06:00:00Z', ?1, 'x', ?2, ?3, ?1)",
+                rusqlite::params![channel, items, delivered],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO outbox (created_at, channel, recipient, payload, delivery_id) \
+             VALUES ('2026-11-25T06:00:00Z', 'mail', 'x', 'not json', 'broken')",
+            [],
+        )
+        .unwrap();
+        apply(&conn, 3).unwrap();
+        let rows = |sql: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(
+            rows(
+                "SELECT channel || ' ' || key || ' ' || status || ' ' || at FROM announcements ORDER BY key"
+            ),
+            [
+                "hook r:g1 new 2026-11-25T06:00:01Z",
+                "hook r:g2 reminder 2026-11-25T06:00:01Z"
+            ]
+        );
+        assert_eq!(
+            rows("SELECT channel || ' ' || key || ' ' || status FROM outbox_items ORDER BY key"),
+            ["mail r:g1 new", "mail r:g2 reminder"]
+        );
+    }
+
+    #[test]
     fn a_strangers_database_is_not_ours() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE customers(id)").unwrap();
