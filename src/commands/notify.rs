@@ -9,13 +9,15 @@
 //! `--dead-letters` lists the messages no run tries any more, `--retry ID`
 //! and `--discard ID` send one again or drop it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
 use crate::cli::NotifyArgs;
 use crate::config::LoadedConfig;
-use crate::notify::announce::deliver_outbox;
+use crate::engine::rule::RuleText;
+use crate::notify::announce::{deliver_outbox, enqueue_owed_now};
 use crate::notify::render::{EmailContent, Rendered};
 use crate::notify::{
     Channel, Counts, Digest, DigestItem, ItemStatus, NotifyError, Planned, ScanInfo, plan, render,
@@ -79,7 +81,8 @@ pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
 }
 
 /// `notify --retry [ID]`: what earlier scans queued and could not
-/// deliver, and dead letter `ID` made pending again first.
+/// deliver, what the caps held back and now allow, and dead letter `ID`
+/// made pending again first.
 fn retry_outbox(
     args: &NotifyArgs,
     revive: Option<&str>,
@@ -93,6 +96,24 @@ fn retry_outbox(
         eprintln!(
             "message {} ({}) is pending again",
             message.id, message.delivery_id
+        );
+    }
+    // What the caps held back and now allow (or a channel added since
+    // the last scan is owed) goes out with what waits.
+    let queued = enqueue_owed_now(&store, channels, loaded, &rule_texts(loaded))?;
+    if !queued.planned.is_empty() {
+        eprintln!(
+            "queued {} messages the last scan held back or a channel is owed",
+            queued.planned.len()
+        );
+    }
+    for held in &queued.held {
+        eprintln!(
+            "channel \"{}\" is still held back: {} findings, over {} = {}",
+            held.channel,
+            held.owed.total(),
+            held.cap,
+            held.limit
         );
     }
     let deliveries = deliver_outbox(&store, channels, loaded)?;
@@ -364,6 +385,22 @@ fn digest_of_scan(
     digest.describe_rules(&summary.rule_texts);
     digest.sort();
     Ok(digest)
+}
+
+/// Every rule's title and help, for messages queued outside a scan. The
+/// rules are read only to name them: when they cannot be read, messages
+/// name rules by id, which is no reason to hold them back.
+fn rule_texts(loaded: &LoadedConfig) -> BTreeMap<String, RuleText> {
+    match load_rules(None, loaded) {
+        Ok((_, rules)) => rules
+            .enabled()
+            .map(|r| (r.id.to_string(), r.text()))
+            .collect(),
+        Err(error) => {
+            tracing::debug!("rules not read, messages name rules by id: {error}");
+            BTreeMap::new()
+        }
+    }
 }
 
 /// `--dry-run`: every message as it would be sent, to standard output or

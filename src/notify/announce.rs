@@ -1,137 +1,163 @@
 //! From a scan's changes to people, without losing or repeating a message.
 //!
-//! 1. Inside the scan's transaction, the changes become one [`Digest`],
-//!    [`plan`] cuts it per channel and recipient, and each planned message
-//!    is written to the outbox ([`enqueue_changes`]). The findings, their
-//!    "announced" mark and the messages commit together: a crash before
-//!    the commit leaves neither, a crash after it leaves messages waiting.
+//! 1. Inside the scan's transaction, [`enqueue_changes`] queues what each
+//!    channel is owed ([`super::accounting`]: what it routes minus what it
+//!    was already told, the caps applied visibly), each message with the
+//!    findings and notices it carries. The findings and the messages
+//!    commit together: a crash before the commit leaves neither, a crash
+//!    after it leaves messages waiting.
 //! 2. After the commit, [`deliver_outbox`] claims every undelivered message
 //!    (this scan's and any left by earlier runs), sends it, and marks it
 //!    delivered only once the channel accepted it, with its delivery id
-//!    (the receivers' idempotency key) on every attempt. A message that
-//!    fails stays in the outbox for the next run or `groupwarden notify
-//!    --retry`; one refused for good, or failing for its channel's
-//!    `max_runs` runs, becomes a dead letter that no later run tries (or
-//!    fails on) until an operator retries or discards it.
+//!    (the receivers' idempotency key) on every attempt; in the same
+//!    write, what it carries becomes what the channel was told. A message
+//!    that fails stays in the outbox for the next run or `groupwarden
+//!    notify --retry` (which also queues what the caps now allow,
+//!    [`enqueue_owed_now`]); one refused for good, or failing for its
+//!    channel's `max_runs` runs, becomes a dead letter that no later run
+//!    tries (or fails on) until an operator retries or discards it.
 //!
 //! [`send_now`] is the one place a courier is set up (an async runtime,
 //! the HTTP and SMTP clients, graph-mail's token): the outbox and
 //! `groupwarden notify` both send through it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::LoadedConfig;
+use crate::engine::rule::RuleText;
 use crate::scan::ScanSummary;
 use crate::state::Store;
-use crate::state::changes::{Changes, StoredFinding};
-use crate::state::lifecycle::PendingScan;
+use crate::state::announced;
+use crate::state::changes::Changes;
+use crate::state::lifecycle::{PendingScan, time_text};
 use crate::state::outbox;
 
+use super::accounting::{Context, Queued, queue_owed};
 use super::token::graph_token;
 use super::{
-    Capped, Channel, Counts, Courier, DeliveryError, DeliveryReport, Digest, DigestItem,
-    ExpiringExemption, ItemStatus, NotifyError, Planned, ScanInfo, plan,
+    Channel, Courier, DeliveryError, DeliveryReport, Digest, NotifyError, Planned, ScanInfo,
 };
 
 /// How long a claimed message is reserved for the run sending it; after
 /// that (a run that died mid-send) another run may take it.
 const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
 
-/// The digest of one scan's changes.
-pub(crate) fn digest_of(changes: &Changes, summary: &ScanSummary) -> Digest {
-    let mut items = Vec::new();
-    let lists = [
-        (ItemStatus::New, &changes.new),
-        (ItemStatus::Reopened, &changes.reopened),
-        (ItemStatus::Reminder, &changes.reminders),
-        (ItemStatus::Resolved, &changes.resolved),
-    ];
-    for (status, findings) in lists {
-        items.extend(findings.iter().map(|stored| item(status, stored)));
+/// Which scan a message speaks for.
+fn scan_info(changes: &Changes, summary: &ScanSummary) -> ScanInfo {
+    ScanInfo {
+        tenant: None,
+        source: changes.source.clone(),
+        report_refresh_date: changes
+            .report_refresh_date
+            .as_deref()
+            .and_then(|d| d.parse().ok()),
+        report_period: summary.stats.period,
+        scanned_at: changes
+            .scanned_at
+            .parse()
+            .unwrap_or_else(|_| jiff::Timestamp::now()),
+        rows: summary.rows_read(),
     }
-    let counts = Counts {
-        new: changes.counts.new,
-        reopened: changes.counts.reopened,
-        reminders: changes.counts.reminders,
-        resolved: changes.counts.resolved,
-        exempted: changes.exempted.len() as u64,
-        expiring_exemptions: changes.expiring_exemptions.len() as u64,
-    };
-    let expiring_exemptions = changes
-        .expiring_exemptions
-        .iter()
-        .filter_map(|notice| {
-            Some(ExpiringExemption {
-                rule: notice.rule.clone(),
-                group: notice
-                    .group_id
-                    .clone()
-                    .or_else(|| notice.group_name.clone())
-                    .unwrap_or_else(|| "*".to_owned()),
-                reason: notice.reason.clone(),
-                expires: notice.expires.parse().ok()?,
-            })
-        })
-        .collect();
-    let capped = changes.capped.as_ref().map(|cap| Capped {
-        total: cap.would_announce,
-        shown: 0,
-        reason: cap.reason.clone(),
-    });
-    let mut digest = Digest {
-        scan: ScanInfo {
-            tenant: None,
-            source: changes.source.clone(),
-            report_refresh_date: changes
-                .report_refresh_date
-                .as_deref()
-                .and_then(|d| d.parse().ok()),
-            report_period: summary.stats.period,
-            scanned_at: changes
-                .scanned_at
-                .parse()
-                .unwrap_or_else(|_| jiff::Timestamp::now()),
-            rows: summary.rows_read(),
-        },
-        counts,
-        items,
-        expiring_exemptions,
-        capped,
-        test: false,
-        rules: Default::default(),
-    };
-    digest.describe_rules(&summary.rule_texts);
-    digest.sort();
-    digest
 }
 
-fn item(status: ItemStatus, stored: &StoredFinding) -> DigestItem {
-    let first_seen = stored.first_seen_day();
-    DigestItem::from_finding(status, &stored.to_finding(), first_seen)
-}
-
-/// Plans this scan's messages and writes them to the outbox inside the
-/// scan's transaction; marks the announced findings. Returns how many
-/// messages were queued.
+/// Queues what each channel is owed after this scan, inside the scan's
+/// transaction (see [`super::accounting`]): what it routes minus what it
+/// was already told, the caps applied visibly, each exemption notice
+/// once. Nothing is marked announced here: that waits for the channel to
+/// accept the message ([`deliver_outbox`]). Returns what was queued and
+/// what was held back.
 pub(crate) fn enqueue_changes(
     pending: &PendingScan,
     channels: &[Channel],
     summary: &ScanSummary,
-) -> Result<usize, NotifyError> {
+    loaded: &LoadedConfig,
+) -> Result<Queued, NotifyError> {
     if channels.is_empty() {
-        return Ok(0);
+        return Ok(Queued::default());
     }
-    let digest = digest_of(pending.changes(), summary);
-    let planned = plan(channels, &digest);
+    let changes = pending.changes();
     let conn = pending.connection();
-    for message in &planned {
-        let payload = serde_json::to_string(&message.digest)
-            .map_err(|e| NotifyError::Setup(format!("cannot store a digest: {e}")))?;
-        outbox::enqueue(conn, &message.channel, &message.recipient, &payload)
-            .map_err(|e| pending.fail(e))?;
+    announced::apply_scan_marks(conn).map_err(|e| pending.fail(e))?;
+    let scanned_at = changes
+        .scanned_at
+        .parse()
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    let context = Context {
+        scan: scan_info(changes, summary),
+        max_new_findings: loaded.config.state.max_new_findings,
+        reminder_cutoff: reminder_cutoff(loaded, scanned_at),
+        notices: changes
+            .expiring_exemptions
+            .iter()
+            .chain(&changes.expired_exemptions)
+            .cloned()
+            .collect(),
+        exempted: changes.exempted.clone(),
+        rule_texts: summary.rule_texts.clone(),
+    };
+    queue_owed(conn, channels, &context).map_err(|e| NotifyError::from(pending.fail(e)))
+}
+
+/// `notify --retry`: queues what each channel is owed as of the last
+/// scan (held messages the caps now allow, a new channel's backlog), in
+/// a write transaction of its own. No exemption notices: scans send
+/// those. Returns what was queued and what is still held.
+pub(crate) fn enqueue_owed_now(
+    store: &Store,
+    channels: &[Channel],
+    loaded: &LoadedConfig,
+    rule_texts: &BTreeMap<String, RuleText>,
+) -> Result<Queued, NotifyError> {
+    if channels.is_empty() {
+        return Ok(Queued::default());
     }
-    pending.mark_announced()?;
-    Ok(planned.len())
+    store.begin_write()?;
+    let queued = (|| {
+        let conn = store.connection();
+        let Some(last) = announced::last_scan(conn).map_err(|e| store.fail(e))? else {
+            return Ok(Queued::default());
+        };
+        let scanned_at = last
+            .started_at
+            .parse()
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let context = Context {
+            scan: ScanInfo {
+                tenant: None,
+                source: last.source,
+                report_refresh_date: last.refresh_date.as_deref().and_then(|d| d.parse().ok()),
+                report_period: last.period,
+                scanned_at,
+                rows: last.rows,
+            },
+            max_new_findings: loaded.config.state.max_new_findings,
+            reminder_cutoff: reminder_cutoff(loaded, jiff::Timestamp::now()),
+            notices: Vec::new(),
+            exempted: Vec::new(),
+            rule_texts: rule_texts.clone(),
+        };
+        queue_owed(conn, channels, &context).map_err(|e| NotifyError::from(store.fail(e)))
+    })();
+    match queued {
+        Ok(queued) => {
+            store.commit()?;
+            Ok(queued)
+        }
+        Err(error) => {
+            store.rollback();
+            Err(error)
+        }
+    }
+}
+
+/// Findings a channel heard of before this are due a reminder.
+fn reminder_cutoff(loaded: &LoadedConfig, now: jiff::Timestamp) -> Option<String> {
+    let span = loaded.config.state.renotify_after.span()?;
+    Some(time_text(
+        now.checked_sub(span.as_signed())
+            .unwrap_or(jiff::Timestamp::MIN),
+    ))
 }
 
 /// What one delivery run did.
@@ -262,7 +288,7 @@ fn record_outcome(
     let error = match outcome {
         Ok(()) => {
             deliveries.delivered += 1;
-            outbox::mark_delivered(conn, message.id).map_err(|e| store.fail(e))?;
+            mark_delivered(store, message.id)?;
             return Ok(());
         }
         Err(error) => error,
@@ -295,6 +321,23 @@ fn record_outcome(
         outbox::mark_failed(conn, message.id, &note, attempts).map_err(|e| store.fail(e))?;
     }
     Ok(())
+}
+
+/// Marks message `id` delivered and what it carries announced to its
+/// channel, together: a crash leaves both or neither.
+fn mark_delivered(store: &Store, id: i64) -> Result<(), NotifyError> {
+    let conn = store.connection();
+    let fail = |e| NotifyError::from(store.fail(e));
+    conn.execute_batch("SAVEPOINT delivered").map_err(fail)?;
+    let marked =
+        outbox::mark_delivered(conn, id).and_then(|_| announced::record_delivery(conn, id));
+    match marked {
+        Ok(_) => conn.execute_batch("RELEASE delivered").map_err(fail),
+        Err(error) => {
+            let _ = conn.execute_batch("ROLLBACK TO delivered; RELEASE delivered");
+            Err(fail(error))
+        }
+    }
 }
 
 /// Sends `planned` now, each message under the channel's retry policy,

@@ -217,6 +217,10 @@ pub struct ExpiringExemption {
     pub reason: String,
     /// The last day the exemption applies.
     pub expires: Date,
+    /// The exemption is past its date and no longer applies (a notice
+    /// that it ended, rather than that it ends soon).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
 }
 
 /// A cap shortened the list of items.

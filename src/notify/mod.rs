@@ -17,7 +17,13 @@
 //! ([`render`](mod@render), [`templates`]) and sends it through the channel's
 //! [`notifier::Notifier`] under one shared retry loop; what fails is
 //! reported, never dropped.
+//!
+//! A stateful scan does not plan from its changes alone: [`accounting`]
+//! queues, per channel, what the channel routes minus what it already
+//! accepted, so a failing channel, a cap or a channel added late never
+//! makes a finding count as announced to a channel that was not told.
 
+pub mod accounting;
 pub(crate) mod announce;
 pub mod channel;
 pub mod config;

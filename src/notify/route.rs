@@ -105,11 +105,14 @@ fn routed_digest(channel: &Channel, digest: &Digest) -> Digest {
     routed
 }
 
-/// One digest per owner address about their groups only, plus one for
-/// `fallback_to` with the findings on groups nobody can be mailed about.
-/// Exemptions are an administrator's matter and are not sent to owners.
-fn by_owner(channel: &Channel, routed: Digest) -> Vec<(String, Digest)> {
-    let config = channel.config();
+/// A routed digest's items per owner address, and those on groups nobody
+/// can be mailed about.
+struct OwnerSplit {
+    per_owner: BTreeMap<String, Vec<DigestItem>>,
+    ownerless: Vec<DigestItem>,
+}
+
+fn split_by_owner(routed: &Digest) -> OwnerSplit {
     let mut per_owner: BTreeMap<String, Vec<DigestItem>> = BTreeMap::new();
     let mut ownerless = Vec::new();
     for item in &routed.items {
@@ -121,64 +124,126 @@ fn by_owner(channel: &Channel, routed: Digest) -> Vec<(String, Digest)> {
             per_owner.entry(owner).or_default().push(item.clone());
         }
     }
-    let fallback = config.fallback_to.join(", ");
-
-    if per_owner.len() > config.max_owner_messages {
-        tracing::warn!(
-            channel = channel.name(),
-            owners = per_owner.len(),
-            cap = config.max_owner_messages,
-            "more owners to notify than max_owner_messages; no owner is mailed this run"
-        );
-        if fallback.is_empty() {
-            tracing::warn!(
-                channel = channel.name(),
-                "no fallback_to: this channel sends nothing this run"
-            );
-            return Vec::new();
-        }
-        let reason = format!(
-            "{} owners would have been mailed, more than max_owner_messages = {}; the whole list came here instead",
-            per_owner.len(),
-            config.max_owner_messages
-        );
-        let total = routed.items.len() as u64;
-        let capped = Capped {
-            total,
-            shown: total,
-            reason,
-        };
-        return vec![(
-            fallback,
-            Digest {
-                expiring_exemptions: Vec::new(),
-                capped: Some(capped),
-                ..routed
-            },
-        )];
+    OwnerSplit {
+        per_owner,
+        ownerless,
     }
+}
 
-    let mut messages: Vec<(String, Digest)> = per_owner
+/// One owner-routed message: to whom, the digest it shows, and every
+/// item it stands for (those past `max_findings_per_owner` included: the
+/// message counts them as "and N more").
+#[derive(Clone, Debug)]
+pub struct OwnerMessage {
+    /// An owner's address, or the channel's `fallback_to`.
+    pub recipient: String,
+    /// What the message shows.
+    pub digest: Digest,
+    /// Everything it announces.
+    pub carries: Vec<DigestItem>,
+}
+
+/// More owners to mail than a channel's `max_owner_messages`: its owner
+/// messages are held back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyOwners {
+    /// Owners who would have been mailed.
+    pub owners: usize,
+    /// The channel's `max_owner_messages`.
+    pub cap: usize,
+}
+
+/// The owner messages of an owner-routed channel for `routed` (already
+/// cut to what the channel routes): one per owner about their groups, and
+/// one for `fallback_to` with the findings on ownerless groups. Above
+/// `max_owner_messages` owners, none: the caller holds them back.
+pub fn owner_messages(
+    channel: &Channel,
+    routed: &Digest,
+) -> Result<Vec<OwnerMessage>, TooManyOwners> {
+    let config = channel.config();
+    let split = split_by_owner(routed);
+    if split.per_owner.len() > config.max_owner_messages {
+        return Err(TooManyOwners {
+            owners: split.per_owner.len(),
+            cap: config.max_owner_messages,
+        });
+    }
+    let mut messages: Vec<OwnerMessage> = split
+        .per_owner
         .into_iter()
-        .map(|(owner, items)| {
-            (
-                owner,
-                owner_digest(&routed, items, Some(config.max_findings_per_owner)),
-            )
+        .map(|(owner, items)| OwnerMessage {
+            recipient: owner,
+            digest: owner_digest(routed, items.clone(), Some(config.max_findings_per_owner)),
+            carries: items,
         })
         .collect();
-    if !ownerless.is_empty() {
-        if fallback.is_empty() {
+    if !split.ownerless.is_empty() {
+        if config.fallback_to.is_empty() {
             tracing::info!(
                 channel = channel.name(),
-                findings = ownerless.len(),
+                findings = split.ownerless.len(),
                 "findings on groups without an owner address; no fallback_to"
             );
         } else {
-            messages.push((fallback, owner_digest(&routed, ownerless, None)));
+            messages.push(OwnerMessage {
+                recipient: config.fallback_to.join(", "),
+                digest: owner_digest(routed, split.ownerless.clone(), None),
+                carries: split.ownerless,
+            });
         }
     }
-    messages
+    Ok(messages)
+}
+
+/// One digest per owner address about their groups only, plus one for
+/// `fallback_to` with the findings on groups nobody can be mailed about.
+/// Exemptions are an administrator's matter and are not sent to owners.
+/// (A preview without state: above `max_owner_messages` owners the whole
+/// list goes to `fallback_to`. A stateful scan holds the owner messages
+/// back instead, see [`super::accounting`].)
+fn by_owner(channel: &Channel, routed: Digest) -> Vec<(String, Digest)> {
+    let config = channel.config();
+    let fallback = config.fallback_to.join(", ");
+    match owner_messages(channel, &routed) {
+        Ok(messages) => messages
+            .into_iter()
+            .map(|m| (m.recipient, m.digest))
+            .collect(),
+        Err(too_many) => {
+            tracing::warn!(
+                channel = channel.name(),
+                owners = too_many.owners,
+                cap = too_many.cap,
+                "more owners to notify than max_owner_messages; no owner is mailed this run"
+            );
+            if fallback.is_empty() {
+                tracing::warn!(
+                    channel = channel.name(),
+                    "no fallback_to: this channel sends nothing this run"
+                );
+                return Vec::new();
+            }
+            let reason = format!(
+                "{} owners would have been mailed, more than max_owner_messages = {}; the whole list came here instead",
+                too_many.owners, too_many.cap
+            );
+            let total = routed.items.len() as u64;
+            let capped = Capped {
+                total,
+                shown: total,
+                reason,
+            };
+            vec![(
+                fallback,
+                Digest {
+                    expiring_exemptions: Vec::new(),
+                    capped: Some(capped),
+                    ..routed
+                },
+            )]
+        }
+    }
 }
 
 fn owner_digest(routed: &Digest, mut items: Vec<DigestItem>, cap: Option<usize>) -> Digest {

@@ -81,6 +81,7 @@ pub(crate) fn sample_digest(test: bool) -> Digest {
             group: "Board Archive".into(),
             reason: "Kept for legal hold".into(),
             expires: Date::constant(2026, 12, 1),
+            expired: false,
         }],
         capped: (!test).then(|| Capped {
             total: 5,

@@ -373,9 +373,10 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     crate::engine::sandbox::report_hidden_output(&engine);
     let committed = match recording.finish(&summary)? {
         Some(pending) if plan.preview => {
-            let digest = crate::notify::announce::digest_of(pending.changes(), &summary);
-            preview = Some(crate::notify::plan(&channels, &digest));
-            // Dropped uncommitted: rolled back, the database as it was.
+            // Queued as a scan would, then dropped uncommitted: rolled
+            // back, the database as it was.
+            let queued = enqueue_changes(&pending, &channels, &summary, &loaded)?;
+            preview = Some(queued.planned);
             drop(pending);
             None
         }
@@ -385,7 +386,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
                     .write_with_status(&stored.to_finding(), Status::Resolved)
                     .map_err(out_err)
             })?;
-            enqueue_changes(&pending, &channels, &summary)?;
+            enqueue_changes(&pending, &channels, &summary, &loaded)?;
             Some(pending.commit()?)
         }
         None => None,

@@ -379,7 +379,7 @@ impl ScanRecorder {
                 would_announce,
                 reason: format!(
                     "{would_announce} findings to announce (new {}, reopened {}, reminders {}, resolved {}) exceed [state] max_new_findings = {limit}: \
-                     notifications carry a summary instead of each finding, so a broken rule or report cannot mass-mail the tenant. \
+                     a channel owed more than that is held back (the admin channels are told), so a broken rule or report cannot mass-mail the tenant. \
                      `groupwarden findings` lists them",
                     counts.new, counts.reopened, counts.reminders, counts.resolved
                 ),
@@ -685,6 +685,7 @@ impl Stopwatch {
 /// Forgets what is older than the retention period: resolved findings,
 /// their history, scans, delivered messages.
 fn purge(conn: &Connection, cutoff: &str, current_scan: i64) -> rusqlite::Result<()> {
+    super::announced::purge(conn, cutoff)?;
     conn.execute(
         "DELETE FROM findings WHERE status = 'resolved' AND resolved_at < ?1",
         [cutoff],
@@ -763,8 +764,10 @@ impl PendingScan {
     }
 
     /// Notes that this scan's new, reopened and reminded findings were
-    /// announced (call once their messages are in the outbox). Returns how
-    /// many.
+    /// announced, to no channel in particular (`last_announced_at`, what
+    /// reminders count from). Scans with channels do not call it: there a
+    /// finding is announced when a channel accepts a message carrying it
+    /// (see [`super::announced`]). Returns how many.
     pub fn mark_announced(&self) -> Result<u64, StateError> {
         let store = self.store();
         store

@@ -5,9 +5,10 @@
 //!                  (status per finding,                                      │
 //!                   exemptions applied)                                      ▼
 //!                                              PendingScan (transaction still open): Changes
-//!                                                 │  notifier glue: outbox::enqueue(…) ×N, mark_announced()
+//!                                                 │  notifier glue: what each channel is owed (announced::owed),
+//!                                                 │  outbox::enqueue(…) + announced::note_carried(…) ×N
 //!                                                 ▼
-//!                                              commit ──▶ outbox::claim → send → mark_delivered / mark_failed
+//!                                              commit ──▶ outbox::claim → send → mark_delivered + announced::record_delivery / mark_failed
 //! ```
 //!
 //! - [`store`] opens the file (WAL, busy timeout, write lock, clear
@@ -20,9 +21,12 @@
 //!   ([`Changes`]) for the notifiers, and a finding as remembered.
 //! - [`exemptions`] matches findings against `[[exemptions]]`.
 //! - [`outbox`] holds messages until a channel accepted them.
+//! - [`announced`] keeps, per channel, what it accepted, and so what it is
+//!   owed next (see `docs/notifications.md`, "What each channel is told").
 //! - [`query`] lists findings, a group's history and the scans.
 //! - [`config`] is the `[state]` section and the exemption entries.
 
+pub mod announced;
 pub mod changes;
 pub mod config;
 pub mod exemptions;

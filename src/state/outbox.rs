@@ -273,11 +273,16 @@ pub fn revive(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
 }
 
 /// Removes dead letter `id` for good. False if it is not a dead letter.
+/// What it carried is owed to its channel again (see
+/// [`super::announced`]).
 pub fn discard(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     let changed = conn.execute(
         "DELETE FROM outbox WHERE id = ?1 AND delivered_at IS NULL AND dead_at IS NOT NULL",
         [id],
     )?;
+    if changed == 1 {
+        super::announced::forget_message(conn, id)?;
+    }
     Ok(changed == 1)
 }
 

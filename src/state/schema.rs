@@ -112,8 +112,51 @@ UPDATE outbox SET delivery_id = 'gw-' || id || '-' || lower(hex(randomblob(8)))
 CREATE UNIQUE INDEX outbox_by_delivery_id ON outbox(delivery_id);
 "#;
 
+/// Version 4: announcement accounting per channel. `announcements` holds
+/// what each channel accepted last about each finding (or notice);
+/// `outbox_items` what each queued message carries, copied into
+/// `announcements` when the channel accepts it. Both are filled from the
+/// messages already in the outbox, so an upgrade neither repeats what
+/// was delivered nor forgets what waits.
+const V4: &str = r#"
+CREATE TABLE announcements (
+    channel TEXT NOT NULL,
+    -- a finding's key, or `exemption:…` / `held:…` for a notice
+    key     TEXT NOT NULL,
+    -- new, reopened, reminder, resolved (a finding); due (a reminder is
+    -- owed); expiring, expired (an exemption); held (a held-back notice)
+    status  TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    PRIMARY KEY (channel, key)
+) WITHOUT ROWID;
+-- a scan's reopened and reminded findings, and retention, go by key
+CREATE INDEX announcements_by_key ON announcements(key);
+
+CREATE TABLE outbox_items (
+    outbox_id INTEGER NOT NULL,
+    channel   TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    PRIMARY KEY (outbox_id, key)
+) WITHOUT ROWID;
+CREATE INDEX outbox_items_by_channel ON outbox_items(channel, key);
+
+INSERT OR REPLACE INTO announcements (channel, key, status, at)
+SELECT o.channel, json_extract(i.value, '$.key'), json_extract(i.value, '$.status'), o.delivered_at
+FROM outbox o,
+     json_each(CASE WHEN json_valid(o.payload) THEN o.payload ELSE '{}' END, '$.items') i
+WHERE o.delivered_at IS NOT NULL AND json_extract(i.value, '$.key') IS NOT NULL
+ORDER BY o.delivered_at, o.id;
+
+INSERT OR IGNORE INTO outbox_items (outbox_id, channel, key, status)
+SELECT o.id, o.channel, json_extract(i.value, '$.key'), json_extract(i.value, '$.status')
+FROM outbox o,
+     json_each(CASE WHEN json_valid(o.payload) THEN o.payload ELSE '{}' END, '$.items') i
+WHERE o.delivered_at IS NULL AND json_extract(i.value, '$.key') IS NOT NULL;
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -203,6 +246,53 @@ mod tests {
             "{ids:?}"
         );
         assert_ne!(ids[0], ids[1]);
+    }
+
+    #[test]
+    fn version_4_accounts_for_the_messages_already_in_the_outbox() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let items =
+            r#"{"items":[{"key":"r:g1","status":"new"},{"key":"r:g2","status":"reminder"}]}"#;
+        for (channel, delivered) in [("hook", Some("2026-11-25T06:00:01Z")), ("mail", None)] {
+            conn.execute(
+                "INSERT INTO outbox (created_at, channel, recipient, payload, delivered_at, delivery_id) \
+                 VALUES ('2026-11-25T06:00:00Z', ?1, 'x', ?2, ?3, ?1)",
+                rusqlite::params![channel, items, delivered],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO outbox (created_at, channel, recipient, payload, delivery_id) \
+             VALUES ('2026-11-25T06:00:00Z', 'mail', 'x', 'not json', 'broken')",
+            [],
+        )
+        .unwrap();
+        apply(&conn, 3).unwrap();
+        let rows = |sql: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(
+            rows(
+                "SELECT channel || ' ' || key || ' ' || status || ' ' || at FROM announcements ORDER BY key"
+            ),
+            [
+                "hook r:g1 new 2026-11-25T06:00:01Z",
+                "hook r:g2 reminder 2026-11-25T06:00:01Z"
+            ]
+        );
+        assert_eq!(
+            rows("SELECT channel || ' ' || key || ' ' || status FROM outbox_items ORDER BY key"),
+            ["mail r:g1 new", "mail r:g2 reminder"]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod util;
 
+mod accounting;
 mod announce;
 mod bounds;
 mod chat_schema;

@@ -888,7 +888,7 @@ fn a_database_from_version_1_is_migrated_and_keeps_its_findings() {
     let report = tenant.report("r.csv", "2026-11-01", &[group("g-a", "Alpha").ownerless()]);
     let scan = tenant.scan(&report, &[]);
     assert_eq!(scan.status("ownerless-groups:g-a"), "open");
-    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 3);
+    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 4);
     assert_eq!(
         tenant.sql::<String>("SELECT first_seen_at FROM findings"),
         "2026-10-01T06:00:00Z"
@@ -924,7 +924,7 @@ fn a_database_from_a_newer_version_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output)
-            .contains("has schema version 7, newer than the 3 this groupwarden understands"),
+            .contains("has schema version 7, newer than the 4 this groupwarden understands"),
         "{}",
         stderr(&output)
     );
@@ -1386,25 +1386,30 @@ fn notify_dry_run_previews_what_the_next_scan_would_send_and_changes_nothing() {
     tenant.config(hook);
     assert!(dry_run(&first).contains("ownerless-groups"));
     assert!(!tenant.db().exists(), "the preview made a database");
-    // Recorded without channels, then previewed with one: nothing changed
-    // since, so nothing would be sent, and the database is untouched.
+    // Recorded without channels, then previewed with one: the channel
+    // was never told, so it would get its backlog, and the database is
+    // untouched.
     tenant.config("");
     tenant.scan(&first, &[]);
     tenant.config(hook);
     let before = std::fs::read(tenant.db()).unwrap();
+    let backlog = dry_run(&first);
     assert!(
-        !dry_run(&first).contains("==> message"),
-        "an unchanged report would send"
+        backlog.contains("==> message 1 of 1") && backlog.contains("ownerless-groups:g-a"),
+        "{backlog}"
     );
-    // A report where Alpha got an owner: the resolution would be sent.
+    // A report where Alpha got an owner and Beta lost hers: Beta would be
+    // sent as new; Alpha's resolution not, the channel never heard of it.
     let second = tenant.report(
         "r2.csv",
         "2026-11-08",
-        &[group("g-a", "Alpha"), group("g-b", "Beta")],
+        &[group("g-a", "Alpha"), group("g-b", "Beta").ownerless()],
     );
     let preview = dry_run(&second);
     assert!(
-        preview.contains("==> message 1 of 1") && preview.contains("resolved"),
+        preview.contains("==> message 1 of 1")
+            && preview.contains("ownerless-groups:g-b")
+            && !preview.contains("ownerless-groups:g-a"),
         "{preview}"
     );
     assert_eq!(
