@@ -492,7 +492,7 @@ fn page_lifecycle(store: &Store, loaded: &LoadedConfig) -> Result<Lifecycle, Err
         })
         .collect();
     let today = crate::state::recording::today();
-    let exemptions = crate::state::recording::load_exemptions(loaded)?;
+    let exemptions = crate::state::recording::all_exemptions(loaded, store)?;
     let in_force = [ExemptionState::Active, ExemptionState::Expiring]
         .into_iter()
         .flat_map(|state| exemptions.in_state(today, state))

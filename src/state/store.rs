@@ -183,6 +183,33 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database for reading only: nothing is written,
+    /// not even a migration (a database of an older version is read as
+    /// it is; see [`Store::schema_version`]), and no lock is taken.
+    pub fn open_read_only(path: &Path, lock_timeout: Duration) -> Result<Store, StateError> {
+        check_location(path, false)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let fail = |e| classify(path, lock_timeout, e);
+        let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+        conn.busy_timeout(lock_timeout).map_err(fail)?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+            lock_timeout,
+            _writer_lock: None,
+        };
+        let identity = schema::identity(&store.conn).map_err(|e| store.fail(e))?;
+        store.check_identity(identity)?;
+        Ok(store)
+    }
+
+    /// The schema version of the file (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i32, StateError> {
+        schema::identity(&self.conn)
+            .map(|identity| identity.version)
+            .map_err(|e| self.fail(e))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
