@@ -69,6 +69,11 @@ pub(crate) struct ScanFigures {
     pub concealed_rows: u64,
     /// Findings and errors per enabled rule, by rule id.
     pub rules: BTreeMap<String, RuleFigures>,
+    /// The findings the state database recorded for the scan, by rule id
+    /// and status; `None` when the scan was not recorded or its counts
+    /// could not be read.
+    #[serde(skip)]
+    pub by_status: Option<BTreeMap<String, crate::state::trend::TrendCounts>>,
 }
 
 /// One rule's figures in a completed scan.
@@ -207,10 +212,30 @@ impl ScanJob {
             Ok(outcome) => outcome,
             Err(error) => return (Err(error.to_string()), 0),
         };
-        let figures = ScanFigures::of(&outcome.summary);
+        let mut figures = ScanFigures::of(&outcome.summary);
+        if let Some(recorded) = &outcome.recorded {
+            figures.by_status = recorded_counts(&recorded.path, recorded.changes.scan_id);
+        }
         match deliver(&mut outcome) {
             Ok(()) => (Ok(figures), 0),
             Err((message, undelivered)) => (Err(message), undelivered),
+        }
+    }
+}
+
+/// The counts the state database recorded for scan `scan`, by rule (for
+/// `/metrics`); a failure to read them is logged, not fatal to the scan.
+fn recorded_counts(
+    path: &std::path::Path,
+    scan: i64,
+) -> Option<BTreeMap<String, crate::state::trend::TrendCounts>> {
+    let counts = crate::state::Store::open_read_only(path, Duration::from_secs(10))
+        .and_then(|store| store.scan_counts(scan));
+    match counts {
+        Ok(counts) => counts.map(|trend| trend.rules),
+        Err(error) => {
+            tracing::warn!("cannot read the counts of scan {scan} for /metrics: {error}");
+            None
         }
     }
 }
