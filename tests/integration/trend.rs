@@ -342,7 +342,7 @@ fn trend_lists_each_scan_with_the_counts_its_output_gave() {
         .filter(|l| l.starts_with('│'))
         .map(|l| {
             l.trim_matches('│')
-                .split('│')
+                .split(['│', '┆'])
                 .map(|c| c.trim().to_owned())
                 .collect()
         })
