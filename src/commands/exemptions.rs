@@ -46,7 +46,12 @@ fn list(args: ExemptionsArgs) -> Result<Outcome, Error> {
     let counts = match &store {
         Some(store) => {
             exemptions.all.extend(store.cli_exemptions()?);
-            Some(store.exempted_counts()?.into_iter().collect::<HashMap<_, _>>())
+            Some(
+                store
+                    .exempted_counts()?
+                    .into_iter()
+                    .collect::<HashMap<_, _>>(),
+            )
         }
         None => None,
     };
@@ -135,7 +140,11 @@ fn remove(args: ExemptionRemoveArgs) -> Result<Outcome, Error> {
             return Ok(Outcome::Clean);
         }
     }
-    Err(Error::Usage(not_added(rule, &args.group, &load_exemptions(&loaded)?)))
+    Err(Error::Usage(not_added(
+        rule,
+        &args.group,
+        &load_exemptions(&loaded)?,
+    )))
 }
 
 /// Why `remove` found nothing: the exemption is in a config file, or
@@ -224,7 +233,10 @@ fn resolve_group(store: &Store, group: &str) -> Result<ExemptedGroup, Error> {
 
 fn unknown_group(store: &Store, group: &str) -> Result<String, Error> {
     let known = store.known_groups()?;
-    let names: Vec<&str> = known.iter().filter_map(|g: &KnownGroup| g.name.as_deref()).collect();
+    let names: Vec<&str> = known
+        .iter()
+        .filter_map(|g: &KnownGroup| g.name.as_deref())
+        .collect();
     let hint = did_you_mean(group, names.iter().copied())
         .map(|m| format!(" (did you mean \"{m}\"?)"))
         .unwrap_or_default();

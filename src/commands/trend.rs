@@ -31,7 +31,10 @@ pub(crate) fn run(args: TrendArgs) -> Result<Outcome, Error> {
     let scans = store.trend(&filter)?;
     let Output { out, format, .. } = open_output(None, args.format)?;
     let mut list = ListWriter::new(format, out);
-    if matches!(format, crate::output::Format::Json | crate::output::Format::Jsonl) {
+    if matches!(
+        format,
+        crate::output::Format::Json | crate::output::Format::Jsonl
+    ) {
         for scan in &scans {
             list.write(scan)?;
         }
@@ -82,9 +85,9 @@ fn since(text: &str, now: Timestamp) -> Result<String, Error> {
             "--since \"{text}\": expected a duration such as 90d, 2w or 12h, or a day such as 2026-09-01"
         ))
     })?;
-    let start = now.checked_sub(duration.as_signed()).map_err(|_| {
-        Error::Usage(format!("--since \"{text}\": reaches before the year -9999"))
-    })?;
+    let start = now
+        .checked_sub(duration.as_signed())
+        .map_err(|_| Error::Usage(format!("--since \"{text}\": reaches before the year -9999")))?;
     Ok(time_text(start))
 }
 
@@ -150,7 +153,11 @@ impl Listed for TrendRow {
             rule,
         ];
         let counts = self.count_cells();
-        row.extend(counts.into_iter().map(|c| if c.is_empty() { "-".into() } else { c }));
+        row.extend(
+            counts
+                .into_iter()
+                .map(|c| if c.is_empty() { "-".into() } else { c }),
+        );
         row
     }
 

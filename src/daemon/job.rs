@@ -72,8 +72,10 @@ pub(crate) struct ScanFigures {
     /// The findings the state database recorded for the scan, by rule id
     /// and status; `None` when the scan was not recorded or its counts
     /// could not be read.
+    /// (Behind an `Arc`: figures travel in the service loop's messages,
+    /// which stay small.)
     #[serde(skip)]
-    pub by_status: Option<BTreeMap<String, crate::state::trend::TrendCounts>>,
+    pub by_status: Option<Arc<BTreeMap<String, crate::state::trend::TrendCounts>>>,
 }
 
 /// One rule's figures in a completed scan.
@@ -228,11 +230,11 @@ impl ScanJob {
 fn recorded_counts(
     path: &std::path::Path,
     scan: i64,
-) -> Option<BTreeMap<String, crate::state::trend::TrendCounts>> {
+) -> Option<Arc<BTreeMap<String, crate::state::trend::TrendCounts>>> {
     let counts = crate::state::Store::open_read_only(path, Duration::from_secs(10))
         .and_then(|store| store.scan_counts(scan));
     match counts {
-        Ok(counts) => counts.map(|trend| trend.rules),
+        Ok(counts) => counts.map(|trend| Arc::new(trend.rules)),
         Err(error) => {
             tracing::warn!("cannot read the counts of scan {scan} for /metrics: {error}");
             None

@@ -465,7 +465,7 @@ mod tests {
     fn findings_by_rule_and_status_cover_every_rule_and_status() {
         let mut status = Status::new("x".into());
         let mut with_counts = figures();
-        with_counts.by_status = Some(
+        with_counts.by_status = Some(std::sync::Arc::new(
             [(
                 "empty-groups".to_owned(),
                 crate::state::trend::TrendCounts {
@@ -476,7 +476,7 @@ mod tests {
                 },
             )]
             .into(),
-        );
+        ));
         status.record(finished(Ok(with_counts)));
         let text = status.prometheus_text();
         for line in [

@@ -107,10 +107,7 @@ pub(crate) fn record_counts(conn: &Connection, scan: i64) -> rusqlite::Result<()
          WHERE resolved_scan = ?1 AND status = 'resolved' GROUP BY rule",
         [scan],
     )?;
-    conn.execute(
-        "UPDATE scans SET counts_recorded = 1 WHERE id = ?1",
-        [scan],
-    )?;
+    conn.execute("UPDATE scans SET counts_recorded = 1 WHERE id = ?1", [scan])?;
     conn.execute(
         "DELETE FROM scan_counts WHERE scan_id NOT IN (SELECT id FROM scans)",
         [],
@@ -197,10 +194,7 @@ impl Store {
             v if v < COUNTS_VERSION => "SELECT DISTINCT rule FROM findings ORDER BY 1",
             _ => "SELECT rule FROM scan_counts UNION SELECT rule FROM findings ORDER BY 1",
         };
-        let mut statement = self
-            .connection()
-            .prepare(sql)
-            .map_err(|e| self.fail(e))?;
+        let mut statement = self.connection().prepare(sql).map_err(|e| self.fail(e))?;
         let rules = statement
             .query_map([], |row| row.get(0))
             .map_err(|e| self.fail(e))?;
@@ -232,7 +226,11 @@ mod tests {
             "INSERT INTO scans (id, started_at, finished_at, source, outcome) VALUES (1, 'a', 'a', 's', 'completed'), (2, 'b', 'b', 's', 'completed');",
         )
         .unwrap();
-        let finding = |key: &str, rule: &str, status: &str, last_seen: i64, resolved: Option<i64>| {
+        let finding = |key: &str,
+                       rule: &str,
+                       status: &str,
+                       last_seen: i64,
+                       resolved: Option<i64>| {
             conn.execute(
                 "INSERT INTO findings (key, rule, group_key, severity, message, evidence, status, first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, resolved_scan) \
                  VALUES (?1, ?2, 'g', 'low', 'm', '{}', ?3, 1, 'a', ?4, 'a', ?5)",

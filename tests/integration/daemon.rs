@@ -264,7 +264,11 @@ pub(crate) fn scrape(text: &str) -> prometheus_parse::Scrape {
 }
 
 /// The value of the sample `name` whose labels include `labels`.
-pub(crate) fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     scrape
         .samples
         .iter()

@@ -47,7 +47,10 @@ impl Group {
         } else {
             format!("owner@{}.example", self.id)
         };
-        format!("{refresh},{},False,{owner},{last},12,0,{},30", self.name, self.id)
+        format!(
+            "{refresh},{},False,{owner},{last},12,0,{},30",
+            self.name, self.id
+        )
     }
 }
 
@@ -187,7 +190,10 @@ fn counts(pairs: &[(&str, &[(&str, u64)])]) -> BTreeMap<String, BTreeMap<String,
     pairs
         .iter()
         .map(|(rule, statuses)| {
-            let statuses = statuses.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect();
+            let statuses = statuses
+                .iter()
+                .map(|(s, n)| ((*s).to_owned(), *n))
+                .collect();
             ((*rule).to_owned(), statuses)
         })
         .collect()
@@ -195,8 +201,18 @@ fn counts(pairs: &[(&str, &[(&str, u64)])]) -> BTreeMap<String, BTreeMap<String,
 
 const ALPHA: Group = g("00000000-0000-0000-0000-0000000000a1", "Alpha", true, false);
 const BRAVO: Group = g("00000000-0000-0000-0000-0000000000b2", "Bravo", false, true);
-const CHARLIE: Group = g("00000000-0000-0000-0000-0000000000c3", "Charlie", true, true);
-const DELTA: Group = g("00000000-0000-0000-0000-0000000000d4", "Delta", false, false);
+const CHARLIE: Group = g(
+    "00000000-0000-0000-0000-0000000000c3",
+    "Charlie",
+    true,
+    true,
+);
+const DELTA: Group = g(
+    "00000000-0000-0000-0000-0000000000d4",
+    "Delta",
+    false,
+    false,
+);
 const ECHO: Group = g("00000000-0000-0000-0000-0000000000e5", "Echo", false, true);
 
 fn fixed(group: Group) -> Group {
@@ -259,7 +275,10 @@ fn trend_lists_each_scan_with_the_counts_its_output_gave() {
     assert_eq!(
         outputs[1],
         counts(&[
-            ("inactive-groups", &[("new", 1), ("open", 1), ("resolved", 1)]),
+            (
+                "inactive-groups",
+                &[("new", 1), ("open", 1), ("resolved", 1)]
+            ),
             ("ownerless-groups", &[("open", 2)])
         ])
     );
@@ -284,7 +303,12 @@ fn trend_lists_each_scan_with_the_counts_its_output_gave() {
         assert_eq!(scan["report_refresh_date"], refresh[index]);
         assert_eq!(scan["counts_recorded"], true);
         assert!(scan["finished_at"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(nonzero(&scan["rules"]), outputs[index], "scan {}", index + 1);
+        assert_eq!(
+            nonzero(&scan["rules"]),
+            outputs[index],
+            "scan {}",
+            index + 1
+        );
         for status in STATUSES {
             let total: u64 = outputs[index]
                 .values()
@@ -307,11 +331,17 @@ fn trend_lists_each_scan_with_the_counts_its_output_gave() {
         only[1]["counts"],
         json!({"new": 1, "open": 1, "reopened": 0, "resolved": 1, "exempted": 0})
     );
-    assert!(only.iter().all(|s| s["rules"].as_object().unwrap().len() == 1));
+    assert!(
+        only.iter()
+            .all(|s| s["rules"].as_object().unwrap().len() == 1)
+    );
     // `--since`: a duration back from now takes every scan just made; a
     // day to come takes none.
     assert_eq!(tenant.trend(&["--since", "1d"]).len(), 4);
-    assert_eq!(tenant.trend(&["--since", "2999-01-01"]), Vec::<Value>::new());
+    assert_eq!(
+        tenant.trend(&["--since", "2999-01-01"]),
+        Vec::<Value>::new()
+    );
 
     // CSV: one row per scan and rule, the same figures.
     let csv = tenant.ok(&["trend", "-f", "csv"]);
@@ -349,7 +379,9 @@ fn trend_lists_each_scan_with_the_counts_its_output_gave() {
         .collect();
     assert_eq!(
         rows[0],
-        ["Scan", "Finished", "Report", "Rule", "New", "Open", "Reopened", "Resolved", "Exempted"]
+        [
+            "Scan", "Finished", "Report", "Rule", "New", "Open", "Reopened", "Resolved", "Exempted"
+        ]
     );
     assert!(
         rows.iter().any(|r| r[0] == "3"
@@ -362,7 +394,8 @@ fn trend_lists_each_scan_with_the_counts_its_output_gave() {
     // A mistyped rule is an error, not a column of zeros.
     let error = tenant.fails(&["trend", "--rule", "inactive-group"]);
     assert!(
-        error.contains("has no findings of rule `inactive-group` (did you mean `inactive-groups`?)"),
+        error
+            .contains("has no findings of rule `inactive-group` (did you mean `inactive-groups`?)"),
         "{error}"
     );
     let error = tenant.fails(&["trend", "--since", "lately"]);
@@ -385,7 +418,8 @@ fn an_exemption_added_on_the_command_line_applies_from_the_next_scan() {
             .find(|f| f["rule"] == rule && f["group_name"] == "Alpha")
             .unwrap_or_else(|| panic!("no {rule} finding on Alpha in {output}"))
     };
-    let scan = |tenant: &Tenant| tenant.ok(&["scan", "-i", report.to_str().unwrap(), "-f", "jsonl"]);
+    let scan =
+        |tenant: &Tenant| tenant.ok(&["scan", "-i", report.to_str().unwrap(), "-f", "jsonl"]);
     assert_eq!(status(&scan(&tenant), "ownerless-groups")["status"], "new");
 
     tenant.ok(&[
@@ -403,7 +437,10 @@ fn an_exemption_added_on_the_command_line_applies_from_the_next_scan() {
     // Added, not applied until a scan runs.
     let findings = tenant.ok(&["findings", "-f", "jsonl", "--rule", "ownerless-groups"]);
     assert_eq!(status(&findings, "ownerless-groups")["status"], "new");
-    assert_eq!(status(&scan(&tenant), "ownerless-groups")["status"], "exempted");
+    assert_eq!(
+        status(&scan(&tenant), "ownerless-groups")["status"],
+        "exempted"
+    );
     let findings = tenant.ok(&["findings", "-f", "jsonl", "--status", "exempted"]);
     let exempted = status(&findings, "ownerless-groups");
     assert_eq!(exempted["exemption"], "state exemption 1");
@@ -487,7 +524,10 @@ fn an_exemption_added_on_the_command_line_applies_from_the_next_scan() {
         "--group",
         "Alpha",
     ]);
-    assert!(error.contains("no exemption of rule `ownerless-groups` on \"Alpha\""), "{error}");
+    assert!(
+        error.contains("no exemption of rule `ownerless-groups` on \"Alpha\""),
+        "{error}"
+    );
 }
 
 #[test]
@@ -497,13 +537,23 @@ fn exemptions_add_refuses_what_it_cannot_apply() {
     tenant.ok(&["scan", "-i", report.to_str().unwrap(), "-f", "jsonl"]);
     let add = |rule: &str, group: &str, reason: &str, expires: &str| {
         tenant.fails(&[
-            "exemptions", "add", "--rule", rule, "--group", group, "--reason", reason, "--expires",
+            "exemptions",
+            "add",
+            "--rule",
+            rule,
+            "--group",
+            group,
+            "--reason",
+            reason,
+            "--expires",
             expires,
         ])
     };
     let error = add("ownerles-groups", "Alpha", "r", "2099-01-01");
     assert!(
-        error.contains("--rule ownerles-groups: no rule has this id (did you mean `ownerless-groups`?)"),
+        error.contains(
+            "--rule ownerles-groups: no rule has this id (did you mean `ownerless-groups`?)"
+        ),
         "{error}"
     );
     let error = add("ownerless-groups", "Alpah", "r", "2099-01-01");
@@ -515,9 +565,15 @@ fn exemptions_add_refuses_what_it_cannot_apply() {
     let error = add("ownerless-groups", "Alpha", "  ", "2099-01-01");
     assert!(error.contains("--reason is empty"), "{error}");
     let error = add("ownerless-groups", "Alpha", "r", "2020-01-01");
-    assert!(error.contains("--expires 2020-01-01 is in the past"), "{error}");
+    assert!(
+        error.contains("--expires 2020-01-01 is in the past"),
+        "{error}"
+    );
     let error = add("ownerless-groups", "Alpha", "r", "2099-02-30");
-    assert!(error.contains("--expires \"2099-02-30\" is not a date"), "{error}");
+    assert!(
+        error.contains("--expires \"2099-02-30\" is not a date"),
+        "{error}"
+    );
     // Nothing was added.
     let listing: Vec<Value> =
         serde_json::from_str(&tenant.ok(&["exemptions", "-f", "json"])).unwrap();
@@ -627,5 +683,8 @@ fn scans_without_recorded_counts_say_so() {
     assert!(table.contains("(counts not recorded)"), "{table}");
     let csv = tenant.ok(&["trend", "-f", "csv"]);
     let first = csv.lines().nth(1).unwrap();
-    assert!(first.starts_with("1,") && first.ends_with(",2026-11-01,,,,,,"), "{csv}");
+    assert!(
+        first.starts_with("1,") && first.ends_with(",2026-11-01,,,,,,"),
+        "{csv}"
+    );
 }

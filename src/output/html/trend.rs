@@ -84,7 +84,11 @@ pub(crate) fn trend_figure(points: &[TrendPoint]) -> Option<String> {
         svg,
         "<figure class=\"chart-box\" id=\"trend-chart\">\n<figcaption>Findings over the last {} (open: new, open and reopened; resolved: by that scan)</figcaption>\n\
          <svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" preserveAspectRatio=\"xMinYMin meet\" role=\"img\" aria-label=\"Findings per scan\">\n",
-        if points.len() == 1 { "scan".to_owned() } else { format!("{} scans", points.len()) }
+        if points.len() == 1 {
+            "scan".to_owned()
+        } else {
+            format!("{} scans", points.len())
+        }
     );
     let _ = writeln!(
         svg,
@@ -199,11 +203,7 @@ mod tests {
     #[test]
     fn each_series_ends_with_its_value_and_labels_are_escaped() {
         assert_eq!(trend_figure(&[]), None);
-        let svg = trend_figure(&[
-            point(1, "2026-11-20", 4, 0),
-            point(2, "<b>", 2, 2),
-        ])
-        .unwrap();
+        let svg = trend_figure(&[point(1, "2026-11-20", 4, 0), point(2, "<b>", 2, 2)]).unwrap();
         assert!(svg.contains("Findings over the last 2 scans"), "{svg}");
         assert!(svg.contains(">2 open</text>"), "{svg}");
         assert!(svg.contains(">2 resolved</text>"), "{svg}");
