@@ -226,9 +226,19 @@ fn resolve_group(store: &Store, group: &str) -> Result<ExemptedGroup, Error> {
         (many, _) => Err(Error::Usage(format!(
             "--group \"{group}\" names {} groups ({}): give the id of the one to exempt",
             many.len(),
-            many.join(", ")
+            some_of(many)
         ))),
     }
+}
+
+/// The first few ids, and how many more there are.
+fn some_of(ids: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = ids[..ids.len().min(SHOWN)].join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(", and {} more", ids.len() - SHOWN));
+    }
+    text
 }
 
 fn unknown_group(store: &Store, group: &str) -> Result<String, Error> {

@@ -688,3 +688,56 @@ fn scans_without_recorded_counts_say_so() {
         "{csv}"
     );
 }
+
+/// A name several groups share is refused with (a few of) their ids.
+#[test]
+fn a_name_several_groups_share_must_be_given_by_id() {
+    let tenant = Tenant::new("");
+    let twins: Vec<Group> = (1..=7)
+        .map(|i| {
+            let id: &'static str =
+                Box::leak(format!("00000000-0000-0000-0000-00000000010{i}").into_boxed_str());
+            g(id, "Twins", true, false)
+        })
+        .collect();
+    tenant.scan(&tenant.report("2026-11-01", &twins));
+    let error = tenant.fails(&[
+        "exemptions",
+        "add",
+        "--rule",
+        "*",
+        "--group",
+        "twins",
+        "--reason",
+        "r",
+        "--expires",
+        "2099-01-01",
+    ]);
+    assert!(
+        error.contains(
+            "--group \"twins\" names 7 groups (00000000-0000-0000-0000-000000000101, 00000000-0000-0000-0000-000000000102, 00000000-0000-0000-0000-000000000103, 00000000-0000-0000-0000-000000000104, 00000000-0000-0000-0000-000000000105, and 2 more): give the id"
+        ),
+        "{error}"
+    );
+    // By id it is taken, and `*` covers every rule.
+    tenant.ok(&[
+        "exemptions",
+        "add",
+        "--rule",
+        "*",
+        "--group",
+        "00000000-0000-0000-0000-000000000103",
+        "--reason",
+        "r",
+        "--expires",
+        "2099-01-01",
+    ]);
+    let trend_after = {
+        tenant.scan(&tenant.report("2026-11-08", &twins));
+        tenant.trend(&[])
+    };
+    assert_eq!(
+        trend_after[1]["counts"],
+        json!({"new": 0, "open": 6, "reopened": 0, "resolved": 0, "exempted": 1})
+    );
+}
