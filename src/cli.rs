@@ -66,8 +66,10 @@ pub enum Command {
     Findings(FindingsArgs),
     /// Show one group's findings over time.
     History(HistoryArgs),
-    /// List the configured exemptions: active, expiring and expired.
+    /// List the exemptions (config file and command line): active, expiring, expired; or add or remove one.
     Exemptions(ExemptionsArgs),
+    /// Findings over time: each scan's findings by rule and status, from the state database.
+    Trend(TrendArgs),
     /// Keep running and scan on the config's `[schedule]`; SIGHUP reloads, SIGTERM stops.
     Run(RunArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -186,12 +188,82 @@ pub struct HistoryArgs {
     pub format: Option<Format>,
 }
 
-/// Options of `exemptions`.
+/// Options of `exemptions`: a listing, or `add` / `remove`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ExemptionsArgs {
+    /// Add or remove an exemption; none: list them all.
+    #[command(subcommand)]
+    pub action: Option<ExemptionsAction>,
     /// Where the state database is.
     #[command(flatten)]
     pub location: StateLocation,
+    /// Output format [default: table on a terminal, else jsonl].
+    #[arg(long, short, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// The `exemptions` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ExemptionsAction {
+    /// Exempt a rule's findings on one group, kept in the state database; the next scan applies it.
+    Add(ExemptionAddArgs),
+    /// Remove an exemption added with `exemptions add`; the next scan no longer applies it.
+    Remove(ExemptionRemoveArgs),
+}
+
+/// Options of `exemptions add`.
+#[derive(Debug, Args)]
+pub struct ExemptionAddArgs {
+    /// Where the state database is.
+    #[command(flatten)]
+    pub location: StateLocation,
+    /// Folder of `*.rhai` rules, to check the rule id [default: `rules.dir` from the config, else ./rules].
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// The rule id, or `*` for every rule.
+    #[arg(long)]
+    pub rule: String,
+    /// The group: its id, or its exact display name (any case), as the state database knows it.
+    #[arg(long)]
+    pub group: String,
+    /// Why the findings are accepted.
+    #[arg(long)]
+    pub reason: String,
+    /// The last day it applies (YYYY-MM-DD, today or later).
+    #[arg(long)]
+    pub expires: String,
+    /// Who approved it.
+    #[arg(long, value_name = "WHO")]
+    pub approved_by: Option<String>,
+}
+
+/// Options of `exemptions remove`.
+#[derive(Debug, Args)]
+pub struct ExemptionRemoveArgs {
+    /// Where the state database is.
+    #[command(flatten)]
+    pub location: StateLocation,
+    /// The rule id (or `*`) the exemption was added for.
+    #[arg(long)]
+    pub rule: String,
+    /// The group, as given to `exemptions add` (its id or exact name).
+    #[arg(long)]
+    pub group: String,
+}
+
+/// Options of `trend`.
+#[derive(Debug, Args)]
+pub struct TrendArgs {
+    /// Where the state database is.
+    #[command(flatten)]
+    pub location: StateLocation,
+    /// Only these rules (repeat or comma-separate) [default: every rule].
+    #[arg(long, value_delimiter = ',')]
+    pub rule: Vec<String>,
+    /// Only scans that finished within this long (`90d`, `2w`, `12h`) or since this day (YYYY-MM-DD) [default: every scan].
+    #[arg(long)]
+    pub since: Option<String>,
     /// Output format [default: table on a terminal, else jsonl].
     #[arg(long, short, value_enum)]
     pub format: Option<Format>,

@@ -13,6 +13,7 @@ pub(crate) mod report;
 pub(crate) mod rules;
 pub(crate) mod run;
 pub(crate) mod scan;
+pub(crate) mod trend;
 pub(crate) mod validate;
 
 use crate::cli::{Cli, Command, ReportArgs};
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Findings(args) => findings::run(args),
         Command::History(args) => history::run(args),
         Command::Exemptions(args) => exemptions::run(args),
+        Command::Trend(args) => trend::run(args),
         Command::Run(args) => run::run(args),
         Command::Completions(args) => {
             // Into a buffer first: clap_complete panics on a closed pipe.

@@ -69,6 +69,13 @@ pub(crate) struct ScanFigures {
     pub concealed_rows: u64,
     /// Findings and errors per enabled rule, by rule id.
     pub rules: BTreeMap<String, RuleFigures>,
+    /// The findings the state database recorded for the scan, by rule id
+    /// and status; `None` when the scan was not recorded or its counts
+    /// could not be read.
+    /// (Behind an `Arc`: figures travel in the service loop's messages,
+    /// which stay small.)
+    #[serde(skip)]
+    pub by_status: Option<Arc<BTreeMap<String, crate::state::trend::TrendCounts>>>,
 }
 
 /// One rule's figures in a completed scan.
@@ -207,10 +214,36 @@ impl ScanJob {
             Ok(outcome) => outcome,
             Err(error) => return (Err(error.to_string()), 0),
         };
-        let figures = ScanFigures::of(&outcome.summary);
+        let mut figures = ScanFigures::of(&outcome.summary);
+        if let Some(recorded) = &outcome.recorded {
+            figures.by_status = recorded_counts(&recorded.path, recorded.changes.scan_id);
+        }
         match deliver(&mut outcome) {
             Ok(()) => (Ok(figures), 0),
             Err((message, undelivered)) => (Err(message), undelivered),
+        }
+    }
+}
+
+/// The counts the state database recorded for scan `scan`, by rule (for
+/// `/metrics`); a failure to read them is logged, not fatal to the scan.
+fn recorded_counts(
+    path: &std::path::Path,
+    scan: i64,
+) -> Option<Arc<BTreeMap<String, crate::state::trend::TrendCounts>>> {
+    let counts = crate::state::Store::open_read_only(
+        path,
+        &crate::state::store::StoreOptions {
+            lock_timeout: Duration::from_secs(10),
+            create: false,
+        },
+    )
+    .and_then(|store| store.scan_counts(scan));
+    match counts {
+        Ok(counts) => counts.map(|trend| Arc::new(trend.rules)),
+        Err(error) => {
+            tracing::warn!("cannot read the counts of scan {scan} for /metrics: {error}");
+            None
         }
     }
 }

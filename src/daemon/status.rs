@@ -302,6 +302,7 @@ impl Status {
                 counts.findings as f64,
             );
         }
+        by_status_metrics(figures, page);
         page.family(
             "groupwarden_rule_errors",
             "gauge",
@@ -312,6 +313,33 @@ impl Status {
                 "groupwarden_rule_errors",
                 &[("rule", rule)],
                 counts.errors as f64,
+            );
+        }
+    }
+}
+
+/// The last completed scan's findings by rule and status, as the state
+/// database recorded them: every enabled rule, every status (zeros
+/// included, so a series drops to 0 rather than vanishing).
+fn by_status_metrics(figures: &ScanFigures, page: &mut Page) {
+    let Some(by_status) = &figures.by_status else {
+        return;
+    };
+    const NAME: &str = "groupwarden_findings_by_status";
+    page.family(
+        NAME,
+        "gauge",
+        "Findings of the last completed scan by rule and status, as the state database recorded them (resolved: resolved by that scan).",
+    );
+    let rules: std::collections::BTreeSet<&String> =
+        figures.rules.keys().chain(by_status.keys()).collect();
+    for rule in rules {
+        let counts = by_status.get(rule).copied().unwrap_or_default();
+        for status in crate::state::Status::ALL {
+            page.sample(
+                NAME,
+                &[("rule", rule), ("status", status.as_str())],
+                counts.get(status) as f64,
             );
         }
     }
@@ -431,6 +459,40 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }
+    }
+
+    #[test]
+    fn findings_by_rule_and_status_cover_every_rule_and_status() {
+        let mut status = Status::new("x".into());
+        let mut with_counts = figures();
+        with_counts.by_status = Some(std::sync::Arc::new(
+            [(
+                "empty-groups".to_owned(),
+                crate::state::trend::TrendCounts {
+                    new: 3,
+                    open: 2,
+                    resolved: 1,
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        ));
+        status.record(finished(Ok(with_counts)));
+        let text = status.prometheus_text();
+        for line in [
+            "# TYPE groupwarden_findings_by_status gauge",
+            "groupwarden_findings_by_status{rule=\"empty-groups\",status=\"new\"} 3",
+            "groupwarden_findings_by_status{rule=\"empty-groups\",status=\"open\"} 2",
+            "groupwarden_findings_by_status{rule=\"empty-groups\",status=\"resolved\"} 1",
+            "groupwarden_findings_by_status{rule=\"empty-groups\",status=\"exempted\"} 0",
+            "groupwarden_findings_by_status{rule=\"odd\\\"rule\",status=\"new\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        // Without a state database, the family is left out.
+        let mut plain = Status::new("x".into());
+        plain.record(finished(Ok(figures())));
+        assert!(!plain.prometheus_text().contains("by_status"));
     }
 
     #[test]

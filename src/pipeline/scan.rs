@@ -531,7 +531,7 @@ fn page_lifecycle(store: &Store, loaded: &LoadedConfig) -> Result<Lifecycle, Err
         })
         .collect();
     let today = crate::state::recording::today();
-    let exemptions = crate::state::recording::load_exemptions(loaded)?;
+    let exemptions = crate::state::recording::all_exemptions(loaded, store)?;
     let in_force = [ExemptionState::Active, ExemptionState::Expiring]
         .into_iter()
         .flat_map(|state| exemptions.in_state(today, state))
@@ -543,10 +543,24 @@ fn page_lifecycle(store: &Store, loaded: &LoadedConfig) -> Result<Lifecycle, Err
             expires: Some(e.expires),
         })
         .collect();
+    let trend = store
+        .trend(&Default::default())?
+        .into_iter()
+        .filter_map(|scan| {
+            Some(crate::output::html::trend::TrendPoint {
+                scan_id: scan.scan_id,
+                label: scan
+                    .report_refresh_date
+                    .unwrap_or_else(|| scan.finished_at.chars().take(10).collect()),
+                counts: scan.counts?,
+            })
+        })
+        .collect();
     Ok(Lifecycle {
         findings,
         resolved,
         exemptions: in_force,
+        trend,
     })
 }
 

@@ -76,8 +76,13 @@ impl fmt::Display for GroupSelector {
 /// One checked exemption.
 #[derive(Clone, Debug)]
 pub struct Exemption {
-    /// Where it was written: `groupwarden.toml, exemption 2`.
+    /// Which exemption it is, as findings record it: `groupwarden.toml,
+    /// exemption 2`, or `state exemption 3` for one added on the command
+    /// line.
     pub origin: String,
+    /// Where it came from, for listings: `groupwarden.toml:14`, or `added
+    /// by CLI on 2026-11-27 by alice`.
+    pub source: String,
     /// Id of the rule it covers, or `*` for every rule.
     pub rule: String,
     /// The groups it covers.
@@ -118,6 +123,10 @@ impl ExemptionState {
 pub struct ExemptionNotice {
     /// Where it was written, e.g. `groupwarden.toml, exemption 2`.
     pub origin: String,
+    /// Where it came from: `groupwarden.toml:14`, or `added by CLI on
+    /// 2026-11-27 by alice`.
+    #[serde(default)]
+    pub source: String,
     /// Id of the rule it covers, or `*` for every rule.
     pub rule: String,
     /// The group id it selects by; `None` when it selects by name.
@@ -137,7 +146,11 @@ pub struct ExemptionNotice {
 }
 
 impl Exemption {
-    fn from_config(config: &ExemptionConfig, origin: String) -> Result<Exemption, ExemptionError> {
+    fn from_config(
+        config: &ExemptionConfig,
+        origin: String,
+        source: String,
+    ) -> Result<Exemption, ExemptionError> {
         let fail = |message: &str| ExemptionError::Entry {
             origin: origin.clone(),
             message: message.to_owned(),
@@ -175,6 +188,7 @@ impl Exemption {
         };
         Ok(Exemption {
             origin,
+            source,
             rule: config.rule.trim().to_owned(),
             group,
             reason: config.reason.trim().to_owned(),
@@ -222,6 +236,7 @@ impl Exemption {
         };
         ExemptionNotice {
             origin: self.origin.clone(),
+            source: self.source.clone(),
             rule: self.rule.clone(),
             group_id,
             group_name,
@@ -244,6 +259,46 @@ impl fmt::Display for Exemption {
     }
 }
 
+/// `file:line` of the `index`th `[[exemptions]]` entry, or `file,
+/// exemption N` when its line is not known (the entries came from
+/// elsewhere than the text).
+fn written_at(file: &str, lines: &[usize], index: usize) -> String {
+    match lines.get(index) {
+        Some(line) => format!("{file}:{line}"),
+        None => format!("{file}, exemption {}", index + 1),
+    }
+}
+
+/// The 1-based line of each `[[exemptions]]` entry in a TOML text, in
+/// order: the line of its `[[exemptions]]` header (or of its first key,
+/// for the inline form). Empty when the text does not parse (the config
+/// parser has said why by then).
+fn exemption_lines(text: &str) -> Vec<usize> {
+    #[derive(Deserialize)]
+    struct Entries {
+        #[serde(default)]
+        exemptions: Vec<toml::Spanned<toml::Table>>,
+    }
+    let Ok(entries) = toml::from_str::<Entries>(text) else {
+        return Vec::new();
+    };
+    entries
+        .exemptions
+        .iter()
+        .map(|entry| {
+            let start = entry.span().start.min(text.len());
+            // The span starts at the `[[exemptions]]` header or at the
+            // entry's first key: then the header is the last `[[` before.
+            let at = if text[start..].starts_with("[[") {
+                start
+            } else {
+                text[..start].rfind("[[").unwrap_or(start)
+            };
+            text[..at].matches('\n').count() + 1
+        })
+        .collect()
+}
+
 /// Every configured exemption.
 #[derive(Clone, Debug, Default)]
 pub struct Exemptions {
@@ -254,17 +309,21 @@ pub struct Exemptions {
 
 impl Exemptions {
     /// Checks the config's entries (`config_name` names the config file in
-    /// errors) and those of `extra_file`, if any.
+    /// errors; `config_text`, its text, gives each entry's line) and those
+    /// of `extra_file`, if any.
     pub fn load(
         config_name: &str,
+        config_text: Option<&str>,
         entries: &[ExemptionConfig],
         extra_file: Option<&Path>,
     ) -> Result<Exemptions, ExemptionError> {
         let mut all = Vec::new();
+        let lines = config_text.map(exemption_lines).unwrap_or_default();
         for (index, entry) in entries.iter().enumerate() {
             all.push(Exemption::from_config(
                 entry,
                 format!("{config_name}, exemption {}", index + 1),
+                written_at(config_name, &lines, index),
             )?);
         }
         if let Some(path) = extra_file {
@@ -277,10 +336,13 @@ impl Exemptions {
                     path: path.to_owned(),
                     message: e.to_string().trim_end().to_owned(),
                 })?;
+            let lines = exemption_lines(&text);
+            let name = path.display().to_string();
             for (index, entry) in file.exemptions.iter().enumerate() {
                 all.push(Exemption::from_config(
                     entry,
-                    format!("{}, exemption {}", path.display(), index + 1),
+                    format!("{name}, exemption {}", index + 1),
+                    written_at(&name, &lines, index),
                 )?);
             }
         }
@@ -321,10 +383,19 @@ mod tests {
 
     fn exemptions(text: &str) -> Result<Exemptions, ExemptionError> {
         let file: ExemptionsFile = toml::from_str(text).unwrap();
-        Exemptions::load("test.toml", &file.exemptions, None)
+        Exemptions::load("test.toml", Some(text), &file.exemptions, None)
     }
 
     const TODAY: Date = Date::constant(2026, 11, 25);
+
+    #[test]
+    fn each_entry_is_listed_with_its_file_and_line() {
+        let text = "# exemptions\n\n[[exemptions]]\nrule = \"*\"\ngroup_id = \"g\"\nreason = \"r\"\nexpires = \"2027-01-01\"\n\n# a comment\n[[exemptions]]\nrule = \"a\"\ngroup_name = \"n\"\nreason = \"r\"\nexpires = 2027-01-01\n";
+        let all = exemptions(text).unwrap().all;
+        let sources: Vec<&str> = all.iter().map(|e| e.source.as_str()).collect();
+        assert_eq!(sources, ["test.toml:3", "test.toml:10"]);
+        assert_eq!(all[1].origin, "test.toml, exemption 2");
+    }
 
     #[test]
     fn rule_and_group_must_both_match() {

@@ -328,6 +328,9 @@ impl ScanRecorder {
             purge(conn, &time_before(self.start.now, retention), self.scan_id).map_err(fail)?;
             tracing::debug!("state: purged what is older than {retention}");
         }
+        // What `groupwarden trend` reads (after the purge, which drops the
+        // counts of the scans it removes).
+        super::trend::record_counts(conn, self.scan_id).map_err(fail)?;
         conn.execute(
             "UPDATE scans SET finished_at = :finished, refresh_date = :refresh, report_period = :period, rows = :rows, \
              row_errors = :row_errors, rule_errors = :rule_errors, findings = :findings, outcome = 'completed', complete = :complete \

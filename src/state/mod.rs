@@ -19,15 +19,18 @@
 //!   refusal of an older report, reminders, the safety cap and retention.
 //! - [`changes`] is what a scan changed, as plain serialisable data
 //!   ([`Changes`]) for the notifiers, and a finding as remembered.
-//! - [`exemptions`] matches findings against `[[exemptions]]`.
+//! - [`exemptions`] matches findings against `[[exemptions]]`, and
+//!   [`cli_exemptions`] keeps those added on the command line.
 //! - [`outbox`] holds messages until a channel accepted them.
 //! - [`announced`] keeps, per channel, what it accepted, and so what it is
 //!   owed next (see `docs/notifications.md`, "What each channel is told").
 //! - [`query`] lists findings, a group's history and the scans.
+//! - [`trend`] counts each scan's findings by rule and status.
 //! - [`config`] is the `[state]` section and the exemption entries.
 
 pub mod announced;
 pub mod changes;
+pub mod cli_exemptions;
 pub mod config;
 pub mod exemptions;
 pub mod lifecycle;
@@ -36,6 +39,7 @@ pub(crate) mod query;
 pub(crate) mod recording;
 pub(crate) mod schema;
 pub mod store;
+pub mod trend;
 
 pub use changes::{Changes, Status, StoredFinding};
 pub use store::{StateError, Store};

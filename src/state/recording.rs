@@ -153,7 +153,29 @@ pub(crate) fn load_exemptions(loaded: &LoadedConfig) -> Result<Exemptions, Exemp
         .exemptions_file
         .as_ref()
         .map(|f| loaded.resolve(f));
-    Exemptions::load(&config_name, &loaded.config.exemptions, file.as_deref())
+    // Read again for the line of each entry (`groupwarden exemptions`
+    // shows it); the config was parsed from this text a moment ago.
+    let text = loaded
+        .path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    Exemptions::load(
+        &config_name,
+        text.as_deref(),
+        &loaded.config.exemptions,
+        file.as_deref(),
+    )
+}
+
+/// The config's exemptions, then those added on the command line and kept
+/// in `store`.
+pub(crate) fn all_exemptions(
+    loaded: &LoadedConfig,
+    store: &Store,
+) -> Result<Exemptions, RecordingError> {
+    let mut exemptions = load_exemptions(loaded)?;
+    exemptions.all.extend(store.cli_exemptions()?);
+    Ok(exemptions)
 }
 
 /// The existing database at `flag`, else `[state] path`, for commands
@@ -190,7 +212,13 @@ impl ScanRecording {
         let Some(plan) = plan else {
             return Ok(ScanRecording { recorder: None });
         };
-        let exemptions = load_exemptions(loaded)?;
+        let path = state_path(plan.path.as_deref(), loaded);
+        let store = if preview {
+            Store::open_copy(&path, &store_options(loaded, false))?
+        } else {
+            Store::open(&path, &store_options(loaded, true))?
+        };
+        let exemptions = all_exemptions(loaded, &store)?;
         let today = today();
         for expired in exemptions.in_state(today, ExemptionState::Expired) {
             tracing::warn!(
@@ -215,12 +243,6 @@ impl ScanRecording {
                 max_new_findings: config.max_new_findings,
             },
             allow_older: plan.allow_older,
-        };
-        let path = state_path(plan.path.as_deref(), loaded);
-        let store = if preview {
-            Store::open_copy(&path, &store_options(loaded, false))?
-        } else {
-            Store::open(&path, &store_options(loaded, true))?
         };
         Ok(ScanRecording {
             recorder: Some(ScanRecorder::begin(store, start)?),

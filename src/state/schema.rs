@@ -155,8 +155,42 @@ FROM outbox o,
 WHERE o.delivered_at IS NULL AND json_extract(i.value, '$.key') IS NOT NULL;
 "#;
 
+/// Version 5: each scan's findings counted by rule and status (what
+/// `groupwarden trend`, the page's trend chart and `/metrics` read), and
+/// exemptions added on the command line. Scans recorded before have no
+/// counts (`counts_recorded` 0): they cannot be rebuilt exactly, since an
+/// open finding seen again leaves no history row.
+const V5: &str = r#"
+ALTER TABLE scans ADD COLUMN counts_recorded INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE scan_counts (
+    scan_id INTEGER NOT NULL,
+    rule    TEXT NOT NULL,
+    -- new, open, reopened, resolved (by this scan) or exempted
+    status  TEXT NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (scan_id, rule, status)
+) WITHOUT ROWID;
+
+CREATE TABLE exemptions (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT NOT NULL,
+    -- exactly one of the two
+    group_id    TEXT,
+    group_name  TEXT,
+    reason      TEXT NOT NULL,
+    -- the last day it applies, YYYY-MM-DD
+    expires     TEXT NOT NULL,
+    approved_by TEXT,
+    added_at    TEXT NOT NULL,
+    added_by    TEXT NOT NULL,
+    updated_at  TEXT
+);
+CREATE UNIQUE INDEX exemptions_by_target ON exemptions(rule, coalesce(lower(group_id), ''), coalesce(lower(group_name), ''));
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;

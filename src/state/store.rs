@@ -269,6 +269,13 @@ impl Store {
         })
     }
 
+    /// The schema version of the file (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i32, StateError> {
+        schema::identity(&self.conn)
+            .map(|identity| identity.version)
+            .map_err(|e| self.fail(e))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

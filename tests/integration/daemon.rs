@@ -96,7 +96,7 @@ impl Setup {
 }
 
 /// The running daemon and its log.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     lines: Receiver<String>,
     /// Every log line read so far, JSON or not.
@@ -105,7 +105,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(dir: &Path, config: &Path) -> Daemon {
+    pub(crate) fn start(dir: &Path, config: &Path) -> Daemon {
         let mut child = gw_std(dir)
             .args(["--log-format", "json", "run", "--config"])
             .arg(config)
@@ -167,7 +167,7 @@ impl Daemon {
     }
 
     /// The next successful scan's log event.
-    fn next_scan_success(&mut self) -> Value {
+    pub(crate) fn next_scan_success(&mut self) -> Value {
         let event = self.wait_for(|e| message(e) == "scan finished" || message(e) == "scan failed");
         assert_eq!(event["fields"]["outcome"], "success", "{event}");
         event
@@ -181,7 +181,7 @@ impl Daemon {
         assert!(status.success());
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let url = format!("http://{}{path}", self.health.as_ref().unwrap());
         let response = reqwest::blocking::get(url).unwrap();
         (response.status().as_u16(), response.text().unwrap())
@@ -259,12 +259,16 @@ fn sample_report() -> Vec<u8> {
     std::fs::read(root().join("examples/sample-report.csv")).unwrap()
 }
 
-fn scrape(text: &str) -> prometheus_parse::Scrape {
+pub(crate) fn scrape(text: &str) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
 /// The value of the sample `name` whose labels include `labels`.
-fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     scrape
         .samples
         .iter()

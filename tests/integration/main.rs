@@ -26,3 +26,4 @@ mod rules_cli;
 mod scan;
 mod shapes;
 mod state;
+mod trend;

@@ -888,7 +888,12 @@ fn a_database_from_version_1_is_migrated_and_keeps_its_findings() {
     let report = tenant.report("r.csv", "2026-11-01", &[group("g-a", "Alpha").ownerless()]);
     let scan = tenant.scan(&report, &[]);
     assert_eq!(scan.status("ownerless-groups:g-a"), "open");
-    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 4);
+    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 5);
+    // Version 5: the old scan has no counts, the new one has.
+    assert_eq!(
+        tenant.sql::<String>("SELECT group_concat(counts_recorded) FROM (SELECT counts_recorded FROM scans ORDER BY id)"),
+        "0,1"
+    );
     assert_eq!(
         tenant.sql::<String>("SELECT first_seen_at FROM findings"),
         "2026-10-01T06:00:00Z"

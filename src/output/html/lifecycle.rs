@@ -59,4 +59,6 @@ pub struct Lifecycle {
     pub resolved: Vec<ResolvedFinding>,
     /// Exemptions in force.
     pub exemptions: Vec<Exemption>,
+    /// The recorded scans' counts, oldest first, for the trend chart.
+    pub trend: Vec<super::trend::TrendPoint>,
 }

@@ -17,6 +17,7 @@
 //!   threshold as an edge), drawn as SVG by the template;
 //! - [`lifecycle`]: what the state store adds (status, first seen,
 //!   resolved findings, exemptions), all optional;
+//! - [`trend`]: the trend chart over the state database's scans (SVG);
 //! - [`view`]: everything the template shows, as plain data;
 //! - [`render`]: the minijinja template with auto-escaping;
 //! - [`writer`]: the [`crate::output::FindingWriter`].
@@ -34,6 +35,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod render;
 pub(crate) mod stats;
 pub(crate) mod tap;
+pub(crate) mod trend;
 pub(crate) mod view;
 pub(crate) mod writer;
 

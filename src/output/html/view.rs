@@ -107,6 +107,9 @@ pub(crate) struct ReportView {
     pub storage_chart: BarChart,
     /// The groups with the most external members.
     pub external_chart: BarChart,
+    /// The trend chart's figure (SVG markup, escaped), when state is kept
+    /// and a scan has counts.
+    pub trend_chart: Option<String>,
     /// Whether the findings tables have a status column (the state store ran).
     pub show_status: bool,
     /// Whether the findings tables have a first-seen column (some finding has a date).
@@ -259,6 +262,7 @@ impl ReportView {
             activity_chart: activity_histogram(&stats.activity, context.inactivity_days),
             storage_chart: storage_chart(stats),
             external_chart: external_chart(stats),
+            trend_chart: lifecycle.and_then(|l| super::trend::trend_figure(&l.trend)),
             show_status: lifecycle.is_some(),
             show_first_seen: lifecycle
                 .is_some_and(|l| l.findings.values().any(|f| f.first_seen.is_some())),
