@@ -18,6 +18,7 @@ mod graph;
 mod html_report;
 mod launcher;
 mod notify;
+mod progress;
 mod rules_cli;
 mod scan;
 mod shapes;
