@@ -105,7 +105,9 @@ fn first_of_each_rule(
 ) -> u64 {
     let mut per_rule = std::collections::BTreeMap::<&str, u64>::new();
     for finding in findings.iter().filter(|f| keep(f)) {
-        *per_rule.entry(finding["rule"].as_str().unwrap()).or_default() += 1;
+        *per_rule
+            .entry(finding["rule"].as_str().unwrap())
+            .or_default() += 1;
     }
     per_rule.values().map(|&n| n.min(rows)).sum()
 }
@@ -563,13 +565,22 @@ fn at_100000_groups_the_page_is_light_counts_everything_and_links_the_full_list(
         assert_eq!(count_after(&html, &marker), expected, "{severity}");
     }
     let per_rule = |rule: &str| findings.iter().filter(|f| f["rule"] == rule).count() as u64;
-    for rule in ["inactive-groups", "high-external-members", "ownerless-groups", "deleted-with-storage"] {
+    for rule in [
+        "inactive-groups",
+        "high-external-members",
+        "ownerless-groups",
+        "deleted-with-storage",
+    ] {
         if per_rule(rule) == 0 {
             continue;
         }
         let marker = format!("id=\"rule-{rule}\"");
         let section = &html[html.find(&marker).unwrap_or_else(|| panic!("{rule}"))..];
-        assert_eq!(count_after(section, "data-total=\""), per_rule(rule), "{rule}");
+        assert_eq!(
+            count_after(section, "data-total=\""),
+            per_rule(rule),
+            "{rule}"
+        );
     }
 
     // The full list beside the page has every finding, as `--format csv` would.
@@ -603,7 +614,11 @@ fn at_100000_groups_the_page_loads_and_filters_fast_in_a_real_browser() {
 
     // Wall clock of the whole browser run, against a tiny page's: the
     // difference is what the page costs.
-    let tiny = write(dir.path(), "tiny.html", "<!DOCTYPE html><title>t</title><p>t</p>");
+    let tiny = write(
+        dir.path(),
+        "tiny.html",
+        "<!DOCTYPE html><title>t</title><p>t</p>",
+    );
     let timed = |path: &Path, hash: &str| {
         let started = Instant::now();
         let dom = run_chromium_timed(
@@ -651,13 +666,17 @@ fn at_100000_groups_the_page_loads_and_filters_fast_in_a_real_browser() {
     // The typed filter narrowed the tables to matching rows only.
     let rows = finding_rows(&dom);
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|(_, text)| text.to_lowercase().contains("group 4")));
+    assert!(
+        rows.iter()
+            .all(|(_, text)| text.to_lowercase().contains("group 4"))
+    );
 
     // Rendered from the JSON, the hostile names are text, nothing ran.
     let hostile = dump_dom(&browser, &page, "#filter=hostile");
     let rows = finding_rows(&hostile);
     assert!(
-        rows.iter().any(|(_, text)| text.contains(HOSTILE_JSON_BREAK)),
+        rows.iter()
+            .any(|(_, text)| text.contains(HOSTILE_JSON_BREAK)),
         "the hostile group is not listed"
     );
     assert!(rows.iter().any(|(_, text)| text.contains(HOSTILE_IMAGE)));

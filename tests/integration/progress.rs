@@ -42,7 +42,10 @@ fn no_progress_bytes_when_stderr_is_not_a_terminal() {
     assert!(output.status.success(), "{}", util::stderr(&output));
     let stderr = util::stderr(&output);
     assert!(!stderr.contains(BAR_TEXT), "{stderr}");
-    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
 }
 
 /// Runs the binary with `args` on a pseudo-terminal; what the terminal
@@ -87,5 +90,8 @@ fn on_a_terminal_a_long_scan_shows_rows_per_second_but_not_beside_json_logs() {
     let mut json = vec!["--log-format".to_owned(), "json".to_owned()];
     json.extend(args);
     let shown = on_a_terminal(dir.path(), &json).unwrap();
-    assert!(!shown.contains(BAR_TEXT), "a bar between JSON lines: {shown:?}");
+    assert!(
+        !shown.contains(BAR_TEXT),
+        "a bar between JSON lines: {shown:?}"
+    );
 }

@@ -182,7 +182,10 @@ impl Collected {
     /// Counts the findings that came before the lifecycle did.
     pub(crate) fn settle_statuses(&mut self, lifecycle: &Lifecycle) {
         for key in std::mem::take(&mut self.pending) {
-            *self.by_status.entry(status_in(lifecycle, &key)).or_default() += 1;
+            *self
+                .by_status
+                .entry(status_in(lifecycle, &key))
+                .or_default() += 1;
         }
         if self.pending_overflow > 0 {
             // Only a caller that hands the lifecycle over late, after
@@ -201,7 +204,10 @@ impl Collected {
 
 /// A finding's status in `lifecycle`; one state does not know is open.
 pub(crate) fn status_in(lifecycle: &Lifecycle, key: &str) -> Status {
-    lifecycle.findings.get(key).map_or(Status::Open, |f| f.status)
+    lifecycle
+        .findings
+        .get(key)
+        .map_or(Status::Open, |f| f.status)
 }
 
 #[cfg(test)]

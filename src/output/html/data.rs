@@ -71,7 +71,9 @@ pub(crate) fn findings_json(
                         .evidence
                         .0
                         .iter()
-                        .flat_map(|(name, value)| [strings.id(name), strings.id(&value.to_string())])
+                        .flat_map(|(name, value)| {
+                            [strings.id(name), strings.id(&value.to_string())]
+                        })
                         .collect();
                     json!([
                         finding.severity as u8,
@@ -81,12 +83,7 @@ pub(crate) fn findings_json(
                         evidence,
                         finding.line,
                         state.map(|(s, _)| status_position(s)),
-                        strings.maybe(
-                            state
-                                .and_then(|(_, d)| d)
-                                .map(|d| d.to_string())
-                                .as_deref()
-                        ),
+                        strings.maybe(state.and_then(|(_, d)| d).map(|d| d.to_string()).as_deref()),
                         strings.id(&finding.key),
                     ])
                 })

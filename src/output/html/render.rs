@@ -31,9 +31,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "section_start.html",
         include_str!("templates/section_start.html"),
     ),
-    ("finding_row.html", include_str!("templates/finding_row.html")),
-    ("section_end.html", include_str!("templates/section_end.html")),
-    ("findings_end.html", include_str!("templates/findings_end.html")),
+    (
+        "finding_row.html",
+        include_str!("templates/finding_row.html"),
+    ),
+    (
+        "section_end.html",
+        include_str!("templates/section_end.html"),
+    ),
+    (
+        "findings_end.html",
+        include_str!("templates/findings_end.html"),
+    ),
     ("resolved.html", include_str!("templates/resolved.html")),
     ("exemptions.html", include_str!("templates/exemptions.html")),
     ("page_end.html", include_str!("templates/page_end.html")),

@@ -306,7 +306,10 @@ fn counts_shown_equal_the_findings() {
     assert!(html.contains(
         "<span id=\"shown-count\">4</span> of the <span id=\"kept-count\">4</span> findings on this page match"
     ));
-    assert!(!html.contains("id=\"full-list-note\""), "nothing left out, no list named");
+    assert!(
+        !html.contains("id=\"full-list-note\""),
+        "nothing left out, no list named"
+    );
     let severity_count = |key: &str| {
         let marker = format!("data-severity=\"{key}\"><span class=\"count\">");
         let start = html.find(&marker).unwrap() + marker.len();
@@ -397,7 +400,13 @@ fn many_findings(count: u64) -> Vec<Finding> {
                 Severity::Low
             };
             let name = format!("</script><b>group {line}</b>");
-            finding("inactive-groups", severity, &name, Some("ann@contoso.com"), line)
+            finding(
+                "inactive-groups",
+                severity,
+                &name,
+                Some("ann@contoso.com"),
+                line,
+            )
         })
         .collect()
 }
@@ -425,7 +434,9 @@ fn a_big_report_keeps_the_most_severe_counts_all_and_says_where_the_rest_are() {
     assert!(html.contains(&format!(
         "This page holds the most severe findings of each rule: {kept} of 60000."
     )));
-    assert!(html.contains("<a href=\"report.findings.csv\" id=\"full-list\">report.findings.csv</a>"));
+    assert!(
+        html.contains("<a href=\"report.findings.csv\" id=\"full-list\">report.findings.csv</a>")
+    );
     assert!(html.contains(&format!(
         "The {STATIC_ROWS} most severe of 60000 findings; with JavaScript this page pages through {kept}"
     )));
@@ -445,7 +456,10 @@ fn a_big_report_keeps_the_most_severe_counts_all_and_says_where_the_rest_are() {
     let strings = data["strings"].as_array().unwrap();
     let group = |row: &serde_json::Value| strings[row[1].as_u64().unwrap() as usize].clone();
     assert_eq!(group(&rows[0]), "</script><b>group 0</b>");
-    assert_eq!(group(&rows[kept - 1]), format!("</script><b>group {}</b>", (kept - 1) * 5));
+    assert_eq!(
+        group(&rows[kept - 1]),
+        format!("</script><b>group {}</b>", (kept - 1) * 5)
+    );
     // Markup in names stays text: escaped in HTML, \u-escaped in JSON.
     assert_eq!(html.matches("<script").count(), 3);
     assert!(!html.contains("<b>group"));

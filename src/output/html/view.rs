@@ -3,7 +3,6 @@
 //! data. All text from the report stays as text here; the template
 //! escapes it.
 
-
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;

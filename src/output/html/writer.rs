@@ -64,7 +64,8 @@ impl FullList {
         self.csv.finish(summary)?;
         drop(self.csv);
         if let Some(file) = self.file {
-            file.commit().map_err(|e| io::Error::new(e.error.kind(), e.to_string()))?;
+            file.commit()
+                .map_err(|e| io::Error::new(e.error.kind(), e.to_string()))?;
         }
         Ok(())
     }
@@ -117,7 +118,8 @@ impl FindingWriter for HtmlWriter {
         // A resolved finding is no longer found: the page lists it under
         // "Resolved by this scan" (from the lifecycle), not as a finding.
         if status != Status::Resolved {
-            self.collected.add(finding, Some(status), self.lifecycle.as_ref());
+            self.collected
+                .add(finding, Some(status), self.lifecycle.as_ref());
         }
         if let Some(list) = &mut self.full_list {
             list.csv.write_with_status(finding, status)?;
