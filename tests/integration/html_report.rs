@@ -683,4 +683,9 @@ fn at_100000_groups_the_page_loads_and_filters_fast_in_a_real_browser() {
     assert_eq!(hostile.matches("<script").count(), 3);
     assert!(!hostile.contains("<img"));
     assert!(hostile.contains("<title>Groups governance report"));
+    // A rule the page holds only in part counts its matches among those held.
+    assert!(
+        hostile.contains(" here · ") && hostile.contains(" in all</span>"),
+        "per-rule counts do not say what they count"
+    );
 }

@@ -182,6 +182,19 @@
     view.pager.hidden = false;
   }
 
+  // "61572" unfiltered; "14 of 61572" filtered when the page holds all of
+  // the rule's findings; else "14 of 2500 here · 61572 in all", so a count
+  // over the findings held is never read as one over all of them.
+  function countText(matched, held, total) {
+    if (matched === held) {
+      return String(total);
+    }
+    if (held === total) {
+      return matched + " of " + total;
+    }
+    return matched + " of " + held + " here · " + total + " in all";
+  }
+
   function apply() {
     var started = performance.now();
     var query = filter.value.trim().toLowerCase();
@@ -197,7 +210,7 @@
     var filtered = performance.now();
     views.forEach(function (view) {
       var matched = view.matches.length;
-      view.count.textContent = matched === view.rows.length ? String(view.total) : matched + " of " + view.total;
+      view.count.textContent = countText(matched, view.rows.length, view.total);
       view.section.hidden = matched === 0;
       showPage(view);
     });
