@@ -11,6 +11,7 @@ pub mod engine;
 pub mod notify;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub(crate) mod retry;
 pub mod scan;

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli.log_format;
     init_logging(&cli.log_level, log_format);
+    // Progress bars only beside log lines for people.
+    groupwarden::progress::set_log_format_allows(log_format == LogFormat::Text);
     match commands::run(cli) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Failing) => ExitCode::from(1),

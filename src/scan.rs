@@ -392,6 +392,8 @@ struct Tally {
     summary: ScanSummary,
     rule_index: HashMap<Arc<str>, usize>,
     strict: bool,
+    /// Rows and rows/s on a terminal, once the scan has run a second.
+    progress: crate::progress::ScanProgress,
 }
 
 impl Tally {
@@ -417,6 +419,7 @@ impl Tally {
             },
             rule_index,
             strict,
+            progress: crate::progress::ScanProgress::start(),
         }
     }
 
@@ -427,6 +430,12 @@ impl Tally {
         sink: &mut dyn FnMut(ScanEvent<'_>) -> Result<(), SinkError>,
     ) -> Result<bool, ScanError> {
         self.summary.stats.merge(&done.stats);
+        let bad_rows = done
+            .items
+            .iter()
+            .filter(|item| matches!(item, ChunkItem::Error(_)))
+            .count();
+        self.progress.add_rows(done.stats.rows + bad_rows as u64);
         for &(ref rule, count) in &done.rendered.per_rule {
             self.summary.findings += count;
             if let Some(&i) = self.rule_index.get(rule) {
@@ -473,6 +482,7 @@ impl Tally {
     }
 
     fn finish(mut self, elapsed: Duration) -> ScanSummary {
+        self.progress.finish();
         self.summary.elapsed = elapsed;
         self.summary
     }

@@ -3,8 +3,10 @@
 //! Findings arrive one at a time, in report order; the machine formats
 //! (`jsonl`, `json`, `csv`) stream them straight to the output, so memory
 //! does not grow with the number of findings. `table` is for a person at a
-//! terminal and lays out what it has at the end; so is `html`, which also
-//! taps the report for its charts (see [`html`]).
+//! terminal and lays out what it has at the end; `html` keeps exact counts
+//! and the most severe findings of each rule (bounded), streams every
+//! finding to a CSV file beside the page, and taps the report for its
+//! charts (see [`html`]).
 
 pub(crate) mod csv;
 pub(crate) mod file;
@@ -14,6 +16,7 @@ pub(crate) mod safe;
 pub(crate) mod table;
 
 use std::io::{self, Read, Write};
+use std::path::Path;
 
 use clap::ValueEnum;
 use serde::Serialize;
@@ -84,29 +87,40 @@ pub fn writer(format: Format, out: Box<dyn Write>) -> Box<dyn FindingWriter> {
             out,
             html::view::HtmlContext::new(&RuleSet::default(), jiff::Timestamp::now()),
             None,
+            None,
         )),
     }
 }
 
+/// The input to scan and the writer, as [`scan_writer`] returns them.
+pub type ScanWriter = (Box<dyn Read + Send>, Box<dyn FindingWriter>);
+
 /// The writer for a scan of `input` with `rules`, and the input to scan
 /// in its place: `html` taps it for the charts, the others take it as is.
+/// An `html` page written to the file `path` gets the full list of
+/// findings as CSV beside it (`report.findings.csv` beside `report.html`).
 pub fn scan_writer(
     format: Format,
     out: Box<dyn Write>,
+    path: Option<&Path>,
     input: Box<dyn Read + Send>,
     rules: &RuleSet,
     raw_csv: bool,
-) -> (Box<dyn Read + Send>, Box<dyn FindingWriter>) {
+) -> Result<ScanWriter, file::OutputFileError> {
     if format == Format::Csv && raw_csv {
-        return (input, Box::new(csv::CsvWriter::raw(out)));
+        return Ok((input, Box::new(csv::CsvWriter::raw(out))));
     }
     if format != Format::Html {
-        return (input, writer(format, out));
+        return Ok((input, writer(format, out)));
     }
+    let full_list = match path {
+        Some(path) => html::writer::FullList::beside(path, raw_csv)?,
+        None => None,
+    };
     let (input, tap) = html::tap::Tap::wrap(input);
     let context = html::view::HtmlContext::new(rules, jiff::Timestamp::now());
-    let writer = html::writer::HtmlWriter::new(out, context, Some(tap));
-    (input, Box::new(writer))
+    let writer = html::writer::HtmlWriter::new(out, context, Some(tap), full_list);
+    Ok((input, Box::new(writer)))
 }
 
 /// A finding and its status, as the JSON formats write it: the finding's

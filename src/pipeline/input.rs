@@ -3,7 +3,7 @@
 //! Azure environment variables name an app.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::config::LoadedConfig;
@@ -101,7 +101,7 @@ pub(crate) fn resolve_source(
 /// Opens the download; a progress bar only when standard error is a terminal.
 pub(crate) fn open_graph(settings: &GraphSettings) -> Result<(Download, String), Error> {
     let client = GraphClient::new(settings)?;
-    let download = client.open_report(io::stderr().is_terminal())?;
+    let download = client.open_report(crate::progress::enabled())?;
     Ok((
         download,
         format!("Microsoft Graph report ({})", settings.request),

@@ -299,8 +299,25 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         false => open_output(plan.output.path.as_deref(), plan.output.format)?,
     };
     let format = output.format;
-    let (input, mut writer) =
-        crate::output::scan_writer(format, output.out, input, &rules, plan.output.raw_csv);
+    let page_path = output.file.as_ref().and(plan.output.path.as_deref());
+    let (input, mut writer) = crate::output::scan_writer(
+        format,
+        output.out,
+        page_path,
+        input,
+        &rules,
+        plan.output.raw_csv,
+    )?;
+    // `report`'s page shows the state as the last scan left it: handed
+    // over before the findings, so the page counts their statuses as they
+    // stream past instead of keeping them all.
+    if format == Format::Html
+        && plan.record.is_none()
+        && let Some(read) = &plan.read_state
+        && let Some(lifecycle) = existing_lifecycle(read, &loaded)?
+    {
+        writer.set_lifecycle(lifecycle);
+    }
     let max_record_bytes = loaded.config.scan.max_record_bytes;
     let reader = ReportReader::with_max_record_bytes(input, &source_name, max_record_bytes)
         .map_err(crate::scan::ScanError::from)
@@ -391,15 +408,10 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         }
         None => None,
     };
-    if format == Format::Html {
-        let lifecycle = match (&committed, &plan.read_state) {
-            (Some((store, _)), _) => Some(page_lifecycle(store, &loaded)?),
-            (None, Some(read)) => existing_lifecycle(read, &loaded)?,
-            (None, None) => None,
-        };
-        if let Some(lifecycle) = lifecycle {
-            writer.set_lifecycle(lifecycle);
-        }
+    if format == Format::Html
+        && let Some((store, _)) = &committed
+    {
+        writer.set_lifecycle(page_lifecycle(store, &loaded)?);
     }
     writer.finish(&summary).map_err(out_err)?;
     if let Some(file) = output.file {

@@ -9,7 +9,7 @@
 
 use std::io::{self, Read};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use reqwest::blocking::Response;
 
 /// The report as it arrives.
@@ -23,7 +23,7 @@ pub(crate) struct Download {
 
 impl Download {
     /// Wraps an answer whose status was success. `show_progress` draws a
-    /// bar on standard error (for terminals).
+    /// bar on standard error (see [`crate::progress::enabled`]).
     pub(crate) fn new(response: Response, show_progress: bool) -> Download {
         let expected = response.content_length();
         Download::from_reader(Box::new(response), expected, show_progress)
@@ -36,7 +36,7 @@ impl Download {
         expected: Option<u64>,
         show_progress: bool,
     ) -> Download {
-        let progress = show_progress.then(|| progress_bar(expected));
+        let progress = show_progress.then(|| crate::progress::download_bar(expected));
         Download {
             body,
             expected,
@@ -129,24 +129,6 @@ fn chain(error: &io::Error) -> String {
         cause = inner.source();
     }
     text
-}
-
-fn progress_bar(total: Option<u64>) -> ProgressBar {
-    let (bar, template) = match total {
-        Some(total) => (
-            ProgressBar::new(total),
-            "downloading {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
-        ),
-        None => (
-            ProgressBar::new_spinner(),
-            "downloading {spinner} {bytes} {bytes_per_sec}",
-        ),
-    };
-    bar.set_draw_target(ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 #[cfg(test)]

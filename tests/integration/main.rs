@@ -22,6 +22,7 @@ mod hardening;
 mod html_report;
 mod launcher;
 mod notify;
+mod progress;
 mod rules_cli;
 mod scan;
 mod shapes;

@@ -2,8 +2,9 @@
 //! inlined.
 //!
 //! The templates' names end in `.html`, so minijinja escapes every value
-//! for HTML (text and quoted attributes alike); the embedded JSON goes
-//! through `tojson`, which also escapes `<`, `>`, `&` and `'`, so a
+//! for HTML (text and quoted attributes alike); the embedded summary goes
+//! through `tojson` and the embedded findings through
+//! [`super::data::script_safe`], which both escape `<`, `>` and `&`, so a
 //! `</script>` in a group name cannot end the script block. The style and
 //! script are ours, inserted as they are.
 
@@ -13,14 +14,62 @@ use minijinja::{Environment, HtmlEscape, UndefinedBehavior, Value, context};
 
 use std::io::{self, Write};
 
+use super::data::findings_json;
 use super::lifecycle::Lifecycle;
 use super::view::{self, ReportView, Section, count_of};
 
-const PAGE_START: &str = include_str!("templates/page_start.html");
-const SECTION_START: &str = include_str!("templates/section_start.html");
-const FINDING_ROW: &str = include_str!("templates/finding_row.html");
-const SECTION_END: &str = include_str!("templates/section_end.html");
-const PAGE_END: &str = include_str!("templates/page_end.html");
+/// Every template, by name.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("page_start.html", include_str!("templates/page_start.html")),
+    ("summary.html", include_str!("templates/summary.html")),
+    ("charts.html", include_str!("templates/charts.html")),
+    (
+        "findings_start.html",
+        include_str!("templates/findings_start.html"),
+    ),
+    (
+        "section_start.html",
+        include_str!("templates/section_start.html"),
+    ),
+    (
+        "finding_row.html",
+        include_str!("templates/finding_row.html"),
+    ),
+    (
+        "section_end.html",
+        include_str!("templates/section_end.html"),
+    ),
+    (
+        "findings_end.html",
+        include_str!("templates/findings_end.html"),
+    ),
+    ("resolved.html", include_str!("templates/resolved.html")),
+    ("exemptions.html", include_str!("templates/exemptions.html")),
+    ("page_end.html", include_str!("templates/page_end.html")),
+];
+
+/// A part of the page.
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    /// A template rendered with the whole [`ReportView`] as `report`.
+    Template(&'static str),
+    /// The rules' tables and the embedded findings.
+    Findings,
+}
+
+/// The page, top to bottom. A new part (a chart, a list) is a template in
+/// `templates/` (listed in [`TEMPLATES`]) that reads what it needs from
+/// `report`, and an entry here.
+const PAGE: &[Part] = &[
+    Part::Template("page_start.html"),
+    Part::Template("summary.html"),
+    Part::Template("charts.html"),
+    Part::Findings,
+    Part::Template("resolved.html"),
+    Part::Template("exemptions.html"),
+    Part::Template("page_end.html"),
+];
+
 const STYLE: &str = include_str!("templates/report.css");
 const SCRIPT: &str = include_str!("templates/report.js");
 
@@ -64,10 +113,9 @@ pub(super) fn sha256_source(text: &str) -> String {
     )
 }
 
-/// Writes the page: the part before the findings, then each rule's
-/// table row by row (a row's context lives only while it is written, so
-/// memory holds the findings once, not again as page text or template
-/// values), then the rest.
+/// Writes the page, part by part ([`PAGE`]). Only the kept findings are
+/// in `sections` (bounded), so the page's size does not grow with the
+/// report's.
 pub(crate) fn write_page(
     view: &ReportView,
     sections: &[Section<'_>],
@@ -75,37 +123,63 @@ pub(crate) fn write_page(
     out: &mut dyn Write,
 ) -> Result<(), RenderError> {
     let env = environment()?;
-    let columns = view.columns();
     let report = Value::from(Serde(view));
-    let page_start = env.get_template("page_start.html")?.render(context! {
-        report => report.clone(),
-        csp => content_security_policy(),
-        style => Value::from_safe_string(STYLE.to_owned()),
-    })?;
-    out.write_all(page_start.as_bytes())?;
+    for part in PAGE {
+        match part {
+            Part::Template(name) => {
+                let text = env.get_template(name)?.render(context! {
+                    report => report.clone(),
+                    csp => content_security_policy(),
+                    style => Value::from_safe_string(STYLE.to_owned()),
+                    script => Value::from_safe_string(SCRIPT.to_owned()),
+                })?;
+                out.write_all(text.as_bytes())?;
+            }
+            Part::Findings => write_findings(&env, view, &report, sections, lifecycle, out)?,
+        }
+    }
+    Ok(())
+}
+
+/// Each rule's table with its first rows as HTML (read without
+/// JavaScript), then every kept finding as JSON for the script.
+fn write_findings(
+    env: &Environment<'_>,
+    view: &ReportView,
+    report: &Value,
+    sections: &[Section<'_>],
+    lifecycle: Option<&Lifecycle>,
+    out: &mut dyn Write,
+) -> Result<(), RenderError> {
+    let columns = view.columns();
+    let start = env
+        .get_template("findings_start.html")?
+        .render(context! { report => report.clone() })?;
+    out.write_all(start.as_bytes())?;
     let section_start = env.get_template("section_start.html")?;
     let finding_row = env.get_template("finding_row.html")?;
-    let section_end = env.get_template("section_end.html")?.render(())?;
+    let section_end = env.get_template("section_end.html")?;
     for section in sections {
-        let header = section_start.render(context! {
-            section => Value::from(Serde(&section.header)),
+        let header = Value::from(Serde(&section.header));
+        let text = section_start.render(context! {
+            section => header.clone(),
             columns => Value::from(Serde(columns)),
         })?;
-        out.write_all(header.as_bytes())?;
-        for finding in &section.findings {
+        out.write_all(text.as_bytes())?;
+        for kept in section.findings.iter().take(section.header.shown) {
             let row = finding_row.render(context! {
-                row => Value::from(Serde(view::finding_row(finding, lifecycle))),
+                row => Value::from(Serde(view::finding_row(kept, lifecycle))),
                 columns => Value::from(Serde(columns)),
             })?;
             out.write_all(row.as_bytes())?;
         }
-        out.write_all(section_end.as_bytes())?;
+        let text = section_end.render(context! { section => header, report => report.clone() })?;
+        out.write_all(text.as_bytes())?;
     }
-    let page_end = env.get_template("page_end.html")?.render(context! {
-        report => report,
-        script => Value::from_safe_string(SCRIPT.to_owned()),
+    let end = env.get_template("findings_end.html")?.render(context! {
+        findings_json => Value::from_safe_string(findings_json(sections, columns, lifecycle)),
     })?;
-    out.write_all(page_end.as_bytes())?;
+    out.write_all(end.as_bytes())?;
     Ok(())
 }
 
@@ -126,13 +200,7 @@ fn environment() -> Result<Environment<'static>, minijinja::Error> {
     env.add_filter("code_spans", |text: String| {
         Value::from_safe_string(code_spans(&text))
     });
-    for (name, source) in [
-        ("page_start.html", PAGE_START),
-        ("section_start.html", SECTION_START),
-        ("finding_row.html", FINDING_ROW),
-        ("section_end.html", SECTION_END),
-        ("page_end.html", PAGE_END),
-    ] {
+    for &(name, source) in TEMPLATES {
         env.add_template(name, source)?;
     }
     Ok(env)

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use jiff::civil::date;
 
+use super::collect::{Collected, KEPT_FINDINGS, kept_per_rule};
 use super::lifecycle::{Exemption, FindingLifecycle, Lifecycle, ResolvedFinding, Status};
 use super::render::{content_security_policy, write_page};
 use super::stats::HtmlStats;
-use super::view::{HtmlContext, ReportView, RuleInfo, sections};
+use super::view::{HtmlContext, ReportView, RuleInfo, STATIC_ROWS, sections};
 use crate::engine::finding::{Evidence, EvidenceMap, Finding, Severity};
 use crate::report::date::parse_day;
 use crate::report::stats::ReportStats;
@@ -197,9 +198,25 @@ fn render(
     context: &HtmlContext,
     lifecycle: Option<&Lifecycle>,
 ) -> String {
-    let view = ReportView::build(summary, findings, stats, context, lifecycle);
+    render_with_list(summary, findings, stats, context, lifecycle, None)
+}
+
+/// As `HtmlWriter` does: the lifecycle known before the findings arrive.
+fn render_with_list(
+    summary: &ScanSummary,
+    findings: &[Finding],
+    stats: &HtmlStats,
+    context: &HtmlContext,
+    lifecycle: Option<&Lifecycle>,
+    full_list: Option<&str>,
+) -> String {
+    let mut collected = Collected::new(kept_per_rule(context.rules.len()));
+    for finding in findings {
+        collected.add(finding, None, lifecycle);
+    }
+    let view = ReportView::build(summary, &collected, stats, context, lifecycle, full_list);
     let mut page = Vec::new();
-    write_page(&view, &sections(findings, context), lifecycle, &mut page)
+    write_page(&view, &sections(&collected, context), lifecycle, &mut page)
         .expect("the templates render");
     String::from_utf8(page).unwrap()
 }
@@ -215,7 +232,7 @@ fn outline(html: &str) -> String {
     );
     for (open, close, placeholder) in [
         ("<style>", "</style>", "<style>[style]</style>"),
-        ("<script>", "</script>", "<script>[script]</script>"),
+        ("<script>//", "</script>", "<script>[script]</script>"),
     ] {
         let start = text.find(open).expect("block present");
         let end = start + text[start..].find(close).expect("block closed") + close.len();
@@ -246,10 +263,11 @@ fn report_text_cannot_become_markup_anywhere() {
         // In attributes (data-value) quotes are escaped too.
         assert!(html.contains("data-value=\"&lt;script&gt;alert(1)"));
         assert!(html.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"));
-        // Ours: the JSON summary and the script. The source's `</script>`
-        // stays inside the JSON as an escape.
-        assert_eq!(html.matches("<script").count(), 2);
-        assert_eq!(html.matches("</script>").count(), 2);
+        // Ours: the embedded findings, the JSON summary and the script.
+        // The source's `</script>` stays inside the JSON as an escape.
+        assert_eq!(html.matches("<script").count(), 3);
+        assert_eq!(html.matches("</script>").count(), 3);
+        assert!(html.contains(r"\u003cscript\u003ealert(1)\u003c/script\u003e"));
         assert!(html.contains(r"reports/\u003c/script\u003egroups.csv"));
     }
 }
@@ -273,7 +291,8 @@ fn the_policy_hashes_exactly_what_is_inlined() {
         let start = html.find(open).unwrap() + open.len();
         html[start..start + html[start..].find(close).unwrap()].to_owned()
     };
-    let script = inlined("<script>", "</script>");
+    let script = inlined("<script>//", "</script>");
+    let script = format!("//{script}");
     let style = inlined("<style>", "</style>");
     let policy = content_security_policy();
     assert!(policy.contains(&super::render::sha256_source(&script)));
@@ -285,8 +304,12 @@ fn counts_shown_equal_the_findings() {
     let html = page(None);
     assert_eq!(html.matches("<tr class=\"finding ").count(), 4);
     assert!(html.contains("<span class=\"count\" id=\"findings-total\">4</span>"));
+    assert!(html.contains(
+        "<span id=\"shown-count\">4</span> of the <span id=\"kept-count\">4</span> findings on this page match"
+    ));
     assert!(
-        html.contains("<span id=\"shown-count\">4</span> of <span id=\"total-count\">4</span>")
+        !html.contains("id=\"full-list-note\""),
+        "nothing left out, no list named"
     );
     let severity_count = |key: &str| {
         let marker = format!("data-severity=\"{key}\"><span class=\"count\">");
@@ -366,4 +389,81 @@ fn concealed_reports_and_empty_scans_say_so() {
     assert!(html.contains("In 9 of 10 rows"));
     assert!(html.contains("id=\"no-findings\""));
     assert!(html.contains("No group has external members."));
+}
+
+/// Many findings of one rule, every fifth `high`, named with markup.
+fn many_findings(count: u64) -> Vec<Finding> {
+    (0..count)
+        .map(|line| {
+            let severity = if line % 5 == 0 {
+                Severity::High
+            } else {
+                Severity::Low
+            };
+            let name = format!("</script><b>group {line}</b>");
+            finding(
+                "inactive-groups",
+                severity,
+                &name,
+                Some("ann@contoso.com"),
+                line,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_big_report_keeps_the_most_severe_counts_all_and_says_where_the_rest_are() {
+    let findings = many_findings(60_000);
+    let mut context = context();
+    context.rules.truncate(2);
+    let html = render_with_list(
+        &summary(&findings),
+        &findings,
+        &stats(),
+        &context,
+        None,
+        Some("report.findings.csv"),
+    );
+    let kept = kept_per_rule(2);
+    assert_eq!(kept, KEPT_FINDINGS / 2);
+    // Exact counts; the HTML rows are the first few, the JSON holds the kept.
+    assert!(html.contains("<span class=\"count\" id=\"findings-total\">60000</span>"));
+    assert!(html.contains(&format!(
+        "<span id=\"kept-count\">{kept}</span> findings on this page match (<span id=\"total-count\">60000</span> in all)"
+    )));
+    assert!(html.contains(&format!(
+        "This page holds the most severe findings of each rule: {kept} of 60000."
+    )));
+    assert!(
+        html.contains("<a href=\"report.findings.csv\" id=\"full-list\">report.findings.csv</a>")
+    );
+    assert!(html.contains(&format!(
+        "The {STATIC_ROWS} most severe of 60000 findings; with JavaScript this page pages through {kept}"
+    )));
+    assert_eq!(html.matches("<tr class=\"finding ").count(), STATIC_ROWS);
+    // The kept are the 12,000 high ones first, in report order.
+    assert!(html.contains("data-key=\"inactive-groups:id-0\""));
+    assert!(html.contains("data-key=\"inactive-groups:id-5\""));
+    assert!(!html.contains("data-key=\"inactive-groups:id-1\""));
+    let start = html.find("id=\"groupwarden-findings\">").unwrap();
+    let json = &html[start + 26..];
+    let json = &json[..json.find("</script>").unwrap()];
+    let data: serde_json::Value = serde_json::from_str(json).unwrap();
+    let rows = data["rules"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), kept);
+    assert_eq!(data["rules"][0]["total"], 60_000);
+    assert!(rows.iter().all(|r| r[0] == Severity::High as u8));
+    let strings = data["strings"].as_array().unwrap();
+    let group = |row: &serde_json::Value| strings[row[1].as_u64().unwrap() as usize].clone();
+    assert_eq!(group(&rows[0]), "</script><b>group 0</b>");
+    assert_eq!(
+        group(&rows[kept - 1]),
+        format!("</script><b>group {}</b>", (kept - 1) * 5)
+    );
+    // Markup in names stays text: escaped in HTML, \u-escaped in JSON.
+    assert_eq!(html.matches("<script").count(), 3);
+    assert!(!html.contains("<b>group"));
+    // About 100 bytes per kept finding: the size does not follow the report.
+    assert!(html.len() < 2_000_000, "{} bytes", html.len());
 }

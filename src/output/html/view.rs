@@ -3,17 +3,16 @@
 //! data. All text from the report stays as text here; the template
 //! escapes it.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::charts::{BarChart, BarInput, Histogram, activity_histogram, bar_chart};
+use super::collect::{Collected, Kept, status_in};
 use super::lifecycle::{Lifecycle, Status};
 use super::stats::HtmlStats;
-use crate::engine::finding::{Finding, Severity};
+use crate::engine::finding::Severity;
 use crate::engine::rule::RuleSet;
 use crate::engine::sandbox::format_bytes;
 use crate::output::SummaryView;
@@ -23,6 +22,11 @@ use crate::scan::ScanSummary;
 pub(crate) const INACTIVITY_RULE: &str = "inactive-groups";
 /// Exemptions ending within this many days are flagged.
 pub(crate) const EXPIRING_SOON_DAYS: i32 = 14;
+/// Rows of each rule's table in the page's HTML (read without
+/// JavaScript); the script pages through all the rule's kept findings.
+pub(crate) const STATIC_ROWS: usize = 20;
+/// Findings resolved by the scan listed on the page; the count is exact.
+pub(crate) const RESOLVED_SHOWN: usize = 500;
 
 /// What the report needs to know besides the findings.
 #[derive(Clone, Debug)]
@@ -89,6 +93,11 @@ pub(crate) struct ReportView {
     pub rule_errors: u64,
     /// Findings in this report.
     pub findings: u64,
+    /// Findings the page holds (the most severe of each rule).
+    pub kept: u64,
+    /// The file beside the page with every finding (`report.findings.csv`);
+    /// `None` when the page went to standard output.
+    pub full_list: Option<String>,
     /// Rows whose group names or ids are concealed in the report.
     pub concealed_rows: u64,
     /// One card per severity, most severe first.
@@ -114,8 +123,11 @@ pub(crate) struct ReportView {
     pub show_status: bool,
     /// Whether the findings tables have a first-seen column (some finding has a date).
     pub show_first_seen: bool,
-    /// Findings this scan resolved; `None` without the state store.
+    /// Findings this scan resolved (the first [`RESOLVED_SHOWN`]);
+    /// `None` without the state store.
     pub resolved: Option<Vec<ResolvedRow>>,
+    /// Findings this scan resolved, in all.
+    pub resolved_count: u64,
     /// Exemptions in force, soonest to expire first; `None` without the state store.
     pub exemptions: Option<Vec<ExemptionRow>>,
     /// The horizon for flagging exemptions as expiring soon, in days.
@@ -137,12 +149,12 @@ pub(crate) struct CountCard {
     pub count: u64,
 }
 
-/// One rule's table: its heading, and its findings in the order shown.
+/// One rule's table: its heading, and its kept findings in the order shown.
 pub(crate) struct Section<'a> {
     /// The section's heading.
     pub header: SectionHeader,
-    /// The rule's findings, most severe first, then in report order.
-    pub findings: Vec<&'a Finding>,
+    /// The rule's kept findings, most severe first, then in report order.
+    pub findings: Vec<&'a Kept>,
 }
 
 /// A section's heading: the rule and how much it found.
@@ -156,8 +168,12 @@ pub(crate) struct SectionHeader {
     pub description: String,
     /// The id of the most severe finding's severity (`high`).
     pub worst: &'static str,
-    /// Findings in the section.
-    pub count: usize,
+    /// Findings of the rule in all.
+    pub count: u64,
+    /// Findings of the rule the page holds (its most severe).
+    pub kept: usize,
+    /// Findings of the rule in the page's HTML table (the first of `kept`).
+    pub shown: usize,
 }
 
 /// Which optional columns the findings tables have.
@@ -235,12 +251,14 @@ impl ReportView {
     /// the chart figures and (when the state store ran) the lifecycle.
     pub(crate) fn build(
         summary: &ScanSummary,
-        findings: &[Finding],
+        collected: &Collected,
         stats: &HtmlStats,
         context: &HtmlContext,
         lifecycle: Option<&Lifecycle>,
+        full_list: Option<&str>,
     ) -> ReportView {
         let today = context.generated_at.to_zoned(TimeZone::UTC).date();
+        let kept = collected.rules.values().map(|r| r.kept_len() as u64).sum();
         ReportView {
             source: summary.source.clone(),
             refresh_date: summary.stats.refresh_date(),
@@ -252,10 +270,12 @@ impl ReportView {
             rows: summary.rows_read(),
             row_errors: summary.row_errors,
             rule_errors: summary.rule_errors,
-            findings: findings.len() as u64,
+            findings: collected.total,
+            kept,
+            full_list: full_list.map(str::to_owned),
             concealed_rows: summary.stats.concealed,
-            severity_cards: severity_cards(findings),
-            status_cards: lifecycle.map(|l| status_cards(findings, l)),
+            severity_cards: severity_cards(collected),
+            status_cards: lifecycle.map(|l| status_cards(collected, l)),
             deleted_groups: stats.deleted_groups,
             deleted_storage: format_bytes(stats.deleted_storage_bytes.min(i64::MAX as u64) as i64),
             rules_chart: rules_chart(summary),
@@ -267,6 +287,7 @@ impl ReportView {
             show_first_seen: lifecycle
                 .is_some_and(|l| l.findings.values().any(|f| f.first_seen.is_some())),
             resolved: lifecycle.map(resolved_rows),
+            resolved_count: lifecycle.map_or(0, |l| l.resolved.len() as u64),
             exemptions: lifecycle.map(|l| exemption_rows(l, today)),
             expiring_soon_days: EXPIRING_SOON_DAYS,
             data: serde_json::to_value(SummaryView::new(summary)).unwrap_or_default(),
@@ -305,7 +326,7 @@ pub(crate) fn severity_icon(severity: Severity) -> &'static str {
     }
 }
 
-fn status_label(status: Status) -> &'static str {
+pub(crate) fn status_label(status: Status) -> &'static str {
     match status {
         Status::New => "New",
         Status::Open => "Open",
@@ -315,7 +336,7 @@ fn status_label(status: Status) -> &'static str {
     }
 }
 
-fn status_icon(status: Status) -> &'static str {
+pub(crate) fn status_icon(status: Status) -> &'static str {
     match status {
         Status::New => "✦",
         Status::Open => "•",
@@ -325,7 +346,7 @@ fn status_icon(status: Status) -> &'static str {
     }
 }
 
-fn severity_cards(findings: &[Finding]) -> Vec<CountCard> {
+fn severity_cards(collected: &Collected) -> Vec<CountCard> {
     Severity::ALL
         .iter()
         .rev()
@@ -333,20 +354,15 @@ fn severity_cards(findings: &[Finding]) -> Vec<CountCard> {
             key: severity.as_str(),
             label: severity_label(severity),
             icon: severity_icon(severity),
-            count: findings.iter().filter(|f| f.severity == severity).count() as u64,
+            count: collected.by_severity[severity as usize],
         })
         .collect()
 }
 
 /// Statuses of this scan's findings; resolved ones come from the state
 /// store's list. A finding state does not know counts as open.
-fn status_cards(findings: &[Finding], lifecycle: &Lifecycle) -> Vec<CountCard> {
-    let mut counts: BTreeMap<Status, u64> = BTreeMap::new();
-    for finding in findings {
-        *counts
-            .entry(finding_status(finding, lifecycle))
-            .or_default() += 1;
-    }
+fn status_cards(collected: &Collected, lifecycle: &Lifecycle) -> Vec<CountCard> {
+    let mut counts = collected.by_status.clone();
     *counts.entry(Status::Resolved).or_default() += lifecycle.resolved.len() as u64;
     Status::ALL
         .iter()
@@ -357,13 +373,6 @@ fn status_cards(findings: &[Finding], lifecycle: &Lifecycle) -> Vec<CountCard> {
             count: counts.get(&status).copied().unwrap_or(0),
         })
         .collect()
-}
-
-fn finding_status(finding: &Finding, lifecycle: &Lifecycle) -> Status {
-    lifecycle
-        .findings
-        .get(&finding.key)
-        .map_or(Status::Open, |f| f.status)
 }
 
 fn rules_chart(summary: &ScanSummary) -> BarChart {
@@ -434,29 +443,30 @@ impl ReportView {
 
 /// One section per rule that found something, most severe first; rows
 /// most severe first, then in report order.
-pub(crate) fn sections<'a>(findings: &'a [Finding], context: &HtmlContext) -> Vec<Section<'a>> {
-    let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
-    for finding in findings {
-        by_rule.entry(&finding.rule).or_default().push(finding);
-    }
-    let mut sections: Vec<(Severity, Section<'a>)> = by_rule
-        .into_iter()
-        .map(|(rule, mut list)| {
-            list.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.line.cmp(&b.line)));
-            let worst = list[0].severity;
-            let info = context.rules.iter().find(|r| r.id == rule);
+pub(crate) fn sections<'a>(collected: &'a Collected, context: &HtmlContext) -> Vec<Section<'a>> {
+    let mut sections: Vec<(Severity, Section<'a>)> = collected
+        .rules
+        .iter()
+        .filter_map(|(rule, found)| {
+            let worst = found.worst?;
+            let list = found.kept_in_order();
+            let info = context.rules.iter().find(|r| *r.id == **rule);
             let header = SectionHeader {
-                id: rule.to_owned(),
-                title: info.map_or_else(|| rule.to_owned(), |r| r.title.clone()),
+                id: rule.to_string(),
+                title: info.map_or_else(|| rule.to_string(), |r| r.title.clone()),
                 description: info.map(|r| r.description.clone()).unwrap_or_default(),
                 worst: worst.as_str(),
-                count: list.len(),
+                count: found.count,
+                kept: list.len(),
+                shown: list.len().min(STATIC_ROWS),
             };
-            let section = Section {
-                header,
-                findings: list,
-            };
-            (worst, section)
+            Some((
+                worst,
+                Section {
+                    header,
+                    findings: list,
+                },
+            ))
         })
         .collect();
     sections.sort_by(|a, b| {
@@ -466,24 +476,29 @@ pub(crate) fn sections<'a>(findings: &'a [Finding], context: &HtmlContext) -> Ve
     sections.into_iter().map(|(_, s)| s).collect()
 }
 
+/// A kept finding's status and first-seen day, when the state store ran:
+/// the status the scan gave it, else the state's.
+pub(crate) fn finding_state(
+    kept: &Kept,
+    lifecycle: Option<&Lifecycle>,
+) -> Option<(Status, Option<Date>)> {
+    lifecycle.map(|l| {
+        let key = &kept.finding.key;
+        let status = kept.status.unwrap_or_else(|| status_in(l, key));
+        (status, l.findings.get(key).and_then(|f| f.first_seen))
+    })
+}
+
 /// A finding as its table row shows it.
-pub(crate) fn finding_row(finding: &Finding, lifecycle: Option<&Lifecycle>) -> FindingRow {
-    let state = lifecycle.map(|l| {
-        let known = l.findings.get(&finding.key);
-        (
-            known.map_or(Status::Open, |f| f.status),
-            known.and_then(|f| f.first_seen),
-        )
-    });
+pub(crate) fn finding_row(kept: &Kept, lifecycle: Option<&Lifecycle>) -> FindingRow {
+    let finding = &kept.finding;
+    let state = finding_state(kept, lifecycle);
     FindingRow {
         severity: finding.severity.as_str(),
         severity_label: severity_label(finding.severity),
         severity_icon: severity_icon(finding.severity),
         severity_rank: finding.severity as u8,
-        group: finding
-            .group_name
-            .clone()
-            .unwrap_or_else(|| "(tenant)".to_owned()),
+        group: group_label(finding),
         owner: finding.owner.clone(),
         message: finding.message.clone(),
         evidence: finding
@@ -501,10 +516,19 @@ pub(crate) fn finding_row(finding: &Finding, lifecycle: Option<&Lifecycle>) -> F
     }
 }
 
+/// The group as the page names it: `(tenant)` for a tenant-wide finding.
+pub(crate) fn group_label(finding: &crate::engine::finding::Finding) -> String {
+    finding
+        .group_name
+        .clone()
+        .unwrap_or_else(|| "(tenant)".to_owned())
+}
+
 fn resolved_rows(lifecycle: &Lifecycle) -> Vec<ResolvedRow> {
     lifecycle
         .resolved
         .iter()
+        .take(RESOLVED_SHOWN)
         .map(|r| ResolvedRow {
             rule: r.rule.clone(),
             group: r.group_name.clone().unwrap_or_else(|| r.key.clone()),
