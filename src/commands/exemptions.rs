@@ -95,7 +95,8 @@ fn add(args: ExemptionAddArgs) -> Result<Outcome, Error> {
         ));
     }
     let expires = checked_expiry(&args.expires, today())?;
-    let store = super::open_existing(&args.location)?;
+    // Adding and removing write: the database is opened for writing.
+    let store = crate::state::recording::open_existing(args.location.state.as_deref(), &loaded)?;
     let group = resolve_group(&store, &args.group)?;
     let new = NewExemption {
         rule,
@@ -124,7 +125,8 @@ fn add(args: ExemptionAddArgs) -> Result<Outcome, Error> {
 /// Runs `groupwarden exemptions remove`.
 fn remove(args: ExemptionRemoveArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
-    let store = super::open_existing(&args.location)?;
+    // Adding and removing write: the database is opened for writing.
+    let store = crate::state::recording::open_existing(args.location.state.as_deref(), &loaded)?;
     let rule = args.rule.trim();
     // As `add` stored it: the id of a group known by name, else the name.
     let candidates = match resolve_group(&store, &args.group) {

@@ -251,6 +251,20 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = if immutable {
             Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+        } else if file_writable(path) && folder_writable(path) {
+            // Where the file may be written, a read-write connection that
+            // SQLite forbids to write (`query_only`): as the last one to
+            // close it tidies away the `-wal` and `-shm` files, which a
+            // read-only connection would leave behind (in a CI cache, on a
+            // backup).
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|conn| {
+                conn.pragma_update(None, "query_only", true)?;
+                Ok(conn)
+            })
         } else {
             Connection::open_with_flags(path, flags)
         }
@@ -449,6 +463,16 @@ fn pending_wal(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// This process may write the database file itself.
+fn file_writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(file) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `file` is a NUL-terminated string that outlives the call.
+    unsafe { libc::access(file.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// This process may create files in the database's folder.
