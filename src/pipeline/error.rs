@@ -52,6 +52,9 @@ pub enum Error {
     /// The report could not be had from its source (Graph, a file).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The directory (`[directory]`) could not be fetched.
+    #[error(transparent)]
+    Directory(#[from] crate::source::directory::DirectoryError),
     /// Notifications could not be set up or sent.
     #[error(transparent)]
     Notify(#[from] NotifyError),

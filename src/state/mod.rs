@@ -20,11 +20,14 @@
 //!   ([`Changes`]) for the notifiers, and a finding as remembered.
 //! - [`exemptions`] matches findings against `[[exemptions]]`.
 //! - [`outbox`] holds messages until a channel accepted them.
+//! - [`directory`] caches the tenant's directory (`[directory]`) with its
+//!   fetch time.
 //! - [`query`] lists findings, a group's history and the scans.
 //! - [`config`] is the `[state]` section and the exemption entries.
 
 pub mod changes;
 pub mod config;
+pub mod directory;
 pub mod exemptions;
 pub mod lifecycle;
 pub mod outbox;

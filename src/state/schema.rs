@@ -112,8 +112,24 @@ UPDATE outbox SET delivery_id = 'gw-' || id || '-' || lower(hex(randomblob(8)))
 CREATE UNIQUE INDEX outbox_by_delivery_id ON outbox(delivery_id);
 "#;
 
+/// Version 4: the directory cache (`[directory]`): each Microsoft 365
+/// group's facts as JSON, and when the whole directory was fetched (one
+/// row), so a cache of a tenant without groups is still a cache.
+const V4: &str = r#"
+CREATE TABLE directory_groups (
+    id         TEXT PRIMARY KEY,
+    facts      TEXT NOT NULL,
+    fetched_at TEXT NOT NULL
+);
+CREATE TABLE directory_fetches (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    fetched_at TEXT NOT NULL,
+    groups     INTEGER NOT NULL
+);
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
