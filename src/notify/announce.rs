@@ -115,11 +115,15 @@ pub(crate) fn enqueue_changes(
     pending: &PendingScan,
     channels: &[Channel],
     summary: &ScanSummary,
+    directory: Option<&crate::report::directory::Directory>,
 ) -> Result<usize, NotifyError> {
     if channels.is_empty() {
         return Ok(0);
     }
-    let digest = digest_of(pending.changes(), summary);
+    let mut digest = digest_of(pending.changes(), summary);
+    if let Some(directory) = directory {
+        digest.add_directory_owners(directory);
+    }
     let planned = plan(channels, &digest);
     let conn = pending.connection();
     for message in &planned {

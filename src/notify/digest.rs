@@ -155,6 +155,11 @@ pub struct DigestItem {
     /// The owner's user principal name, as the report gives it.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Every owner address the directory (`[directory]`) has for the
+    /// group; `None` when the group is not in the directory or the join
+    /// is off (then `owner` is all that is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<Vec<String>>,
     /// The finding in words, as the rule wrote it.
     pub message: String,
     /// The named values behind the finding, in the order the rule gave them.
@@ -181,9 +186,27 @@ impl DigestItem {
             group_id: finding.group_id.clone(),
             group_name: finding.group_name.clone(),
             owner: finding.owner.clone(),
+            owners: None,
             message: finding.message.clone(),
             evidence: finding.evidence.clone(),
             first_seen,
+        }
+    }
+
+    /// The addresses owner routing mails: the directory's owners when
+    /// the group is in it, else the report's owner field.
+    pub fn owner_addresses(&self) -> Vec<String> {
+        match &self.owners {
+            Some(owners) => {
+                let mut addresses: Vec<String> = owners
+                    .iter()
+                    .flat_map(|owner| super::route::owner_addresses(Some(owner)))
+                    .collect();
+                addresses.sort();
+                addresses.dedup();
+                addresses
+            }
+            None => super::route::owner_addresses(self.owner.as_deref()),
         }
     }
 
@@ -223,6 +246,17 @@ pub struct Capped {
 }
 
 impl Digest {
+    /// Gives each item on a group in `directory` that group's owner
+    /// addresses, so owner routing mails every owner.
+    pub fn add_directory_owners(&mut self, directory: &crate::report::directory::Directory) {
+        for item in &mut self.items {
+            let facts = item.group_id.as_deref().and_then(|id| directory.get(id));
+            if let Some(facts) = facts {
+                item.owners = Some(facts.owners.clone());
+            }
+        }
+    }
+
     /// Nothing to say: no message is sent. Counts alone do not make a
     /// message (exempted findings are no news), but a cap note does: the
     /// safety cap may have replaced the whole list by a summary.
@@ -325,6 +359,7 @@ mod tests {
             group_id: Some(group.into()),
             group_name: Some(group.into()),
             owner: None,
+            owners: None,
             message: "m".into(),
             evidence,
             first_seen: Some(Date::constant(2026, 11, 1)),

@@ -357,7 +357,10 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     crate::engine::sandbox::report_hidden_output(&engine);
     let committed = match recording.finish(&summary)? {
         Some(pending) if plan.preview => {
-            let digest = crate::notify::announce::digest_of(pending.changes(), &summary);
+            let mut digest = crate::notify::announce::digest_of(pending.changes(), &summary);
+            if let Some(directory) = &directory {
+                digest.add_directory_owners(directory);
+            }
             preview = Some(crate::notify::plan(&channels, &digest));
             // Dropped uncommitted: rolled back, the database as it was.
             drop(pending);
@@ -369,7 +372,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
                     .write_with_status(&stored.to_finding(), Status::Resolved)
                     .map_err(out_err)
             })?;
-            enqueue_changes(&pending, &channels, &summary)?;
+            enqueue_changes(&pending, &channels, &summary, directory.as_deref())?;
             Some(pending.commit()?)
         }
         None => None,
