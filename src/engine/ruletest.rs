@@ -37,8 +37,8 @@ use super::rule::{Rule, RuleError};
 use super::sandbox::row_property_names;
 use super::tenant::{self, Summary};
 use crate::report::date::{format_day, parse_day};
-use crate::report::header::{COLUMNS, Col, Layout, match_key};
 use crate::report::directory::{Directory, GroupFacts};
+use crate::report::header::{COLUMNS, Col, Layout, match_key};
 use crate::report::row::RowData;
 use crate::report::stats::ReportStats;
 
@@ -401,8 +401,13 @@ fn directory_facts(
     let mut owner_count = None;
     let mut days = None;
     for (key, item) in table {
-        let wrong = |expected: &str| SpanError::new(at, format!("`directory.{key}` must be {expected}"));
-        let text = || item.as_str().map(str::to_owned).ok_or_else(|| wrong("a string"));
+        let wrong =
+            |expected: &str| SpanError::new(at, format!("`directory.{key}` must be {expected}"));
+        let text = || {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| wrong("a string"))
+        };
         let date = || {
             let text = text()?;
             parse_day(text.as_bytes())
@@ -417,11 +422,19 @@ fn directory_facts(
                     .ok_or_else(|| wrong("an array of addresses"))?;
             }
             "owner_count" => {
-                owner_count = Some(item.as_integer().filter(|n| *n >= 0).ok_or_else(|| wrong("a whole number of 0 or more"))?);
+                owner_count = Some(
+                    item.as_integer()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| wrong("a whole number of 0 or more"))?,
+                );
             }
             "created_date" => facts.created_date = date()?,
             "days_since_created" => {
-                days = Some((item.as_integer().ok_or_else(|| wrong("a whole number of days"))?, at));
+                days = Some((
+                    item.as_integer()
+                        .ok_or_else(|| wrong("a whole number of days"))?,
+                    at,
+                ));
             }
             "is_team" => facts.is_team = item.as_bool().ok_or_else(|| wrong("true or false"))?,
             "visibility" => facts.visibility = Some(text()?),
@@ -432,7 +445,10 @@ fn directory_facts(
                 let hint = did_you_mean(other, DIRECTORY_KEYS.into_iter())
                     .map(|h| format!("; did you mean `{h}`?"))
                     .unwrap_or_default();
-                return Err(SpanError::new(at, format!("unknown directory field `{other}`{hint}")));
+                return Err(SpanError::new(
+                    at,
+                    format!("unknown directory field `{other}`{hint}"),
+                ));
             }
         }
     }
@@ -443,11 +459,16 @@ fn directory_facts(
 /// `directory = { days_since_created = N }` sets `created_date` to N days
 /// before the row's refresh date.
 fn apply_days_since_created(row: &mut ResolvedRow) -> Result<(), SpanError> {
-    let (Some((days, offset)), Some(facts)) = (row.days_since_created.take(), row.directory.as_mut()) else {
+    let (Some((days, offset)), Some(facts)) =
+        (row.days_since_created.take(), row.directory.as_mut())
+    else {
         return Ok(());
     };
     if facts.created_date.is_some() {
-        return Err(SpanError::new(offset, "set `days_since_created` or `created_date`, not both"));
+        return Err(SpanError::new(
+            offset,
+            "set `days_since_created` or `created_date`, not both",
+        ));
     }
     let refresh_text = row
         .known

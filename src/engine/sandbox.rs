@@ -521,13 +521,16 @@ impl Fact {
 impl Prop {
     /// Every property, columns first.
     pub fn all() -> impl Iterator<Item = Prop> {
-        Col::ALL.iter().map(|&c| Prop::Column(c)).chain([
-            Prop::DaysSinceActivity,
-            Prop::TotalStorageBytes,
-            Prop::IsConcealed,
-            Prop::Line,
-        ])
-        .chain(Fact::ALL.map(Prop::Directory))
+        Col::ALL
+            .iter()
+            .map(|&c| Prop::Column(c))
+            .chain([
+                Prop::DaysSinceActivity,
+                Prop::TotalStorageBytes,
+                Prop::IsConcealed,
+                Prop::Line,
+            ])
+            .chain(Fact::ALL.map(Prop::Directory))
     }
 
     /// The property `row.<name>` reads.

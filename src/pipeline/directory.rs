@@ -29,7 +29,10 @@ pub(crate) enum Cache<'a> {
 }
 
 /// The directory for a scan, or `None` when `[directory]` is off.
-pub(crate) fn for_scan(loaded: &LoadedConfig, cache: Cache<'_>) -> Result<Option<Arc<Directory>>, Error> {
+pub(crate) fn for_scan(
+    loaded: &LoadedConfig,
+    cache: Cache<'_>,
+) -> Result<Option<Arc<Directory>>, Error> {
     let config = loaded.config.directory;
     if !config.enabled {
         return Ok(None);
@@ -52,7 +55,8 @@ pub(crate) fn for_scan(loaded: &LoadedConfig, cache: Cache<'_>) -> Result<Option
             }
         }
         Cache::ReadOnly(flag) => {
-            let cached = match Store::open(&state_path(flag, loaded), &store_options(loaded, false)) {
+            let cached = match Store::open(&state_path(flag, loaded), &store_options(loaded, false))
+            {
                 Ok(store) => crate::state::directory::load(&store)?,
                 // No database yet: nothing cached.
                 Err(crate::state::StateError::Missing { .. }) => None,
@@ -91,7 +95,11 @@ fn used_cache(cached: Directory) -> Directory {
 /// The directory from Graph, with `[source]`'s credentials (or the Azure
 /// environment variables when there is no `[source]`).
 fn fetch(loaded: &LoadedConfig) -> Result<Directory, Error> {
-    let source = loaded.config.source.clone().unwrap_or_else(SourceConfig::default);
+    let source = loaded
+        .config
+        .source
+        .clone()
+        .unwrap_or_else(SourceConfig::default);
     let settings = match resolve_source(&source, None, loaded)? {
         ResolvedSource::Graph(settings) => settings,
         ResolvedSource::File(_) => {

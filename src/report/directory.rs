@@ -95,7 +95,9 @@ impl Directory {
 
     /// Every group, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &GroupFacts)> {
-        self.groups.iter().map(|(id, facts)| (id.as_str(), &**facts))
+        self.groups
+            .iter()
+            .map(|(id, facts)| (id.as_str(), &**facts))
     }
 }
 

@@ -35,11 +35,10 @@ use serde::Deserialize;
 use super::config::GraphSettings;
 use super::error::{Endpoint, GraphError, SourceError};
 use super::graph::{http_client, parse_graph_error, read_error_body};
-use super::retry::with_retries;
 use super::token::{ClientCredentials, TokenSource};
 use crate::duration::ConfigDuration;
 use crate::report::directory::{Directory, GroupFacts};
-use crate::retry::{RetryPolicy, retry_after};
+use crate::retry::{RetryPolicy, Transient, retry_after, retry_blocking};
 
 /// Graph's cap on the objects of an expanded relationship.
 const EXPAND_LIMIT: usize = 20;
@@ -95,12 +94,22 @@ fn default_max_page_bytes() -> u64 {
 /// Fetching the directory failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
-    /// The request failed (network, sign-in, retries given up).
+    /// The request failed before Graph answered (network, sign-in).
     #[error("fetching the directory ([directory]) from Microsoft Graph: {0}")]
     Source(SourceError),
-    /// Graph refused the groups request.
+    /// Graph answered the groups request with an error.
     #[error("fetching the directory ([directory]) from Microsoft Graph: {}{}", graph_text(.0), graph_hint(.0))]
-    Refused(GraphError),
+    Graph(GraphError),
+    /// Retrying a throttled or failed request stopped.
+    #[error("{last} (gave up after {attempts} attempt(s): {reason})")]
+    GaveUp {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// Why retrying stopped.
+        reason: String,
+        /// The last attempt's error.
+        last: Box<DirectoryError>,
+    },
     /// An answer was not the JSON Graph sends, or broke a bound.
     #[error("fetching the directory ([directory]) from Microsoft Graph: {0}")]
     BadAnswer(String),
@@ -109,7 +118,7 @@ pub enum DirectoryError {
     NoCredentials(String),
 }
 
-/// Graph's answer without the report request's own hint.
+/// Graph's answer, without the report request's own advice.
 fn graph_text(error: &GraphError) -> String {
     let mut text = format!("Microsoft Graph answered HTTP {}", error.status);
     let message = super::error::redact(&error.message, &[]);
@@ -132,6 +141,9 @@ fn graph_hint(error: &GraphError) -> &'static str {
              with admin consent granted (Entra admin center > App registrations > your app > API permissions > \
              Grant admin consent); see docs/graph.md"
         }
+        429 => {
+            ". Graph throttles directory reads per app and tenant: the request is retried as [source]'s retry settings allow"
+        }
         _ => "",
     }
 }
@@ -139,16 +151,51 @@ fn graph_hint(error: &GraphError) -> &'static str {
 impl From<SourceError> for DirectoryError {
     fn from(error: SourceError) -> Self {
         match error {
-            SourceError::Graph(graph) if !is_transient_status(graph.status) => {
-                DirectoryError::Refused(graph)
-            }
+            SourceError::Graph(graph) => DirectoryError::Graph(graph),
             other => DirectoryError::Source(other),
         }
     }
 }
 
-fn is_transient_status(status: u16) -> bool {
-    status == 429 || status >= 500
+impl Transient for DirectoryError {
+    fn is_transient(&self) -> bool {
+        match self {
+            DirectoryError::Source(error) => error.is_transient(),
+            DirectoryError::Graph(error) => error.status == 429 || error.status >= 500,
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            DirectoryError::Source(error) => error.retry_after(),
+            DirectoryError::Graph(error) => error.retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Runs `attempt` under the retry policy; a retried failure is logged as
+/// a warning, and one the policy stopped retrying says why.
+fn with_retries<T>(
+    policy: &RetryPolicy,
+    attempt: impl FnMut(u32) -> Result<T, DirectoryError>,
+) -> Result<T, DirectoryError> {
+    let warn = |error: &DirectoryError, attempt: u32, wait: std::time::Duration| {
+        tracing::warn!(
+            attempt,
+            wait_ms = wait.as_millis() as u64,
+            "{error}; trying again"
+        );
+    };
+    retry_blocking(policy, attempt, warn).map_err(|stopped| match stopped.gave_up {
+        Some(why) => DirectoryError::GaveUp {
+            attempts: stopped.attempts,
+            reason: why.to_string(),
+            last: Box::new(stopped.error),
+        },
+        None => stopped.error,
+    })
 }
 
 /// One page of `/groups` or `/groups/{id}/owners`.
@@ -332,11 +379,11 @@ impl DirectoryClient {
                     too_large = Some(self.config.max_page_bytes);
                     Ok(Vec::new())
                 }
-                Err(error) => Err(SourceError::Transport {
+                Err(error) => Err(DirectoryError::Source(SourceError::Transport {
                     endpoint: Endpoint::Graph,
                     host: url.host_str().unwrap_or("?").to_owned(),
                     message: format!("reading the answer: {error}"),
-                }),
+                })),
             }
         })?;
         if let Some(limit) = too_large {
@@ -388,7 +435,12 @@ fn url_segment(id: &str) -> String {
 
 /// What rules see of a group.
 fn facts_of(group: &GraphGroup, owners: &[GraphOwner]) -> GroupFacts {
-    let present = |text: &Option<String>| text.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    let present = |text: &Option<String>| {
+        text.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
     GroupFacts {
         owners: owners
             .iter()
@@ -396,7 +448,10 @@ fn facts_of(group: &GraphGroup, owners: &[GraphOwner]) -> GroupFacts {
             .collect(),
         owner_count: owners.len() as i64,
         created_date: group.created_date_time.as_deref().and_then(utc_day),
-        is_team: group.resource_provisioning_options.iter().any(|o| o == "Team"),
+        is_team: group
+            .resource_provisioning_options
+            .iter()
+            .any(|o| o == "Team"),
         visibility: present(&group.visibility),
         group_mail: present(&group.mail),
         sensitivity_label: group

@@ -33,7 +33,9 @@ pub fn load(store: &Store) -> Result<Option<Directory>, StateError> {
         .prepare("SELECT id, facts FROM directory_groups")
         .map_err(|e| store.fail(e))?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .map_err(|e| store.fail(e))?;
     let mut groups = Vec::new();
     for row in rows {
@@ -133,7 +135,10 @@ mod tests {
             ..Default::default()
         };
         let first = Directory::new(
-            [("g1".to_owned(), facts.clone()), ("g2".to_owned(), GroupFacts::default())],
+            [
+                ("g1".to_owned(), facts.clone()),
+                ("g2".to_owned(), GroupFacts::default()),
+            ],
             "2026-11-25T06:00:00Z".into(),
         );
         save(&store, &first).unwrap();

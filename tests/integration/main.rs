@@ -14,6 +14,7 @@ mod bounds;
 mod completions;
 mod daemon;
 mod deploy;
+mod directory;
 mod graph;
 mod html_report;
 mod launcher;
