@@ -442,7 +442,7 @@ fn directory_facts(
             "sensitivity_label" => facts.sensitivity_label = Some(text()?),
             "expiration_date" => facts.expiration_date = date()?,
             other => {
-                let hint = did_you_mean(other, DIRECTORY_KEYS.into_iter())
+                let hint = did_you_mean(other, DIRECTORY_KEYS)
                     .map(|h| format!("; did you mean `{h}`?"))
                     .unwrap_or_default();
                 return Err(SpanError::new(

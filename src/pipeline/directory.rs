@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::config::LoadedConfig;
 use crate::report::directory::Directory;
-use crate::source::config::{ResolvedSource, SourceConfig};
+use crate::source::config::ResolvedSource;
 use crate::source::directory::{DirectoryClient, DirectoryError};
 use crate::state::Store;
 use crate::state::recording::{state_path, store_options};
@@ -95,11 +95,7 @@ fn used_cache(cached: Directory) -> Directory {
 /// The directory from Graph, with `[source]`'s credentials (or the Azure
 /// environment variables when there is no `[source]`).
 fn fetch(loaded: &LoadedConfig) -> Result<Directory, Error> {
-    let source = loaded
-        .config
-        .source
-        .clone()
-        .unwrap_or_else(SourceConfig::default);
+    let source = loaded.config.source.clone().unwrap_or_default();
     let settings = match resolve_source(&source, None, loaded)? {
         ResolvedSource::Graph(settings) => settings,
         ResolvedSource::File(_) => {

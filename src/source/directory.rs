@@ -99,7 +99,7 @@ pub enum DirectoryError {
     Source(SourceError),
     /// Graph answered the groups request with an error.
     #[error("fetching the directory ([directory]) from Microsoft Graph: {}{}", graph_text(.0), graph_hint(.0))]
-    Graph(GraphError),
+    Graph(Box<GraphError>),
     /// Retrying a throttled or failed request stopped.
     #[error("{last} (gave up after {attempts} attempt(s): {reason})")]
     GaveUp {
@@ -151,7 +151,7 @@ fn graph_hint(error: &GraphError) -> &'static str {
 impl From<SourceError> for DirectoryError {
     fn from(error: SourceError) -> Self {
         match error {
-            SourceError::Graph(graph) => DirectoryError::Graph(graph),
+            SourceError::Graph(graph) => DirectoryError::Graph(Box::new(graph)),
             other => DirectoryError::Source(other),
         }
     }
