@@ -319,13 +319,16 @@ impl DirectoryClient {
         Ok(owners)
     }
 
-    /// Requests `url` and every `@odata.nextLink` after it.
+    /// Requests `url` and every `@odata.nextLink` after it; a chain of
+    /// links longer than any real listing (more pages than `max_groups`
+    /// could fill one by one) stops instead of running on.
     fn each_page<T: serde::de::DeserializeOwned>(
         &self,
         mut url: reqwest::Url,
         mut take: impl FnMut(Page<T>) -> Result<(), DirectoryError>,
     ) -> Result<(), DirectoryError> {
-        loop {
+        let max_pages = self.config.max_groups.saturating_add(1);
+        for _ in 0..max_pages {
             let body = self.get_with_retries(&url)?;
             let page: Page<T> = serde_json::from_slice(&body).map_err(|e| {
                 DirectoryError::BadAnswer(format!("an answer is not Graph's JSON: {e}"))
@@ -337,6 +340,9 @@ impl DirectoryClient {
                 None => return Ok(()),
             }
         }
+        Err(DirectoryError::BadAnswer(format!(
+            "more than {max_pages} pages of @odata.nextLink ([directory] max_groups)"
+        )))
     }
 
     fn url(&self, path_and_query: &str) -> Result<reqwest::Url, DirectoryError> {

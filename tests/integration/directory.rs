@@ -516,3 +516,47 @@ async fn a_refusal_names_the_permission_the_directory_needs() {
         "nothing is scanned without the directory asked for"
     );
 }
+
+#[tokio::test]
+async fn a_directory_past_its_bounds_fails_the_scan_naming_the_key() {
+    let tenant = Tenant::start().await;
+    let config = std::fs::read_to_string(tenant.path("groupwarden.toml")).unwrap();
+    std::fs::write(
+        tenant.path("groupwarden.toml"),
+        config.replace("max_age = \"1h\"", "max_age = \"1h\"\nmax_groups = 2"),
+    )
+    .unwrap();
+    let output = tenant.scan(&["--no-state"]);
+    assert_exit(&output, &[2]);
+    assert!(
+        text(&output.stderr).contains("more than 2 groups ([directory] max_groups)"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    std::fs::write(
+        tenant.path("groupwarden.toml"),
+        config.replace("max_age = \"1h\"", "max_age = \"1h\"\nmax_page_bytes = 100"),
+    )
+    .unwrap();
+    let output = tenant.scan(&["--no-state"]);
+    assert_exit(&output, &[2]);
+    assert!(
+        text(&output.stderr).contains("larger than 100 bytes ([directory] max_page_bytes)"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    std::fs::write(
+        tenant.path("groupwarden.toml"),
+        config.replace("max_age = \"1h\"", "max_age = \"1 fortnight\""),
+    )
+    .unwrap();
+    let output = tenant.scan(&["--no-state"]);
+    assert_exit(&output, &[2]);
+    assert!(
+        text(&output.stderr).contains("max_age"),
+        "{}",
+        text(&output.stderr)
+    );
+}
