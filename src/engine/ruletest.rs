@@ -1129,6 +1129,26 @@ expect_error = "member count unknown"
     }
 
     #[test]
+    fn directory_fields_are_set_in_their_own_table_and_checked() {
+        let error = load_error(
+            "[[case]]\nname = \"x\"\nrow = { directory = { owner = [\"a@x\"] } }\nexpect = []\n",
+        );
+        assert_eq!(
+            error,
+            "rules/demo.test.toml:3:21: unknown directory field `owner`; did you mean `owners`?"
+        );
+        let error = load_error("[[case]]\nname = \"x\"\nrow = { owner_count = 1 }\nexpect = []\n");
+        assert!(error.contains("set it in `directory = { … }`"), "{error}");
+        let error = load_error(
+            "[[case]]\nname = \"x\"\nrow = { directory = { created_date = \"soon\" } }\nexpect = []\n",
+        );
+        assert!(
+            error.contains("`directory.created_date` must be a date as YYYY-MM-DD"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_misspelt_row_field_names_the_closest_one_with_its_position() {
         let error =
             load_error("[[case]]\nname = \"x\"\nrow = { days_since_activty = 3 }\nexpect = []\n");

@@ -346,6 +346,57 @@ mod tests {
     use super::*;
     use crate::engine::finding::Evidence;
 
+    #[test]
+    fn owner_routing_takes_every_directory_owner_else_the_reports_owner() {
+        let mut known = item(ItemStatus::New, Severity::Low, "r", "g1");
+        known.owner = Some("ann@contoso.com".into());
+        let mut unknown = item(ItemStatus::New, Severity::Low, "r", "g2");
+        unknown.owner = Some("bo@contoso.com".into());
+        let mut nobody = item(ItemStatus::New, Severity::Low, "r", "g3");
+        nobody.owner = Some("left@contoso.com".into());
+        let directory = crate::report::directory::Directory::new(
+            [
+                (
+                    "G1".to_owned(),
+                    crate::report::directory::GroupFacts {
+                        owners: vec!["Ann@Contoso.com".into(), "co@contoso.com".into()],
+                        owner_count: 2,
+                        ..Default::default()
+                    },
+                ),
+                ("g3".to_owned(), Default::default()),
+            ],
+            "2026-11-25T06:00:00Z".into(),
+        );
+        let mut digest = crate::notify::sample::sample_digest(false);
+        digest.items = vec![known, unknown, nobody];
+        digest.add_directory_owners(&directory);
+        let addresses: Vec<Vec<String>> = digest
+            .items
+            .iter()
+            .map(DigestItem::owner_addresses)
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                vec!["ann@contoso.com".to_owned(), "co@contoso.com".to_owned()],
+                vec!["bo@contoso.com".to_owned()],
+                vec![],
+            ]
+        );
+        // Kept in the outbox's JSON, and absent when unknown.
+        let json = serde_json::to_string(&digest.items[0]).unwrap();
+        assert!(
+            json.contains(r#""owners":["Ann@Contoso.com","co@contoso.com"]"#),
+            "{json}"
+        );
+        assert!(
+            !serde_json::to_string(&digest.items[1])
+                .unwrap()
+                .contains("owners")
+        );
+    }
+
     fn item(status: ItemStatus, severity: Severity, rule: &str, group: &str) -> DigestItem {
         let mut evidence = EvidenceMap::default();
         evidence.set("zeta".into(), Evidence::Int(3));

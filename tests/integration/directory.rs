@@ -560,3 +560,40 @@ async fn a_directory_past_its_bounds_fails_the_scan_naming_the_key() {
         text(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn validate_says_whether_the_directory_can_be_fetched() {
+    let tenant = Tenant::start().await;
+    let output = tenant.run(&["validate"]);
+    assert_exit(&output, &[0]);
+    assert!(
+        text(&output.stdout).contains("ok    directory   on: Microsoft 365 groups from Graph"),
+        "{}",
+        text(&output.stdout)
+    );
+    std::fs::write(
+        tenant.path("groupwarden.toml"),
+        "[source]\ntype = \"file\"\npath = \"report.csv\"\n\n[directory]\nenabled = true\n\n[rules]\ndir = \"rules\"\n",
+    )
+    .unwrap();
+    let output = tenant.run(&["validate"]);
+    assert_exit(&output, &[1, 2]);
+    assert!(
+        text(&output.stdout).contains("FAIL  directory")
+            && text(&output.stdout).contains("no Graph credentials"),
+        "{}",
+        text(&output.stdout)
+    );
+    let scan = tenant.scan(&["--no-state"]);
+    assert_exit(&scan, &[2]);
+    assert!(
+        text(&scan.stderr).contains("[source] has type = \"file\""),
+        "{}",
+        text(&scan.stderr)
+    );
+    assert_eq!(
+        tenant.group_page_requests().await,
+        0,
+        "nothing was asked of Graph"
+    );
+}
