@@ -267,7 +267,7 @@ impl DirectoryClient {
     pub(crate) fn fetch(&self) -> Result<Directory, DirectoryError> {
         let fetched_at = crate::state::lifecycle::time_text(jiff::Timestamp::now());
         let first = self.url(&format!(
-            "/v1.0/groups?$filter=groupTypes/any(c:c+eq+'Unified')&$select={GROUP_FIELDS}&$expand=owners($select={OWNER_FIELDS})&$top=999"
+            "/v1.0/groups?$filter=groupTypes/any(c:c%20eq%20'Unified')&$select={GROUP_FIELDS}&$expand=owners($select={OWNER_FIELDS})&$top=999"
         ))?;
         let mut groups = Vec::new();
         let mut pages = 0u32;

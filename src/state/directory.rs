@@ -90,24 +90,6 @@ fn write_all(store: &Store, directory: &Directory) -> Result<(), StateError> {
     Ok(())
 }
 
-/// The owner addresses the cache holds for group `id`; empty when the
-/// group is not cached (or there is no cache).
-pub fn owners_of(store: &Store, id: &str) -> Result<Vec<String>, StateError> {
-    let json: Option<String> = match store.connection().query_row(
-        "SELECT facts FROM directory_groups WHERE id = ?1",
-        [id.to_ascii_lowercase()],
-        |row| row.get(0),
-    ) {
-        Ok(json) => Some(json),
-        Err(rusqlite::Error::QueryReturnedNoRows) => None,
-        Err(error) => return Err(store.fail(error)),
-    };
-    Ok(json
-        .and_then(|json| serde_json::from_str::<GroupFacts>(&json).ok())
-        .map(|facts| facts.owners)
-        .unwrap_or_default())
-}
-
 /// Whether a directory fetched at `fetched_at` (RFC 3339) is younger
 /// than `max_age` at `now`. A time that cannot be read is old.
 pub fn is_fresh(fetched_at: &str, max_age: Duration, now: Timestamp) -> bool {
@@ -145,7 +127,7 @@ mod tests {
         let loaded = load(&store).unwrap().unwrap();
         assert_eq!(loaded.len(), 2);
         assert_eq!(**loaded.get("g1").unwrap(), facts);
-        assert_eq!(owners_of(&store, "G1").unwrap(), ["a@x", "b@x"]);
+        assert_eq!(loaded.get("G1").unwrap().owners, ["a@x", "b@x"]);
         save(&store, &Directory::new([], "2026-11-26T06:00:00Z".into())).unwrap();
         let loaded = load(&store).unwrap().unwrap();
         assert!(loaded.is_empty());
