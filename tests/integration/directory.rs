@@ -367,6 +367,29 @@ async fn the_cache_is_reused_within_max_age_and_refreshed_by_fetch_directory() {
     // The cache answers as the fetch did.
     assert_eq!(by_group(&second, "directory-facts").len(), 5);
 
+    // explain shows the directory's fields from the same cache.
+    let explain = tenant.run(&["explain", "--input", "report.csv", "Team"]);
+    assert_exit(&explain, &[0]);
+    let shown = text(&explain.stdout);
+    for line in ["  owner_count ", "  is_team ", "  sensitivity_label "] {
+        assert!(
+            shown.lines().any(|l| l.starts_with(line)),
+            "{line}: {shown}"
+        );
+    }
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("  owner_count") && l.trim_end().ends_with(" 25")),
+        "{shown}"
+    );
+    assert!(shown.contains("\"owner25@contoso.com\""), "{shown}");
+    assert_eq!(
+        tenant.group_page_requests().await,
+        3,
+        "explain read the cache"
+    );
+
     let fetch = tenant.run(&["fetch", "--directory"]);
     assert_exit(&fetch, &[0]);
     assert!(
