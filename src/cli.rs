@@ -49,7 +49,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the rules over a groups activity report and print the findings.
     Scan(ScanArgs),
-    /// Download the groups activity report from Microsoft Graph, as received.
+    /// Download the groups activity report from Microsoft Graph, as received (or, with --directory, refresh the directory cache).
     Fetch(FetchArgs),
     /// Send a test message, or route and send (or render) a digest.
     Notify(NotifyArgs),
@@ -284,8 +284,14 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Where to write the report CSV, or `-` for standard output.
-    #[arg(long, short)]
-    pub output: PathBuf,
+    #[arg(long, short, required_unless_present = "directory")]
+    pub output: Option<PathBuf>,
+    /// Refresh the directory cache (`[directory]`: owners, creation dates, Teams) in the state database now.
+    #[arg(long)]
+    pub directory: bool,
+    /// The state database that caches the directory [default: `[state] path` from the config, else ./groupwarden.db].
+    #[arg(long, value_name = "PATH", requires = "directory")]
+    pub state: Option<PathBuf>,
     /// Configuration file [default: ./groupwarden.toml if present].
     #[arg(long, short, env = "GROUPWARDEN_CONFIG")]
     pub config: Option<PathBuf>,

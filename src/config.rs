@@ -23,6 +23,10 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Where the report comes from (a file, or Microsoft Graph).
     pub source: Option<SourceConfig>,
+    /// The tenant's directory (owners, creation dates, Teams), joined to
+    /// the report's rows.
+    #[serde(default)]
+    pub directory: crate::source::directory::DirectoryConfig,
     /// Notification channels, one `[[notify]]` table each.
     #[serde(default, rename = "notify")]
     pub notify: Vec<crate::notify::ChannelConfig>,

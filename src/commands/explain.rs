@@ -17,7 +17,7 @@ use crate::config::LoadedConfig;
 use crate::engine::eval::{Evaluator, RowOutcome};
 use crate::engine::finding::Finding;
 use crate::engine::rule::{Rule, RuleSet};
-use crate::engine::sandbox::{DERIVED_PROPERTIES, column_value};
+use crate::engine::sandbox::{DERIVED_PROPERTIES, Prop, column_value};
 use crate::engine::tenant::{self, Summary};
 use crate::report::header::{COLUMNS, Col};
 use crate::report::reader::ReportReader;
@@ -43,6 +43,15 @@ pub(crate) fn run(args: ExplainArgs) -> Result<Outcome, Error> {
     let cap = loaded.config.scan.max_record_bytes;
     let mut reader =
         ReportReader::with_max_record_bytes(input, &source_name, cap).map_err(ScanError::from)?;
+    // The directory's fields as a scan would see them (the cache is only
+    // read here, or fetched when it is old).
+    let directory = crate::pipeline::directory::for_scan(
+        &loaded,
+        crate::pipeline::directory::Cache::ReadOnly(None),
+    )?;
+    if let Some(directory) = directory {
+        reader.attach_directory(directory);
+    }
     let mut out = io::stdout().lock();
 
     let mut evaluator = Evaluator::new(
@@ -171,15 +180,10 @@ fn print_group(row: &RowData, source: &str, out: &mut dyn Write) -> io::Result<(
     Ok(())
 }
 
+/// As the rule sees it: through the same getter (the directory's fields
+/// included).
 fn derived_value(row: &RowData, name: &str) -> Dynamic {
-    let int = |value: Option<i64>| value.map_or(Dynamic::UNIT, Dynamic::from_int);
-    match name {
-        "days_since_activity" => int(row.days_since_activity()),
-        "total_storage_bytes" => int(row.total_storage_bytes()),
-        "is_concealed" => Dynamic::from_bool(row.is_concealed()),
-        "line" => Dynamic::from_int(row.line as i64),
-        _ => Dynamic::UNIT,
-    }
+    Prop::named(name).map_or(Dynamic::UNIT, |prop| prop.dynamic(row))
 }
 
 fn print_rule_results(

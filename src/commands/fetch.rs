@@ -1,5 +1,5 @@
 //! `groupwarden fetch`: the report from Microsoft Graph into a file, as
-//! received.
+//! received; with `--directory`, the directory cache refreshed.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -18,6 +18,12 @@ use super::{Error, Outcome};
 /// Runs `groupwarden fetch`.
 pub(crate) fn run(args: FetchArgs) -> Result<Outcome, Error> {
     let loaded = LoadedConfig::load(args.config.as_deref())?;
+    if args.directory {
+        refresh_directory(&loaded, args.state.as_deref())?;
+    }
+    let Some(output) = &args.output else {
+        return Ok(Outcome::Clean);
+    };
     let source = loaded.config.source.clone().unwrap_or_default();
     let settings = match resolve_source(&source, super::report_request(&args.report), &loaded)? {
         ResolvedSource::Graph(settings) => settings,
@@ -26,9 +32,31 @@ pub(crate) fn run(args: FetchArgs) -> Result<Outcome, Error> {
         }
     };
     let (mut download, name) = open_graph(&settings)?;
-    let bytes = write_report(&mut download, &name, &args.output)?;
-    tracing::info!(bytes, output = %args.output.display(), "fetched the groups activity report");
+    let bytes = write_report(&mut download, &name, output)?;
+    tracing::info!(bytes, output = %output.display(), "fetched the groups activity report");
     Ok(Outcome::Clean)
+}
+
+/// `--directory`: the directory fetched now into the state database's
+/// cache, whatever its age, and what it holds said on standard error.
+fn refresh_directory(loaded: &LoadedConfig, state: Option<&Path>) -> Result<(), Error> {
+    if !loaded.config.directory.enabled {
+        tracing::warn!(
+            "[directory] enabled is not set: the cache is refreshed, but scans join it only with [directory] enabled = true"
+        );
+    }
+    let directory = crate::pipeline::directory::refresh(loaded, state)?;
+    let teams = directory.iter().filter(|(_, facts)| facts.is_team).count();
+    let ownerless = directory
+        .iter()
+        .filter(|(_, facts)| facts.owner_count == 0)
+        .count();
+    eprintln!(
+        "fetched the directory: {} Microsoft 365 group(s), {teams} of them Teams, {ownerless} without an owner; cached in {}",
+        directory.len(),
+        crate::state::recording::state_path(state, loaded).display()
+    );
+    Ok(())
 }
 
 /// Copies the report to `output` (`-`: standard output). A file is

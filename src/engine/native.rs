@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use rhai::{AST, ASTFlags, ASTNode, Engine, Expr, FnCallExpr, Map, Stmt};
 
 use super::rule::Rule;
-use super::sandbox::{Prop, format_bytes, index_value};
+use super::sandbox::{Fact, Prop, format_bytes, index_value};
 use super::value::Value;
 use crate::report::row::RowData;
 
@@ -836,9 +836,15 @@ impl Compiler<'_> {
         match (base, rhs) {
             (Base::Row, Expr::Property(prop, pos)) => {
                 let name = prop.2.as_str();
-                Ok(Node::Prop(
-                    Prop::named(name).ok_or_else(|| format!("`row.{name}` at {pos}"))?,
-                ))
+                match Prop::named(name) {
+                    // An array: the fast path models no arrays, so a
+                    // rule reading it runs in the interpreter.
+                    Some(Prop::Directory(Fact::Owners)) => {
+                        Err(format!("`row.{name}` (an array) at {pos}"))
+                    }
+                    Some(prop) => Ok(Node::Prop(prop)),
+                    None => Err(format!("`row.{name}` at {pos}")),
+                }
             }
             (Base::Params, Expr::Property(prop, pos)) => {
                 let name = prop.2.as_str();

@@ -18,6 +18,7 @@ use crate::engine::config::Limits;
 use crate::engine::eval::{Evaluator, RowOutcome};
 use crate::engine::rule::compile_rule;
 use crate::engine::sandbox::build_engine;
+use crate::report::directory::{Directory, GroupFacts};
 use crate::report::header::{COLUMNS, Kind, Layout};
 use crate::report::reader::Record;
 use crate::report::row::RowData;
@@ -68,8 +69,19 @@ const INT_FIELDS: &[&str] = &[
     "sharepoint_site_storage_used_byte",
     "days_since_activity",
     "total_storage_bytes",
+    "owner_count",
+    "days_since_created",
 ];
-const TEXT_FIELDS: &[&str] = &["group_type", "group_display_name", "owner_principal_name"];
+const TEXT_FIELDS: &[&str] = &[
+    "group_type",
+    "group_display_name",
+    "owner_principal_name",
+    "visibility",
+    "group_mail",
+    "sensitivity_label",
+    "created_date",
+    "expiration_date",
+];
 const INT_LITERALS: &[&str] = &[
     "0",
     "1",
@@ -366,20 +378,24 @@ impl RuleWriter {
                 3 => "(row[\"Group Type\"] ?? \"-\")".into(),
                 _ => "params.name".into(),
             },
-            Ty::Bool => match g.below(5) {
+            Ty::Bool => match g.below(6) {
                 0 => g.pick(&["true", "false"]).into(),
                 1 => "(row.is_deleted ?? false)".into(),
+                5 => "(row.is_team ?? false)".into(),
                 2 => "row.has(\"Custom Note\")".into(),
                 3 => "params.flag".into(),
                 _ => "row.is_concealed".into(),
             },
             Ty::Map => "#{ message: \"m\" }".into(),
-            Ty::Any => match g.below(6) {
+            Ty::Any => match g.below(8) {
                 0 => "()".into(),
                 1 => format!("row.{}", g.pick(INT_FIELDS)),
                 2 => format!("row.{}", g.pick(TEXT_FIELDS)),
                 3 => "row.is_deleted".into(),
                 4 => "row[\"Custom Note\"]".into(),
+                5 => "row.is_team".into(),
+                // An array: the rule runs in the interpreter only.
+                6 if g.chance(20) => "row.owners".into(),
                 _ => "row.last_activity_date".into(),
             },
         }
@@ -439,13 +455,57 @@ fn headers(optional: bool) -> Vec<&'static str> {
     headers
 }
 
+/// The layout of a fuzzed report; with `optional`, joined to a directory
+/// that knows some of the group ids the rows draw (from [`TEXT_CELLS`]),
+/// with facts of every shape: no owners, one, several; created before,
+/// on and after the refresh dates of [`DATE_CELLS`]; blank texts.
+fn fuzz_layout(optional: bool) -> Arc<Layout> {
+    let mut layout = Layout::from_headers(&headers(optional)).expect("headers");
+    if optional {
+        let facts =
+            |owners: &[&str], created: Option<&str>, team: bool, text: Option<&str>| GroupFacts {
+                owners: owners.iter().map(|o| (*o).to_owned()).collect(),
+                owner_count: owners.len() as i64,
+                created_date: created.map(str::to_owned),
+                is_team: team,
+                visibility: text.map(str::to_owned),
+                group_mail: text.map(|t| format!("{t}@x")),
+                sensitivity_label: text.map(str::to_owned),
+                expiration_date: created.map(str::to_owned),
+            };
+        layout.directory = Some(Arc::new(Directory::new(
+            [
+                (
+                    "Public".to_owned(),
+                    facts(&[], Some("2026-08-27"), false, Some("Public")),
+                ),
+                (
+                    "Private".to_owned(),
+                    facts(&["a@x"], Some("1970-01-01"), true, None),
+                ),
+                (
+                    "x y".to_owned(),
+                    facts(&["a@x", "b@x", "c@x"], Some("2026-11-25"), true, Some("Ω")),
+                ),
+                ("Ω".to_owned(), facts(&["Ω@x"], None, false, Some(""))),
+                (
+                    "ub".to_owned(),
+                    facts(&["a@x"], Some("2026-05-01"), false, Some("P")),
+                ),
+            ],
+            "2026-11-25T00:00:00Z".into(),
+        )));
+    }
+    Arc::new(layout)
+}
+
 /// Everything a row gave on one path: findings and rule errors, as text.
 fn outcomes(source: &str, cells: &[Vec<&str>], optional: bool, fast_path: bool) -> Vec<String> {
     let engine = build_engine(&Limits::default());
     let Ok(rule) = compile_rule(&engine, Path::new("fuzz.rhai"), source) else {
         return vec!["does not compile".into()];
     };
-    let layout = Arc::new(Layout::from_headers(&headers(optional)).expect("headers"));
+    let layout = fuzz_layout(optional);
     let mut evaluator = Evaluator::new(&engine, [&rule], RowData::empty(layout));
     evaluator.fast_path = fast_path;
     let mut out = Vec::new();
@@ -475,7 +535,7 @@ fn compiles_native(source: &str, cells: &[Vec<&str>]) -> Option<(bool, usize)> {
     let Ok(native) = &rule.native else {
         return Some((false, 0));
     };
-    let layout = Arc::new(Layout::from_headers(&headers(true)).expect("headers"));
+    let layout = fuzz_layout(true);
     let mut answered = 0;
     for (index, cells) in cells.iter().enumerate() {
         let mut row = RowData::empty(Arc::clone(&layout));

@@ -37,6 +37,7 @@ use super::rule::{Rule, RuleError};
 use super::sandbox::row_property_names;
 use super::tenant::{self, Summary};
 use crate::report::date::{format_day, parse_day};
+use crate::report::directory::{Directory, GroupFacts};
 use crate::report::header::{COLUMNS, Col, Layout, match_key};
 use crate::report::row::RowData;
 use crate::report::stats::ReportStats;
@@ -134,6 +135,8 @@ pub(crate) struct Case {
     pub line: usize,
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// What the directory says about the case's groups (`directory = {…}`).
+    directory: Option<Arc<Directory>>,
     params: toml::Table,
     expect: Vec<Expectation>,
     expect_error: Option<String>,
@@ -277,6 +280,7 @@ fn build_case(spec: Spanned<CaseSpec>, text: &str) -> Result<Case, SpanError> {
     }
     let absent = absent_columns(&spec.absent, &rows)?;
     let (headers, records) = build_records(&rows, &absent);
+    let directory = case_directory(&rows).map(Arc::new);
     let expect = spec
         .expect
         .unwrap_or_default()
@@ -288,6 +292,7 @@ fn build_case(spec: Spanned<CaseSpec>, text: &str) -> Result<Case, SpanError> {
         line: line_column(text, start).0,
         headers,
         rows: records,
+        directory,
         params: spec.params,
         expect,
         expect_error: spec.expect_error,
@@ -301,6 +306,11 @@ struct ResolvedRow {
     /// `days_since_activity = N`, applied once the refresh date is known.
     days_since_activity: Option<Spanned<toml::Value>>,
     extra: BTreeMap<String, String>,
+    /// `directory = { … }`: what the directory says about the row's group.
+    directory: Option<GroupFacts>,
+    /// `directory = { days_since_created = N }`, applied once the refresh
+    /// date is known.
+    days_since_created: Option<(i64, usize)>,
     times: usize,
 }
 
@@ -337,6 +347,11 @@ fn resolve_row(spec: &RowSpec) -> Result<ResolvedRow, SpanError> {
                 }
             }
             "days_since_activity" => row.days_since_activity = Some(value.clone()),
+            "directory" => {
+                let (facts, days) = directory_facts(value)?;
+                row.directory = Some(facts);
+                row.days_since_created = days;
+            }
             name => {
                 let col = known_column(name)
                     .ok_or_else(|| SpanError::new(offset, unknown_row_key(name)))?;
@@ -355,7 +370,134 @@ fn resolve_row(spec: &RowSpec) -> Result<ResolvedRow, SpanError> {
         }
     }
     apply_days_since_activity(&mut row)?;
+    apply_days_since_created(&mut row)?;
     Ok(row)
+}
+
+/// The keys of a row's `directory = { … }`.
+const DIRECTORY_KEYS: [&str; 9] = [
+    "owners",
+    "owner_count",
+    "created_date",
+    "days_since_created",
+    "is_team",
+    "visibility",
+    "group_mail",
+    "sensitivity_label",
+    "expiration_date",
+];
+
+/// `directory = { owners = ["a@x"], created_date = "2026-11-01", … }`:
+/// the group's directory facts (`owner_count` defaults to the number of
+/// `owners`), and `days_since_created` if given.
+fn directory_facts(
+    value: &Spanned<toml::Value>,
+) -> Result<(GroupFacts, Option<(i64, usize)>), SpanError> {
+    let at = value.span().start;
+    let table = value.get_ref().as_table().ok_or_else(|| {
+        SpanError::new(at, "`directory` must be a table: directory = { owners = [\"ann@contoso.com\"], created_date = \"2026-11-01\" }")
+    })?;
+    let mut facts = GroupFacts::default();
+    let mut owner_count = None;
+    let mut days = None;
+    for (key, item) in table {
+        let wrong =
+            |expected: &str| SpanError::new(at, format!("`directory.{key}` must be {expected}"));
+        let text = || {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| wrong("a string"))
+        };
+        let date = || {
+            let text = text()?;
+            parse_day(text.as_bytes())
+                .map(|_| Some(text))
+                .ok_or_else(|| wrong("a date as YYYY-MM-DD"))
+        };
+        match key.as_str() {
+            "owners" => {
+                facts.owners = item
+                    .as_array()
+                    .and_then(|list| list.iter().map(|o| o.as_str().map(str::to_owned)).collect())
+                    .ok_or_else(|| wrong("an array of addresses"))?;
+            }
+            "owner_count" => {
+                owner_count = Some(
+                    item.as_integer()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| wrong("a whole number of 0 or more"))?,
+                );
+            }
+            "created_date" => facts.created_date = date()?,
+            "days_since_created" => {
+                days = Some((
+                    item.as_integer()
+                        .ok_or_else(|| wrong("a whole number of days"))?,
+                    at,
+                ));
+            }
+            "is_team" => facts.is_team = item.as_bool().ok_or_else(|| wrong("true or false"))?,
+            "visibility" => facts.visibility = Some(text()?),
+            "group_mail" => facts.group_mail = Some(text()?),
+            "sensitivity_label" => facts.sensitivity_label = Some(text()?),
+            "expiration_date" => facts.expiration_date = date()?,
+            other => {
+                let hint = did_you_mean(other, DIRECTORY_KEYS)
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
+                return Err(SpanError::new(
+                    at,
+                    format!("unknown directory field `{other}`{hint}"),
+                ));
+            }
+        }
+    }
+    facts.owner_count = owner_count.unwrap_or(facts.owners.len() as i64);
+    Ok((facts, days))
+}
+
+/// `directory = { days_since_created = N }` sets `created_date` to N days
+/// before the row's refresh date.
+fn apply_days_since_created(row: &mut ResolvedRow) -> Result<(), SpanError> {
+    let (Some((days, offset)), Some(facts)) =
+        (row.days_since_created.take(), row.directory.as_mut())
+    else {
+        return Ok(());
+    };
+    if facts.created_date.is_some() {
+        return Err(SpanError::new(
+            offset,
+            "set `days_since_created` or `created_date`, not both",
+        ));
+    }
+    let refresh_text = row
+        .known
+        .get(&(Col::ReportRefreshDate as usize))
+        .map_or(TEST_REFRESH_DATE, String::as_str);
+    let day = parse_day(refresh_text.as_bytes())
+        .and_then(|refresh| i32::try_from(days).ok().and_then(|d| refresh.checked_sub(d)))
+        .ok_or_else(|| SpanError::new(offset, "`days_since_created` needs a valid report_refresh_date and a number of days in range"))?;
+    facts.created_date = Some(format_day(day));
+    Ok(())
+}
+
+/// The directory of a case: each row's facts under its group id; `None`
+/// when no row has any (the join is off, as without `[directory]`).
+fn case_directory(rows: &[ResolvedRow]) -> Option<Directory> {
+    let groups: Vec<(String, GroupFacts)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(index, row)| {
+            let facts = row.directory.clone()?;
+            let id = row
+                .known
+                .get(&(Col::GroupId as usize))
+                .cloned()
+                .or_else(|| test_default(Col::GroupId, index + 1))?;
+            Some((id.trim().to_owned(), facts))
+        })
+        .collect();
+    (!groups.is_empty()).then(|| Directory::new(groups, "test".into()))
 }
 
 /// A known column by field name, header or alias.
@@ -370,7 +512,7 @@ fn unknown_row_key(name: &str) -> String {
     if let Some(derived) = derived_hint(name) {
         return derived;
     }
-    let candidates = row_property_names().chain(["times", "extra"]);
+    let candidates = row_property_names().chain(["times", "extra", "directory"]);
     match did_you_mean(name, candidates) {
         Some(hint) => format!("unknown field `{name}`; did you mean `{hint}`?"),
         None => format!(
@@ -386,6 +528,9 @@ fn derived_hint(name: &str) -> Option<String> {
         }
         "is_concealed" => "set group_id to all zeros or group_display_name to a 32-character hash",
         "line" => "rows are numbered from line 2 in the order given",
+        name if DIRECTORY_KEYS.contains(&name) => {
+            "it comes from the directory: set it in `directory = { … }`, e.g. directory = { owners = [\"ann@contoso.com\"], created_date = \"2026-11-01\" }"
+        }
         _ => return None,
     };
     Some(format!("`{name}` is computed from other fields: {advice}"))
@@ -666,7 +811,9 @@ fn evaluate_case(engine: &Engine, rule: &Rule, case: &Case) -> Result<Actual, St
         ),
         other => other.to_string(),
     })?;
-    let layout = Arc::new(Layout::from_headers(&case.headers).map_err(|e| e.to_string())?);
+    let mut layout = Layout::from_headers(&case.headers).map_err(|e| e.to_string())?;
+    layout.directory = case.directory.clone();
+    let layout = Arc::new(layout);
     let (mut actual, stats) = evaluate_rows(engine, &rule, case, &layout, true)?;
     // The same rows in the interpreter alone: a rule must mean the same
     // on both paths, or the compiled one is wrong.
@@ -978,6 +1125,26 @@ expect_error = "member count unknown"
             [
                 "the test row cannot be read: line 2, column 7 \"Member Count\": expected a whole number, found \"N/A\""
             ]
+        );
+    }
+
+    #[test]
+    fn directory_fields_are_set_in_their_own_table_and_checked() {
+        let error = load_error(
+            "[[case]]\nname = \"x\"\nrow = { directory = { owner = [\"a@x\"] } }\nexpect = []\n",
+        );
+        assert_eq!(
+            error,
+            "rules/demo.test.toml:3:21: unknown directory field `owner`; did you mean `owners`?"
+        );
+        let error = load_error("[[case]]\nname = \"x\"\nrow = { owner_count = 1 }\nexpect = []\n");
+        assert!(error.contains("set it in `directory = { … }`"), "{error}");
+        let error = load_error(
+            "[[case]]\nname = \"x\"\nrow = { directory = { created_date = \"soon\" } }\nexpect = []\n",
+        );
+        assert!(
+            error.contains("`directory.created_date` must be a date as YYYY-MM-DD"),
+            "{error}"
         );
     }
 

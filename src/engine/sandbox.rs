@@ -49,6 +49,60 @@ pub const DERIVED_PROPERTIES: &[(&str, &str, &str, &str)] = &[
         "The line of the report file this row starts on (the header is line 1).",
         "42",
     ),
+    (
+        "owners",
+        "array of strings, or ()",
+        "Directory: every owner's address (mail, else user principal name). `()` when the group is not in the directory or `[directory]` is off.",
+        "[\"ann@contoso.com\", \"bo@contoso.com\"]",
+    ),
+    (
+        "owner_count",
+        "int or ()",
+        "Directory: how many owners the group has (also those without an address).",
+        "2",
+    ),
+    (
+        "created_date",
+        "string (YYYY-MM-DD) or ()",
+        "Directory: the day the group was created (UTC).",
+        "2026-11-01",
+    ),
+    (
+        "days_since_created",
+        "int or ()",
+        "Directory: days from `created_date` to `report_refresh_date`.",
+        "24",
+    ),
+    (
+        "is_team",
+        "bool or ()",
+        "Directory: the group is team-enabled (Microsoft Teams).",
+        "true",
+    ),
+    (
+        "visibility",
+        "string or ()",
+        "Directory: `Public`, `Private` or `HiddenMembership`.",
+        "Private",
+    ),
+    (
+        "group_mail",
+        "string or ()",
+        "Directory: the group's own mail address.",
+        "sales@contoso.com",
+    ),
+    (
+        "sensitivity_label",
+        "string or ()",
+        "Directory: the name of the group's (first) sensitivity label.",
+        "Confidential",
+    ),
+    (
+        "expiration_date",
+        "string (YYYY-MM-DD) or ()",
+        "Directory: the day the group expires under the tenant's expiration policy.",
+        "2027-05-01",
+    ),
 ];
 
 /// Every property name `row.<name>` accepts.
@@ -332,9 +386,7 @@ pub fn parse_as_written(source: &str) -> Result<AST, ParseError> {
 fn register_row(engine: &mut Engine) {
     engine.register_type_with_name::<Row>("Row");
     for prop in Prop::all() {
-        engine.register_get(prop.name(), move |row: &mut Row| {
-            prop.value(&row.0).into_dynamic()
-        });
+        engine.register_get(prop.name(), move |row: &mut Row| prop.dynamic(&row.0));
     }
     engine.register_indexer_get(index_row);
     engine.register_fn("has", |row: &mut Row, name: &str| {
@@ -385,17 +437,100 @@ pub enum Prop {
     IsConcealed,
     /// `row.line`: the row's line number in the report.
     Line,
+    /// A fact the directory (`[directory]`) knows about the row's group;
+    /// `()` when the join is off or the group is not in the directory.
+    Directory(Fact),
+}
+
+/// A directory fact a row offers ([`crate::report::directory::GroupFacts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fact {
+    /// `row.owners`: every owner's address, an array.
+    Owners,
+    /// `row.owner_count`.
+    OwnerCount,
+    /// `row.created_date`.
+    CreatedDate,
+    /// `row.days_since_created`: from creation to the refresh date.
+    DaysSinceCreated,
+    /// `row.is_team`.
+    IsTeam,
+    /// `row.visibility`.
+    Visibility,
+    /// `row.group_mail`.
+    GroupMail,
+    /// `row.sensitivity_label`.
+    SensitivityLabel,
+    /// `row.expiration_date`.
+    ExpirationDate,
+}
+
+impl Fact {
+    /// Every fact, in the order the documentation lists them.
+    pub const ALL: [Fact; 9] = [
+        Fact::Owners,
+        Fact::OwnerCount,
+        Fact::CreatedDate,
+        Fact::DaysSinceCreated,
+        Fact::IsTeam,
+        Fact::Visibility,
+        Fact::GroupMail,
+        Fact::SensitivityLabel,
+        Fact::ExpirationDate,
+    ];
+
+    /// The name scripts use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fact::Owners => "owners",
+            Fact::OwnerCount => "owner_count",
+            Fact::CreatedDate => "created_date",
+            Fact::DaysSinceCreated => "days_since_created",
+            Fact::IsTeam => "is_team",
+            Fact::Visibility => "visibility",
+            Fact::GroupMail => "group_mail",
+            Fact::SensitivityLabel => "sensitivity_label",
+            Fact::ExpirationDate => "expiration_date",
+        }
+    }
+
+    /// The value as the fast path and evidence read it: the owners are
+    /// one text, `, `-separated (scripts get an array, see [`Prop::dynamic`]).
+    fn value(self, row: &RowData) -> Value<'_> {
+        let Some(facts) = row.facts.as_deref() else {
+            return Value::Unit;
+        };
+        fn text(text: &Option<String>) -> Value<'_> {
+            text.as_deref()
+                .map_or(Value::Unit, |t| Value::Str(std::borrow::Cow::Borrowed(t)))
+        }
+        match self {
+            Fact::Owners => Value::Str(std::borrow::Cow::Owned(facts.owners.join(", "))),
+            Fact::OwnerCount => Value::Int(facts.owner_count),
+            Fact::CreatedDate => text(&facts.created_date),
+            Fact::DaysSinceCreated => optional_int(row.days_since_created()),
+            Fact::IsTeam => Value::Bool(facts.is_team),
+            Fact::Visibility => text(&facts.visibility),
+            Fact::GroupMail => text(&facts.group_mail),
+            Fact::SensitivityLabel => text(&facts.sensitivity_label),
+            Fact::ExpirationDate => text(&facts.expiration_date),
+        }
+    }
 }
 
 impl Prop {
     /// Every property, columns first.
     pub fn all() -> impl Iterator<Item = Prop> {
-        Col::ALL.iter().map(|&c| Prop::Column(c)).chain([
-            Prop::DaysSinceActivity,
-            Prop::TotalStorageBytes,
-            Prop::IsConcealed,
-            Prop::Line,
-        ])
+        Col::ALL
+            .iter()
+            .map(|&c| Prop::Column(c))
+            .chain([
+                Prop::DaysSinceActivity,
+                Prop::TotalStorageBytes,
+                Prop::IsConcealed,
+                Prop::Line,
+            ])
+            .chain(Fact::ALL.map(Prop::Directory))
     }
 
     /// The property `row.<name>` reads.
@@ -412,6 +547,22 @@ impl Prop {
             Prop::TotalStorageBytes => "total_storage_bytes",
             Prop::IsConcealed => "is_concealed",
             Prop::Line => "line",
+            Prop::Directory(fact) => fact.name(),
+        }
+    }
+
+    /// The value as the interpreter holds it: as [`Prop::value`], but
+    /// `row.owners` is an array of strings.
+    pub fn dynamic(self, row: &RowData) -> Dynamic {
+        match (self, row.facts.as_deref()) {
+            (Prop::Directory(Fact::Owners), Some(facts)) => Dynamic::from_array(
+                facts
+                    .owners
+                    .iter()
+                    .map(|owner| Dynamic::from(ImmutableString::from(owner.as_str())))
+                    .collect(),
+            ),
+            _ => self.value(row).into_dynamic(),
         }
     }
 
@@ -431,6 +582,7 @@ impl Prop {
             Prop::TotalStorageBytes => optional_int(row.total_storage_bytes()),
             Prop::IsConcealed => Value::Bool(row.is_concealed()),
             Prop::Line => Value::Int(row.line as i64),
+            Prop::Directory(fact) => fact.value(row),
         }
     }
 }

@@ -21,12 +21,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use sha2::{Digest as _, Sha256};
 
 use crate::engine::finding::Severity;
 use crate::engine::rule::RuleText;
+use crate::report::directory::Directory;
 use crate::state::StoredFinding;
 use crate::state::announced::{self, ChannelScope, Owed, OwedCounts};
 use crate::state::exemptions::{ExemptionNotice, ExemptionState};
@@ -54,6 +56,9 @@ pub(crate) struct Context {
     pub exempted: Vec<StoredFinding>,
     /// Every rule's title and help, by id, for the messages to name them.
     pub rule_texts: BTreeMap<String, RuleText>,
+    /// The tenant's directory (`[directory]`), when joined: owner messages
+    /// go to every owner it lists.
+    pub directory: Option<Arc<Directory>>,
 }
 
 /// A channel whose messages a cap held back in this run.
@@ -252,6 +257,9 @@ fn plan_channel(
         rules: BTreeMap::new(),
     };
     digest.describe_rules(&context.rule_texts);
+    if let Some(directory) = &context.directory {
+        digest.add_directory_owners(directory);
+    }
     digest.sort();
     if owners {
         return Ok(owner_plan(channel, digest, owed_counts));

@@ -22,10 +22,12 @@
 //! `groupwarden notify` both send through it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::LoadedConfig;
 use crate::engine::rule::RuleText;
+use crate::report::directory::Directory;
 use crate::scan::ScanSummary;
 use crate::state::Store;
 use crate::state::announced;
@@ -72,6 +74,7 @@ pub(crate) fn enqueue_changes(
     channels: &[Channel],
     summary: &ScanSummary,
     loaded: &LoadedConfig,
+    directory: Option<Arc<Directory>>,
 ) -> Result<Queued, NotifyError> {
     if channels.is_empty() {
         return Ok(Queued::default());
@@ -95,8 +98,27 @@ pub(crate) fn enqueue_changes(
             .collect(),
         exempted: changes.exempted.clone(),
         rule_texts: summary.rule_texts.clone(),
+        directory,
     };
     queue_owed(conn, channels, &context).map_err(|e| NotifyError::from(pending.fail(e)))
+}
+
+/// The directory the last scan joined, from the state's cache, when
+/// `[directory]` is on; unreadable, owner messages go to the report's one
+/// owner (logged).
+fn cached_directory(store: &Store, loaded: &LoadedConfig) -> Option<Arc<Directory>> {
+    if !loaded.config.directory.enabled {
+        return None;
+    }
+    match crate::state::directory::load(store) {
+        Ok(directory) => directory.map(Arc::new),
+        Err(error) => {
+            tracing::warn!(
+                "the directory cache cannot be read, owners as the report names them: {error}"
+            );
+            None
+        }
+    }
 }
 
 /// `notify --retry`: queues what each channel is owed as of the last
@@ -136,6 +158,8 @@ pub(crate) fn enqueue_owed_now(
             notices: Vec::new(),
             exempted: Vec::new(),
             rule_texts: rule_texts.clone(),
+            // Owners as the directory cache has them, when it is kept.
+            directory: cached_directory(store, loaded),
         };
         queue_owed(conn, channels, &context).map_err(|e| NotifyError::from(store.fail(e)))
     })();

@@ -164,6 +164,11 @@ pub struct DigestItem {
     /// The owner's user principal name, as the report gives it.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Every owner address the directory (`[directory]`) has for the
+    /// group; `None` when the group is not in the directory or the join
+    /// is off (then `owner` is all that is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<Vec<String>>,
     /// The finding in words, as the rule wrote it.
     pub message: String,
     /// The named values behind the finding, in the order the rule gave them.
@@ -190,9 +195,27 @@ impl DigestItem {
             group_id: finding.group_id.clone(),
             group_name: finding.group_name.clone(),
             owner: finding.owner.clone(),
+            owners: None,
             message: finding.message.clone(),
             evidence: finding.evidence.clone(),
             first_seen,
+        }
+    }
+
+    /// The addresses owner routing mails: the directory's owners when
+    /// the group is in it, else the report's owner field.
+    pub fn owner_addresses(&self) -> Vec<String> {
+        match &self.owners {
+            Some(owners) => {
+                let mut addresses: Vec<String> = owners
+                    .iter()
+                    .flat_map(|owner| super::route::owner_addresses(Some(owner)))
+                    .collect();
+                addresses.sort();
+                addresses.dedup();
+                addresses
+            }
+            None => super::route::owner_addresses(self.owner.as_deref()),
         }
     }
 
@@ -236,6 +259,17 @@ pub struct Capped {
 }
 
 impl Digest {
+    /// Gives each item on a group in `directory` that group's owner
+    /// addresses, so owner routing mails every owner.
+    pub fn add_directory_owners(&mut self, directory: &crate::report::directory::Directory) {
+        for item in &mut self.items {
+            let facts = item.group_id.as_deref().and_then(|id| directory.get(id));
+            if let Some(facts) = facts {
+                item.owners = Some(facts.owners.clone());
+            }
+        }
+    }
+
     /// Nothing to say: no message is sent. Counts alone do not make a
     /// message (exempted findings are no news), but a cap note does: the
     /// safety cap may have replaced the whole list by a summary.
@@ -348,6 +382,57 @@ mod tests {
     use super::*;
     use crate::engine::finding::Evidence;
 
+    #[test]
+    fn owner_routing_takes_every_directory_owner_else_the_reports_owner() {
+        let mut known = item(ItemStatus::New, Severity::Low, "r", "g1");
+        known.owner = Some("ann@contoso.com".into());
+        let mut unknown = item(ItemStatus::New, Severity::Low, "r", "g2");
+        unknown.owner = Some("bo@contoso.com".into());
+        let mut nobody = item(ItemStatus::New, Severity::Low, "r", "g3");
+        nobody.owner = Some("left@contoso.com".into());
+        let directory = crate::report::directory::Directory::new(
+            [
+                (
+                    "G1".to_owned(),
+                    crate::report::directory::GroupFacts {
+                        owners: vec!["Ann@Contoso.com".into(), "co@contoso.com".into()],
+                        owner_count: 2,
+                        ..Default::default()
+                    },
+                ),
+                ("g3".to_owned(), Default::default()),
+            ],
+            "2026-11-25T06:00:00Z".into(),
+        );
+        let mut digest = crate::notify::sample::sample_digest(false);
+        digest.items = vec![known, unknown, nobody];
+        digest.add_directory_owners(&directory);
+        let addresses: Vec<Vec<String>> = digest
+            .items
+            .iter()
+            .map(DigestItem::owner_addresses)
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                vec!["ann@contoso.com".to_owned(), "co@contoso.com".to_owned()],
+                vec!["bo@contoso.com".to_owned()],
+                vec![],
+            ]
+        );
+        // Kept in the outbox's JSON, and absent when unknown.
+        let json = serde_json::to_string(&digest.items[0]).unwrap();
+        assert!(
+            json.contains(r#""owners":["Ann@Contoso.com","co@contoso.com"]"#),
+            "{json}"
+        );
+        assert!(
+            !serde_json::to_string(&digest.items[1])
+                .unwrap()
+                .contains("owners")
+        );
+    }
+
     fn item(status: ItemStatus, severity: Severity, rule: &str, group: &str) -> DigestItem {
         let mut evidence = EvidenceMap::default();
         evidence.set("zeta".into(), Evidence::Int(3));
@@ -361,6 +446,7 @@ mod tests {
             group_id: Some(group.into()),
             group_name: Some(group.into()),
             owner: None,
+            owners: None,
             message: "m".into(),
             evidence,
             first_seen: Some(Date::constant(2026, 11, 1)),

@@ -116,7 +116,7 @@ fn split_by_owner(routed: &Digest) -> OwnerSplit {
     let mut per_owner: BTreeMap<String, Vec<DigestItem>> = BTreeMap::new();
     let mut ownerless = Vec::new();
     for item in &routed.items {
-        let owners = owner_addresses(item.owner.as_deref());
+        let owners = item.owner_addresses();
         if owners.is_empty() {
             ownerless.push(item.clone());
         }

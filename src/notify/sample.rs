@@ -140,6 +140,7 @@ fn item(
         group_id: Some(group_id),
         group_name: Some(group.into()),
         owner: owner.map(Into::into),
+        owners: None,
         message: message.into(),
         evidence: map,
         first_seen: Some(Date::constant(2026, 10, 1)),

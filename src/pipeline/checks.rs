@@ -69,6 +69,10 @@ pub(crate) const STEPS: &[Step] = &[
         run: check_source,
     },
     Step {
+        name: "directory",
+        run: check_directory,
+    },
+    Step {
         name: "exemptions",
         run: check_exemptions,
     },
@@ -231,6 +235,35 @@ fn config_problems(rules: &RuleSet, config: &RulesConfig) -> Vec<String> {
         }
     }
     problems
+}
+
+/// `[directory]`: when on, the directory needs Graph credentials, from a
+/// `[source]` of type graph (or the Azure variables without one).
+fn check_directory(context: &mut Context) -> Verdict {
+    let Some(loaded) = &context.loaded else {
+        return Verdict::Skipped("needs a readable config".into());
+    };
+    let directory = loaded.config.directory;
+    if !directory.enabled {
+        return Verdict::Ok("off".into());
+    }
+    let graph = match &loaded.config.source {
+        Some(source) => source.kind == crate::source::config::SourceKind::Graph,
+        None => [ENV_TENANT_ID, ENV_CLIENT_ID]
+            .iter()
+            .all(|name| ProcessEnvironment.var(name).is_some()),
+    };
+    if !graph {
+        return Verdict::Problems(vec![
+            "[directory] enabled: the directory comes from Microsoft Graph, but there are no Graph credentials: \
+             set [source] type = \"graph\" with the app's credentials (the app needs Group.Read.All)"
+                .into(),
+        ]);
+    }
+    Verdict::Ok(format!(
+        "on: Microsoft 365 groups from Graph with [source]'s credentials (Group.Read.All), cached for {}",
+        directory.max_age
+    ))
 }
 
 /// `[source]` resolved as `scan` resolves it: every key checked and the

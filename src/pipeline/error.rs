@@ -52,12 +52,21 @@ pub enum Error {
     /// The report could not be had from its source (Graph, a file).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The directory (`[directory]`) could not be fetched.
+    #[error(transparent)]
+    Directory(Box<crate::source::directory::DirectoryError>),
     /// Notifications could not be set up or sent.
     #[error(transparent)]
     Notify(#[from] NotifyError),
     /// A front end's own failure (the daemon's), kept whole.
     #[error(transparent)]
     Service(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<crate::source::directory::DirectoryError> for Error {
+    fn from(error: crate::source::directory::DirectoryError) -> Self {
+        Error::Directory(Box::new(error))
+    }
 }
 
 impl From<crate::output::file::OutputFileError> for Error {

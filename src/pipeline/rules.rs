@@ -81,6 +81,14 @@ pub(crate) const BUILT_IN: &[(&str, &str)] = &[
         "ownerless-groups.test.toml",
         include_str!("../../rules/ownerless-groups.test.toml"),
     ),
+    (
+        "single-owner-groups.rhai",
+        include_str!("../../rules/single-owner-groups.rhai"),
+    ),
+    (
+        "single-owner-groups.test.toml",
+        include_str!("../../rules/single-owner-groups.test.toml"),
+    ),
 ];
 
 /// The folder the built-in rules are read from: a private temporary

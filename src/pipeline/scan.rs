@@ -269,6 +269,18 @@ impl ScanOutcome {
     }
 }
 
+/// Where the scan finds the directory cache: a recorded scan refreshes
+/// it, `report` and a preview only read it, `--no-state` has none.
+fn directory_cache(plan: &ScanPlan) -> super::directory::Cache<'_> {
+    use super::directory::Cache;
+    match (&plan.record, &plan.read_state) {
+        (Some(record), _) if !plan.preview => Cache::ReadWrite(record.path.as_deref()),
+        (Some(record), _) => Cache::ReadOnly(record.path.as_deref()),
+        (None, Some(read)) => Cache::ReadOnly(read.path.as_deref()),
+        (None, None) => Cache::None,
+    }
+}
+
 /// Runs the scan `plan` describes: reads the report, runs the rules,
 /// writes the findings, records the scan and queues its messages.
 pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
@@ -281,6 +293,8 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         // Before any download: a report fetched for nothing costs an API call.
         crate::state::recording::check_writable(record.path.as_deref(), &loaded)?;
     }
+    // Before the report: its download should not wait on the directory's.
+    let directory = super::directory::for_scan(&loaded, directory_cache(plan))?;
     let (input, source_name) = open_report(&plan.input, &loaded)?;
     let mut recording = ScanRecording::begin(
         plan.record.as_ref(),
@@ -319,9 +333,12 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         writer.set_lifecycle(lifecycle);
     }
     let max_record_bytes = loaded.config.scan.max_record_bytes;
-    let reader = ReportReader::with_max_record_bytes(input, &source_name, max_record_bytes)
+    let mut reader = ReportReader::with_max_record_bytes(input, &source_name, max_record_bytes)
         .map_err(crate::scan::ScanError::from)
         .inspect_err(|error| recording.fail(&error.to_string()))?;
+    if let Some(directory) = &directory {
+        reader.attach_directory(std::sync::Arc::clone(directory));
+    }
     let options = ScanOptions {
         threads: plan.tuning.threads.unwrap_or_else(default_threads).max(1),
         strict: plan.tuning.strict,
@@ -377,6 +394,9 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     check_row_errors(&summary, &loaded.config.scan)
         .inspect_err(|error| recording.fail(&error.to_string()))?;
     warn_about_odd_dates_and_periods(&summary);
+    if directory.is_some() {
+        super::directory::warn_if_concealed(summary.stats.concealed, &source_name);
+    }
     run_tenant_rules(
         &engine,
         &rules,
@@ -392,7 +412,8 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         Some(pending) if plan.preview => {
             // Queued as a scan would, then dropped uncommitted: rolled
             // back, the database as it was.
-            let queued = enqueue_changes(&pending, &channels, &summary, &loaded)?;
+            let queued =
+                enqueue_changes(&pending, &channels, &summary, &loaded, directory.clone())?;
             preview = Some(queued.planned);
             drop(pending);
             None
@@ -403,7 +424,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
                     .write_with_status(&stored.to_finding(), Status::Resolved)
                     .map_err(out_err)
             })?;
-            enqueue_changes(&pending, &channels, &summary, &loaded)?;
+            enqueue_changes(&pending, &channels, &summary, &loaded, directory.clone())?;
             Some(pending.commit()?)
         }
         None => None,

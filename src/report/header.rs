@@ -7,6 +7,7 @@
 //! stay reachable from rules by their header name.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// How a column's cells are parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +186,9 @@ pub struct Layout {
     /// the header is read: a report refreshed after it is broken. (Per
     /// report, not per process: the daemon runs for weeks.)
     pub(crate) today: i32,
+    /// The tenant's directory, joined to rows by Group Id (`[directory]`);
+    /// `None` when the join is off.
+    pub directory: Option<Arc<super::directory::Directory>>,
 }
 
 /// The header lacks columns the scan needs.
@@ -275,6 +279,7 @@ impl Layout {
             headers,
             extra,
             today: super::date::parse_day(today.as_bytes()).unwrap_or(i32::MAX - 1),
+            directory: None,
         })
     }
 

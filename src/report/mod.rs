@@ -13,6 +13,7 @@
 //! and `Last Activity Date` blank routinely.
 
 pub(crate) mod date;
+pub mod directory;
 #[cfg(test)]
 mod fuzz;
 pub mod header;

@@ -266,6 +266,12 @@ impl<R: Read> ReportReader<R> {
         &self.layout
     }
 
+    /// Joins `directory` to every row read from now on (call it before
+    /// the first row: rows share the layout it is kept in).
+    pub fn attach_directory(&mut self, directory: Arc<super::directory::Directory>) {
+        Arc::make_mut(&mut self.layout).directory = Some(directory);
+    }
+
     /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub fn source_name(&self) -> &str {
         &self.source_name

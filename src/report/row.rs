@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::report::reader::Record;
 
 use super::date::{format_day, parse_day};
+use super::directory::GroupFacts;
 use super::header::{COLUMN_COUNT, Col, Kind, Layout};
 
 /// The all-zero id a concealed report gives every group.
@@ -62,6 +63,10 @@ pub struct RowData {
     pub cells: [Cell; COLUMN_COUNT],
     /// Where each field sits in this report.
     pub layout: Arc<Layout>,
+    /// What the directory says about this row's group (see
+    /// [`super::directory`]); `None` when the join is off or the group is
+    /// not in the directory.
+    pub facts: Option<Arc<GroupFacts>>,
 }
 
 /// A cheap handle on a row, as rules see it.
@@ -76,12 +81,14 @@ impl RowData {
             record: Record::default(),
             cells: [Cell::Blank; COLUMN_COUNT],
             layout,
+            facts: None,
         }
     }
 
     /// Parses `self.record` (read from `line`) into typed cells.
     pub fn parse(&mut self, line: u64) -> Result<(), RowError> {
         self.line = line;
+        self.facts = None;
         if let Some(reason) = self.record.skip_reason() {
             return Err(RowError {
                 line,
@@ -135,7 +142,21 @@ impl RowData {
                 }
             };
         }
-        self.check_dates()
+        self.check_dates()?;
+        self.join_directory();
+        Ok(())
+    }
+
+    /// Looks the row's group up in the layout's directory, if any: once
+    /// per row, so rules read the facts without a lookup of their own.
+    fn join_directory(&mut self) {
+        let Some(directory) = &self.layout.directory else {
+            return;
+        };
+        let facts = self
+            .real_group_id()
+            .and_then(|id| directory.get(&id).cloned());
+        self.facts = facts;
     }
 
     /// Dates that cannot be: activity after the report was refreshed, or
@@ -239,6 +260,14 @@ impl RowData {
         let last = self.day(Col::LastActivityDate)?;
         let refresh = self.day(Col::ReportRefreshDate)?;
         Some(i64::from(refresh) - i64::from(last))
+    }
+
+    /// Days from the group's creation (per the directory) to the report's
+    /// refresh date; `None` when either is unknown.
+    pub fn days_since_created(&self) -> Option<i64> {
+        let created = self.facts.as_ref()?.created_day()?;
+        let refresh = self.day(Col::ReportRefreshDate)?;
+        Some(i64::from(refresh) - i64::from(created))
     }
 
     /// Mailbox plus site storage; the known part when one is blank, `None`

@@ -29,6 +29,8 @@
 //!   identity (App Service's identity endpoint or IMDS).
 //! - [`graph`]: the report request, redirects, error answers, and the
 //!   `beta` JSON pages.
+//! - [`directory`]: the tenant's Microsoft 365 groups and their owners
+//!   (`[directory]`), joined to the report's rows.
 //! - [`retry`]: which errors are retried under the shared
 //!   [`crate::retry`] policy, and the error when the fetch gives up.
 //! - [`download`]: the body as a `Read` that refuses to end early.
@@ -42,6 +44,7 @@
 pub(crate) mod assertion;
 pub(crate) mod cloud;
 pub(crate) mod config;
+pub(crate) mod directory;
 pub(crate) mod download;
 pub(crate) mod error;
 pub(crate) mod graph;

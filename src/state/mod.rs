@@ -24,6 +24,8 @@
 //! - [`outbox`] holds messages until a channel accepted them.
 //! - [`announced`] keeps, per channel, what it accepted, and so what it is
 //!   owed next (see `docs/notifications.md`, "What each channel is told").
+//! - [`directory`] caches the tenant's directory (`[directory]`) with its
+//!   fetch time.
 //! - [`query`] lists findings, a group's history and the scans.
 //! - [`trend`] counts each scan's findings by rule and status.
 //! - [`config`] is the `[state]` section and the exemption entries.
@@ -32,6 +34,7 @@ pub mod announced;
 pub mod changes;
 pub mod cli_exemptions;
 pub mod config;
+pub mod directory;
 pub mod exemptions;
 pub mod lifecycle;
 pub mod outbox;

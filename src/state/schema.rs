@@ -189,8 +189,24 @@ CREATE TABLE exemptions (
 CREATE UNIQUE INDEX exemptions_by_target ON exemptions(rule, coalesce(lower(group_id), ''), coalesce(lower(group_name), ''));
 "#;
 
+/// Version 6: the directory cache (`[directory]`): each Microsoft 365
+/// group's facts as JSON, and when the whole directory was fetched (one
+/// row), so a cache of a tenant without groups is still a cache.
+const V6: &str = r#"
+CREATE TABLE directory_groups (
+    id         TEXT PRIMARY KEY,
+    facts      TEXT NOT NULL,
+    fetched_at TEXT NOT NULL
+);
+CREATE TABLE directory_fetches (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    fetched_at TEXT NOT NULL,
+    groups     INTEGER NOT NULL
+);
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;

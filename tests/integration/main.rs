@@ -16,6 +16,7 @@ mod chat_schema;
 mod completions;
 mod daemon;
 mod deploy;
+mod directory;
 mod email_messages;
 mod graph;
 mod hardening;

@@ -332,7 +332,7 @@ fn rules_list_shows_severity_parameters_overrides_and_disabled_rules() {
     );
     assert!(out.contains("min_external = 10\n"), "{out}");
     assert!(
-        out.contains("5 rules, 1 disabled; config groupwarden.toml"),
+        out.contains("6 rules, 1 disabled; config groupwarden.toml"),
         "{out}"
     );
 }
@@ -371,7 +371,7 @@ fn validate_accepts_a_good_setup() {
     let out = stdout_of(&ws.run(&["validate"]).success());
     assert!(out.contains("ok    config      groupwarden.toml"), "{out}");
     assert!(
-        out.contains("ok    rules       4 rules compiled in rules (0 disabled)"),
+        out.contains("ok    rules       5 rules compiled in rules (0 disabled)"),
         "{out}"
     );
     assert!(
@@ -541,7 +541,7 @@ fn explain_shows_the_parsed_row_and_every_rule() {
         has_line(&out, "medium No activity for 90 days (since 2026-08-27)"),
         "{out}"
     );
-    assert!(out.contains("evidence: is_deleted=false, days_since_activity=90, report_period=30, last_activity_date=2026-08-27"), "{out}");
+    assert!(out.contains("evidence: is_deleted=false, days_since_created=unknown, days_since_activity=90, report_period=30, last_activity_date=2026-08-27"), "{out}");
     assert!(has_line(&out, "ownerless-groups not fired"), "{out}");
 
     // By name, any case; a rule error is shown with its line and caret.
