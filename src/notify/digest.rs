@@ -242,7 +242,7 @@ pub struct ExpiringExemption {
     pub expires: Date,
     /// The exemption is past its date and no longer applies (a notice
     /// that it ended, rather than that it ends soon).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub expired: bool,
 }
 

@@ -580,4 +580,47 @@ mod tests {
         digest.counts = Counts::default();
         assert_eq!(summary(&digest), "no changes");
     }
+    #[test]
+    fn an_expired_exemption_is_said_to_have_expired_in_every_format() {
+        let config = crate::config::parse(
+            r#"
+[[notify]]
+name = "mail"
+type = "email"
+smtp_host = "localhost"
+from = "gw@contoso.com"
+to = ["admins@contoso.com"]
+
+[[notify]]
+name = "teams"
+type = "webhook"
+format = "teams"
+url = "https://contoso.webhook.office.com/x"
+
+[[notify]]
+name = "slack"
+type = "webhook"
+format = "slack"
+url = "https://hooks.slack.com/services/x"
+"#,
+        )
+        .unwrap();
+        let loaded = crate::config::LoadedConfig { config, path: None };
+        let channels = super::super::channel::validate(&loaded).unwrap();
+        let mut digest = super::super::sample::sample_digest(false);
+        digest.expiring_exemptions[0].expired = true;
+        let planned = Planned {
+            channel: String::new(),
+            recipient: "admins@contoso.com".into(),
+            digest,
+            delivery_id: None,
+        };
+        for channel in &channels {
+            let text = match render(channel, &planned).unwrap() {
+                Rendered::Email(email) => format!("{}\n{}", email.text, email.html),
+                Rendered::Webhook(body) => body.body,
+            };
+            assert!(text.contains("expired on"), "{}: {text}", channel.name());
+        }
+    }
 }
