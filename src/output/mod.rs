@@ -99,6 +99,9 @@ pub type ScanWriter = (Box<dyn Read + Send>, Box<dyn FindingWriter>);
 /// in its place: `html` taps it for the charts, the others take it as is.
 /// An `html` page written to the file `path` gets the full list of
 /// findings as CSV beside it (`report.findings.csv` beside `report.html`).
+/// `max_record_bytes` is the scan's record cap (`[scan] max_record_bytes`),
+/// which the page's own reading of the input keeps too, so its figures
+/// count the rows the scan read.
 pub fn scan_writer(
     format: Format,
     out: Box<dyn Write>,
@@ -106,6 +109,7 @@ pub fn scan_writer(
     input: Box<dyn Read + Send>,
     rules: &RuleSet,
     raw_csv: bool,
+    max_record_bytes: usize,
 ) -> Result<ScanWriter, file::OutputFileError> {
     if format == Format::Csv && raw_csv {
         return Ok((input, Box::new(csv::CsvWriter::raw(out))));
@@ -117,7 +121,7 @@ pub fn scan_writer(
         Some(path) => html::writer::FullList::beside(path, raw_csv)?,
         None => None,
     };
-    let (input, tap) = html::tap::Tap::wrap(input);
+    let (input, tap) = html::tap::Tap::wrap(input, max_record_bytes);
     let context = html::view::HtmlContext::new(rules, jiff::Timestamp::now());
     let writer = html::writer::HtmlWriter::new(out, context, Some(tap), full_list);
     Ok((input, Box::new(writer)))

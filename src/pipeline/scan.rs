@@ -314,6 +314,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     };
     let format = output.format;
     let page_path = output.file.as_ref().and(plan.output.path.as_deref());
+    let max_record_bytes = loaded.config.scan.max_record_bytes;
     let (input, mut writer) = crate::output::scan_writer(
         format,
         output.out,
@@ -321,6 +322,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         input,
         &rules,
         plan.output.raw_csv,
+        max_record_bytes,
     )?;
     // `report`'s page shows the state as the last scan left it: handed
     // over before the findings, so the page counts their statuses as they
@@ -332,7 +334,6 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     {
         writer.set_lifecycle(lifecycle);
     }
-    let max_record_bytes = loaded.config.scan.max_record_bytes;
     let mut reader = ReportReader::with_max_record_bytes(input, &source_name, max_record_bytes)
         .map_err(crate::scan::ScanError::from)
         .inspect_err(|error| recording.fail(&error.to_string()))?;

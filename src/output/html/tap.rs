@@ -30,11 +30,15 @@ pub(crate) struct Tap {
 
 impl Tap {
     /// Wraps `input`; the returned reader must replace it.
-    pub(crate) fn wrap(input: Box<dyn Read + Send>) -> (Box<dyn Read + Send>, Tap) {
+    /// `max_record_bytes`: the scan's record cap, kept here too.
+    pub(crate) fn wrap(
+        input: Box<dyn Read + Send>,
+        max_record_bytes: usize,
+    ) -> (Box<dyn Read + Send>, Tap) {
         let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_BUFFERS);
         let thread = std::thread::Builder::new()
             .name("html-stats".to_owned())
-            .spawn(move || gather(ChannelReader::new(receiver)))
+            .spawn(move || gather(ChannelReader::new(receiver), max_record_bytes))
             .expect("spawning a thread");
         let tee = TeeReader {
             inner: input,
@@ -54,10 +58,10 @@ impl Tap {
     }
 }
 
-fn gather(input: ChannelReader) -> HtmlStats {
+fn gather(input: ChannelReader, max_record_bytes: usize) -> HtmlStats {
     let mut stats = HtmlStats::default();
     // The scan reports a bad header or stream; here it only ends the charts.
-    let Ok(mut reader) = ReportReader::new(input, "tap") else {
+    let Ok(mut reader) = ReportReader::with_max_record_bytes(input, "tap", max_record_bytes) else {
         return stats;
     };
     let mut row = RowData::empty(reader.layout().clone());
@@ -146,7 +150,7 @@ mod tests {
             2026-11-25,C,False,,Public,,7\n\
             2026-11-25,bad,maybe,,,,\n";
         let input = Box::new(Trickle(io::Cursor::new(report.as_bytes().to_vec())));
-        let (mut tapped, tap) = Tap::wrap(input);
+        let (mut tapped, tap) = Tap::wrap(input, crate::report::reader::MAX_RECORD_BYTES);
         let mut seen = String::new();
         tapped.read_to_string(&mut seen).unwrap();
         drop(tapped);
@@ -167,7 +171,10 @@ mod tests {
 
     #[test]
     fn a_report_without_a_header_gives_empty_figures() {
-        let (mut tapped, tap) = Tap::wrap(Box::new(io::empty()));
+        let (mut tapped, tap) = Tap::wrap(
+            Box::new(io::empty()),
+            crate::report::reader::MAX_RECORD_BYTES,
+        );
         io::copy(&mut tapped, &mut io::sink()).unwrap();
         drop(tapped);
         assert_eq!(tap.finish(), HtmlStats::default());
