@@ -191,9 +191,14 @@ fn render_chat(
     fits: impl Fn(&str) -> bool,
 ) -> Result<String, RenderError> {
     let render = |shown: usize| -> Result<String, RenderError> {
-        let body = channel
-            .templates()
-            .render(template, &MessageView::new(planned, shown))?;
+        let mut view = MessageView::new(planned, shown);
+        // Chat names the tenant as email does (`[source] tenant_name`, else
+        // its domain), not the report's file.
+        let tenant = channel.tenant();
+        if let Some(name) = tenant.name.as_deref().or(tenant.domain.as_deref()) {
+            view.title = name;
+        }
+        let body = channel.templates().render(template, &view)?;
         // Sent as rendered (the template's layout and key order) once it is known to be JSON.
         serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|error| {
             RenderError::NotJson {
@@ -621,6 +626,52 @@ url = "https://hooks.slack.com/services/x"
                 Rendered::Webhook(body) => body.body,
             };
             assert!(text.contains("expired on"), "{}: {text}", channel.name());
+        }
+    }
+    #[test]
+    fn chat_messages_name_the_tenant_not_the_report_file() {
+        let config = crate::config::parse(
+            r#"
+[source]
+type = "file"
+tenant_name = "Contoso Ltd"
+
+[[notify]]
+name = "teams"
+type = "webhook"
+format = "teams"
+url = "https://contoso.webhook.office.com/x"
+
+[[notify]]
+name = "slack"
+type = "webhook"
+format = "slack"
+url = "https://hooks.slack.com/services/x"
+"#,
+        )
+        .unwrap();
+        let loaded = crate::config::LoadedConfig { config, path: None };
+        let channels = super::super::channel::validate(&loaded).unwrap();
+        let planned = Planned {
+            channel: String::new(),
+            recipient: String::new(),
+            digest: super::super::sample::sample_digest(false),
+            delivery_id: None,
+        };
+        for channel in &channels {
+            let Rendered::Webhook(body) = render(channel, &planned).unwrap() else {
+                panic!("a webhook renders a body");
+            };
+            assert!(
+                body.body.contains("groupwarden: Contoso Ltd"),
+                "{}",
+                body.body
+            );
+            assert!(
+                !body.body.contains(&planned.digest.scan.source),
+                "{}",
+                body.body
+            );
         }
     }
 }
