@@ -51,7 +51,7 @@ fn refresh_directory(loaded: &LoadedConfig, state: Option<&Path>) -> Result<(), 
         .iter()
         .filter(|(_, facts)| facts.owner_count == 0)
         .count();
-    eprintln!(
+    super::say!(
         "fetched the directory: {} Microsoft 365 group(s), {teams} of them Teams, {ownerless} without an owner; cached in {}",
         directory.len(),
         crate::state::recording::state_path(state, loaded).display()

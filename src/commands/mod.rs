@@ -35,6 +35,19 @@ fn log_format() -> crate::cli::LogFormat {
         .unwrap_or(crate::cli::LogFormat::Text)
 }
 
+/// A line for the person running the command, on stderr: as it is with
+/// text logs, as an `info` event with `--log-format json` (where stderr
+/// carries only JSON lines).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        match $crate::commands::log_format() {
+            $crate::cli::LogFormat::Json => ::tracing::info!($($arg)*),
+            $crate::cli::LogFormat::Text => ::std::eprintln!($($arg)*),
+        }
+    };
+}
+pub(crate) use say;
+
 /// How a successful command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

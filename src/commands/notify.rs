@@ -93,22 +93,23 @@ fn retry_outbox(
     if let Some(key) = revive {
         let message = dead_letter(&store, key)?;
         outbox::revive(store.connection(), message.id).map_err(|e| store.fail(e))?;
-        eprintln!(
+        super::say!(
             "message {} ({}) is pending again",
-            message.id, message.delivery_id
+            message.id,
+            message.delivery_id
         );
     }
     // What the caps held back and now allow (or a channel added since
     // the last scan is owed) goes out with what waits.
     let queued = enqueue_owed_now(&store, channels, loaded, &rule_texts(loaded))?;
     if !queued.planned.is_empty() {
-        eprintln!(
+        super::say!(
             "queued {} messages the last scan held back or a channel is owed",
             queued.planned.len()
         );
     }
     for held in &queued.held {
-        eprintln!(
+        super::say!(
             "channel \"{}\" is still held back: {} findings, over {} = {}",
             held.channel,
             held.owed.total(),
@@ -118,7 +119,7 @@ fn retry_outbox(
     }
     let deliveries = deliver_outbox(&store, channels, loaded)?;
     if deliveries.total() == 0 {
-        eprintln!(
+        super::say!(
             "the outbox of {} has nothing waiting",
             store.path().display()
         );
@@ -133,7 +134,7 @@ fn list_dead_letters(args: &NotifyArgs, loaded: &LoadedConfig) -> Result<Outcome
     let store = super::open_read_only(args.state.as_deref(), loaded)?;
     let dead = outbox::dead_letters(store.connection()).map_err(|e| store.fail(e))?;
     if dead.is_empty() {
-        eprintln!(
+        super::say!(
             "the outbox of {} has no dead letters",
             store.path().display()
         );
@@ -143,7 +144,7 @@ fn list_dead_letters(args: &NotifyArgs, loaded: &LoadedConfig) -> Result<Outcome
     for message in &dead {
         write!(stdout, "{}", describe_dead_letter(message))?;
     }
-    eprintln!(
+    super::say!(
         "{} dead letters; `groupwarden notify --retry ID` sends one again, `--discard ID` drops it",
         dead.len()
     );
@@ -185,7 +186,7 @@ fn discard(args: &NotifyArgs, key: &str, loaded: &LoadedConfig) -> Result<Outcom
     let store = crate::state::recording::open_existing(args.state.as_deref(), loaded)?;
     let message = dead_letter(&store, key)?;
     outbox::discard(store.connection(), message.id).map_err(|e| store.fail(e))?;
-    eprintln!(
+    super::say!(
         "discarded message {} ({}) for channel `{}`",
         message.id,
         message.delivery_id,
@@ -216,11 +217,11 @@ fn send(
     loaded: &LoadedConfig,
 ) -> Result<Outcome, Error> {
     if planned.is_empty() {
-        eprintln!("nothing to send");
+        super::say!("nothing to send");
         return Ok(Outcome::Clean);
     }
     let report = crate::notify::announce::send_now(channels, planned, loaded)?;
-    eprintln!(
+    super::say!(
         "{} of {} messages delivered",
         report.delivered(),
         planned.len()
@@ -426,7 +427,7 @@ fn show(channels: &[Channel], planned: &[Planned], out: Option<&Path>) -> Result
             )?,
         }
     }
-    eprintln!("{} messages rendered, none sent (dry run)", planned.len());
+    super::say!("{} messages rendered, none sent (dry run)", planned.len());
     Ok(())
 }
 
@@ -513,7 +514,7 @@ fn write_files(
             path: path.clone(),
             error,
         })?;
-        eprintln!("wrote {}", path.display());
+        super::say!("wrote {}", path.display());
     }
     Ok(())
 }

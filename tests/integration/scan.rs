@@ -1052,6 +1052,75 @@ fn with_json_logs_stderr_carries_only_json_lines() {
 }
 
 #[test]
+fn with_json_logs_every_command_writes_only_json_lines_to_stderr() {
+    let dir = TempDir::new().unwrap();
+    let input = write(dir.path(), "report.csv", &synthetic_report(300));
+    let rules = bundled_rules();
+    let rules = rules.to_str().unwrap();
+    let input = input.to_str().unwrap();
+    let commands: [&[&str]; 8] = [
+        &[
+            "scan",
+            "--rules",
+            rules,
+            "--input",
+            input,
+            "--output",
+            "/dev/null",
+        ],
+        &[
+            "report",
+            "--rules",
+            rules,
+            "--input",
+            input,
+            "--output",
+            "page.html",
+        ],
+        &[
+            "notify",
+            "--dry-run",
+            "--rules",
+            rules,
+            "--input",
+            input,
+            "--out",
+            "preview",
+        ],
+        &["findings"],
+        &["trend"],
+        &["exemptions"],
+        &["validate", "--rules", rules],
+        &["notify", "--dead-letters"],
+    ];
+    for (n, args) in commands.into_iter().enumerate() {
+        if n == 1 {
+            // A channel after the first scan: the preview has a backlog to show.
+            write(
+                dir.path(),
+                "groupwarden.toml",
+                "[[notify]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://hooks.example.com/x\"\n",
+            );
+        }
+        let out = gw(dir.path())
+            .args(["--log-format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        for line in stderr(&out).lines() {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {line}"));
+            assert!(event["fields"]["message"].is_string(), "{line}");
+        }
+    }
+}
+
+#[test]
 fn a_full_disk_or_a_file_size_limit_is_an_error_naming_the_output() {
     let dir = TempDir::new().unwrap();
     let input = write(dir.path(), "report.csv", &synthetic_report(300));
