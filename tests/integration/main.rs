@@ -17,6 +17,7 @@ mod completions;
 mod daemon;
 mod deploy;
 mod directory;
+mod doc_examples;
 mod email_messages;
 mod graph;
 mod hardening;
