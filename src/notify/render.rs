@@ -585,9 +585,16 @@ mod tests {
         digest.counts = Counts::default();
         assert_eq!(summary(&digest), "no changes");
     }
+    /// The channels a configuration's text defines.
+    fn channels_of(toml: &str) -> Vec<Channel> {
+        let config = crate::config::parse(toml).unwrap();
+        let loaded = crate::config::LoadedConfig { config, path: None };
+        super::super::channel::validate(&loaded).unwrap()
+    }
+
     #[test]
     fn an_expired_exemption_is_said_to_have_expired_in_every_format() {
-        let config = crate::config::parse(
+        let channels = channels_of(
             r#"
 [[notify]]
 name = "mail"
@@ -608,10 +615,7 @@ type = "webhook"
 format = "slack"
 url = "https://hooks.slack.com/services/x"
 "#,
-        )
-        .unwrap();
-        let loaded = crate::config::LoadedConfig { config, path: None };
-        let channels = super::super::channel::validate(&loaded).unwrap();
+        );
         let mut digest = super::super::sample::sample_digest(false);
         digest.expiring_exemptions[0].expired = true;
         let planned = Planned {
@@ -630,7 +634,7 @@ url = "https://hooks.slack.com/services/x"
     }
     #[test]
     fn chat_messages_name_the_tenant_not_the_report_file() {
-        let config = crate::config::parse(
+        let channels = channels_of(
             r#"
 [source]
 type = "file"
@@ -648,10 +652,7 @@ type = "webhook"
 format = "slack"
 url = "https://hooks.slack.com/services/x"
 "#,
-        )
-        .unwrap();
-        let loaded = crate::config::LoadedConfig { config, path: None };
-        let channels = super::super::channel::validate(&loaded).unwrap();
+        );
         let planned = Planned {
             channel: String::new(),
             recipient: String::new(),
