@@ -22,3 +22,4 @@ mod rules_cli;
 mod scan;
 mod shapes;
 mod state;
+mod state_storage;

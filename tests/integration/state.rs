@@ -888,7 +888,7 @@ fn a_database_from_version_1_is_migrated_and_keeps_its_findings() {
     let report = tenant.report("r.csv", "2026-11-01", &[group("g-a", "Alpha").ownerless()]);
     let scan = tenant.scan(&report, &[]);
     assert_eq!(scan.status("ownerless-groups:g-a"), "open");
-    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 3);
+    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 4);
     assert_eq!(
         tenant.sql::<String>("SELECT first_seen_at FROM findings"),
         "2026-10-01T06:00:00Z"
@@ -924,7 +924,7 @@ fn a_database_from_a_newer_version_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output)
-            .contains("has schema version 7, newer than the 3 this groupwarden understands"),
+            .contains("has schema version 7, newer than the 4 this groupwarden understands"),
         "{}",
         stderr(&output)
     );
