@@ -658,12 +658,7 @@ fn record_finding(
 fn stored_status(prior: Prior, status: Status, scan: i64) -> (Status, Option<i64>) {
     match status {
         Status::New | Status::Reopened => (status, Some(scan)),
-        Status::Open
-            if matches!(
-                prior.stored,
-                Status::New | Status::Open | Status::Reopened
-            ) =>
-        {
+        Status::Open if matches!(prior.stored, Status::New | Status::Open | Status::Reopened) => {
             (prior.stored, prior.status_scan)
         }
         _ => (status, None),
@@ -938,7 +933,6 @@ impl Settle<'_> {
             .query_row([rule, group_key], |row| row.get(0))?;
         Ok((!failed).then_some(Resolution::RuleCleared))
     }
-
 }
 
 /// Writes the history of the findings this scan resolved.
