@@ -7,7 +7,9 @@
 #
 # Reports come from ../shared/bench/gen_report.py (or BENCH_DIR), kept in
 # target/bench-vs-peers/ (a 5M-row report is about 760 MB). Prints a
-# Markdown table.
+# Markdown table: the stateless scan, then a stateful first scan into an
+# empty state and a repeat scan of the same report (STATEFUL=0 skips
+# them), with the state file's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,20 +21,45 @@ sizes=("$@")
 mkdir -p "$work"
 cargo build --release --quiet
 
-echo "| rows | report | wall time (median of $runs) | rows/s | peak memory |"
-echo "|---|---|---|---|---|"
+stateful=${STATEFUL:-1}
+# median wall time and largest peak of $work/scaling-NAME.times, as "s kb"
+median() {
+  sort -n "$work/scaling-$1.times" | awk '{ t[NR] = $1; if ($2 > m) m = $2 }
+    END { printf "%s %s\n", (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2), m }'
+}
+scan() {
+  /usr/bin/time -f "%e %M" -a -o "$work/scaling-$1.times" ./target/release/groupwarden scan \
+    --input "$2" --format jsonl --output "$work/scaling.jsonl" --rules rules "${@:3}" 2>/dev/null >/dev/null
+}
+
+echo "| rows | report | stateless (median of $runs) | rows/s | peak memory | stateful first | stateful repeat | peak memory | state file |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for rows in "${sizes[@]}"; do
   report="$work/report-$rows.csv"
   [ -f "$report" ] || python3 "$bench_dir/gen_report.py" --rows "$rows" --out "$report"
-  rm -f "$work/scaling.times"
+  rm -f "$work"/scaling-*.times
+  state_mb=-
   for _ in $(seq "$runs"); do
-    /usr/bin/time -f "%e %M" -a -o "$work/scaling.times" ./target/release/groupwarden scan \
-      --input "$report" --format jsonl --output "$work/scaling.jsonl" --rules rules --no-state \
-      2>/dev/null >/dev/null
+    scan stateless "$report" --no-state
+    if [ "$stateful" = 1 ]; then
+      rm -f "$work/scaling-state.db"*
+      scan first "$report" --state "$work/scaling-state.db"
+      state_mb=$(du -m "$work/scaling-state.db" | cut -f1)
+      scan repeat "$report" --state "$work/scaling-state.db"
+    fi
   done
-  sort -n "$work/scaling.times" | awk -v rows="$rows" -v mb="$(du -m "$report" | cut -f1)" \
-    '{ t[NR] = $1; if ($2 > m) m = $2 }
-     END { s = (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2);
-           printf "| %d | %d MB | %.2f s | %.0f | %.0f MiB |\n", rows, mb, s, rows / s, m / 1024 }'
+  read -r s kb < <(median stateless)
+  line=$(awk -v rows="$rows" -v mb="$(du -m "$report" | cut -f1)" -v s="$s" -v kb="$kb" \
+    'BEGIN { printf "| %d | %d MB | %.2f s | %.0f | %.0f MiB |", rows, mb, s, rows / s, kb / 1024 }')
+  if [ "$stateful" = 1 ]; then
+    read -r f fkb < <(median first)
+    read -r r rkb < <(median repeat)
+    line+=$(awk -v f="$f" -v r="$r" -v fkb="$fkb" -v rkb="$rkb" -v st="$state_mb" \
+      'BEGIN { printf " %.2f s | %.2f s | %.0f MiB | %d MB |", f, r, (fkb > rkb ? fkb : rkb) / 1024, st }')
+  else
+    line+=" - | - | - | - |"
+  fi
+  echo "$line"
 done
+rm -f "$work/scaling-state.db"*
 rm -f "$work/scaling.jsonl"

@@ -211,12 +211,12 @@ pub fn rules_with_findings(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 pub fn apply_scan_marks(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE announcements SET status = 'resolved' WHERE status IN ('new', 'reopened', 'reminder', 'due') \
-         AND key IN (SELECT key FROM temp.scan_marks WHERE mark = 'reopened')",
+         AND key IN (SELECT f.key FROM temp.scan_marks m JOIN finding_state f ON f.id = m.id WHERE m.mark = 'reopened')",
         [],
     )?;
     conn.execute(
         "UPDATE announcements SET status = 'due' WHERE status IN ('new', 'reopened', 'reminder') \
-         AND key IN (SELECT key FROM temp.scan_marks WHERE mark = 'remind')",
+         AND key IN (SELECT f.key FROM temp.scan_marks m JOIN finding_state f ON f.id = m.id WHERE m.mark = 'remind')",
         [],
     )?;
     Ok(())
@@ -288,11 +288,20 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64) -> rusqlite::Result<us
          SELECT channel, key, status, ?2 FROM outbox_items WHERE outbox_id = ?1",
         params![outbox_id, now],
     )?;
-    conn.execute(
-        "UPDATE findings SET last_announced_at = ?2 WHERE key IN \
-         (SELECT key FROM outbox_items WHERE outbox_id = ?1 AND status != 'resolved')",
-        params![outbox_id, now],
+    // Findings are found by their key's hash (the index a scan uses; SQL
+    // cannot compute it), so marking them reads only their rows.
+    let keys: Vec<String> = conn
+        .prepare_cached(
+            "SELECT key FROM outbox_items WHERE outbox_id = ?1 AND status != 'resolved'",
+        )?
+        .query_map([outbox_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut mark = conn.prepare_cached(
+        "UPDATE finding_state SET last_announced_at = ?3 WHERE key_hash = ?1 AND key = ?2",
     )?;
+    for key in &keys {
+        mark.execute(params![super::schema::key_hash(key), key, now])?;
+    }
     conn.execute("DELETE FROM outbox_items WHERE outbox_id = ?1", [outbox_id])?;
     Ok(carried)
 }
@@ -310,7 +319,8 @@ pub fn forget_message(conn: &Connection, outbox_id: i64) -> rusqlite::Result<()>
 pub fn purge(conn: &Connection, cutoff: &str) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM announcements WHERE key IN \
-         (SELECT key FROM findings WHERE status = 'resolved' AND resolved_at < ?1)",
+         (SELECT key FROM finding_state INDEXED BY finding_state_by_resolved_scan \
+          WHERE resolved_scan IS NOT NULL AND status = 'resolved' AND resolved_at < ?1)",
         [cutoff],
     )?;
     conn.execute(
@@ -386,10 +396,10 @@ mod tests {
 
     fn finding(conn: &Connection, key: &str, severity: &str, status: &str) {
         conn.execute(
-            "INSERT INTO findings (key, rule, group_key, severity, message, evidence, status, \
-             first_seen_scan, first_seen_at, last_seen_scan, last_seen_at) \
-             VALUES (?1, 'r', ?1, ?2, 'm', '{}', ?3, 1, '2026-11-01T06:00:00Z', 1, '2026-11-01T06:00:00Z')",
-            params![key, severity, status],
+            "INSERT INTO finding_state (key_hash, key, rule, group_key, severity, message, evidence, status, \
+             status_scan, first_seen_scan, first_seen_at, last_seen_scan, last_seen_at) \
+             VALUES (?4, ?1, 'r', ?1, ?2, 'm', '{}', ?3, 1, 1, '2026-11-01T06:00:00Z', 1, '2026-11-01T06:00:00Z')",
+            params![key, severity, status, crate::state::schema::key_hash(key)],
         )
         .unwrap();
     }

@@ -4,15 +4,23 @@
 //! A scan is one write transaction, from [`ScanRecorder::begin`] (which
 //! takes the database's write lock, so two scans never interleave) to
 //! [`PendingScan::commit`]. As rows stream past, each finding is looked up
-//! once: its previous state and the exemptions decide its status (so
-//! outputs can carry it), and it is written back in the same visit, with a
-//! history event when its status changed. What else the end of the scan
-//! needs stays on disk in temporary tables, not in memory:
+//! once (by the hash of its key): its previous state and the exemptions
+//! decide its status (so outputs can carry it), and only what changed is
+//! written back, with a history event when its status changed. A finding
+//! seen again as it was costs a lookup and no write: "seen by this scan"
+//! is a bit per finding in memory ([`IdSet`]), written to the database
+//! set-wise (`state_meta` names the latest completed scan), and `new` and
+//! `reopened` read as `open` once a later scan has seen the finding (see
+//! `schema`'s version 4). What else the end of the scan needs:
 //!
-//! - `scan_groups`: every group key in the report;
-//! - `scan_failures`: (rule, group) pairs whose rule errored on the row;
-//! - `scan_marks`: findings to announce (new, reopened, due for a
-//!   reminder) or newly exempted: what [`Changes`] lists.
+//! - which groups the report has: a sorted list of 64-bit hashes of their
+//!   keys, 8 bytes a row (a collision could only turn a `group-gone` into
+//!   a `rule-cleared`; at a million groups the odds are about one in
+//!   10^13 per finding to resolve);
+//! - `scan_failures` (a temporary table on disk): (rule, group) pairs
+//!   whose rule errored on the row;
+//! - `scan_marks` (likewise): findings to announce (new, reopened, due
+//!   for a reminder) or newly exempted: what [`Changes`] lists.
 //!
 //! At the end, an active finding that this scan did not see resolves only
 //! when its rule ran in this scan and either the group's row was
@@ -29,11 +37,13 @@
 
 use jiff::Timestamp;
 use jiff::civil::Date;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, named_params, params};
 
-use super::changes::{Cap, Changes, Status, StatusCounts, StoredFinding};
+use super::changes::{Cap, Changes, Resolution, Status, StatusCounts, StoredFinding};
 use super::exemptions::{Exemption, ExemptionNotice, ExemptionState, Exemptions};
 use super::query::{FINDING_COLUMNS, stored_finding};
+use super::schema::key_hash;
 use super::store::{StateError, Store};
 use crate::duration::ConfigDuration;
 use crate::engine::eval::RowOutcome;
@@ -92,26 +102,39 @@ pub struct ScanRecorder {
     start: ScanStart,
     /// Exemptions in force today.
     in_force: Vec<Exemption>,
+    last_refresh: Option<String>,
+    seen: Seen,
+    /// Findings this scan saw, by row id: "seen in this scan" is kept
+    /// here, not written to each finding.
+    seen_ids: IdSet,
+    /// The group keys of every row, hashed: which groups the report has
+    /// (8 bytes a row), for telling `rule-cleared` from `group-gone`.
+    groups: Vec<u64>,
+    context: ScanContext,
+    statuses: Vec<Status>,
+}
+
+/// What recording a finding needs to know about the scan.
+#[derive(Clone, Debug)]
+struct ScanContext {
+    scan_id: i64,
+    /// When the scan started, as stored.
+    now: String,
     /// Open findings quiet since this time are due for a reminder.
     reminder_cutoff: Option<String>,
-    last_refresh: Option<String>,
-    now: String,
-    seen: Seen,
-    statuses: Vec<Status>,
+    /// The latest completed scan before this one, and when it ran: what a
+    /// finding's empty `last_seen_scan` means until this scan completes.
+    latest: Option<(i64, String)>,
 }
 
 /// Staging tables: one scan's facts, on disk, gone at the end of the
 /// connection.
 const STAGING: &str = r#"
-CREATE TEMP TABLE IF NOT EXISTS scan_groups (group_key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS scan_failures (
     rule TEXT NOT NULL, group_key TEXT NOT NULL, PRIMARY KEY (rule, group_key)) WITHOUT ROWID;
-CREATE TEMP TABLE IF NOT EXISTS scan_rules (rule TEXT PRIMARY KEY) WITHOUT ROWID;
--- new, reopened, remind or exempted
-CREATE TEMP TABLE IF NOT EXISTS scan_marks (key TEXT NOT NULL, mark TEXT NOT NULL);
-DELETE FROM temp.scan_groups;
+-- findings (by finding_state id) marked new, reopened, remind or exempted
+CREATE TEMP TABLE IF NOT EXISTS scan_marks (id INTEGER NOT NULL, mark TEXT NOT NULL);
 DELETE FROM temp.scan_failures;
-DELETE FROM temp.scan_rules;
 DELETE FROM temp.scan_marks;
 "#;
 
@@ -121,7 +144,7 @@ impl ScanRecorder {
     pub fn begin(store: Store, start: ScanStart) -> Result<ScanRecorder, StateError> {
         store.begin_write()?;
         let prepared = prepare(&store, &start);
-        let (scan_id, last_refresh) = match prepared {
+        let (scan_id, last_refresh, latest) = match prepared {
             Ok(ids) => ids,
             Err(error) => {
                 store.rollback();
@@ -145,10 +168,16 @@ impl ScanRecorder {
             scan_id,
             start,
             in_force,
-            reminder_cutoff,
             last_refresh,
-            now: time_text(start_now),
             seen: Seen::default(),
+            seen_ids: IdSet::default(),
+            groups: Vec::new(),
+            context: ScanContext {
+                scan_id,
+                now: time_text(start_now),
+                reminder_cutoff,
+                latest,
+            },
             statuses: Vec::new(),
         })
     }
@@ -187,9 +216,7 @@ impl ScanRecorder {
             .expect("a recorder holds its store until finished");
         let conn = store.connection();
         let fail = |e| store.fail(e);
-        conn.prepare_cached("INSERT OR IGNORE INTO temp.scan_groups (group_key) VALUES (?1)")
-            .and_then(|mut s| s.execute([&outcome.group_key]))
-            .map_err(fail)?;
+        self.groups.push(group_hash(&outcome.group_key));
         for failure in &outcome.failures {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO temp.scan_failures (rule, group_key) VALUES (?1, ?2)",
@@ -199,8 +226,6 @@ impl ScanRecorder {
         }
         self.statuses.clear();
         for finding in &outcome.findings {
-            let prior = prior_state(conn, &finding.key, &self.reminder_cutoff, self.scan_id)
-                .map_err(fail)?;
             let exemption = self.in_force.iter().find(|e| e.covers(finding));
             let evidence =
                 serde_json::to_string(&finding.evidence).map_err(|e| StateError::Data {
@@ -213,23 +238,14 @@ impl ScanRecorder {
                 evidence: &evidence,
                 exemption,
             };
-            let status = match prior {
-                // The report lists this finding twice: the later row's
-                // details win, the status given earlier in this scan stands.
-                Some(prior) if prior.seen_now => {
-                    write_finding(conn, &record, prior.status, self.scan_id, &self.now)
-                        .map_err(fail)?;
-                    prior.status
-                }
-                _ => {
-                    let status = status_for(prior, exemption.is_some());
-                    write_finding(conn, &record, status, self.scan_id, &self.now).map_err(fail)?;
-                    self.seen
-                        .note(conn, self.scan_id, &self.now, &record, prior, status)
-                        .map_err(fail)?;
-                    status
-                }
-            };
+            let status = record_finding(
+                conn,
+                &self.context,
+                &mut self.seen,
+                &mut self.seen_ids,
+                &record,
+            )
+            .map_err(fail)?;
             self.statuses.push(status);
         }
         Ok(&self.statuses)
@@ -312,7 +328,23 @@ impl ScanRecorder {
         )
         .map_err(fail)?;
         let mut counts = self.seen.counts;
-        counts.resolved = resolve(conn, self.scan_id, &now, complete).map_err(fail)?;
+        self.groups.sort_unstable();
+        self.groups.dedup();
+        let settle = Settle {
+            context: &self.context,
+            seen_ids: &self.seen_ids,
+            groups: &self.groups,
+            rules: &self.start.rules,
+            complete,
+        };
+        counts.resolved = settle.unseen(conn).map_err(fail)?;
+        // From here on, an empty last_seen_scan means this scan.
+        conn.execute(
+            "UPDATE state_meta SET latest_scan = ?1, latest_scan_at = ?2 WHERE id = 1",
+            params![self.scan_id, now],
+        )
+        .map_err(fail)?;
+        record_resolutions(conn, self.scan_id, &now).map_err(fail)?;
         let changes = self
             .changes(conn, counts, refresh_date.clone())
             .map_err(fail)?;
@@ -366,7 +398,7 @@ impl ScanRecorder {
         };
         let mut changes = Changes {
             scan_id: self.scan_id,
-            scanned_at: self.now.clone(),
+            scanned_at: self.context.now.clone(),
             source: self.start.source.clone(),
             report_refresh_date: refresh_date,
             counts,
@@ -391,8 +423,8 @@ impl ScanRecorder {
         }
         let marked = |mark: &str| {
             format!(
-                "SELECT {FINDING_COLUMNS} FROM findings WHERE key IN \
-                 (SELECT key FROM temp.scan_marks WHERE mark = '{mark}') ORDER BY rule, key"
+                "SELECT {FINDING_COLUMNS} FROM findings WHERE id IN \
+                 (SELECT id FROM temp.scan_marks WHERE mark = '{mark}') ORDER BY rule, key"
             )
         };
         changes.new = collect(conn, &marked("new"), [])?;
@@ -441,19 +473,23 @@ fn report_is_complete(summary: &ScanSummary) -> bool {
     true
 }
 
-/// Opens the staging tables and the scan record; returns the scan id and
-/// the last completed scan's refresh date.
-fn prepare(store: &Store, start: &ScanStart) -> Result<(i64, Option<String>), StateError> {
+/// The scan id, the last completed scan's refresh date, and the latest
+/// completed scan with when it ran.
+type Prepared = (i64, Option<String>, Option<(i64, String)>);
+
+/// Opens the staging tables and the scan record.
+fn prepare(store: &Store, start: &ScanStart) -> Result<Prepared, StateError> {
     let conn = store.connection();
     let fail = |e| store.fail(e);
     conn.execute_batch(STAGING).map_err(fail)?;
-    for rule in &start.rules {
-        conn.execute(
-            "INSERT OR IGNORE INTO temp.scan_rules (rule) VALUES (?1)",
-            [rule],
+    let latest = conn
+        .query_row(
+            "SELECT latest_scan, latest_scan_at FROM state_meta WHERE id = 1 AND latest_scan IS NOT NULL",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
+        .optional()
         .map_err(fail)?;
-    }
     let last_refresh: Option<String> = conn
         .query_row(
             "SELECT refresh_date FROM scans WHERE outcome = 'completed' AND refresh_date IS NOT NULL ORDER BY id DESC LIMIT 1",
@@ -467,40 +503,169 @@ fn prepare(store: &Store, start: &ScanStart) -> Result<(i64, Option<String>), St
         params![time_text(start.now), start.source],
     )
     .map_err(fail)?;
-    Ok((conn.last_insert_rowid(), last_refresh))
+    Ok((conn.last_insert_rowid(), last_refresh, latest))
 }
 
 /// A finding's state before this scan.
 #[derive(Clone, Copy, Debug)]
 struct Prior {
+    /// Its row in `finding_state`.
+    id: i64,
+    /// Its status before this scan (or as this scan set it, when
+    /// `seen_now`).
     status: Status,
+    /// The status as stored: `new` and `reopened` read as `open` once a
+    /// later scan has seen the finding.
+    stored: Status,
+    /// For a stored `new` or `reopened`: the scan that set it.
+    status_scan: Option<i64>,
     announced: bool,
     /// Not announced since the reminder cutoff (counting from when it was
     /// first seen if it never was).
     quiet: bool,
-    /// Already written by this scan: the report lists it twice.
+    /// Already seen by this scan: the report lists it twice.
     seen_now: bool,
+    /// Its last scan is written out (it was not seen by the latest scan),
+    /// so seeing it now is a write.
+    last_seen_written: bool,
+    /// Group, message, evidence, severity and exemption as this scan has
+    /// them: nothing to write but (maybe) the status.
+    same_content: bool,
+}
+
+/// The status shown for one stored as `stored`: `new` and `reopened`
+/// last for the scan that set them (`status_scan`), and read as `open`
+/// once the finding was last seen by a later scan.
+fn shown_status(stored: Status, status_scan: Option<i64>, last_seen: Option<i64>) -> Status {
+    match stored {
+        Status::New | Status::Reopened if status_scan != last_seen => Status::Open,
+        other => other,
+    }
 }
 
 fn prior_state(
     conn: &Connection,
-    key: &str,
-    reminder_cutoff: &Option<String>,
-    scan: i64,
+    context: &ScanContext,
+    seen: &IdSet,
+    record: &Record<'_>,
 ) -> rusqlite::Result<Option<Prior>> {
-    conn.prepare_cached(
-        "SELECT status, last_announced_at IS NOT NULL, coalesce(coalesce(last_announced_at, first_seen_at) <= ?2, 0), \
-                last_seen_scan = ?3 \
-         FROM findings WHERE key = ?1",
-    )?
-    .query_row(params![key, reminder_cutoff, scan], |row| {
-        let status: String = row.get(0)?;
-        let status = status
-            .parse()
-            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))?;
-        Ok(Prior { status, announced: row.get(1)?, quiet: row.get(2)?, seen_now: row.get(3)? })
+    let finding = record.finding;
+    let mut statement = conn.prepare_cached(
+        "SELECT id, status, status_scan, last_seen_scan, last_announced_at IS NOT NULL, \
+                coalesce(coalesce(last_announced_at, first_seen_at) <= ?3, 0), \
+                rule, group_key, group_id, group_name, owner, severity, message, evidence, exemption, exemption_reason \
+         FROM finding_state WHERE key_hash = ?1 AND key = ?2",
+    )?;
+    let mut rows = statement.query(params![
+        key_hash(&finding.key),
+        finding.key,
+        context.reminder_cutoff
+    ])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let id: i64 = row.get(0)?;
+    let stored: String = row.get(1)?;
+    let stored: Status = stored.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+    })?;
+    let status_scan: Option<i64> = row.get(2)?;
+    let last_seen: Option<i64> = row.get(3)?;
+    let seen_now = seen.contains(id);
+    // An empty last scan means the latest completed scan, or this one for
+    // a finding this scan already wrote.
+    let latest = if seen_now {
+        Some(context.scan_id)
+    } else {
+        context.latest.as_ref().map(|(scan, _)| *scan)
+    };
+    let exemption = record.exemption;
+    let same_content = text_is(row, 6, Some(&finding.rule))?
+        && text_is(row, 7, Some(record.group_key))?
+        && text_is(row, 8, finding.group_id.as_deref())?
+        && text_is(row, 9, finding.group_name.as_deref())?
+        && text_is(row, 10, finding.owner.as_deref())?
+        && text_is(row, 11, Some(finding.severity.as_str()))?
+        && text_is(row, 12, Some(&finding.message))?
+        && text_is(row, 13, Some(record.evidence))?
+        && text_is(row, 14, exemption.map(|e| e.origin.as_str()))?
+        && text_is(row, 15, exemption.map(|e| e.reason.as_str()))?;
+    Ok(Some(Prior {
+        id,
+        status: shown_status(stored, status_scan, last_seen.or(latest)),
+        stored,
+        status_scan,
+        announced: row.get(4)?,
+        quiet: row.get(5)?,
+        seen_now,
+        last_seen_written: last_seen.is_some(),
+        same_content,
+    }))
+}
+
+/// Whether column `index` of `row` holds exactly `want` (NULL for `None`).
+fn text_is(row: &rusqlite::Row<'_>, index: usize, want: Option<&str>) -> rusqlite::Result<bool> {
+    Ok(match (row.get_ref(index)?, want) {
+        (ValueRef::Null, None) => true,
+        (ValueRef::Text(text), Some(want)) => text == want.as_bytes(),
+        _ => false,
     })
-    .optional()
+}
+
+/// Records one finding of a row: looks up its previous state, gives it a
+/// status, and writes only what changed.
+fn record_finding(
+    conn: &Connection,
+    context: &ScanContext,
+    seen: &mut Seen,
+    seen_ids: &mut IdSet,
+    record: &Record<'_>,
+) -> rusqlite::Result<Status> {
+    let exempted = record.exemption.is_some();
+    match prior_state(conn, context, seen_ids, record)? {
+        None => {
+            let status = status_for(None, exempted);
+            let id = insert_finding(conn, record, status, context)?;
+            seen_ids.insert(id);
+            seen.note(conn, context, id, record, None, status)?;
+            Ok(status)
+        }
+        // The report lists this finding twice: the later row's details
+        // win, the status given earlier in this scan stands.
+        Some(prior) if prior.seen_now => {
+            if !prior.same_content {
+                update_finding(conn, prior.id, record, prior.stored, prior.status_scan)?;
+            }
+            Ok(prior.status)
+        }
+        Some(prior) => {
+            let status = status_for(Some(prior), exempted);
+            let (stored, status_scan) = stored_status(prior, status, context.scan_id);
+            let unchanged = stored == prior.stored
+                && status_scan == prior.status_scan
+                && prior.same_content
+                && !prior.last_seen_written;
+            if !unchanged {
+                update_finding(conn, prior.id, record, stored, status_scan)?;
+            }
+            seen_ids.insert(prior.id);
+            seen.note(conn, context, prior.id, record, Some(prior), status)?;
+            Ok(status)
+        }
+    }
+}
+
+/// What is stored for a finding this scan gives `status`: `new` and
+/// `reopened` with this scan's id; a finding that stays open keeps what
+/// it has (a `new` of an earlier scan already reads as `open`).
+fn stored_status(prior: Prior, status: Status, scan: i64) -> (Status, Option<i64>) {
+    match status {
+        Status::New | Status::Reopened => (status, Some(scan)),
+        Status::Open if matches!(prior.stored, Status::New | Status::Open | Status::Reopened) => {
+            (prior.stored, prior.status_scan)
+        }
+        _ => (status, None),
+    }
 }
 
 /// Findings seen so far, by status (resolved ones are counted at the end).
@@ -516,8 +681,8 @@ impl Seen {
     fn note(
         &mut self,
         conn: &Connection,
-        scan: i64,
-        now: &str,
+        context: &ScanContext,
+        id: i64,
         record: &Record<'_>,
         prior: Option<Prior>,
         status: Status,
@@ -545,8 +710,8 @@ impl Seen {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
-                scan,
-                now,
+                context.scan_id,
+                context.now,
                 record.finding.key,
                 &*record.finding.rule,
                 record.group_key,
@@ -564,8 +729,8 @@ impl Seen {
         };
         if let Some(mark) = mark {
             self.newly_exempted += u64::from(status == Status::Exempted);
-            conn.prepare_cached("INSERT INTO temp.scan_marks (key, mark) VALUES (?1, ?2)")?
-                .execute(params![record.finding.key, mark])?;
+            conn.prepare_cached("INSERT INTO temp.scan_marks (id, mark) VALUES (?1, ?2)")?
+                .execute(params![id, mark])?;
         }
         Ok(())
     }
@@ -579,27 +744,21 @@ struct Record<'a> {
     exemption: Option<&'a Exemption>,
 }
 
-fn write_finding(
+/// Writes a finding this scan sees for the first time; returns its id.
+fn insert_finding(
     conn: &Connection,
     record: &Record<'_>,
     status: Status,
-    scan: i64,
-    now: &str,
-) -> rusqlite::Result<()> {
+    context: &ScanContext,
+) -> rusqlite::Result<i64> {
     let finding = record.finding;
     conn.prepare_cached(
-        "INSERT INTO findings (key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, \
-                               first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, exemption, exemption_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?12, ?13, ?14) \
-         ON CONFLICT (key) DO UPDATE SET \
-            rule = excluded.rule, group_key = excluded.group_key, group_id = excluded.group_id, \
-            group_name = excluded.group_name, owner = excluded.owner, severity = excluded.severity, \
-            message = excluded.message, evidence = excluded.evidence, status = excluded.status, \
-            last_seen_scan = excluded.last_seen_scan, last_seen_at = excluded.last_seen_at, \
-            resolved_scan = NULL, resolved_at = NULL, resolution = NULL, \
-            exemption = excluded.exemption, exemption_reason = excluded.exemption_reason",
+        "INSERT INTO finding_state (key_hash, key, rule, group_key, group_id, group_name, owner, severity, message, evidence, \
+                                    status, status_scan, first_seen_scan, first_seen_at, exemption, exemption_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
+        key_hash(&finding.key),
         finding.key,
         &*finding.rule,
         record.group_key,
@@ -610,8 +769,43 @@ fn write_finding(
         finding.message,
         record.evidence,
         status.as_str(),
-        scan,
-        now,
+        (status == Status::New).then_some(context.scan_id),
+        context.scan_id,
+        context.now,
+        record.exemption.map(|e| e.origin.as_str()),
+        record.exemption.map(|e| e.reason.as_str()),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Rewrites a known finding as this scan sees it (seen by the latest
+/// scan, so its last scan is left empty).
+fn update_finding(
+    conn: &Connection,
+    id: i64,
+    record: &Record<'_>,
+    status: Status,
+    status_scan: Option<i64>,
+) -> rusqlite::Result<()> {
+    let finding = record.finding;
+    conn.prepare_cached(
+        "UPDATE finding_state SET rule = ?2, group_key = ?3, group_id = ?4, group_name = ?5, owner = ?6, severity = ?7, \
+            message = ?8, evidence = ?9, status = ?10, status_scan = ?11, last_seen_scan = NULL, last_seen_at = NULL, \
+            resolved_scan = NULL, resolved_at = NULL, resolution = NULL, exemption = ?12, exemption_reason = ?13 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        &*finding.rule,
+        record.group_key,
+        finding.group_id,
+        finding.group_name,
+        finding.owner,
+        finding.severity.as_str(),
+        finding.message,
+        record.evidence,
+        status.as_str(),
+        status_scan,
         record.exemption.map(|e| e.origin.as_str()),
         record.exemption.map(|e| e.reason.as_str()),
     ])?;
@@ -645,30 +839,148 @@ fn status_for(prior: Option<Prior>, exempted: bool) -> Status {
     }
 }
 
-/// Resolves the active findings this scan did not see, where it is
-/// certain they are fixed; returns how many.
-fn resolve(conn: &Connection, scan: i64, now: &str, complete: bool) -> rusqlite::Result<u64> {
+/// What settling the findings a scan did not see needs.
+struct Settle<'a> {
+    context: &'a ScanContext,
+    seen_ids: &'a IdSet,
+    /// Hashes of the report's group keys, sorted.
+    groups: &'a [u64],
+    /// The rules that ran on every row.
+    rules: &'a [String],
+    /// The report was read whole without row errors.
+    complete: bool,
+}
+
+impl Settle<'_> {
+    /// Settles the active findings this scan did not see: resolves those
+    /// it is certain are fixed, and writes out the last scan of the others
+    /// (until now an empty one meant the latest scan). Returns how many
+    /// resolved.
+    fn unseen(&self, conn: &Connection) -> rusqlite::Result<u64> {
+        let mut watch = Stopwatch::start();
+        let mut unseen = Vec::new();
+        {
+            let mut active = conn.prepare(
+                "SELECT id FROM finding_state INDEXED BY finding_state_active WHERE status != 'resolved'",
+            )?;
+            let mut rows = active.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                if !self.seen_ids.contains(id) {
+                    unseen.push(id);
+                }
+            }
+        }
+        watch.lap("findings not seen");
+        let (previous, previous_at) = match &self.context.latest {
+            Some((scan, at)) => (Some(*scan), Some(at.as_str())),
+            None => (None, None),
+        };
+        let mut resolved = 0;
+        for id in unseen {
+            let (rule, group_key): (String, String) = conn
+                .prepare_cached("SELECT rule, group_key FROM finding_state WHERE id = ?1")?
+                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            match self.resolution(conn, &rule, &group_key)? {
+                Some(resolution) => {
+                    conn.prepare_cached(
+                        "UPDATE finding_state SET status = 'resolved', resolved_scan = ?2, resolved_at = ?3, resolution = ?4, \
+                            exemption = NULL, exemption_reason = NULL, \
+                            last_seen_scan = coalesce(last_seen_scan, ?5), last_seen_at = coalesce(last_seen_at, ?6) \
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        self.context.scan_id,
+                        self.context.now,
+                        resolution.as_str(),
+                        previous,
+                        previous_at
+                    ])?;
+                    resolved += 1;
+                }
+                None => {
+                    conn.prepare_cached(
+                        "UPDATE finding_state SET last_seen_scan = ?2, last_seen_at = ?3 \
+                         WHERE id = ?1 AND last_seen_scan IS NULL",
+                    )?
+                    .execute(params![id, previous, previous_at])?;
+                }
+            }
+        }
+        watch.lap("resolved");
+        Ok(resolved)
+    }
+
+    /// How an active finding this scan did not see resolves; `None`: it
+    /// cannot be told, so it stays as it is. Only findings of a rule that
+    /// ran: `rule-cleared` when the group's row was evaluated without an
+    /// error from the rule, `group-gone` when the group is missing from a
+    /// complete report.
+    fn resolution(
+        &self,
+        conn: &Connection,
+        rule: &str,
+        group_key: &str,
+    ) -> rusqlite::Result<Option<Resolution>> {
+        if group_key.is_empty() || !self.rules.iter().any(|r| r == rule) {
+            return Ok(None);
+        }
+        if self.groups.binary_search(&group_hash(group_key)).is_err() {
+            return Ok(self.complete.then_some(Resolution::GroupGone));
+        }
+        let failed: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM temp.scan_failures WHERE rule = ?1 AND group_key = ?2)",
+            )?
+            .query_row([rule, group_key], |row| row.get(0))?;
+        Ok((!failed).then_some(Resolution::RuleCleared))
+    }
+}
+
+/// Writes the history of the findings this scan resolved.
+fn record_resolutions(conn: &Connection, scan: i64, now: &str) -> rusqlite::Result<()> {
     let mut watch = Stopwatch::start();
-    let resolved = conn.execute(
-        "UPDATE findings SET status = 'resolved', resolved_scan = :scan, resolved_at = :now, exemption = NULL, exemption_reason = NULL, \
-            resolution = CASE WHEN EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key) \
-                              THEN 'rule-cleared' ELSE 'group-gone' END \
-         WHERE status != 'resolved' AND last_seen_scan != :scan AND group_key != '' \
-           AND rule IN (SELECT rule FROM temp.scan_rules) \
-           AND ( (EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key) \
-                  AND NOT EXISTS (SELECT 1 FROM temp.scan_failures f WHERE f.rule = findings.rule AND f.group_key = findings.group_key)) \
-              OR (:complete AND NOT EXISTS (SELECT 1 FROM temp.scan_groups g WHERE g.group_key = findings.group_key)) )",
-        named_params! { ":scan": scan, ":now": now, ":complete": complete },
-    )?;
-    watch.lap("resolved");
     conn.execute(
         "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
-         SELECT ?1, ?2, key, rule, group_key, group_name, 'resolved', resolution FROM findings \
+         SELECT ?1, ?2, key, rule, group_key, group_name, 'resolved', resolution FROM finding_state \
          WHERE resolved_scan = ?1 AND status = 'resolved'",
         params![scan, now],
     )?;
     watch.lap("history of resolved findings");
-    Ok(resolved as u64)
+    Ok(())
+}
+
+/// A finding's group, hashed, for the set of groups in the report.
+fn group_hash(group_key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    group_key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Row ids of findings, as a bit set (a bit per id up to the largest).
+#[derive(Debug, Default)]
+struct IdSet(Vec<u64>);
+
+impl IdSet {
+    fn insert(&mut self, id: i64) {
+        let Ok(id) = usize::try_from(id) else {
+            return;
+        };
+        let word = id / 64;
+        if word >= self.0.len() {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << (id % 64);
+    }
+
+    fn contains(&self, id: i64) -> bool {
+        usize::try_from(id)
+            .ok()
+            .and_then(|id| self.0.get(id / 64).map(|word| word & (1 << (id % 64)) != 0))
+            .unwrap_or(false)
+    }
 }
 
 /// Logs how long each step of the end of a scan took (at debug level).
@@ -689,14 +1001,21 @@ impl Stopwatch {
 /// their history, scans, delivered messages.
 fn purge(conn: &Connection, cutoff: &str, current_scan: i64) -> rusqlite::Result<()> {
     super::announced::purge(conn, cutoff)?;
-    conn.execute(
-        "DELETE FROM findings WHERE status = 'resolved' AND resolved_at < ?1",
+    // Through the index of resolved findings: most scans purge nothing,
+    // and must not read every finding to learn that.
+    let purged = conn.execute(
+        "DELETE FROM finding_state INDEXED BY finding_state_by_resolved_scan \
+         WHERE resolved_scan IS NOT NULL AND status = 'resolved' AND resolved_at < ?1",
         [cutoff],
     )?;
-    conn.execute(
-        "DELETE FROM finding_events WHERE at < ?1 AND key NOT IN (SELECT key FROM findings)",
-        [cutoff],
-    )?;
+    // A purged finding resolved before the cutoff, so its history is
+    // older than the cutoff too.
+    if purged > 0 {
+        conn.execute(
+            "DELETE FROM finding_events WHERE at < ?1 AND key NOT IN (SELECT key FROM finding_state)",
+            [cutoff],
+        )?;
+    }
     conn.execute(
         "DELETE FROM scans WHERE started_at < ?1 AND id != ?2",
         params![cutoff, current_scan],
@@ -776,8 +1095,8 @@ impl PendingScan {
         store
             .connection()
             .execute(
-                "UPDATE findings SET last_announced_at = ?1 WHERE key IN \
-                 (SELECT key FROM temp.scan_marks WHERE mark IN ('new', 'reopened', 'remind'))",
+                "UPDATE finding_state SET last_announced_at = ?1 WHERE id IN \
+                 (SELECT id FROM temp.scan_marks WHERE mark IN ('new', 'reopened', 'remind'))",
                 [&self.changes.scanned_at],
             )
             .map(|n| n as u64)
@@ -826,10 +1145,15 @@ mod tests {
     fn statuses_follow_the_previous_state() {
         let prior = |status, announced| {
             Some(Prior {
+                id: 1,
                 status,
+                stored: status,
+                status_scan: None,
                 announced,
                 quiet: false,
                 seen_now: false,
+                last_seen_written: false,
+                same_content: true,
             })
         };
         assert_eq!(status_for(None, false), Status::New);
@@ -855,6 +1179,66 @@ mod tests {
             Status::Exempted
         );
         assert_eq!(status_for(None, true), Status::Exempted);
+    }
+
+    #[test]
+    fn new_and_reopened_last_for_the_scan_that_set_them() {
+        // Set by scan 4, last seen by scan 4: still new.
+        assert_eq!(shown_status(Status::New, Some(4), Some(4)), Status::New);
+        // Seen again by scan 5 without a write: open.
+        assert_eq!(shown_status(Status::New, Some(4), Some(5)), Status::Open);
+        assert_eq!(
+            shown_status(Status::Reopened, Some(4), Some(5)),
+            Status::Open
+        );
+        assert_eq!(
+            shown_status(Status::Reopened, Some(5), Some(5)),
+            Status::Reopened
+        );
+        for stored in [Status::Open, Status::Resolved, Status::Exempted] {
+            assert_eq!(shown_status(stored, None, Some(5)), stored);
+        }
+    }
+
+    #[test]
+    fn a_finding_that_stays_open_keeps_what_is_stored() {
+        let prior = |stored, status_scan| Prior {
+            id: 1,
+            status: Status::Open,
+            stored,
+            status_scan,
+            announced: true,
+            quiet: false,
+            seen_now: false,
+            last_seen_written: false,
+            same_content: true,
+        };
+        assert_eq!(
+            stored_status(prior(Status::New, Some(3)), Status::Open, 5),
+            (Status::New, Some(3))
+        );
+        assert_eq!(
+            stored_status(prior(Status::Exempted, None), Status::Open, 5),
+            (Status::Open, None)
+        );
+        assert_eq!(
+            stored_status(prior(Status::Resolved, None), Status::Reopened, 5),
+            (Status::Reopened, Some(5))
+        );
+    }
+
+    #[test]
+    fn the_id_set_holds_what_was_put_in() {
+        let mut set = IdSet::default();
+        for id in [1, 63, 64, 1000, 1_000_003] {
+            set.insert(id);
+        }
+        for id in [1, 63, 64, 1000, 1_000_003] {
+            assert!(set.contains(id), "{id}");
+        }
+        for id in [0, 2, 65, 999, 1_000_002, 5_000_000, -1] {
+            assert!(!set.contains(id), "{id}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Remembering findings between scans, in an embedded SQLite database.
 //!
 //! ```text
-//!  scan rows ──▶ lifecycle::ScanRecorder ──stage──▶ temp tables ──finish──▶ findings, finding_events, scans
-//!                  (status per finding,                                      │
-//!                   exemptions applied)                                      ▼
+//!  scan rows ──▶ lifecycle::ScanRecorder ──changed findings only──▶ finding_state (+ finding_events)
+//!                  (status per finding,       seen set, group hashes ──finish──▶ resolutions, scans, state_meta
+//!                   exemptions applied)                                      │
+//!                                                                            ▼
 //!                                              PendingScan (transaction still open): Changes
 //!                                                 │  notifier glue: what each channel is owed (announced::owed),
 //!                                                 │  outbox::enqueue(…) + announced::note_carried(…) ×N

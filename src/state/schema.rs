@@ -205,8 +205,89 @@ CREATE TABLE directory_fetches (
 );
 "#;
 
+/// Version 7: findings are stored so that a scan writes only what changed.
+///
+/// `finding_state` holds one row per finding; `findings` is a view over it
+/// with the columns earlier versions stored, so readers are unchanged.
+///
+/// - A finding is looked up by `key_hash` (the first 8 bytes of the
+///   key's SHA-256, as a signed integer; filled in by
+///   [`fill_key_hashes`] for rows this migration converts) and its
+///   `key`: the index holds 8-byte numbers instead of 50-byte keys, so it
+///   stays in the page cache. Rows are in the order findings first
+///   appeared, which is report order: a repeat scan reads them in order.
+/// - "Seen by the latest completed scan" is kept set-wise:
+///   `last_seen_scan` and `last_seen_at` are NULL for those findings and
+///   `state_meta` names that scan once. A finding the latest scan did not
+///   see has them written out.
+/// - `new` and `reopened` last for the scan that set them (`status_scan`):
+///   the view shows them as `open` once a later scan has seen the
+///   finding. So an unchanged finding is not written at all.
+const V7: &str = r#"
+CREATE TABLE finding_state (
+    id              INTEGER PRIMARY KEY,
+    key_hash        INTEGER,
+    key             TEXT NOT NULL,
+    rule            TEXT NOT NULL,
+    group_key       TEXT NOT NULL,
+    group_id        TEXT,
+    group_name      TEXT,
+    owner           TEXT,
+    severity        TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    evidence        TEXT NOT NULL,
+    -- new, open, reopened, resolved or exempted
+    status          TEXT NOT NULL,
+    -- for new and reopened: the scan that set the status
+    status_scan     INTEGER,
+    first_seen_scan INTEGER NOT NULL,
+    first_seen_at   TEXT NOT NULL,
+    -- NULL: seen by the latest completed scan (state_meta)
+    last_seen_scan  INTEGER,
+    last_seen_at    TEXT,
+    last_announced_at TEXT,
+    resolved_scan   INTEGER,
+    resolved_at     TEXT,
+    -- rule-cleared or group-gone
+    resolution      TEXT,
+    exemption       TEXT,
+    exemption_reason TEXT
+);
+INSERT INTO finding_state (key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status, status_scan,
+    first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, last_announced_at, resolved_scan, resolved_at, resolution,
+    exemption, exemption_reason)
+SELECT key, rule, group_key, group_id, group_name, owner, severity, message, evidence, status,
+    CASE WHEN status IN ('new', 'reopened') THEN last_seen_scan END,
+    first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, last_announced_at, resolved_scan, resolved_at, resolution,
+    exemption, exemption_reason
+FROM findings ORDER BY rowid;
+DROP TABLE findings;
+CREATE INDEX finding_state_by_key_hash ON finding_state(key_hash);
+-- The findings a scan may have to resolve.
+CREATE INDEX finding_state_active ON finding_state(id) WHERE status != 'resolved';
+CREATE INDEX finding_state_by_resolved_scan ON finding_state(resolved_scan) WHERE resolved_scan IS NOT NULL;
+
+CREATE TABLE state_meta (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    -- the latest completed scan: the one findings with a NULL last_seen_scan were seen by
+    latest_scan    INTEGER,
+    latest_scan_at TEXT
+);
+INSERT INTO state_meta (id) VALUES (1);
+
+CREATE VIEW findings AS
+SELECT f.id, f.key, f.rule, f.group_key, f.group_id, f.group_name, f.owner, f.severity, f.message, f.evidence,
+    CASE WHEN f.status IN ('new', 'reopened') AND f.status_scan IS NOT coalesce(f.last_seen_scan, m.latest_scan)
+         THEN 'open' ELSE f.status END AS status,
+    f.first_seen_scan, f.first_seen_at,
+    coalesce(f.last_seen_scan, m.latest_scan) AS last_seen_scan,
+    coalesce(f.last_seen_at, m.latest_scan_at) AS last_seen_at,
+    f.last_announced_at, f.resolved_scan, f.resolved_at, f.resolution, f.exemption, f.exemption_reason
+FROM finding_state f CROSS JOIN state_meta m;
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -245,8 +326,42 @@ pub(crate) fn apply(conn: &Connection, from: i32) -> rusqlite::Result<()> {
         conn.execute_batch(sql)?;
         conn.pragma_update(None, "user_version", index as i32 + 1)?;
     }
+    fill_key_hashes(conn)?;
     conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     Ok(())
+}
+
+/// A finding's `key_hash`: the first 8 bytes of its key's SHA-256, as
+/// SQLite's signed integer. Stable across versions and platforms (it is
+/// stored); two keys with the same hash are told apart by the key itself.
+pub(crate) fn key_hash(key: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Gives the rows a migration converted their `key_hash` (SQL has no
+/// SHA-256): until then a scan could not find them.
+fn fill_key_hashes(conn: &Connection) -> rusqlite::Result<()> {
+    // In batches: the rows are not updated while the index they are read
+    // through is being walked, and memory stays bounded.
+    let mut missing = conn.prepare(
+        "SELECT id, key FROM finding_state WHERE key_hash IS NULL ORDER BY id LIMIT 10000",
+    )?;
+    let mut update = conn.prepare("UPDATE finding_state SET key_hash = ?1 WHERE id = ?2")?;
+    loop {
+        let batch: Vec<(i64, String)> = missing
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (id, key) in batch {
+            update.execute(rusqlite::params![key_hash(&key), id])?;
+        }
+    }
 }
 
 #[cfg(test)]

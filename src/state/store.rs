@@ -5,9 +5,11 @@
 //! never wait for a scan) with `synchronous = FULL` (a commit survives a
 //! power cut, which is what lets the outbox promise "delivered once") and
 //! temporary tables on disk (a scan stages one row per group there, and
-//! memory must not grow with the report). Page caches are fixed at 32 MiB
-//! for the database and 16 MiB for the staging tables: enough to keep the
-//! indexes a scan walks in memory for large tenants, and a bound. A writer takes the database's
+//! memory must not grow with the report). Page caches are fixed at 12 MiB
+//! for the database and 2 MiB for the staging tables: enough to keep the
+//! index of key hashes a scan looks findings up by in memory for about
+//! a million findings (beyond that its pages come from the OS's cache),
+//! and a bound. A writer takes the database's
 //! write lock with `BEGIN IMMEDIATE` and the busy timeout makes a second
 //! writer wait up to `lock_timeout` before it fails with [`StateError::Locked`].
 
@@ -341,7 +343,7 @@ impl Store {
         self.conn
             .execute_batch(
                 "PRAGMA synchronous = FULL; PRAGMA temp_store = FILE; PRAGMA foreign_keys = OFF; \
-                 PRAGMA cache_size = -32768; PRAGMA temp.cache_size = -16384;",
+                 PRAGMA cache_size = -12288; PRAGMA temp.cache_size = -2048;",
             )
             .map_err(|e| self.fail(e))?;
         self.conn.set_prepared_statement_cache_capacity(64);

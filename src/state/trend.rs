@@ -232,8 +232,8 @@ mod tests {
                        last_seen: i64,
                        resolved: Option<i64>| {
             conn.execute(
-                "INSERT INTO findings (key, rule, group_key, severity, message, evidence, status, first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, resolved_scan) \
-                 VALUES (?1, ?2, 'g', 'low', 'm', '{}', ?3, 1, 'a', ?4, 'a', ?5)",
+                "INSERT INTO finding_state (key, rule, group_key, severity, message, evidence, status, status_scan, first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, resolved_scan) \
+                 VALUES (?1, ?2, 'g', 'low', 'm', '{}', ?3, ?4, 1, 'a', ?4, 'a', ?5)",
                 params![key, rule, status, last_seen, resolved],
             )
             .unwrap();

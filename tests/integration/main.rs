@@ -29,4 +29,5 @@ mod rules_cli;
 mod scan;
 mod shapes;
 mod state;
+mod state_storage;
 mod trend;
