@@ -28,6 +28,13 @@ report="$work/report-$rows.csv"
 
 [ -f "$report" ] || python3 "$bench_dir/gen_report.py" --rows "$rows" --out "$report"
 cargo build --release --quiet
+# The four rules the peers implement (the bundled set also has
+# single-owner-groups, which needs the directory join the peers lack).
+rules_dir="$work/peer-rules"
+rm -rf "$rules_dir" && mkdir -p "$rules_dir"
+for rule in deleted-with-storage high-external-members inactive-groups ownerless-groups; do
+  cp "rules/$rule.rhai" "$rules_dir/"
+done
 cargo build --release --quiet --example hardcoded-loop
 runs=${RUNS:-3}
 
@@ -42,7 +49,7 @@ rm -f "$work"/*.times
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for _ in $(seq "$runs"); do
   run groupwarden ./target/release/groupwarden scan --input "$report" --format jsonl \
-    --output "$work/groupwarden.jsonl" --rules rules --no-state
+    --output "$work/groupwarden.jsonl" --rules "$rules_dir" --no-state
   run hardcoded ./target/release/examples/hardcoded-loop "$report" "$work/hardcoded.jsonl"
   run duckdb python3 "$bench_dir/peer_duckdb.py" "$report" "$work/duckdb.jsonl"
   run pandas python3 "$bench_dir/peer_pandas.py" "$report" "$work/pandas.jsonl"
@@ -94,13 +101,13 @@ PY
   for _ in $(seq "$runs"); do
     for name in gw duck; do rm -f "$work/$name-state".* "$work/$name-base".*; done
     run gw-first ./target/release/groupwarden scan --input "$report" --format jsonl \
-      --output "$work/gw-first.jsonl" --rules rules --state "$work/gw-state.db"
+      --output "$work/gw-first.jsonl" --rules "$rules_dir" --state "$work/gw-state.db"
     cp "$work/gw-state.db" "$work/gw-base.db"
     run gw-repeat ./target/release/groupwarden scan --input "$report" --format jsonl \
-      --output "$work/gw-repeat.jsonl" --rules rules --state "$work/gw-state.db"
+      --output "$work/gw-repeat.jsonl" --rules "$rules_dir" --state "$work/gw-state.db"
     cp "$work/gw-base.db" "$work/gw-state.db"
     run gw-changed ./target/release/groupwarden scan --input "$changed" --format jsonl \
-      --output "$work/gw-changed.jsonl" --rules rules --state "$work/gw-state.db"
+      --output "$work/gw-changed.jsonl" --rules "$rules_dir" --state "$work/gw-state.db"
     run duck-first python3 "$bench_dir/peer_duckdb_stateful.py" "$report" "$work/duck-state.duckdb" "$work/duck-first.jsonl"
     cp "$work/duck-state.duckdb" "$work/duck-base.duckdb"
     run duck-repeat python3 "$bench_dir/peer_duckdb_stateful.py" "$report" "$work/duck-state.duckdb" "$work/duck-repeat.jsonl"
