@@ -325,6 +325,7 @@ fn preview_next_scan(args: &NotifyArgs, report: &Path) -> Result<Vec<Planned>, E
         tuning: Default::default(),
         read_state: None,
         preview: true,
+        tenant: None,
     };
     let outcome = crate::pipeline::scan(&plan)?;
     Ok(outcome.preview.unwrap_or_default())

@@ -204,6 +204,7 @@ impl ScanJob {
             tuning: Default::default(),
             read_state: None,
             preview: false,
+            tenant: None,
         }
     }
 
