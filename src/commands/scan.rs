@@ -78,8 +78,12 @@ fn scan_tenants(
     }
     outputs.write_overview(tenants, &failed)?;
     if !failed.is_empty() {
+        let others = match failed.len() == tenants.len() {
+            true => "",
+            false => "; the other tenants' results were kept and announced",
+        };
         return Err(Error::Usage(format!(
-            "{} of {} tenants failed: {} (each tenant's error is above; the other tenants' results were kept and announced)",
+            "{} of {} tenants failed: {} (each tenant's error is above{others})",
             failed.len(),
             tenants.len(),
             failed.join(", ")

@@ -329,6 +329,9 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         plan.output.raw_csv,
         max_record_bytes,
     )?;
+    if let Some(tenant) = &loaded.config.tenant {
+        writer.set_tenant(tenant);
+    }
     // `report`'s page shows the state as the last scan left it: handed
     // over before the findings, so the page counts their statuses as they
     // stream past instead of keeping them all.

@@ -28,4 +28,5 @@ mod rules_cli;
 mod scan;
 mod shapes;
 mod state;
+mod tenants;
 mod trend;
