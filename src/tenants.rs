@@ -145,12 +145,12 @@ pub(crate) fn check(config: &Config, raw: &toml::Table) -> Result<(), String> {
         }
         let source = merged_source(shared_source, tenant)
             .map_err(|message| format!("tenants[{at}] (`{}`).{message}", tenant.name))?;
-        if let Some(id) = source.tenant_id.as_deref().map(str::to_lowercase) {
-            if let Some(first) = tenant_ids.insert(id.clone(), at) {
-                return Err(format!(
-                    "tenants[{at}].tenant_id: `{id}` is also tenants[{first}]'s: set each tenant's own tenant_id (a shared one would scan one tenant twice)"
-                ));
-            }
+        if let Some(id) = source.tenant_id.as_deref().map(str::to_lowercase)
+            && let Some(first) = tenant_ids.insert(id.clone(), at)
+        {
+            return Err(format!(
+                "tenants[{at}].tenant_id: `{id}` is also tenants[{first}]'s: set each tenant's own tenant_id (a shared one would scan one tenant twice)"
+            ));
         }
         for (position, channel) in tenant.notify.iter().flatten().enumerate() {
             if !config.notify.iter().any(|c| c.name() == channel) {
@@ -407,7 +407,7 @@ pub(crate) fn select(
     }
     let mut chosen = Vec::new();
     for tenant in &config.tenants {
-        let named = selection.all || selection.names.iter().any(|n| *n == tenant.name);
+        let named = selection.all || selection.names.contains(&tenant.name);
         let in_shard = selection
             .shard
             .is_none_or(|shard| shard.contains(&shard_key(config, tenant)));

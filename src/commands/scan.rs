@@ -45,7 +45,7 @@ fn scan_tenants(
     let results = crate::tenants::fan_out(tenants, concurrency, &|name| {
         let mut plan = base.clone();
         plan.tenant = Some(name.to_owned());
-        plan.output = outputs.plan(name);
+        plan.output = outputs.plan(name)?;
         let mut outcome = crate::pipeline::scan(&plan)?;
         {
             let _turn = printing.lock().unwrap_or_else(|p| p.into_inner());
@@ -166,19 +166,28 @@ impl TenantOutputs {
         })
     }
 
-    /// The output plan of one tenant's scan.
-    fn plan(&self, tenant: &str) -> crate::pipeline::OutputPlan {
+    /// The output plan of one tenant's scan (a template's folders made).
+    fn plan(&self, tenant: &str) -> Result<crate::pipeline::OutputPlan, Error> {
         let path = match &self.target {
             Target::File | Target::Discard => self.base.path.clone(),
-            Target::Template(template) => Some(template.replace("{tenant}", tenant).into()),
+            Target::Template(template) => {
+                let path = std::path::PathBuf::from(template.replace("{tenant}", tenant));
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|error| Error::File {
+                        path: parent.to_owned(),
+                        error,
+                    })?;
+                }
+                Some(path)
+            }
             Target::Folder(dir) => Some(dir.join(self.file_name(tenant))),
             Target::Stdout(dir) => Some(dir.path().join(self.file_name(tenant))),
         };
-        crate::pipeline::OutputPlan {
+        Ok(crate::pipeline::OutputPlan {
             path,
             format: Some(self.format),
             ..self.base.clone()
-        }
+        })
     }
 
     fn file_name(&self, tenant: &str) -> String {
