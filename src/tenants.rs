@@ -207,7 +207,7 @@ fn merged_source(
 
 /// The configuration a tenant's scan runs with: `name`'s table laid over
 /// the shared configuration, its state file set (from `state_flag`, the
-/// `--state` given, else `[state] path`, as [`state_file`] places it),
+/// `--state` given, else `[state] path`, as [`tenant_file`] places it),
 /// and no `[[tenants]]` left in it.
 pub(crate) fn resolve(
     loaded: &LoadedConfig,
@@ -235,7 +235,7 @@ pub(crate) fn resolve(
             .retain(|c| channels.iter().any(|n| n == c.name()));
     }
     let base = crate::state::recording::state_path(state_flag, loaded);
-    resolved.state.path = Some(absolute(state_file(&base, &tenant.name)));
+    resolved.state.path = Some(absolute(tenant_file(&base, &tenant.name)));
     resolved.tenant = Some(tenant.name.clone());
     resolved.tenants = Vec::new();
     Ok(LoadedConfig {
@@ -271,12 +271,13 @@ fn absolute(path: PathBuf) -> PathBuf {
         .unwrap_or(path)
 }
 
-/// A tenant's state file, from where the single-tenant database would be:
+/// A tenant's own file (its state database; the daemon's findings
+/// document), from where the single-tenant one would be:
 /// `{tenant}` in the path is replaced by the name; a folder (existing, or
 /// written with a trailing `/`) gets `groupwarden-<tenant>.db`; a file
 /// gets `-<tenant>` before its extension (`state.db` →
 /// `state-<tenant>.db`).
-pub fn state_file(base: &Path, tenant: &str) -> PathBuf {
+pub fn tenant_file(base: &Path, tenant: &str) -> PathBuf {
     let text = base.to_string_lossy();
     if text.contains("{tenant}") {
         return PathBuf::from(text.replace("{tenant}", tenant));
@@ -588,7 +589,7 @@ tenant_name = "Customer B Ltd"
 
     #[test]
     fn state_files_sit_where_the_single_database_would() {
-        let p = |s: &str| state_file(Path::new(s), "acme");
+        let p = |s: &str| tenant_file(Path::new(s), "acme");
         assert_eq!(
             p("/var/lib/gw/state.db"),
             Path::new("/var/lib/gw/state-acme.db")

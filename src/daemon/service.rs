@@ -354,6 +354,7 @@ async fn finished(scan: &mut Running) -> FinishedScan {
                 duration: until_from(scan.started, now),
                 result: Err("the scan stopped unexpectedly (a bug: please report it)".into()),
                 undelivered: 0,
+                tenants: Vec::new(),
             }
         }
     }

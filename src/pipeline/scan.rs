@@ -482,7 +482,7 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
 
 /// The configuration of the plan's tenant, and the plan reading and
 /// writing that tenant's state file (`--state` is a template then, see
-/// [`crate::tenants::state_file`]); a config with `[[tenants]]` needs one.
+/// [`crate::tenants::tenant_file`]); a config with `[[tenants]]` needs one.
 fn for_tenant(
     loaded: LoadedConfig,
     plan: &ScanPlan,

@@ -390,3 +390,83 @@ fn shards_partition_the_tenants_exactly() {
     // The same split every time.
     assert_eq!(shard("1/2"), first);
 }
+
+#[test]
+fn the_daemon_scans_every_tenant_and_labels_its_metrics_by_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let a = format!(
+        "{HEADER}{}{}",
+        ownerless("2026-11-25", "A Orphans", A_ORPHANS),
+        healthy("2026-11-25", "A Sales", A_SALES)
+    );
+    let b = format!("{HEADER}{}", healthy("2026-11-25", "B Sales", B_ORPHANS));
+    std::fs::write(dir.path().join("a.csv"), a).unwrap();
+    std::fs::write(dir.path().join("b.csv"), b).unwrap();
+    let config = dir.path().join("groupwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rules]\ndir = \"{}\"\n\n[source]\ntype = \"file\"\n\n\
+             [schedule]\ncron = \"0 0 1 1 *\"\nrun_on_start = true\noutput = \"findings.json\"\n\n\
+             [health]\nlisten = \"127.0.0.1:0\"\n\n\
+             [[tenants]]\nname = \"a\"\npath = \"a.csv\"\n\n[[tenants]]\nname = \"b\"\npath = \"b.csv\"\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+
+    let mut daemon = crate::daemon::Daemon::start(dir.path(), &config);
+    let event = daemon.next_scan_success();
+    assert_eq!(event["fields"]["rows"], 3, "{event}");
+
+    let (status, page) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    let scrape = crate::daemon::scrape(&page);
+    let sample = |name: &str, labels: &[(&str, &str)]| crate::daemon::sample(&scrape, name, labels);
+    assert_eq!(
+        sample("groupwarden_last_scan_rows", &[("tenant", "a")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample("groupwarden_last_scan_rows", &[("tenant", "b")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            "groupwarden_findings",
+            &[("tenant", "a"), ("rule", "ownerless-groups")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            "groupwarden_findings",
+            &[("tenant", "b"), ("rule", "ownerless-groups")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            "groupwarden_findings_by_status",
+            &[
+                ("tenant", "a"),
+                ("rule", "ownerless-groups"),
+                ("status", "new")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample("groupwarden_tenant_last_scan_success", &[("tenant", "b")]),
+        Some(1.0)
+    );
+    // Each tenant's own document and database.
+    let document: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("findings-a.json")).unwrap())
+            .unwrap();
+    assert_eq!(document["findings"][0]["tenant"], "a");
+    assert!(dir.path().join("findings-b.json").is_file());
+    assert!(dir.path().join("groupwarden-a.db").is_file());
+    assert!(dir.path().join("groupwarden-b.db").is_file());
+}
