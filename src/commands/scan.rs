@@ -59,24 +59,42 @@ fn scan_tenants(
             deliveries.into_result()?;
         }
         let worst = outcome.worst;
-        Ok::<bool, Error>(fail_on.is_some_and(|t| worst.is_some_and(|w| w >= t)))
+        let findings: Vec<(String, u64)> = outcome
+            .summary
+            .per_rule
+            .iter()
+            .map(|(rule, counts)| (rule.to_string(), counts.findings))
+            .collect();
+        let fails = fail_on.is_some_and(|t| worst.is_some_and(|w| w >= t));
+        Ok::<_, Error>((fails, findings))
     });
     let mut failing = false;
     let mut failed = Vec::new();
+    let mut rows = Vec::new();
     for (name, result) in tenants.iter().zip(results) {
-        match result {
-            Ok(Ok(fails)) => failing |= fails,
-            Ok(Err(error)) => {
-                tracing::error!(tenant = %name, "tenant {name}: {error}");
-                failed.push(name.clone());
+        let (findings, error) = match result {
+            Ok(Ok((fails, findings))) => {
+                failing |= fails;
+                (findings, None)
             }
-            Err(_) => {
-                tracing::error!(tenant = %name, "tenant {name}: the scan stopped unexpectedly (a panic; see above)");
-                failed.push(name.clone());
-            }
+            Ok(Err(error)) => (Vec::new(), Some(error.to_string())),
+            Err(_) => (
+                Vec::new(),
+                Some("the scan stopped unexpectedly (a panic; see above)".to_owned()),
+            ),
+        };
+        if let Some(error) = &error {
+            tracing::error!(tenant = %name, "tenant {name}: {error}");
+            failed.push(name.clone());
         }
+        rows.push(crate::output::html::overview::TenantRow {
+            name: name.clone(),
+            page: outputs.file_name(name),
+            findings,
+            error,
+        });
     }
-    outputs.write_overview(tenants, &failed)?;
+    outputs.write_overview(&rows)?;
     if !failed.is_empty() {
         let others = match failed.len() == tenants.len() {
             true => "",
@@ -209,10 +227,21 @@ impl TenantOutputs {
         Ok(())
     }
 
-    /// With HTML pages in a folder: `index.html`, the tenants side by side.
-    fn write_overview(&self, tenants: &[String], failed: &[String]) -> Result<(), Error> {
-        let _ = (tenants, failed);
-        Ok(())
+    /// With HTML pages in a folder: `index.html`, the tenants side by
+    /// side (counts per rule, links to each page).
+    fn write_overview(
+        &self,
+        rows: &[crate::output::html::overview::TenantRow],
+    ) -> Result<(), Error> {
+        let Target::Folder(dir) = &self.target else {
+            return Ok(());
+        };
+        if self.format != crate::output::Format::Html || rows.len() < 2 {
+            return Ok(());
+        }
+        let path = dir.join("index.html");
+        crate::output::html::overview::write(&path, rows, jiff::Timestamp::now())
+            .map_err(|error| Error::File { path, error })
     }
 }
 

@@ -470,3 +470,69 @@ fn the_daemon_scans_every_tenant_and_labels_its_metrics_by_tenant() {
     assert!(dir.path().join("groupwarden-a.db").is_file());
     assert!(dir.path().join("groupwarden-b.db").is_file());
 }
+
+#[test]
+fn pages_per_tenant_get_an_overview_and_csv_names_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let mut config = String::from("[source]\ntype = \"file\"\n");
+    for (name, rows) in [("north", 2), ("south", 1)] {
+        let report: String = (0..rows)
+            .map(|i| {
+                ownerless(
+                    "2026-11-25",
+                    &format!("{name} {i}"),
+                    &format!("{i}000000-0000-0000-0000-00000000000{i}"),
+                )
+            })
+            .collect();
+        std::fs::write(
+            dir.path().join(format!("{name}.csv")),
+            format!("{HEADER}{report}"),
+        )
+        .unwrap();
+        config.push_str(&format!(
+            "\n[[tenants]]\nname = \"{name}\"\npath = \"{name}.csv\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("groupwarden.toml"), config).unwrap();
+    let scan = |extra: &[&str]| {
+        gw_std(dir.path())
+            .args(["scan", "--no-state", "--rules", rules.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let output = scan(&["--all-tenants", "--format", "html", "--output", "pages/"]);
+    assert_exit(&output, 0);
+    let index = std::fs::read_to_string(dir.path().join("pages/index.html")).unwrap();
+    assert!(
+        index.contains("<a href=\"north.html\">north</a>"),
+        "{index}"
+    );
+    assert!(index.contains("<tr data-tenant=\"south\">"), "{index}");
+    assert!(
+        index.contains("<td data-rule=\"ownerless-groups\">2</td>"),
+        "{index}"
+    );
+    let north = std::fs::read_to_string(dir.path().join("pages/north.html")).unwrap();
+    assert!(north.contains("<span id=\"tenant\">north</span>"));
+
+    // Standard output: each tenant's findings whole, one after the other.
+    let output = scan(&["--format", "csv", "--tenant", "north,south"]);
+    assert_exit(&output, 0);
+    let csv = text(&output.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("tenant,rule,"), "{csv}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("north,")).count(),
+        2,
+        "{csv}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("south,")).count(),
+        1,
+        "{csv}"
+    );
+}
