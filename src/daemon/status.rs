@@ -293,7 +293,7 @@ impl Status {
         if sets.is_empty() {
             return;
         }
-        let plain: [(&str, &str, fn(&ScanFigures) -> u64); 3] = [
+        let plain: [(&str, &str, Figure); 3] = [
             (
                 "groupwarden_last_scan_rows",
                 "Rows the last completed scan read.",
@@ -358,6 +358,9 @@ impl Status {
         }
     }
 }
+
+/// Reads one figure of a scan.
+type Figure = fn(&ScanFigures) -> u64;
 
 /// `labels` with `tenant` first, when there is one.
 fn with_tenant<'a>(
