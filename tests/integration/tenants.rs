@@ -536,3 +536,66 @@ fn pages_per_tenant_get_an_overview_and_csv_names_the_tenant() {
         "{csv}"
     );
 }
+
+/// The first ```toml block of `text`.
+fn first_toml_block(text: &str) -> String {
+    let start = text.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + text[start..].find("```").unwrap();
+    text[start..end].to_owned()
+}
+
+#[test]
+fn the_documented_configurations_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/tenants.md")).unwrap();
+    let manifest =
+        std::fs::read_to_string(root.join("examples/deploy/kubernetes/sharded/configmap.yaml"))
+            .unwrap();
+    // The ConfigMap's groupwarden.toml: the block indented under its key.
+    let from_manifest: String = manifest
+        .split_once("groupwarden.toml: |\n")
+        .unwrap()
+        .1
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (name, config) in [("doc", first_toml_block(&doc)), ("manifest", from_manifest)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("client-secret"), "s3cret").unwrap();
+        let config = config
+            .replace(
+                "/usr/share/groupwarden/rules",
+                root.join("rules").to_str().unwrap(),
+            )
+            .replace(
+                "/var/lib/groupwarden/",
+                &format!("{}/", dir.path().display()),
+            )
+            .replace(
+                "/var/run/secrets/groupwarden/client-secret",
+                dir.path().join("client-secret").to_str().unwrap(),
+            );
+        let path = dir.path().join("groupwarden.toml");
+        std::fs::write(&path, &config).unwrap();
+        let output = gw_std(dir.path())
+            .args(["validate", "--config"])
+            .arg(&path)
+            .args(["--rules", root.join("rules").to_str().unwrap()])
+            .env("GROUPWARDEN_CLIENT_SECRET", "s3cret")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}:\n{config}\n{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        assert!(
+            text(&output.stdout).contains("2 tenants"),
+            "{name}: {}",
+            text(&output.stdout)
+        );
+    }
+}
