@@ -393,6 +393,9 @@ pub struct HtmlReportArgs {
     /// The state database whose statuses, first-seen days, resolved findings and exemptions the page shows (read, never written) [default: `[state] path`, as `scan` finds it].
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// With `[[tenants]]` in the config: the tenant whose report and state the page shows.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
 }
 
 /// The `rules` subcommands.

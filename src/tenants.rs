@@ -467,6 +467,8 @@ pub(crate) fn fan_out<T: Send>(
                 loop {
                     let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(name) = tenants.get(at) else { break };
+                    // Every log line of the tenant's scan names it.
+                    let _span = tracing::info_span!("tenant", tenant = %name).entered();
                     let result =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(name)));
                     *results[at].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);

@@ -253,7 +253,7 @@ fn tag_at(buffer: &mut Vec<u8>, at: usize, prefix: &[u8]) {
 /// object opened by the tenant's prefix. The compact JSON has no raw line
 /// break inside a finding, so an object starts at the start or after one.
 fn write_tagged(
-    out: &mut BufWriter<Box<dyn Write>>,
+    out: &mut impl Write,
     bytes: &[u8],
     prefix: &[u8],
 ) -> io::Result<()> {
@@ -479,6 +479,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rendered_lines_and_elements_are_tagged_with_the_tenant() {
+        let prefix = tenant_prefix("a\"b");
+        let tag = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            write_tagged(&mut out, bytes, &prefix).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            tag(b"{\"rule\":\"x\"}\n{\"rule\":\"y\"}\n"),
+            "{\"tenant\":\"a\\\"b\",\"rule\":\"x\"}\n{\"tenant\":\"a\\\"b\",\"rule\":\"y\"}\n"
+        );
+        assert_eq!(
+            tag(b",\n{\"rule\":\"x\"},\n{\"rule\":\"y\"}"),
+            ",\n{\"tenant\":\"a\\\"b\",\"rule\":\"x\"},\n{\"tenant\":\"a\\\"b\",\"rule\":\"y\"}"
+        );
     }
 
     #[test]
