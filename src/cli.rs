@@ -361,6 +361,9 @@ pub struct NotifyArgs {
     /// With --retry, --dead-letters or --discard: the state database [default: `[state] path` from the config].
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// With `[[tenants]]` in the config: the tenant whose channels, outbox and state are meant.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
 }
 
 /// Options of `report`.

@@ -252,11 +252,7 @@ fn tag_at(buffer: &mut Vec<u8>, at: usize, prefix: &[u8]) {
 /// Rendered findings (lines, or elements each after `,\n`) with each
 /// object opened by the tenant's prefix. The compact JSON has no raw line
 /// break inside a finding, so an object starts at the start or after one.
-fn write_tagged(
-    out: &mut impl Write,
-    bytes: &[u8],
-    prefix: &[u8],
-) -> io::Result<()> {
+fn write_tagged(out: &mut impl Write, bytes: &[u8], prefix: &[u8]) -> io::Result<()> {
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', bytes)
         .map(|at| at + 1)

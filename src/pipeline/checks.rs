@@ -180,7 +180,21 @@ fn check_rules(context: &mut Context) -> Verdict {
         }
         Err(error) => return Verdict::Problems(vec![error.to_string()]),
     };
-    let problems = config_problems(&rules, config);
+    let mut problems = config_problems(&rules, config);
+    // Each tenant's own rule parameters and disabled rules, laid over
+    // the shared ones as its scan lays them.
+    for tenant in &loaded.config.tenants {
+        match crate::tenants::resolve(loaded, &tenant.name, None) {
+            Ok(resolved) => problems.extend(
+                config_problems(&rules, &resolved.config.rules)
+                    .into_iter()
+                    .filter(|p| !problems.contains(p))
+                    .map(|p| format!("tenant {}: {p}", tenant.name))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(error) => problems.push(format!("tenant {}: {error}", tenant.name)),
+        }
+    }
     if !problems.is_empty() {
         return Verdict::Problems(problems);
     }

@@ -285,6 +285,13 @@ async fn all_tenants_are_scanned_apart_each_into_its_own_state_and_channels() {
     assert_eq!(listing("customer-a"), ["\"A Orphans\" \"resolved\""]);
     assert_eq!(listing("customer-b"), ["\"B Orphans\" \"open\""]);
 
+    // The outbox is per tenant too: nothing is left waiting in A's.
+    let output = msp.read(&["notify", "--retry", "--tenant", "customer-a"]);
+    assert_exit(&output, 0);
+    let output = msp.read(&["trend", "--tenant", "customer-b", "--format", "jsonl"]);
+    assert_exit(&output, 0);
+    assert!(text(&output.stdout).lines().count() > 0);
+
     // Without a tenant, the reading commands say what to pass.
     let output = msp.read(&["findings"]);
     assert_exit(&output, 2);
@@ -598,4 +605,25 @@ fn the_documented_configurations_validate() {
             text(&output.stdout)
         );
     }
+}
+
+#[test]
+fn validate_checks_each_tenants_rule_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(
+        dir.path().join("groupwarden.toml"),
+        "[source]\ntype = \"file\"\n\n[[tenants]]\nname = \"good\"\npath = \"g.csv\"\n\n\
+         [[tenants]]\nname = \"odd\"\npath = \"o.csv\"\nrules.params.inactive-groups.dayz = 3\n",
+    )
+    .unwrap();
+    let output = gw_std(dir.path())
+        .args(["validate", "--rules", root.join("rules").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    let said = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(said.contains("tenant odd:"), "{said}");
+    assert!(said.contains("dayz"), "{said}");
+    assert!(!said.contains("tenant good:"), "{said}");
 }
