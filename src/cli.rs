@@ -128,6 +128,23 @@ pub struct ScanArgs {
     /// Scan a report refreshed before the last scan's (refused by default: it would reopen findings fixed since).
     #[arg(long)]
     pub allow_older: bool,
+    /// Which of the config's `[[tenants]]` to scan.
+    #[command(flatten)]
+    pub tenants: TenantArgs,
+}
+
+/// Which tenants a command runs on, with `[[tenants]]` in the config.
+#[derive(Debug, Default, Args)]
+pub struct TenantArgs {
+    /// Scan this tenant of the config's `[[tenants]]` (repeat or comma-separate).
+    #[arg(long = "tenant", value_name = "NAME", value_delimiter = ',')]
+    pub names: Vec<String>,
+    /// Scan every tenant of the config's `[[tenants]]`.
+    #[arg(long, conflicts_with = "names")]
+    pub all_tenants: bool,
+    /// Only the tenants in part I of N (1-based), by a hash of each tenant id; `auto/N` takes I from $JOB_COMPLETION_INDEX + 1 (a Kubernetes indexed Job).
+    #[arg(long, value_name = "I/N", value_parser = crate::tenants::Shard::parse)]
+    pub shard: Option<crate::tenants::Shard>,
 }
 
 /// How a scan reads and evaluates, shared by `scan` and `report`.
@@ -156,6 +173,9 @@ pub struct StateLocation {
     /// The state database [default: `[state] path` from the config, else ./groupwarden.db].
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// With `[[tenants]]` in the config: whose state to read (its own database file).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
 }
 
 /// Options of `findings`.
@@ -341,6 +361,9 @@ pub struct NotifyArgs {
     /// With --retry, --dead-letters or --discard: the state database [default: `[state] path` from the config].
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// With `[[tenants]]` in the config: the tenant whose channels, outbox and state are meant.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
 }
 
 /// Options of `report`.
@@ -373,6 +396,9 @@ pub struct HtmlReportArgs {
     /// The state database whose statuses, first-seen days, resolved findings and exemptions the page shows (read, never written) [default: `[state] path`, as `scan` finds it].
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// With `[[tenants]]` in the config: the tenant whose report and state the page shows.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
 }
 
 /// The `rules` subcommands.

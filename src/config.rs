@@ -49,6 +49,19 @@ pub struct Config {
     /// (`groupwarden run` sets it in the copy of the file it pins, so the
     /// copy's paths still point where the original's do.)
     pub base_dir: Option<PathBuf>,
+    /// Many tenants from one installation: one `[[tenants]]` table each
+    /// (see `docs/tenants.md`). Empty: the one tenant of `[source]`.
+    #[serde(default)]
+    pub tenants: Vec<crate::tenants::TenantConfig>,
+    /// `[tenants_defaults]`: how the tenants are scanned (concurrency).
+    #[serde(default)]
+    pub tenants_defaults: crate::tenants::TenantsDefaults,
+    /// `[source]` as written, kept for laying each tenant's keys over it.
+    #[serde(skip)]
+    pub(crate) raw_source: Option<toml::Table>,
+    /// Set in a tenant's resolved configuration: the tenant's name.
+    #[serde(skip)]
+    pub tenant: Option<String>,
 }
 
 /// The configuration file cannot be used.
@@ -132,7 +145,15 @@ impl LoadedConfig {
 
 /// Parses configuration text; the error names line and column.
 pub fn parse(text: &str) -> Result<Config, String> {
-    toml::from_str(text).map_err(|e| crate::engine::diagnostics::toml_error(&e, text))
+    let mut config: Config =
+        toml::from_str(text).map_err(|e| crate::engine::diagnostics::toml_error(&e, text))?;
+    if !config.tenants.is_empty() {
+        let raw: toml::Table =
+            toml::from_str(text).map_err(|e| crate::engine::diagnostics::toml_error(&e, text))?;
+        crate::tenants::check(&config, &raw)?;
+        config.raw_source = raw.get("source").and_then(toml::Value::as_table).cloned();
+    }
+    Ok(config)
 }
 
 #[cfg(test)]

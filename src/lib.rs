@@ -17,5 +17,6 @@ pub(crate) mod retry;
 pub mod scan;
 pub(crate) mod source;
 pub mod state;
+pub mod tenants;
 #[cfg(test)]
 mod test_support;

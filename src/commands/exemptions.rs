@@ -40,9 +40,9 @@ pub(crate) fn run(args: ExemptionsArgs) -> Result<Outcome, Error> {
 
 /// Lists every exemption, config file's first.
 fn list(args: ExemptionsArgs) -> Result<Outcome, Error> {
-    let loaded = LoadedConfig::load(args.location.config.as_deref())?;
+    let (loaded, flag) = super::load_location(&args.location)?;
     let mut exemptions = load_exemptions(&loaded)?;
-    let store = existing_store(&args.location, &loaded)?;
+    let store = existing_store(flag.as_deref(), &loaded)?;
     let counts = match &store {
         Some(store) => {
             exemptions.all.extend(store.cli_exemptions()?);
@@ -71,10 +71,10 @@ fn list(args: ExemptionsArgs) -> Result<Outcome, Error> {
 
 /// The database, when it exists.
 fn existing_store(
-    location: &crate::cli::StateLocation,
+    flag: Option<&std::path::Path>,
     loaded: &LoadedConfig,
 ) -> Result<Option<Store>, Error> {
-    let path = state_path(location.state.as_deref(), loaded);
+    let path = state_path(flag, loaded);
     if !path.exists() {
         return Ok(None);
     }
@@ -86,7 +86,7 @@ fn existing_store(
 
 /// Runs `groupwarden exemptions add`.
 fn add(args: ExemptionAddArgs) -> Result<Outcome, Error> {
-    let loaded = LoadedConfig::load(args.location.config.as_deref())?;
+    let (loaded, flag) = super::load_location(&args.location)?;
     let rule = checked_rule(&args.rule, args.rules.as_deref(), &loaded)?;
     let reason = args.reason.trim();
     if reason.is_empty() {
@@ -96,7 +96,7 @@ fn add(args: ExemptionAddArgs) -> Result<Outcome, Error> {
     }
     let expires = checked_expiry(&args.expires, today())?;
     // Adding and removing write: the database is opened for writing.
-    let store = crate::state::recording::open_existing(args.location.state.as_deref(), &loaded)?;
+    let store = crate::state::recording::open_existing(flag.as_deref(), &loaded)?;
     let group = resolve_group(&store, &args.group)?;
     let new = NewExemption {
         rule,
@@ -124,9 +124,9 @@ fn add(args: ExemptionAddArgs) -> Result<Outcome, Error> {
 
 /// Runs `groupwarden exemptions remove`.
 fn remove(args: ExemptionRemoveArgs) -> Result<Outcome, Error> {
-    let loaded = LoadedConfig::load(args.location.config.as_deref())?;
+    let (loaded, flag) = super::load_location(&args.location)?;
     // Adding and removing write: the database is opened for writing.
-    let store = crate::state::recording::open_existing(args.location.state.as_deref(), &loaded)?;
+    let store = crate::state::recording::open_existing(flag.as_deref(), &loaded)?;
     let rule = args.rule.trim();
     // As `add` stored it: the id of a group known by name, else the name.
     let candidates = match resolve_group(&store, &args.group) {

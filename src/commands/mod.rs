@@ -92,8 +92,25 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
 /// The existing state database, opened read-only, for the commands that
 /// only read it.
 pub fn open_existing(location: &crate::cli::StateLocation) -> Result<crate::state::Store, Error> {
+    let (loaded, flag) = load_location(location)?;
+    Ok(open_read_only(flag.as_deref(), &loaded)?)
+}
+
+/// The configuration a state-reading command uses, and the `--state` to
+/// pass on: with `--tenant`, the tenant's configuration, whose `[state]
+/// path` is its own database (`--state` then placed as a template).
+pub(crate) fn load_location(
+    location: &crate::cli::StateLocation,
+) -> Result<(crate::config::LoadedConfig, Option<std::path::PathBuf>), Error> {
     let loaded = crate::config::LoadedConfig::load(location.config.as_deref())?;
-    Ok(open_read_only(location.state.as_deref(), &loaded)?)
+    let tenant = location.tenant.as_deref();
+    let resolved = crate::tenants::for_reading(loaded, tenant, location.state.as_deref())
+        .map_err(Error::Usage)?;
+    let flag = match tenant {
+        Some(_) => None,
+        None => location.state.clone(),
+    };
+    Ok((resolved, flag))
 }
 
 /// The existing database at `flag`, else `[state] path`, opened read-only

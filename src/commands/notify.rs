@@ -31,7 +31,7 @@ use crate::state::outbox::{self, MessageState, OutboxMessage};
 use super::{Error, Outcome, load_rules, open_input};
 
 /// Runs `groupwarden notify`.
-pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
+pub(crate) fn run(mut args: NotifyArgs) -> Result<Outcome, Error> {
     let outbox_action = args.retry.is_some() || args.dead_letters || args.discard.is_some();
     if args.state.is_some() && !outbox_action {
         return Err(Error::Usage(
@@ -39,6 +39,16 @@ pub(crate) fn run(args: NotifyArgs) -> Result<Outcome, Error> {
         ));
     }
     let loaded = LoadedConfig::load(args.config.as_deref())?;
+    let loaded = match args.tenant.as_deref() {
+        Some(name) => {
+            let resolved = crate::tenants::resolve(&loaded, name, args.state.as_deref())
+                .map_err(Error::Usage)?;
+            // The tenant's state file is in its configuration now.
+            args.state = None;
+            resolved
+        }
+        None => loaded,
+    };
     // Listing and discarding need no channel: a broken `[[notify]]` must
     // not stop an admin from looking at the outbox.
     if args.dead_letters {
@@ -326,6 +336,7 @@ fn preview_next_scan(args: &NotifyArgs, report: &Path) -> Result<Vec<Planned>, E
         tuning: Default::default(),
         read_state: None,
         preview: true,
+        tenant: args.tenant.clone(),
     };
     let outcome = crate::pipeline::scan(&plan)?;
     Ok(outcome.preview.unwrap_or_default())

@@ -28,6 +28,7 @@ pub(crate) fn run(args: HtmlReportArgs) -> Result<Outcome, Error> {
             allow_older: false,
         }),
         preview: false,
+        tenant: args.tenant.clone(),
     };
     let mut outcome = crate::pipeline::scan(&plan)?;
     let result = super::scan::finish(&mut outcome, args.fail_on)?;

@@ -11,11 +11,250 @@ use crate::state::recording::RecordingPlan;
 
 use super::{Error, Outcome, report_input};
 
-/// Runs `groupwarden scan`.
+/// Runs `groupwarden scan`: the one tenant of `[source]`, or the
+/// `[[tenants]]` the flags pick, each scanned on its own.
 pub(crate) fn run(args: ScanArgs) -> Result<Outcome, Error> {
     let fail_on = args.fail_on;
-    let mut outcome = crate::pipeline::scan(&plan(args))?;
-    finish(&mut outcome, fail_on)
+    let selection = crate::tenants::Selection {
+        names: args.tenants.names.clone(),
+        all: args.tenants.all_tenants,
+        shard: args.tenants.shard,
+    };
+    let loaded = crate::config::LoadedConfig::load(args.config.as_deref())?;
+    let chosen = crate::tenants::select(&loaded.config, &selection).map_err(Error::Usage)?;
+    let concurrency = loaded.config.tenants_defaults.concurrency;
+    let Some(tenants) = chosen else {
+        let mut outcome = crate::pipeline::scan(&plan(args))?;
+        return finish(&mut outcome, fail_on);
+    };
+    scan_tenants(plan(args), &tenants, concurrency, fail_on)
+}
+
+/// Scans each of `tenants` (at most `concurrency` at once) with `base`
+/// as the plan of each, its output placed per tenant; prints each
+/// tenant's summary as it finishes and delivers its messages. Tenants
+/// that failed do not stop the others: the error names them all.
+fn scan_tenants(
+    base: ScanPlan,
+    tenants: &[String],
+    concurrency: usize,
+    fail_on: Option<crate::engine::finding::Severity>,
+) -> Result<Outcome, Error> {
+    let outputs = TenantOutputs::new(&base.output, tenants.len())?;
+    let printing = std::sync::Mutex::new(());
+    let results = crate::tenants::fan_out(tenants, concurrency, &|name| {
+        let mut plan = base.clone();
+        plan.tenant = Some(name.to_owned());
+        plan.output = outputs.plan(name)?;
+        let mut outcome = crate::pipeline::scan(&plan)?;
+        {
+            let _turn = printing.lock().unwrap_or_else(|p| p.into_inner());
+            if super::log_format() == crate::cli::LogFormat::Text {
+                eprintln!("tenant {name}:");
+            }
+            outputs.copy_to_stdout(name)?;
+            report_summary(&outcome)?;
+        }
+        if let Some(deliveries) = outcome.deliver()? {
+            deliveries.into_result()?;
+        }
+        let worst = outcome.worst;
+        let findings: Vec<(String, u64)> = outcome
+            .summary
+            .per_rule
+            .iter()
+            .map(|(rule, counts)| (rule.to_string(), counts.findings))
+            .collect();
+        let fails = fail_on.is_some_and(|t| worst.is_some_and(|w| w >= t));
+        Ok::<_, Error>((fails, findings))
+    });
+    let mut failing = false;
+    let mut failed = Vec::new();
+    let mut rows = Vec::new();
+    for (name, result) in tenants.iter().zip(results) {
+        let (findings, error) = match result {
+            Ok(Ok((fails, findings))) => {
+                failing |= fails;
+                (findings, None)
+            }
+            Ok(Err(error)) => (Vec::new(), Some(error.to_string())),
+            Err(_) => (
+                Vec::new(),
+                Some("the scan stopped unexpectedly (a panic; see above)".to_owned()),
+            ),
+        };
+        if let Some(error) = &error {
+            tracing::error!(tenant = %name, "tenant {name}: {error}");
+            failed.push(name.clone());
+        }
+        rows.push(crate::output::html::overview::TenantRow {
+            name: name.clone(),
+            page: outputs.file_name(name),
+            findings,
+            error,
+        });
+    }
+    outputs.write_overview(&rows)?;
+    if !failed.is_empty() {
+        let others = match failed.len() == tenants.len() {
+            true => "",
+            false => "; the other tenants' results were kept and announced",
+        };
+        return Err(Error::Usage(format!(
+            "{} of {} tenants failed: {} (each tenant's error is above{others})",
+            failed.len(),
+            tenants.len(),
+            failed.join(", ")
+        )));
+    }
+    Ok(if failing {
+        Outcome::Failing
+    } else {
+        Outcome::Clean
+    })
+}
+
+/// Where each tenant's findings go: `--output` with `{tenant}` in it, or
+/// a folder (one file per tenant), or standard output (each tenant's
+/// findings whole, one tenant after another, through a temporary file).
+struct TenantOutputs {
+    base: crate::pipeline::OutputPlan,
+    format: crate::output::Format,
+    target: Target,
+}
+
+enum Target {
+    /// `--output` names the one file (one tenant).
+    File,
+    /// `--output` with `{tenant}`.
+    Template(String),
+    /// `--output` a folder: `<folder>/<tenant>.<ext>`.
+    Folder(std::path::PathBuf),
+    /// Standard output, each tenant's findings first kept here.
+    Stdout(tempfile::TempDir),
+    /// The findings are written nowhere.
+    Discard,
+}
+
+impl TenantOutputs {
+    fn new(base: &crate::pipeline::OutputPlan, tenants: usize) -> Result<TenantOutputs, Error> {
+        use crate::output::Format;
+        let by_extension = |path: &Path| match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            Some("txt") => Format::Table,
+            Some("html" | "htm") => Format::Html,
+            _ => Format::Jsonl,
+        };
+        let (target, default) = match &base.path {
+            _ if base.discard => (Target::Discard, Format::Jsonl),
+            None => {
+                let dir = tempfile::tempdir().map_err(Error::Output)?;
+                let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                let default = if terminal {
+                    Format::Table
+                } else {
+                    Format::Jsonl
+                };
+                (Target::Stdout(dir), default)
+            }
+            Some(path) if path.to_string_lossy().contains("{tenant}") => (
+                Target::Template(path.to_string_lossy().into_owned()),
+                by_extension(path),
+            ),
+            Some(path) if path.is_dir() || path.to_string_lossy().ends_with('/') => {
+                std::fs::create_dir_all(path).map_err(|error| Error::File {
+                    path: path.clone(),
+                    error,
+                })?;
+                (Target::Folder(path.clone()), Format::Jsonl)
+            }
+            Some(path) if tenants == 1 => (Target::File, by_extension(path)),
+            Some(path) => {
+                return Err(Error::Usage(format!(
+                    "--output {}: several tenants cannot share one file; give a folder (one file per tenant, such as out/) or a name with {{tenant}} in it",
+                    path.display()
+                )));
+            }
+        };
+        Ok(TenantOutputs {
+            base: base.clone(),
+            format: base.format.unwrap_or(default),
+            target,
+        })
+    }
+
+    /// The output plan of one tenant's scan (a template's folders made).
+    fn plan(&self, tenant: &str) -> Result<crate::pipeline::OutputPlan, Error> {
+        let path = match &self.target {
+            Target::File | Target::Discard => self.base.path.clone(),
+            Target::Template(template) => {
+                let path = std::path::PathBuf::from(template.replace("{tenant}", tenant));
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|error| Error::File {
+                        path: parent.to_owned(),
+                        error,
+                    })?;
+                }
+                Some(path)
+            }
+            Target::Folder(dir) => Some(dir.join(self.file_name(tenant))),
+            Target::Stdout(dir) => Some(dir.path().join(self.file_name(tenant))),
+        };
+        Ok(crate::pipeline::OutputPlan {
+            path,
+            format: Some(self.format),
+            ..self.base.clone()
+        })
+    }
+
+    fn file_name(&self, tenant: &str) -> String {
+        format!("{tenant}.{}", extension(self.format))
+    }
+
+    /// With standard output: the tenant's findings, whole.
+    fn copy_to_stdout(&self, tenant: &str) -> Result<(), Error> {
+        if let Target::Stdout(dir) = &self.target {
+            let path = dir.path().join(self.file_name(tenant));
+            let mut file = std::fs::File::open(&path).map_err(|error| Error::File {
+                path: path.clone(),
+                error,
+            })?;
+            let mut out = std::io::stdout().lock();
+            std::io::copy(&mut file, &mut out)?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// With HTML pages in a folder: `index.html`, the tenants side by
+    /// side (counts per rule, links to each page).
+    fn write_overview(
+        &self,
+        rows: &[crate::output::html::overview::TenantRow],
+    ) -> Result<(), Error> {
+        let Target::Folder(dir) = &self.target else {
+            return Ok(());
+        };
+        if self.format != crate::output::Format::Html || rows.len() < 2 {
+            return Ok(());
+        }
+        let path = dir.join("index.html");
+        crate::output::html::overview::write(&path, rows, jiff::Timestamp::now())
+            .map_err(|error| Error::File { path, error })
+    }
+}
+
+/// The file extension of a format's output.
+fn extension(format: crate::output::Format) -> &'static str {
+    use crate::output::Format;
+    match format {
+        Format::Json => "json",
+        Format::Jsonl => "jsonl",
+        Format::Csv => "csv",
+        Format::Table => "txt",
+        Format::Html => "html",
+    }
 }
 
 /// The plan `scan`'s arguments describe.
@@ -37,6 +276,7 @@ pub(crate) fn plan(args: ScanArgs) -> ScanPlan {
         tuning: tuning(&args.tuning),
         read_state: None,
         preview: false,
+        tenant: None,
     }
 }
 

@@ -6,7 +6,6 @@ use jiff::Timestamp;
 use super::listing::{ListWriter, Listed, cell};
 use super::{Error, Outcome, Output, open_output};
 use crate::cli::TrendArgs;
-use crate::config::LoadedConfig;
 use crate::duration::ConfigDuration;
 use crate::engine::diagnostics::did_you_mean;
 use crate::state::Store;
@@ -16,8 +15,8 @@ use crate::state::trend::{ScanTrend, TrendCounts, TrendFilter};
 
 /// Runs `groupwarden trend`.
 pub(crate) fn run(args: TrendArgs) -> Result<Outcome, Error> {
-    let loaded = LoadedConfig::load(args.location.config.as_deref())?;
-    let path = state_path(args.location.state.as_deref(), &loaded);
+    let (loaded, flag) = super::load_location(&args.location)?;
+    let path = state_path(flag.as_deref(), &loaded);
     let store = Store::open_read_only(
         &path,
         &crate::state::recording::store_options(&loaded, false),

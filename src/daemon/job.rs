@@ -97,6 +97,31 @@ impl ScanFigures {
             .unwrap_or_default()
     }
 
+    /// The figures of the tenants' scans that completed, added up.
+    pub(crate) fn sum(tenants: &[TenantScan]) -> ScanFigures {
+        let mut sum = ScanFigures {
+            source: format!("{} tenants", tenants.len()),
+            ..ScanFigures::default()
+        };
+        for figures in tenants.iter().filter_map(|t| t.result.as_ref().ok()) {
+            sum.rows += figures.rows;
+            sum.row_errors += figures.row_errors;
+            sum.findings += figures.findings;
+            sum.rule_errors += figures.rule_errors;
+            sum.concealed_rows += figures.concealed_rows;
+            sum.report_refresh_date = sum
+                .report_refresh_date
+                .max(figures.report_refresh_date.clone());
+            sum.report_period = sum.report_period.or(figures.report_period);
+            for (rule, counts) in &figures.rules {
+                let total = sum.rules.entry(rule.clone()).or_default();
+                total.findings += counts.findings;
+                total.errors += counts.errors;
+            }
+        }
+        sum
+    }
+
     /// `rule=count` pairs for a log field.
     pub(crate) fn findings_by_rule(&self) -> String {
         self.rules
@@ -123,6 +148,18 @@ pub(crate) struct FinishedScan {
     /// Notifications this scan's run could not deliver (they stay in
     /// the outbox for the next run).
     pub undelivered: u64,
+    /// With `[[tenants]]`: each tenant's scan (`result` then sums those
+    /// that completed, or names those that failed).
+    pub tenants: Vec<TenantScan>,
+}
+
+/// One tenant's part of a scheduled run over `[[tenants]]`.
+#[derive(Clone, Debug)]
+pub(crate) struct TenantScan {
+    /// The tenant's name.
+    pub name: String,
+    /// Its figures, or its error.
+    pub result: Result<ScanFigures, String>,
 }
 
 /// Everything one scan needs.
@@ -164,7 +201,13 @@ impl ScanJob {
             .spawn(move || {
                 let started = Timestamp::now();
                 let clock = Instant::now();
-                let (result, undelivered) = self.run();
+                let (result, undelivered, tenants) = match self.tenants() {
+                    Some(names) => self.run_tenants(&names),
+                    None => {
+                        let (result, undelivered) = self.run();
+                        (result, undelivered, Vec::new())
+                    }
+                };
                 let _ = sender.send(FinishedScan {
                     trigger,
                     started,
@@ -172,6 +215,7 @@ impl ScanJob {
                     duration: clock.elapsed(),
                     result,
                     undelivered,
+                    tenants,
                 });
             })?;
         Ok(receiver)
@@ -204,13 +248,74 @@ impl ScanJob {
             tuning: Default::default(),
             read_state: None,
             preview: false,
+            tenant: None,
         }
+    }
+
+    /// The pinned config's `[[tenants]]`, all of them; `None` without.
+    fn tenants(&self) -> Option<Vec<String>> {
+        let config = &self.pinned.loaded.config;
+        (!config.tenants.is_empty())
+            .then(|| config.tenants.iter().map(|t| t.name.clone()).collect())
+    }
+
+    /// Scans every tenant, `[tenants_defaults] concurrency` at a time,
+    /// each into its own state file and findings document (`[schedule]
+    /// output` placed per tenant as state files are). One tenant's
+    /// failure fails the run (naming it) but not the others' scans.
+    fn run_tenants(&self, names: &[String]) -> (Result<ScanFigures, String>, u64, Vec<TenantScan>) {
+        let concurrency = self.pinned.loaded.config.tenants_defaults.concurrency;
+        let results = crate::tenants::fan_out(names, concurrency, &|name| {
+            let mut plan = self.plan();
+            plan.tenant = Some(name.to_owned());
+            if let Some(path) = &plan.output.path {
+                plan.output.path = Some(crate::tenants::tenant_file(path, name));
+            }
+            self.run_plan(&plan)
+        });
+        let mut undelivered = 0;
+        let mut tenants = Vec::new();
+        for (name, result) in names.iter().zip(results) {
+            let result = match result {
+                Ok((result, lost)) => {
+                    undelivered += lost;
+                    result
+                }
+                Err(_) => Err("the scan stopped unexpectedly (a panic)".to_owned()),
+            };
+            if let Err(error) = &result {
+                tracing::error!(tenant = %name, "tenant {name}: {error}");
+            }
+            tenants.push(TenantScan {
+                name: name.clone(),
+                result,
+            });
+        }
+        let failed: Vec<&str> = tenants
+            .iter()
+            .filter(|t| t.result.is_err())
+            .map(|t| t.name.as_str())
+            .collect();
+        let result = match failed.is_empty() {
+            true => Ok(ScanFigures::sum(&tenants)),
+            false => Err(format!(
+                "{} of {} tenants failed: {}",
+                failed.len(),
+                tenants.len(),
+                failed.join(", ")
+            )),
+        };
+        (result, undelivered, tenants)
     }
 
     /// Runs the scan and delivers its outbox: the figures (or why it
     /// failed) and how many notifications were not delivered.
     pub(crate) fn run(&self) -> (Result<ScanFigures, String>, u64) {
-        let mut outcome = match crate::pipeline::scan(&self.plan()) {
+        self.run_plan(&self.plan())
+    }
+
+    fn run_plan(&self, plan: &ScanPlan) -> (Result<ScanFigures, String>, u64) {
+        let mut outcome = match crate::pipeline::scan(plan) {
             Ok(outcome) => outcome,
             Err(error) => return (Err(error.to_string()), 0),
         };

@@ -74,7 +74,7 @@ struct Running {
 /// What the loop waits for.
 enum Wake {
     Due,
-    Finished(FinishedScan),
+    Finished(Box<FinishedScan>),
     Stop(&'static str),
     Reload,
 }
@@ -163,7 +163,7 @@ impl Daemon {
                 }
                 Wake::Finished(scan) => {
                     running = None;
-                    retry_at = self.finish(scan);
+                    retry_at = self.finish(*scan);
                 }
                 Wake::Reload => {
                     self.reload();
@@ -194,7 +194,7 @@ impl Daemon {
         };
         tokio::select! {
             () = sleep => Wake::Due,
-            scan = finished => Wake::Finished(scan),
+            scan = finished => Wake::Finished(Box::new(scan)),
             _ = signals.terminate.recv() => Wake::Stop("SIGTERM"),
             _ = signals.interrupt.recv() => Wake::Stop("SIGINT"),
             _ = signals.hangup.recv() => Wake::Reload,
@@ -354,6 +354,7 @@ async fn finished(scan: &mut Running) -> FinishedScan {
                 duration: until_from(scan.started, now),
                 result: Err("the scan stopped unexpectedly (a bug: please report it)".into()),
                 undelivered: 0,
+                tenants: Vec::new(),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! render it. `/metrics` is the Prometheus text format (version 0.0.4),
 //! written by hand: a dozen families do not need a metrics library.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
@@ -42,6 +43,10 @@ pub(crate) struct Status {
     pub last_success: Option<Timestamp>,
     /// When the next scan is due; `None` when none is scheduled.
     pub next_scan: Option<Timestamp>,
+    /// With `[[tenants]]`: the figures of each tenant's last completed scan.
+    pub tenant_figures: BTreeMap<String, ScanFigures>,
+    /// With `[[tenants]]`: whether each tenant's last scan completed.
+    pub tenant_success: BTreeMap<String, bool>,
 }
 
 impl Status {
@@ -62,6 +67,8 @@ impl Status {
             last_figures: None,
             last_success: None,
             next_scan: None,
+            tenant_figures: BTreeMap::new(),
+            tenant_success: BTreeMap::new(),
         }
     }
 
@@ -69,6 +76,14 @@ impl Status {
     pub(crate) fn record(&mut self, scan: FinishedScan) {
         self.running_since = None;
         self.notify_failures += scan.undelivered;
+        for tenant in &scan.tenants {
+            self.tenant_success
+                .insert(tenant.name.clone(), tenant.result.is_ok());
+            if let Ok(figures) = &tenant.result {
+                self.tenant_figures
+                    .insert(tenant.name.clone(), figures.clone());
+            }
+        }
         match &scan.result {
             Ok(figures) => {
                 self.scans_succeeded += 1;
@@ -264,83 +279,130 @@ impl Status {
         }
     }
 
-    /// Figures of the last completed scan.
+    /// Figures of the last completed scan; with `[[tenants]]`, of each
+    /// tenant's last completed scan, labelled `tenant`.
     fn figures_metrics(&self, page: &mut Page) {
-        let Some(figures) = &self.last_figures else {
-            return;
+        let sets: Vec<(Option<&str>, &ScanFigures)> = if self.tenant_figures.is_empty() {
+            self.last_figures.iter().map(|f| (None, f)).collect()
+        } else {
+            self.tenant_figures
+                .iter()
+                .map(|(name, f)| (Some(name.as_str()), f))
+                .collect()
         };
-        let plain = [
+        if sets.is_empty() {
+            return;
+        }
+        let plain: [(&str, &str, Figure); 3] = [
             (
                 "groupwarden_last_scan_rows",
                 "Rows the last completed scan read.",
-                figures.rows,
+                |f| f.rows,
             ),
             (
                 "groupwarden_last_scan_row_errors",
                 "Rows the last completed scan could not read.",
-                figures.row_errors,
+                |f| f.row_errors,
             ),
             (
                 "groupwarden_last_scan_concealed_rows",
                 "Rows with concealed names in the last completed scan.",
-                figures.concealed_rows,
+                |f| f.concealed_rows,
             ),
         ];
         for (name, help, value) in plain {
             page.family(name, "gauge", help);
-            page.sample(name, &[], value as f64);
+            for (tenant, figures) in &sets {
+                page.sample(name, &with_tenant(*tenant, &[]), value(figures) as f64);
+            }
         }
         page.family(
             "groupwarden_findings",
             "gauge",
             "Findings of the last completed scan, by rule.",
         );
-        for (rule, counts) in &figures.rules {
-            page.sample(
-                "groupwarden_findings",
-                &[("rule", rule)],
-                counts.findings as f64,
-            );
+        for (tenant, figures) in &sets {
+            for (rule, counts) in &figures.rules {
+                page.sample(
+                    "groupwarden_findings",
+                    &with_tenant(*tenant, &[("rule", rule)]),
+                    counts.findings as f64,
+                );
+            }
         }
-        by_status_metrics(figures, page);
+        by_status_metrics(&sets, page);
         page.family(
             "groupwarden_rule_errors",
             "gauge",
             "Rows a rule failed on in the last completed scan, by rule.",
         );
-        for (rule, counts) in &figures.rules {
-            page.sample(
-                "groupwarden_rule_errors",
-                &[("rule", rule)],
-                counts.errors as f64,
+        for (tenant, figures) in &sets {
+            for (rule, counts) in &figures.rules {
+                page.sample(
+                    "groupwarden_rule_errors",
+                    &with_tenant(*tenant, &[("rule", rule)]),
+                    counts.errors as f64,
+                );
+            }
+        }
+        if !self.tenant_success.is_empty() {
+            const NAME: &str = "groupwarden_tenant_last_scan_success";
+            page.family(
+                NAME,
+                "gauge",
+                "1 if the tenant's last scan completed, 0 if it failed.",
             );
+            for (tenant, ok) in &self.tenant_success {
+                page.sample(NAME, &[("tenant", tenant)], f64::from(u8::from(*ok)));
+            }
         }
     }
+}
+
+/// Reads one figure of a scan.
+type Figure = fn(&ScanFigures) -> u64;
+
+/// `labels` with `tenant` first, when there is one.
+fn with_tenant<'a>(
+    tenant: Option<&'a str>,
+    labels: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    tenant
+        .map(|t| ("tenant", t))
+        .into_iter()
+        .chain(labels.iter().copied())
+        .collect()
 }
 
 /// The last completed scan's findings by rule and status, as the state
 /// database recorded them: every enabled rule, every status (zeros
 /// included, so a series drops to 0 rather than vanishing).
-fn by_status_metrics(figures: &ScanFigures, page: &mut Page) {
-    let Some(by_status) = &figures.by_status else {
-        return;
-    };
+fn by_status_metrics(sets: &[(Option<&str>, &ScanFigures)], page: &mut Page) {
     const NAME: &str = "groupwarden_findings_by_status";
-    page.family(
-        NAME,
-        "gauge",
-        "Findings of the last completed scan by rule and status, as the state database recorded them (resolved: resolved by that scan).",
-    );
-    let rules: std::collections::BTreeSet<&String> =
-        figures.rules.keys().chain(by_status.keys()).collect();
-    for rule in rules {
-        let counts = by_status.get(rule).copied().unwrap_or_default();
-        for status in crate::state::Status::ALL {
-            page.sample(
+    let mut header = false;
+    for (tenant, figures) in sets {
+        let Some(by_status) = &figures.by_status else {
+            continue;
+        };
+        if !header {
+            header = true;
+            page.family(
                 NAME,
-                &[("rule", rule), ("status", status.as_str())],
-                counts.get(status) as f64,
+                "gauge",
+                "Findings of the last completed scan by rule and status, as the state database recorded them (resolved: resolved by that scan).",
             );
+        }
+        let rules: std::collections::BTreeSet<&String> =
+            figures.rules.keys().chain(by_status.keys()).collect();
+        for rule in rules {
+            let counts = by_status.get(rule).copied().unwrap_or_default();
+            for status in crate::state::Status::ALL {
+                page.sample(
+                    NAME,
+                    &with_tenant(*tenant, &[("rule", rule), ("status", status.as_str())]),
+                    counts.get(status) as f64,
+                );
+            }
         }
     }
 }
@@ -396,6 +458,7 @@ mod tests {
             duration: Duration::from_millis(2500),
             result,
             undelivered: 0,
+            tenants: Vec::new(),
         }
     }
 

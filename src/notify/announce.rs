@@ -46,9 +46,17 @@ use super::{
 const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// Which scan a message speaks for.
-fn scan_info(changes: &Changes, summary: &ScanSummary) -> ScanInfo {
+fn scan_info(changes: &Changes, summary: &ScanSummary, loaded: &LoadedConfig) -> ScanInfo {
     ScanInfo {
-        tenant: None,
+        // One of several tenants (`[[tenants]]`): the digest names it.
+        tenant: loaded.config.tenant.as_ref().map(|name| {
+            loaded
+                .config
+                .source
+                .as_ref()
+                .and_then(|s| s.tenant_name.clone())
+                .unwrap_or_else(|| name.clone())
+        }),
         source: changes.source.clone(),
         report_refresh_date: changes
             .report_refresh_date
@@ -87,7 +95,7 @@ pub(crate) fn enqueue_changes(
         .parse()
         .unwrap_or_else(|_| jiff::Timestamp::now());
     let context = Context {
-        scan: scan_info(changes, summary),
+        scan: scan_info(changes, summary, loaded),
         max_new_findings: loaded.config.state.max_new_findings,
         reminder_cutoff: reminder_cutoff(loaded, scanned_at),
         notices: changes

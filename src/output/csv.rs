@@ -17,6 +17,8 @@ pub(crate) struct CsvWriter {
     /// Cells that start like a formula are written as they are (for
     /// programs, not spreadsheets).
     raw: bool,
+    /// A first `tenant` column with this value (`[[tenants]]` scans).
+    tenant: Option<String>,
 }
 
 impl CsvWriter {
@@ -27,6 +29,7 @@ impl CsvWriter {
             header_written: false,
             with_status: false,
             raw: false,
+            tenant: None,
         }
     }
 
@@ -54,7 +57,9 @@ impl CsvWriter {
                 "line",
                 "evidence",
             ];
-            self.out.write_record(columns.into_iter().chain(status))?;
+            let tenant = self.tenant.as_ref().map(|_| "tenant");
+            self.out
+                .write_record(tenant.into_iter().chain(columns).chain(status))?;
         }
         Ok(())
     }
@@ -76,8 +81,11 @@ impl CsvWriter {
             &evidence,
         ];
         let raw = self.raw;
-        let cells = fields
+        let cells = self
+            .tenant
+            .as_deref()
             .into_iter()
+            .chain(fields)
             .chain(status)
             .map(|cell| if raw { cell.into() } else { csv_cell(cell) });
         self.out.write_record(cells.map(|c| c.into_owned()))?;
@@ -100,5 +108,9 @@ impl FindingWriter for CsvWriter {
     fn finish(&mut self, _summary: &ScanSummary) -> io::Result<()> {
         self.header()?;
         self.out.flush()
+    }
+
+    fn set_tenant(&mut self, tenant: &str) {
+        self.tenant = Some(tenant.to_owned());
     }
 }

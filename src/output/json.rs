@@ -233,6 +233,44 @@ fn is_clean(bytes: &[u8]) -> bool {
 
 /// A chunk of rendered findings goes out in one write, not copied into
 /// the buffer first.
+/// `{"tenant":"<name>",`: what opens every finding object of a tenant's
+/// scan, prepared once (the tenant is the same for the whole scan).
+fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    let mut prefix = b"{\"tenant\":".to_vec();
+    string(&mut prefix, tenant);
+    prefix.push(b',');
+    prefix
+}
+
+/// Opens the finding object that starts at `at` in `buffer` with the
+/// tenant's prefix instead of a bare `{`.
+fn tag_at(buffer: &mut Vec<u8>, at: usize, prefix: &[u8]) {
+    debug_assert_eq!(buffer.get(at), Some(&b'{'));
+    buffer.splice(at..at + 1, prefix.iter().copied());
+}
+
+/// Rendered findings (lines, or elements each after `,\n`) with each
+/// object opened by the tenant's prefix. The compact JSON has no raw line
+/// break inside a finding, so an object starts at the start or after one.
+fn write_tagged(out: &mut impl Write, bytes: &[u8], prefix: &[u8]) -> io::Result<()> {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes)
+        .map(|at| at + 1)
+        .chain([bytes.len()])
+    {
+        let piece = &bytes[start..end];
+        match piece.split_first() {
+            Some((b'{', rest)) => {
+                out.write_all(prefix)?;
+                out.write_all(rest)?;
+            }
+            _ => out.write_all(piece)?,
+        }
+        start = end;
+    }
+    Ok(())
+}
+
 fn write_through(out: &mut BufWriter<Box<dyn Write>>, bytes: &[u8]) -> io::Result<()> {
     out.flush()?;
     out.get_mut().write_all(bytes)
@@ -243,6 +281,7 @@ fn write_through(out: &mut BufWriter<Box<dyn Write>>, bytes: &[u8]) -> io::Resul
 pub struct JsonLinesWriter {
     out: BufWriter<Box<dyn Write>>,
     line: Vec<u8>,
+    tenant: Option<Vec<u8>>,
 }
 
 impl JsonLinesWriter {
@@ -251,12 +290,16 @@ impl JsonLinesWriter {
         JsonLinesWriter {
             out: BufWriter::with_capacity(256 * 1024, out),
             line: Vec::with_capacity(1024),
+            tenant: None,
         }
     }
 
     fn line(&mut self, finding: &Finding, status: Option<Status>) -> io::Result<()> {
         self.line.clear();
         write_finding(finding, status, &mut self.line);
+        if let Some(prefix) = &self.tenant {
+            tag_at(&mut self.line, 0, prefix);
+        }
         self.line.push(b'\n');
         self.out.write_all(&self.line)
     }
@@ -276,11 +319,18 @@ impl FindingWriter for JsonLinesWriter {
     }
 
     fn write_rendered(&mut self, bytes: &[u8]) -> io::Result<()> {
-        write_through(&mut self.out, bytes)
+        match &self.tenant {
+            Some(prefix) => write_tagged(&mut self.out, bytes, prefix),
+            None => write_through(&mut self.out, bytes),
+        }
     }
 
     fn finish(&mut self, _summary: &ScanSummary) -> io::Result<()> {
         self.out.flush()
+    }
+
+    fn set_tenant(&mut self, tenant: &str) {
+        self.tenant = Some(tenant_prefix(tenant));
     }
 }
 
@@ -290,6 +340,7 @@ pub struct JsonWriter {
     out: BufWriter<Box<dyn Write>>,
     count: u64,
     element: Vec<u8>,
+    tenant: Option<Vec<u8>>,
 }
 
 impl JsonWriter {
@@ -300,6 +351,7 @@ impl JsonWriter {
             out: BufWriter::with_capacity(256 * 1024, out),
             count: 0,
             element: Vec::with_capacity(1024),
+            tenant: None,
         }
     }
 
@@ -311,7 +363,11 @@ impl JsonWriter {
             b",\n"
         });
         self.count += 1;
+        let start = self.element.len();
         write_finding(finding, status, &mut self.element);
+        if let Some(prefix) = &self.tenant {
+            tag_at(&mut self.element, start, prefix);
+        }
         self.out.write_all(&self.element)
     }
 }
@@ -339,7 +395,14 @@ impl FindingWriter for JsonWriter {
             bytes
         };
         self.count += 1;
-        write_through(&mut self.out, bytes)
+        match &self.tenant {
+            Some(prefix) => write_tagged(&mut self.out, bytes, prefix),
+            None => write_through(&mut self.out, bytes),
+        }
+    }
+
+    fn set_tenant(&mut self, tenant: &str) {
+        self.tenant = Some(tenant_prefix(tenant));
     }
 
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {
@@ -412,6 +475,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rendered_lines_and_elements_are_tagged_with_the_tenant() {
+        let prefix = tenant_prefix("a\"b");
+        let tag = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            write_tagged(&mut out, bytes, &prefix).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            tag(b"{\"rule\":\"x\"}\n{\"rule\":\"y\"}\n"),
+            "{\"tenant\":\"a\\\"b\",\"rule\":\"x\"}\n{\"tenant\":\"a\\\"b\",\"rule\":\"y\"}\n"
+        );
+        assert_eq!(
+            tag(b",\n{\"rule\":\"x\"},\n{\"rule\":\"y\"}"),
+            ",\n{\"tenant\":\"a\\\"b\",\"rule\":\"x\"},\n{\"tenant\":\"a\\\"b\",\"rule\":\"y\"}"
+        );
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub trait FindingWriter {
     /// What the state store knows (statuses, exemptions), for writers that
     /// show it; call before `finish`. Others ignore it.
     fn set_lifecycle(&mut self, _lifecycle: html::lifecycle::Lifecycle) {}
+    /// The tenant (of `[[tenants]]`) every finding of this scan belongs
+    /// to; call before the first finding. Formats write it on each finding.
+    fn set_tenant(&mut self, _tenant: &str) {}
     /// How this format writes one finding (without status) as bytes, for
     /// formats whose findings are independent of each other: the scan's
     /// workers then render findings where they were found, in parallel,

@@ -15,6 +15,8 @@ use crate::state::Status;
 pub(crate) struct TableWriter {
     out: Box<dyn Write>,
     findings: Vec<(Finding, Option<Status>)>,
+    /// The tenant (`[[tenants]]` scans), named above the table.
+    tenant: Option<String>,
 }
 
 impl TableWriter {
@@ -23,6 +25,7 @@ impl TableWriter {
         TableWriter {
             out,
             findings: Vec::new(),
+            tenant: None,
         }
     }
 }
@@ -38,7 +41,14 @@ impl FindingWriter for TableWriter {
         Ok(())
     }
 
+    fn set_tenant(&mut self, tenant: &str) {
+        self.tenant = Some(tenant.to_owned());
+    }
+
     fn finish(&mut self, _summary: &ScanSummary) -> io::Result<()> {
+        if let Some(tenant) = &self.tenant {
+            writeln!(self.out, "Tenant: {}", terminal(tenant))?;
+        }
         if self.findings.is_empty() {
             writeln!(self.out, "No findings.")?;
             return self.out.flush();

@@ -180,7 +180,21 @@ fn check_rules(context: &mut Context) -> Verdict {
         }
         Err(error) => return Verdict::Problems(vec![error.to_string()]),
     };
-    let problems = config_problems(&rules, config);
+    let mut problems = config_problems(&rules, config);
+    // Each tenant's own rule parameters and disabled rules, laid over
+    // the shared ones as its scan lays them.
+    for tenant in &loaded.config.tenants {
+        match crate::tenants::resolve(loaded, &tenant.name, None) {
+            Ok(resolved) => problems.extend(
+                config_problems(&rules, &resolved.config.rules)
+                    .into_iter()
+                    .filter(|p| !problems.contains(p))
+                    .map(|p| format!("tenant {}: {p}", tenant.name))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(error) => problems.push(format!("tenant {}: {error}", tenant.name)),
+        }
+    }
     if !problems.is_empty() {
         return Verdict::Problems(problems);
     }
@@ -273,6 +287,43 @@ fn check_source(context: &mut Context) -> Verdict {
     let Some(loaded) = &context.loaded else {
         return Verdict::Skipped("needs a readable config".into());
     };
+    if !loaded.config.tenants.is_empty() {
+        return check_tenant_sources(loaded);
+    }
+    source_verdict(loaded)
+}
+
+/// With `[[tenants]]`: each tenant's `[source]`, as its scan resolves it.
+fn check_tenant_sources(loaded: &LoadedConfig) -> Verdict {
+    let mut summaries = Vec::new();
+    let mut problems = Vec::new();
+    for tenant in &loaded.config.tenants {
+        let verdict = match crate::tenants::resolve(loaded, &tenant.name, None) {
+            Ok(resolved) => source_verdict(&resolved),
+            Err(error) => Verdict::Problems(vec![error]),
+        };
+        match verdict {
+            Verdict::Ok(summary) => summaries.push(format!("{}: {summary}", tenant.name)),
+            Verdict::Problems(found) => problems.extend(
+                found
+                    .into_iter()
+                    .map(|p| format!("tenant {}: {p}", tenant.name)),
+            ),
+            Verdict::Skipped(why) => summaries.push(format!("{}: {why}", tenant.name)),
+        }
+    }
+    match problems.is_empty() {
+        true => Verdict::Ok(format!(
+            "{} tenants; {}",
+            summaries.len(),
+            summaries.join("; ")
+        )),
+        false => Verdict::Problems(problems),
+    }
+}
+
+/// One configuration's `[source]`, resolved.
+fn source_verdict(loaded: &LoadedConfig) -> Verdict {
     let from_environment = SourceConfig::default();
     let source = match &loaded.config.source {
         Some(source) => source,

@@ -61,6 +61,9 @@ pub struct ScanPlan {
     /// the messages it would have queued ([`ScanOutcome::preview`]):
     /// `notify --dry-run`'s view of what the next scan would send.
     pub preview: bool,
+    /// With `[[tenants]]` in the config: the tenant scanned (its source,
+    /// rules, channels and its own state file; see `crate::tenants`).
+    pub tenant: Option<String>,
 }
 
 /// Where a scan writes its findings.
@@ -285,6 +288,8 @@ fn directory_cache(plan: &ScanPlan) -> super::directory::Cache<'_> {
 /// writes the findings, records the scan and queues its messages.
 pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     let loaded = LoadedConfig::load(plan.config.as_deref())?;
+    let (loaded, tenant_plan) = for_tenant(loaded, plan)?;
+    let plan = tenant_plan.as_ref().unwrap_or(plan);
     let (engine, rules) = load_rules(plan.rules_dir.as_deref(), &loaded)?;
     // Channels are checked before anything is read: a broken template
     // must not surface only after the scan is recorded.
@@ -324,6 +329,9 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         plan.output.raw_csv,
         max_record_bytes,
     )?;
+    if let Some(tenant) = &loaded.config.tenant {
+        writer.set_tenant(tenant);
+    }
     // `report`'s page shows the state as the last scan left it: handed
     // over before the findings, so the page counts their statuses as they
     // stream past instead of keeping them all.
@@ -470,6 +478,34 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         outbox,
         preview,
     })
+}
+
+/// The configuration of the plan's tenant, and the plan reading and
+/// writing that tenant's state file (`--state` is a template then, see
+/// [`crate::tenants::tenant_file`]); a config with `[[tenants]]` needs one.
+fn for_tenant(
+    loaded: LoadedConfig,
+    plan: &ScanPlan,
+) -> Result<(LoadedConfig, Option<ScanPlan>), Error> {
+    let flag = plan
+        .record
+        .as_ref()
+        .or(plan.read_state.as_ref())
+        .and_then(|r| r.path.as_deref());
+    let Some(name) = &plan.tenant else {
+        crate::tenants::select(&loaded.config, &crate::tenants::Selection::default())
+            .map_err(Error::Usage)?;
+        return Ok((loaded, None));
+    };
+    let resolved = crate::tenants::resolve(&loaded, name, flag).map_err(Error::Usage)?;
+    let mut plan = plan.clone();
+    for state in [&mut plan.record, &mut plan.read_state]
+        .into_iter()
+        .flatten()
+    {
+        state.path = resolved.config.state.path.clone();
+    }
+    Ok((resolved, Some(plan)))
 }
 
 /// Keeps rows without a group id apart. Their findings are keyed by the

@@ -30,4 +30,5 @@ mod scan;
 mod shapes;
 mod state;
 mod state_storage;
+mod tenants;
 mod trend;

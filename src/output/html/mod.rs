@@ -46,6 +46,7 @@ pub(crate) mod charts;
 pub(crate) mod collect;
 pub(crate) mod data;
 pub(crate) mod lifecycle;
+pub(crate) mod overview;
 pub(crate) mod render;
 pub(crate) mod stats;
 pub(crate) mod tap;

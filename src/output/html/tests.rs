@@ -117,6 +117,7 @@ fn context() -> HtmlContext {
             rule("ownerless-groups", "Ownerless groups"),
         ],
         inactivity_days: Some(90),
+        tenant: None,
     }
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct HtmlContext {
     pub rules: Vec<RuleInfo>,
     /// `days` of the enabled inactivity rule.
     pub inactivity_days: Option<i64>,
+    /// The tenant (`[[tenants]]` scans), named in the page's header.
+    pub tenant: Option<String>,
 }
 
 /// A rule as the report describes it.
@@ -69,6 +71,7 @@ impl HtmlContext {
                 })
                 .collect(),
             inactivity_days,
+            tenant: None,
         }
     }
 }
@@ -79,6 +82,8 @@ impl HtmlContext {
 pub(crate) struct ReportView {
     /// The report's name: its path, `<stdin>`, or `Microsoft Graph report (…)`.
     pub source: String,
+    /// The tenant, when the scan was one of `[[tenants]]`.
+    pub tenant: Option<String>,
     /// The report's latest refresh date (`YYYY-MM-DD`); `None` when no row gave one.
     pub refresh_date: Option<String>,
     /// The report period in days; `None` when no row gave one.
@@ -261,6 +266,7 @@ impl ReportView {
         let kept = collected.rules.values().map(|r| r.kept_len() as u64).sum();
         ReportView {
             source: summary.source.clone(),
+            tenant: context.tenant.clone(),
             refresh_date: summary.stats.refresh_date(),
             period: summary.stats.period,
             generated_at: context

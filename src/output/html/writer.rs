@@ -134,6 +134,10 @@ impl FindingWriter for HtmlWriter {
         self.lifecycle = Some(lifecycle);
     }
 
+    fn set_tenant(&mut self, tenant: &str) {
+        self.context.tenant = Some(tenant.to_owned());
+    }
+
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {
         let stats = self.tap.take().map(Tap::finish).unwrap_or_default();
         let lifecycle = self.lifecycle.as_ref();
