@@ -48,9 +48,12 @@ fn no_progress_bytes_when_stderr_is_not_a_terminal() {
     );
 }
 
-/// Runs the binary with `args` on a pseudo-terminal; what the terminal
-/// showed. `None` (skipped) without `script`, unless `CI` is set.
-fn on_a_terminal(dir: &Path, args: &[String]) -> Option<String> {
+/// Runs the binary with `args` on a pseudo-terminal, its standard input
+/// the report `slow_input` with a pause of two seconds after its first
+/// rows (so the scan outlasts the second after which a bar appears, on a
+/// machine of any speed); what the terminal showed. `None` (skipped)
+/// without `script`, unless `CI` is set.
+fn on_a_terminal(dir: &Path, args: &[String], slow_input: &Path) -> Option<String> {
     let found = Command::new("script").arg("--version").output().is_ok();
     if !found {
         if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
@@ -63,10 +66,15 @@ fn on_a_terminal(dir: &Path, args: &[String]) -> Option<String> {
         .chain(args.iter().cloned())
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
         .collect();
+    let report = format!("'{}'", slow_input.display());
+    let pipeline = format!(
+        "{{ head -n 2000 {report}; sleep 2; tail -n +2001 {report}; }} | {}",
+        quoted.join(" ")
+    );
     let mut command = Command::new("script");
     command
         .args(["--quiet", "--return", "--command"])
-        .arg(quoted.join(" "))
+        .arg(pipeline)
         .arg("/dev/null")
         .current_dir(dir);
     util::remove_settings(&mut command, std::env::vars_os());
@@ -80,8 +88,8 @@ fn on_a_terminal(dir: &Path, args: &[String]) -> Option<String> {
 fn on_a_terminal_a_long_scan_shows_rows_per_second_but_not_beside_json_logs() {
     let dir = TempDir::new().unwrap();
     let input = long_report(dir.path());
-    let args = scan_args(dir.path(), &input);
-    let Some(shown) = on_a_terminal(dir.path(), &args) else {
+    let args = scan_args(dir.path(), Path::new("-"));
+    let Some(shown) = on_a_terminal(dir.path(), &args, &input) else {
         return;
     };
     assert!(shown.contains(BAR_TEXT), "no bar drawn: {shown:?}");
@@ -89,7 +97,7 @@ fn on_a_terminal_a_long_scan_shows_rows_per_second_but_not_beside_json_logs() {
 
     let mut json = vec!["--log-format".to_owned(), "json".to_owned()];
     json.extend(args);
-    let shown = on_a_terminal(dir.path(), &json).unwrap();
+    let shown = on_a_terminal(dir.path(), &json, &input).unwrap();
     assert!(
         !shown.contains(BAR_TEXT),
         "a bar between JSON lines: {shown:?}"
