@@ -632,6 +632,7 @@ url = "https://hooks.slack.com/services/x"
             assert!(text.contains("expired on"), "{}: {text}", channel.name());
         }
     }
+
     #[test]
     fn chat_messages_name_the_tenant_not_the_report_file() {
         let channels = channels_of(

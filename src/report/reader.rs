@@ -589,7 +589,15 @@ mod tests {
     }
 
     fn records_of(input: impl Read) -> Vec<(u64, Vec<String>)> {
-        let mut reader = ReportReader::new(input, "t.csv").unwrap();
+        read_all(ReportReader::new(input, "t.csv").unwrap())
+            .into_iter()
+            .map(|(line, fields, _)| (line, fields))
+            .collect()
+    }
+
+    /// Every record `reader` gives: line, fields, and the skip reason of
+    /// a skipped one.
+    fn read_all<R: Read>(mut reader: ReportReader<R>) -> Vec<(u64, Vec<String>, Option<String>)> {
         let mut record = Record::default();
         let mut out = Vec::new();
         while let Some(line) = reader.read_record(&mut record).unwrap() {
@@ -599,6 +607,7 @@ mod tests {
                     .iter()
                     .map(|f| String::from_utf8_lossy(f).into_owned())
                     .collect(),
+                record.skip_reason().map(str::to_owned),
             ));
         }
         out
@@ -683,21 +692,7 @@ mod tests {
     /// The records of `text` read with a cap of `cap` bytes: line, fields,
     /// and the skip reason of a skipped one.
     fn capped(text: &str, cap: usize) -> Vec<(u64, Vec<String>, Option<String>)> {
-        let mut reader =
-            ReportReader::with_max_record_bytes(text.as_bytes(), "t.csv", cap).unwrap();
-        let mut record = Record::default();
-        let mut out = Vec::new();
-        while let Some(line) = reader.read_record(&mut record).unwrap() {
-            out.push((
-                line,
-                record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect(),
-                record.skip_reason().map(str::to_owned),
-            ));
-        }
-        out
+        read_all(ReportReader::with_max_record_bytes(text.as_bytes(), "t.csv", cap).unwrap())
     }
 
     fn fields(list: [&str; 4]) -> Vec<String> {

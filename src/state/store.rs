@@ -233,13 +233,7 @@ impl Store {
             .map_err(fail)?;
         conn.execute_batch("PRAGMA foreign_keys = OFF;")
             .map_err(fail)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(Store {
-            conn,
-            path: path.to_owned(),
-            lock_timeout: options.lock_timeout,
-            _writer_lock: None,
-        })
+        Ok(Store::without_lock(conn, path, options))
     }
 
     /// A read-only connection, checked by reading the schema version;
@@ -276,13 +270,19 @@ impl Store {
             .map_err(fail)?;
         conn.execute_batch("PRAGMA cache_size = -32768;")
             .map_err(fail)?;
+        Ok(Store::without_lock(conn, path, options))
+    }
+
+    /// A store on `conn` that holds no writer lock (it only reads, or it
+    /// is a copy): errors name `path`.
+    fn without_lock(conn: Connection, path: &Path, options: &StoreOptions) -> Store {
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Store {
+        Store {
             conn,
             path: path.to_owned(),
             lock_timeout: options.lock_timeout,
             _writer_lock: None,
-        })
+        }
     }
 
     /// The schema version of the file (`PRAGMA user_version`).
@@ -469,26 +469,26 @@ fn pending_wal(path: &Path) -> bool {
 
 /// This process may write the database file itself.
 fn file_writable(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(file) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `file` is a NUL-terminated string that outlives the call.
-    unsafe { libc::access(file.as_ptr(), libc::W_OK) == 0 }
+    may_write(path)
 }
 
 /// This process may create files in the database's folder.
 fn folder_writable(path: &Path) -> bool {
+    match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => may_write(folder),
+        _ => may_write(Path::new(".")),
+    }
+}
+
+/// `access(2)` with `W_OK`: whether this process may write `path` (a file,
+/// or a folder to create files in), by its real user and group.
+fn may_write(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let folder = match path.parent() {
-        Some(folder) if !folder.as_os_str().is_empty() => folder,
-        _ => Path::new("."),
-    };
-    let Ok(folder) = std::ffi::CString::new(folder.as_os_str().as_bytes()) else {
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
-    // SAFETY: `folder` is a NUL-terminated string that outlives the call.
-    unsafe { libc::access(folder.as_ptr(), libc::W_OK) == 0 }
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// `path` as an SQLite URI opening it read-only and `immutable`; bytes
