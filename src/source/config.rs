@@ -409,6 +409,25 @@ impl Environment for ProcessEnvironment {
     }
 }
 
+/// An environment of the given variables, for tests.
+#[cfg(test)]
+pub(crate) struct FakeEnv(pub(crate) std::collections::HashMap<&'static str, &'static str>);
+
+#[cfg(test)]
+impl FakeEnv {
+    /// The environment holding `pairs`.
+    pub(crate) fn of(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
+        FakeEnv(pairs.iter().copied().collect())
+    }
+}
+
+#[cfg(test)]
+impl Environment for FakeEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.to_string())
+    }
+}
+
 /// Keys that only `type = "graph"` uses, for the file-type check.
 const GRAPH_ONLY_KEYS: [&str; 12] = [
     "tenant_id",
@@ -903,22 +922,13 @@ fn base_url(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use secrecy::ExposeSecret;
 
     use super::*;
 
-    struct FakeEnv(HashMap<&'static str, &'static str>);
-
-    impl Environment for FakeEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).map(|v| v.to_string())
-        }
-    }
-
     fn env(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
-        FakeEnv(pairs.iter().copied().collect())
+        FakeEnv::of(pairs)
     }
 
     fn section(text: &str) -> Result<SourceConfig, String> {

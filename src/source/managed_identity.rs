@@ -439,20 +439,11 @@ impl TokenSource for ManagedIdentityCredential {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
 
-    struct FakeEnv(HashMap<&'static str, &'static str>);
-
-    impl Environment for FakeEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).map(|v| v.to_string())
-        }
-    }
-
     fn identity(pairs: &[(&'static str, &'static str)]) -> Result<ManagedIdentity, SourceError> {
-        ManagedIdentity::from_environment(None, &FakeEnv(pairs.iter().copied().collect()))
+        ManagedIdentity::from_environment(None, &super::super::config::FakeEnv::of(pairs))
     }
 
     fn answer(json: &str) -> IdentityAnswer {
