@@ -46,6 +46,13 @@ pub(crate) struct TenantInfo {
 }
 
 impl TenantInfo {
+    /// What messages about `scan` call the tenant when it has a name: the
+    /// scan's own (one of several `[[tenants]]`), else `[source]
+    /// tenant_name`. Email and chat both ask here.
+    pub(crate) fn name_for<'a>(&'a self, scan: &'a super::ScanInfo) -> Option<&'a str> {
+        scan.tenant.as_deref().or(self.name.as_deref())
+    }
+
     fn of(loaded: &LoadedConfig) -> TenantInfo {
         let Some(source) = &loaded.config.source else {
             return TenantInfo::default();

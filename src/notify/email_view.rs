@@ -346,14 +346,7 @@ fn headline(digest: &Digest) -> String {
 /// recipient's domain for an owner, the sender's domain; never the
 /// report's file name.
 fn tenant_label(channel: &Channel, planned: &Planned) -> String {
-    let tenant = channel.tenant();
-    if let Some(name) = planned
-        .digest
-        .scan
-        .tenant
-        .as_deref()
-        .or(tenant.name.as_deref())
-    {
+    if let Some(name) = channel.tenant().name_for(&planned.digest.scan) {
         return name.to_owned();
     }
     tenant_domain(channel, planned).unwrap_or_else(|| "Microsoft 365".to_owned())

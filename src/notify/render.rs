@@ -192,10 +192,13 @@ fn render_chat(
 ) -> Result<String, RenderError> {
     let render = |shown: usize| -> Result<String, RenderError> {
         let mut view = MessageView::new(planned, shown);
-        // Chat names the tenant as email does (`[source] tenant_name`, else
-        // its domain), not the report's file.
+        // Chat names the tenant as email does (its name, else its domain),
+        // not the report's file.
         let tenant = channel.tenant();
-        if let Some(name) = tenant.name.as_deref().or(tenant.domain.as_deref()) {
+        if let Some(name) = tenant
+            .name_for(&planned.digest.scan)
+            .or(tenant.domain.as_deref())
+        {
             view.title = name;
         }
         let body = channel.templates().render(template, &view)?;
@@ -654,26 +657,30 @@ format = "slack"
 url = "https://hooks.slack.com/services/x"
 "#,
         );
-        let planned = Planned {
+        let mut planned = Planned {
             channel: String::new(),
             recipient: String::new(),
             digest: super::super::sample::sample_digest(false),
             delivery_id: None,
         };
-        for channel in &channels {
-            let Rendered::Webhook(body) = render(channel, &planned).unwrap() else {
-                panic!("a webhook renders a body");
-            };
-            assert!(
-                body.body.contains("groupwarden: Contoso Ltd"),
-                "{}",
-                body.body
-            );
-            assert!(
-                !body.body.contains(&planned.digest.scan.source),
-                "{}",
-                body.body
-            );
+        // The scan's own tenant (one of several `[[tenants]]`) first, as in
+        // email; else `[source] tenant_name`.
+        for (scan_tenant, title) in [
+            (Some("Fabrikam"), "groupwarden: Fabrikam"),
+            (None, "groupwarden: Contoso Ltd"),
+        ] {
+            planned.digest.scan.tenant = scan_tenant.map(str::to_owned);
+            for channel in &channels {
+                let Rendered::Webhook(body) = render(channel, &planned).unwrap() else {
+                    panic!("a webhook renders a body");
+                };
+                assert!(body.body.contains(title), "{}", body.body);
+                assert!(
+                    !body.body.contains(&planned.digest.scan.source),
+                    "{}",
+                    body.body
+                );
+            }
         }
     }
 }
