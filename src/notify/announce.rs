@@ -45,18 +45,23 @@ use super::{
 /// that (a run that died mid-send) another run may take it.
 const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
 
+/// One of several tenants (`[[tenants]]`): what its messages call it
+/// (its `tenant_name`, else its name); `None` for a single tenant.
+fn tenant_of(loaded: &LoadedConfig) -> Option<String> {
+    loaded.config.tenant.as_ref().map(|name| {
+        loaded
+            .config
+            .source
+            .as_ref()
+            .and_then(|s| s.tenant_name.clone())
+            .unwrap_or_else(|| name.clone())
+    })
+}
+
 /// Which scan a message speaks for.
 fn scan_info(changes: &Changes, summary: &ScanSummary, loaded: &LoadedConfig) -> ScanInfo {
     ScanInfo {
-        // One of several tenants (`[[tenants]]`): the digest names it.
-        tenant: loaded.config.tenant.as_ref().map(|name| {
-            loaded
-                .config
-                .source
-                .as_ref()
-                .and_then(|s| s.tenant_name.clone())
-                .unwrap_or_else(|| name.clone())
-        }),
+        tenant: tenant_of(loaded),
         source: changes.source.clone(),
         report_refresh_date: changes
             .report_refresh_date
@@ -154,7 +159,7 @@ pub(crate) fn enqueue_owed_now(
             .unwrap_or_else(|_| jiff::Timestamp::now());
         let context = Context {
             scan: ScanInfo {
-                tenant: None,
+                tenant: tenant_of(loaded),
                 source: last.source,
                 report_refresh_date: last.refresh_date.as_deref().and_then(|d| d.parse().ok()),
                 report_period: last.period,
