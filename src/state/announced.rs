@@ -211,12 +211,12 @@ pub fn rules_with_findings(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 pub fn apply_scan_marks(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE announcements SET status = 'resolved' WHERE status IN ('new', 'reopened', 'reminder', 'due') \
-         AND key IN (SELECT f.key FROM temp.scan_marks m JOIN finding_state f ON f.id = m.id WHERE m.mark = 'reopened')",
+         AND key IN (SELECT coalesce(f.key, f.rule || ':' || f.group_key) FROM temp.scan_marks m JOIN finding_state f ON f.id = m.id WHERE m.mark = 'reopened')",
         [],
     )?;
     conn.execute(
         "UPDATE announcements SET status = 'due' WHERE status IN ('new', 'reopened', 'reminder') \
-         AND key IN (SELECT f.key FROM temp.scan_marks m JOIN finding_state f ON f.id = m.id WHERE m.mark = 'remind')",
+         AND key IN (SELECT coalesce(f.key, f.rule || ':' || f.group_key) FROM temp.scan_marks m JOIN finding_state f ON f.id = m.id WHERE m.mark = 'remind')",
         [],
     )?;
     Ok(())
@@ -297,7 +297,7 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64) -> rusqlite::Result<us
         .query_map([outbox_id], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut mark = conn.prepare_cached(
-        "UPDATE finding_state SET last_announced_at = ?3 WHERE key_hash = ?1 AND key = ?2",
+        "UPDATE finding_state SET last_announced_at = ?3 WHERE key_hash = ?1 AND coalesce(key, rule || ':' || group_key) = ?2",
     )?;
     for key in &keys {
         mark.execute(params![super::schema::key_hash(key), key, now])?;
@@ -319,7 +319,7 @@ pub fn forget_message(conn: &Connection, outbox_id: i64) -> rusqlite::Result<()>
 pub fn purge(conn: &Connection, cutoff: &str) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM announcements WHERE key IN \
-         (SELECT key FROM finding_state INDEXED BY finding_state_by_resolved_scan \
+         (SELECT coalesce(key, rule || ':' || group_key) FROM finding_state INDEXED BY finding_state_by_resolved_scan \
           WHERE resolved_scan IS NOT NULL AND status = 'resolved' AND resolved_at < ?1)",
         [cutoff],
     )?;

@@ -294,6 +294,18 @@ impl StatusCounts {
             Status::Exempted => self.exempted += count,
         }
     }
+
+    /// Takes `count` findings from `status`.
+    pub fn remove(&mut self, status: Status, count: u64) {
+        let slot = match status {
+            Status::New => &mut self.new,
+            Status::Open => &mut self.open,
+            Status::Reopened => &mut self.reopened,
+            Status::Resolved => &mut self.resolved,
+            Status::Exempted => &mut self.exempted,
+        };
+        *slot = slot.saturating_sub(count);
+    }
 }
 
 impl fmt::Display for StatusCounts {

@@ -37,14 +37,17 @@
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, named_params, params};
+
+use std::sync::Arc;
 
 use super::changes::{Cap, Changes, Resolution, Status, StatusCounts, StoredFinding};
 use super::exemptions::{Exemption, ExemptionNotice, ExemptionState, Exemptions};
+use super::known::{Content, Flags, Known, LoadContext, Shapes, content_hash};
 use super::query::{FINDING_COLUMNS, stored_finding};
 use super::schema::key_hash;
 use super::store::{StateError, Store};
+use super::trend::TrendCounts;
 use crate::duration::ConfigDuration;
 use crate::engine::eval::RowOutcome;
 use crate::engine::finding::Finding;
@@ -104,9 +107,15 @@ pub struct ScanRecorder {
     in_force: Vec<Exemption>,
     last_refresh: Option<String>,
     seen: Seen,
-    /// Findings this scan saw, by row id: "seen in this scan" is kept
-    /// here, not written to each finding.
-    seen_ids: IdSet,
+    /// The stored findings (and which of them this scan saw): "seen in
+    /// this scan" is kept here, not written to each finding.
+    known: Known,
+    shapes: Shapes,
+    /// The key hashes of the findings this scan stored for the first
+    /// time: a report listing a group twice is put right at the end.
+    new_hashes: Vec<i64>,
+    /// This scan's findings by rule and status, for `trend`.
+    tally: Vec<(Arc<str>, TrendCounts)>,
     /// The group keys of every row, hashed: which groups the report has
     /// (8 bytes a row), for telling `rule-cleared` from `group-gone`.
     groups: Vec<u64>,
@@ -120,8 +129,6 @@ struct ScanContext {
     scan_id: i64,
     /// When the scan started, as stored.
     now: String,
-    /// Open findings quiet since this time are due for a reminder.
-    reminder_cutoff: Option<String>,
     /// The latest completed scan before this one, and when it ran: what a
     /// finding's empty `last_seen_scan` means until this scan completes.
     latest: Option<(i64, String)>,
@@ -163,6 +170,22 @@ impl ScanRecorder {
             .policy
             .renotify_after
             .map(|span| time_before(start.now, span));
+        let mut watch = Stopwatch::start();
+        let loaded = Known::load(
+            store.connection(),
+            &LoadContext {
+                latest: latest.as_ref().map(|(scan, _)| *scan),
+                reminder_cutoff: reminder_cutoff.as_deref(),
+            },
+        );
+        watch.lap("stored findings loaded");
+        let known = match loaded {
+            Ok(known) => known,
+            Err(error) => {
+                store.rollback();
+                return Err(store.fail(error));
+            }
+        };
         Ok(ScanRecorder {
             store: Some(store),
             scan_id,
@@ -170,12 +193,14 @@ impl ScanRecorder {
             in_force,
             last_refresh,
             seen: Seen::default(),
-            seen_ids: IdSet::default(),
+            known,
+            shapes: Shapes::default(),
+            new_hashes: Vec::new(),
+            tally: Vec::new(),
             groups: Vec::new(),
             context: ScanContext {
                 scan_id,
                 now: time_text(start_now),
-                reminder_cutoff,
                 latest,
             },
             statuses: Vec::new(),
@@ -227,26 +252,38 @@ impl ScanRecorder {
         self.statuses.clear();
         for finding in &outcome.findings {
             let exemption = self.in_force.iter().find(|e| e.covers(finding));
-            let evidence =
-                serde_json::to_string(&finding.evidence).map_err(|e| StateError::Data {
-                    path: store.path().to_owned(),
-                    message: format!("cannot store the evidence of {}: {e}", finding.key),
-                })?;
+            let (shape, evidence) = self.shapes.encode(conn, &finding.evidence).map_err(fail)?;
             let record = Record {
                 finding,
                 group_key: &outcome.group_key,
-                evidence: &evidence,
+                key_hash: key_hash(&finding.key),
+                shape,
+                evidence,
                 exemption,
             };
+            let content = content_hash(&Content {
+                finding,
+                group_key: record.group_key,
+                shape,
+                evidence,
+                exemption: exemption.map(|e| (e.origin.as_str(), e.reason.as_str())),
+            });
             let status = record_finding(
                 conn,
                 &self.context,
-                &mut self.seen,
-                &mut self.seen_ids,
+                &mut Tracking {
+                    seen: &mut self.seen,
+                    known: &mut self.known,
+                    new_hashes: &mut self.new_hashes,
+                },
                 &record,
+                content,
             )
             .map_err(fail)?;
-            self.statuses.push(status);
+            if let Some(status) = status.counted {
+                tally(&mut self.tally, &finding.rule, status, 1);
+            }
+            self.statuses.push(status.status);
         }
         Ok(&self.statuses)
     }
@@ -327,17 +364,28 @@ impl ScanRecorder {
             rusqlite::params![refresh_date, self.scan_id],
         )
         .map_err(fail)?;
+        let removed =
+            merge_new_duplicates(conn, self.scan_id, self.known.max_id, &mut self.new_hashes)
+                .map_err(fail)?;
         let mut counts = self.seen.counts;
+        for (rule, status) in removed {
+            counts.remove(status, 1);
+            tally(&mut self.tally, &Arc::from(rule), status, -1);
+        }
         self.groups.sort_unstable();
         self.groups.dedup();
         let settle = Settle {
             context: &self.context,
-            seen_ids: &self.seen_ids,
+            known: &self.known,
             groups: &self.groups,
             rules: &self.start.rules,
             complete,
         };
-        counts.resolved = settle.unseen(conn).map_err(fail)?;
+        let resolved = settle.unseen(conn).map_err(fail)?;
+        counts.resolved = resolved.len() as u64;
+        for rule in resolved {
+            tally(&mut self.tally, &Arc::from(rule), Status::Resolved, 1);
+        }
         // From here on, an empty last_seen_scan means this scan.
         conn.execute(
             "UPDATE state_meta SET latest_scan = ?1, latest_scan_at = ?2 WHERE id = 1",
@@ -362,7 +410,7 @@ impl ScanRecorder {
         }
         // What `groupwarden trend` reads (after the purge, which drops the
         // counts of the scans it removes).
-        super::trend::record_counts(conn, self.scan_id).map_err(fail)?;
+        super::trend::record_counts(conn, self.scan_id, &self.tally).map_err(fail)?;
         conn.execute(
             "UPDATE scans SET finished_at = :finished, refresh_date = :refresh, report_period = :period, rows = :rows, \
              row_errors = :row_errors, rule_errors = :rule_errors, findings = :findings, outcome = 'completed', complete = :complete \
@@ -427,7 +475,15 @@ impl ScanRecorder {
                  (SELECT id FROM temp.scan_marks WHERE mark = '{mark}') ORDER BY rule, key"
             )
         };
-        changes.new = collect(conn, &marked("new"), [])?;
+        // Findings new to the database are the rows this scan added.
+        changes.new = collect(
+            conn,
+            &format!(
+                "SELECT {FINDING_COLUMNS} FROM findings WHERE (id > ?1 AND status = 'new') OR id IN \
+                 (SELECT id FROM temp.scan_marks WHERE mark = 'new') ORDER BY rule, key"
+            ),
+            [self.known.max_id],
+        )?;
         changes.reopened = collect(conn, &marked("reopened"), [])?;
         changes.reminders = collect(conn, &marked("remind"), [])?;
         changes.resolved = collect(
@@ -509,33 +565,36 @@ fn prepare(store: &Store, start: &ScanStart) -> Result<Prepared, StateError> {
 /// A finding's state before this scan.
 #[derive(Clone, Copy, Debug)]
 struct Prior {
-    /// Its row in `finding_state`.
-    id: i64,
-    /// Its status before this scan (or as this scan set it, when
-    /// `seen_now`).
+    /// Its status before this scan.
     status: Status,
     /// The status as stored: `new` and `reopened` read as `open` once a
     /// later scan has seen the finding.
     stored: Status,
-    /// For a stored `new` or `reopened`: the scan that set it.
-    status_scan: Option<i64>,
     announced: bool,
     /// Not announced since the reminder cutoff (counting from when it was
     /// first seen if it never was).
     quiet: bool,
-    /// Already seen by this scan: the report lists it twice.
-    seen_now: bool,
     /// Its last scan is written out (it was not seen by the latest scan),
     /// so seeing it now is a write.
     last_seen_written: bool,
-    /// Group, message, evidence, severity and exemption as this scan has
-    /// them: nothing to write but (maybe) the status.
-    same_content: bool,
+}
+
+impl Prior {
+    fn of(flags: Flags) -> Prior {
+        Prior {
+            status: flags.shown(),
+            stored: flags.stored(),
+            announced: flags.announced(),
+            quiet: flags.quiet(),
+            last_seen_written: flags.last_seen_written(),
+        }
+    }
 }
 
 /// The status shown for one stored as `stored`: `new` and `reopened`
 /// last for the scan that set them (`status_scan`), and read as `open`
 /// once the finding was last seen by a later scan.
+#[cfg(test)]
 fn shown_status(stored: Status, status_scan: Option<i64>, last_seen: Option<i64>) -> Status {
     match stored {
         Status::New | Status::Reopened if status_scan != last_seen => Status::Open,
@@ -543,129 +602,104 @@ fn shown_status(stored: Status, status_scan: Option<i64>, last_seen: Option<i64>
     }
 }
 
-fn prior_state(
-    conn: &Connection,
-    context: &ScanContext,
-    seen: &IdSet,
-    record: &Record<'_>,
-) -> rusqlite::Result<Option<Prior>> {
-    let finding = record.finding;
-    let mut statement = conn.prepare_cached(
-        "SELECT id, status, status_scan, last_seen_scan, last_announced_at IS NOT NULL, \
-                coalesce(coalesce(last_announced_at, first_seen_at) <= ?3, 0), \
-                rule, group_key, group_id, group_name, owner, severity, message, evidence, exemption, exemption_reason \
-         FROM finding_state WHERE key_hash = ?1 AND key = ?2",
-    )?;
-    let mut rows = statement.query(params![
-        key_hash(&finding.key),
-        finding.key,
-        context.reminder_cutoff
-    ])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let id: i64 = row.get(0)?;
-    let stored: String = row.get(1)?;
-    let stored: Status = stored.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
-    })?;
-    let status_scan: Option<i64> = row.get(2)?;
-    let last_seen: Option<i64> = row.get(3)?;
-    let seen_now = seen.contains(id);
-    // An empty last scan means the latest completed scan, or this one for
-    // a finding this scan already wrote.
-    let latest = if seen_now {
-        Some(context.scan_id)
-    } else {
-        context.latest.as_ref().map(|(scan, _)| *scan)
-    };
-    let exemption = record.exemption;
-    let same_content = text_is(row, 6, Some(&finding.rule))?
-        && text_is(row, 7, Some(record.group_key))?
-        && text_is(row, 8, finding.group_id.as_deref())?
-        && text_is(row, 9, finding.group_name.as_deref())?
-        && text_is(row, 10, finding.owner.as_deref())?
-        && text_is(row, 11, Some(finding.severity.as_str()))?
-        && text_is(row, 12, Some(&finding.message))?
-        && text_is(row, 13, Some(record.evidence))?
-        && text_is(row, 14, exemption.map(|e| e.origin.as_str()))?
-        && text_is(row, 15, exemption.map(|e| e.reason.as_str()))?;
-    Ok(Some(Prior {
-        id,
-        status: shown_status(stored, status_scan, last_seen.or(latest)),
-        stored,
-        status_scan,
-        announced: row.get(4)?,
-        quiet: row.get(5)?,
-        seen_now,
-        last_seen_written: last_seen.is_some(),
-        same_content,
-    }))
+/// What recording a row's findings changes besides the database.
+struct Tracking<'a> {
+    seen: &'a mut Seen,
+    known: &'a mut Known,
+    new_hashes: &'a mut Vec<i64>,
 }
 
-/// Whether column `index` of `row` holds exactly `want` (NULL for `None`).
-fn text_is(row: &rusqlite::Row<'_>, index: usize, want: Option<&str>) -> rusqlite::Result<bool> {
-    Ok(match (row.get_ref(index)?, want) {
-        (ValueRef::Null, None) => true,
-        (ValueRef::Text(text), Some(want)) => text == want.as_bytes(),
-        _ => false,
-    })
+/// The status a finding got, and the status it counts under (`None`: a
+/// second listing of a finding this scan already counted).
+struct Recorded {
+    status: Status,
+    counted: Option<Status>,
 }
 
-/// Records one finding of a row: looks up its previous state, gives it a
-/// status, and writes only what changed.
+/// Records one finding of a row: finds its previous state in memory,
+/// gives it a status, and writes only what changed.
 fn record_finding(
     conn: &Connection,
     context: &ScanContext,
-    seen: &mut Seen,
-    seen_ids: &mut IdSet,
+    tracking: &mut Tracking<'_>,
     record: &Record<'_>,
-) -> rusqlite::Result<Status> {
+    content: u64,
+) -> rusqlite::Result<Recorded> {
     let exempted = record.exemption.is_some();
-    match prior_state(conn, context, seen_ids, record)? {
-        None => {
-            let status = status_for(None, exempted);
-            let id = insert_finding(conn, record, status, context)?;
-            seen_ids.insert(id);
-            seen.note(conn, context, id, record, None, status)?;
-            Ok(status)
-        }
+    let Some(hit) = tracking
+        .known
+        .find(conn, record.key_hash, &record.finding.key)?
+    else {
+        // New to the database (a second listing in this report is merged
+        // at the end of the scan).
+        let status = status_for(None, exempted);
+        let id = insert_finding(conn, record, status, content, context)?;
+        tracking.new_hashes.push(record.key_hash);
+        tracking
+            .seen
+            .note(conn, context, id, record, None, status)?;
+        return Ok(Recorded {
+            status,
+            counted: Some(status),
+        });
+    };
+    if hit.flags.seen() {
         // The report lists this finding twice: the later row's details
         // win, the status given earlier in this scan stands.
-        Some(prior) if prior.seen_now => {
-            if !prior.same_content {
-                update_finding(conn, prior.id, record, prior.stored, prior.status_scan)?;
-            }
-            Ok(prior.status)
+        if hit.content != content {
+            update_finding(conn, hit.id, record, None, content)?;
+            tracking.known.set_content(&hit, content);
         }
-        Some(prior) => {
-            let status = status_for(Some(prior), exempted);
-            let (stored, status_scan) = stored_status(prior, status, context.scan_id);
-            let unchanged = stored == prior.stored
-                && status_scan == prior.status_scan
-                && prior.same_content
-                && !prior.last_seen_written;
-            if !unchanged {
-                update_finding(conn, prior.id, record, stored, status_scan)?;
-            }
-            seen_ids.insert(prior.id);
-            seen.note(conn, context, prior.id, record, Some(prior), status)?;
-            Ok(status)
-        }
+        return Ok(Recorded {
+            status: hit.flags.now(),
+            counted: None,
+        });
     }
+    let prior = Prior::of(hit.flags);
+    let status = status_for(Some(prior), exempted);
+    let stored = stored_status(prior, status, context.scan_id);
+    let unchanged = stored.is_none() && hit.content == content && !prior.last_seen_written;
+    if !unchanged {
+        update_finding(conn, hit.id, record, stored, content)?;
+        tracking.known.set_content(&hit, content);
+    }
+    tracking.known.see(&hit, status);
+    tracking
+        .seen
+        .note(conn, context, hit.id, record, Some(prior), status)?;
+    Ok(Recorded {
+        status,
+        counted: Some(status),
+    })
 }
 
 /// What is stored for a finding this scan gives `status`: `new` and
-/// `reopened` with this scan's id; a finding that stays open keeps what
-/// it has (a `new` of an earlier scan already reads as `open`).
-fn stored_status(prior: Prior, status: Status, scan: i64) -> (Status, Option<i64>) {
+/// `reopened` with this scan's id; `None`: a finding that stays open
+/// keeps what it has (a `new` of an earlier scan already reads as
+/// `open`).
+fn stored_status(prior: Prior, status: Status, scan: i64) -> Option<(Status, Option<i64>)> {
     match status {
-        Status::New | Status::Reopened => (status, Some(scan)),
+        Status::New | Status::Reopened => Some((status, Some(scan))),
         Status::Open if matches!(prior.stored, Status::New | Status::Open | Status::Reopened) => {
-            (prior.stored, prior.status_scan)
+            None
         }
-        _ => (status, None),
+        _ => Some((status, None)),
     }
+}
+
+/// Adds `count` findings of `rule` under `status` to a scan's tally.
+fn tally(tally: &mut Vec<(Arc<str>, TrendCounts)>, rule: &Arc<str>, status: Status, count: i64) {
+    let index = match tally
+        .iter()
+        .position(|(r, _)| Arc::ptr_eq(r, rule) || r == rule)
+    {
+        Some(index) => index,
+        None => {
+            tally.push((Arc::clone(rule), TrendCounts::default()));
+            tally.len() - 1
+        }
+    };
+    tally[index].1.adjust(status, count);
 }
 
 /// Findings seen so far, by status (resolved ones are counted at the end).
@@ -677,7 +711,9 @@ struct Seen {
 
 impl Seen {
     /// Counts a finding's status, keeps its history and marks it for the
-    /// changes.
+    /// changes. A finding's first event, `new`, is not written: history
+    /// reads it from the finding's first scan; and findings new to the
+    /// database are not marked: they are the rows this scan added.
     fn note(
         &mut self,
         conn: &Connection,
@@ -700,7 +736,8 @@ impl Seen {
                         && prior.status != Status::Exempted)
             }
         };
-        if changed {
+        let first_new = prior.is_none() && status == Status::New;
+        if changed && !first_new {
             let detail = match status {
                 Status::Exempted => record.exemption.map(|e| e.reason.as_str()),
                 _ => Some(record.finding.message.as_str()),
@@ -721,14 +758,14 @@ impl Seen {
             ])?;
         }
         let mark = match status {
-            Status::New => Some("new"),
+            Status::New if !first_new => Some("new"),
             Status::Reopened => Some("reopened"),
             Status::Open if remind => Some("remind"),
             Status::Exempted if changed => Some("exempted"),
             _ => None,
         };
+        self.newly_exempted += u64::from(status == Status::Exempted && changed);
         if let Some(mark) = mark {
-            self.newly_exempted += u64::from(status == Status::Exempted);
             conn.prepare_cached("INSERT INTO temp.scan_marks (id, mark) VALUES (?1, ?2)")?
                 .execute(params![id, mark])?;
         }
@@ -736,12 +773,35 @@ impl Seen {
     }
 }
 
-/// A finding as this scan saw it.
+/// A finding as this scan saw it, in its stored form.
 struct Record<'a> {
     finding: &'a Finding,
     group_key: &'a str,
+    key_hash: i64,
+    shape: i64,
     evidence: &'a str,
     exemption: Option<&'a Exemption>,
+}
+
+impl Record<'_> {
+    /// The key as stored: `None` when it is `rule:group_key`.
+    fn stored_key(&self) -> Option<&str> {
+        let key = &self.finding.key;
+        let rule = &*self.finding.rule;
+        let derived = key.len() == rule.len() + 1 + self.group_key.len()
+            && key.starts_with(rule)
+            && key.as_bytes()[rule.len()] == b':'
+            && key.ends_with(self.group_key);
+        (!derived).then_some(key.as_str())
+    }
+
+    /// The group id as stored: `''` when it equals the group key.
+    fn stored_group_id(&self) -> Option<&str> {
+        match self.finding.group_id.as_deref() {
+            Some(id) if id == self.group_key => Some(""),
+            other => other,
+        }
+    }
 }
 
 /// Writes a finding this scan sees for the first time; returns its id.
@@ -749,62 +809,78 @@ fn insert_finding(
     conn: &Connection,
     record: &Record<'_>,
     status: Status,
+    content: u64,
     context: &ScanContext,
 ) -> rusqlite::Result<i64> {
     let finding = record.finding;
     conn.prepare_cached(
-        "INSERT INTO finding_state (key_hash, key, rule, group_key, group_id, group_name, owner, severity, message, evidence, \
-                                    status, status_scan, first_seen_scan, first_seen_at, exemption, exemption_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
+                                    exemption, exemption_reason, rule, group_key, key, group_id, group_name, owner, \
+                                    severity, message, evidence_shape, evidence) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
-        key_hash(&finding.key),
-        finding.key,
-        &*finding.rule,
-        record.group_key,
-        finding.group_id,
-        finding.group_name,
-        finding.owner,
-        finding.severity.as_str(),
-        finding.message,
-        record.evidence,
+        record.key_hash,
+        content as i64,
         status.as_str(),
         (status == Status::New).then_some(context.scan_id),
         context.scan_id,
         context.now,
         record.exemption.map(|e| e.origin.as_str()),
         record.exemption.map(|e| e.reason.as_str()),
+        &*finding.rule,
+        record.group_key,
+        record.stored_key(),
+        record.stored_group_id(),
+        finding.group_name,
+        finding.owner,
+        finding.severity.as_str(),
+        finding.message,
+        record.shape,
+        record.evidence,
     ])?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Rewrites a known finding as this scan sees it (seen by the latest
-/// scan, so its last scan is left empty).
+/// scan, so its last scan is left empty); `status`: the status and
+/// status scan to store, `None` to keep them.
 fn update_finding(
     conn: &Connection,
     id: i64,
     record: &Record<'_>,
-    status: Status,
-    status_scan: Option<i64>,
+    status: Option<(Status, Option<i64>)>,
+    content: u64,
 ) -> rusqlite::Result<()> {
     let finding = record.finding;
+    let (keep, status, status_scan) = match status {
+        Some((status, scan)) => (false, Some(status.as_str()), scan),
+        None => (true, None, None),
+    };
     conn.prepare_cached(
-        "UPDATE finding_state SET rule = ?2, group_key = ?3, group_id = ?4, group_name = ?5, owner = ?6, severity = ?7, \
-            message = ?8, evidence = ?9, status = ?10, status_scan = ?11, last_seen_scan = NULL, last_seen_at = NULL, \
-            resolved_scan = NULL, resolved_at = NULL, resolution = NULL, exemption = ?12, exemption_reason = ?13 \
+        "UPDATE finding_state SET rule = ?2, group_key = ?3, key = ?4, group_id = ?5, group_name = ?6, owner = ?7, \
+            severity = ?8, message = ?9, evidence_shape = ?10, evidence = ?11, content_hash = ?12, \
+            status = CASE WHEN ?13 THEN status ELSE ?14 END, status_scan = CASE WHEN ?13 THEN status_scan ELSE ?15 END, \
+            last_seen_scan = NULL, last_seen_at = NULL, \
+            resolved_scan = CASE WHEN ?13 THEN resolved_scan END, resolved_at = CASE WHEN ?13 THEN resolved_at END, \
+            resolution = CASE WHEN ?13 THEN resolution END, exemption = ?16, exemption_reason = ?17 \
          WHERE id = ?1",
     )?
     .execute(params![
         id,
         &*finding.rule,
         record.group_key,
-        finding.group_id,
+        record.stored_key(),
+        record.stored_group_id(),
         finding.group_name,
         finding.owner,
         finding.severity.as_str(),
         finding.message,
+        record.shape,
         record.evidence,
-        status.as_str(),
+        content as i64,
+        keep,
+        status,
         status_scan,
         record.exemption.map(|e| e.origin.as_str()),
         record.exemption.map(|e| e.reason.as_str()),
@@ -839,10 +915,83 @@ fn status_for(prior: Option<Prior>, exempted: bool) -> Status {
     }
 }
 
+/// Merges the findings a report listed twice that were new to the
+/// database (each listing was stored): the first row stays, with the
+/// later listing's details, and the others go. Returns the statuses of
+/// the rows removed, by rule, to take from the scan's counts.
+fn merge_new_duplicates(
+    conn: &Connection,
+    scan: i64,
+    max_id: i64,
+    hashes: &mut [i64],
+) -> rusqlite::Result<Vec<(String, Status)>> {
+    hashes.sort_unstable();
+    let mut removed = Vec::new();
+    let mut previous = None;
+    let mut duplicated = Vec::new();
+    for &hash in hashes.iter() {
+        if previous == Some(hash) && duplicated.last() != Some(&hash) {
+            duplicated.push(hash);
+        }
+        previous = Some(hash);
+    }
+    for hash in duplicated {
+        let rows: Vec<(i64, String, String, String)> = conn
+            .prepare_cached(
+                "SELECT id, coalesce(key, rule || ':' || group_key), rule, status FROM finding_state \
+                 WHERE key_hash = ?1 AND id > ?2 ORDER BY id",
+            )?
+            .query_map(params![hash, max_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut keys: Vec<&str> = rows.iter().map(|(_, key, _, _)| key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            let same: Vec<&(i64, String, String, String)> =
+                rows.iter().filter(|(_, k, _, _)| k == key).collect();
+            let (Some(first), Some(last)) = (same.first(), same.last()) else {
+                continue;
+            };
+            if same.len() < 2 {
+                continue;
+            }
+            conn.execute(
+                "UPDATE finding_state SET (rule, group_key, key, group_id, group_name, owner, severity, message, \
+                     evidence_shape, evidence, content_hash, exemption, exemption_reason) = \
+                 (SELECT rule, group_key, key, group_id, group_name, owner, severity, message, \
+                     evidence_shape, evidence, content_hash, exemption, exemption_reason FROM finding_state WHERE id = ?2) \
+                 WHERE id = ?1",
+                params![first.0, last.0],
+            )?;
+            for (id, _, rule, status) in &same[1..] {
+                conn.execute("DELETE FROM finding_state WHERE id = ?1", [id])?;
+                conn.execute("DELETE FROM temp.scan_marks WHERE id = ?1", [id])?;
+                let status: Status = status.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        3,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?;
+                removed.push((rule.clone(), status));
+            }
+            // One first event per finding.
+            conn.execute(
+                "DELETE FROM finding_events WHERE key = ?1 AND scan_id = ?2 AND id != \
+                 (SELECT min(id) FROM finding_events WHERE key = ?1 AND scan_id = ?2)",
+                params![key, scan],
+            )?;
+        }
+    }
+    Ok(removed)
+}
+
 /// What settling the findings a scan did not see needs.
 struct Settle<'a> {
     context: &'a ScanContext,
-    seen_ids: &'a IdSet,
+    known: &'a Known,
     /// Hashes of the report's group keys, sorted.
     groups: &'a [u64],
     /// The rules that ran on every row.
@@ -854,29 +1003,17 @@ struct Settle<'a> {
 impl Settle<'_> {
     /// Settles the active findings this scan did not see: resolves those
     /// it is certain are fixed, and writes out the last scan of the others
-    /// (until now an empty one meant the latest scan). Returns how many
-    /// resolved.
-    fn unseen(&self, conn: &Connection) -> rusqlite::Result<u64> {
+    /// (until now an empty one meant the latest scan). Returns the rules
+    /// of those resolved.
+    fn unseen(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
         let mut watch = Stopwatch::start();
-        let mut unseen = Vec::new();
-        {
-            let mut active = conn.prepare(
-                "SELECT id FROM finding_state INDEXED BY finding_state_active WHERE status != 'resolved'",
-            )?;
-            let mut rows = active.query([])?;
-            while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
-                if !self.seen_ids.contains(id) {
-                    unseen.push(id);
-                }
-            }
-        }
+        let unseen = self.known.unseen_active();
         watch.lap("findings not seen");
         let (previous, previous_at) = match &self.context.latest {
             Some((scan, at)) => (Some(*scan), Some(at.as_str())),
             None => (None, None),
         };
-        let mut resolved = 0;
+        let mut resolved = Vec::new();
         for id in unseen {
             let (rule, group_key): (String, String) = conn
                 .prepare_cached("SELECT rule, group_key FROM finding_state WHERE id = ?1")?
@@ -885,7 +1022,7 @@ impl Settle<'_> {
                 Some(resolution) => {
                     conn.prepare_cached(
                         "UPDATE finding_state SET status = 'resolved', resolved_scan = ?2, resolved_at = ?3, resolution = ?4, \
-                            exemption = NULL, exemption_reason = NULL, \
+                            exemption = NULL, exemption_reason = NULL, content_hash = 0, \
                             last_seen_scan = coalesce(last_seen_scan, ?5), last_seen_at = coalesce(last_seen_at, ?6) \
                          WHERE id = ?1",
                     )?
@@ -897,7 +1034,7 @@ impl Settle<'_> {
                         previous,
                         previous_at
                     ])?;
-                    resolved += 1;
+                    resolved.push(rule);
                 }
                 None => {
                     conn.prepare_cached(
@@ -943,7 +1080,7 @@ fn record_resolutions(conn: &Connection, scan: i64, now: &str) -> rusqlite::Resu
     let mut watch = Stopwatch::start();
     conn.execute(
         "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
-         SELECT ?1, ?2, key, rule, group_key, group_name, 'resolved', resolution FROM finding_state \
+         SELECT ?1, ?2, coalesce(key, rule || ':' || group_key), rule, group_key, group_name, 'resolved', resolution FROM finding_state \
          WHERE resolved_scan = ?1 AND status = 'resolved'",
         params![scan, now],
     )?;
@@ -959,36 +1096,16 @@ fn group_hash(group_key: &str) -> u64 {
     hasher.finish()
 }
 
-/// Row ids of findings, as a bit set (a bit per id up to the largest).
-#[derive(Debug, Default)]
-struct IdSet(Vec<u64>);
-
-impl IdSet {
-    fn insert(&mut self, id: i64) {
-        let Ok(id) = usize::try_from(id) else {
-            return;
-        };
-        let word = id / 64;
-        if word >= self.0.len() {
-            self.0.resize(word + 1, 0);
-        }
-        self.0[word] |= 1 << (id % 64);
-    }
-
-    fn contains(&self, id: i64) -> bool {
-        usize::try_from(id)
-            .ok()
-            .and_then(|id| self.0.get(id / 64).map(|word| word & (1 << (id % 64)) != 0))
-            .unwrap_or(false)
-    }
-}
-
 /// Logs how long each step of the end of a scan took (at debug level).
 struct Stopwatch(std::time::Instant);
 
 impl Stopwatch {
     fn start() -> Stopwatch {
         Stopwatch(std::time::Instant::now())
+    }
+
+    fn lap_final(self, step: &str) {
+        tracing::debug!(ms = self.0.elapsed().as_millis() as u64, "state: {step}");
     }
 
     fn lap(&mut self, step: &str) {
@@ -1012,7 +1129,7 @@ fn purge(conn: &Connection, cutoff: &str, current_scan: i64) -> rusqlite::Result
     // older than the cutoff too.
     if purged > 0 {
         conn.execute(
-            "DELETE FROM finding_events WHERE at < ?1 AND key NOT IN (SELECT key FROM finding_state)",
+            "DELETE FROM finding_events WHERE at < ?1 AND key NOT IN (SELECT key FROM findings)",
             [cutoff],
         )?;
     }
@@ -1110,10 +1227,12 @@ impl PendingScan {
             .store
             .take()
             .expect("a pending scan holds its store until committed");
+        let watch = Stopwatch::start();
         if let Err(error) = store.commit() {
             store.rollback();
             return Err(error);
         }
+        watch.lap_final("committed");
         Ok((store, std::mem::take(&mut self.changes)))
     }
 }
@@ -1141,21 +1260,19 @@ pub fn time_text(time: Timestamp) -> String {
 mod tests {
     use super::*;
 
+    fn prior(status: Status, stored: Status, announced: bool) -> Prior {
+        Prior {
+            status,
+            stored,
+            announced,
+            quiet: false,
+            last_seen_written: false,
+        }
+    }
+
     #[test]
     fn statuses_follow_the_previous_state() {
-        let prior = |status, announced| {
-            Some(Prior {
-                id: 1,
-                status,
-                stored: status,
-                status_scan: None,
-                announced,
-                quiet: false,
-                seen_now: false,
-                last_seen_written: false,
-                same_content: true,
-            })
-        };
+        let prior = |status, announced| Some(prior(status, status, announced));
         assert_eq!(status_for(None, false), Status::New);
         assert_eq!(status_for(prior(Status::New, true), false), Status::Open);
         assert_eq!(
@@ -1202,43 +1319,16 @@ mod tests {
 
     #[test]
     fn a_finding_that_stays_open_keeps_what_is_stored() {
-        let prior = |stored, status_scan| Prior {
-            id: 1,
-            status: Status::Open,
-            stored,
-            status_scan,
-            announced: true,
-            quiet: false,
-            seen_now: false,
-            last_seen_written: false,
-            same_content: true,
-        };
+        let prior = |stored| prior(Status::Open, stored, true);
+        assert_eq!(stored_status(prior(Status::New), Status::Open, 5), None);
         assert_eq!(
-            stored_status(prior(Status::New, Some(3)), Status::Open, 5),
-            (Status::New, Some(3))
+            stored_status(prior(Status::Exempted), Status::Open, 5),
+            Some((Status::Open, None))
         );
         assert_eq!(
-            stored_status(prior(Status::Exempted, None), Status::Open, 5),
-            (Status::Open, None)
+            stored_status(prior(Status::Resolved), Status::Reopened, 5),
+            Some((Status::Reopened, Some(5)))
         );
-        assert_eq!(
-            stored_status(prior(Status::Resolved, None), Status::Reopened, 5),
-            (Status::Reopened, Some(5))
-        );
-    }
-
-    #[test]
-    fn the_id_set_holds_what_was_put_in() {
-        let mut set = IdSet::default();
-        for id in [1, 63, 64, 1000, 1_000_003] {
-            set.insert(id);
-        }
-        for id in [1, 63, 64, 1000, 1_000_003] {
-            assert!(set.contains(id), "{id}");
-        }
-        for id in [0, 2, 65, 999, 1_000_002, 5_000_000, -1] {
-            assert!(!set.contains(id), "{id}");
-        }
     }
 
     #[test]

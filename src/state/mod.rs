@@ -37,6 +37,7 @@ pub mod cli_exemptions;
 pub mod config;
 pub mod directory;
 pub mod exemptions;
+mod known;
 pub mod lifecycle;
 pub mod outbox;
 pub(crate) mod query;

@@ -136,10 +136,20 @@ impl Store {
     /// `group` is a group id or key (`name:…`) or a display name (any
     /// case).
     pub fn history(&self, group: &str) -> Result<Vec<HistoryEntry>, StateError> {
-        let sql = "SELECT e.at, e.scan_id, s.refresh_date, e.rule, e.key, e.group_key, e.group_name, e.status, e.detail \
-                   FROM finding_events e LEFT JOIN scans s ON s.id = e.scan_id \
-                   WHERE e.group_key IN (?1, lower(?1), 'name:' || ?1) OR e.group_name = ?1 COLLATE NOCASE \
-                   ORDER BY e.id";
+        // A finding's first event, `new`, is its first scan (it is not
+        // written as an event); a first event of another kind (exempted
+        // from the start) is.
+        let sql = "SELECT h.at, h.scan_id, s.refresh_date, h.rule, h.key, h.group_key, h.group_name, h.status, h.detail FROM ( \
+                       SELECT e.at, e.scan_id, e.rule, e.key, e.group_key, e.group_name, e.status, e.detail, 1 AS kind, e.id AS seq \
+                       FROM finding_events e \
+                       WHERE e.group_key IN (?1, lower(?1), 'name:' || ?1) OR e.group_name = ?1 COLLATE NOCASE \
+                       UNION ALL \
+                       SELECT f.first_seen_at, f.first_seen_scan, f.rule, f.key, f.group_key, f.group_name, 'new', f.message, 0, f.id \
+                       FROM findings f \
+                       WHERE (f.group_key IN (?1, lower(?1), 'name:' || ?1) OR f.group_name = ?1 COLLATE NOCASE) \
+                         AND NOT EXISTS (SELECT 1 FROM finding_events e WHERE e.key = f.key AND e.scan_id = f.first_seen_scan) \
+                   ) h LEFT JOIN scans s ON s.id = h.scan_id \
+                   ORDER BY h.scan_id, h.kind, h.seq";
         let mut statement = self.connection().prepare(sql).map_err(|e| self.fail(e))?;
         let rows = statement
             .query_map([group], |row| {

@@ -286,8 +286,92 @@ SELECT f.id, f.key, f.rule, f.group_key, f.group_id, f.group_name, f.owner, f.se
 FROM finding_state f CROSS JOIN state_meta m;
 "#;
 
+/// Version 8: findings stored compactly, and a scan that reads little.
+///
+/// - `key` is NULL when it is `rule:group_key` (nearly always) and
+///   `group_id` is `''` when it equals `group_key`; the view puts them
+///   back.
+/// - Evidence whose names match a shape in `evidence_shapes` (the names a
+///   rule gives, in order) is stored as a JSON array of the values, with
+///   `evidence_shape` naming the shape; the view rebuilds the object.
+///   Other evidence stays a JSON object.
+/// - `content_hash` is a hash of what a scan compares (key, rule, group,
+///   name, owner, severity, message, evidence, exemption), so a scan
+///   loads the few columns it needs once, into memory, instead of looking
+///   each finding up (0 for rows converted here: rewritten once).
+/// - A finding's first event (`new`) is not written to `finding_events`:
+///   history reads it from the finding's first scan. Events for later
+///   changes, and a first event other than `new`, are written.
+const V8: &str = r#"
+DROP VIEW findings;
+CREATE TABLE evidence_shapes (
+    id   INTEGER PRIMARY KEY,
+    -- a JSON array of names
+    keys TEXT NOT NULL UNIQUE
+);
+CREATE TABLE finding_state_v8 (
+    id              INTEGER PRIMARY KEY,
+    key_hash        INTEGER,
+    content_hash    INTEGER NOT NULL DEFAULT 0,
+    status          TEXT NOT NULL,
+    status_scan     INTEGER,
+    first_seen_scan INTEGER NOT NULL,
+    first_seen_at   TEXT NOT NULL,
+    last_seen_scan  INTEGER,
+    last_seen_at    TEXT,
+    last_announced_at TEXT,
+    resolved_scan   INTEGER,
+    resolved_at     TEXT,
+    resolution      TEXT,
+    exemption       TEXT,
+    exemption_reason TEXT,
+    rule            TEXT NOT NULL,
+    group_key       TEXT NOT NULL,
+    -- NULL: rule || ':' || group_key
+    key             TEXT,
+    -- '': the same as group_key
+    group_id        TEXT,
+    group_name      TEXT,
+    owner           TEXT,
+    severity        TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    -- set: evidence is a JSON array of the values of this shape's names
+    evidence_shape  INTEGER,
+    evidence        TEXT NOT NULL
+);
+INSERT INTO finding_state_v8 (id, key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, last_seen_scan,
+    last_seen_at, last_announced_at, resolved_scan, resolved_at, resolution, exemption, exemption_reason, rule, group_key, key,
+    group_id, group_name, owner, severity, message, evidence_shape, evidence)
+SELECT id, key_hash, 0, status, status_scan, first_seen_scan, first_seen_at, last_seen_scan,
+    last_seen_at, last_announced_at, resolved_scan, resolved_at, resolution, exemption, exemption_reason, rule, group_key,
+    CASE WHEN key = rule || ':' || group_key THEN NULL ELSE key END,
+    CASE WHEN group_id = group_key THEN '' ELSE group_id END,
+    group_name, owner, severity, message, NULL, evidence
+FROM finding_state ORDER BY id;
+DROP TABLE finding_state;
+ALTER TABLE finding_state_v8 RENAME TO finding_state;
+CREATE INDEX finding_state_by_key_hash ON finding_state(key_hash);
+CREATE INDEX finding_state_by_resolved_scan ON finding_state(resolved_scan) WHERE resolved_scan IS NOT NULL;
+CREATE INDEX finding_events_by_key ON finding_events(key, scan_id);
+
+CREATE VIEW findings AS
+SELECT f.id, coalesce(f.key, f.rule || ':' || f.group_key) AS key, f.rule, f.group_key,
+    CASE WHEN f.group_id = '' THEN f.group_key ELSE f.group_id END AS group_id,
+    f.group_name, f.owner, f.severity, f.message,
+    CASE WHEN f.evidence_shape IS NULL THEN f.evidence
+         ELSE (SELECT json_group_object(k.value, f.evidence -> k.key)
+               FROM evidence_shapes s, json_each(s.keys) k WHERE s.id = f.evidence_shape) END AS evidence,
+    CASE WHEN f.status IN ('new', 'reopened') AND f.status_scan IS NOT coalesce(f.last_seen_scan, m.latest_scan)
+         THEN 'open' ELSE f.status END AS status,
+    f.first_seen_scan, f.first_seen_at,
+    coalesce(f.last_seen_scan, m.latest_scan) AS last_seen_scan,
+    coalesce(f.last_seen_at, m.latest_scan_at) AS last_seen_at,
+    f.last_announced_at, f.resolved_scan, f.resolved_at, f.resolution, f.exemption, f.exemption_reason
+FROM finding_state f CROSS JOIN state_meta m;
+"#;
+
 /// Every migration, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The version this program writes.
 pub(crate) const CURRENT_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -348,7 +432,7 @@ fn fill_key_hashes(conn: &Connection) -> rusqlite::Result<()> {
     // In batches: the rows are not updated while the index they are read
     // through is being walked, and memory stays bounded.
     let mut missing = conn.prepare(
-        "SELECT id, key FROM finding_state WHERE key_hash IS NULL ORDER BY id LIMIT 10000",
+        "SELECT id, coalesce(key, rule || ':' || group_key) FROM finding_state WHERE key_hash IS NULL ORDER BY id LIMIT 10000",
     )?;
     let mut update = conn.prepare("UPDATE finding_state SET key_hash = ?1 WHERE id = ?2")?;
     loop {

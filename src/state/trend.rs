@@ -49,6 +49,18 @@ impl TrendCounts {
         }
     }
 
+    /// Adds `count` (or, when negative, takes it away).
+    pub(crate) fn adjust(&mut self, status: Status, count: i64) {
+        let slot = match status {
+            Status::New => &mut self.new,
+            Status::Open => &mut self.open,
+            Status::Reopened => &mut self.reopened,
+            Status::Resolved => &mut self.resolved,
+            Status::Exempted => &mut self.exempted,
+        };
+        *slot = slot.saturating_add_signed(count);
+    }
+
     fn add(&mut self, status: Status, count: u64) {
         let slot = match status {
             Status::New => &mut self.new,
@@ -94,19 +106,26 @@ pub struct TrendFilter {
     pub since: Option<String>,
 }
 
-/// Counts the findings scan `scan` saw and resolved, by rule and status,
-/// and marks the scan as counted. Runs in the scan's transaction, after
-/// the resolution; counts of scans purged since are dropped with them.
-pub(crate) fn record_counts(conn: &Connection, scan: i64) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT OR REPLACE INTO scan_counts (scan_id, rule, status, count) \
-         SELECT ?1, rule, status, count(*) FROM findings \
-         WHERE last_seen_scan = ?1 AND status != 'resolved' GROUP BY rule, status \
-         UNION ALL \
-         SELECT ?1, rule, 'resolved', count(*) FROM findings \
-         WHERE resolved_scan = ?1 AND status = 'resolved' GROUP BY rule",
-        [scan],
+/// Stores the counts of scan `scan` (the findings it saw, by the status
+/// each got, and those it resolved, tallied as the scan went) and marks
+/// the scan as counted. Runs in the scan's transaction, after the
+/// resolution; counts of scans purged since are dropped with them.
+pub(crate) fn record_counts(
+    conn: &Connection,
+    scan: i64,
+    tally: &[(std::sync::Arc<str>, TrendCounts)],
+) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR REPLACE INTO scan_counts (scan_id, rule, status, count) VALUES (?1, ?2, ?3, ?4)",
     )?;
+    for (rule, counts) in tally {
+        for status in Status::ALL {
+            let count = counts.get(status);
+            if count > 0 {
+                insert.execute(rusqlite::params![scan, &**rule, status.as_str(), count])?;
+            }
+        }
+    }
     conn.execute("UPDATE scans SET counts_recorded = 1 WHERE id = ?1", [scan])?;
     conn.execute(
         "DELETE FROM scan_counts WHERE scan_id NOT IN (SELECT id FROM scans)",
@@ -216,7 +235,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::params;
 
     #[test]
     fn counts_are_the_statuses_a_scan_gave_and_the_findings_it_resolved() {
@@ -226,25 +244,20 @@ mod tests {
             "INSERT INTO scans (id, started_at, finished_at, source, outcome) VALUES (1, 'a', 'a', 's', 'completed'), (2, 'b', 'b', 's', 'completed');",
         )
         .unwrap();
-        let finding = |key: &str,
-                       rule: &str,
-                       status: &str,
-                       last_seen: i64,
-                       resolved: Option<i64>| {
-            conn.execute(
-                "INSERT INTO finding_state (key, rule, group_key, severity, message, evidence, status, status_scan, first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, resolved_scan) \
-                 VALUES (?1, ?2, 'g', 'low', 'm', '{}', ?3, ?4, 1, 'a', ?4, 'a', ?5)",
-                params![key, rule, status, last_seen, resolved],
-            )
-            .unwrap();
+        // A scan's tally: what it gave (and resolved) as it went; zero
+        // counts are not stored.
+        let counts = |new, open, resolved, exempted| TrendCounts {
+            new,
+            open,
+            resolved,
+            exempted,
+            ..TrendCounts::default()
         };
-        finding("a", "r1", "open", 2, None);
-        finding("b", "r1", "new", 2, None);
-        finding("c", "r2", "resolved", 1, Some(2));
-        finding("d", "r2", "exempted", 2, None);
-        // Kept from scan 1 (its rule failed on the row in scan 2): not counted.
-        finding("e", "r2", "new", 1, None);
-        record_counts(&conn, 2).unwrap();
+        let tally = [
+            (std::sync::Arc::from("r1"), counts(1, 1, 0, 0)),
+            (std::sync::Arc::from("r2"), counts(0, 0, 1, 1)),
+        ];
+        record_counts(&conn, 2, &tally).unwrap();
         let rows: Vec<(String, String, i64)> = conn
             .prepare("SELECT rule, status, count FROM scan_counts WHERE scan_id = 2 ORDER BY rule, status")
             .unwrap()

@@ -263,10 +263,12 @@ fn a_repeat_scan_writes_nothing_to_findings_that_did_not_change() {
             rusqlite::types::Value::Integer(2)
         ]]
     );
+    // A finding's first event is its first scan, not a row; new → open
+    // is no event either.
     assert_eq!(
         tenant.one::<i64>("SELECT count(*) FROM finding_events"),
-        3,
-        "no history for new → open"
+        0,
+        "no history rows for new, nor for new → open"
     );
 
     // One group renamed: only its row is written; the others still not.
@@ -283,5 +285,100 @@ fn a_repeat_scan_writes_nothing_to_findings_that_did_not_change() {
     assert_eq!(
         tenant.one::<String>("SELECT group_name FROM findings WHERE key = 'ownerless-groups:g-b'"),
         "Beta (archive)"
+    );
+}
+
+/// Every finding line of a scan's JSONL output, in order.
+fn lines(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn findings_are_stored_compactly_and_read_back_as_the_scan_gave_them() {
+    let tenant = Tenant::new();
+    let report = tenant.report(&[("g-a", "Alpha", true), ("g-b", "Beta", true)]);
+    let scanned = lines(&tenant.run(&["scan", "-i", report.to_str().unwrap(), "-f", "jsonl"]));
+    // The key and group id are not stored twice, the evidence's names
+    // once per shape.
+    assert_eq!(
+        tenant.one::<i64>(
+            "SELECT count(*) FROM finding_state WHERE key IS NULL AND group_id = '' AND evidence LIKE '[%'"
+        ),
+        2
+    );
+    assert_eq!(tenant.one::<i64>("SELECT count(*) FROM evidence_shapes"), 1);
+    // `findings` gives back what the scan said, evidence in its order.
+    let listed = lines(&tenant.run(&["findings", "--format", "jsonl"]));
+    assert_eq!(listed.len(), 2);
+    for finding in &scanned {
+        let stored = listed
+            .iter()
+            .find(|f| f["key"] == finding["key"])
+            .expect("listed");
+        for field in ["rule", "group_id", "group_name", "message", "severity"] {
+            assert_eq!(stored[field], finding[field], "{field}");
+        }
+        assert_eq!(
+            serde_json::to_string(&stored["evidence"]).unwrap(),
+            serde_json::to_string(&finding["evidence"]).unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_group_listed_twice_is_one_finding_with_the_later_rows_details() {
+    let tenant = Tenant::new();
+    let report = tenant.report(&[
+        ("g-a", "Alpha", true),
+        ("g-b", "Beta", true),
+        ("g-a", "Alpha (copy)", true),
+    ]);
+    let first = lines(&tenant.run(&["scan", "-i", report.to_str().unwrap(), "-f", "jsonl"]));
+    let statuses: Vec<&str> = first
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["new", "new", "new"]);
+    assert_eq!(tenant.one::<i64>("SELECT count(*) FROM finding_state"), 2);
+    assert_eq!(
+        tenant.one::<String>("SELECT group_name FROM findings WHERE key = 'ownerless-groups:g-a'"),
+        "Alpha (copy)"
+    );
+    // Counted once, in the summary and in the trend.
+    assert_eq!(
+        tenant.one::<i64>("SELECT count FROM scan_counts WHERE scan_id = 1 AND status = 'new'"),
+        2
+    );
+    // The next scan finds the one finding again, listed twice or not.
+    let again = tenant.scan(&report);
+    assert_eq!(again, expect(&[("g-a", "open"), ("g-b", "open")]));
+    assert_eq!(tenant.one::<i64>("SELECT count(*) FROM finding_state"), 2);
+}
+
+#[test]
+fn history_begins_with_the_scan_that_first_saw_a_finding() {
+    let tenant = Tenant::new();
+    let ownerless = [("g-a", "Alpha", true), ("g-b", "Beta", true)];
+    tenant.scan(&tenant.report(&ownerless));
+    tenant.scan(&tenant.report(&[("g-a", "Alpha", false), ("g-b", "Beta", true)]));
+    tenant.scan(&tenant.report(&ownerless));
+    let history = lines(&tenant.run(&["history", "g-a", "--format", "jsonl"]));
+    let steps: Vec<(i64, &str)> = history
+        .iter()
+        .map(|e| {
+            (
+                e["scan_id"].as_i64().unwrap(),
+                e["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(steps, [(1, "new"), (2, "resolved"), (3, "reopened")]);
+    // Only the changes after the first are rows.
+    assert_eq!(
+        tenant.one::<i64>("SELECT count(*) FROM finding_events WHERE key = 'ownerless-groups:g-a'"),
+        2
     );
 }

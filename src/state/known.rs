@@ -1,0 +1,433 @@
+//! What a scan knows of the stored findings before the first row, in
+//! memory: for each finding its key's hash, a hash of its content, its row
+//! id and a few status bits ([`Known`], 24 bytes a finding), loaded with
+//! one sequential read of `finding_state`. A finding seen again as it was
+//! then costs a binary search and no database access at all; only what
+//! changed is written.
+//!
+//! Also here: evidence in its stored form ([`Shapes`]: the values as a
+//! JSON array, the names once per shape in `evidence_shapes`) and the
+//! content hash a scan compares ([`content_hash`]).
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::changes::Status;
+use super::schema::key_hash;
+use crate::engine::finding::{EvidenceMap, Finding};
+
+/// A stored finding as a scan needs it.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key_hash: i64,
+    content: u64,
+    /// Its row id, less [`Known::base`].
+    offset: u32,
+    flags: Flags,
+}
+
+/// Status bits of an [`Entry`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Flags(u16);
+
+const STORED_SHIFT: u16 = 0;
+const SHOWN_SHIFT: u16 = 3;
+const NOW_SHIFT: u16 = 6;
+const ANNOUNCED: u16 = 1 << 9;
+const QUIET: u16 = 1 << 10;
+const LAST_SEEN_WRITTEN: u16 = 1 << 11;
+const SEEN: u16 = 1 << 12;
+/// Another stored finding has the same key hash.
+const SHARED: u16 = 1 << 13;
+
+fn status_code(status: Status) -> u16 {
+    match status {
+        Status::New => 0,
+        Status::Open => 1,
+        Status::Reopened => 2,
+        Status::Resolved => 3,
+        Status::Exempted => 4,
+    }
+}
+
+fn code_status(code: u16) -> Status {
+    match code & 7 {
+        0 => Status::New,
+        1 => Status::Open,
+        2 => Status::Reopened,
+        3 => Status::Resolved,
+        _ => Status::Exempted,
+    }
+}
+
+impl Flags {
+    /// The status as stored (`new` and `reopened` may read as `open`).
+    pub(super) fn stored(self) -> Status {
+        code_status(self.0 >> STORED_SHIFT)
+    }
+
+    /// The status as the last scan left it.
+    pub(super) fn shown(self) -> Status {
+        code_status(self.0 >> SHOWN_SHIFT)
+    }
+
+    /// The status this scan gave it (once [`Flags::seen`]).
+    pub(super) fn now(self) -> Status {
+        code_status(self.0 >> NOW_SHIFT)
+    }
+
+    /// Announced to some channel at least once.
+    pub(super) fn announced(self) -> bool {
+        self.0 & ANNOUNCED != 0
+    }
+
+    /// Not announced since the reminder cutoff.
+    pub(super) fn quiet(self) -> bool {
+        self.0 & QUIET != 0
+    }
+
+    /// Its last scan is written out (the latest scan did not see it).
+    pub(super) fn last_seen_written(self) -> bool {
+        self.0 & LAST_SEEN_WRITTEN != 0
+    }
+
+    /// Seen by this scan.
+    pub(super) fn seen(self) -> bool {
+        self.0 & SEEN != 0
+    }
+}
+
+/// One stored finding this scan found again.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Hit {
+    /// Where it is in [`Known`].
+    index: usize,
+    /// Its row id.
+    pub(super) id: i64,
+    /// Its content hash as stored.
+    pub(super) content: u64,
+    pub(super) flags: Flags,
+}
+
+/// The stored findings, in row-id order (the order they first appeared,
+/// which is report order), with an index by key hash.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    entries: Vec<Entry>,
+    /// Positions in `entries`, sorted by key hash.
+    by_hash: Vec<u32>,
+    /// Where the positions whose hash starts with each `bits`-bit prefix
+    /// begin in `by_hash` (one more at the end): key hashes are uniform,
+    /// so a lookup is one step into this and a look at a couple of
+    /// entries, not a binary search through memory the caches do not
+    /// hold.
+    starts: Vec<u32>,
+    bits: u32,
+    /// The position after the last finding found: a report in the same
+    /// order as the last one finds each finding there, reading memory in
+    /// order.
+    next: usize,
+    base: i64,
+    /// The largest row id before this scan: rows above it are this scan's.
+    pub(super) max_id: i64,
+}
+
+/// How to read the stored statuses.
+pub(super) struct LoadContext<'a> {
+    /// The latest completed scan: what an empty `last_seen_scan` means.
+    pub(super) latest: Option<i64>,
+    /// Open findings quiet since this time are due for a reminder.
+    pub(super) reminder_cutoff: Option<&'a str>,
+}
+
+impl Known {
+    /// Reads every stored finding's key hash, content hash and status.
+    pub(super) fn load(conn: &Connection, context: &LoadContext<'_>) -> rusqlite::Result<Known> {
+        let (base, max_id, count): (i64, i64, i64) = conn.query_row(
+            "SELECT coalesce(min(id), 0), coalesce(max(id), 0), count(*) FROM finding_state",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        if max_id.saturating_sub(base) > i64::from(u32::MAX) {
+            return Err(rusqlite::Error::IntegralValueOutOfRange(0, max_id));
+        }
+        let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        let mut statement = conn.prepare(
+            "SELECT id, key_hash, content_hash, status, status_scan, last_seen_scan, last_announced_at IS NOT NULL, \
+                    coalesce(coalesce(last_announced_at, first_seen_at) <= ?1, 0), \
+                    CASE WHEN key_hash IS NULL THEN coalesce(key, rule || ':' || group_key) END \
+             FROM finding_state ORDER BY id",
+        )?;
+        let mut rows = statement.query(params![context.reminder_cutoff])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let hash = match row.get::<_, Option<i64>>(1)? {
+                Some(hash) => hash,
+                None => key_hash(&row.get::<_, String>(8)?),
+            };
+            let content: i64 = row.get(2)?;
+            let stored = parse_status(row, 3)?;
+            let status_scan: Option<i64> = row.get(4)?;
+            let last_seen: Option<i64> = row.get(5)?;
+            let shown = match stored {
+                Status::New | Status::Reopened if status_scan != last_seen.or(context.latest) => {
+                    Status::Open
+                }
+                other => other,
+            };
+            let mut flags =
+                (status_code(stored) << STORED_SHIFT) | (status_code(shown) << SHOWN_SHIFT);
+            if row.get::<_, bool>(6)? {
+                flags |= ANNOUNCED;
+            }
+            if row.get::<_, bool>(7)? {
+                flags |= QUIET;
+            }
+            if last_seen.is_some() {
+                flags |= LAST_SEEN_WRITTEN;
+            }
+            entries.push(Entry {
+                key_hash: hash,
+                content: content as u64,
+                offset: (id - base) as u32,
+                flags: Flags(flags),
+            });
+        }
+        let mut by_hash: Vec<u32> = (0..entries.len() as u32).collect();
+        by_hash.sort_unstable_by_key(|&i| entries[i as usize].key_hash as u64);
+        for pair in by_hash.windows(2) {
+            let (a, b) = (pair[0] as usize, pair[1] as usize);
+            if entries[a].key_hash == entries[b].key_hash {
+                entries[a].flags.0 |= SHARED;
+                entries[b].flags.0 |= SHARED;
+            }
+        }
+        // About two entries a bucket.
+        let bits = (usize::BITS - (entries.len() / 2).leading_zeros()).clamp(1, 24);
+        let mut starts = Vec::with_capacity((1 << bits) + 1);
+        let mut index = 0;
+        for bucket in 0..(1u64 << bits) {
+            while index < by_hash.len()
+                && bucket_of(entries[by_hash[index] as usize].key_hash, bits) < bucket
+            {
+                index += 1;
+            }
+            starts.push(index as u32);
+        }
+        starts.push(by_hash.len() as u32);
+        Ok(Known {
+            entries,
+            by_hash,
+            starts,
+            bits,
+            next: 0,
+            base,
+            max_id,
+        })
+    }
+
+    /// The stored finding with this key, if any. Two stored keys with the
+    /// same hash (never seen in practice) are told apart by the key.
+    pub(super) fn find(
+        &mut self,
+        conn: &Connection,
+        hash: i64,
+        key: &str,
+    ) -> rusqlite::Result<Option<Hit>> {
+        let index = match self.entries.get(self.next) {
+            Some(entry) if entry.key_hash == hash && entry.flags.0 & SHARED == 0 => self.next,
+            _ => match self.search(conn, hash, key)? {
+                Some(index) => index,
+                None => return Ok(None),
+            },
+        };
+        self.next = index + 1;
+        let entry = self.entries[index];
+        Ok(Some(Hit {
+            index,
+            id: self.id(index),
+            content: entry.content,
+            flags: entry.flags,
+        }))
+    }
+
+    /// The positions in `by_hash` of the entries with this hash.
+    fn with_hash(&self, hash: i64) -> std::ops::Range<usize> {
+        let bucket = bucket_of(hash, self.bits) as usize;
+        let (Some(&low), Some(&high)) = (self.starts.get(bucket), self.starts.get(bucket + 1))
+        else {
+            return 0..0;
+        };
+        let (low, high) = (low as usize, high as usize);
+        let hash_at = |i: usize| self.entries[self.by_hash[i] as usize].key_hash;
+        let start = low
+            + self.by_hash[low..high]
+                .partition_point(|&e| (self.entries[e as usize].key_hash as u64) < hash as u64);
+        let end = (start..high).find(|&i| hash_at(i) != hash).unwrap_or(high);
+        start..end
+    }
+
+    fn search(&self, conn: &Connection, hash: i64, key: &str) -> rusqlite::Result<Option<usize>> {
+        let range = self.with_hash(hash);
+        match range.len() {
+            0 => Ok(None),
+            1 => Ok(Some(self.by_hash[range.start] as usize)),
+            _ => {
+                let id: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT id FROM finding_state WHERE key_hash = ?1 AND coalesce(key, rule || ':' || group_key) = ?2",
+                    )?
+                    .query_row(params![hash, key], |row| row.get(0))
+                    .optional()?;
+                Ok(id.and_then(|id| {
+                    range
+                        .map(|i| self.by_hash[i] as usize)
+                        .find(|&index| self.id(index) == id)
+                }))
+            }
+        }
+    }
+
+    fn id(&self, index: usize) -> i64 {
+        self.base + i64::from(self.entries[index].offset)
+    }
+
+    /// Notes that this scan saw `hit` and gave it `status`.
+    pub(super) fn see(&mut self, hit: &Hit, status: Status) {
+        let flags = &mut self.entries[hit.index].flags.0;
+        *flags = (*flags & !(7 << NOW_SHIFT)) | (status_code(status) << NOW_SHIFT) | SEEN;
+    }
+
+    /// Notes the content this scan stored for `hit`.
+    pub(super) fn set_content(&mut self, hit: &Hit, content: u64) {
+        self.entries[hit.index].content = content;
+    }
+
+    /// The row ids of the findings that were active before this scan and
+    /// that it did not see, in id order.
+    pub(super) fn unseen_active(&self) -> Vec<i64> {
+        (0..self.entries.len())
+            .filter(|&i| {
+                let flags = self.entries[i].flags;
+                !flags.seen() && flags.stored() != Status::Resolved
+            })
+            .map(|i| self.id(i))
+            .collect()
+    }
+}
+
+/// The bucket of a key hash: its top `bits` bits.
+fn bucket_of(hash: i64, bits: u32) -> u64 {
+    (hash as u64) >> (64 - bits)
+}
+
+fn parse_status(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Status> {
+    let text = row.get_ref(index)?.as_str()?;
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+/// The evidence shapes (names, in order) stored so far: evidence with a
+/// known shape is stored as a JSON array of its values.
+#[derive(Debug, Default)]
+pub(super) struct Shapes {
+    known: Vec<(Vec<Arc<str>>, i64)>,
+    buffer: String,
+}
+
+impl Shapes {
+    /// `evidence` in its stored form: its shape's id and the JSON array
+    /// of its values (the text is valid until the next call).
+    pub(super) fn encode(
+        &mut self,
+        conn: &Connection,
+        evidence: &EvidenceMap,
+    ) -> rusqlite::Result<(i64, &str)> {
+        let names = &evidence.0;
+        let found = self.known.iter().find(|(shape, _)| {
+            shape.len() == names.len()
+                && shape
+                    .iter()
+                    .zip(names)
+                    .all(|(a, (b, _))| Arc::ptr_eq(a, b) || a == b)
+        });
+        let shape = match found {
+            Some((_, id)) => *id,
+            None => {
+                let id = shape_id(conn, names.iter().map(|(name, _)| &**name))?;
+                self.known
+                    .push((names.iter().map(|(name, _)| Arc::clone(name)).collect(), id));
+                id
+            }
+        };
+        self.buffer.clear();
+        self.buffer.push('[');
+        for (i, (_, value)) in names.iter().enumerate() {
+            if i > 0 {
+                self.buffer.push(',');
+            }
+            // Writing JSON to a String cannot fail for these values.
+            let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+            self.buffer.push_str(&text);
+        }
+        self.buffer.push(']');
+        Ok((shape, &self.buffer))
+    }
+}
+
+/// The id of the shape with these names, stored if new.
+fn shape_id<'a>(conn: &Connection, names: impl Iterator<Item = &'a str>) -> rusqlite::Result<i64> {
+    let keys = serde_json::to_string(&names.collect::<Vec<_>>())
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.execute(
+        "INSERT INTO evidence_shapes (keys) VALUES (?1) ON CONFLICT (keys) DO NOTHING",
+        [&keys],
+    )?;
+    conn.query_row(
+        "SELECT id FROM evidence_shapes WHERE keys = ?1",
+        [&keys],
+        |row| row.get(0),
+    )
+}
+
+/// What a finding's content hash covers, as stored.
+pub(super) struct Content<'a> {
+    pub(super) finding: &'a Finding,
+    pub(super) group_key: &'a str,
+    pub(super) shape: i64,
+    pub(super) evidence: &'a str,
+    pub(super) exemption: Option<(&'a str, &'a str)>,
+}
+
+/// A 64-bit hash of everything a scan stores about a finding: equal
+/// hashes (with equal key hashes) mean nothing to write. Fixed seed, so
+/// it is the same in every run; a different hash after an upgrade only
+/// costs one rewrite of each finding.
+pub(super) fn content_hash(content: &Content<'_>) -> u64 {
+    let mut hasher = foldhash::quality::FixedState::with_seed(0x6772_6f75_7077_6172).build_hasher();
+    let finding = content.finding;
+    let mut text = |value: Option<&str>| match value {
+        Some(value) => {
+            hasher.write_u8(1);
+            hasher.write(value.as_bytes());
+            hasher.write_u8(0xff);
+        }
+        None => hasher.write_u8(0),
+    };
+    text(Some(&finding.key));
+    text(Some(&finding.rule));
+    text(Some(content.group_key));
+    text(finding.group_id.as_deref());
+    text(finding.group_name.as_deref());
+    text(finding.owner.as_deref());
+    text(Some(finding.severity.as_str()));
+    text(Some(&finding.message));
+    text(Some(content.evidence));
+    text(content.exemption.map(|(origin, _)| origin));
+    text(content.exemption.map(|(_, reason)| reason));
+    hasher.write_i64(content.shape);
+    hasher.finish()
+}
