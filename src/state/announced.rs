@@ -398,7 +398,7 @@ mod tests {
         conn.execute(
             "INSERT INTO finding_state (key_hash, key, rule, group_key, severity, message, evidence, status, \
              status_scan, first_seen_scan, first_seen_at, last_seen_scan, last_seen_at) \
-             VALUES (?4, ?1, 'r', ?1, ?2, 'm', '{}', ?3, 1, 1, '2026-11-01T06:00:00Z', 1, '2026-11-01T06:00:00Z')",
+             VALUES (?4, ?1, 'r', ?1, ?2, 'm', '{}', ?3, 1, 1, unixepoch('2026-11-01T06:00:00Z'), 1, '2026-11-01T06:00:00Z')",
             params![key, severity, status, crate::state::schema::key_hash(key)],
         )
         .unwrap();

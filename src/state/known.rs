@@ -12,7 +12,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::changes::Status;
 use super::schema::key_hash;
@@ -156,7 +156,7 @@ impl Known {
         let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut statement = conn.prepare(
             "SELECT id, key_hash, content_hash, status, status_scan, last_seen_scan, last_announced_at IS NOT NULL, \
-                    coalesce(coalesce(last_announced_at, first_seen_at) <= ?1, 0), \
+                    CASE WHEN last_announced_at IS NOT NULL THEN last_announced_at <= ?1 ELSE first_seen_at <= unixepoch(?1) END, \
                     CASE WHEN key_hash IS NULL THEN coalesce(key, rule || ':' || group_key) END \
              FROM finding_state ORDER BY id",
         )?;
@@ -182,7 +182,7 @@ impl Known {
             if row.get::<_, bool>(6)? {
                 flags |= ANNOUNCED;
             }
-            if row.get::<_, bool>(7)? {
+            if row.get::<_, Option<bool>>(7)?.unwrap_or(false) {
                 flags |= QUIET;
             }
             if last_seen.is_some() {
@@ -230,15 +230,16 @@ impl Known {
 
     /// The stored finding with this key, if any. Two stored keys with the
     /// same hash (never seen in practice) are told apart by the key.
+    /// `lookup` finds the row of a key among several with one hash.
     pub(super) fn find(
         &mut self,
-        conn: &Connection,
         hash: i64,
         key: &str,
+        lookup: &mut dyn FnMut(i64, &str) -> rusqlite::Result<Option<i64>>,
     ) -> rusqlite::Result<Option<Hit>> {
         let index = match self.entries.get(self.next) {
             Some(entry) if entry.key_hash == hash && entry.flags.0 & SHARED == 0 => self.next,
-            _ => match self.search(conn, hash, key)? {
+            _ => match self.search(hash, key, lookup)? {
                 Some(index) => index,
                 None => return Ok(None),
             },
@@ -269,18 +270,18 @@ impl Known {
         start..end
     }
 
-    fn search(&self, conn: &Connection, hash: i64, key: &str) -> rusqlite::Result<Option<usize>> {
+    fn search(
+        &self,
+        hash: i64,
+        key: &str,
+        lookup: &mut dyn FnMut(i64, &str) -> rusqlite::Result<Option<i64>>,
+    ) -> rusqlite::Result<Option<usize>> {
         let range = self.with_hash(hash);
         match range.len() {
             0 => Ok(None),
             1 => Ok(Some(self.by_hash[range.start] as usize)),
             _ => {
-                let id: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT id FROM finding_state WHERE key_hash = ?1 AND coalesce(key, rule || ':' || group_key) = ?2",
-                    )?
-                    .query_row(params![hash, key], |row| row.get(0))
-                    .optional()?;
+                let id = lookup(hash, key)?;
                 Ok(id.and_then(|id| {
                     range
                         .map(|i| self.by_hash[i] as usize)
@@ -288,6 +289,11 @@ impl Known {
                 }))
             }
         }
+    }
+
+    /// No finding is stored.
+    pub(super) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     fn id(&self, index: usize) -> i64 {
@@ -330,22 +336,37 @@ fn parse_status(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Statu
     })
 }
 
-/// The evidence shapes (names, in order) stored so far: evidence with a
-/// known shape is stored as a JSON array of its values.
+/// The evidence shapes (names, in order): evidence with a known shape
+/// is stored as a JSON array of its values.
 #[derive(Debug, Default)]
 pub(super) struct Shapes {
+    /// Stored shapes, by their names as JSON.
+    stored: std::collections::HashMap<String, i64>,
+    /// Shapes met in this scan, with their ids.
     known: Vec<(Vec<Arc<str>>, i64)>,
+    next_id: i64,
     buffer: String,
 }
 
 impl Shapes {
+    /// The shapes stored so far.
+    pub(super) fn load(conn: &Connection) -> rusqlite::Result<Shapes> {
+        let mut statement = conn.prepare("SELECT keys, id FROM evidence_shapes")?;
+        let stored: std::collections::HashMap<String, i64> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let next_id = stored.values().max().map_or(1, |id| id + 1);
+        Ok(Shapes {
+            stored,
+            next_id,
+            ..Shapes::default()
+        })
+    }
+
     /// `evidence` in its stored form: its shape's id and the JSON array
-    /// of its values (the text is valid until the next call).
-    pub(super) fn encode(
-        &mut self,
-        conn: &Connection,
-        evidence: &EvidenceMap,
-    ) -> rusqlite::Result<(i64, &str)> {
+    /// of its values (the text is valid until the next call); and, for a
+    /// shape not stored yet, its id and names as JSON, to store.
+    pub(super) fn encode(&mut self, evidence: &EvidenceMap) -> (i64, &str, Option<(i64, String)>) {
         let names = &evidence.0;
         let found = self.known.iter().find(|(shape, _)| {
             shape.len() == names.len()
@@ -354,10 +375,23 @@ impl Shapes {
                     .zip(names)
                     .all(|(a, (b, _))| Arc::ptr_eq(a, b) || a == b)
         });
+        let mut new = None;
         let shape = match found {
             Some((_, id)) => *id,
             None => {
-                let id = shape_id(conn, names.iter().map(|(name, _)| &**name))?;
+                let keys =
+                    serde_json::to_string(&names.iter().map(|(n, _)| &**n).collect::<Vec<_>>())
+                        .unwrap_or_else(|_| "[]".to_owned());
+                let id = match self.stored.get(&keys) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.stored.insert(keys.clone(), id);
+                        new = Some((id, keys));
+                        id
+                    }
+                };
                 self.known
                     .push((names.iter().map(|(name, _)| Arc::clone(name)).collect(), id));
                 id
@@ -369,28 +403,27 @@ impl Shapes {
             if i > 0 {
                 self.buffer.push(',');
             }
-            // Writing JSON to a String cannot fail for these values.
-            let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
-            self.buffer.push_str(&text);
+            push_json(&mut self.buffer, value);
         }
         self.buffer.push(']');
-        Ok((shape, &self.buffer))
+        (shape, &self.buffer, new)
     }
 }
 
-/// The id of the shape with these names, stored if new.
-fn shape_id<'a>(conn: &Connection, names: impl Iterator<Item = &'a str>) -> rusqlite::Result<i64> {
-    let keys = serde_json::to_string(&names.collect::<Vec<_>>())
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    conn.execute(
-        "INSERT INTO evidence_shapes (keys) VALUES (?1) ON CONFLICT (keys) DO NOTHING",
-        [&keys],
-    )?;
-    conn.query_row(
-        "SELECT id FROM evidence_shapes WHERE keys = ?1",
-        [&keys],
-        |row| row.get(0),
-    )
+/// Appends `value` as JSON, as serde_json writes it.
+fn push_json(buffer: &mut String, value: &crate::engine::finding::Evidence) {
+    use crate::engine::finding::Evidence;
+    match value {
+        Evidence::Null => buffer.push_str("null"),
+        Evidence::Bool(true) => buffer.push_str("true"),
+        Evidence::Bool(false) => buffer.push_str("false"),
+        Evidence::Int(i) => buffer.push_str(itoa::Buffer::new().format(*i)),
+        other => {
+            // Text and fractions: serde_json's escaping and number form.
+            let text = serde_json::to_string(other).unwrap_or_else(|_| "null".to_owned());
+            buffer.push_str(&text);
+        }
+    }
 }
 
 /// What a finding's content hash covers, as stored.

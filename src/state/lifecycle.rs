@@ -48,6 +48,7 @@ use super::query::{FINDING_COLUMNS, stored_finding};
 use super::schema::key_hash;
 use super::store::{StateError, Store};
 use super::trend::TrendCounts;
+use super::writer::{Event, Op, Row, WriteContext, Writer};
 use crate::duration::ConfigDuration;
 use crate::engine::eval::RowOutcome;
 use crate::engine::finding::Finding;
@@ -100,7 +101,12 @@ pub struct ScanStart {
 /// rolls everything back; [`ScanRecorder::fail`] also leaves a record of
 /// the failed scan.
 pub struct ScanRecorder {
+    /// The store, except while the rows stream past: the writer has it.
     store: Option<Store>,
+    writer: Option<Writer>,
+    /// The database and how long to wait for it, for errors.
+    path: std::path::PathBuf,
+    lock_timeout: std::time::Duration,
     scan_id: i64,
     start: ScanStart,
     /// Exemptions in force today.
@@ -110,6 +116,8 @@ pub struct ScanRecorder {
     /// The stored findings (and which of them this scan saw): "seen in
     /// this scan" is kept here, not written to each finding.
     known: Known,
+    /// The index by key hash was dropped for this scan (see `begin`).
+    rebuild_index: bool,
     shapes: Shapes,
     /// The key hashes of the findings this scan stored for the first
     /// time: a report listing a group twice is put right at the end.
@@ -129,6 +137,8 @@ struct ScanContext {
     scan_id: i64,
     /// When the scan started, as stored.
     now: String,
+    /// The same, in seconds since 1970.
+    now_seconds: i64,
     /// The latest completed scan before this one, and when it ran: what a
     /// finding's empty `last_seen_scan` means until this scan completes.
     latest: Option<(i64, String)>,
@@ -179,30 +189,62 @@ impl ScanRecorder {
             },
         );
         watch.lap("stored findings loaded");
-        let known = match loaded {
-            Ok(known) => known,
+        // Into an empty database every finding is new: the index by key
+        // hash is built once at the end (sorted, sequential) instead of
+        // growing one random insert at a time.
+        let rebuild_index = loaded.as_ref().is_ok_and(Known::is_empty);
+        let loaded = loaded.and_then(|known| {
+            if rebuild_index {
+                store
+                    .connection()
+                    .execute_batch("DROP INDEX IF EXISTS finding_state_by_key_hash")?;
+            }
+            Ok((known, Shapes::load(store.connection())?))
+        });
+        let (known, shapes) = match loaded {
+            Ok(loaded) => loaded,
             Err(error) => {
                 store.rollback();
                 return Err(store.fail(error));
             }
         };
+        let context = ScanContext {
+            scan_id,
+            now: time_text(start_now),
+            now_seconds: start_now.as_second(),
+            latest,
+        };
+        let path = store.path().to_owned();
+        let lock_timeout = store.lock_timeout();
+        let writer = Writer::start(
+            store,
+            WriteContext {
+                scan_id,
+                now: context.now.clone(),
+                now_seconds: context.now_seconds,
+            },
+        )
+        .map_err(|error| StateError::Data {
+            path: path.clone(),
+            message: format!("cannot start the thread that writes the scan: {error}"),
+        })?;
         Ok(ScanRecorder {
-            store: Some(store),
+            store: None,
+            writer: Some(writer),
+            path,
+            lock_timeout,
             scan_id,
             start,
             in_force,
             last_refresh,
             seen: Seen::default(),
             known,
-            shapes: Shapes::default(),
+            rebuild_index,
+            shapes,
             new_hashes: Vec::new(),
             tally: Vec::new(),
             groups: Vec::new(),
-            context: ScanContext {
-                scan_id,
-                now: time_text(start_now),
-                latest,
-            },
+            context,
             statuses: Vec::new(),
         })
     }
@@ -235,24 +277,28 @@ impl ScanRecorder {
     /// Records one evaluated row and returns the status of each of its
     /// findings, in order.
     pub fn record_row(&mut self, outcome: &RowOutcome) -> Result<&[Status], StateError> {
-        let store = self
-            .store
-            .as_ref()
-            .expect("a recorder holds its store until finished");
-        let conn = store.connection();
-        let fail = |e| store.fail(e);
+        let writer = self
+            .writer
+            .as_mut()
+            .expect("a recorder writes until finished");
         self.groups.push(group_hash(&outcome.group_key));
         for failure in &outcome.failures {
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO temp.scan_failures (rule, group_key) VALUES (?1, ?2)",
-            )
-            .and_then(|mut s| s.execute(params![&*failure.rule, &outcome.group_key]))
-            .map_err(fail)?;
+            writer
+                .push(Op::Failure {
+                    rule: &failure.rule,
+                    group_key: &outcome.group_key,
+                })
+                .map_err(|e| super::store::classify(&self.path, self.lock_timeout, e))?;
         }
         self.statuses.clear();
         for finding in &outcome.findings {
             let exemption = self.in_force.iter().find(|e| e.covers(finding));
-            let (shape, evidence) = self.shapes.encode(conn, &finding.evidence).map_err(fail)?;
+            let (shape, evidence, new_shape) = self.shapes.encode(&finding.evidence);
+            if let Some((id, keys)) = new_shape {
+                writer
+                    .push(Op::Shape { id, keys })
+                    .map_err(|e| super::store::classify(&self.path, self.lock_timeout, e))?;
+            }
             let record = Record {
                 finding,
                 group_key: &outcome.group_key,
@@ -269,17 +315,17 @@ impl ScanRecorder {
                 exemption: exemption.map(|e| (e.origin.as_str(), e.reason.as_str())),
             });
             let status = record_finding(
-                conn,
                 &self.context,
                 &mut Tracking {
                     seen: &mut self.seen,
                     known: &mut self.known,
                     new_hashes: &mut self.new_hashes,
+                    writer,
                 },
                 &record,
                 content,
             )
-            .map_err(fail)?;
+            .map_err(|e| super::store::classify(&self.path, self.lock_timeout, e))?;
             if let Some(status) = status.counted {
                 tally(&mut self.tally, &finding.rule, status, 1);
             }
@@ -288,10 +334,23 @@ impl ScanRecorder {
         Ok(&self.statuses)
     }
 
+    /// Waits for the writer and takes the store back; the first write
+    /// that failed, if any.
+    fn stop_writing(&mut self) -> Result<(), StateError> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        let (store, result) = writer.finish();
+        let result = result.map_err(|e| store.fail(e));
+        self.store = Some(store);
+        result
+    }
+
     /// Applies what the scan saw. On error the scan is rolled back and
     /// recorded as failed (or refused, for an older report).
     pub fn finish(mut self, summary: &ScanSummary) -> Result<PendingScan, StateError> {
-        match self.apply(summary) {
+        let applied = self.stop_writing().and_then(|()| self.apply(summary));
+        match applied {
             Ok(changes) => {
                 let store = self
                     .store
@@ -327,6 +386,8 @@ impl ScanRecorder {
     }
 
     fn record_failure(&mut self, outcome: &str, message: &str) {
+        // The writer's own error, if any, is the cause already reported.
+        let _ = self.stop_writing();
         let Some(store) = self.store.take() else {
             return;
         };
@@ -364,6 +425,12 @@ impl ScanRecorder {
             rusqlite::params![refresh_date, self.scan_id],
         )
         .map_err(fail)?;
+        if self.rebuild_index {
+            let watch = Stopwatch::start();
+            conn.execute_batch("CREATE INDEX finding_state_by_key_hash ON finding_state(key_hash)")
+                .map_err(fail)?;
+            watch.lap_final("index by key hash built");
+        }
         let removed =
             merge_new_duplicates(conn, self.scan_id, self.known.max_id, &mut self.new_hashes)
                 .map_err(fail)?;
@@ -502,6 +569,7 @@ impl ScanRecorder {
 
 impl Drop for ScanRecorder {
     fn drop(&mut self) {
+        let _ = self.stop_writing();
         if let Some(store) = self.store.take() {
             store.rollback();
         }
@@ -607,6 +675,7 @@ struct Tracking<'a> {
     seen: &'a mut Seen,
     known: &'a mut Known,
     new_hashes: &'a mut Vec<i64>,
+    writer: &'a mut Writer,
 }
 
 /// The status a finding got, and the status it counts under (`None`: a
@@ -617,27 +686,34 @@ struct Recorded {
 }
 
 /// Records one finding of a row: finds its previous state in memory,
-/// gives it a status, and writes only what changed.
+/// gives it a status, and has only what changed written.
 fn record_finding(
-    conn: &Connection,
     context: &ScanContext,
     tracking: &mut Tracking<'_>,
     record: &Record<'_>,
     content: u64,
 ) -> rusqlite::Result<Recorded> {
     let exempted = record.exemption.is_some();
-    let Some(hit) = tracking
+    let writer = &mut *tracking.writer;
+    let found = tracking
         .known
-        .find(conn, record.key_hash, &record.finding.key)?
-    else {
+        .find(record.key_hash, &record.finding.key, &mut |hash, key| {
+            writer.find(hash, key)
+        })?;
+    let Some(hit) = found else {
         // New to the database (a second listing in this report is merged
-        // at the end of the scan).
+        // at the end of the scan). Rows get the next ids, in order.
         let status = status_for(None, exempted);
-        let id = insert_finding(conn, record, status, content, context)?;
+        let id = tracking.known.max_id + 1 + tracking.new_hashes.len() as i64;
+        tracking.writer.push(Op::Insert {
+            id,
+            status,
+            row: record.row(content),
+        })?;
         tracking.new_hashes.push(record.key_hash);
         tracking
             .seen
-            .note(conn, context, id, record, None, status)?;
+            .note(tracking.writer, id, record, None, status)?;
         return Ok(Recorded {
             status,
             counted: Some(status),
@@ -647,7 +723,11 @@ fn record_finding(
         // The report lists this finding twice: the later row's details
         // win, the status given earlier in this scan stands.
         if hit.content != content {
-            update_finding(conn, hit.id, record, None, content)?;
+            tracking.writer.push(Op::Update {
+                id: hit.id,
+                status: None,
+                row: record.row(content),
+            })?;
             tracking.known.set_content(&hit, content);
         }
         return Ok(Recorded {
@@ -660,13 +740,17 @@ fn record_finding(
     let stored = stored_status(prior, status, context.scan_id);
     let unchanged = stored.is_none() && hit.content == content && !prior.last_seen_written;
     if !unchanged {
-        update_finding(conn, hit.id, record, stored, content)?;
+        tracking.writer.push(Op::Update {
+            id: hit.id,
+            status: stored,
+            row: record.row(content),
+        })?;
         tracking.known.set_content(&hit, content);
     }
     tracking.known.see(&hit, status);
     tracking
         .seen
-        .note(conn, context, hit.id, record, Some(prior), status)?;
+        .note(tracking.writer, hit.id, record, Some(prior), status)?;
     Ok(Recorded {
         status,
         counted: Some(status),
@@ -716,8 +800,7 @@ impl Seen {
     /// database are not marked: they are the rows this scan added.
     fn note(
         &mut self,
-        conn: &Connection,
-        context: &ScanContext,
+        writer: &mut Writer,
         id: i64,
         record: &Record<'_>,
         prior: Option<Prior>,
@@ -742,20 +825,14 @@ impl Seen {
                 Status::Exempted => record.exemption.map(|e| e.reason.as_str()),
                 _ => Some(record.finding.message.as_str()),
             };
-            conn.prepare_cached(
-                "INSERT INTO finding_events (scan_id, at, key, rule, group_key, group_name, status, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                context.scan_id,
-                context.now,
-                record.finding.key,
-                &*record.finding.rule,
-                record.group_key,
-                record.finding.group_name,
-                status.as_str(),
-                detail
-            ])?;
+            writer.push(Op::Event(Event {
+                key: &record.finding.key,
+                rule: &record.finding.rule,
+                group_key: record.group_key,
+                group_name: record.finding.group_name.as_deref(),
+                status,
+                detail,
+            }))?;
         }
         let mark = match status {
             Status::New if !first_new => Some("new"),
@@ -766,8 +843,7 @@ impl Seen {
         };
         self.newly_exempted += u64::from(status == Status::Exempted && changed);
         if let Some(mark) = mark {
-            conn.prepare_cached("INSERT INTO temp.scan_marks (id, mark) VALUES (?1, ?2)")?
-                .execute(params![id, mark])?;
+            writer.push(Op::Mark { id, mark })?;
         }
         Ok(())
     }
@@ -802,90 +878,28 @@ impl Record<'_> {
             other => other,
         }
     }
-}
 
-/// Writes a finding this scan sees for the first time; returns its id.
-fn insert_finding(
-    conn: &Connection,
-    record: &Record<'_>,
-    status: Status,
-    content: u64,
-    context: &ScanContext,
-) -> rusqlite::Result<i64> {
-    let finding = record.finding;
-    conn.prepare_cached(
-        "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
-                                    exemption, exemption_reason, rule, group_key, key, group_id, group_name, owner, \
-                                    severity, message, evidence_shape, evidence) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?
-    .execute(params![
-        record.key_hash,
-        content as i64,
-        status.as_str(),
-        (status == Status::New).then_some(context.scan_id),
-        context.scan_id,
-        context.now,
-        record.exemption.map(|e| e.origin.as_str()),
-        record.exemption.map(|e| e.reason.as_str()),
-        &*finding.rule,
-        record.group_key,
-        record.stored_key(),
-        record.stored_group_id(),
-        finding.group_name,
-        finding.owner,
-        finding.severity.as_str(),
-        finding.message,
-        record.shape,
-        record.evidence,
-    ])?;
-    Ok(conn.last_insert_rowid())
-}
-
-/// Rewrites a known finding as this scan sees it (seen by the latest
-/// scan, so its last scan is left empty); `status`: the status and
-/// status scan to store, `None` to keep them.
-fn update_finding(
-    conn: &Connection,
-    id: i64,
-    record: &Record<'_>,
-    status: Option<(Status, Option<i64>)>,
-    content: u64,
-) -> rusqlite::Result<()> {
-    let finding = record.finding;
-    let (keep, status, status_scan) = match status {
-        Some((status, scan)) => (false, Some(status.as_str()), scan),
-        None => (true, None, None),
-    };
-    conn.prepare_cached(
-        "UPDATE finding_state SET rule = ?2, group_key = ?3, key = ?4, group_id = ?5, group_name = ?6, owner = ?7, \
-            severity = ?8, message = ?9, evidence_shape = ?10, evidence = ?11, content_hash = ?12, \
-            status = CASE WHEN ?13 THEN status ELSE ?14 END, status_scan = CASE WHEN ?13 THEN status_scan ELSE ?15 END, \
-            last_seen_scan = NULL, last_seen_at = NULL, \
-            resolved_scan = CASE WHEN ?13 THEN resolved_scan END, resolved_at = CASE WHEN ?13 THEN resolved_at END, \
-            resolution = CASE WHEN ?13 THEN resolution END, exemption = ?16, exemption_reason = ?17 \
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        &*finding.rule,
-        record.group_key,
-        record.stored_key(),
-        record.stored_group_id(),
-        finding.group_name,
-        finding.owner,
-        finding.severity.as_str(),
-        finding.message,
-        record.shape,
-        record.evidence,
-        content as i64,
-        keep,
-        status,
-        status_scan,
-        record.exemption.map(|e| e.origin.as_str()),
-        record.exemption.map(|e| e.reason.as_str()),
-    ])?;
-    Ok(())
+    /// The finding as the writer stores it.
+    fn row(&self, content: u64) -> Row<'_> {
+        let finding = self.finding;
+        Row {
+            key_hash: self.key_hash,
+            content,
+            rule: &finding.rule,
+            group_key: self.group_key,
+            key: self.stored_key(),
+            group_id: self.stored_group_id(),
+            group_name: finding.group_name.as_deref(),
+            owner: finding.owner.as_deref(),
+            severity: finding.severity.as_str(),
+            message: &finding.message,
+            shape: self.shape,
+            evidence: self.evidence,
+            exemption: self
+                .exemption
+                .map(|e| (e.origin.as_str(), e.reason.as_str())),
+        }
+    }
 }
 
 /// The status a finding seen in this scan gets.

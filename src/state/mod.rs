@@ -45,6 +45,7 @@ pub(crate) mod recording;
 pub(crate) mod schema;
 pub mod store;
 pub mod trend;
+mod writer;
 
 pub use changes::{Changes, Status, StoredFinding};
 pub use store::{StateError, Store};

@@ -299,6 +299,8 @@ FROM finding_state f CROSS JOIN state_meta m;
 ///   name, owner, severity, message, evidence, exemption), so a scan
 ///   loads the few columns it needs once, into memory, instead of looking
 ///   each finding up (0 for rows converted here: rewritten once).
+/// - `first_seen_at` is seconds since 1970 (the view shows it as RFC
+///   3339 text, as before).
 /// - A finding's first event (`new`) is not written to `finding_events`:
 ///   history reads it from the finding's first scan. Events for later
 ///   changes, and a first event other than `new`, are written.
@@ -316,7 +318,8 @@ CREATE TABLE finding_state_v8 (
     status          TEXT NOT NULL,
     status_scan     INTEGER,
     first_seen_scan INTEGER NOT NULL,
-    first_seen_at   TEXT NOT NULL,
+    -- seconds since 1970 (UTC); the view shows RFC 3339
+    first_seen_at   INTEGER NOT NULL,
     last_seen_scan  INTEGER,
     last_seen_at    TEXT,
     last_announced_at TEXT,
@@ -342,7 +345,7 @@ CREATE TABLE finding_state_v8 (
 INSERT INTO finding_state_v8 (id, key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, last_seen_scan,
     last_seen_at, last_announced_at, resolved_scan, resolved_at, resolution, exemption, exemption_reason, rule, group_key, key,
     group_id, group_name, owner, severity, message, evidence_shape, evidence)
-SELECT id, key_hash, 0, status, status_scan, first_seen_scan, first_seen_at, last_seen_scan,
+SELECT id, key_hash, 0, status, status_scan, first_seen_scan, coalesce(unixepoch(first_seen_at), 0), last_seen_scan,
     last_seen_at, last_announced_at, resolved_scan, resolved_at, resolution, exemption, exemption_reason, rule, group_key,
     CASE WHEN key = rule || ':' || group_key THEN NULL ELSE key END,
     CASE WHEN group_id = group_key THEN '' ELSE group_id END,
@@ -363,7 +366,7 @@ SELECT f.id, coalesce(f.key, f.rule || ':' || f.group_key) AS key, f.rule, f.gro
                FROM evidence_shapes s, json_each(s.keys) k WHERE s.id = f.evidence_shape) END AS evidence,
     CASE WHEN f.status IN ('new', 'reopened') AND f.status_scan IS NOT coalesce(f.last_seen_scan, m.latest_scan)
          THEN 'open' ELSE f.status END AS status,
-    f.first_seen_scan, f.first_seen_at,
+    f.first_seen_scan, strftime('%Y-%m-%dT%H:%M:%SZ', f.first_seen_at, 'unixepoch') AS first_seen_at,
     coalesce(f.last_seen_scan, m.latest_scan) AS last_seen_scan,
     coalesce(f.last_seen_at, m.latest_scan_at) AS last_seen_at,
     f.last_announced_at, f.resolved_scan, f.resolved_at, f.resolution, f.exemption, f.exemption_reason
