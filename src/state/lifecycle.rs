@@ -13,7 +13,7 @@
 //! `reopened` read as `open` once a later scan has seen the finding (see
 //! `schema`'s version 4). What else the end of the scan needs:
 //!
-//! - which groups the report has: a sorted list of 64-bit hashes of their
+//! - which groups the report has: sorted blocks of 64-bit hashes of their
 //!   keys, 8 bytes a row (a collision could only turn a `group-gone` into
 //!   a `rule-cleared`; at a million groups the odds are about one in
 //!   10^13 per finding to resolve);
@@ -126,7 +126,7 @@ pub struct ScanRecorder {
     tally: Vec<(Arc<str>, TrendCounts)>,
     /// The group keys of every row, hashed: which groups the report has
     /// (8 bytes a row), for telling `rule-cleared` from `group-gone`.
-    groups: Vec<u64>,
+    groups: GroupSet,
     context: ScanContext,
     statuses: Vec<Status>,
 }
@@ -243,7 +243,7 @@ impl ScanRecorder {
             shapes,
             new_hashes: Vec::new(),
             tally: Vec::new(),
-            groups: Vec::new(),
+            groups: GroupSet::default(),
             context,
             statuses: Vec::new(),
         })
@@ -281,7 +281,7 @@ impl ScanRecorder {
             .writer
             .as_mut()
             .expect("a recorder writes until finished");
-        self.groups.push(group_hash(&outcome.group_key));
+        self.groups.insert(group_hash(&outcome.group_key));
         for failure in &outcome.failures {
             writer
                 .push(Op::Failure {
@@ -439,8 +439,7 @@ impl ScanRecorder {
             counts.remove(status, 1);
             tally(&mut self.tally, &Arc::from(rule), status, -1);
         }
-        self.groups.sort_unstable();
-        self.groups.dedup();
+        self.groups.seal();
         let settle = Settle {
             context: &self.context,
             known: &self.known,
@@ -1007,7 +1006,7 @@ struct Settle<'a> {
     context: &'a ScanContext,
     known: &'a Known,
     /// Hashes of the report's group keys, sorted.
-    groups: &'a [u64],
+    groups: &'a GroupSet,
     /// The rules that ran on every row.
     rules: &'a [String],
     /// The report was read whole without row errors.
@@ -1077,7 +1076,7 @@ impl Settle<'_> {
         if group_key.is_empty() || !self.rules.iter().any(|r| r == rule) {
             return Ok(None);
         }
-        if self.groups.binary_search(&group_hash(group_key)).is_err() {
+        if !self.groups.contains(group_hash(group_key)) {
             return Ok(self.complete.then_some(Resolution::GroupGone));
         }
         let failed: bool = conn
@@ -1100,6 +1099,44 @@ fn record_resolutions(conn: &Connection, scan: i64, now: &str) -> rusqlite::Resu
     )?;
     watch.lap("history of resolved findings");
     Ok(())
+}
+
+/// Hashes of the report's groups, in fixed-size blocks: the set grows
+/// without copying what it holds (a growing vector would briefly need
+/// twice its size), and each block is sorted once at the end; a lookup
+/// (only for the few findings a scan did not see) searches every block.
+#[derive(Debug, Default)]
+struct GroupSet {
+    blocks: Vec<Vec<u64>>,
+}
+
+impl GroupSet {
+    /// Hashes a block holds (512 KiB).
+    const BLOCK: usize = 65_536;
+
+    fn insert(&mut self, hash: u64) {
+        match self.blocks.last_mut() {
+            Some(block) if block.len() < Self::BLOCK => block.push(hash),
+            _ => {
+                let mut block = Vec::with_capacity(Self::BLOCK);
+                block.push(hash);
+                self.blocks.push(block);
+            }
+        }
+    }
+
+    /// Sorts the blocks for [`GroupSet::contains`].
+    fn seal(&mut self) {
+        for block in &mut self.blocks {
+            block.sort_unstable();
+        }
+    }
+
+    fn contains(&self, hash: u64) -> bool {
+        self.blocks
+            .iter()
+            .any(|block| block.binary_search(&hash).is_ok())
+    }
 }
 
 /// A finding's group, hashed, for the set of groups in the report.

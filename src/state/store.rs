@@ -336,12 +336,12 @@ impl Store {
     }
 
     fn configure(&self) -> Result<(), StateError> {
-        // Large pages for a new file (a no-op for one that has pages): a
-        // scan reads every finding's few columns in one pass, and a
-        // million findings are about 2,400 pages to read instead of
-        // 38,000 (about a quarter less time).
+        // Larger pages for a new file (a no-op for one that has pages): a
+        // scan reads every finding's few columns in one pass, in a
+        // quarter as many reads as with 4 KiB pages. Not larger: SQLite's
+        // sorter (building an index) holds 250 pages in memory.
         self.conn
-            .execute_batch("PRAGMA page_size = 65536;")
+            .execute_batch("PRAGMA page_size = 16384;")
             .map_err(|e| self.fail(e))?;
         let mode = self.switch_to_wal()?;
         if !mode.eq_ignore_ascii_case("wal") {
