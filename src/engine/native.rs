@@ -304,10 +304,27 @@ impl<'a> Cx<'a, '_> {
                 }
                 Statement::If(condition, then, otherwise) => {
                     let taken = self.truth(condition)?;
-                    self.block(if taken { then } else { otherwise }, out)?
+                    let branch = if taken { then } else { otherwise };
+                    // The usual branches, `{}` (an `if` without `else`)
+                    // and `{ return <constant>; }`, without a call.
+                    match branch.0.as_slice() {
+                        [] => {
+                            set(out, Value::Unit);
+                            false
+                        }
+                        [Statement::Return(Node::Const(value))] => {
+                            set(out, value.borrowed());
+                            true
+                        }
+                        _ => self.block(branch, out)?,
+                    }
                 }
                 Statement::Return(node) => {
-                    let value = self.eval(node)?;
+                    let value = match node {
+                        // `return ();` and `return "message";`
+                        Node::Const(value) => value.borrowed(),
+                        node => self.eval(node)?,
+                    };
                     set(out, value);
                     true
                 }
@@ -348,7 +365,10 @@ impl<'a> Cx<'a, '_> {
                 }
                 Ok(false)
             }
-            Node::IsUnit(inner, negated) => Ok(self.is_unit(inner)? != *negated),
+            Node::IsUnit(inner, negated) => Ok(match &**inner {
+                Node::Prop(Prop::Column(col)) => self.row.cells[*col as usize] == Cell::Blank,
+                inner => self.is_unit(inner)?,
+            } != *negated),
             // `row.flag ?? false`
             Node::Coalesce(nodes) => match nodes.as_slice() {
                 // A column read from its cell: a blank is `()`, a boolean
@@ -387,6 +407,7 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
+    #[inline(never)]
     fn eval_truth(&mut self, node: &'a Node) -> Result<bool, Bail> {
         match self.eval(node)? {
             Value::Bool(b) => Ok(b),
@@ -417,7 +438,24 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
+    /// `node`'s value. The usual nodes (constants, locals, row fields,
+    /// conditions) are settled here; the rest in [`Cx::eval_other`], kept
+    /// out of line so this one stays small to call.
     fn eval(&mut self, node: &'a Node) -> Eval<'a> {
+        Ok(match node {
+            Node::Const(value) => value.borrowed(),
+            Node::Local(slot) => self.locals[*slot].clone(),
+            Node::Prop(prop) => prop.value(self.row),
+            Node::HasCol(col) => Value::Bool(self.row.layout.position(*col).is_some()),
+            Node::Not(_) | Node::And(_) | Node::Or(_) | Node::IsUnit(..) => {
+                Value::Bool(self.truth(node)?)
+            }
+            _ => return self.eval_other(node),
+        })
+    }
+
+    #[inline(never)]
+    fn eval_other(&mut self, node: &'a Node) -> Eval<'a> {
         Ok(match node {
             Node::Const(value) => value.borrowed(),
             Node::Local(slot) => self.locals[*slot].clone(),
