@@ -649,6 +649,43 @@ mod tests {
         assert_eq!(r.group_key(), "name:7D3654B07E126BBD0D18174368FC243F");
     }
 
+    /// Cells made of the bytes that decide how a cell parses.
+    fn cell_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let byte = prop::sample::select(
+            b"0123456789-+ \t\r\nTrueFalsTRUEfalsex#,\"".to_vec(),
+        );
+        prop_oneof![
+            prop::collection::vec(byte, 0..24),
+            // Dates, mostly valid, and the same date again (the memo).
+            (1960u32..2100, 0u32..14, 0u32..33)
+                .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}").into_bytes()),
+            Just(b"2026-11-25".to_vec()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::test_support::proptest_config())]
+
+        /// The inline parse of the usual cells gives exactly the cell of
+        /// the general path (which trims and words errors), whatever the
+        /// bytes, and leaves to it every cell it does not settle.
+        #[test]
+        fn the_quick_parse_agrees_with_the_general_one(
+            cells in proptest::collection::vec(cell_bytes(), 1..40),
+        ) {
+            for kind in [Kind::Text, Kind::Int, Kind::Bool, Kind::Date] {
+                let mut memo = DayMemo::default();
+                for raw in &cells {
+                    let general = checked_cell(kind, trim(raw)).ok();
+                    if let Some(quick) = quick_cell(kind, raw, &mut memo) {
+                        proptest::prop_assert_eq!(Some(quick), general, "{:?} {:?}", kind, raw);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn integers_overflowing_64_bits_are_errors() {
         assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
