@@ -134,7 +134,11 @@ impl NativeCheck {
     /// [`NativeCheck::run`] with `locals` on the stack, dropped only when
     /// one of them owns something (most rules keep ints and `()` there).
     #[inline(always)]
-    fn run_with<'a, const N: usize>(&'a self, row: &'a RowData, locals: [Value<'a>; N]) -> Eval<'a> {
+    fn run_with<'a, const N: usize>(
+        &'a self,
+        row: &'a RowData,
+        locals: [Value<'a>; N],
+    ) -> Eval<'a> {
         let mut locals = std::mem::ManuallyDrop::new(locals);
         let result = self.run(row, &mut *locals);
         if !locals.iter().all(Value::owns_nothing) {

@@ -652,9 +652,7 @@ mod tests {
     /// Cells made of the bytes that decide how a cell parses.
     fn cell_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
-        let byte = prop::sample::select(
-            b"0123456789-+ \t\r\nTrueFalsTRUEfalsex#,\"".to_vec(),
-        );
+        let byte = prop::sample::select(b"0123456789-+ \t\r\nTrueFalsTRUEfalsex#,\"".to_vec());
         prop_oneof![
             prop::collection::vec(byte, 0..24),
             // Dates, mostly valid, and the same date again (the memo).
