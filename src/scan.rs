@@ -298,7 +298,7 @@ fn run_parallel<R: Read + Send>(
     // unevenly the workers progress. A permit is also the buffer the
     // chunk's findings are rendered into, handed back once written, so
     // the same few buffers serve the whole scan.
-    let in_flight = threads * 4;
+    let in_flight = threads * 2;
     let (done_tx, done_rx) = crossbeam_channel::bounded::<ChunkDone>(in_flight);
     let (permit_tx, permit_rx) = crossbeam_channel::bounded::<Vec<u8>>(in_flight);
     for _ in 0..in_flight {

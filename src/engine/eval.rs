@@ -368,7 +368,10 @@ impl<'a> Evaluator<'a> {
     /// compiled rule leaves the row to it) in the interpreter. A rule over
     /// its limits on too many rows in a row is not run again: each later
     /// row is a rule error, so its findings are neither made nor resolved.
-    fn check_one(&mut self, index: usize, row: &Arc<RowData>) -> Checked {
+    fn check_one<'r>(&mut self, index: usize, row: &'r Arc<RowData>) -> Checked<'r>
+    where
+        'a: 'r,
+    {
         if self.is_disabled(index) {
             return Checked::Script(Err(self.disabled_diagnostic(index)));
         }
@@ -386,8 +389,10 @@ impl<'a> Evaluator<'a> {
             self.limit_streaks[index] = 0;
             return match value {
                 Value::Unit | Value::Bool(false) => Checked::Nothing,
-                Value::Bool(true) => Checked::Message(self.rules[index].title.clone()),
-                Value::Str(message) => Checked::Message(message.into_owned()),
+                // Borrowed where it can be: a finding rendered on the
+                // worker never needs its own copy of the message.
+                Value::Bool(true) => Checked::Message(Cow::Borrowed(&self.rules[index].title)),
+                Value::Str(message) => Checked::Message(message),
                 other => Checked::Script(Ok(other.into_dynamic())),
             };
         }
@@ -477,7 +482,7 @@ impl<'a> Evaluator<'a> {
         index: usize,
         row: &RowData,
         group_key: &str,
-        checked: Checked,
+        checked: Checked<'_>,
         outcome: &mut RowOutcome,
     ) {
         let rule = self.rules[index];
@@ -486,7 +491,7 @@ impl<'a> Evaluator<'a> {
             Checked::Nothing => return,
             Checked::Message(message) => {
                 let reported = Reported {
-                    message,
+                    message: message.into_owned(),
                     severity: rule.severity,
                     evidence: EvidenceMap::default(),
                     id_suffix: None,
@@ -516,16 +521,16 @@ impl<'a> Evaluator<'a> {
 }
 
 /// What one rule made of one row.
-enum Checked {
+enum Checked<'r> {
     /// `()` or `false` from the fast path.
     Nothing,
     /// A message (or `true`, the title) from the fast path.
-    Message(String),
+    Message(Cow<'r, str>),
     /// Anything else, as the interpreter holds it.
     Script(CheckResult),
 }
 
-impl Checked {
+impl Checked<'_> {
     fn is_nothing(&self) -> bool {
         match self {
             Checked::Nothing => true,

@@ -28,7 +28,19 @@ use rhai::{AST, ASTFlags, ASTNode, Engine, Expr, FnCallExpr, Map, Stmt};
 use super::rule::Rule;
 use super::sandbox::{Fact, Prop, format_bytes, index_value};
 use super::value::Value;
-use crate::report::row::RowData;
+use crate::report::header::Col;
+use crate::report::row::{Cell, RowData};
+
+/// `*slot = value`, without the call that drops the old value when it
+/// owns nothing (ints, bools, `()` and borrowed text: nearly every value
+/// a rule keeps).
+#[inline(always)]
+fn set<'a>(slot: &mut Value<'a>, value: Value<'a>) {
+    let old = std::mem::replace(slot, value);
+    if old.owns_nothing() {
+        std::mem::forget(old);
+    }
+}
 
 /// This row needs the interpreter: the fast path met a case it does not
 /// model. Nothing visible has happened yet.
@@ -113,10 +125,26 @@ impl NativeCheck {
         // Locals live on the stack, in an array no larger than needed.
         match self.locals {
             0 => self.run(row, &mut []),
-            1..=2 => self.run(row, &mut <[Value<'a>; 2]>::default()),
-            3..=8 => self.run(row, &mut <[Value<'a>; 8]>::default()),
+            1..=2 => self.run_with(row, <[Value<'a>; 2]>::default()),
+            3..=8 => self.run_with(row, <[Value<'a>; 8]>::default()),
             n => self.run(row, &mut vec![Value::Unit; n]),
         }
+    }
+
+    /// [`NativeCheck::run`] with `locals` on the stack, dropped only when
+    /// one of them owns something (most rules keep ints and `()` there).
+    #[inline(always)]
+    fn run_with<'a, const N: usize>(
+        &'a self,
+        row: &'a RowData,
+        locals: [Value<'a>; N],
+    ) -> Eval<'a> {
+        let mut locals = std::mem::ManuallyDrop::new(locals);
+        let result = self.run(row, &mut *locals);
+        if !locals.iter().all(Value::owns_nothing) {
+            drop(std::mem::ManuallyDrop::into_inner(locals));
+        }
+        result
     }
 
     fn run<'a>(&'a self, row: &'a RowData, locals: &mut [Value<'a>]) -> Eval<'a> {
@@ -235,6 +263,8 @@ enum Node {
     Index(String),
     /// `row.has("Header")`
     Has(String),
+    /// `row.has("Header")` of a known column.
+    HasCol(Col),
     Not(Box<Node>),
     Neg(Box<Node>),
     Binary(Op, Box<(Node, Node)>),
@@ -266,25 +296,45 @@ impl<'a> Cx<'a, '_> {
     /// value a `return` gave in `out`; `Ok(true)` when a `return` ran.
     fn block(&mut self, block: &'a Block, out: &mut Value<'a>) -> Result<bool, Bail> {
         if block.0.is_empty() {
-            *out = Value::Unit;
+            set(out, Value::Unit);
         }
         for statement in &block.0 {
             let returned = match statement {
                 Statement::Let(slot, node) => {
-                    self.locals[*slot] = self.eval(node)?;
-                    *out = Value::Unit;
+                    let value = self.eval(node)?;
+                    set(&mut self.locals[*slot], value);
+                    set(out, Value::Unit);
                     false
                 }
                 Statement::If(condition, then, otherwise) => {
                     let taken = self.truth(condition)?;
-                    self.block(if taken { then } else { otherwise }, out)?
+                    let branch = if taken { then } else { otherwise };
+                    // The usual branches, `{}` (an `if` without `else`)
+                    // and `{ return <constant>; }`, without a call.
+                    match branch.0.as_slice() {
+                        [] => {
+                            set(out, Value::Unit);
+                            false
+                        }
+                        [Statement::Return(Node::Const(value))] => {
+                            set(out, value.borrowed());
+                            true
+                        }
+                        _ => self.block(branch, out)?,
+                    }
                 }
                 Statement::Return(node) => {
-                    *out = self.eval(node)?;
+                    let value = match node {
+                        // `return ();` and `return "message";`
+                        Node::Const(value) => value.borrowed(),
+                        node => self.eval(node)?,
+                    };
+                    set(out, value);
                     true
                 }
                 Statement::Expr(node) => {
-                    *out = self.eval(node)?;
+                    let value = self.eval(node)?;
+                    set(out, value);
                     false
                 }
                 Statement::Block(inner) => self.block(inner, out)?,
@@ -319,9 +369,22 @@ impl<'a> Cx<'a, '_> {
                 }
                 Ok(false)
             }
-            Node::IsUnit(inner, negated) => Ok(self.is_unit(inner)? != *negated),
+            Node::IsUnit(inner, negated) => Ok(match &**inner {
+                Node::Prop(Prop::Column(col)) => self.row.cells[*col as usize] == Cell::Blank,
+                inner => self.is_unit(inner)?,
+            } != *negated),
             // `row.flag ?? false`
             Node::Coalesce(nodes) => match nodes.as_slice() {
+                // A column read from its cell: a blank is `()`, a boolean
+                // cell its bool, any other cell a value that is neither.
+                [
+                    Node::Prop(Prop::Column(col)),
+                    Node::Const(Value::Bool(default)),
+                ] => match self.row.cells[*col as usize] {
+                    Cell::Blank => Ok(*default),
+                    Cell::Bool(b) => Ok(b),
+                    _ => Err(Bail),
+                },
                 [Node::Prop(prop), Node::Const(Value::Bool(default))] => {
                     match prop.value(self.row) {
                         Value::Unit => Ok(*default),
@@ -348,6 +411,7 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
+    #[inline(never)]
     fn eval_truth(&mut self, node: &'a Node) -> Result<bool, Bail> {
         match self.eval(node)? {
             Value::Bool(b) => Ok(b),
@@ -359,7 +423,7 @@ impl<'a> Cx<'a, '_> {
     fn is_unit(&mut self, node: &'a Node) -> Result<bool, Bail> {
         Ok(match node {
             Node::Prop(prop) => prop.is_unit(self.row),
-            Node::Local(slot) => self.locals[*slot] == Value::Unit,
+            Node::Local(slot) => matches!(self.locals[*slot], Value::Unit),
             other => self.eval(other)? == Value::Unit,
         })
     }
@@ -378,13 +442,31 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
+    /// `node`'s value. The usual nodes (constants, locals, row fields,
+    /// conditions) are settled here; the rest in [`Cx::eval_other`], kept
+    /// out of line so this one stays small to call.
     fn eval(&mut self, node: &'a Node) -> Eval<'a> {
+        Ok(match node {
+            Node::Const(value) => value.borrowed(),
+            Node::Local(slot) => self.locals[*slot].clone(),
+            Node::Prop(prop) => prop.value(self.row),
+            Node::HasCol(col) => Value::Bool(self.row.layout.position(*col).is_some()),
+            Node::Not(_) | Node::And(_) | Node::Or(_) | Node::IsUnit(..) => {
+                Value::Bool(self.truth(node)?)
+            }
+            _ => return self.eval_other(node),
+        })
+    }
+
+    #[inline(never)]
+    fn eval_other(&mut self, node: &'a Node) -> Eval<'a> {
         Ok(match node {
             Node::Const(value) => value.borrowed(),
             Node::Local(slot) => self.locals[*slot].clone(),
             Node::Prop(prop) => prop.value(self.row),
             Node::Index(name) => index_value(self.row, name).ok_or(Bail)?,
             Node::Has(name) => Value::Bool(self.row.layout.find(name).is_some()),
+            Node::HasCol(col) => Value::Bool(self.row.layout.position(*col).is_some()),
             Node::Not(_) | Node::And(_) | Node::Or(_) | Node::IsUnit(..) => {
                 Value::Bool(self.truth(node)?)
             }
@@ -861,7 +943,12 @@ impl Compiler<'_> {
                     ("has", [Expr::StringConstant(name, _)])
                         if self.user_fn("has", 2).is_none() =>
                     {
-                        Ok(Node::Has(name.to_string()))
+                        // A known column is known whatever the report: only
+                        // whether this report has it is left to the row.
+                        Ok(match Col::named(name) {
+                            Some(col) => Node::HasCol(col),
+                            None => Node::Has(name.to_string()),
+                        })
                     }
                     (name, _) => Err(format!("`row.{name}(…)` at {pos}")),
                 }

@@ -567,6 +567,7 @@ impl Prop {
     }
 
     /// Whether the value is `()`, without reading any text.
+    #[inline]
     pub fn is_unit(self, row: &RowData) -> bool {
         match self {
             Prop::Column(col) => row.cells[col as usize] == Cell::Blank,
@@ -575,6 +576,7 @@ impl Prop {
     }
 
     /// The value a script sees.
+    #[inline]
     pub fn value(self, row: &RowData) -> Value<'_> {
         match self {
             Prop::Column(col) => column_value(row, col),
@@ -588,6 +590,7 @@ impl Prop {
 }
 
 /// The value of a known column as a script sees it.
+#[inline]
 pub fn column_value(row: &RowData, col: Col) -> Value<'_> {
     match row.cells[col as usize] {
         Cell::Blank => Value::Unit,

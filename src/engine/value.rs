@@ -83,6 +83,20 @@ impl Value<'_> {
         }
     }
 
+    /// Whether dropping the value frees nothing: `()`, a bool, a number
+    /// or borrowed text.
+    #[inline(always)]
+    pub(super) fn owns_nothing(&self) -> bool {
+        matches!(
+            self,
+            Value::Unit
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::Float(_)
+                | Value::Str(Cow::Borrowed(_))
+        )
+    }
+
     /// A copy that borrows instead of cloning text.
     pub(super) fn borrowed(&self) -> Value<'_> {
         match self {

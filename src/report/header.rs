@@ -127,6 +127,18 @@ columns! {
 pub const COLUMN_COUNT: usize = COLUMNS.len();
 
 impl Col {
+    /// The known column `name` (a header or field name in any spelling,
+    /// or an alias) stands for, whatever the report: what
+    /// [`Layout::find`] looks up first.
+    pub fn named(name: &str) -> Option<Col> {
+        // Rules mostly spell a header or field exactly: compare bytes first.
+        let index = COLUMNS
+            .iter()
+            .position(|c| c.header == name || c.field == name)
+            .or_else(|| known_column(name))?;
+        Col::ALL.get(index).copied()
+    }
+
     /// The definition of this column.
     pub fn spec(self) -> &'static Column {
         &COLUMNS[self as usize]
@@ -293,6 +305,12 @@ impl Layout {
         self.columns.get(position).copied().flatten()
     }
 
+    /// The known column at every record position (`None` for the extra
+    /// ones), with its kind: what row parsing walks.
+    pub(crate) fn columns(&self) -> &[Option<(Col, Kind)>] {
+        &self.columns
+    }
+
     /// The header a record position came from.
     pub fn header_at(&self, position: usize) -> &str {
         self.headers
@@ -304,15 +322,8 @@ impl Layout {
     /// The position of a column by its header or field name, for rules
     /// that read a column this version does not know.
     pub fn find(&self, name: &str) -> Option<usize> {
-        // Rules mostly spell a header or field exactly: compare bytes first.
-        if let Some(col) = COLUMNS
-            .iter()
-            .position(|c| c.header == name || c.field == name)
-        {
-            return self.positions[col];
-        }
-        if let Some(col) = known_column(name) {
-            return self.positions[col];
+        if let Some(col) = Col::named(name) {
+            return self.position(col);
         }
         self.extra
             .iter()
