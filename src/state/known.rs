@@ -366,10 +366,19 @@ impl Shapes {
         })
     }
 
+    /// Most shapes a scan looks among (and adds): a rule whose evidence
+    /// names vary from row to row has its evidence stored as objects
+    /// instead, so neither the table nor the search grows with the rows.
+    const MAX_SHAPES: usize = 64;
+
     /// `evidence` in its stored form: its shape's id and the JSON array
-    /// of its values (the text is valid until the next call); and, for a
-    /// shape not stored yet, its id and names as JSON, to store.
-    pub(super) fn encode(&mut self, evidence: &EvidenceMap) -> (i64, &str, Option<(i64, String)>) {
+    /// of its values, or no shape and the JSON object (the text is valid
+    /// until the next call); and, for a shape not stored yet, its id and
+    /// names as JSON, to store.
+    pub(super) fn encode(
+        &mut self,
+        evidence: &EvidenceMap,
+    ) -> (Option<i64>, &str, Option<(i64, String)>) {
         let names = &evidence.0;
         let found = self.known.iter().find(|(shape, _)| {
             shape.len() == names.len()
@@ -381,6 +390,12 @@ impl Shapes {
         let mut new = None;
         let shape = match found {
             Some((_, id)) => *id,
+            None if self.known.len() >= Self::MAX_SHAPES => {
+                self.buffer.clear();
+                self.buffer
+                    .push_str(&serde_json::to_string(evidence).unwrap_or_else(|_| "{}".to_owned()));
+                return (None, &self.buffer, None);
+            }
             None => {
                 let keys =
                     serde_json::to_string(&names.iter().map(|(n, _)| &**n).collect::<Vec<_>>())
@@ -388,8 +403,8 @@ impl Shapes {
                 let id = match self.stored.get(&keys) {
                     Some(id) => *id,
                     None => {
-                        let id = self.next_id;
-                        self.next_id += 1;
+                        let id = self.next_id.max(1);
+                        self.next_id = id + 1;
                         self.stored.insert(keys.clone(), id);
                         new = Some((id, keys));
                         id
@@ -409,7 +424,7 @@ impl Shapes {
             push_json(&mut self.buffer, value);
         }
         self.buffer.push(']');
-        (shape, &self.buffer, new)
+        (Some(shape), &self.buffer, new)
     }
 }
 
@@ -433,7 +448,7 @@ fn push_json(buffer: &mut String, value: &crate::engine::finding::Evidence) {
 pub(super) struct Content<'a> {
     pub(super) finding: &'a Finding,
     pub(super) group_key: &'a str,
-    pub(super) shape: i64,
+    pub(super) shape: Option<i64>,
     pub(super) evidence: &'a str,
     pub(super) exemption: Option<(&'a str, &'a str)>,
 }
@@ -464,6 +479,47 @@ pub(super) fn content_hash(content: &Content<'_>) -> u64 {
     text(Some(content.evidence));
     text(content.exemption.map(|(origin, _)| origin));
     text(content.exemption.map(|(_, reason)| reason));
-    hasher.write_i64(content.shape);
+    hasher.write_i64(content.shape.unwrap_or(-1));
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::finding::Evidence;
+
+    fn evidence(names: &[&str]) -> EvidenceMap {
+        EvidenceMap(
+            names
+                .iter()
+                .map(|n| (Arc::from(*n), Evidence::Int(1)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn evidence_is_stored_as_values_of_a_shape_and_the_shapes_are_bounded() {
+        let mut shapes = Shapes::default();
+        let (shape, text, new) = shapes.encode(&EvidenceMap(vec![
+            (Arc::from("on"), Evidence::Bool(true)),
+            (Arc::from("name"), Evidence::Text("A \"b\"".into())),
+            (Arc::from("n"), Evidence::Int(-3)),
+            (Arc::from("x"), Evidence::Float(1.5)),
+            (Arc::from("none"), Evidence::Null),
+        ]));
+        assert_eq!(text, r#"[true,"A \"b\"",-3,1.5,null]"#);
+        assert_eq!(new, Some((1, r#"["on","name","n","x","none"]"#.to_owned())));
+        assert_eq!(shape, Some(1));
+        // The same names again: the same shape, nothing new to store.
+        let again = shapes.encode(&evidence(&["on", "name", "n", "x", "none"]));
+        assert_eq!((again.0, again.2), (Some(1), None));
+        // Names that vary from row to row: past the cap, objects.
+        for i in 0..Shapes::MAX_SHAPES {
+            shapes.encode(&evidence(&[&format!("k{i}")]));
+        }
+        let (shape, text, new) = shapes.encode(&evidence(&["row-specific"]));
+        assert_eq!((shape, new), (None, None));
+        assert_eq!(text, r#"{"row-specific":1}"#);
+        assert!(shapes.known.len() <= Shapes::MAX_SHAPES);
+    }
 }

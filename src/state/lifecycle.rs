@@ -853,7 +853,7 @@ struct Record<'a> {
     finding: &'a Finding,
     group_key: &'a str,
     key_hash: i64,
-    shape: i64,
+    shape: Option<i64>,
     evidence: &'a str,
     exemption: Option<&'a Exemption>,
 }

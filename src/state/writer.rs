@@ -27,7 +27,7 @@ pub(super) struct Row<'a> {
     pub(super) owner: Option<&'a str>,
     pub(super) severity: &'static str,
     pub(super) message: &'a str,
-    pub(super) shape: i64,
+    pub(super) shape: Option<i64>,
     pub(super) evidence: &'a str,
     /// The exemption's origin and reason.
     pub(super) exemption: Option<(&'a str, &'a str)>,
