@@ -203,6 +203,25 @@ impl StoredEvidence {
         serde_json::from_str(text)
     }
 
+    /// Parses evidence as the `findings` view's `stored_evidence` gives
+    /// it: a JSON object, or the names (a JSON array), a line break and
+    /// the values (a JSON array of as many).
+    pub fn from_stored(text: &str) -> serde_json::Result<StoredEvidence> {
+        let Some((names, values)) = text.split_once('\n') else {
+            return StoredEvidence::from_json(text);
+        };
+        let names: Vec<String> = serde_json::from_str(names)?;
+        let values: Vec<serde_json::Value> = serde_json::from_str(values)?;
+        if names.len() != values.len() {
+            return Err(serde::de::Error::custom(format!(
+                "{} evidence names for {} values",
+                names.len(),
+                values.len()
+            )));
+        }
+        Ok(StoredEvidence(names.into_iter().zip(values).collect()))
+    }
+
     /// The evidence as findings carry it; numbers that do not fit an
     /// integer become floats, arrays and objects become their JSON text.
     pub fn to_evidence_map(&self) -> EvidenceMap {
@@ -389,6 +408,20 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_stored_by_shape_reads_as_the_object_it_was() {
+        let by_shape =
+            StoredEvidence::from_stored("[\"z\",\"a\",\"m\",\"f\"]\n[1,\"x\\ny\",null,1.5]")
+                .unwrap();
+        let object = StoredEvidence::from_json(r#"{"z":1,"a":"x\ny","m":null,"f":1.5}"#).unwrap();
+        assert_eq!(by_shape, object);
+        assert_eq!(
+            StoredEvidence::from_stored(r#"{"z":1}"#).unwrap().0.len(),
+            1
+        );
+        assert!(StoredEvidence::from_stored("[\"a\",\"b\"]\n[1]").is_err());
+    }
 
     #[test]
     fn stored_evidence_keeps_its_order_both_ways() {

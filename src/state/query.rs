@@ -9,7 +9,7 @@ use super::changes::{Status, StoredEvidence, StoredFinding};
 use super::store::{StateError, Store};
 
 /// The columns [`stored_finding`] reads, in its order.
-pub(crate) const FINDING_COLUMNS: &str = "key, status, rule, severity, group_key, group_id, group_name, owner, message, evidence, \
+pub(crate) const FINDING_COLUMNS: &str = "key, status, rule, severity, group_key, group_id, group_name, owner, message, stored_evidence, \
      first_seen_scan, first_seen_at, last_seen_scan, last_seen_at, last_announced_at, resolved_at, resolution, exemption, exemption_reason, \
      (SELECT refresh_date FROM scans WHERE scans.id = findings.first_seen_scan)";
 
@@ -33,7 +33,7 @@ pub(crate) fn stored_finding(row: &Row<'_>) -> rusqlite::Result<StoredFinding> {
         group_name: row.get(6)?,
         owner: row.get(7)?,
         message: row.get(8)?,
-        evidence: StoredEvidence::from_json(&evidence)
+        evidence: StoredEvidence::from_stored(&evidence)
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(9, Type::Text, e.into()))?,
         first_seen_scan: row.get(10)?,
         first_seen_at: row.get(11)?,

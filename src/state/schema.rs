@@ -364,6 +364,10 @@ SELECT f.id, coalesce(f.key, f.rule || ':' || f.group_key) AS key, f.rule, f.gro
     CASE WHEN f.evidence_shape IS NULL THEN f.evidence
          ELSE (SELECT json_group_object(k.value, f.evidence -> k.key)
                FROM evidence_shapes s, json_each(s.keys) k WHERE s.id = f.evidence_shape) END AS evidence,
+    -- the same for groupwarden's own reading, cheaper: the names (a JSON
+    -- array), a line break, the values; or the object
+    CASE WHEN f.evidence_shape IS NULL THEN f.evidence
+         ELSE (SELECT keys FROM evidence_shapes WHERE id = f.evidence_shape) || char(10) || f.evidence END AS stored_evidence,
     CASE WHEN f.status IN ('new', 'reopened') AND f.status_scan IS NOT coalesce(f.last_seen_scan, m.latest_scan)
          THEN 'open' ELSE f.status END AS status,
     f.first_seen_scan, strftime('%Y-%m-%dT%H:%M:%SZ', f.first_seen_at, 'unixepoch') AS first_seen_at,
