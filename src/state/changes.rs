@@ -305,25 +305,23 @@ impl StatusCounts {
 
     /// Adds `count` findings to `status`.
     pub fn add(&mut self, status: Status, count: u64) {
-        match status {
-            Status::New => self.new += count,
-            Status::Open => self.open += count,
-            Status::Reopened => self.reopened += count,
-            Status::Resolved => self.resolved += count,
-            Status::Exempted => self.exempted += count,
-        }
+        *self.slot(status) += count;
     }
 
     /// Takes `count` findings from `status`.
     pub fn remove(&mut self, status: Status, count: u64) {
-        let slot = match status {
+        let slot = self.slot(status);
+        *slot = slot.saturating_sub(count);
+    }
+
+    fn slot(&mut self, status: Status) -> &mut u64 {
+        match status {
             Status::New => &mut self.new,
             Status::Open => &mut self.open,
             Status::Reopened => &mut self.reopened,
             Status::Resolved => &mut self.resolved,
             Status::Exempted => &mut self.exempted,
-        };
-        *slot = slot.saturating_sub(count);
+        }
     }
 }
 

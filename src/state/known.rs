@@ -1,10 +1,10 @@
 //! What a scan knows of the stored findings before the first row, in
 //! memory: for each finding its key's hash, a hash of its content, its row
 //! id and a few status bits ([`Known`], about 27 bytes a finding with its
-//! index), loaded with
-//! one sequential read of `finding_state`. A finding seen again as it was
-//! then costs a binary search and no database access at all; only what
-//! changed is written.
+//! index), loaded with one sequential read of `finding_state`. A finding
+//! seen again as it was then costs a look at the next entry (or a step
+//! into the directory by key hash) and no database access at all; only
+//! what changed is written.
 //!
 //! Also here: evidence in its stored form ([`Shapes`]: the values as a
 //! JSON array, the names once per shape in `evidence_shapes`) and the
@@ -16,6 +16,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, params};
 
 use super::changes::Status;
+use super::lifecycle::shown_status;
 use super::schema::key_hash;
 use crate::engine::finding::{EvidenceMap, Finding};
 
@@ -174,12 +175,7 @@ impl Known {
             let stored = parse_status(row, 3)?;
             let status_scan: Option<i64> = row.get(4)?;
             let last_seen: Option<i64> = row.get(5)?;
-            let shown = match stored {
-                Status::New | Status::Reopened if status_scan != last_seen.or(context.latest) => {
-                    Status::Open
-                }
-                other => other,
-            };
+            let shown = shown_status(stored, status_scan, last_seen.or(context.latest));
             let mut flags =
                 (status_code(stored) << STORED_SHIFT) | (status_code(shown) << SHOWN_SHIFT);
             if row.get::<_, bool>(6)? {

@@ -48,7 +48,7 @@ use super::query::{FINDING_COLUMNS, stored_finding};
 use super::schema::key_hash;
 use super::store::{StateError, Store};
 use super::trend::TrendCounts;
-use super::writer::{Event, Op, Row, WriteContext, Writer};
+use super::writer::{Event, Op, Row, Writer};
 use crate::duration::ConfigDuration;
 use crate::engine::eval::RowOutcome;
 use crate::engine::finding::Finding;
@@ -101,12 +101,7 @@ pub struct ScanStart {
 /// rolls everything back; [`ScanRecorder::fail`] also leaves a record of
 /// the failed scan.
 pub struct ScanRecorder {
-    /// The store, except while the rows stream past: the writer has it.
     store: Option<Store>,
-    writer: Option<Writer>,
-    /// The database and how long to wait for it, for errors.
-    path: std::path::PathBuf,
-    lock_timeout: std::time::Duration,
     scan_id: i64,
     start: ScanStart,
     /// Exemptions in force today.
@@ -214,25 +209,8 @@ impl ScanRecorder {
             now_seconds: start_now.as_second(),
             latest,
         };
-        let path = store.path().to_owned();
-        let lock_timeout = store.lock_timeout();
-        let writer = Writer::start(
-            store,
-            WriteContext {
-                scan_id,
-                now: context.now.clone(),
-                now_seconds: context.now_seconds,
-            },
-        )
-        .map_err(|error| StateError::Data {
-            path: path.clone(),
-            message: format!("cannot start the thread that writes the scan: {error}"),
-        })?;
         Ok(ScanRecorder {
-            store: None,
-            writer: Some(writer),
-            path,
-            lock_timeout,
+            store: Some(store),
             scan_id,
             start,
             in_force,
@@ -277,10 +255,18 @@ impl ScanRecorder {
     /// Records one evaluated row and returns the status of each of its
     /// findings, in order.
     pub fn record_row(&mut self, outcome: &RowOutcome) -> Result<&[Status], StateError> {
-        let writer = self
-            .writer
-            .as_mut()
-            .expect("a recorder writes until finished");
+        let store = self
+            .store
+            .as_ref()
+            .expect("a recorder holds its store until finished");
+        let fail = |e| store.fail(e);
+        let context = &self.context;
+        let writer = Writer::new(
+            store.connection(),
+            context.scan_id,
+            &context.now,
+            context.now_seconds,
+        );
         self.groups.insert(group_hash(&outcome.group_key));
         for failure in &outcome.failures {
             writer
@@ -288,16 +274,14 @@ impl ScanRecorder {
                     rule: &failure.rule,
                     group_key: &outcome.group_key,
                 })
-                .map_err(|e| super::store::classify(&self.path, self.lock_timeout, e))?;
+                .map_err(fail)?;
         }
         self.statuses.clear();
         for finding in &outcome.findings {
             let exemption = self.in_force.iter().find(|e| e.covers(finding));
             let (shape, evidence, new_shape) = self.shapes.encode(&finding.evidence);
             if let Some((id, keys)) = new_shape {
-                writer
-                    .push(Op::Shape { id, keys })
-                    .map_err(|e| super::store::classify(&self.path, self.lock_timeout, e))?;
+                writer.push(Op::Shape { id, keys }).map_err(fail)?;
             }
             let record = Record {
                 finding,
@@ -315,17 +299,17 @@ impl ScanRecorder {
                 exemption: exemption.map(|e| (e.origin.as_str(), e.reason.as_str())),
             });
             let status = record_finding(
-                &self.context,
+                context,
                 &mut Tracking {
                     seen: &mut self.seen,
                     known: &mut self.known,
                     new_hashes: &mut self.new_hashes,
-                    writer,
+                    writer: &writer,
                 },
                 &record,
                 content,
             )
-            .map_err(|e| super::store::classify(&self.path, self.lock_timeout, e))?;
+            .map_err(fail)?;
             if let Some(status) = status.counted {
                 tally(&mut self.tally, &finding.rule, status, 1);
             }
@@ -334,23 +318,10 @@ impl ScanRecorder {
         Ok(&self.statuses)
     }
 
-    /// Waits for the writer and takes the store back; the first write
-    /// that failed, if any.
-    fn stop_writing(&mut self) -> Result<(), StateError> {
-        let Some(writer) = self.writer.take() else {
-            return Ok(());
-        };
-        let (store, result) = writer.finish();
-        let result = result.map_err(|e| store.fail(e));
-        self.store = Some(store);
-        result
-    }
-
     /// Applies what the scan saw. On error the scan is rolled back and
     /// recorded as failed (or refused, for an older report).
     pub fn finish(mut self, summary: &ScanSummary) -> Result<PendingScan, StateError> {
-        let applied = self.stop_writing().and_then(|()| self.apply(summary));
-        match applied {
+        match self.apply(summary) {
             Ok(changes) => {
                 let store = self
                     .store
@@ -386,8 +357,6 @@ impl ScanRecorder {
     }
 
     fn record_failure(&mut self, outcome: &str, message: &str) {
-        // The writer's own error, if any, is the cause already reported.
-        let _ = self.stop_writing();
         let Some(store) = self.store.take() else {
             return;
         };
@@ -568,7 +537,6 @@ impl ScanRecorder {
 
 impl Drop for ScanRecorder {
     fn drop(&mut self) {
-        let _ = self.stop_writing();
         if let Some(store) = self.store.take() {
             store.rollback();
         }
@@ -661,8 +629,11 @@ impl Prior {
 /// The status shown for one stored as `stored`: `new` and `reopened`
 /// last for the scan that set them (`status_scan`), and read as `open`
 /// once the finding was last seen by a later scan.
-#[cfg(test)]
-fn shown_status(stored: Status, status_scan: Option<i64>, last_seen: Option<i64>) -> Status {
+pub(super) fn shown_status(
+    stored: Status,
+    status_scan: Option<i64>,
+    last_seen: Option<i64>,
+) -> Status {
     match stored {
         Status::New | Status::Reopened if status_scan != last_seen => Status::Open,
         other => other,
@@ -674,7 +645,7 @@ struct Tracking<'a> {
     seen: &'a mut Seen,
     known: &'a mut Known,
     new_hashes: &'a mut Vec<i64>,
-    writer: &'a mut Writer,
+    writer: &'a Writer<'a>,
 }
 
 /// The status a finding got, and the status it counts under (`None`: a
@@ -693,7 +664,7 @@ fn record_finding(
     content: u64,
 ) -> rusqlite::Result<Recorded> {
     let exempted = record.exemption.is_some();
-    let writer = &mut *tracking.writer;
+    let writer = tracking.writer;
     let found = tracking
         .known
         .find(record.key_hash, &record.finding.key, &mut |hash, key| {
@@ -799,7 +770,7 @@ impl Seen {
     /// database are not marked: they are the rows this scan added.
     fn note(
         &mut self,
-        writer: &mut Writer,
+        writer: &Writer<'_>,
         id: i64,
         record: &Record<'_>,
         prior: Option<Prior>,

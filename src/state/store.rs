@@ -309,11 +309,6 @@ impl Store {
         classify(&self.path, self.lock_timeout, error)
     }
 
-    /// How long a writer waits for the lock.
-    pub fn lock_timeout(&self) -> Duration {
-        self.lock_timeout
-    }
-
     /// Takes the write lock (waiting up to the lock timeout) and opens a
     /// transaction; pair with [`Store::commit`] or [`Store::rollback`].
     pub fn begin_write(&self) -> Result<(), StateError> {

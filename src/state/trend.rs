@@ -51,25 +51,22 @@ impl TrendCounts {
 
     /// Adds `count` (or, when negative, takes it away).
     pub(crate) fn adjust(&mut self, status: Status, count: i64) {
-        let slot = match status {
-            Status::New => &mut self.new,
-            Status::Open => &mut self.open,
-            Status::Reopened => &mut self.reopened,
-            Status::Resolved => &mut self.resolved,
-            Status::Exempted => &mut self.exempted,
-        };
+        let slot = self.slot(status);
         *slot = slot.saturating_add_signed(count);
     }
 
     fn add(&mut self, status: Status, count: u64) {
-        let slot = match status {
+        *self.slot(status) += count;
+    }
+
+    fn slot(&mut self, status: Status) -> &mut u64 {
+        match status {
             Status::New => &mut self.new,
             Status::Open => &mut self.open,
             Status::Reopened => &mut self.reopened,
             Status::Resolved => &mut self.resolved,
             Status::Exempted => &mut self.exempted,
-        };
-        *slot += count;
+        }
     }
 
     /// Findings the scan still saw as a problem or an accepted one: all

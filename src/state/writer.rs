@@ -10,7 +10,6 @@
 use rusqlite::{Connection, params};
 
 use super::changes::Status;
-use super::store::Store;
 
 /// A finding as stored.
 #[derive(Debug)]
@@ -70,41 +69,35 @@ pub(super) enum Op<'a> {
     Shape { id: i64, keys: String },
 }
 
-/// What every write needs to know about the scan.
-#[derive(Clone, Debug)]
-pub(super) struct WriteContext {
-    pub(super) scan_id: i64,
+/// Writes through a scan's connection.
+pub(super) struct Writer<'a> {
+    conn: &'a Connection,
+    scan_id: i64,
     /// When the scan started, as stored.
-    pub(super) now: String,
+    now: &'a str,
     /// The same, in seconds since 1970.
-    pub(super) now_seconds: i64,
+    now_seconds: i64,
 }
 
-/// Holds the store while a scan writes.
-pub(super) struct Writer {
-    store: Store,
-    context: WriteContext,
-}
-
-impl Writer {
-    /// Writes through `store` until [`Writer::finish`].
-    pub(super) fn start(store: Store, context: WriteContext) -> std::io::Result<Writer> {
-        Ok(Writer { store, context })
+impl<'a> Writer<'a> {
+    /// Writes of scan `scan_id`, started at `now` (`now_seconds`).
+    pub(super) fn new(conn: &'a Connection, scan_id: i64, now: &'a str, now_seconds: i64) -> Self {
+        Writer {
+            conn,
+            scan_id,
+            now,
+            now_seconds,
+        }
     }
 
     /// Writes `op`.
-    pub(super) fn push(&mut self, op: Op<'_>) -> rusqlite::Result<()> {
-        write(self.store.connection(), &self.context, op)
+    pub(super) fn push(&self, op: Op<'_>) -> rusqlite::Result<()> {
+        write(self, op)
     }
 
     /// The row with `key` among those with key hash `hash`.
-    pub(super) fn find(&mut self, hash: i64, key: &str) -> rusqlite::Result<Option<i64>> {
-        find(self.store.connection(), hash, key)
-    }
-
-    /// Hands back the store.
-    pub(super) fn finish(self) -> (Store, rusqlite::Result<()>) {
-        (self.store, Ok(()))
+    pub(super) fn find(&self, hash: i64, key: &str) -> rusqlite::Result<Option<i64>> {
+        find(self.conn, hash, key)
     }
 }
 
@@ -117,7 +110,8 @@ fn find(conn: &Connection, hash: i64, key: &str) -> rusqlite::Result<Option<i64>
     .optional()
 }
 
-fn write(conn: &Connection, context: &WriteContext, op: Op<'_>) -> rusqlite::Result<()> {
+fn write(writer: &Writer<'_>, op: Op<'_>) -> rusqlite::Result<()> {
+    let conn = writer.conn;
     match op {
         Op::Failure { rule, group_key } => {
             conn.prepare_cached(
@@ -126,7 +120,7 @@ fn write(conn: &Connection, context: &WriteContext, op: Op<'_>) -> rusqlite::Res
             .execute(params![rule, group_key])?;
         }
         Op::Insert { id, status, row } => {
-            let got = insert(conn, context, status, &row)?;
+            let got = insert(writer, status, &row)?;
             if got != id {
                 return Err(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
@@ -141,8 +135,8 @@ fn write(conn: &Connection, context: &WriteContext, op: Op<'_>) -> rusqlite::Res
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
-                context.scan_id,
-                context.now,
+                writer.scan_id,
+                writer.now,
                 event.key,
                 event.rule,
                 event.group_key,
@@ -166,12 +160,8 @@ fn write(conn: &Connection, context: &WriteContext, op: Op<'_>) -> rusqlite::Res
 }
 
 /// Writes a finding this scan sees for the first time; returns its id.
-fn insert(
-    conn: &Connection,
-    context: &WriteContext,
-    status: Status,
-    row: &Row<'_>,
-) -> rusqlite::Result<i64> {
+fn insert(writer: &Writer<'_>, status: Status, row: &Row<'_>) -> rusqlite::Result<i64> {
+    let conn = writer.conn;
     conn.prepare_cached(
         "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
                                     exemption, exemption_reason, rule, group_key, key, group_id, group_name, owner, \
@@ -182,9 +172,9 @@ fn insert(
         row.key_hash,
         row.content as i64,
         status.as_str(),
-        (status == Status::New).then_some(context.scan_id),
-        context.scan_id,
-        context.now_seconds,
+        (status == Status::New).then_some(writer.scan_id),
+        writer.scan_id,
+        writer.now_seconds,
         row.exemption.map(|(origin, _)| origin),
         row.exemption.map(|(_, reason)| reason),
         row.rule,
