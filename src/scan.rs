@@ -34,8 +34,17 @@ use crate::report::reader::{ReportError, ReportReader};
 use crate::report::row::{RowData, RowError};
 use crate::report::stats::ReportStats;
 
-/// Rows per chunk handed to a worker.
+/// Rows per chunk handed to a worker when findings reach the sink as
+/// values (a state store records them): each row's findings are held
+/// until written, so chunks stay small (a stateful 1M-row scan peaks at
+/// 47 MiB with these, 54 MiB with 2048).
 const CHUNK_ROWS: usize = 512;
+
+/// Rows per chunk when the workers render findings to bytes: a chunk's
+/// findings are then one buffer, and larger chunks mean fewer turns at
+/// the reader's lock, fewer wake-ups and fewer, larger writes (1M rows:
+/// 0.58 s with 512, 0.51 s with 4096, 17 and 28 MiB).
+const RENDERED_CHUNK_ROWS: usize = 4096;
 
 /// How a scan runs; [`ScanOptions::default`] suits a command-line scan.
 #[derive(Clone, Debug)]
@@ -69,6 +78,16 @@ impl Default for ScanOptions {
             fast_path: true,
             render: None,
             full_stats: true,
+        }
+    }
+}
+
+impl ScanOptions {
+    fn chunk_rows(&self) -> usize {
+        if self.render.is_some() {
+            RENDERED_CHUNK_ROWS
+        } else {
+            CHUNK_ROWS
         }
     }
 }
@@ -190,7 +209,7 @@ pub fn scan<R: Read + Send>(
         let mut evaluator = evaluator(engine, rules, options, layout);
         let mut chunk = Chunk::default();
         loop {
-            let more = chunk.fill(&mut reader)?;
+            let more = chunk.fill(&mut reader, options.chunk_rows())?;
             let (mut done, records) = process_chunk(&mut evaluator, chunk);
             let stop = tally.deliver(&done, sink)?;
             // As in the parallel path, the render buffer goes round.
@@ -220,14 +239,18 @@ struct Chunk {
 
 impl Chunk {
     /// Reads up to a chunk's worth of rows; false at the end of input.
-    fn fill<R: Read>(&mut self, reader: &mut ReportReader<R>) -> Result<bool, ReportError> {
+    fn fill<R: Read>(
+        &mut self,
+        reader: &mut ReportReader<R>,
+        rows: usize,
+    ) -> Result<bool, ReportError> {
         self.len = 0;
-        while self.len < CHUNK_ROWS {
+        while self.len < rows {
             if self.records.len() == self.len {
                 self.records.push((0, Record::default()));
             }
             let slot = &mut self.records[self.len];
-            match reader.read_record(&mut slot.1)? {
+            match reader.read_unsplit_record(&mut slot.1)? {
                 Some(line) => slot.0 = line,
                 None => return Ok(false),
             }
@@ -328,7 +351,7 @@ fn run_parallel<R: Read + Send>(
                         if source.finished || stop.load(Ordering::Relaxed) {
                             return;
                         }
-                        match chunk.fill(&mut source.reader) {
+                        match chunk.fill(&mut source.reader, options.chunk_rows()) {
                             Ok(more) => source.finished = !more,
                             Err(error) => {
                                 source.error = Some(error);

@@ -290,6 +290,7 @@ impl<'a> Evaluator<'a> {
             let row = unique(&mut self.row);
             // Swap, not copy: the chunk keeps the old buffer for refilling.
             std::mem::swap(&mut row.record, record);
+            row.record.settle();
             if let Err(error) = row.parse(*line) {
                 out.push(ChunkItem::Error(error));
                 continue;

@@ -44,8 +44,12 @@ pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<Output
                 Some("html" | "htm") => Format::Html,
                 _ => Format::Jsonl,
             };
+            let out: Box<dyn Write> = match pending {
+                Some(_) => Box::new(WrittenBehind::new(file)),
+                None => Box::new(file),
+            };
             Ok(Output {
-                out: Box::new(file),
+                out,
                 format: format.unwrap_or(by_extension),
                 file: pending,
             })
@@ -63,6 +67,69 @@ pub fn open_output(path: Option<&Path>, format: Option<Format>) -> Result<Output
                 file: None,
             })
         }
+    }
+}
+
+/// Bytes written between two starts of write-back.
+const WRITE_BEHIND_BYTES: u64 = 8 << 20;
+
+/// A new file written from start to end, whose pages are handed to the
+/// disk as it grows: every [`WRITE_BEHIND_BYTES`], write-out of what came
+/// before starts (Linux `sync_file_range`, which does not wait for it).
+/// Without this the whole file is still in memory, dirty, when it is
+/// renamed into place, and ext4 writes all of it out inside the rename
+/// (its `auto_da_alloc` guard for files replaced by rename): 0.16 s of a
+/// 1M-row scan's 254 MB of findings, with both cores otherwise idle.
+struct WrittenBehind {
+    file: File,
+    written: u64,
+    started: u64,
+}
+
+impl WrittenBehind {
+    fn new(file: File) -> Self {
+        WrittenBehind {
+            file,
+            written: 0,
+            started: 0,
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn start_write_back(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on an open descriptor; it only asks
+        // the kernel to begin writing pages already written.
+        // Errors are ignored: write-back starts later anyway.
+        unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                self.started as libc::off64_t,
+                (self.written - self.started) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.started = self.written;
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn start_write_back(&mut self) {
+        self.started = self.written;
+    }
+}
+
+impl Write for WrittenBehind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITE_BEHIND_BYTES {
+            self.start_write_back();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -127,5 +194,41 @@ impl OutputFile {
             path: self.path,
             error: e.error,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_written_behind_holds_every_byte_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("findings.jsonl");
+        std::fs::write(&path, "the previous scan's findings\n").unwrap();
+        let mut output = open_output(Some(&path), None).unwrap();
+        // Past three starts of write-back, in writes of uneven sizes.
+        let mut expected = Vec::new();
+        let mut line = 0u64;
+        while expected.len() < 3 * WRITE_BEHIND_BYTES as usize + 12_345 {
+            let text = format!(
+                "{{\"n\":{line},\"pad\":\"{}\"}}\n",
+                "x".repeat((line % 997) as usize)
+            );
+            output.out.write_all(text.as_bytes()).unwrap();
+            expected.extend_from_slice(text.as_bytes());
+            line += 1;
+        }
+        output.out.flush().unwrap();
+        // Not in place until committed.
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"the previous scan's findings\n"
+        );
+        drop(output.out);
+        output.file.unwrap().commit().unwrap();
+        assert!(std::fs::read(&path).unwrap() == expected);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file left behind");
     }
 }

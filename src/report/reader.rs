@@ -81,6 +81,10 @@ pub struct Record {
     /// quote never closed): the record holds no fields, and parsing it is
     /// a row error with this message.
     skipped: Option<Box<str>>,
+    /// `bytes` is a quote-free line not yet split at its commas (see
+    /// [`Record::settle`]): the reader's lock is held while a line is
+    /// read, not while it is split.
+    unsplit: bool,
 }
 
 impl Record {
@@ -145,6 +149,30 @@ impl Record {
         self.ends.clear();
         self.has_hash = false;
         self.skipped = None;
+        self.unsplit = false;
+    }
+
+    /// Splits a line read by [`ReportReader::read_unsplit_record`] into
+    /// its fields; a no-op for a record already split.
+    pub(crate) fn settle(&mut self) {
+        if self.unsplit {
+            self.unsplit = false;
+            let mut ends = std::mem::take(&mut self.ends);
+            ends.clear();
+            self.has_hash = split_at_commas(&self.bytes, &mut ends);
+            ends.push(self.bytes.len());
+            self.ends = ends;
+        }
+    }
+
+    /// Replaces the record with `line`, which holds no quote and no line
+    /// break, split later by [`Record::settle`].
+    fn set_line(&mut self, line: &[u8]) {
+        self.skipped = None;
+        self.bytes.clear();
+        self.bytes.extend_from_slice(line);
+        self.ends.clear();
+        self.unsplit = true;
     }
 
     /// Appends a field.
@@ -159,7 +187,9 @@ impl Record {
 
     /// Replaces the record with the fields of `line`, which holds no quote
     /// and no line break: split at every comma.
+    #[cfg(test)]
     fn set_unquoted(&mut self, line: &[u8]) {
+        self.unsplit = false;
         self.skipped = None;
         self.bytes.clear();
         self.bytes.extend_from_slice(line);
@@ -290,6 +320,7 @@ impl<R: Read> ReportReader<R> {
                 source_name: source_name.to_owned(),
             });
         }
+        header.settle();
         let names: Vec<String> = header
             .iter()
             .map(|h| String::from_utf8_lossy(h).into_owned())
@@ -332,6 +363,18 @@ impl<R: Read> ReportReader<R> {
     /// skipped. An error here is the stream failing (a download cut short,
     /// a disk error), not a bad row.
     pub fn read_record(&mut self, record: &mut Record) -> Result<Option<u64>, ReportError> {
+        let line = self.read_unsplit_record(record)?;
+        record.settle();
+        Ok(line)
+    }
+
+    /// As [`ReportReader::read_record`], but a quote-free line is left
+    /// for [`Record::settle`] to split at its commas: the scan's workers
+    /// take turns at the reader and split what they read after their turn.
+    pub(crate) fn read_unsplit_record(
+        &mut self,
+        record: &mut Record,
+    ) -> Result<Option<u64>, ReportError> {
         self.lines
             .next_record(record)
             .map_err(|error| ReportError::Io {
@@ -514,7 +557,7 @@ impl<R: Read> Lines<R> {
             if text.trim_ascii().is_empty() {
                 continue;
             }
-            record.set_unquoted(text);
+            record.set_line(text);
             return Ok(Some(line));
         }
     }
@@ -979,6 +1022,43 @@ mod tests {
                 proptest::prop_assert_eq!(record.get(0), Some(&b"last"[..]));
             }
         }
+    }
+
+    #[test]
+    fn a_line_split_after_the_read_is_the_record_read_whole() {
+        let text = format!(
+            "{HEAD}a,b,c,d\n\"q, 1\",x,#QUOT#y,d\r\nplain,#,z,d\r\n\n  \nlast,,,\n\"two\nlines\",b,c,d\nend,1,2,3"
+        );
+        let whole = read_all(ReportReader::new(text.as_bytes(), "t.csv").unwrap());
+        let mut reader = ReportReader::new(text.as_bytes(), "t.csv").unwrap();
+        // One record reused, as the scan's chunks reuse theirs: a quoted
+        // record read into it after an unsplit line is whole as read.
+        let mut record = Record::default();
+        let mut late = Vec::new();
+        while let Some(line) = reader.read_unsplit_record(&mut record).unwrap() {
+            let hash = record.clone();
+            record.settle();
+            record.settle();
+            late.push((
+                line,
+                record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+                record.skip_reason().map(str::to_owned),
+            ));
+            assert_eq!(hash.bytes, record.bytes);
+        }
+        assert_eq!(late, whole);
+        assert_eq!(late.len(), 6);
+        let text = format!("{HEAD}a,#QUOT#b,c,d\nc,d,e,f\n");
+        let mut hashes = ReportReader::new(text.as_bytes(), "t.csv").unwrap();
+        let mut flags = Vec::new();
+        while hashes.read_unsplit_record(&mut record).unwrap().is_some() {
+            record.settle();
+            flags.push(record.may_hold_hash());
+        }
+        assert_eq!(flags, [true, false]);
     }
 
     #[test]
