@@ -157,6 +157,7 @@ impl Record {
     pub(crate) fn settle(&mut self) {
         if self.unsplit {
             self.unsplit = false;
+            // A local vector: pushes need not reload it through `self`.
             let mut ends = std::mem::take(&mut self.ends);
             ends.clear();
             self.has_hash = split_at_commas(&self.bytes, &mut ends);
@@ -189,16 +190,8 @@ impl Record {
     /// and no line break: split at every comma.
     #[cfg(test)]
     fn set_unquoted(&mut self, line: &[u8]) {
-        self.unsplit = false;
-        self.skipped = None;
-        self.bytes.clear();
-        self.bytes.extend_from_slice(line);
-        // A local vector: pushes need not reload it through `self`.
-        let mut ends = std::mem::take(&mut self.ends);
-        ends.clear();
-        self.has_hash = split_at_commas(line, &mut ends);
-        ends.push(line.len());
-        self.ends = ends;
+        self.set_line(line);
+        self.settle();
     }
 }
 
@@ -230,12 +223,7 @@ fn split_at_commas(line: &[u8], ends: &mut Vec<usize>) -> bool {
         }
         at += 16;
     }
-    for (i, &byte) in tail.iter().enumerate() {
-        if byte == b',' {
-            ends.push(at + i);
-        }
-    }
-    hashes != 0 || tail.contains(&b'#')
+    split_tail(tail, at, ends) || hashes != 0
 }
 
 /// Pushes the position of every comma of `line` to `ends`; whether
@@ -260,12 +248,18 @@ fn split_at_commas(line: &[u8], ends: &mut Vec<usize>) -> bool {
         }
         at += 8;
     }
+    split_tail(tail, at, ends) || hashes != 0
+}
+
+/// The bytes after the last whole block of [`split_at_commas`], at `at`,
+/// one at a time: pushes their commas; whether they hold a `#`.
+fn split_tail(tail: &[u8], at: usize, ends: &mut Vec<usize>) -> bool {
     for (i, &byte) in tail.iter().enumerate() {
         if byte == b',' {
             ends.push(at + i);
         }
     }
-    hashes != 0 || tail.contains(&b'#')
+    tail.contains(&b'#')
 }
 
 impl<T: AsRef<[u8]>> From<Vec<T>> for Record {

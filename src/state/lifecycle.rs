@@ -648,6 +648,26 @@ struct Tracking<'a> {
     writer: &'a Writer<'a>,
 }
 
+impl Tracking<'_> {
+    /// Rewrites a known finding's row as `record` has it (and its status,
+    /// when `status` says), and remembers its new content hash.
+    fn rewrite(
+        &mut self,
+        hit: &super::known::Hit,
+        status: Option<(Status, Option<i64>)>,
+        record: &Record<'_>,
+        content: u64,
+    ) -> rusqlite::Result<()> {
+        self.writer.push(Op::Update {
+            id: hit.id,
+            status,
+            row: record.row(content),
+        })?;
+        self.known.set_content(hit, content);
+        Ok(())
+    }
+}
+
 /// The status a finding got, and the status it counts under (`None`: a
 /// second listing of a finding this scan already counted).
 struct Recorded {
@@ -693,12 +713,7 @@ fn record_finding(
         // The report lists this finding twice: the later row's details
         // win, the status given earlier in this scan stands.
         if hit.content != content {
-            tracking.writer.push(Op::Update {
-                id: hit.id,
-                status: None,
-                row: record.row(content),
-            })?;
-            tracking.known.set_content(&hit, content);
+            tracking.rewrite(&hit, None, record, content)?;
         }
         return Ok(Recorded {
             status: hit.flags.now(),
@@ -710,12 +725,7 @@ fn record_finding(
     let stored = stored_status(prior, status, context.scan_id);
     let unchanged = stored.is_none() && hit.content == content && !prior.last_seen_written;
     if !unchanged {
-        tracking.writer.push(Op::Update {
-            id: hit.id,
-            status: stored,
-            row: record.row(content),
-        })?;
-        tracking.known.set_content(&hit, content);
+        tracking.rewrite(&hit, stored, record, content)?;
     }
     tracking.known.see(&hit, status);
     tracking
