@@ -154,7 +154,7 @@ impl ScanRecorder {
     /// Takes the write lock (waiting up to the lock timeout for another
     /// scan) and starts recording.
     pub fn begin(store: Store, start: ScanStart) -> Result<ScanRecorder, StateError> {
-        store.begin_write()?;
+        store.begin_first_write()?;
         let prepared = prepare(&store, &start);
         let (scan_id, last_refresh, latest) = match prepared {
             Ok(ids) => ids,

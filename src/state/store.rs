@@ -148,6 +148,9 @@ pub struct Store {
     lock_timeout: Duration,
     /// Held for a writer's whole life (see [`writer_lock`]).
     _writer_lock: Option<std::fs::File>,
+    /// The open transaction runs with a rollback journal, not the WAL (see
+    /// [`Store::begin_first_write`]); the WAL comes back when it ends.
+    rollback_journal: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -180,6 +183,7 @@ impl Store {
             path: path.to_owned(),
             lock_timeout: options.lock_timeout,
             _writer_lock: writer_lock,
+            rollback_journal: std::cell::Cell::new(false),
         };
         store.configure()?;
         store.migrate()?;
@@ -282,6 +286,7 @@ impl Store {
             path: path.to_owned(),
             lock_timeout: options.lock_timeout,
             _writer_lock: None,
+            rollback_journal: std::cell::Cell::new(false),
         }
     }
 
@@ -317,9 +322,60 @@ impl Store {
             .map_err(|e| self.fail(e))
     }
 
+    /// [`Store::begin_write`] for a scan that may be the first: when the
+    /// database holds no finding yet and no other connection has it open,
+    /// the transaction runs with a rollback journal instead of the WAL.
+    /// Every page it writes is then new and goes to the file once, where
+    /// the WAL would take them all and copy them into the file at the
+    /// checkpoint (for a million rows' findings, 140 MB written, synced,
+    /// copied and synced again: 0.3 s of a 1.9 s first scan). Readers
+    /// wait for this one transaction instead of reading beside it; there
+    /// is nothing to read yet. The WAL comes back when the transaction
+    /// ends ([`Store::commit`], [`Store::rollback`]), or at the next open
+    /// if this process dies first (a crash leaves a hot journal, which
+    /// SQLite rolls back as it opens the file).
+    pub fn begin_first_write(&self) -> Result<(), StateError> {
+        let empty = self
+            .conn
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM finding_state)",
+                [],
+                |row| row.get::<_, bool>(0),
+            )
+            .map_err(|e| self.fail(e))?;
+        if empty && self.conn.is_autocommit() {
+            // SQLite leaves the WAL only when no other connection has the
+            // file open; otherwise this is an error or "wal", and the scan
+            // goes on in WAL mode.
+            let switched = self
+                .conn
+                .busy_timeout(Duration::ZERO)
+                .and_then(|()| {
+                    self.conn
+                        .pragma_update_and_check(None, "journal_mode", "DELETE", |row| {
+                            row.get::<_, String>(0)
+                        })
+                })
+                .is_ok_and(|mode| mode.eq_ignore_ascii_case("delete"));
+            self.conn
+                .busy_timeout(self.lock_timeout)
+                .map_err(|e| self.fail(e))?;
+            self.rollback_journal.set(switched);
+        }
+        let begun = self.begin_write();
+        if begun.is_err() {
+            self.back_to_wal();
+        }
+        begun
+    }
+
     /// Commits the transaction opened by [`Store::begin_write`].
     pub fn commit(&self) -> Result<(), StateError> {
-        self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))
+        let committed = self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e));
+        if committed.is_ok() {
+            self.back_to_wal();
+        }
+        committed
     }
 
     /// Undoes the open transaction, if any. Errors are ignored: SQLite has
@@ -327,6 +383,29 @@ impl Store {
     pub fn rollback(&self) {
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.back_to_wal();
+    }
+
+    /// After a transaction [`Store::begin_first_write`] ran with a
+    /// rollback journal: WAL mode again. Should that fail (a reader came
+    /// in meanwhile), the next [`Store::open`] switches.
+    fn back_to_wal(&self) {
+        if self.rollback_journal.get() && self.conn.is_autocommit() {
+            self.rollback_journal.set(false);
+            let switched = self.conn.busy_timeout(Duration::ZERO).and_then(|()| {
+                self.conn
+                    .pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                        row.get::<_, String>(0)
+                    })
+            });
+            let _ = self.conn.busy_timeout(self.lock_timeout);
+            if !switched.is_ok_and(|mode| mode.eq_ignore_ascii_case("wal")) {
+                tracing::debug!(
+                    "state: {} keeps its rollback journal until the next open",
+                    self.path.display()
+                );
+            }
         }
     }
 
@@ -620,6 +699,111 @@ mod tests {
             schema::identity(store.connection()).unwrap().version,
             CURRENT_VERSION
         );
+    }
+
+    fn journal_mode(conn: &Connection) -> String {
+        conn.pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap()
+    }
+
+    fn add_finding(conn: &Connection) {
+        conn.execute(
+            "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
+             rule, group_key, severity, message, evidence) VALUES (1, 0, 'new', 1, 1, 0, 'r', 'g', 'low', 'm', '{}')",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_first_write_into_an_empty_file_uses_the_rollback_journal_then_wal_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path, &StoreOptions::default()).unwrap();
+        store.begin_first_write().unwrap();
+        assert_eq!(journal_mode(store.connection()), "delete");
+        add_finding(store.connection());
+        store.commit().unwrap();
+        assert_eq!(journal_mode(store.connection()), "wal");
+        // Not again: the file holds a finding now.
+        store.begin_first_write().unwrap();
+        assert_eq!(journal_mode(store.connection()), "wal");
+        store.rollback();
+        drop(store);
+        let count: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+        assert!(!dir.path().join("s.db-journal").exists());
+    }
+
+    #[test]
+    fn a_first_write_rolled_back_leaves_wal_mode_and_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path, &StoreOptions::default()).unwrap();
+        store.begin_first_write().unwrap();
+        add_finding(store.connection());
+        store.rollback();
+        assert_eq!(journal_mode(store.connection()), "wal");
+        let count: i64 = store
+            .connection()
+            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+
+    #[test]
+    fn a_first_write_stays_in_wal_mode_while_another_connection_has_the_file_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path, &StoreOptions::default()).unwrap();
+        let reader = Store::open_read_only(&path, &StoreOptions::default()).unwrap();
+        store.begin_first_write().unwrap();
+        assert_eq!(journal_mode(store.connection()), "wal");
+        add_finding(store.connection());
+        store.commit().unwrap();
+        let count: i64 = reader
+            .connection()
+            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn a_crash_inside_a_first_write_is_rolled_back_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path, &StoreOptions::default()).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        store.begin_first_write().unwrap();
+        // 8 MB, twice the page cache: spilled into the file itself, as a
+        // large scan's findings are. Then a "crash": the file and its
+        // journal as they are, mid-transaction.
+        store
+            .connection()
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) \
+                 INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, \
+                 first_seen_at, rule, group_key, severity, message, evidence) \
+                 SELECT i, 0, 'new', 1, 1, 0, 'r', 'g' || i, 'low', hex(randomblob(1000)), '{}' FROM n",
+            )
+            .unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > before + 4_000_000);
+        assert!(dir.path().join("s.db-journal").exists());
+        let copy = tempfile::tempdir().unwrap();
+        for name in ["s.db", "s.db-journal"] {
+            std::fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+        }
+        drop(store);
+        let reopened = Store::open(&copy.path().join("s.db"), &StoreOptions::default()).unwrap();
+        assert_eq!(journal_mode(reopened.connection()), "wal");
+        let count: i64 = reopened
+            .connection()
+            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 0);
     }
 
     #[test]

@@ -382,3 +382,41 @@ fn history_begins_with_the_scan_that_first_saw_a_finding() {
         2
     );
 }
+
+/// A first scan into an empty database writes its findings once (a
+/// rollback journal, not the WAL) and leaves the file in WAL mode with no
+/// journal; with another connection open it stays in WAL mode throughout,
+/// with the same findings.
+#[test]
+fn a_first_scan_writes_once_and_leaves_the_file_in_wal_mode() {
+    let groups = [
+        ("g-a", "Alpha", true),
+        ("g-b", "Beta", true),
+        ("g-c", "Gamma", false),
+    ];
+    let alone = Tenant::new();
+    let report = alone.report(&groups);
+    let first = alone.scan(&report);
+    assert_eq!(first, expect(&[("g-a", "new"), ("g-b", "new")]));
+    assert_eq!(alone.one::<String>("PRAGMA journal_mode"), "wal");
+    assert!(!alone.dir.path().join("groupwarden.db-journal").exists());
+    assert_eq!(
+        alone.scan(&report),
+        expect(&[("g-a", "open"), ("g-b", "open")])
+    );
+
+    let watched = Tenant::new();
+    // The database exists (a scan found nothing) and a reader has it open
+    // while the first scan with findings runs.
+    assert!(watched.scan(&watched.report(&groups[2..])).is_empty());
+    let report = watched.report(&groups);
+    let reader = Connection::open(watched.db()).unwrap();
+    let count = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM findings", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&reader), 0);
+    assert_eq!(watched.scan(&report), first);
+    assert_eq!(count(&reader), 2);
+    assert_eq!(watched.one::<String>("PRAGMA journal_mode"), "wal");
+}
