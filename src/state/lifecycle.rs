@@ -305,6 +305,7 @@ impl ScanRecorder {
                     known: &mut self.known,
                     new_hashes: &mut self.new_hashes,
                     writer: &writer,
+                    store,
                 },
                 &record,
                 content,
@@ -640,12 +641,17 @@ pub(super) fn shown_status(
     }
 }
 
+/// New findings between two starts of the state file's write-back
+/// (about 8 MB of it; see [`Store::start_write_back`]).
+const WRITE_BACK_FINDINGS: usize = 32_768;
+
 /// What recording a row's findings changes besides the database.
 struct Tracking<'a> {
     seen: &'a mut Seen,
     known: &'a mut Known,
     new_hashes: &'a mut Vec<i64>,
     writer: &'a Writer<'a>,
+    store: &'a Store,
 }
 
 impl Tracking<'_> {
@@ -701,6 +707,13 @@ fn record_finding(
             row: record.row(content),
         })?;
         tracking.new_hashes.push(record.key_hash);
+        if tracking
+            .new_hashes
+            .len()
+            .is_multiple_of(WRITE_BACK_FINDINGS)
+        {
+            tracking.store.start_write_back();
+        }
         tracking
             .seen
             .note(tracking.writer, id, record, None, status)?;
