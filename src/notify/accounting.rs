@@ -19,7 +19,7 @@
 //! marks those findings announced to the channel when the channel accepts
 //! the message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ use crate::engine::finding::Severity;
 use crate::engine::rule::RuleText;
 use crate::report::directory::Directory;
 use crate::state::StoredFinding;
-use crate::state::announced::{self, ChannelScope, Owed, OwedCounts};
+use crate::state::announced::{self, Carried, ChannelScope, Owed, OwedCounts};
 use crate::state::exemptions::{ExemptionNotice, ExemptionState};
 use crate::state::outbox;
 
@@ -106,10 +106,10 @@ pub(crate) struct Queued {
     pub held: Vec<Held>,
 }
 
-/// One message to queue and the `(key, status)` pairs it carries.
+/// One message to queue and what it carries.
 struct Outgoing {
     planned: Planned,
-    carries: Vec<(String, &'static str)>,
+    carries: Vec<Carried>,
 }
 
 /// What one channel does this run.
@@ -176,12 +176,7 @@ fn queue(conn: &Connection, message: &Outgoing) -> rusqlite::Result<()> {
     let payload = serde_json::to_string(&planned.digest)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let id = outbox::enqueue(conn, &planned.channel, &planned.recipient, &payload)?;
-    let carries: Vec<(&str, &str)> = message
-        .carries
-        .iter()
-        .map(|(key, status)| (key.as_str(), *status))
-        .collect();
-    announced::note_carried(conn, id, &planned.channel, &carries)
+    announced::note_carried(conn, id, &planned.channel, &message.carries)
 }
 
 /// What `channel` routes, in database terms.
@@ -221,9 +216,15 @@ fn plan_channel(
             owners: None,
         }));
     }
-    let items: Vec<DigestItem> = announced::owed(conn, &scope)?
+    let owed = announced::owed(conn, &scope)?;
+    // What marks each finding announced once delivered: its row id.
+    let rows: HashMap<String, i64> = owed
+        .iter()
+        .map(|(stored, _, id)| (stored.key.clone(), *id))
+        .collect();
+    let items: Vec<DigestItem> = owed
         .into_iter()
-        .map(|(stored, owed)| {
+        .map(|(stored, owed, _)| {
             DigestItem::from_finding(
                 item_status(owed),
                 &stored.to_finding(),
@@ -262,13 +263,17 @@ fn plan_channel(
     }
     digest.sort();
     if owners {
-        return Ok(owner_plan(channel, digest, owed_counts));
+        return Ok(owner_plan(channel, digest, owed_counts, &rows));
     }
     if digest.is_empty() {
         return Ok(ChannelPlan::Send(Vec::new()));
     }
-    let mut carries = carried_items(&digest.items);
-    carries.extend(notices.into_iter().map(|(_, key)| key));
+    let mut carries = carried_items(&digest.items, &rows);
+    carries.extend(
+        notices
+            .into_iter()
+            .map(|(_, (key, status))| Carried::notice(key, status)),
+    );
     Ok(ChannelPlan::Send(vec![Outgoing {
         planned: Planned {
             channel: channel.name().to_owned(),
@@ -280,14 +285,19 @@ fn plan_channel(
     }]))
 }
 
-fn owner_plan(channel: &Channel, digest: Digest, owed: OwedCounts) -> ChannelPlan {
+fn owner_plan(
+    channel: &Channel,
+    digest: Digest,
+    owed: OwedCounts,
+    rows: &HashMap<String, i64>,
+) -> ChannelPlan {
     match owner_messages(channel, &digest) {
         Ok(messages) => ChannelPlan::Send(
             messages
                 .into_iter()
                 .filter(|m| !m.digest.is_empty())
                 .map(|m| Outgoing {
-                    carries: carried_items(&m.carries),
+                    carries: carried_items(&m.carries, rows),
                     planned: Planned {
                         channel: channel.name().to_owned(),
                         recipient: m.recipient,
@@ -324,10 +334,15 @@ fn item_status(owed: Owed) -> ItemStatus {
     }
 }
 
-fn carried_items(items: &[DigestItem]) -> Vec<(String, &'static str)> {
+/// What a message of `items` carries; `rows`: the findings' row ids.
+fn carried_items(items: &[DigestItem], rows: &HashMap<String, i64>) -> Vec<Carried> {
     items
         .iter()
-        .map(|item| (item.key.clone(), item.status.as_str()))
+        .map(|item| Carried {
+            key: item.key.clone(),
+            status: item.status.as_str(),
+            finding: rows.get(&item.key).copied(),
+        })
         .collect()
 }
 
@@ -402,7 +417,7 @@ fn add_held_notices(
             }
             _ => continue,
         };
-        let note = (key.clone(), "held");
+        let note = Carried::notice(key.clone(), "held");
         match plan {
             ChannelPlan::Send(outgoing) if !outgoing.is_empty() => {
                 // The admin channel's own message carries the note.

@@ -160,14 +160,15 @@ pub fn count_owed(conn: &Connection, scope: &ChannelScope<'_>) -> rusqlite::Resu
     Ok(counts)
 }
 
-/// The findings `scope`'s channel is owed, each with what it is owed.
+/// The findings `scope`'s channel is owed, each with what it is owed and
+/// its row id (what [`Carried::finding`] holds).
 pub fn owed(
     conn: &Connection,
     scope: &ChannelScope<'_>,
-) -> rusqlite::Result<Vec<(StoredFinding, Owed)>> {
+) -> rusqlite::Result<Vec<(StoredFinding, Owed, i64)>> {
     let (rules, severities) = bind(scope);
     let sql = format!(
-        "{OWED} SELECT {FINDING_COLUMNS}, owed.told FROM findings JOIN owed ON owed.owed_key = findings.key \
+        "{OWED} SELECT {FINDING_COLUMNS}, owed.told, findings.id FROM findings JOIN owed ON owed.owed_key = findings.key \
          WHERE owed.told IS NOT NULL ORDER BY rule, key"
     );
     let mut statement = conn.prepare_cached(&sql)?;
@@ -189,7 +190,11 @@ pub fn owed(
                     format!("unknown announcement status `{told}`").into(),
                 )
             })?;
-            Ok((stored_finding(row)?, owed))
+            Ok((
+                stored_finding(row)?,
+                owed,
+                row.get(FINDING_COLUMN_COUNT + 1)?,
+            ))
         },
     )?;
     rows.collect()
@@ -260,19 +265,48 @@ pub fn told_or_carried(
     .map(|found| found.is_some())
 }
 
-/// Notes what queued message `outbox_id` carries: `(key, status)` pairs.
-/// Call it in the transaction that queued the message.
+/// One item a queued message carries: a finding's key (or a notice's)
+/// and the status it announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carried {
+    /// The finding's key, or the notice's (`exemption:…`, `held:…`).
+    pub key: String,
+    /// new, reopened, reminder, resolved; expiring, expired, held.
+    pub status: &'static str,
+    /// The finding's row id; `None` for a notice.
+    pub finding: Option<i64>,
+}
+
+impl Carried {
+    /// A notice's item: no finding.
+    pub fn notice(key: String, status: &'static str) -> Carried {
+        Carried {
+            key,
+            status,
+            finding: None,
+        }
+    }
+}
+
+/// Notes what queued message `outbox_id` carries. Call it in the
+/// transaction that queued the message.
 pub fn note_carried(
     conn: &Connection,
     outbox_id: i64,
     channel: &str,
-    items: &[(&str, &str)],
+    items: &[Carried],
 ) -> rusqlite::Result<()> {
     let mut statement = conn.prepare_cached(
-        "INSERT OR REPLACE INTO outbox_items (outbox_id, channel, key, status) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO outbox_items (outbox_id, channel, key, status, finding_id) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (key, status) in items {
-        statement.execute(params![outbox_id, channel, key, status])?;
+    for item in items {
+        statement.execute(params![
+            outbox_id,
+            channel,
+            item.key,
+            item.status,
+            item.finding
+        ])?;
     }
     Ok(())
 }
@@ -288,19 +322,46 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64) -> rusqlite::Result<us
          SELECT channel, key, status, ?2 FROM outbox_items WHERE outbox_id = ?1",
         params![outbox_id, now],
     )?;
-    // Findings are found by their key's hash (the index a scan uses; SQL
-    // cannot compute it), so marking them reads only their rows.
-    let keys: Vec<String> = conn
+    // Each finding by its row id, so marking reads only its row; the key
+    // is checked, as a row id may have been reused since the message was
+    // queued (its finding purged).
+    let items: Vec<(String, Option<i64>)> = conn
         .prepare_cached(
-            "SELECT key FROM outbox_items WHERE outbox_id = ?1 AND status != 'resolved'",
+            "SELECT key, finding_id FROM outbox_items \
+             WHERE outbox_id = ?1 AND status IN ('new', 'reopened', 'reminder')",
         )?
-        .query_map([outbox_id], |row| row.get(0))?
+        .query_map([outbox_id], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut mark = conn.prepare_cached(
-        "UPDATE finding_state SET last_announced_at = ?3 WHERE key_hash = ?1 AND coalesce(key, rule || ':' || group_key) = ?2",
+        "UPDATE finding_state SET last_announced_at = ?3 WHERE id = ?1 AND coalesce(key, rule || ':' || group_key) = ?2",
     )?;
-    for key in &keys {
-        mark.execute(params![super::schema::key_hash(key), key, now])?;
+    let mut elsewhere = Vec::new();
+    for (key, id) in items {
+        let marked = match id {
+            Some(id) => mark.execute(params![id, key, now])?,
+            None => 0,
+        };
+        if marked == 0 {
+            elsewhere.push(key);
+        }
+    }
+    // A finding stored again under a new row id, or an item without one:
+    // looked for by key hash, in one pass over the findings.
+    if !elsewhere.is_empty() {
+        let hashes: Vec<i64> = elsewhere
+            .iter()
+            .map(|key| super::schema::key_hash(key))
+            .collect();
+        conn.execute(
+            "UPDATE finding_state SET last_announced_at = ?3 \
+             WHERE key_hash IN (SELECT value FROM json_each(?1)) \
+               AND coalesce(key, rule || ':' || group_key) IN (SELECT value FROM json_each(?2))",
+            params![
+                serde_json::to_string(&hashes).expect("numbers serialise"),
+                serde_json::to_string(&elsewhere).expect("strings serialise"),
+                now
+            ],
+        )?;
     }
     conn.execute("DELETE FROM outbox_items WHERE outbox_id = ?1", [outbox_id])?;
     Ok(carried)
@@ -426,7 +487,7 @@ mod tests {
         owed(conn, &scope(include_resolved))
             .unwrap()
             .into_iter()
-            .map(|(f, o)| (f.key, o))
+            .map(|(f, o, _)| (f.key, o))
             .collect()
     }
 
@@ -487,8 +548,19 @@ mod tests {
     fn what_a_waiting_message_carries_is_not_owed_and_delivery_records_it() {
         let conn = database();
         finding(&conn, "a", "medium", "new");
+        let row = conn.last_insert_rowid();
         let id = super::super::outbox::enqueue(&conn, "c", "x@y", "{}").unwrap();
-        note_carried(&conn, id, "c", &[("a", "new")]).unwrap();
+        note_carried(
+            &conn,
+            id,
+            "c",
+            &[Carried {
+                key: "a".into(),
+                status: "new",
+                finding: Some(row),
+            }],
+        )
+        .unwrap();
         assert!(
             owed_keys(&conn, false).is_empty(),
             "carried by a waiting message"
@@ -520,10 +592,60 @@ mod tests {
         let conn = database();
         finding(&conn, "a", "medium", "new");
         let id = super::super::outbox::enqueue(&conn, "c", "x@y", "{}").unwrap();
-        note_carried(&conn, id, "c", &[("a", "new")]).unwrap();
+        note_carried(&conn, id, "c", &[Carried::notice("a".into(), "new")]).unwrap();
         super::super::outbox::mark_dead(&conn, id, "refused", 1).unwrap();
         assert!(owed_keys(&conn, false).is_empty(), "a dead letter holds it");
         assert!(super::super::outbox::discard(&conn, id).unwrap());
         assert_eq!(owed_keys(&conn, false), [("a".to_owned(), Owed::New)]);
+    }
+
+    #[test]
+    fn a_delivery_marks_findings_by_row_id_and_else_by_key() {
+        let conn = database();
+        for key in ["a", "b", "c"] {
+            finding(&conn, key, "medium", "new");
+        }
+        let id_of = |key: &str| -> i64 {
+            conn.query_row("SELECT id FROM findings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let (a, b) = (id_of("a"), id_of("b"));
+        let id = super::super::outbox::enqueue(&conn, "c", "x@y", "{}").unwrap();
+        let item = |key: &str, finding: Option<i64>| Carried {
+            key: key.into(),
+            status: "new",
+            finding,
+        };
+        // `a` by its id; `b` under `a`'s id (an id reused since it was
+        // queued): the key does not match, so found by key; `c` queued
+        // before items had ids; a notice marks no finding.
+        note_carried(
+            &conn,
+            id,
+            "c",
+            &[
+                item("a", Some(a)),
+                item("b", Some(a)),
+                item("c", None),
+                Carried::notice("held:x".into(), "held"),
+            ],
+        )
+        .unwrap();
+        super::super::outbox::mark_delivered(&conn, id).unwrap();
+        assert_eq!(record_delivery(&conn, id).unwrap(), 4);
+        let announced: Vec<(String, bool)> = conn
+            .prepare("SELECT key, last_announced_at IS NOT NULL FROM findings ORDER BY key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            announced,
+            [("a".into(), true), ("b".into(), true), ("c".into(), true)]
+        );
+        assert_ne!(a, b);
     }
 }

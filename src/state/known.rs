@@ -228,17 +228,17 @@ impl Known {
     }
 
     /// The stored finding with this key, if any. Two stored keys with the
-    /// same hash (never seen in practice) are told apart by the key.
-    /// `lookup` finds the row of a key among several with one hash.
+    /// same hash (never seen in practice) are told apart by the key:
+    /// `key_of` reads a stored finding's key by its row id.
     pub(super) fn find(
         &mut self,
         hash: i64,
         key: &str,
-        lookup: &mut dyn FnMut(i64, &str) -> rusqlite::Result<Option<i64>>,
+        key_of: &mut dyn FnMut(i64) -> rusqlite::Result<String>,
     ) -> rusqlite::Result<Option<Hit>> {
         let index = match self.entries.get(self.next) {
             Some(entry) if entry.key_hash == hash && entry.flags.0 & SHARED == 0 => self.next,
-            _ => match self.search(hash, key, lookup)? {
+            _ => match self.search(hash, key, key_of)? {
                 Some(index) => index,
                 None => return Ok(None),
             },
@@ -273,26 +273,21 @@ impl Known {
         &self,
         hash: i64,
         key: &str,
-        lookup: &mut dyn FnMut(i64, &str) -> rusqlite::Result<Option<i64>>,
+        key_of: &mut dyn FnMut(i64) -> rusqlite::Result<String>,
     ) -> rusqlite::Result<Option<usize>> {
         let range = self.with_hash(hash);
         match range.len() {
             0 => Ok(None),
             1 => Ok(Some(self.by_hash[range.start] as usize)),
             _ => {
-                let id = lookup(hash, key)?;
-                Ok(id.and_then(|id| {
-                    range
-                        .map(|i| self.by_hash[i] as usize)
-                        .find(|&index| self.id(index) == id)
-                }))
+                for index in range.map(|i| self.by_hash[i] as usize) {
+                    if key_of(self.id(index))? == key {
+                        return Ok(Some(index));
+                    }
+                }
+                Ok(None)
             }
         }
-    }
-
-    /// No finding is stored.
-    pub(super) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     fn id(&self, index: usize) -> i64 {
@@ -517,5 +512,52 @@ mod tests {
         assert_eq!((shape, new), (None, None));
         assert_eq!(text, r#"{"row-specific":1}"#);
         assert!(shapes.known.len() <= Shapes::MAX_SHAPES);
+    }
+
+    #[test]
+    fn two_stored_keys_with_one_hash_are_told_apart_by_reading_their_keys() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::schema::apply(&conn, 0).unwrap();
+        for (hash, group) in [(7, "a"), (7, "b"), (9, "c")] {
+            conn.execute(
+                "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
+                 rule, group_key, severity, message, evidence) VALUES (?1, 0, 'new', 1, 1, 0, 'r', ?2, 'low', 'm', '{}')",
+                rusqlite::params![hash, group],
+            )
+            .unwrap();
+        }
+        let mut known = Known::load(
+            &conn,
+            &LoadContext {
+                latest: Some(1),
+                reminder_cutoff: None,
+            },
+        )
+        .unwrap();
+        let mut reads = 0;
+        let mut key_of = |id: i64| -> rusqlite::Result<String> {
+            reads += 1;
+            conn.query_row(
+                "SELECT rule || ':' || group_key FROM finding_state WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+        };
+        // Not the next row in order, so looked up by hash.
+        assert_eq!(
+            known.find(7, "r:b", &mut key_of).unwrap().map(|h| h.id),
+            Some(2)
+        );
+        assert_eq!(
+            known.find(7, "r:a", &mut key_of).unwrap().map(|h| h.id),
+            Some(1)
+        );
+        assert!(known.find(7, "r:x", &mut key_of).unwrap().is_none());
+        assert!(known.find(8, "r:y", &mut key_of).unwrap().is_none());
+        assert_eq!(
+            known.find(9, "r:c", &mut key_of).unwrap().map(|h| h.id),
+            Some(3)
+        );
+        assert!(reads >= 4, "the shared hash's keys were read");
     }
 }

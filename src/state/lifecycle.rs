@@ -111,8 +111,6 @@ pub struct ScanRecorder {
     /// The stored findings (and which of them this scan saw): "seen in
     /// this scan" is kept here, not written to each finding.
     known: Known,
-    /// The index by key hash was dropped for this scan (see `begin`).
-    rebuild_index: bool,
     shapes: Shapes,
     /// The key hashes of the findings this scan stored for the first
     /// time: a report listing a group twice is put right at the end.
@@ -184,18 +182,7 @@ impl ScanRecorder {
             },
         );
         watch.lap("stored findings loaded");
-        // Into an empty database every finding is new: the index by key
-        // hash is built once at the end (sorted, sequential) instead of
-        // growing one random insert at a time.
-        let rebuild_index = loaded.as_ref().is_ok_and(Known::is_empty);
-        let loaded = loaded.and_then(|known| {
-            if rebuild_index {
-                store
-                    .connection()
-                    .execute_batch("DROP INDEX IF EXISTS finding_state_by_key_hash")?;
-            }
-            Ok((known, Shapes::load(store.connection())?))
-        });
+        let loaded = loaded.and_then(|known| Ok((known, Shapes::load(store.connection())?)));
         let (known, shapes) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -217,7 +204,6 @@ impl ScanRecorder {
             last_refresh,
             seen: Seen::default(),
             known,
-            rebuild_index,
             shapes,
             new_hashes: Vec::new(),
             tally: Vec::new(),
@@ -395,12 +381,6 @@ impl ScanRecorder {
             rusqlite::params![refresh_date, self.scan_id],
         )
         .map_err(fail)?;
-        if self.rebuild_index {
-            let watch = Stopwatch::start();
-            conn.execute_batch("CREATE INDEX finding_state_by_key_hash ON finding_state(key_hash)")
-                .map_err(fail)?;
-            watch.lap_final("index by key hash built");
-        }
         let removed =
             merge_new_duplicates(conn, self.scan_id, self.known.max_id, &mut self.new_hashes)
                 .map_err(fail)?;
@@ -693,8 +673,8 @@ fn record_finding(
     let writer = tracking.writer;
     let found = tracking
         .known
-        .find(record.key_hash, &record.finding.key, &mut |hash, key| {
-            writer.find(hash, key)
+        .find(record.key_hash, &record.finding.key, &mut |id| {
+            writer.key_of(id)
         })?;
     let Some(hit) = found else {
         // New to the database (a second listing in this report is merged
@@ -942,16 +922,28 @@ fn merge_new_duplicates(
         }
         previous = Some(hash);
     }
+    if duplicated.is_empty() {
+        return Ok(removed);
+    }
+    // The rows this scan added with those hashes: one pass over the rows
+    // it added (there is no index by key hash; a report listing a group
+    // twice is rare).
+    let mut by_hash: std::collections::HashMap<i64, Vec<(i64, String, String, String)>> =
+        duplicated.iter().map(|&hash| (hash, Vec::new())).collect();
+    let mut added = conn.prepare(
+        "SELECT key_hash, id, coalesce(key, rule || ':' || group_key), rule, status FROM finding_state \
+         WHERE id > ?1 ORDER BY id",
+    )?;
+    let mut rows = added.query([max_id])?;
+    while let Some(row) = rows.next()? {
+        if let Some(list) = by_hash.get_mut(&row.get::<_, i64>(0)?) {
+            list.push((row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?));
+        }
+    }
+    drop(rows);
+    drop(added);
     for hash in duplicated {
-        let rows: Vec<(i64, String, String, String)> = conn
-            .prepare_cached(
-                "SELECT id, coalesce(key, rule || ':' || group_key), rule, status FROM finding_state \
-                 WHERE key_hash = ?1 AND id > ?2 ORDER BY id",
-            )?
-            .query_map(params![hash, max_id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows = by_hash.remove(&hash).unwrap_or_default();
         let mut keys: Vec<&str> = rows.iter().map(|(_, key, _, _)| key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();

@@ -95,19 +95,14 @@ impl<'a> Writer<'a> {
         write(self, op)
     }
 
-    /// The row with `key` among those with key hash `hash`.
-    pub(super) fn find(&self, hash: i64, key: &str) -> rusqlite::Result<Option<i64>> {
-        find(self.conn, hash, key)
+    /// The key of stored finding `id`.
+    pub(super) fn key_of(&self, id: i64) -> rusqlite::Result<String> {
+        self.conn
+            .prepare_cached(
+                "SELECT coalesce(key, rule || ':' || group_key) FROM finding_state WHERE id = ?1",
+            )?
+            .query_row([id], |row| row.get(0))
     }
-}
-
-fn find(conn: &Connection, hash: i64, key: &str) -> rusqlite::Result<Option<i64>> {
-    use rusqlite::OptionalExtension;
-    conn.prepare_cached(
-        "SELECT id FROM finding_state WHERE key_hash = ?1 AND coalesce(key, rule || ':' || group_key) = ?2",
-    )?
-    .query_row(params![hash, key], |row| row.get(0))
-    .optional()
 }
 
 fn write(writer: &Writer<'_>, op: Op<'_>) -> rusqlite::Result<()> {

@@ -888,7 +888,7 @@ fn a_database_from_version_1_is_migrated_and_keeps_its_findings() {
     let report = tenant.report("r.csv", "2026-11-01", &[group("g-a", "Alpha").ownerless()]);
     let scan = tenant.scan(&report, &[]);
     assert_eq!(scan.status("ownerless-groups:g-a"), "open");
-    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 8);
+    assert_eq!(tenant.sql::<i64>("PRAGMA user_version"), 9);
     // Version 5: the old scan has no counts, the new one has.
     assert_eq!(
         tenant.sql::<String>("SELECT group_concat(counts_recorded) FROM (SELECT counts_recorded FROM scans ORDER BY id)"),
@@ -929,7 +929,7 @@ fn a_database_from_a_newer_version_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output)
-            .contains("has schema version 99, newer than the 8 this groupwarden understands"),
+            .contains("has schema version 99, newer than the 9 this groupwarden understands"),
         "{}",
         stderr(&output)
     );
