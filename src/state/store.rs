@@ -2,14 +2,14 @@
 //! schema version, and errors a person can act on.
 //!
 //! The connection runs in WAL mode (readers such as `groupwarden findings`
-//! never wait for a scan) with `synchronous = FULL` (a commit survives a
+//! never wait for a scan; the one exception is a first write into an
+//! empty database, [`Store::begin_first_write`]) with `synchronous = FULL` (a commit survives a
 //! power cut, which is what lets the outbox promise "delivered once") and
 //! temporary tables on disk (a scan stages one row per group there, and
-//! memory must not grow with the report). Page caches are fixed at 12 MiB
-//! for the database and 2 MiB for the staging tables: enough to keep the
-//! index of key hashes a scan looks findings up by in memory for about
-//! a million findings (beyond that its pages come from the OS's cache),
-//! and a bound. A writer takes the database's
+//! memory must not grow with the report). Page caches are fixed at 4 MiB
+//! for the database and 2 MiB for the staging tables, a bound: a scan
+//! reads the stored findings once, in order, and finds them in memory
+//! (`known`), not through the cache. A writer takes the database's
 //! write lock with `BEGIN IMMEDIATE` and the busy timeout makes a second
 //! writer wait up to `lock_timeout` before it fails with [`StateError::Locked`].
 
