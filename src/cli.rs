@@ -484,6 +484,10 @@ pub struct ExplainArgs {
     pub location: RulesLocation,
     /// The group: its id, its name, or (in a concealed report) its hashed name.
     pub group: String,
+    /// With `[[tenants]]` in the config: explain with this tenant's rule
+    /// parameters, disabled rules and directory cache, as its scan runs.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
 }
 
 /// Options of `run`.

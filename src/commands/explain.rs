@@ -38,6 +38,17 @@ pub(crate) fn run(args: ExplainArgs) -> Result<Outcome, Error> {
         )));
     }
     let loaded = LoadedConfig::load(args.location.config.as_deref())?;
+    let loaded = match &args.tenant {
+        Some(name) => crate::tenants::resolve(&loaded, name, None).map_err(Error::Usage)?,
+        None => {
+            if !loaded.config.tenants.is_empty() {
+                tracing::info!(
+                    "the config has [[tenants]]: shown with the shared [rules]; --tenant NAME shows a tenant's parameters and disabled rules"
+                );
+            }
+            loaded
+        }
+    };
     let (engine, rules) = load_rules(args.location.rules.as_deref(), &loaded)?;
     let (input, source_name) = open_input(&args.input, Default::default())?;
     let cap = loaded.config.scan.max_record_bytes;

@@ -582,6 +582,68 @@ fn explain_shows_the_parsed_row_and_every_rule() {
     );
 }
 
+/// With `[[tenants]]`, `explain --tenant NAME` runs the rules with that
+/// tenant's parameters and disabled rules, as its scan would.
+#[test]
+fn explain_takes_a_tenants_rule_parameters_and_disabled_rules() {
+    let ws = Workspace::new();
+    let rules = ws.bundled_rules();
+    let report = ws.report();
+    ws.write(
+        "groupwarden.toml",
+        r#"[source]
+type = "graph"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "GW_TEST_SECRET"
+
+[[tenants]]
+name = "strict"
+tenant_id = "strict.onmicrosoft.com"
+
+[[tenants]]
+name = "lax"
+tenant_id = "lax.onmicrosoft.com"
+rules.disabled = ["ownerless-groups"]
+[tenants.rules.params.inactive-groups]
+days = 365
+"#,
+    );
+    let explain = |tenant: Option<&str>| {
+        let mut args = vec![
+            "explain",
+            "--input",
+            report.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+        ];
+        if let Some(tenant) = tenant {
+            args.extend(["--tenant", tenant]);
+        }
+        args.push("Finance EMEA");
+        ws.run(&args)
+    };
+    // Finance EMEA: 90 days without activity.
+    let shared = explain(None).success();
+    assert!(has_line(&stdout_of(&shared), "inactive-groups FIRED"));
+    assert!(
+        String::from_utf8_lossy(&shared.get_output().stderr)
+            .contains("the config has [[tenants]]: shown with the shared [rules]")
+    );
+    let strict = stdout_of(&explain(Some("strict")).success());
+    assert!(has_line(&strict, "inactive-groups FIRED"), "{strict}");
+    let lax = stdout_of(&explain(Some("lax")).success());
+    assert!(has_line(&lax, "inactive-groups not fired"), "{lax}");
+    assert!(
+        lax.contains("(disabled in the config: a scan skips it)"),
+        "{lax}"
+    );
+    explain(Some("nope"))
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--tenant nope: no [[tenants]] is named `nope` (tenants: strict, lax)",
+        ));
+}
+
 #[test]
 fn explain_names_the_closest_group_when_none_matches() {
     let ws = Workspace::new();
