@@ -493,12 +493,7 @@ impl<'a> Cx<'a, '_> {
             Node::Interpolated(parts) => {
                 let mut text = String::with_capacity(64);
                 for part in parts {
-                    match self.eval(part)? {
-                        Value::Str(s) => text.push_str(&s),
-                        Value::Int(i) => text.push_str(itoa::Buffer::new().format(i)),
-                        Value::Bool(b) => text.push_str(if b { "true" } else { "false" }),
-                        _ => return Err(Bail),
-                    }
+                    self.interpolate(part, &mut text)?;
                     if self.max_string_size != 0 && text.len() > self.max_string_size {
                         return Err(Bail);
                     }
@@ -536,6 +531,50 @@ impl<'a> Cx<'a, '_> {
             }
         })
     }
+}
+
+impl<'a> Cx<'a, '_> {
+    /// Appends `part` to an interpolated string as Rhai writes it (text,
+    /// an int, a bool; anything else is [`Bail`]). The usual parts — a
+    /// literal, a local, a cell — are written straight from where they
+    /// are, without a value built and dropped for each: a rule's message
+    /// cost about 850 instructions before.
+    fn interpolate(&mut self, part: &'a Node, text: &mut String) -> Result<(), Bail> {
+        match part {
+            Node::Const(value) => push_part(text, value),
+            Node::Local(slot) => push_part(text, &self.locals[*slot]),
+            Node::Prop(Prop::Column(col)) => match self.row.cells[*col as usize] {
+                Cell::Blank => Err(Bail),
+                Cell::Int(i) => {
+                    text.push_str(itoa::Buffer::new().format(i));
+                    Ok(())
+                }
+                Cell::Bool(b) => {
+                    text.push_str(if b { "true" } else { "false" });
+                    Ok(())
+                }
+                Cell::Day(_) | Cell::Text => {
+                    text.push_str(&self.row.text(*col).ok_or(Bail)?);
+                    Ok(())
+                }
+            },
+            other => {
+                let value = self.eval(other)?;
+                push_part(text, &value)
+            }
+        }
+    }
+}
+
+/// Appends `value` to an interpolated string (see [`Cx::interpolate`]).
+fn push_part(text: &mut String, value: &Value<'_>) -> Result<(), Bail> {
+    match value {
+        Value::Str(s) => text.push_str(s),
+        Value::Int(i) => text.push_str(itoa::Buffer::new().format(*i)),
+        Value::Bool(b) => text.push_str(if *b { "true" } else { "false" }),
+        _ => return Err(Bail),
+    }
+    Ok(())
 }
 
 fn binary<'a>(op: Op, left: Value<'a>, right: Value<'a>, max_string_size: usize) -> Eval<'a> {
