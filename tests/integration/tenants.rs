@@ -525,6 +525,12 @@ fn pages_per_tenant_get_an_overview_and_csv_names_the_tenant() {
     );
     let north = std::fs::read_to_string(dir.path().join("pages/north.html")).unwrap();
     assert!(north.contains("<span id=\"tenant\">north</span>"));
+    // The full list beside each page names its tenant, as the CSV output does.
+    let list = std::fs::read_to_string(dir.path().join("pages/north.findings.csv")).unwrap();
+    let rows: Vec<&str> = list.lines().collect();
+    assert!(rows[0].starts_with("tenant,rule,"), "{list}");
+    assert_eq!(rows.len(), 3, "{list}");
+    assert!(rows[1..].iter().all(|r| r.starts_with("north,")), "{list}");
 
     // Standard output: each tenant's findings whole, one after the other.
     let output = scan(&["--format", "csv", "--tenant", "north,south"]);

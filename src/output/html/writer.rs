@@ -136,6 +136,11 @@ impl FindingWriter for HtmlWriter {
 
     fn set_tenant(&mut self, tenant: &str) {
         self.context.tenant = Some(tenant.to_owned());
+        // The full list names the tenant as `scan --format csv` does, so
+        // the tenants' lists can be joined.
+        if let Some(list) = &mut self.full_list {
+            list.csv.set_tenant(tenant);
+        }
     }
 
     fn finish(&mut self, summary: &ScanSummary) -> io::Result<()> {
