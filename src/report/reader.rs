@@ -688,16 +688,21 @@ mod tests {
         let mut record = Record::default();
         let mut out = Vec::new();
         while let Some(line) = reader.read_record(&mut record).unwrap() {
-            out.push((
-                line,
-                record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect(),
-                record.skip_reason().map(str::to_owned),
-            ));
+            out.push(described(line, &record));
         }
         out
+    }
+
+    /// A record read on `line`: line, fields, and its skip reason.
+    fn described(line: u64, record: &Record) -> (u64, Vec<String>, Option<String>) {
+        (
+            line,
+            record
+                .iter()
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect(),
+            record.skip_reason().map(str::to_owned),
+        )
     }
 
     const HEAD: &str =
@@ -1033,14 +1038,7 @@ mod tests {
             let hash = record.clone();
             record.settle();
             record.settle();
-            late.push((
-                line,
-                record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect(),
-                record.skip_reason().map(str::to_owned),
-            ));
+            late.push(described(line, &record));
             assert_eq!(hash.bytes, record.bytes);
         }
         assert_eq!(late, whole);

@@ -592,7 +592,12 @@ mod tests {
         let conn = database();
         finding(&conn, "a", "medium", "new");
         let id = super::super::outbox::enqueue(&conn, "c", "x@y", "{}").unwrap();
-        note_carried(&conn, id, "c", &[Carried::notice("a".into(), "new")]).unwrap();
+        let item = Carried {
+            key: "a".into(),
+            status: "new",
+            finding: None,
+        };
+        note_carried(&conn, id, "c", &[item]).unwrap();
         super::super::outbox::mark_dead(&conn, id, "refused", 1).unwrap();
         assert!(owed_keys(&conn, false).is_empty(), "a dead letter holds it");
         assert!(super::super::outbox::discard(&conn, id).unwrap());

@@ -519,12 +519,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         super::super::schema::apply(&conn, 0).unwrap();
         for (hash, group) in [(7, "a"), (7, "b"), (9, "c")] {
-            conn.execute(
-                "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
-                 rule, group_key, severity, message, evidence) VALUES (?1, 0, 'new', 1, 1, 0, 'r', ?2, 'low', 'm', '{}')",
-                rusqlite::params![hash, group],
-            )
-            .unwrap();
+            super::super::schema::insert_test_finding(&conn, hash, group);
         }
         let mut known = Known::load(
             &conn,

@@ -479,9 +479,32 @@ fn fill_key_hashes(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Stores a finding of rule `r` on `group_key` with `key_hash`, as a
+/// scan of schema version 8 or later would, for tests of what reads it.
+#[cfg(test)]
+pub(crate) fn insert_test_finding(conn: &Connection, key_hash: i64, group_key: &str) {
+    conn.execute(
+        "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
+         rule, group_key, severity, message, evidence) VALUES (?1, 0, 'new', 1, 1, 0, 'r', ?2, 'low', 'm', '{}')",
+        rusqlite::params![key_hash, group_key],
+    )
+    .unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database in memory at schema version `version`.
+    fn database_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i32)
+            .unwrap();
+        conn
+    }
 
     #[test]
     fn each_version_builds_on_the_last() {
@@ -499,18 +522,9 @@ mod tests {
 
     #[test]
     fn version_9_gives_waiting_items_their_findings_row_and_drops_the_key_index() {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..8] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 8).unwrap();
+        let conn = database_at(8);
         for (key_hash, group) in [(11, "g1"), (22, "g2")] {
-            conn.execute(
-                "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
-                 rule, group_key, severity, message, evidence) VALUES (?1, 0, 'new', 1, 1, 0, 'r', ?2, 'low', 'm', '{}')",
-                rusqlite::params![key_hash, group],
-            )
-            .unwrap();
+            insert_test_finding(&conn, key_hash, group);
         }
         conn.execute_batch(
             "INSERT INTO outbox (created_at, channel, recipient, payload, delivery_id) \
@@ -548,11 +562,7 @@ mod tests {
     #[test]
     fn messages_queued_before_version_3_get_a_delivery_id() {
         // A version-2 database with two messages waiting.
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..2] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 2).unwrap();
+        let conn = database_at(2);
         for recipient in ["a@x", "b@x"] {
             conn.execute(
                 "INSERT INTO outbox (created_at, channel, recipient, payload) VALUES ('2026-11-25T06:00:00Z', 'team', ?1, '{}')",
@@ -578,11 +588,7 @@ mod tests {
 
     #[test]
     fn version_4_accounts_for_the_messages_already_in_the_outbox() {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..3] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        let conn = database_at(3);
         let items =
             r#"{"items":[{"key":"r:g1","status":"new"},{"key":"r:g2","status":"reminder"}]}"#;
         for (channel, delivered) in [("hook", Some("2026-11-25T06:00:01Z")), ("mail", None)] {

@@ -351,21 +351,8 @@ impl Store {
             .map_err(|e| self.fail(e))?;
         if empty && self.conn.is_autocommit() {
             // SQLite leaves the WAL only when no other connection has the
-            // file open; otherwise this is an error or "wal", and the scan
-            // goes on in WAL mode.
-            let switched = self
-                .conn
-                .busy_timeout(Duration::ZERO)
-                .and_then(|()| {
-                    self.conn
-                        .pragma_update_and_check(None, "journal_mode", "DELETE", |row| {
-                            row.get::<_, String>(0)
-                        })
-                })
-                .is_ok_and(|mode| mode.eq_ignore_ascii_case("delete"));
-            self.conn
-                .busy_timeout(self.lock_timeout)
-                .map_err(|e| self.fail(e))?;
+            // file open; otherwise the scan goes on in WAL mode.
+            let switched = self.try_journal_mode("delete");
             self.rollback_journal.set(switched);
             if switched {
                 *self.written_behind.borrow_mut() = write_back_thread(&self.path);
@@ -416,20 +403,26 @@ impl Store {
             self.rollback_journal.set(false);
             // Its thread ends.
             self.written_behind.borrow_mut().take();
-            let switched = self.conn.busy_timeout(Duration::ZERO).and_then(|()| {
-                self.conn
-                    .pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-                        row.get::<_, String>(0)
-                    })
-            });
-            let _ = self.conn.busy_timeout(self.lock_timeout);
-            if !switched.is_ok_and(|mode| mode.eq_ignore_ascii_case("wal")) {
+            if !self.try_journal_mode("wal") {
                 tracing::debug!(
                     "state: {} keeps its rollback journal until the next open",
                     self.path.display()
                 );
             }
         }
+    }
+
+    /// Switches the journal to `mode` if SQLite can at once (a switch
+    /// between the WAL and a rollback journal needs the file to itself):
+    /// one try, no wait. Whether the file is in `mode` now.
+    fn try_journal_mode(&self, mode: &str) -> bool {
+        let now = self.conn.busy_timeout(Duration::ZERO).and_then(|()| {
+            self.conn
+                .pragma_update_and_check(None, "journal_mode", mode, |row| row.get::<_, String>(0))
+        });
+        // As set at open; should it fail, the next statement says so.
+        let _ = self.conn.busy_timeout(self.lock_timeout);
+        now.is_ok_and(|now| now.eq_ignore_ascii_case(mode))
     }
 
     fn configure(&self) -> Result<(), StateError> {
@@ -742,11 +735,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let store = Store::open(&path, &StoreOptions::default()).unwrap();
-        let mode: String = store
-            .connection()
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
+        assert_eq!(journal_mode(store.connection()), "wal");
         assert_eq!(
             schema::identity(store.connection()).unwrap().version,
             CURRENT_VERSION
@@ -759,12 +748,12 @@ mod tests {
     }
 
     fn add_finding(conn: &Connection) {
-        conn.execute(
-            "INSERT INTO finding_state (key_hash, content_hash, status, status_scan, first_seen_scan, first_seen_at, \
-             rule, group_key, severity, message, evidence) VALUES (1, 0, 'new', 1, 1, 0, 'r', 'g', 'low', 'm', '{}')",
-            [],
-        )
-        .unwrap();
+        schema::insert_test_finding(conn, 1, "g");
+    }
+
+    fn findings(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
+            .unwrap()
     }
 
     #[test]
@@ -786,11 +775,7 @@ mod tests {
         assert_eq!(journal_mode(store.connection()), "wal");
         store.rollback();
         drop(store);
-        let count: i64 = Connection::open(&path)
-            .unwrap()
-            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 1);
+        assert_eq!(findings(&Connection::open(&path).unwrap()), 1);
         assert!(!dir.path().join("s.db-journal").exists());
     }
 
@@ -803,11 +788,7 @@ mod tests {
         add_finding(store.connection());
         store.rollback();
         assert_eq!(journal_mode(store.connection()), "wal");
-        let count: i64 = store
-            .connection()
-            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 0);
+        assert_eq!(findings(store.connection()), 0);
     }
 
     #[test]
@@ -821,11 +802,7 @@ mod tests {
         assert!(store.written_behind.borrow().is_none());
         add_finding(store.connection());
         store.commit().unwrap();
-        let count: i64 = reader
-            .connection()
-            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 1);
+        assert_eq!(findings(reader.connection()), 1);
     }
 
     #[test]
@@ -856,11 +833,7 @@ mod tests {
         drop(store);
         let reopened = Store::open(&copy.path().join("s.db"), &StoreOptions::default()).unwrap();
         assert_eq!(journal_mode(reopened.connection()), "wal");
-        let count: i64 = reopened
-            .connection()
-            .query_row("SELECT count(*) FROM finding_state", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 0);
+        assert_eq!(findings(reopened.connection()), 0);
     }
 
     #[test]
