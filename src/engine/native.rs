@@ -192,7 +192,10 @@ struct Block(Vec<Statement>);
 #[derive(Debug)]
 enum Statement {
     Let(usize, Node),
-    If(Node, Block, Block),
+    If(Cond, Block, Block),
+    /// `if <condition> { return <constant>; }`, the shape of most of a
+    /// rule's `if`s, settled without looking into its branches.
+    Guard(Cond, Value<'static>),
     Return(Node),
     Expr(Node),
     Block(Block),
@@ -265,23 +268,115 @@ enum Node {
     Has(String),
     /// `row.has("Header")` of a known column.
     HasCol(Col),
-    Not(Box<Node>),
+    /// `!`, `&&`, `||` and `== ()`: a condition used as a value.
+    Cond(Box<Cond>),
     Neg(Box<Node>),
     Binary(Op, Box<(Node, Node)>),
-    And(Vec<Node>),
-    Or(Vec<Node>),
     Coalesce(Vec<Node>),
     Interpolated(Vec<Node>),
     Call1(Func, Box<Node>),
     Call2(Func, Box<(Node, Node)>),
-    /// `value == ()` (or `!=` when the flag is set), without reading a
-    /// text cell's text.
-    IsUnit(Box<Node>, bool),
     /// `#{ name: value, … }`
     Map(Vec<(String, Node)>),
     /// A block used as a value, like `if … { a } else { b }` on the right
     /// of `let`.
     Block(Block),
+}
+
+/// A condition: of an `if`, an operand of `!`, `&&` or `||`, or `== ()`.
+/// The shapes rules use most are told apart when the rule is compiled, so
+/// running one reads a cell or a local and compares, with no value built
+/// and no node inspected on every row; anything else is a value that must
+/// be a bool ([`Cond::Value`]).
+#[derive(Debug)]
+enum Cond {
+    Const(bool),
+    Not(Box<Cond>),
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    /// `row.<column> ?? <bool>`: a blank cell is the default, a boolean
+    /// cell its bool, any other cell a value that is neither.
+    Flag(Col, bool),
+    /// `row.<property> ?? <bool>`, for a property that is not a column.
+    PropFlag(Prop, bool),
+    /// `x == ()`, or `x != ()` when the flag is set; a column's text is
+    /// not read.
+    ColUnit(Col, bool),
+    LocalUnit(usize, bool),
+    PropUnit(Prop, bool),
+    /// `value == ()` of any other value.
+    IsUnit(Box<Node>, bool),
+    /// `row.has("…")` of a known column.
+    HasCol(Col),
+    /// A comparison of ints (constants, locals, int cells); when an
+    /// operand holds something else at run time, the comparison node is
+    /// evaluated as a value.
+    Compare(Op, Int, Int, Box<Node>),
+    /// Any other value, which must be a bool.
+    Value(Node),
+}
+
+/// An operand of [`Cond::Compare`] that may hold an int.
+#[derive(Clone, Copy, Debug)]
+enum Int {
+    Const(i64),
+    Local(usize),
+    Col(Col),
+}
+
+impl Int {
+    fn of(node: &Node) -> Option<Int> {
+        Some(match node {
+            Node::Const(Value::Int(i)) => Int::Const(*i),
+            Node::Local(slot) => Int::Local(*slot),
+            Node::Prop(Prop::Column(col)) => Int::Col(*col),
+            _ => return None,
+        })
+    }
+}
+
+impl Cond {
+    /// `node` as a condition.
+    fn of(node: Node) -> Cond {
+        match node {
+            Node::Const(Value::Bool(b)) => Cond::Const(b),
+            Node::Cond(cond) => *cond,
+            Node::HasCol(col) => Cond::HasCol(col),
+            Node::Coalesce(nodes) => match <[Node; 2]>::try_from(nodes) {
+                Ok([Node::Prop(prop), Node::Const(Value::Bool(default))]) => match prop {
+                    Prop::Column(col) => Cond::Flag(col, default),
+                    prop => Cond::PropFlag(prop, default),
+                },
+                Ok(pair) => Cond::Value(Node::Coalesce(pair.into())),
+                Err(nodes) => Cond::Value(Node::Coalesce(nodes)),
+            },
+            Node::Binary(op, operands) if op.compares() => {
+                match (Int::of(&operands.0), Int::of(&operands.1)) {
+                    (Some(left), Some(right)) => {
+                        Cond::Compare(op, left, right, Box::new(Node::Binary(op, operands)))
+                    }
+                    _ => Cond::Value(Node::Binary(op, operands)),
+                }
+            }
+            node => Cond::Value(node),
+        }
+    }
+
+    /// `value == ()` (`!= ()` when `negated`) as a condition.
+    fn is_unit(value: Node, negated: bool) -> Cond {
+        match value {
+            Node::Prop(Prop::Column(col)) => Cond::ColUnit(col, negated),
+            Node::Prop(prop) => Cond::PropUnit(prop, negated),
+            Node::Local(slot) => Cond::LocalUnit(slot, negated),
+            value => Cond::IsUnit(Box::new(value), negated),
+        }
+    }
+}
+
+impl Op {
+    fn compares(self) -> bool {
+        matches!(self, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge)
+    }
 }
 
 struct Cx<'a, 'l> {
@@ -306,8 +401,13 @@ impl<'a> Cx<'a, '_> {
                     set(out, Value::Unit);
                     false
                 }
+                Statement::Guard(condition, value) => {
+                    let taken = self.test(condition)?;
+                    set(out, if taken { value.borrowed() } else { Value::Unit });
+                    taken
+                }
                 Statement::If(condition, then, otherwise) => {
-                    let taken = self.truth(condition)?;
+                    let taken = self.test(condition)?;
                     let branch = if taken { then } else { otherwise };
                     // The usual branches, `{}` (an `if` without `else`)
                     // and `{ return <constant>; }`, without a call.
@@ -346,99 +446,88 @@ impl<'a> Cx<'a, '_> {
         Ok(false)
     }
 
-    /// A condition: `node`'s value when it is a bool (else [`Bail`]), for
-    /// `if`, `!`, `&&` and `||`. The usual shapes of a rule's conditions are
-    /// decided here on plain bools and ints, without building values.
-    fn truth(&mut self, node: &'a Node) -> Result<bool, Bail> {
-        match node {
-            Node::Const(Value::Bool(b)) => Ok(*b),
-            Node::Not(inner) => Ok(!self.truth(inner)?),
-            Node::And(nodes) => {
-                for node in nodes {
-                    if !self.truth(node)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-            Node::Or(nodes) => {
-                for node in nodes {
-                    if self.truth(node)? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            }
-            Node::IsUnit(inner, negated) => Ok(match &**inner {
-                Node::Prop(Prop::Column(col)) => self.row.cells[*col as usize] == Cell::Blank,
-                inner => self.is_unit(inner)?,
-            } != *negated),
-            // `row.flag ?? false`
-            Node::Coalesce(nodes) => match nodes.as_slice() {
-                // A column read from its cell: a blank is `()`, a boolean
-                // cell its bool, any other cell a value that is neither.
-                [
-                    Node::Prop(Prop::Column(col)),
-                    Node::Const(Value::Bool(default)),
-                ] => match self.row.cells[*col as usize] {
-                    Cell::Blank => Ok(*default),
-                    Cell::Bool(b) => Ok(b),
-                    _ => Err(Bail),
-                },
-                [Node::Prop(prop), Node::Const(Value::Bool(default))] => {
-                    match prop.value(self.row) {
-                        Value::Unit => Ok(*default),
-                        Value::Bool(b) => Ok(b),
-                        _ => Err(Bail),
-                    }
-                }
-                _ => self.eval_truth(node),
+    /// A condition's answer; [`Bail`] when its value is not a bool.
+    fn test(&mut self, cond: &'a Cond) -> Result<bool, Bail> {
+        let cells = &self.row.cells;
+        match cond {
+            Cond::Const(b) => Ok(*b),
+            Cond::Flag(col, default) => match cells[*col as usize] {
+                Cell::Blank => Ok(*default),
+                Cell::Bool(b) => Ok(b),
+                _ => Err(Bail),
             },
-            // Comparisons of two ints.
-            Node::Binary(op, operands) => match (self.int(&operands.0), self.int(&operands.1)) {
+            Cond::ColUnit(col, negated) => Ok((cells[*col as usize] == Cell::Blank) != *negated),
+            Cond::LocalUnit(slot, negated) => {
+                Ok(matches!(self.locals[*slot], Value::Unit) != *negated)
+            }
+            Cond::Compare(op, left, right, node) => match (self.int(*left), self.int(*right)) {
                 (Some(a), Some(b)) => Ok(match op {
                     Op::Eq => a == b,
                     Op::Ne => a != b,
                     Op::Lt => a < b,
                     Op::Le => a <= b,
                     Op::Gt => a > b,
-                    Op::Ge => a >= b,
-                    _ => return self.eval_truth(node),
+                    _ => a >= b,
                 }),
-                _ => self.eval_truth(node),
+                _ => self.value_test(node),
             },
-            _ => self.eval_truth(node),
+            Cond::Not(inner) => Ok(!self.test(inner)?),
+            Cond::And(conds) => {
+                for cond in conds {
+                    if !self.test(cond)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Cond::Or(conds) => {
+                for cond in conds {
+                    if self.test(cond)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            _ => self.test_other(cond),
         }
     }
 
+    /// The rarer conditions of [`Cx::test`], out of line.
     #[inline(never)]
-    fn eval_truth(&mut self, node: &'a Node) -> Result<bool, Bail> {
+    fn test_other(&mut self, cond: &'a Cond) -> Result<bool, Bail> {
+        match cond {
+            Cond::PropFlag(prop, default) => match prop.value(self.row) {
+                Value::Unit => Ok(*default),
+                Value::Bool(b) => Ok(b),
+                _ => Err(Bail),
+            },
+            Cond::PropUnit(prop, negated) => Ok(prop.is_unit(self.row) != *negated),
+            Cond::IsUnit(value, negated) => Ok((self.eval(value)? == Value::Unit) != *negated),
+            Cond::HasCol(col) => Ok(self.row.layout.position(*col).is_some()),
+            Cond::Value(node) => self.value_test(node),
+            other => self.test(other),
+        }
+    }
+
+    /// `node`'s value, which must be a bool.
+    #[inline(never)]
+    fn value_test(&mut self, node: &'a Node) -> Result<bool, Bail> {
         match self.eval(node)? {
             Value::Bool(b) => Ok(b),
             _ => Err(Bail),
         }
     }
 
-    /// Whether `node`'s value is `()`; a text cell's text is not read.
-    fn is_unit(&mut self, node: &'a Node) -> Result<bool, Bail> {
-        Ok(match node {
-            Node::Prop(prop) => prop.is_unit(self.row),
-            Node::Local(slot) => matches!(self.locals[*slot], Value::Unit),
-            other => self.eval(other)? == Value::Unit,
-        })
-    }
-
-    /// `node`'s value if it is an int that can be had without building a
-    /// value: a constant, a local or an int cell.
-    fn int(&self, node: &Node) -> Option<i64> {
-        match node {
-            Node::Const(Value::Int(i)) => Some(*i),
-            Node::Local(slot) => match self.locals[*slot] {
+    /// The int `operand` holds, if it holds one.
+    #[inline(always)]
+    fn int(&self, operand: Int) -> Option<i64> {
+        match operand {
+            Int::Const(i) => Some(i),
+            Int::Local(slot) => match self.locals[slot] {
                 Value::Int(i) => Some(i),
                 _ => None,
             },
-            Node::Prop(Prop::Column(col)) => self.row.int(*col),
-            _ => None,
+            Int::Col(col) => self.row.int(col),
         }
     }
 
@@ -451,9 +540,7 @@ impl<'a> Cx<'a, '_> {
             Node::Local(slot) => self.locals[*slot].clone(),
             Node::Prop(prop) => prop.value(self.row),
             Node::HasCol(col) => Value::Bool(self.row.layout.position(*col).is_some()),
-            Node::Not(_) | Node::And(_) | Node::Or(_) | Node::IsUnit(..) => {
-                Value::Bool(self.truth(node)?)
-            }
+            Node::Cond(cond) => Value::Bool(self.test(cond)?),
             _ => return self.eval_other(node),
         })
     }
@@ -467,9 +554,7 @@ impl<'a> Cx<'a, '_> {
             Node::Index(name) => index_value(self.row, name).ok_or(Bail)?,
             Node::Has(name) => Value::Bool(self.row.layout.find(name).is_some()),
             Node::HasCol(col) => Value::Bool(self.row.layout.position(*col).is_some()),
-            Node::Not(_) | Node::And(_) | Node::Or(_) | Node::IsUnit(..) => {
-                Value::Bool(self.truth(node)?)
-            }
+            Node::Cond(cond) => Value::Bool(self.test(cond)?),
             Node::Neg(inner) => match self.eval(inner)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or(Bail)?),
                 Value::Float(f) => Value::Float(-f),
@@ -832,9 +917,15 @@ impl Compiler<'_> {
                 }
                 Stmt::If(flow, _) => {
                     let condition = self.expr(&flow.expr)?;
-                    let then = self.block(flow.body.statements())?;
+                    let mut then = self.block(flow.body.statements())?;
                     let otherwise = self.block(flow.branch.statements())?;
-                    out.push(Statement::If(condition, then, otherwise));
+                    let condition = Cond::of(condition);
+                    out.push(match (then.0.as_mut_slice(), otherwise.0.is_empty()) {
+                        ([Statement::Return(Node::Const(value))], true) => {
+                            Statement::Guard(condition, std::mem::replace(value, Value::Unit))
+                        }
+                        _ => Statement::If(condition, then, otherwise),
+                    });
                 }
                 Stmt::Return(value, flags, _) => {
                     if flags.contains(ASTFlags::BREAK) {
@@ -895,8 +986,8 @@ impl Compiler<'_> {
                     None => return Err(format!("`{name}` used as a value at {pos}")),
                 }
             }
-            Expr::And(operands, _) => Node::And(self.exprs(operands)?),
-            Expr::Or(operands, _) => Node::Or(self.exprs(operands)?),
+            Expr::And(operands, _) => Node::Cond(Box::new(Cond::And(self.conds(operands)?))),
+            Expr::Or(operands, _) => Node::Cond(Box::new(Cond::Or(self.conds(operands)?))),
             Expr::Coalesce(operands, _) => Node::Coalesce(self.exprs(operands)?),
             Expr::FnCall(call, _) => self.function(call)?,
             Expr::Map(map, _) => {
@@ -933,6 +1024,10 @@ impl Compiler<'_> {
 
     fn exprs(&mut self, exprs: &[Expr]) -> Compiled<Vec<Node>> {
         exprs.iter().map(|e| self.expr(e)).collect()
+    }
+
+    fn conds(&mut self, exprs: &[Expr]) -> Compiled<Vec<Cond>> {
+        exprs.iter().map(|e| Ok(Cond::of(self.expr(e)?))).collect()
     }
 
     /// The left side of `.` or `[`: the row, the parameters or a value.
@@ -1031,7 +1126,10 @@ impl Compiler<'_> {
         let args = &call.args[..];
         if call.op_token.is_some() {
             let op = match (call.name.as_str(), args.len()) {
-                ("!", 1) => return Ok(Node::Not(Box::new(self.expr(&args[0])?))),
+                ("!", 1) => {
+                    let inner = Cond::of(self.expr(&args[0])?);
+                    return Ok(Node::Cond(Box::new(Cond::Not(Box::new(inner)))));
+                }
                 ("-", 1) => return Ok(Node::Neg(Box::new(self.expr(&args[0])?))),
                 ("==", 2) => Op::Eq,
                 ("!=", 2) => Op::Ne,
@@ -1053,7 +1151,7 @@ impl Compiler<'_> {
                 (Op::Eq | Op::Ne, value, unit_node) | (Op::Eq | Op::Ne, unit_node, value)
                     if unit(&unit_node) =>
                 {
-                    Node::IsUnit(Box::new(value), op == Op::Ne)
+                    Node::Cond(Box::new(Cond::is_unit(value, op == Op::Ne)))
                 }
                 (op, left, right) => Node::Binary(op, Box::new((left, right))),
             });

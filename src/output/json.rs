@@ -205,9 +205,47 @@ fn string_body(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// No byte of `bytes` needs a JSON escape. Tested sixteen bytes at a
+/// time with SSE2, which every x86-64 processor has: a byte below 0x20 is
+/// one whose unsigned maximum with 0x1f is 0x1f. (About a third of the
+/// instructions of the eight-byte word test below, which serves other
+/// processors: ids, names and messages are 20 to 60 bytes.)
+#[cfg(target_arch = "x86_64")]
+fn is_clean(bytes: &[u8]) -> bool {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY (for the loads): SSE2 is part of the x86-64 baseline.
+    let dirty = |block: &[u8; 16]| unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let low = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))) != 0
+    };
+    let (blocks, tail) = bytes.as_chunks::<16>();
+    if blocks.iter().any(dirty) {
+        return false;
+    }
+    match bytes.last_chunk::<16>() {
+        // The last sixteen bytes, some of them tested already.
+        Some(last) if !tail.is_empty() => !dirty(last),
+        Some(_) => true,
+        // Shorter than a block: padded with spaces (which need no escape).
+        None => {
+            let mut last = [b' '; 16];
+            last[..tail.len()].copy_from_slice(tail);
+            !dirty(&last)
+        }
+    }
+}
+
 /// No byte of `bytes` needs a JSON escape. Tested eight bytes at a time:
 /// a word has a byte below 0x20, a `"` or a `\\` exactly when one of the
 /// classic "has a zero byte" / "has a byte less than n" bit tests is set.
+#[cfg(not(target_arch = "x86_64"))]
 fn is_clean(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -231,8 +269,6 @@ fn is_clean(bytes: &[u8]) -> bool {
     !dirty(u64::from_le_bytes(last))
 }
 
-/// A chunk of rendered findings goes out in one write, not copied into
-/// the buffer first.
 /// `{"tenant":"<name>",`: what opens every finding object of a tenant's
 /// scan, prepared once (the tenant is the same for the whole scan).
 fn tenant_prefix(tenant: &str) -> Vec<u8> {
