@@ -295,8 +295,9 @@ enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     /// `row.<column> ?? <bool>`: a blank cell is the default, a boolean
-    /// cell its bool, any other cell a value that is neither.
-    Flag(Col, bool),
+    /// cell its bool, any other cell a value that is neither; negated
+    /// (`!(row.<column> ?? <bool>)`) when the second flag is set.
+    Flag(Col, bool, bool),
     /// `row.<property> ?? <bool>`, for a property that is not a column.
     PropFlag(Prop, bool),
     /// `x == ()`, or `x != ()` when the flag is set; a column's text is
@@ -344,7 +345,7 @@ impl Cond {
             Node::HasCol(col) => Cond::HasCol(col),
             Node::Coalesce(nodes) => match <[Node; 2]>::try_from(nodes) {
                 Ok([Node::Prop(prop), Node::Const(Value::Bool(default))]) => match prop {
-                    Prop::Column(col) => Cond::Flag(col, default),
+                    Prop::Column(col) => Cond::Flag(col, default, false),
                     prop => Cond::PropFlag(prop, default),
                 },
                 Ok(pair) => Cond::Value(Node::Coalesce(pair.into())),
@@ -396,7 +397,11 @@ impl<'a> Cx<'a, '_> {
         for statement in &block.0 {
             let returned = match statement {
                 Statement::Let(slot, node) => {
-                    let value = self.eval(node)?;
+                    // `let x = row.<property>;`, the usual `let`, read here.
+                    let value = match node {
+                        Node::Prop(prop) => prop.value(self.row),
+                        node => self.eval(node)?,
+                    };
                     set(&mut self.locals[*slot], value);
                     set(out, Value::Unit);
                     false
@@ -451,9 +456,9 @@ impl<'a> Cx<'a, '_> {
         let cells = &self.row.cells;
         match cond {
             Cond::Const(b) => Ok(*b),
-            Cond::Flag(col, default) => match cells[*col as usize] {
-                Cell::Blank => Ok(*default),
-                Cell::Bool(b) => Ok(b),
+            Cond::Flag(col, default, negated) => match cells[*col as usize] {
+                Cell::Blank => Ok(*default != *negated),
+                Cell::Bool(b) => Ok(b != *negated),
                 _ => Err(Bail),
             },
             Cond::ColUnit(col, negated) => Ok((cells[*col as usize] == Cell::Blank) != *negated),
@@ -1127,8 +1132,11 @@ impl Compiler<'_> {
         if call.op_token.is_some() {
             let op = match (call.name.as_str(), args.len()) {
                 ("!", 1) => {
-                    let inner = Cond::of(self.expr(&args[0])?);
-                    return Ok(Node::Cond(Box::new(Cond::Not(Box::new(inner)))));
+                    let not = match Cond::of(self.expr(&args[0])?) {
+                        Cond::Flag(col, default, negated) => Cond::Flag(col, default, !negated),
+                        inner => Cond::Not(Box::new(inner)),
+                    };
+                    return Ok(Node::Cond(Box::new(not)));
                 }
                 ("-", 1) => return Ok(Node::Neg(Box::new(self.expr(&args[0])?))),
                 ("==", 2) => Op::Eq,
