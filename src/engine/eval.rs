@@ -185,7 +185,9 @@ pub struct Evaluator<'a> {
     render: Option<&'a dyn Render>,
     rendered: Rendered,
     scope: Scope<'static>,
-    row: Arc<RowData>,
+    /// The row buffer; `None` only inside [`Evaluator::evaluate_chunk`],
+    /// which holds it meanwhile.
+    row: Option<Arc<RowData>>,
     /// Report every row (for the state store), not only rows with
     /// findings or failures.
     pub track_groups: bool,
@@ -237,7 +239,7 @@ impl<'a> Evaluator<'a> {
             render: None,
             rendered: Rendered::default(),
             scope: Scope::new(),
-            row: Arc::new(empty_row),
+            row: Some(Arc::new(empty_row)),
             track_groups: true,
             full_stats: true,
             limits: super::sandbox::limits_of(engine),
@@ -260,12 +262,20 @@ impl<'a> Evaluator<'a> {
     /// still hold the previous row (a finding's evidence can); then a new
     /// buffer is made.
     pub fn row_mut(&mut self) -> &mut RowData {
-        unique(&mut self.row)
+        unique(
+            self.row
+                .as_mut()
+                .expect("the row buffer is back after each chunk"),
+        )
     }
 
     /// Runs every rule on the row in the buffer, one call per rule.
     pub fn evaluate(&mut self, outcome: &mut RowOutcome) {
-        let data = Arc::clone(&self.row);
+        let data = Arc::clone(
+            self.row
+                .as_ref()
+                .expect("the row buffer is back after each chunk"),
+        );
         outcome.line = data.line;
         outcome.group_key = data.group_key().into_owned();
         outcome.findings.clear();
@@ -286,8 +296,15 @@ impl<'a> Evaluator<'a> {
         stats: &mut ReportStats,
         out: &mut Vec<ChunkItem>,
     ) {
+        // Held here for the chunk, so that rules borrow the row while
+        // `self` is borrowed too, without a reference count (an atomic both
+        // cores would touch) taken and dropped for every row.
+        let mut slot = self
+            .row
+            .take()
+            .expect("the row buffer is back after each chunk");
         for (line, record) in records.iter_mut() {
-            let row = unique(&mut self.row);
+            let row = unique(&mut slot);
             // Swap, not copy: the chunk keeps the old buffer for refilling.
             std::mem::swap(&mut row.record, record);
             row.record.settle();
@@ -300,7 +317,7 @@ impl<'a> Evaluator<'a> {
             } else {
                 stats.add_row_basics(row);
             }
-            let row = Arc::clone(&self.row);
+            let row = &slot;
             // Made only for a row with something to report.
             let mut group_key: Option<Cow<'_, str>> = None;
             let mut outcome = RowOutcome {
@@ -309,7 +326,7 @@ impl<'a> Evaluator<'a> {
                 ..RowOutcome::default()
             };
             for index in 0..self.rules.len() {
-                let checked = self.check_one(index, &row);
+                let checked = self.check_one(index, row);
                 if checked.is_nothing() {
                     continue;
                 }
@@ -321,7 +338,7 @@ impl<'a> Evaluator<'a> {
                         let finding = RowFinding {
                             names: &self.names[index],
                             severity: self.rules[index].severity,
-                            row: &row,
+                            row,
                             group_key: key,
                             message: &message,
                         };
@@ -329,7 +346,7 @@ impl<'a> Evaluator<'a> {
                         self.rendered.count(index, &self.rules, finding.severity);
                     }
                     (render, checked) => {
-                        self.absorb(index, &row, key, checked, &mut outcome);
+                        self.absorb(index, row, key, checked, &mut outcome);
                         if let Some(render) = render {
                             self.render_findings(render, index, &mut outcome.findings);
                         }
@@ -343,6 +360,7 @@ impl<'a> Evaluator<'a> {
                 self.spare = outcome.findings;
             }
         }
+        self.row = Some(slot);
     }
 
     /// Renders the next findings into `buffer` (emptied first), so buffers
