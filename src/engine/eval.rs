@@ -394,9 +394,10 @@ impl<'a> Evaluator<'a> {
         if self.is_disabled(index) {
             return Checked::Script(Err(self.disabled_diagnostic(index)));
         }
+        let mut value = Value::Unit;
         if self.fast_path
             && let Some(native) = self.natives[index]
-            && let Ok(value) = native.check(row)
+            && native.check_into(row, &mut value).is_ok()
         {
             let every = self.verify_every[index];
             if every != 0
