@@ -433,12 +433,20 @@ impl<'a> Cx<'a, '_> {
     ) -> Result<bool, Bail> {
         Ok(match statement {
             Statement::Let(slot, node) => {
-                // `let x = row.<property>;`, the usual `let`, read here.
-                let value = match node {
-                    Node::Prop(prop) => prop.value(self.row),
-                    node => self.eval(node)?,
-                };
-                set(&mut self.locals[*slot], value);
+                match node {
+                    // `let x = row.<property>;`, the usual `let`: the value
+                    // is made in its slot, not made aside and copied there
+                    // (whose wide loads of a value just written in narrow
+                    // stores stalled).
+                    Node::Prop(prop) => {
+                        let row = self.row;
+                        self.locals[*slot] = prop.value(row);
+                    }
+                    node => {
+                        let value = self.eval(node)?;
+                        set(&mut self.locals[*slot], value);
+                    }
+                }
                 if last {
                     set(out, Value::Unit);
                 }

@@ -14,7 +14,11 @@ use super::header::{COLUMN_COUNT, Col, Kind, Layout};
 pub const NIL_GROUP_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// A parsed cell. Text stays in the record until a rule reads it.
+///
+/// `repr(C, u8)`: every variant's value at the same offset, so a cell is
+/// written in two stores (tag and value), not one per field width.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, u8)]
 pub enum Cell {
     /// Blank, or the column is not in this report: unknown.
     #[default]
