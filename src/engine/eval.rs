@@ -130,6 +130,13 @@ impl FindingFields for RowFinding<'_> {
         [&self.names.id, ":", self.group_key]
     }
     fn group_id(&self) -> Option<Cow<'_, str>> {
+        // The key's group part is the id itself, borrowed from the record,
+        // unless the id is missing or concealed (then it is made anew):
+        // the id is not looked up twice.
+        let record = self.row.record.raw_parts().0.as_ptr_range();
+        if record.contains(&self.group_key.as_ptr()) {
+            return Some(Cow::Borrowed(self.group_key));
+        }
         self.row.real_group_id()
     }
     fn group_name(&self) -> Option<Cow<'_, str>> {

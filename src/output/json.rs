@@ -26,9 +26,19 @@ pub fn write_finding(finding: &dyn FindingFields, status: Option<Status>, out: &
             [rule_part, separator],
         ),
     }
+    let escaped = out.len();
     string_body(out, group_part);
+    let escaped = escaped..out.len();
     out.extend_from_slice(b"\",\"group_id\":");
-    optional_string(out, finding.group_id().as_deref());
+    match finding.group_id() {
+        // The key's group part, escaped already: copied.
+        Some(id) if std::ptr::eq(id.as_ref(), group_part) => {
+            out.push(b'"');
+            out.extend_from_within(escaped);
+            out.push(b'"');
+        }
+        id => optional_string(out, id.as_deref()),
+    }
     out.extend_from_slice(b",\"group_name\":");
     optional_string(out, finding.group_name().as_deref());
     out.extend_from_slice(b",\"owner\":");

@@ -289,7 +289,8 @@ impl RowData {
 
     /// The group id, unless missing or the all-zero id of a concealed report.
     pub fn real_group_id(&self) -> Option<Cow<'_, str>> {
-        self.text(Col::GroupId).filter(|id| id != NIL_GROUP_ID)
+        self.text(Col::GroupId)
+            .filter(|id| !is_nil_id(id.as_bytes()))
     }
 
     /// Names and ids are hidden by the tenant's privacy setting.
@@ -302,8 +303,7 @@ impl RowData {
                 .map(trim)
                 .unwrap_or_default()
         };
-        raw(Col::GroupId) == NIL_GROUP_ID.as_bytes()
-            || is_hash_shaped_bytes(raw(Col::GroupDisplayName))
+        is_nil_id(raw(Col::GroupId)) || is_hash_shaped_bytes(raw(Col::GroupDisplayName))
     }
 
     /// What identifies the group in a finding key: its id, or its name
@@ -317,6 +317,13 @@ impl RowData {
             )),
         }
     }
+}
+
+/// The all-zero id of a concealed report. Its first byte settles nearly
+/// every real id (a comparison of all 36 bytes per row was a `memcmp`
+/// call each).
+fn is_nil_id(id: &[u8]) -> bool {
+    id.first() == Some(&b'0') && id == NIL_GROUP_ID.as_bytes()
 }
 
 /// A 32-character upper-case hex hash, as concealed reports write names.
