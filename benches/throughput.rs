@@ -149,6 +149,7 @@ fn main() {
             track_groups: false,
             fast_path,
             render: Some(&JsonLine),
+            prerender: None,
             // As `scan` without tenant rules or an HTML page.
             full_stats: false,
         };

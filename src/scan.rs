@@ -63,6 +63,10 @@ pub struct ScanOptions {
     /// [`crate::output::FindingWriter::render`]); they then reach the sink
     /// as [`ScanEvent::Rendered`], not inside [`ScanEvent::Row`].
     pub render: Option<&'static dyn Render>,
+    /// Render each finding handed over in a [`ScanEvent::Row`] too, on
+    /// the workers, for a sink that writes it with its status
+    /// ([`crate::output::FindingWriter::write_rendered_with_status`]).
+    pub prerender: Option<&'static dyn Render>,
     /// Gather every whole-report figure (tenant rules and the HTML page
     /// read them); `false` gathers only rows, refresh date, period and
     /// concealed rows.
@@ -77,6 +81,7 @@ impl Default for ScanOptions {
             track_groups: true,
             fast_path: true,
             render: None,
+            prerender: None,
             full_stats: true,
         }
     }
@@ -111,8 +116,10 @@ pub fn default_threads() -> usize {
 #[derive(Debug)]
 pub enum ScanEvent<'a> {
     /// A row's findings and rule failures; every row with
-    /// [`ScanOptions::track_groups`], else only rows that have some.
-    Row(&'a RowOutcome),
+    /// [`ScanOptions::track_groups`], else only rows that have some. With
+    /// [`ScanOptions::prerender`], also its findings rendered, one after
+    /// the other.
+    Row(&'a RowOutcome, Option<&'a [u8]>),
     /// A record that could not be read as a row (skipped unless
     /// [`ScanOptions::strict`], which stops the scan instead).
     RowError(&'a RowError),
@@ -266,6 +273,8 @@ struct ChunkDone {
     worker: usize,
     items: Vec<ChunkItem>,
     rendered: Rendered,
+    /// The findings of `items`, rendered for a sink that adds statuses.
+    prerendered: Vec<u8>,
     stats: ReportStats,
 }
 
@@ -280,6 +289,7 @@ fn evaluator<'a>(
     evaluator.track_groups = options.track_groups;
     evaluator.fast_path = options.fast_path;
     evaluator.set_render(options.render);
+    evaluator.set_prerender(options.prerender);
     evaluator.full_stats = options.full_stats;
     evaluator
 }
@@ -297,6 +307,7 @@ fn process_chunk(
         worker: 0,
         items,
         rendered: evaluator.take_rendered(),
+        prerendered: evaluator.take_prerendered(),
         stats,
     };
     (done, chunk.records)
@@ -405,7 +416,11 @@ fn run_parallel<R: Read + Send>(
                         if !done.items.is_empty() {
                             let _ = spent_tx[done.worker].send(std::mem::take(&mut done.items));
                         }
-                        let _ = permit_tx.send(std::mem::take(&mut done.rendered.bytes));
+                        let mut buffer = std::mem::take(&mut done.rendered.bytes);
+                        if buffer.capacity() == 0 {
+                            buffer = std::mem::take(&mut done.prerendered);
+                        }
+                        let _ = permit_tx.send(buffer);
                     }
                     Ok(true) => break 'receive,
                     Err(error) => {
@@ -430,7 +445,9 @@ fn run_parallel<R: Read + Send>(
 /// Counts what passes through, in order, and feeds the sink.
 struct Tally {
     summary: ScanSummary,
-    rule_index: HashMap<Arc<str>, usize>,
+    /// Each rule's place in `summary.per_rule`, looked up for every
+    /// finding a stateful scan hands over: foldhash, not SipHash.
+    rule_index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
     strict: bool,
     /// Rows and rows/s on a terminal, once the scan has run a second.
     progress: crate::progress::ScanProgress,
@@ -497,7 +514,11 @@ impl Tally {
                             self.summary.per_rule[i].1.errors += 1;
                         }
                     }
-                    sink(ScanEvent::Row(outcome)).map_err(ScanError::Sink)?;
+                    let lines = outcome
+                        .prerendered
+                        .clone()
+                        .and_then(|range| done.prerendered.get(range));
+                    sink(ScanEvent::Row(outcome, lines)).map_err(ScanError::Sink)?;
                 }
                 ChunkItem::Error(error) => {
                     self.summary.row_errors += 1;

@@ -361,7 +361,7 @@ fn digest_of_scan(
     let mut findings = Vec::new();
     let summary = scan(reader, &engine, &rules, &options, &mut |event| {
         match event {
-            ScanEvent::Row(outcome) => findings.extend(outcome.findings.iter().cloned()),
+            ScanEvent::Row(outcome, _) => findings.extend(outcome.findings.iter().cloned()),
             ScanEvent::RowError(error) => tracing::warn!("{source_name}, {error}; row skipped"),
             // Not asked for: `options.render` is None.
             ScanEvent::Rendered { .. } => {}

@@ -75,6 +75,10 @@ pub struct RowOutcome {
     pub findings: Vec<Finding>,
     /// Rules that errored on this row: they neither fired nor cleared.
     pub failures: Vec<RuleFailure>,
+    /// Where the findings are, rendered without status, in the chunk's
+    /// [`Evaluator::take_prerendered`] bytes (see
+    /// [`Evaluator::set_prerender`]).
+    pub prerendered: Option<std::ops::Range<usize>>,
 }
 
 /// What a chunk of records became, in report order.
@@ -191,6 +195,10 @@ pub struct Evaluator<'a> {
     /// [`Evaluator::set_render`]).
     render: Option<&'a dyn Render>,
     rendered: Rendered,
+    /// Renders each finding handed over, for a sink that adds its status
+    /// ([`Evaluator::set_prerender`]).
+    prerender: Option<&'a dyn Render>,
+    prerendered: Vec<u8>,
     scope: Scope<'static>,
     /// The row buffer; `None` only inside [`Evaluator::evaluate_chunk`],
     /// which holds it meanwhile.
@@ -245,6 +253,8 @@ impl<'a> Evaluator<'a> {
             fast_path: true,
             render: None,
             rendered: Rendered::default(),
+            prerender: None,
+            prerendered: Vec::new(),
             scope: Scope::new(),
             row: Some(Arc::new(empty_row)),
             track_groups: true,
@@ -263,6 +273,20 @@ impl<'a> Evaluator<'a> {
         for (names, rule) in self.names.iter_mut().zip(&self.rules) {
             names.prepared = render.map(|render| names.prepare(render, rule));
         }
+    }
+
+    /// Also renders each finding [`Evaluator::evaluate_chunk`] hands over
+    /// (in [`RowOutcome::findings`]) with `render`, into bytes taken with
+    /// [`Evaluator::take_prerendered`]: for a stateful scan, whose sink
+    /// only adds each finding's status to its line, so that the line is
+    /// made on the workers, not on the thread every finding waits on.
+    pub fn set_prerender(&mut self, render: Option<&'a dyn Render>) {
+        self.prerender = render;
+    }
+
+    /// Takes what [`Evaluator::set_prerender`] rendered since the last call.
+    pub fn take_prerendered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.prerendered)
     }
 
     /// The row buffer to fill before [`Evaluator::evaluate`]. Scripts may
@@ -360,6 +384,15 @@ impl<'a> Evaluator<'a> {
                     }
                 }
             }
+            if let Some(render) = self.prerender
+                && !outcome.findings.is_empty()
+            {
+                let start = self.prerendered.len();
+                for finding in &outcome.findings {
+                    render.render(finding, &mut self.prerendered);
+                }
+                outcome.prerendered = Some(start..self.prerendered.len());
+            }
             if self.track_groups || !outcome.findings.is_empty() || !outcome.failures.is_empty() {
                 outcome.group_key = group_key.unwrap_or_else(|| row.group_key()).into_owned();
                 out.push(ChunkItem::Row(outcome));
@@ -371,10 +404,15 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Renders the next findings into `buffer` (emptied first), so buffers
-    /// can go round instead of being made anew.
+    /// can go round instead of being made anew; with
+    /// [`Evaluator::set_prerender`], the findings handed over.
     pub fn render_into(&mut self, mut buffer: Vec<u8>) {
         buffer.clear();
-        self.rendered.bytes = buffer;
+        if self.prerender.is_some() {
+            self.prerendered = buffer;
+        } else {
+            self.rendered.bytes = buffer;
+        }
     }
 
     /// Takes what [`Evaluator::evaluate_chunk`] rendered since the last call.

@@ -360,6 +360,28 @@ impl FindingWriter for JsonLinesWriter {
         self.line(finding, Some(status))
     }
 
+    fn status_render(&self) -> Option<&'static dyn Render> {
+        Some(&JsonLine)
+    }
+
+    /// `bytes`: the line [`render_line`] wrote, `{…}` and a line break;
+    /// the status goes before its closing brace, as in [`write_finding`].
+    fn write_rendered_with_status(&mut self, bytes: &[u8], status: Status) -> io::Result<()> {
+        let Some(open) = bytes.strip_suffix(b"}\n") else {
+            return Err(io::Error::other("a rendered finding is not a line"));
+        };
+        match (&self.tenant, open.split_first()) {
+            (Some(prefix), Some((b'{', rest))) => {
+                self.out.write_all(prefix)?;
+                self.out.write_all(rest)?;
+            }
+            _ => self.out.write_all(open)?,
+        }
+        self.out.write_all(b",\"status\":\"")?;
+        self.out.write_all(status.as_str().as_bytes())?;
+        self.out.write_all(b"\"}\n")
+    }
+
     fn render(&self) -> Option<&'static dyn Render> {
         Some(&JsonLine)
     }

@@ -74,6 +74,20 @@ pub trait FindingWriter {
             "this format does not take rendered findings",
         ))
     }
+    /// How this format writes one finding as bytes to which
+    /// [`FindingWriter::write_rendered_with_status`] adds a status: a
+    /// stateful scan's workers then render each finding's line, and the
+    /// thread that learns its status only completes it.
+    fn status_render(&self) -> Option<&'static dyn Render> {
+        None
+    }
+    /// A finding rendered with [`FindingWriter::status_render`], with its
+    /// status: what [`FindingWriter::write_with_status`] writes.
+    fn write_rendered_with_status(&mut self, _bytes: &[u8], _status: Status) -> io::Result<()> {
+        Err(io::Error::other(
+            "this format does not take rendered findings",
+        ))
+    }
 }
 
 /// The writer for `format` on `out`, for findings not read from a

@@ -354,9 +354,11 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
         fast_path: plan.tuning.fast_path,
         // Resolving findings needs to know every group that was evaluated.
         track_groups: recording.is_recording(),
-        // With statuses, a finding's line is only known once the state
-        // store has seen it, so workers cannot render it.
+        // With statuses, a finding's line is only complete once the state
+        // store has seen it: workers render it without, and this thread
+        // adds the status.
         render: writer.render().filter(|_| !recording.is_recording()),
+        prerender: writer.status_render().filter(|_| recording.is_recording()),
         // Tenant rules and the HTML page read the whole-report figures.
         full_stats: format == Format::Html || rules.enabled().any(|r| r.tenant_arity.is_some()),
     };
@@ -377,12 +379,23 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
     let mut names = NameKeys::default();
     let scanned = run_rows(reader, &engine, &rules, &options, &mut |event| {
         match event {
-            ScanEvent::Row(outcome) => {
+            ScanEvent::Row(outcome, lines) => {
                 let renamed = names.distinct(outcome);
                 let outcome = renamed.as_ref().unwrap_or(outcome);
                 let statuses = recording.record_row(outcome)?;
-                write_row(&outcome.findings, statuses, &mut *writer, &mut worst)
-                    .map_err(out_err)?;
+                match (lines, statuses) {
+                    // Rendered by the workers (as the row was, not renamed):
+                    // only each status is added here.
+                    (Some(lines), Some(statuses)) if renamed.is_none() => write_rendered_row(
+                        lines,
+                        &outcome.findings,
+                        statuses,
+                        &mut *writer,
+                        &mut worst,
+                    ),
+                    _ => write_row(&outcome.findings, statuses, &mut *writer, &mut worst),
+                }
+                .map_err(out_err)?;
                 for failure in &outcome.failures {
                     shown.rule_failure(failure);
                 }
@@ -689,6 +702,27 @@ fn write_row(
                 writer.write_with_status(finding, status)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// [`write_row`] for a row whose findings the workers rendered (`lines`,
+/// one line each, in order): each line is written with its status.
+fn write_rendered_row(
+    lines: &[u8],
+    findings: &[Finding],
+    statuses: &[Status],
+    writer: &mut dyn FindingWriter,
+    worst: &mut Option<Severity>,
+) -> std::io::Result<()> {
+    let mut start = 0;
+    for (finding, &status) in findings.iter().zip(statuses) {
+        let end = memchr::memchr(b'\n', &lines[start..]).map_or(lines.len(), |at| start + at + 1);
+        if status != Status::Exempted {
+            *worst = (*worst).max(Some(finding.severity));
+        }
+        writer.write_rendered_with_status(&lines[start..end], status)?;
+        start = end;
     }
     Ok(())
 }

@@ -1092,6 +1092,7 @@ fn row(line: u64, group: &str, rules: &[&str]) -> RowOutcome {
             })
             .collect(),
         failures: Vec::new(),
+        prerendered: None,
     }
 }
 
