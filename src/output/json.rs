@@ -545,6 +545,63 @@ mod tests {
         }
     }
 
+    /// A shared buffer, to read what a writer wrote.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_rendered_on_a_worker_gets_its_status_as_if_written_whole() {
+        for tenant in [None, Some("Contoso \"EU\"")] {
+            for status in [
+                Status::New,
+                Status::Open,
+                Status::Reopened,
+                Status::Exempted,
+            ] {
+                let (whole, parts) = (Shared::default(), Shared::default());
+                let mut writers = [
+                    JsonLinesWriter::new(Box::new(whole.clone())),
+                    JsonLinesWriter::new(Box::new(parts.clone())),
+                ];
+                for writer in &mut writers {
+                    if let Some(tenant) = tenant {
+                        writer.set_tenant(tenant);
+                    }
+                }
+                for text in ["plain", "quote \" and \\ and \n", "é✓ #QUOT#"] {
+                    let finding = finding(text);
+                    writers[0].write_with_status(&finding, status).unwrap();
+                    let mut line = Vec::new();
+                    writers[1]
+                        .status_render()
+                        .unwrap()
+                        .render(&finding, &mut line);
+                    writers[1]
+                        .write_rendered_with_status(&line, status)
+                        .unwrap();
+                }
+                for writer in &mut writers {
+                    writer.out.flush().unwrap();
+                }
+                let whole = whole.0.borrow().clone();
+                assert_eq!(
+                    String::from_utf8(parts.0.borrow().clone()).unwrap(),
+                    String::from_utf8(whole).unwrap()
+                );
+            }
+        }
+    }
+
     #[test]
     fn rendered_lines_and_elements_are_tagged_with_the_tenant() {
         let prefix = tenant_prefix("a\"b");
