@@ -285,6 +285,18 @@ impl FindingFields for Finding {
     }
 }
 
+/// A finding's `key_hash` in the state store: the first 8 bytes of its
+/// key's SHA-256, as SQLite's signed integer. Stable across versions and
+/// platforms (it is stored); two keys with the same hash are told apart by
+/// the key itself. Made on the scan's workers (`RowOutcome::key_hashes`).
+pub fn key_hash(key: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
 /// The stable key of a finding.
 pub fn finding_key(rule: &str, group_key: &str) -> String {
     let mut key = String::with_capacity(rule.len() + 1 + group_key.len());

@@ -555,6 +555,8 @@ impl NameKeys {
             }
         }
         renamed.group_key = group_key;
+        renamed.group_hash = None;
+        renamed.key_hashes.clear();
         Some(renamed)
     }
 

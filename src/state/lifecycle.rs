@@ -253,7 +253,12 @@ impl ScanRecorder {
             &context.now,
             context.now_seconds,
         );
-        self.groups.insert(group_hash(&outcome.group_key));
+        // Hashed by the worker that made the row, where it could be.
+        self.groups.insert(
+            outcome
+                .group_hash
+                .unwrap_or_else(|| group_hash(&outcome.group_key)),
+        );
         for failure in &outcome.failures {
             writer
                 .push(Op::Failure {
@@ -263,7 +268,7 @@ impl ScanRecorder {
                 .map_err(fail)?;
         }
         self.statuses.clear();
-        for finding in &outcome.findings {
+        for (index, finding) in outcome.findings.iter().enumerate() {
             let exemption = self.in_force.iter().find(|e| e.covers(finding));
             let (shape, evidence, new_shape) = self.shapes.encode(&finding.evidence);
             if let Some((id, keys)) = new_shape {
@@ -272,7 +277,12 @@ impl ScanRecorder {
             let record = Record {
                 finding,
                 group_key: &outcome.group_key,
-                key_hash: key_hash(&finding.key),
+                // Hashed by the worker that made the row, where it could be.
+                key_hash: outcome
+                    .key_hashes
+                    .get(index)
+                    .copied()
+                    .unwrap_or_else(|| key_hash(&finding.key)),
                 shape,
                 evidence,
                 exemption,
@@ -1125,13 +1135,7 @@ impl GroupSet {
     }
 }
 
-/// A finding's group, hashed, for the set of groups in the report.
-fn group_hash(group_key: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    group_key.hash(&mut hasher);
-    hasher.finish()
-}
+use crate::engine::eval::group_hash;
 
 /// Logs how long each step of the end of a scan took (at debug level).
 struct Stopwatch(std::time::Instant);

@@ -442,16 +442,7 @@ pub(crate) fn apply(conn: &Connection, from: i32) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// A finding's `key_hash`: the first 8 bytes of its key's SHA-256, as
-/// SQLite's signed integer. Stable across versions and platforms (it is
-/// stored); two keys with the same hash are told apart by the key itself.
-pub(crate) fn key_hash(key: &str) -> i64 {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(key.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
-}
+pub(crate) use crate::engine::finding::key_hash;
 
 /// Gives the rows a migration converted their `key_hash` (SQL has no
 /// SHA-256): until then a scan could not find them.

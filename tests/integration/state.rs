@@ -1092,6 +1092,8 @@ fn row(line: u64, group: &str, rules: &[&str]) -> RowOutcome {
             })
             .collect(),
         failures: Vec::new(),
+        group_hash: None,
+        key_hashes: Vec::new(),
         prerendered: None,
     }
 }
