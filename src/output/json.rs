@@ -370,12 +370,9 @@ impl FindingWriter for JsonLinesWriter {
         let Some(open) = bytes.strip_suffix(b"}\n") else {
             return Err(io::Error::other("a rendered finding is not a line"));
         };
-        match (&self.tenant, open.split_first()) {
-            (Some(prefix), Some((b'{', rest))) => {
-                self.out.write_all(prefix)?;
-                self.out.write_all(rest)?;
-            }
-            _ => self.out.write_all(open)?,
+        match &self.tenant {
+            Some(prefix) => write_tagged(&mut self.out, open, prefix)?,
+            None => self.out.write_all(open)?,
         }
         self.out.write_all(b",\"status\":\"")?;
         self.out.write_all(status.as_str().as_bytes())?;

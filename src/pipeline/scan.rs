@@ -383,19 +383,11 @@ pub fn scan(plan: &ScanPlan) -> Result<ScanOutcome, Error> {
                 let renamed = names.distinct(outcome);
                 let outcome = renamed.as_ref().unwrap_or(outcome);
                 let statuses = recording.record_row(outcome)?;
-                match (lines, statuses) {
-                    // Rendered by the workers (as the row was, not renamed):
-                    // only each status is added here.
-                    (Some(lines), Some(statuses)) if renamed.is_none() => write_rendered_row(
-                        lines,
-                        &outcome.findings,
-                        statuses,
-                        &mut *writer,
-                        &mut worst,
-                    ),
-                    _ => write_row(&outcome.findings, statuses, &mut *writer, &mut worst),
-                }
-                .map_err(out_err)?;
+                // Lines rendered by the workers are the row as it was, not
+                // renamed.
+                let lines = lines.filter(|_| renamed.is_none());
+                write_row(&outcome.findings, statuses, lines, &mut *writer, &mut worst)
+                    .map_err(out_err)?;
                 for failure in &outcome.failures {
                     shown.rule_failure(failure);
                 }
@@ -681,11 +673,14 @@ fn warn_about_odd_dates_and_periods(summary: &ScanSummary) {
     }
 }
 
-/// Writes a row's findings, with their statuses in a recorded scan.
-/// Exempted findings do not count towards the worst severity.
+/// Writes a row's findings, with their statuses in a recorded scan:
+/// where the workers rendered them (`lines`, one line each, in order),
+/// each line with its status added. Exempted findings do not count
+/// towards the worst severity.
 fn write_row(
     findings: &[Finding],
     statuses: Option<&[Status]>,
+    lines: Option<&[u8]>,
     writer: &mut dyn FindingWriter,
     worst: &mut Option<Severity>,
 ) -> std::io::Result<()> {
@@ -697,34 +692,17 @@ fn write_row(
             }
         }
         Some(statuses) => {
+            let mut lines = lines.map(|lines| lines.split_inclusive(|&byte| byte == b'\n'));
             for (finding, &status) in findings.iter().zip(statuses) {
                 if status != Status::Exempted {
                     *worst = (*worst).max(Some(finding.severity));
                 }
-                writer.write_with_status(finding, status)?;
+                match lines.as_mut().and_then(Iterator::next) {
+                    Some(line) => writer.write_rendered_with_status(line, status)?,
+                    None => writer.write_with_status(finding, status)?,
+                }
             }
         }
-    }
-    Ok(())
-}
-
-/// [`write_row`] for a row whose findings the workers rendered (`lines`,
-/// one line each, in order): each line is written with its status.
-fn write_rendered_row(
-    lines: &[u8],
-    findings: &[Finding],
-    statuses: &[Status],
-    writer: &mut dyn FindingWriter,
-    worst: &mut Option<Severity>,
-) -> std::io::Result<()> {
-    let mut start = 0;
-    for (finding, &status) in findings.iter().zip(statuses) {
-        let end = memchr::memchr(b'\n', &lines[start..]).map_or(lines.len(), |at| start + at + 1);
-        if status != Status::Exempted {
-            *worst = (*worst).max(Some(finding.severity));
-        }
-        writer.write_rendered_with_status(&lines[start..end], status)?;
-        start = end;
     }
     Ok(())
 }

@@ -189,17 +189,23 @@ impl Record {
     /// Appends a quoted field's inside, whose quotes all come doubled
     /// (`""`), each read as one quote.
     fn push_quoted_field(&mut self, inside: &[u8]) {
-        if !self.ends.is_empty() {
-            self.bytes.push(b',');
+        self.push_field(inside);
+        if memchr::memchr(b'"', inside).is_none() {
+            return;
         }
-        let mut rest = inside;
-        while let Some(quote) = memchr::memchr(b'"', rest) {
-            self.bytes.extend_from_slice(&rest[..=quote]);
-            rest = &rest[quote + 2..];
+        // Each pair collapsed to its first quote, in place.
+        let mut kept = self.bytes.len() - inside.len();
+        let mut read = kept;
+        while read < self.bytes.len() {
+            let byte = self.bytes[read];
+            self.bytes[kept] = byte;
+            kept += 1;
+            read += if byte == b'"' { 2 } else { 1 };
         }
-        self.bytes.extend_from_slice(rest);
-        self.has_hash |= inside.contains(&b'#');
-        self.ends.push(self.bytes.len());
+        self.bytes.truncate(kept);
+        if let Some(end) = self.ends.last_mut() {
+            *end = kept;
+        }
     }
 
     /// Replaces the record with the fields of `line`, which holds no quote
