@@ -668,11 +668,28 @@ impl RuleNames {
 pub(crate) type CheckResult = Result<Dynamic, Diagnostic>;
 
 /// The row behind `slot`, made unique (a script may have kept the old one).
+///
+/// Tested with two loads, not `Arc::get_mut`: its compare-and-swap on the
+/// weak count is a locked instruction, which waits for every store still
+/// pending from the row before (the rendered findings) to drain, once per
+/// row: 2.5% of a stateless scan's time.
+#[inline]
 fn unique(slot: &mut Arc<RowData>) -> &mut RowData {
-    if Arc::get_mut(slot).is_none() {
+    if Arc::strong_count(slot) != 1 || Arc::weak_count(slot) != 0 {
         *slot = Arc::new((**slot).clone());
     }
-    Arc::get_mut(slot).expect("row buffer was just made unique")
+    // Pairs with the release decrement of the last other handle's drop,
+    // on whatever thread it was, as `Arc::get_mut` does.
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    // SAFETY: no other `Arc` (strong count 1, and `slot` is borrowed
+    // mutably) and no `Weak` (none was ever made of a row, and the weak
+    // count says so) points to this allocation, so no other thread can
+    // reach it, make a handle to it, or hold a reference into it; the
+    // fence orders every write made through handles since dropped before
+    // this one. That is what `Arc::get_mut` establishes, without the
+    // lock on the weak count it needs when a `Weak` may be upgraded
+    // concurrently, which cannot happen here.
+    unsafe { &mut *Arc::as_ptr(slot).cast_mut() }
 }
 
 /// Runs `rule`'s `check` on `row` in the interpreter, within the default
