@@ -224,28 +224,45 @@ impl Record {
 #[cfg(target_arch = "x86_64")]
 fn split_at_commas(line: &[u8], ends: &mut Vec<usize>) -> bool {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
-    let (blocks, tail) = line.as_chunks::<16>();
-    let mut hashes = 0;
-    let mut at = 0;
-    for block in blocks {
+    // The commas and `#`s of 16 bytes, as bit masks.
+    let masks = |block: &[u8; 16]| {
         // SAFETY: SSE2 is part of the x86-64 baseline, and the unaligned
         // load reads exactly the 16 bytes of `block`.
-        let (commas, hash) = unsafe {
+        unsafe {
             let bytes = _mm_loadu_si128(block.as_ptr().cast());
             (
-                _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b',' as i8))),
-                _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'#' as i8))),
+                _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b',' as i8))) as u32,
+                _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'#' as i8))) as u32,
             )
-        };
-        hashes |= hash;
-        let mut commas = commas as u32;
+        }
+    };
+    let mut push = |at: usize, mut commas: u32| {
         while commas != 0 {
             ends.push(at + commas.trailing_zeros() as usize);
             commas &= commas - 1;
         }
+    };
+    let (blocks, tail) = line.as_chunks::<16>();
+    let mut hashes = 0;
+    let mut at = 0;
+    for block in blocks {
+        let (commas, hash) = masks(block);
+        hashes |= hash;
+        push(at, commas);
         at += 16;
     }
-    split_tail(tail, at, ends) || hashes != 0
+    match line.last_chunk::<16>() {
+        // The tail as the last 16 bytes of the line, those already read
+        // masked off: one more block, not a loop over up to 15 bytes.
+        Some(last) if !tail.is_empty() => {
+            let (commas, hash) = masks(last);
+            let seen = 16 - tail.len();
+            push(line.len() - 16, commas >> seen << seen);
+            hashes |= hash >> seen;
+            hashes != 0
+        }
+        _ => split_tail(tail, at, ends) || hashes != 0,
+    }
 }
 
 /// Pushes the position of every comma of `line` to `ends`; whether
