@@ -48,7 +48,7 @@ use super::query::{FINDING_COLUMNS, stored_finding};
 use super::schema::key_hash;
 use super::store::{StateError, Store};
 use super::trend::TrendCounts;
-use super::writer::{Event, Op, Row, Writer};
+use super::writer::{Event, Op, Row, Statements, Writer};
 use crate::duration::ConfigDuration;
 use crate::engine::eval::RowOutcome;
 use crate::engine::finding::Finding;
@@ -97,11 +97,22 @@ pub struct ScanStart {
     pub allow_older: bool,
 }
 
+self_cell::self_cell!(
+    /// A scan's store and the statements prepared on it for the scan
+    /// (held, not checked out of the connection's cache per write; see
+    /// [`Statements`]).
+    struct Recording {
+        owner: Store,
+        #[not_covariant]
+        dependent: Statements,
+    }
+);
+
 /// A scan being recorded. Dropping it without [`ScanRecorder::finish`]
 /// rolls everything back; [`ScanRecorder::fail`] also leaves a record of
 /// the failed scan.
 pub struct ScanRecorder {
-    store: Option<Store>,
+    store: Option<Recording>,
     scan_id: i64,
     start: ScanStart,
     /// Exemptions in force today.
@@ -196,8 +207,14 @@ impl ScanRecorder {
             now_seconds: start_now.as_second(),
             latest,
         };
+        let recording =
+            Recording::try_new_or_recover(store, |store| Statements::prepare(store.connection()))
+                .map_err(|(store, error)| {
+                store.rollback();
+                store.fail(error)
+            })?;
         Ok(ScanRecorder {
-            store: Some(store),
+            store: Some(recording),
             scan_id,
             start,
             in_force,
@@ -241,77 +258,81 @@ impl ScanRecorder {
     /// Records one evaluated row and returns the status of each of its
     /// findings, in order.
     pub fn record_row(&mut self, outcome: &RowOutcome) -> Result<&[Status], StateError> {
-        let store = self
+        self.statuses.clear();
+        let recording = self
             .store
             .as_ref()
             .expect("a recorder holds its store until finished");
-        let fail = |e| store.fail(e);
-        let context = &self.context;
-        let writer = Writer::new(
-            store.connection(),
-            context.scan_id,
-            &context.now,
-            context.now_seconds,
-        );
-        // Hashed by the worker that made the row, where it could be.
-        self.groups.insert(
-            outcome
-                .group_hash
-                .unwrap_or_else(|| group_hash(&outcome.group_key)),
-        );
-        for failure in &outcome.failures {
-            writer
-                .push(Op::Failure {
-                    rule: &failure.rule,
+        recording.with_dependent(|store, statements| {
+            let fail = |e| store.fail(e);
+            let context = &self.context;
+            let writer = Writer::new(
+                store.connection(),
+                statements,
+                context.scan_id,
+                &context.now,
+                context.now_seconds,
+            );
+            // Hashed by the worker that made the row, where it could be.
+            self.groups.insert(
+                outcome
+                    .group_hash
+                    .unwrap_or_else(|| group_hash(&outcome.group_key)),
+            );
+            for failure in &outcome.failures {
+                writer
+                    .push(Op::Failure {
+                        rule: &failure.rule,
+                        group_key: &outcome.group_key,
+                    })
+                    .map_err(fail)?;
+            }
+            for (index, finding) in outcome.findings.iter().enumerate() {
+                let exemption = self.in_force.iter().find(|e| e.covers(finding));
+                let (shape, evidence, new_shape) = self.shapes.encode(&finding.evidence);
+                if let Some((id, keys)) = new_shape {
+                    writer.push(Op::Shape { id, keys }).map_err(fail)?;
+                }
+                let record = Record {
+                    finding,
                     group_key: &outcome.group_key,
-                })
+                    // Hashed by the worker that made the row, where it could be.
+                    key_hash: outcome
+                        .key_hashes
+                        .get(index)
+                        .copied()
+                        .unwrap_or_else(|| key_hash(&finding.key)),
+                    shape,
+                    evidence,
+                    exemption,
+                };
+                let content = content_hash(&Content {
+                    finding,
+                    group_key: record.group_key,
+                    shape,
+                    evidence,
+                    exemption: exemption.map(|e| (e.origin.as_str(), e.reason.as_str())),
+                });
+                let status = record_finding(
+                    context,
+                    &mut Tracking {
+                        seen: &mut self.seen,
+                        known: &mut self.known,
+                        new_hashes: &mut self.new_hashes,
+                        writer: &writer,
+                        store,
+                    },
+                    &record,
+                    content,
+                )
                 .map_err(fail)?;
-        }
-        self.statuses.clear();
-        for (index, finding) in outcome.findings.iter().enumerate() {
-            let exemption = self.in_force.iter().find(|e| e.covers(finding));
-            let (shape, evidence, new_shape) = self.shapes.encode(&finding.evidence);
-            if let Some((id, keys)) = new_shape {
-                writer.push(Op::Shape { id, keys }).map_err(fail)?;
+                if let Some(status) = status.counted {
+                    tally(&mut self.tally, &finding.rule, status, 1);
+                }
+                self.statuses.push(status.status);
             }
-            let record = Record {
-                finding,
-                group_key: &outcome.group_key,
-                // Hashed by the worker that made the row, where it could be.
-                key_hash: outcome
-                    .key_hashes
-                    .get(index)
-                    .copied()
-                    .unwrap_or_else(|| key_hash(&finding.key)),
-                shape,
-                evidence,
-                exemption,
-            };
-            let content = content_hash(&Content {
-                finding,
-                group_key: record.group_key,
-                shape,
-                evidence,
-                exemption: exemption.map(|e| (e.origin.as_str(), e.reason.as_str())),
-            });
-            let status = record_finding(
-                context,
-                &mut Tracking {
-                    seen: &mut self.seen,
-                    known: &mut self.known,
-                    new_hashes: &mut self.new_hashes,
-                    writer: &writer,
-                    store,
-                },
-                &record,
-                content,
-            )
-            .map_err(fail)?;
-            if let Some(status) = status.counted {
-                tally(&mut self.tally, &finding.rule, status, 1);
-            }
-            self.statuses.push(status.status);
-        }
+            Ok::<(), StateError>(())
+        })?;
         Ok(&self.statuses)
     }
 
@@ -323,7 +344,8 @@ impl ScanRecorder {
                 let store = self
                     .store
                     .take()
-                    .expect("a recorder holds its store until finished");
+                    .expect("a recorder holds its store until finished")
+                    .into_owner();
                 Ok(PendingScan {
                     store: Some(store),
                     changes,
@@ -354,7 +376,7 @@ impl ScanRecorder {
     }
 
     fn record_failure(&mut self, outcome: &str, message: &str) {
-        let Some(store) = self.store.take() else {
+        let Some(store) = self.store.take().map(Recording::into_owner) else {
             return;
         };
         store.rollback();
@@ -375,7 +397,8 @@ impl ScanRecorder {
         let store = self
             .store
             .as_ref()
-            .expect("a recorder holds its store until finished");
+            .expect("a recorder holds its store until finished")
+            .borrow_owner();
         let refresh_date = summary.stats.refresh_date();
         if let Some(date) = &refresh_date {
             self.check_refresh_date(date)?;
@@ -528,7 +551,7 @@ impl ScanRecorder {
 
 impl Drop for ScanRecorder {
     fn drop(&mut self) {
-        if let Some(store) = self.store.take() {
+        if let Some(store) = self.store.take().map(Recording::into_owner) {
             store.rollback();
         }
     }
@@ -636,15 +659,15 @@ pub(super) fn shown_status(
 const WRITE_BACK_FINDINGS: usize = 32_768;
 
 /// What recording a row's findings changes besides the database.
-struct Tracking<'a> {
+struct Tracking<'a, 'c> {
     seen: &'a mut Seen,
     known: &'a mut Known,
     new_hashes: &'a mut Vec<i64>,
-    writer: &'a Writer<'a>,
+    writer: &'a Writer<'a, 'c>,
     store: &'a Store,
 }
 
-impl Tracking<'_> {
+impl Tracking<'_, '_> {
     /// Rewrites a known finding's row as `record` has it (and its status,
     /// when `status` says), and remembers its new content hash.
     fn rewrite(
@@ -675,7 +698,7 @@ struct Recorded {
 /// gives it a status, and has only what changed written.
 fn record_finding(
     context: &ScanContext,
-    tracking: &mut Tracking<'_>,
+    tracking: &mut Tracking<'_, '_>,
     record: &Record<'_>,
     content: u64,
 ) -> rusqlite::Result<Recorded> {
@@ -783,7 +806,7 @@ impl Seen {
     /// database are not marked: they are the rows this scan added.
     fn note(
         &mut self,
-        writer: &Writer<'_>,
+        writer: &Writer<'_, '_>,
         id: i64,
         record: &Record<'_>,
         prior: Option<Prior>,
