@@ -82,6 +82,10 @@ pub struct RowOutcome {
     /// made by the worker for a scan that tracks every group (empty: not
     /// made).
     pub key_hashes: Vec<i64>,
+    /// Each finding's content hash as far as the finding goes
+    /// ([`content_hasher`](super::finding::content_hasher)), in order,
+    /// made with `key_hashes` (empty: not made).
+    pub content_hashers: Vec<super::finding::ContentHasher>,
     /// Where the findings are, rendered without status, in the chunk's
     /// [`Evaluator::take_prerendered`] bytes (see
     /// [`Evaluator::set_prerender`]).
@@ -416,6 +420,11 @@ impl<'a> Evaluator<'a> {
                         .findings
                         .iter()
                         .map(|finding| super::finding::key_hash(&finding.key))
+                        .collect();
+                    outcome.content_hashers = outcome
+                        .findings
+                        .iter()
+                        .map(|finding| super::finding::content_hasher(finding, &outcome.group_key))
                         .collect();
                 }
                 out.push(ChunkItem::Row(outcome));

@@ -549,6 +549,7 @@ impl NameKeys {
         renamed.group_key = group_key;
         renamed.group_hash = None;
         renamed.key_hashes.clear();
+        renamed.content_hashers.clear();
         Some(renamed)
     }
 

@@ -10,7 +10,7 @@
 //! JSON array, the names once per shape in `evidence_shapes`) and the
 //! content hash a scan compares ([`content_hash`]).
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use rusqlite::{Connection, params};
@@ -18,7 +18,7 @@ use rusqlite::{Connection, params};
 use super::changes::Status;
 use super::lifecycle::shown_status;
 use super::schema::key_hash;
-use crate::engine::finding::{EvidenceMap, Finding};
+use crate::engine::finding::{ContentHasher, EvidenceMap, Finding, content_hasher, hash_text};
 
 /// A stored finding as a scan needs it (22 bytes, packed: a million
 /// findings are 22 MB, not 24).
@@ -439,6 +439,9 @@ fn push_json(buffer: &mut String, value: &crate::engine::finding::Evidence) {
 pub(super) struct Content<'a> {
     pub(super) finding: &'a Finding,
     pub(super) group_key: &'a str,
+    /// The hash begun with the finding's own fields by the worker that
+    /// made it ([`content_hasher`]); `None`: begun here.
+    pub(super) begun: Option<&'a ContentHasher>,
     pub(super) shape: Option<i64>,
     pub(super) evidence: &'a str,
     pub(super) exemption: Option<(&'a str, &'a str)>,
@@ -449,29 +452,15 @@ pub(super) struct Content<'a> {
 /// it is the same in every run; a different hash after an upgrade only
 /// costs one rewrite of each finding.
 pub(super) fn content_hash(content: &Content<'_>) -> u64 {
-    let mut hasher = foldhash::quality::FixedState::with_seed(0x6772_6f75_7077_6172).build_hasher();
-    let finding = content.finding;
-    let mut text = |value: Option<&str>| match value {
-        Some(value) => {
-            hasher.write_u8(1);
-            hasher.write(value.as_bytes());
-            hasher.write_u8(0xff);
-        }
-        None => hasher.write_u8(0),
+    let mut hasher = match content.begun {
+        Some(begun) => begun.clone(),
+        None => content_hasher(content.finding, content.group_key),
     };
-    text(Some(&finding.key));
-    text(Some(&finding.rule));
-    text(Some(content.group_key));
-    text(finding.group_id.as_deref());
-    text(finding.group_name.as_deref());
-    text(finding.owner.as_deref());
-    text(Some(finding.severity.as_str()));
-    text(Some(&finding.message));
-    text(Some(content.evidence));
-    text(content.exemption.map(|(origin, _)| origin));
-    text(content.exemption.map(|(_, reason)| reason));
-    hasher.write_i64(content.shape.unwrap_or(-1));
-    hasher.finish()
+    hash_text(&mut hasher, Some(content.evidence));
+    hash_text(&mut hasher, content.exemption.map(|(origin, _)| origin));
+    hash_text(&mut hasher, content.exemption.map(|(_, reason)| reason));
+    hasher.0.write_i64(content.shape.unwrap_or(-1));
+    hasher.0.finish()
 }
 
 #[cfg(test)]
@@ -486,6 +475,58 @@ mod tests {
                 .map(|n| (Arc::from(*n), Evidence::Int(1)))
                 .collect(),
         )
+    }
+
+    /// The hash a worker begins and the store finishes is the hash the
+    /// store makes alone, for every field present or absent.
+    #[test]
+    fn a_content_hash_begun_on_a_worker_is_the_same() {
+        let mut finding = Finding {
+            rule: Arc::from("r"),
+            severity: crate::engine::finding::Severity::High,
+            key: "r:g".into(),
+            group_id: Some("g".into()),
+            group_name: Some("Name \"x\"".into()),
+            owner: None,
+            message: "m".into(),
+            line: Some(2),
+            evidence: EvidenceMap::default(),
+        };
+        for step in 0..3 {
+            if step == 1 {
+                finding.owner = Some("o@x".into());
+                finding.group_name = None;
+            }
+            if step == 2 {
+                finding.group_id = None;
+            }
+            for exemption in [None, Some(("cli", "why"))] {
+                let begun = content_hasher(&finding, "g");
+                let content = |begun| Content {
+                    finding: &finding,
+                    group_key: "g",
+                    begun,
+                    shape: Some(3),
+                    evidence: "[1]",
+                    exemption,
+                };
+                assert_eq!(
+                    content_hash(&content(Some(&begun))),
+                    content_hash(&content(None))
+                );
+            }
+        }
+        let one = |group_key| {
+            content_hash(&Content {
+                finding: &finding,
+                group_key,
+                begun: None,
+                shape: None,
+                evidence: "{}",
+                exemption: None,
+            })
+        };
+        assert_ne!(one("g"), one("h"));
     }
 
     #[test]

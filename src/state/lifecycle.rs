@@ -309,6 +309,8 @@ impl ScanRecorder {
                 let content = content_hash(&Content {
                     finding,
                     group_key: record.group_key,
+                    // Begun by the worker that made the row, where it could be.
+                    begun: outcome.content_hashers.get(index),
                     shape,
                     evidence,
                     exemption: exemption.map(|e| (e.origin.as_str(), e.reason.as_str())),

@@ -1092,9 +1092,7 @@ fn row(line: u64, group: &str, rules: &[&str]) -> RowOutcome {
             })
             .collect(),
         failures: Vec::new(),
-        group_hash: None,
-        key_hashes: Vec::new(),
-        prerendered: None,
+        ..RowOutcome::default()
     }
 }
 
