@@ -448,6 +448,11 @@ struct Tally {
     /// Each rule's place in `summary.per_rule`, looked up for every
     /// finding a stateful scan hands over: foldhash, not SipHash.
     rule_index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
+    /// The same, by the rule names the findings carry (each worker has its
+    /// own copies), told apart by address: no hash of the name for every
+    /// finding. The names are held here, so no address is reused for
+    /// another name while it is in the list.
+    by_address: Vec<(Arc<str>, usize)>,
     strict: bool,
     /// Rows and rows/s on a terminal, once the scan has run a second.
     progress: crate::progress::ScanProgress,
@@ -475,9 +480,23 @@ impl Tally {
                 ..Default::default()
             },
             rule_index,
+            by_address: Vec::new(),
             strict,
             progress: crate::progress::ScanProgress::start(),
         }
+    }
+
+    /// The place of `rule` in `summary.per_rule`.
+    fn rule_slot(&mut self, rule: &Arc<str>) -> Option<usize> {
+        if let Some(&(_, i)) = self.by_address.iter().find(|(r, _)| Arc::ptr_eq(r, rule)) {
+            return Some(i);
+        }
+        let i = *self.rule_index.get(rule)?;
+        // Bounded: a list of a few names per worker, not one per finding.
+        if self.by_address.len() < 64 {
+            self.by_address.push((Arc::clone(rule), i));
+        }
+        Some(i)
     }
 
     /// Delivers one chunk; true when the scan should stop.
@@ -504,13 +523,13 @@ impl Tally {
                 ChunkItem::Row(outcome) => {
                     for finding in &outcome.findings {
                         self.summary.findings += 1;
-                        if let Some(&i) = self.rule_index.get(&finding.rule) {
+                        if let Some(i) = self.rule_slot(&finding.rule) {
                             self.summary.per_rule[i].1.findings += 1;
                         }
                     }
                     for failure in &outcome.failures {
                         self.summary.rule_errors += 1;
-                        if let Some(&i) = self.rule_index.get(&failure.rule) {
+                        if let Some(i) = self.rule_slot(&failure.rule) {
                             self.summary.per_rule[i].1.errors += 1;
                         }
                     }

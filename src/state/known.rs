@@ -338,6 +338,11 @@ pub(super) struct Shapes {
     stored: std::collections::HashMap<String, i64>,
     /// Shapes met in this scan, with their ids.
     known: Vec<(Vec<Arc<str>>, i64)>,
+    /// Shapes of `known` as other threads' findings name them (each
+    /// worker has its own copies of a rule's names), found by address:
+    /// the names are not compared as text for every finding. The names
+    /// are held here, so no address is reused while it is in the list.
+    aliases: Vec<(Vec<Arc<str>>, i64)>,
     next_id: i64,
     buffer: String,
 }
@@ -371,16 +376,35 @@ impl Shapes {
         evidence: &EvidenceMap,
     ) -> (Option<i64>, &str, Option<(i64, String)>) {
         let names = &evidence.0;
-        let found = self.known.iter().find(|(shape, _)| {
+        let same = |shape: &[Arc<str>], by_address: bool| {
             shape.len() == names.len()
                 && shape
                     .iter()
                     .zip(names)
-                    .all(|(a, (b, _))| Arc::ptr_eq(a, b) || a == b)
-        });
+                    .all(|(a, (b, _))| Arc::ptr_eq(a, b) || (!by_address && a == b))
+        };
+        let by_address = |list: &[(Vec<Arc<str>>, i64)]| {
+            list.iter()
+                .find(|(shape, _)| same(shape, true))
+                .map(|(_, id)| *id)
+        };
+        let mut found = by_address(&self.known).or_else(|| by_address(&self.aliases));
+        if found.is_none() {
+            found = self
+                .known
+                .iter()
+                .find(|(shape, _)| same(shape, false))
+                .map(|(_, id)| *id);
+            if let Some(id) = found
+                && self.aliases.len() < Self::MAX_SHAPES
+            {
+                self.aliases
+                    .push((names.iter().map(|(name, _)| Arc::clone(name)).collect(), id));
+            }
+        }
         let mut new = None;
         let shape = match found {
-            Some((_, id)) => *id,
+            Some(id) => id,
             None if self.known.len() >= Self::MAX_SHAPES => {
                 self.buffer.clear();
                 self.buffer
