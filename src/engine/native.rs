@@ -440,13 +440,10 @@ impl<'a> Cx<'a, '_> {
                     // stores stalled).
                     Node::Prop(prop) => {
                         let row = self.row;
-                        let local = &mut self.locals[*slot];
-                        // The old value dropped only if it holds memory: a
-                        // drop call per `let` was 1% of a scan.
-                        if !local.owns_nothing() {
-                            *local = Value::Unit;
-                        }
-                        std::mem::forget(std::mem::replace(local, prop.value(row)));
+                        // Through `set`: the old value is dropped only if
+                        // it holds memory (a drop call per `let` was 1% of
+                        // a scan).
+                        set(&mut self.locals[*slot], prop.value(row));
                     }
                     node => {
                         let value = self.eval(node)?;

@@ -190,7 +190,9 @@ impl RowData {
                 }
             }
         }
-        // The last field of a CRLF line ends in its `\r`.
+        // The last field of a CRLF line ends in its `\r`. (The same four
+        // lines as the loop's: one closure serving both, returning a
+        // `Result` per field, cost 7% more instructions for the whole scan.)
         let raw = &bytes[start..last_end];
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let position = ends.len();
